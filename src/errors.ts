@@ -1,0 +1,129 @@
+/**
+ * Every error pgsplit reports to a client or an operator is built here, so that codes stay stable and
+ * messages keep to one style: say what went wrong, name the config key or input that caused it, and say
+ * what to do instead. Secrets (passwords, query parameters) never go into a message.
+ */
+
+/** SQLSTATE codes pgsplit itself emits. Names follow PostgreSQL's errcodes.txt. */
+export const SqlState = {
+  protocolViolation: '08P01',
+  connectionFailure: '08006',
+  connectionException: '08000',
+  sqlclientUnableToEstablishSqlconnection: '08001',
+  invalidAuthorizationSpecification: '28000',
+  invalidPassword: '28P01',
+  featureNotSupported: '0A000',
+  programLimitExceeded: '54000',
+  tooManyConnections: '53300',
+  invalidParameterValue: '22023',
+  undefinedObject: '42704',
+  syntaxError: '42601',
+  adminShutdown: '57P01',
+  cannotConnectNow: '57P03',
+  queryCanceled: '57014',
+  readOnlySqlTransaction: '25006',
+  internalError: 'XX000',
+} as const;
+
+export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState];
+
+/** Stable pgsplit error codes, for logs and tests; each maps to one SQLSTATE. */
+export type PgsplitErrorCode =
+  | 'CONFIG_INVALID'
+  | 'STARTUP_INVALID'
+  | 'PROTOCOL_UNSUPPORTED'
+  | 'MESSAGE_TOO_LARGE'
+  | 'MESSAGE_INVALID'
+  | 'AUTH_FAILED'
+  | 'AUTH_UNSUPPORTED'
+  | 'SERVER_UNAVAILABLE'
+  | 'SERVER_LOST'
+  | 'SETTING_INVALID'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+/** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
+export class PgsplitError extends Error {
+  readonly code: PgsplitErrorCode;
+  readonly sqlState: string;
+  readonly severity: 'ERROR' | 'FATAL';
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(
+    code: PgsplitErrorCode,
+    sqlState: string,
+    message: string,
+    opts: { severity?: 'ERROR' | 'FATAL'; detail?: string; hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'PgsplitError';
+    this.code = code;
+    this.sqlState = sqlState;
+    this.severity = opts.severity ?? 'ERROR';
+    this.detail = opts.detail;
+    this.hint = opts.hint;
+  }
+}
+
+/** A configuration problem: names the key (dotted path) and what to write instead. */
+export class ConfigError extends Error {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super(`config ${key}: ${message}`);
+    this.name = 'ConfigError';
+    this.key = key;
+  }
+}
+
+export const errors = {
+  startupTooShort: (len: number) =>
+    new PgsplitError('STARTUP_INVALID', SqlState.protocolViolation,
+      `invalid length of startup packet (${len} bytes); the client must begin with a PostgreSQL StartupMessage`,
+      { severity: 'FATAL' }),
+  startupNotPostgres: () =>
+    new PgsplitError('STARTUP_INVALID', SqlState.protocolViolation,
+      'invalid startup packet: this is a PostgreSQL server (pgsplit); connect with a PostgreSQL client such as psql or libpq',
+      { severity: 'FATAL' }),
+  unsupportedProtocol: (major: number, minor: number) =>
+    new PgsplitError('PROTOCOL_UNSUPPORTED', SqlState.featureNotSupported,
+      `unsupported frontend protocol ${major}.${minor}: pgsplit supports protocol 3.0; upgrade the client library`,
+      { severity: 'FATAL' }),
+  startupMissingUser: () =>
+    new PgsplitError('STARTUP_INVALID', SqlState.invalidAuthorizationSpecification,
+      'no PostgreSQL user name specified in startup packet; set user= in the connection string',
+      { severity: 'FATAL' }),
+  messageTooLarge: (type: string, len: number, limit: number) =>
+    new PgsplitError('MESSAGE_TOO_LARGE', SqlState.programLimitExceeded,
+      `message of type '${type}' is ${len} bytes, over the limit of ${limit} bytes set by limits.max_message_size; ` +
+      'send smaller statements or raise limits.max_message_size',
+      { severity: 'FATAL' }),
+  invalidMessageLength: (type: string, len: number) =>
+    new PgsplitError('MESSAGE_INVALID', SqlState.protocolViolation,
+      `invalid message length ${len} for message of type '${type}'`, { severity: 'FATAL' }),
+  unexpectedMessage: (type: string, during: string) =>
+    new PgsplitError('MESSAGE_INVALID', SqlState.protocolViolation,
+      `unexpected message type '${type}' ${during}`, { severity: 'FATAL' }),
+  passwordFailed: (user: string) =>
+    new PgsplitError('AUTH_FAILED', SqlState.invalidPassword,
+      `password authentication failed for user "${user}"`, { severity: 'FATAL' }),
+  authProtocol: (why: string) =>
+    new PgsplitError('AUTH_FAILED', SqlState.protocolViolation,
+      `authentication failed: ${why}`, { severity: 'FATAL' }),
+  serverUnavailable: (node: string, why: string) =>
+    new PgsplitError('SERVER_UNAVAILABLE', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit could not connect to ${node}: ${why}`,
+      { hint: 'check that the server is running and that its URL (primary / replicas in the config) is right' }),
+  serverLost: (node: string, why: string) =>
+    new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
+      `connection to ${node} was lost while running the statement: ${why}; the statement may or may not have run`,
+      { severity: 'FATAL' }),
+  settingInvalid: (name: string, value: string, allowed: string) =>
+    new PgsplitError('SETTING_INVALID', SqlState.invalidParameterValue,
+      `invalid value for parameter "${name}": "${value}"`, { hint: `Allowed values: ${allowed}.` }),
+  shuttingDown: () =>
+    new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
+      'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),
+  internal: (why: string) =>
+    new PgsplitError('INTERNAL', SqlState.internalError, `pgsplit internal error: ${why}`, { severity: 'FATAL' }),
+};
