@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The compiled entry point; `npm install` builds dist/ through the prepare script.
+import { main } from '../dist/src/cli/main.js';
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== null) process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`pgsplit: ${err && err.stack ? err.stack : err}\n`);
+    process.exitCode = 1;
+  },
+);

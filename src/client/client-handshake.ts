@@ -1,0 +1,227 @@
+import type net from 'node:net';
+import crypto from 'node:crypto';
+import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import {
+  CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, Frontend, typeChar,
+} from '../codec/message-types.js';
+import {
+  authenticationMd5, authenticationOk, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal,
+  errorFor, sslRefused,
+} from '../codec/backend-messages.js';
+import { readCString, readStartupParams } from '../codec/message-fields.js';
+import { md5Verify } from '../auth/md5.js';
+import { ScramError, ScramServerSession, parseScramVerifier } from '../auth/scram.js';
+import { PgsplitError, SqlState, errors } from '../errors.js';
+import type { AuthMethod, UserEntry } from '../config/config.js';
+
+/** What a client that passed startup and authentication asked for. */
+export interface StartupResult {
+  kind: 'startup';
+  user: string;
+  database: string;
+  /** All startup parameters as sent (user, database, application_name, options, ...). */
+  params: Record<string, string>;
+  /** Bytes the client sent after its last handshake message, to be read by the session. */
+  leftover: Buffer | null;
+}
+
+/** A CancelRequest: the connection carries nothing else and is closed. */
+export interface CancelResult {
+  kind: 'cancel';
+  pid: number;
+  secret: number;
+}
+
+export interface HandshakeOptions {
+  users: readonly UserEntry[];
+  method: AuthMethod;
+  maxMessageSize: number;
+  timeoutMs: number;
+}
+
+/**
+ * The client-facing side of connection setup: SSL/GSS negotiation (refused with 'N' until TLS lands),
+ * StartupMessage 3.0 (3.x negotiated down, anything else refused), CancelRequest, and authentication
+ * with SCRAM-SHA-256 or md5 against the configured users, or trust in development mode (no users).
+ * On failure it writes the ErrorResponse, closes the socket and rejects.
+ */
+export class ClientHandshake {
+  private readonly socket: net.Socket;
+  private readonly opts: HandshakeOptions;
+  private readonly reader: FrameReader;
+  private queue: Frame[] = [];
+  private waiter: ((f: Frame | Error) => void) | null = null;
+  private failure: Error | null = null;
+
+  constructor(socket: net.Socket, opts: HandshakeOptions) {
+    this.socket = socket;
+    this.opts = opts;
+    // A startup-phase packet is at most 10000 bytes (as in PostgreSQL); auth messages are small too.
+    this.reader = new FrameReader({ maxMessageSize: Math.min(opts.maxMessageSize, 65536), startupPhase: true });
+  }
+
+  async run(): Promise<StartupResult | CancelResult> {
+    const onData = (chunk: Buffer) => this.onData(chunk);
+    const onEnd = () => this.deliver(new Error('client closed the connection during startup'));
+    this.socket.on('data', onData);
+    this.socket.on('end', onEnd);
+    this.socket.on('close', onEnd);
+    const timer = setTimeout(() => {
+      this.deliver(new PgsplitError('STARTUP_INVALID', SqlState.queryCanceled,
+        `canceling authentication due to timeout: startup and authentication must finish within ${this.opts.timeoutMs} ms (limits.startup_timeout)`,
+        { severity: 'FATAL' }));
+    }, this.opts.timeoutMs);
+    try {
+      const result = await this.negotiate();
+      if (result.kind === 'startup') result.leftover = this.reader.drain();
+      return result;
+    } catch (e) {
+      if (e instanceof PgsplitError && !this.socket.destroyed) this.socket.end(errorFor(e));
+      else this.socket.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.socket.removeListener('data', onData);
+      this.socket.removeListener('end', onEnd);
+      this.socket.removeListener('close', onEnd);
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.failure) return;
+    try {
+      for (const f of this.reader.push(chunk)) this.deliver(f);
+    } catch (e) {
+      this.deliver(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private deliver(item: Frame | Error): void {
+    if (item instanceof Error) {
+      if (this.failure) return;
+      this.failure = item;
+    }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(item);
+    } else if (!(item instanceof Error)) {
+      this.queue.push(item);
+    }
+  }
+
+  private next(): Promise<Frame> {
+    const f = this.queue.shift();
+    if (f) return Promise.resolve(f);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiter = (item) => (item instanceof Error ? reject(item) : resolve(item));
+    });
+  }
+
+  /** Reads startup-phase packets until a StartupMessage or CancelRequest. */
+  private async negotiate(): Promise<StartupResult | CancelResult> {
+    for (;;) {
+      const f = await this.next();
+      const code = f.payload.readInt32BE(0);
+      if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+        if (f.payload.length !== 4) throw errors.startupNotPostgres();
+        // TLS and GSS encryption are not offered yet: 'N' tells the client to go on in plain text.
+        this.socket.write(sslRefused());
+        this.continueStartup();
+        continue;
+      }
+      if (code === CANCEL_REQUEST_CODE) {
+        if (f.payload.length !== 12) throw errors.startupNotPostgres();
+        return { kind: 'cancel', pid: f.payload.readInt32BE(4), secret: f.payload.readInt32BE(8) };
+      }
+      const major = code >>> 16;
+      const minor = code & 0xffff;
+      if (major !== 3) {
+        if (major > 0 && major < 3) throw errors.unsupportedProtocol(major, minor);
+        throw errors.startupNotPostgres();
+      }
+      const params = readStartupParams(f.payload, 4);
+      if (!params) throw errors.startupNotPostgres();
+      if (minor !== 0 || Object.keys(params).some((k) => k.startsWith('_pq_.'))) {
+        this.socket.write(negotiateProtocolVersion(Object.keys(params).filter((k) => k.startsWith('_pq_.'))));
+        for (const k of Object.keys(params)) if (k.startsWith('_pq_.')) delete params[k];
+      }
+      const user = params.user;
+      if (!user) throw errors.startupMissingUser();
+      params.database = params.database || user;
+      this.reader.startupPhase = false;
+      await this.authenticate(user);
+      return { kind: 'startup', user, database: params.database, params, leftover: null };
+    }
+  }
+
+  /** The reader stops after each startup-phase packet; re-feed what it held back. */
+  private continueStartup(): void {
+    const rest = this.reader.drain();
+    if (rest) this.onData(rest);
+  }
+
+  private async authenticate(user: string): Promise<void> {
+    this.continueStartup();
+    const users = this.opts.users;
+    if (users.length === 0) {
+      this.socket.write(authenticationOk());
+      return;
+    }
+    const entry = users.find((u) => u.name === user);
+    const secret = entry?.password ?? null;
+    const isVerifier = secret !== null && parseScramVerifier(secret) !== null;
+    const isMd5Hash = secret !== null && /^md5[0-9a-f]{32}$/.test(secret);
+    // A stored verifier can only do SCRAM and a stored md5 hash only md5, whatever auth.method says.
+    const useScram = isVerifier || (!isMd5Hash && this.opts.method === 'scram-sha-256');
+    if (useScram) await this.scram(user, secret);
+    else await this.md5(user, secret);
+    this.socket.write(authenticationOk());
+  }
+
+  private async passwordMessage(): Promise<Buffer> {
+    const f = await this.next();
+    if (f.type !== Frontend.Password) throw errors.unexpectedMessage(typeChar(f.type), 'during authentication; expected a password message');
+    return f.payload;
+  }
+
+  private async md5(user: string, secret: string | null): Promise<void> {
+    const salt = crypto.randomBytes(4);
+    this.socket.write(authenticationMd5(salt));
+    const p = await this.passwordMessage();
+    const s = readCString(p, 0);
+    if (!s || !md5Verify(user, secret, salt, s[0])) throw errors.passwordFailed(user);
+  }
+
+  private async scram(user: string, secret: string | null): Promise<void> {
+    const session = new ScramServerSession(secret);
+    this.socket.write(authenticationSasl(session.mechanisms()));
+    try {
+      const init = await this.passwordMessage();
+      const mech = readCString(init, 0);
+      if (!mech || init.length < mech[1] + 4) throw errors.authProtocol('malformed SASLInitialResponse');
+      const len = init.readInt32BE(mech[1]);
+      const clientFirst = init.toString('utf8', mech[1] + 4, len < 0 ? mech[1] + 4 : mech[1] + 4 + len);
+      this.socket.write(authenticationSaslContinue(session.handleClientFirst(mech[0], clientFirst)));
+      const fin = await this.passwordMessage();
+      const r = session.handleClientFinal(fin.toString('utf8'));
+      if (!r.ok) throw errors.passwordFailed(user);
+      this.socket.write(authenticationSaslFinal(r.serverFinal));
+    } catch (e) {
+      if (e instanceof ScramError) throw errors.authProtocol(e.message);
+      throw e;
+    }
+  }
+}
+
+function negotiateProtocolVersion(unrecognized: string[]): Buffer {
+  const names = Buffer.concat(unrecognized.map((n) => Buffer.from(n + '\0', 'utf8')));
+  const out = Buffer.alloc(5 + 8 + names.length);
+  out[0] = 0x76;
+  out.writeInt32BE(4 + 8 + names.length, 1);
+  out.writeInt32BE(0x30000, 5);
+  out.writeInt32BE(unrecognized.length, 9);
+  names.copy(out, 13);
+  return out;
+}

@@ -1,0 +1,335 @@
+/**
+ * Command-line parsing for the pgsplit binary. Pure: takes argv (without node and the script), returns
+ * what to do, or throws an Error whose message names the offending argument and ends with
+ * "run pgsplit --help". Config values given as flags are validated later by loadConfig().
+ */
+import { maskUrl } from './config.js';
+import type { ConfigOverrides } from './load-config.js';
+
+export type CliCommand =
+  | { command: 'run'; configFile?: string; overrides: ConfigOverrides }
+  | { command: 'demo'; duration?: number /* seconds */; replicas: number; listen?: string }
+  | { command: 'check-config'; configFile: string }
+  | { command: 'explain'; json: boolean; sql: string }
+  | { command: 'help' }
+  | { command: 'version' };
+
+export const DEMO_DEFAULT_REPLICAS = 2;
+export const DEMO_MAX_REPLICAS = 16;
+
+export const HELP_TEXT = `pgsplit - a PostgreSQL proxy that sends tagged read-only traffic to read replicas
+
+USAGE
+  pgsplit [run] [--config FILE] [FLAGS]   start the proxy
+  pgsplit demo [--duration SECONDS] [--replicas N] [--listen HOST:PORT]
+                                          run a self-contained demo: a simulated primary and
+                                          N replicas behind pgsplit
+  pgsplit check-config FILE               validate a config file and report any problem
+  pgsplit explain [--json] 'SQL'          show how a statement would be classified and routed
+  pgsplit help | -h | --help              show this text
+  pgsplit version | -V | --version        print the version
+
+FLAGS FOR RUN (flags override the config file; --flag=value works too)
+  --config FILE                  YAML config file (see CONFIG FILE below)
+  --listen HOST:PORT             where clients connect (default 127.0.0.1:6432)
+  --primary URL                  the primary server, postgres://USER:PASSWORD@HOST:PORT/DATABASE
+  --replica URL                  a read replica; repeat for several (replaces the file's replicas:)
+  --metrics-listen HOST:PORT     serve Prometheus metrics on HOST:PORT (default off)
+  --log-level LEVEL              trace, debug, info, warn, error, fatal or silent (default info)
+  --tag-application-name PATTERN tag sessions whose application_name matches PATTERN (* and ?
+                                 wildcards) for replicas; repeat for several (replaces the file's list)
+
+DEMO FLAGS
+  --duration SECONDS             stop after this many seconds (default: run until Ctrl-C)
+  --replicas N                   number of simulated replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
+  --listen HOST:PORT             where the demo proxy listens (default 127.0.0.1:6432)
+
+EXPLAIN FLAGS
+  --json                         print the result as JSON
+
+HOW ROUTING WORKS
+  Everything goes to the primary unless a session is tagged for replicas. Even in a tagged session,
+  only statements pgsplit can prove read-only (plain SELECT, SHOW, ...) outside an explicit write
+  transaction go to a replica; writes, DDL, locking reads and anything uncertain go to the primary.
+  A client tags its session in any of these ways:
+    SET pgsplit.route = 'replica';                       from SQL, for the rest of the session
+    PGOPTIONS='-c pgsplit.route=replica' psql ...        at connect time (libpq options)
+    application_name matching routing.application_names  e.g. application_name=reporting-daily
+    /* pgsplit:route=replica */ SELECT ...               hint comment on a single statement
+
+CONFIG FILE (YAML; every key is optional except primary)
+  listen: "127.0.0.1:6432"             # HOST:PORT; quote IPv6: "[::1]:6432"
+  primary: postgres://app:secret@db-primary:5432/app
+  replicas:                            # URL strings, or mappings with url, name, weight
+    - postgres://app:secret@db-replica-1:5432/app
+    - url: postgres://app:secret@db-replica-2:5432/app
+      name: replica-east               # default replica1, replica2, ...
+      weight: 2                        # share of replica sessions (default 1)
+  users:                               # who may connect to pgsplit
+    - name: app
+      password: "change-me"            # plaintext, md5 hash, or SCRAM-SHA-256$... verifier
+  auth:
+    method: scram-sha-256              # or md5 (default scram-sha-256)
+  routing:
+    application_names: ["reporting-*", "metabase"]  # tag these sessions for replicas
+    default: primary                   # route of untagged sessions: primary or replica
+  limits:
+    max_message_size: 64MB             # bytes, or 512kB / 64MB / 1GB
+    max_client_connections: 1000
+    startup_timeout: 10s               # ms, or 500ms / 10s / 1min
+    connect_timeout: 5s                # connecting to servers
+  metrics:
+    listen: "127.0.0.1:9187"           # default off
+  log:
+    level: info
+
+  Server URLs accept postgres:// or postgresql://; the port defaults to 5432; percent-encode special
+  characters in passwords (@ as %40, / as %2F). The only query parameter allowed is sslmode=disable,
+  prefer or allow (TLS to servers comes later). String values may use \${ENV_VAR} or
+  \${ENV_VAR:-default} to keep secrets out of the file; write $\${...} for a literal \${...}.
+
+DEVELOPMENT MODE
+  With no users: configured, pgsplit runs in development mode: it trusts every client (no password)
+  and therefore only listens on a loopback address (127.0.0.1, ::1, localhost). Configure users:
+  before listening on any other address.
+
+EXAMPLES
+  pgsplit --primary postgres://app:secret@localhost:5432/app \\
+          --replica postgres://app:secret@localhost:5433/app --tag-application-name 'report*'
+  pgsplit --config /etc/pgsplit.yaml --log-level debug
+  pgsplit check-config /etc/pgsplit.yaml
+  pgsplit explain "SELECT * FROM orders WHERE id = 1"
+  pgsplit demo --duration 30
+`;
+
+const HELP_HINT = 'run pgsplit --help';
+const COMMANDS = ['run', 'demo', 'check-config', 'explain', 'help', 'version'] as const;
+
+type FlagKind = 'value' | 'multi' | 'bool';
+interface FlagSpec { kind: FlagKind; metavar?: string }
+
+const RUN_FLAGS: Record<string, FlagSpec> = {
+  '--config': { kind: 'value', metavar: 'FILE' },
+  '--listen': { kind: 'value', metavar: 'HOST:PORT' },
+  '--primary': { kind: 'value', metavar: 'URL' },
+  '--replica': { kind: 'multi', metavar: 'URL' },
+  '--metrics-listen': { kind: 'value', metavar: 'HOST:PORT' },
+  '--log-level': { kind: 'value', metavar: 'LEVEL' },
+  '--tag-application-name': { kind: 'multi', metavar: 'PATTERN' },
+};
+const DEMO_FLAGS: Record<string, FlagSpec> = {
+  '--duration': { kind: 'value', metavar: 'SECONDS' },
+  '--replicas': { kind: 'value', metavar: 'N' },
+  '--listen': { kind: 'value', metavar: 'HOST:PORT' },
+};
+const CHECK_FLAGS: Record<string, FlagSpec> = { '--config': { kind: 'value', metavar: 'FILE' } };
+const EXPLAIN_FLAGS: Record<string, FlagSpec> = { '--json': { kind: 'bool' } };
+
+function levenshtein(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** An argument for an error message: secrets in URLs masked, shortened. */
+function shown(arg: string): string {
+  const m = maskUrl(arg);
+  return JSON.stringify(m.length > 60 ? `${m.slice(0, 57)}...` : m);
+}
+
+function looksLikeFlag(arg: string): boolean {
+  return /^--?[A-Za-z]/.test(arg);
+}
+
+interface Parsed {
+  values: Map<string, string[]>;
+  positionals: string[];
+}
+
+function parseFlags(args: string[], specs: Record<string, FlagSpec>, commandLabel: string): Parsed {
+  const values = new Map<string, string[]>();
+  const positionals: string[] = [];
+  const forCommand = commandLabel === '' ? '' : ` for pgsplit ${commandLabel}`;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!looksLikeFlag(arg)) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    const spec = specs[name];
+    if (spec === undefined) {
+      const near = name.startsWith('--') ? nearest(name, Object.keys(specs)) : undefined;
+      throw new Error(`unknown flag ${name}${forCommand}${near !== undefined ? ` (did you mean ${near}?)` : ''}; ${HELP_HINT}`);
+    }
+    let value: string;
+    if (spec.kind === 'bool') {
+      if (inline !== undefined) throw new Error(`${name} takes no value; write just ${name}; ${HELP_HINT}`);
+      value = 'true';
+    } else if (inline !== undefined) {
+      value = inline;
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || looksLikeFlag(next)) {
+        throw new Error(`${name} needs a value: ${name} ${spec.metavar ?? 'VALUE'}; ${HELP_HINT}`);
+      }
+      value = next;
+      i++;
+    }
+    if (spec.kind !== 'bool' && value === '') {
+      throw new Error(`${name} needs a non-empty value: ${name} ${spec.metavar ?? 'VALUE'}; ${HELP_HINT}`);
+    }
+    const list = values.get(name) ?? [];
+    if (spec.kind === 'value' && list.length > 0) {
+      const extra = name === '--primary' ? ' (use --replica URL for each replica)' : '';
+      throw new Error(`${name} is given more than once${extra}; give it once; ${HELP_HINT}`);
+    }
+    list.push(value);
+    values.set(name, list);
+  }
+  return { values, positionals };
+}
+
+function one(p: Parsed, flag: string): string | undefined {
+  return p.values.get(flag)?.[0];
+}
+
+function noPositionals(p: Parsed, usage: string): void {
+  const first = p.positionals[0];
+  if (first !== undefined) {
+    throw new Error(`unexpected argument ${shown(first)}; usage: ${usage}; ${HELP_HINT}`);
+  }
+}
+
+function checkHostPort(flag: string, value: string): void {
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}$/.test(value) || Number(value.slice(value.lastIndexOf(':') + 1)) > 65535) {
+    throw new Error(`${flag} ${shown(value)} is not HOST:PORT; write e.g. ${flag} 127.0.0.1:6432 or ${flag} "[::1]:6432"; ${HELP_HINT}`);
+  }
+}
+
+function parseRun(args: string[]): CliCommand {
+  const p = parseFlags(args, RUN_FLAGS, '');
+  noPositionals(p, 'pgsplit [run] [--config FILE] [--primary URL] [--replica URL ...]');
+  const overrides: ConfigOverrides = {};
+  const listen = one(p, '--listen');
+  if (listen !== undefined) overrides.listen = listen;
+  const primary = one(p, '--primary');
+  if (primary !== undefined) overrides.primary = primary;
+  const replicas = p.values.get('--replica');
+  if (replicas !== undefined) overrides.replicas = replicas;
+  const metricsListen = one(p, '--metrics-listen');
+  if (metricsListen !== undefined) overrides.metricsListen = metricsListen;
+  const logLevel = one(p, '--log-level');
+  if (logLevel !== undefined) overrides.logLevel = logLevel;
+  const names = p.values.get('--tag-application-name');
+  if (names !== undefined) overrides.applicationNames = names;
+  const configFile = one(p, '--config');
+  return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
+}
+
+function parseDemo(args: string[]): CliCommand {
+  const p = parseFlags(args, DEMO_FLAGS, 'demo');
+  noPositionals(p, 'pgsplit demo [--duration SECONDS] [--replicas N] [--listen HOST:PORT]');
+  const out: { command: 'demo'; duration?: number; replicas: number; listen?: string } = {
+    command: 'demo',
+    replicas: DEMO_DEFAULT_REPLICAS,
+  };
+  const duration = one(p, '--duration');
+  if (duration !== undefined) {
+    const n = /^\d+(\.\d+)?$/.test(duration) ? Number(duration) : NaN;
+    if (!(n > 0)) throw new Error(`--duration ${shown(duration)} is not a number of seconds; write e.g. --duration 30; ${HELP_HINT}`);
+    out.duration = n;
+  }
+  const replicas = one(p, '--replicas');
+  if (replicas !== undefined) {
+    const n = /^\d+$/.test(replicas) ? Number(replicas) : NaN;
+    if (!(n >= 0 && n <= DEMO_MAX_REPLICAS)) {
+      throw new Error(`--replicas ${shown(replicas)} is not a replica count; write a whole number from 0 to ${DEMO_MAX_REPLICAS}, e.g. --replicas 2; ${HELP_HINT}`);
+    }
+    out.replicas = n;
+  }
+  const listen = one(p, '--listen');
+  if (listen !== undefined) {
+    checkHostPort('--listen', listen);
+    out.listen = listen;
+  }
+  return out;
+}
+
+function parseCheckConfig(args: string[]): CliCommand {
+  const p = parseFlags(args, CHECK_FLAGS, 'check-config');
+  const flagFile = one(p, '--config');
+  const files = flagFile === undefined ? p.positionals : [flagFile, ...p.positionals];
+  const [file, extra] = files;
+  if (file === undefined) throw new Error(`check-config needs a file: pgsplit check-config FILE; ${HELP_HINT}`);
+  if (extra !== undefined) {
+    throw new Error(`unexpected argument ${shown(extra)}; check-config takes one file: pgsplit check-config FILE; ${HELP_HINT}`);
+  }
+  return { command: 'check-config', configFile: file };
+}
+
+function parseExplain(args: string[]): CliCommand {
+  const p = parseFlags(args, EXPLAIN_FLAGS, 'explain');
+  const sql = p.positionals.join(' ');
+  if (sql.trim() === '') {
+    throw new Error(`explain needs a SQL statement: pgsplit explain [--json] 'SELECT 1' (use -- before SQL that starts with -); ${HELP_HINT}`);
+  }
+  return { command: 'explain', json: p.values.has('--json'), sql };
+}
+
+/** Parse the command line (argv without node and the script). Throws Error on bad input. */
+export function parseCliArgs(argv: string[]): CliCommand {
+  const end = argv.indexOf('--');
+  const flagPart = end >= 0 ? argv.slice(0, end) : argv;
+  for (const arg of flagPart) {
+    if (arg === '-h' || arg === '--help') return { command: 'help' };
+    if (arg === '-V' || arg === '--version') return { command: 'version' };
+  }
+  const first = argv[0];
+  if (first === undefined || first === '--' || looksLikeFlag(first)) return parseRun(argv);
+  const rest = argv.slice(1);
+  switch (first) {
+    case 'run':
+      return parseRun(rest);
+    case 'demo':
+      return parseDemo(rest);
+    case 'check-config':
+      return parseCheckConfig(rest);
+    case 'explain':
+      return parseExplain(rest);
+    case 'help':
+      return { command: 'help' };
+    case 'version':
+      return { command: 'version' };
+    default: {
+      const near = nearest(first, COMMANDS);
+      throw new Error(`unknown command ${shown(first)}${near !== undefined ? ` (did you mean ${near}?)` : ''}; commands are ${COMMANDS.join(', ')}; ${HELP_HINT}`);
+    }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The configuration model of pgsplit: the resolved shape every other module reads, and its defaults.
+ *
+ * The YAML file uses snake_case keys (see HELP_TEXT in ../config/cli-args.ts and loadConfig in
+ * ./load-config.ts); this file holds the camelCase form after validation, with every default applied.
+ */
+
+/** One PostgreSQL server pgsplit forwards to. */
+export interface ServerEndpoint {
+  /** Stable name for logs and metrics: 'primary', 'replica1', 'replica2', ... unless given. */
+  name: string;
+  /** The URL exactly as configured. It may hold a password: log it only through maskUrl(). */
+  url: string;
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  /** Relative share of replica traffic (default 1; 0 = send no new sessions). */
+  weight: number;
+}
+
+/** A user allowed to log in to pgsplit (when no users are configured pgsplit runs in development mode). */
+export interface UserEntry {
+  name: string;
+  /** Plaintext, an 'md5…' hash (md5 of password+username) or a 'SCRAM-SHA-256$…' verifier. */
+  password: string;
+}
+
+export type AuthMethod = 'scram-sha-256' | 'md5';
+export type RouteTarget = 'primary' | 'replica';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface ListenAddress {
+  host: string;
+  /** 0 means "any free port" (useful in tests). */
+  port: number;
+}
+
+export interface PgsplitConfig {
+  /** Where pgsplit accepts clients; default 127.0.0.1:6432. */
+  listen: ListenAddress;
+  /** Required; name 'primary' unless given. */
+  primary: ServerEndpoint;
+  /** Default []; names 'replica1', 'replica2', ... unless given. */
+  replicas: ServerEndpoint[];
+  /** Default [] => development mode (trust every client, listen on loopback only). */
+  users: UserEntry[];
+  /** How clients authenticate to pgsplit; default scram-sha-256. */
+  auth: { method: AuthMethod };
+  routing: {
+    /** Glob patterns (* and ?) of application_name values whose sessions are tagged for replicas. */
+    applicationNames: string[];
+    /** Route of a session with no tag; default 'primary'. */
+    default: RouteTarget;
+  };
+  limits: {
+    /** Largest protocol message accepted, in bytes; default 64 MiB. */
+    maxMessageSize: number;
+    /** Default 1000. */
+    maxClientConnections: number;
+    /** Time a client has to finish startup and authentication, in ms; default 10000. */
+    startupTimeoutMs: number;
+    /** Time allowed to connect to a server, in ms; default 5000. */
+    connectTimeoutMs: number;
+  };
+  /** Prometheus endpoint; default null (off). */
+  metrics: { listen: ListenAddress | null };
+  log: { level: LogLevel };
+}
+
+export const AUTH_METHODS: readonly AuthMethod[] = ['scram-sha-256', 'md5'];
+export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export const DEFAULT_LISTEN_HOST = '127.0.0.1';
+export const DEFAULT_LISTEN_PORT = 6432;
+export const DEFAULT_SERVER_PORT = 5432;
+export const MiB = 1024 * 1024;
+
+/** Everything except the (required) primary, with defaults applied. Deeply frozen: copy before changing. */
+export type PgsplitDefaults = Omit<PgsplitConfig, 'primary'>;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
+  listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
+  replicas: [],
+  users: [],
+  auth: { method: 'scram-sha-256' },
+  routing: { applicationNames: [], default: 'primary' },
+  limits: {
+    maxMessageSize: 64 * MiB,
+    maxClientConnections: 1000,
+    startupTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+  },
+  metrics: { listen: null },
+  log: { level: 'info' },
+} satisfies PgsplitDefaults);
+
+/**
+ * Hide secrets in a URL or connection string before it goes into a message or a log line:
+ * `postgres://alice:s3cret@db:5432/app` → `postgres://alice:****@db:5432/app`; `password=` parameters
+ * are masked too. Works on strings that are not valid URLs (it errs towards masking too much).
+ */
+export function maskUrl(url: string): string {
+  let out = url;
+  const schemeEnd = out.indexOf('://');
+  const start = schemeEnd >= 0 ? schemeEnd + 3 : 0;
+  const at = out.lastIndexOf('@');
+  if (at > start) {
+    const userinfo = out.slice(start, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) out = out.slice(0, start) + userinfo.slice(0, colon + 1) + '****' + out.slice(at);
+  }
+  return out.replace(/(password\s*=\s*)[^&#\s]*/gi, '$1****');
+}

@@ -1,0 +1,651 @@
+/**
+ * Loading and validating the pgsplit configuration: YAML file → flag overrides → resolved PgsplitConfig.
+ *
+ * Every problem becomes a ConfigError whose key is the dotted path of the offending value
+ * (`replicas[1]`, `limits.max_message_size`) and whose message says what is wrong and what to write
+ * instead. Values are echoed only after maskUrl(), and user passwords are never echoed at all.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { ConfigError } from '../errors.js';
+import {
+  AUTH_METHODS,
+  DEFAULT_CONFIG,
+  DEFAULT_LISTEN_HOST,
+  DEFAULT_SERVER_PORT,
+  LOG_LEVELS,
+  ROUTE_TARGETS,
+  maskUrl,
+  type AuthMethod,
+  type ListenAddress,
+  type LogLevel,
+  type PgsplitConfig,
+  type RouteTarget,
+  type ServerEndpoint,
+  type UserEntry,
+} from './config.js';
+
+export { maskUrl } from './config.js';
+
+/** Values given on the command line (or by a caller); they win over the file. */
+export interface ConfigOverrides {
+  /** HOST:PORT */
+  listen?: string;
+  /** postgres:// URL */
+  primary?: string;
+  /** Replaces the file's replicas: list. */
+  replicas?: string[];
+  /** HOST:PORT */
+  metricsListen?: string;
+  logLevel?: string;
+  /** Replaces the file's routing.application_names list. */
+  applicationNames?: string[];
+  /** Replaces the file's users: list. */
+  users?: UserEntry[];
+}
+
+const URL_FIX = 'write postgres://USER:PASSWORD@HOST:PORT/DATABASE';
+const MIN_MESSAGE_SIZE = 1024;
+const MAX_MESSAGE_SIZE = 1024 * 1024 * 1024;
+const MAX_CLIENT_CONNECTIONS = 1_000_000;
+const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'limits', 'metrics', 'log'] as const;
+const SERVER_KEYS = ['url', 'name', 'weight'] as const;
+const USER_KEYS = ['name', 'password'] as const;
+const AUTH_KEYS = ['method'] as const;
+const ROUTING_KEYS = ['application_names', 'default'] as const;
+const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout'] as const;
+const METRICS_KEYS = ['listen'] as const;
+const LOG_KEYS = ['level'] as const;
+
+/** Nested keys someone may write at the top level by mistake, with the section they belong to. */
+const NESTED_HOME: Record<string, string> = {
+  method: 'auth',
+  application_names: 'routing',
+  default: 'routing',
+  max_message_size: 'limits',
+  max_client_connections: 'limits',
+  startup_timeout: 'limits',
+  connect_timeout: 'limits',
+  level: 'log',
+  metrics_listen: 'metrics',
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Small helpers
+
+type Raw = Record<string, unknown>;
+
+function isMap(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function child(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+/** A value for an error message: masked, quoted, shortened. Never call this on a user password. */
+function show(v: unknown): string {
+  if (typeof v === 'string') {
+    const m = maskUrl(v);
+    return JSON.stringify(m.length > 80 ? `${m.slice(0, 77)}...` : m);
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return describe(v);
+}
+
+/** What kind of value this is, in words (never the value itself). */
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'empty';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'number') return 'a number';
+  if (typeof v === 'boolean') return 'true/false';
+  if (typeof v === 'string') return 'a string';
+  return `a ${typeof v}`;
+}
+
+function levenshtein(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The closest candidate to a mistyped word, if any is close enough. */
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const w = norm(word);
+    const n = norm(c);
+    const d = w === n ? 0
+      : Math.min(levenshtein(word.toLowerCase(), c.toLowerCase()), w.length >= 3 && n.length >= 3 && (w.startsWith(n) || n.startsWith(w)) ? 1 : Infinity);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** Resolution context: raises ConfigErrors, noting which flag a value came from. */
+class Ctx {
+  constructor(private readonly sources: Map<string, string>) {}
+
+  fail(key: string, message: string): never {
+    let source: string | undefined;
+    let longest = -1;
+    for (const [prefix, label] of this.sources) {
+      const covers = key === prefix || key.startsWith(`${prefix}.`) || key.startsWith(`${prefix}[`);
+      if (covers && prefix.length > longest) {
+        source = label;
+        longest = prefix.length;
+      }
+    }
+    throw new ConfigError(key, source === undefined ? message : `${message} (value given by ${source})`);
+  }
+
+  checkKeys(obj: Raw, allowed: readonly string[], path: string): void {
+    for (const key of Object.keys(obj)) {
+      if (allowed.includes(key)) continue;
+      const full = child(path, key);
+      const near = suggest(key, allowed);
+      if (near !== undefined) this.fail(full, `unknown key ${full}; did you mean ${near}?`);
+      if (path === '') {
+        const normKey = key.toLowerCase().replace(/-/g, '_');
+        const home = NESTED_HOME[normKey];
+        if (home !== undefined) this.fail(full, `unknown key ${full}; ${normKey} belongs under ${home}:, write ${home}: {${normKey}: ...}`);
+      }
+      const where = path === '' ? 'at the top level' : `under ${path}`;
+      this.fail(full, `unknown key ${full}; remove it or use one of the keys allowed ${where}: ${allowed.join(', ')}`);
+    }
+  }
+
+  oneOf<T extends string>(v: unknown, allowed: readonly T[], key: string, what: string): T {
+    if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
+    const near = typeof v === 'string' ? suggest(v, allowed) : undefined;
+    this.fail(key, `${show(v)} is not ${what}; write one of ${allowed.join(', ')}${near !== undefined ? ` (did you mean ${near}?)` : ''}`);
+  }
+
+  section(raw: Raw, key: string, allowed: readonly string[], example: string): Raw {
+    const v = raw[key];
+    if (v === undefined || v === null) return {};
+    if (!isMap(v)) this.fail(key, `must be a mapping, not ${describe(v)}; write ${example}`);
+    this.checkKeys(v, allowed, key);
+    return v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Value parsers
+
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function parsePort(text: string, key: string, ctx: Ctx, fix: string, allowZero: boolean): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port > 65535 || (!allowZero && port === 0)) {
+    ctx.fail(key, `port ${JSON.stringify(text)} is not a TCP port; ${fix} with a port from ${allowZero ? 0 : 1} to 65535`);
+  }
+  return port;
+}
+
+function listenFromRaw(v: unknown, key: string, ctx: Ctx, example: string): ListenAddress {
+  const fix = `write HOST:PORT, e.g. ${key}: "${example}"`;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) ctx.fail(key, `${v} is not a TCP port; ${fix}`);
+    return { host: DEFAULT_LISTEN_HOST, port: parsePort(String(v), key, ctx, fix, true) };
+  }
+  if (typeof v !== 'string') ctx.fail(key, `must be a string HOST:PORT, not ${describe(v)}; ${fix}`);
+  const text = v.trim();
+  if (/^\d+$/.test(text)) return { host: DEFAULT_LISTEN_HOST, port: parsePort(text, key, ctx, fix, true) };
+  if (text.startsWith('[')) {
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d*)$/.exec(text);
+    if (m === null || m[1] === undefined || m[2] === undefined || !m[1].includes(':')) {
+      ctx.fail(key, `${show(v)} is not an address; write an IPv6 address in brackets with a port, e.g. "[::1]:${example.split(':').pop() ?? ''}"`);
+    }
+    return { host: m[1], port: parsePort(m[2], key, ctx, fix, true) };
+  }
+  if (text.includes('://')) ctx.fail(key, `${show(v)} is a URL, not an address; ${fix}`);
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) ctx.fail(key, `${show(v)} has no port; ${fix}`);
+  const host = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  if (host.includes(':')) ctx.fail(key, `${show(v)} looks like an IPv6 address; put it in brackets: "[::1]:${example.split(':').pop() ?? ''}"`);
+  if (host === '') ctx.fail(key, `${show(v)} has no host; write 127.0.0.1:PORT for local clients or 0.0.0.0:PORT for all interfaces`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) ctx.fail(key, `${show(v)} has an invalid host name; ${fix}`);
+  return { host, port: parsePort(portText, key, ctx, fix, true) };
+}
+
+/**
+ * Parse a HOST:PORT listen address (`127.0.0.1:6432`, `[::1]:6432`, `0.0.0.0:0`, or a bare port);
+ * throws a ConfigError keyed by `key`.
+ */
+export function parseListenAddress(value: unknown, key = 'listen', example = '127.0.0.1:6432'): ListenAddress {
+  return listenFromRaw(value, key, new Ctx(new Map()), example);
+}
+
+function decode(part: string, key: string, what: string, ctx: Ctx): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    ctx.fail(key, `the ${what} in the URL is badly percent-encoded; encode special characters as %XX (e.g. @ as %40), ${URL_FIX}`);
+  }
+}
+
+interface ParsedUrl { host: string; port: number; user?: string; password?: string; database?: string }
+
+function parseServerUrl(v: string, key: string, ctx: Ctx): ParsedUrl {
+  const text = v.trim();
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    const extra = text.includes('@') && /^postgres(ql)?:\/\//i.test(text)
+      ? ' (percent-encode special characters in the password, e.g. / as %2F, # as %23, ? as %3F)'
+      : '';
+    ctx.fail(key, `${show(v)} is not a PostgreSQL URL; ${URL_FIX}${extra}`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    ctx.fail(key, `${show(v)} is not a PostgreSQL URL; ${URL_FIX}`);
+  }
+  let host = url.hostname;
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  host = decode(host, key, 'host', ctx);
+  if (host === '') ctx.fail(key, `${show(v)} has no host; ${URL_FIX}`);
+  if (host.startsWith('/')) {
+    ctx.fail(key, `${show(v)} names a Unix-domain socket, which pgsplit does not support; use a TCP host: ${URL_FIX}`);
+  }
+  if (host.includes(',')) {
+    ctx.fail(key, `${show(v)} names several hosts; give one host per URL and list each replica as its own entry under replicas:`);
+  }
+  const port = url.port === '' ? DEFAULT_SERVER_PORT : Number(url.port);
+  if (port === 0) ctx.fail(key, `${show(v)} has port 0; ${URL_FIX} with a port from 1 to 65535 (default 5432)`);
+  if (url.hash !== '') ctx.fail(key, `${show(v)} has a #fragment; remove it: ${URL_FIX}`);
+  let database: string | undefined;
+  if (url.pathname !== '' && url.pathname !== '/') {
+    const path = url.pathname.slice(1);
+    if (path.includes('/')) {
+      ctx.fail(key, `${show(v)} has a path with several parts; the path is just the database name: ${URL_FIX}`);
+    }
+    database = decode(path, key, 'database name', ctx);
+  }
+  for (const [param, value] of url.searchParams) {
+    if (param === 'sslmode') {
+      if (value === 'disable' || value === 'prefer' || value === 'allow') continue;
+      if (value === 'require' || value === 'verify-ca' || value === 'verify-full') {
+        ctx.fail(key, `${show(v)} asks for sslmode=${value}, but pgsplit does not speak TLS to servers yet (TLS to servers comes later); remove ?sslmode=${value} or use sslmode=disable, prefer or allow`);
+      }
+      ctx.fail(key, `${show(v)} has an unknown sslmode; use sslmode=disable, prefer or allow, or leave it out`);
+    }
+    ctx.fail(key, `${show(v)} has the query parameter ${JSON.stringify(param)}, which pgsplit does not accept; remove it (only ?sslmode=disable|prefer|allow is allowed): ${URL_FIX}`);
+  }
+  const out: ParsedUrl = { host, port };
+  if (url.username !== '') out.user = decode(url.username, key, 'user name', ctx);
+  if (url.password !== '') out.password = decode(url.password, key, 'password', ctx);
+  if (database !== undefined && database !== '') out.database = database;
+  return out;
+}
+
+function serverFromRaw(v: unknown, key: string, defaultName: string, ctx: Ctx): ServerEndpoint {
+  let urlText: string;
+  let name = defaultName;
+  let weight = 1;
+  if (typeof v === 'string') {
+    urlText = v;
+  } else if (isMap(v)) {
+    ctx.checkKeys(v, SERVER_KEYS, key);
+    const u = v['url'];
+    if (u === undefined || u === null) ctx.fail(child(key, 'url'), `is missing; write url: postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+    if (typeof u !== 'string') ctx.fail(child(key, 'url'), `must be a string, not ${describe(u)}; ${URL_FIX}`);
+    urlText = u;
+    if (v['name'] !== undefined && v['name'] !== null) {
+      const n = v['name'];
+      if (typeof n !== 'string' || !NAME_RE.test(n)) {
+        ctx.fail(child(key, 'name'), `${show(n)} is not a valid server name; use 1-63 letters, digits, '_', '.' or '-', e.g. name: ${defaultName}`);
+      }
+      name = n;
+    }
+    if (v['weight'] !== undefined && v['weight'] !== null) {
+      const w = v['weight'];
+      if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
+        ctx.fail(child(key, 'weight'), `${show(w)} is not a weight; write a number of 0 or more, e.g. weight: 1 (0 sends no new sessions)`);
+      }
+      weight = w;
+    }
+  } else {
+    ctx.fail(key, `is ${describe(v)}, not a PostgreSQL URL; ${URL_FIX}, or a mapping {url: postgres://..., name: ..., weight: 1}`);
+  }
+  const parsed = parseServerUrl(urlText, key, ctx);
+  const out: ServerEndpoint = { name, url: urlText.trim(), host: parsed.host, port: parsed.port, weight };
+  if (parsed.user !== undefined) out.user = parsed.user;
+  if (parsed.password !== undefined) out.password = parsed.password;
+  if (parsed.database !== undefined) out.database = parsed.database;
+  return out;
+}
+
+const MD5_RE = /^md5[0-9a-f]{32}$/;
+const B64 = '[A-Za-z0-9+/]+={0,2}';
+const SCRAM_RE = new RegExp(`^SCRAM-SHA-256\\$(\\d+):(${B64})\\$(${B64}):(${B64})$`);
+
+/** What kind of secret a configured password is. */
+export function passwordKind(password: string): 'plain' | 'md5' | 'scram-sha-256' | 'bad-scram' {
+  if (MD5_RE.test(password)) return 'md5';
+  if (password.startsWith('SCRAM-SHA-256$')) {
+    const m = SCRAM_RE.exec(password);
+    if (m === null) return 'bad-scram';
+    const iterations = Number(m[1]);
+    const stored = Buffer.from(m[3] ?? '', 'base64');
+    const server = Buffer.from(m[4] ?? '', 'base64');
+    if (!(iterations >= 1) || stored.length !== 32 || server.length !== 32) return 'bad-scram';
+    return 'scram-sha-256';
+  }
+  return 'plain';
+}
+
+function usersFromRaw(v: unknown, method: AuthMethod, ctx: Ctx): UserEntry[] {
+  if (v === undefined || v === null) return [];
+  const example = 'users: [{name: alice, password: "..."}]';
+  if (!Array.isArray(v)) ctx.fail('users', `must be a list, not ${describe(v)}; write ${example}`);
+  const out: UserEntry[] = [];
+  const seen = new Map<string, number>();
+  v.forEach((entry: unknown, i) => {
+    const key = `users[${i}]`;
+    if (!isMap(entry)) ctx.fail(key, `must be a mapping with name and password, not ${describe(entry)}; write - {name: alice, password: "..."}`);
+    ctx.checkKeys(entry, USER_KEYS, key);
+    const name = entry['name'];
+    if (name === undefined || name === null) ctx.fail(`${key}.name`, 'is missing; write name: USER (the user name clients log in with)');
+    if (typeof name !== 'string' || name === '' || name.includes('\0')) {
+      ctx.fail(`${key}.name`, `must be a non-empty string, not ${describe(name)}; write name: USER`);
+    }
+    const previous = seen.get(name);
+    if (previous !== undefined) {
+      ctx.fail(`${key}.name`, `user ${JSON.stringify(name)} is listed twice (also users[${previous}]); keep one entry per user`);
+    }
+    seen.set(name, i);
+    const password = entry['password'];
+    const pkey = `${key}.password`;
+    if (password === undefined || password === null) {
+      ctx.fail(pkey, `is missing for user ${JSON.stringify(name)}; write password: "..." (plaintext, an md5 hash or a SCRAM-SHA-256 verifier)`);
+    }
+    if (typeof password !== 'string') {
+      ctx.fail(pkey, `must be a string, not ${describe(password)}; put the password in quotes: password: "..."`);
+    }
+    if (password === '') ctx.fail(pkey, `is empty for user ${JSON.stringify(name)}; write a non-empty password`);
+    const kind = passwordKind(password);
+    if (kind === 'bad-scram') {
+      ctx.fail(pkey, 'starts with SCRAM-SHA-256$ but is not a valid SCRAM verifier; copy the whole rolpassword value from pg_authid (SCRAM-SHA-256$ITERATIONS:SALT$STOREDKEY:SERVERKEY) or write the plaintext password');
+    }
+    if (kind === 'md5' && method === 'scram-sha-256') {
+      ctx.fail(pkey, `is an md5 hash, which cannot check SCRAM-SHA-256 logins; write the plaintext password or a SCRAM-SHA-256 verifier, or set auth: {method: md5}`);
+    }
+    // A SCRAM verifier under auth.method md5 is fine: that user logs in with SCRAM, as in PostgreSQL.
+    out.push({ name, password });
+  });
+  return out;
+}
+
+function stringList(v: unknown, key: string, ctx: Ctx, example: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) ctx.fail(key, `must be a list, not ${describe(v)}; write ${key.split('.').pop() ?? key}: [${example}]`);
+  return v.map((item: unknown, i) => {
+    if (typeof item !== 'string' || item === '') {
+      ctx.fail(`${key}[${i}]`, `must be a non-empty string, not ${describe(item)}; write a pattern such as ${example}`);
+    }
+    return item;
+  });
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
+};
+
+/** Parse a size: a number of bytes, or '512kB' / '64MB' / '1GB' (binary multiples). NaN when not a size. */
+export function parseSize(v: unknown): number {
+  if (typeof v === 'number') return Number.isInteger(v) ? v : NaN;
+  if (typeof v !== 'string') return NaN;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(v);
+  if (m === null) return NaN;
+  const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
+  if (unit === undefined) return NaN;
+  return Math.floor(Number(m[1]) * unit);
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  '': 1, ms: 1, s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000, h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+};
+
+/** Parse a duration: a number of milliseconds, or '500ms' / '10s' / '1min' / '1h'. NaN when not a duration. */
+export function parseDuration(v: unknown): number {
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.round(v) : NaN;
+  if (typeof v !== 'string') return NaN;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(v);
+  if (m === null) return NaN;
+  const unit = DURATION_UNITS[(m[2] ?? '').toLowerCase()];
+  if (unit === undefined) return NaN;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function sizeFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx): number {
+  if (v === undefined || v === null) return dflt;
+  const n = parseSize(v);
+  if (Number.isNaN(n)) {
+    ctx.fail(key, `${show(v)} is not a size; write a number of bytes or a number with a unit: 512kB, 64MB, 1GB`);
+  }
+  if (n < MIN_MESSAGE_SIZE || n > MAX_MESSAGE_SIZE) {
+    ctx.fail(key, `${show(v)} is out of range; write a size from 1kB to 1GB, e.g. 64MB`);
+  }
+  return n;
+}
+
+function durationFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, example: string): number {
+  if (v === undefined || v === null) return dflt;
+  const n = parseDuration(v);
+  if (Number.isNaN(n)) {
+    ctx.fail(key, `${show(v)} is not a duration; write milliseconds or a number with a unit: 500ms, ${example}, 1min`);
+  }
+  if (n < 1 || n > MAX_DURATION_MS) {
+    ctx.fail(key, `${show(v)} is out of range; write a duration from 1ms to 24h, e.g. ${example}`);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Overrides and resolution
+
+function applyOverrides(raw: Raw, o: ConfigOverrides, sources: Map<string, string>): Raw {
+  const out: Raw = { ...raw };
+  const setIn = (section: string, key: string, value: unknown) => {
+    const cur = out[section];
+    if (cur === undefined || cur === null) out[section] = { [key]: value };
+    else if (isMap(cur)) out[section] = { ...cur, [key]: value };
+    // otherwise leave the invalid section for validation to report
+  };
+  if (o.listen !== undefined) { out['listen'] = o.listen; sources.set('listen', '--listen'); }
+  if (o.primary !== undefined) { out['primary'] = o.primary; sources.set('primary', '--primary'); }
+  if (o.replicas !== undefined) { out['replicas'] = [...o.replicas]; sources.set('replicas', '--replica'); }
+  if (o.metricsListen !== undefined) { setIn('metrics', 'listen', o.metricsListen); sources.set('metrics.listen', '--metrics-listen'); }
+  if (o.logLevel !== undefined) { setIn('log', 'level', o.logLevel); sources.set('log.level', '--log-level'); }
+  if (o.applicationNames !== undefined) {
+    setIn('routing', 'application_names', [...o.applicationNames]);
+    sources.set('routing.application_names', '--tag-application-name');
+  }
+  if (o.users !== undefined) {
+    out['users'] = o.users.map((u) => ({ name: u.name, password: u.password }));
+    sources.set('users', 'the users override');
+  }
+  return out;
+}
+
+/** Same validation as loadConfig, from an already-parsed object (snake_case keys, as in the YAML file). */
+export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): PgsplitConfig {
+  const sources = new Map<string, string>();
+  const ctx: Ctx = new Ctx(sources);
+  if (raw === undefined || raw === null) raw = {};
+  if (!isMap(raw)) {
+    throw new ConfigError('(file)', `the configuration must be a YAML mapping of keys such as primary: and listen:, not ${describe(raw)}; see pgsplit --help for an example file`);
+  }
+  ctx.checkKeys(raw, TOP_KEYS, '');
+  const r = applyOverrides(raw, overrides, sources);
+  const d = DEFAULT_CONFIG;
+
+  const listen = r['listen'] === undefined || r['listen'] === null
+    ? { ...d.listen }
+    : listenFromRaw(r['listen'], 'listen', ctx, '127.0.0.1:6432');
+
+  if (r['primary'] === undefined || r['primary'] === null) {
+    ctx.fail('primary', `is missing; pass --primary postgres://USER:PASSWORD@HOST:PORT/DATABASE or set primary: in the config file`);
+  }
+  const primary = serverFromRaw(r['primary'], 'primary', 'primary', ctx);
+
+  const replicas: ServerEndpoint[] = [];
+  const rawReplicas = r['replicas'];
+  if (rawReplicas !== undefined && rawReplicas !== null) {
+    if (!Array.isArray(rawReplicas)) {
+      ctx.fail('replicas', `must be a list, not ${describe(rawReplicas)}; write replicas: [postgres://USER:PASSWORD@HOST:PORT/DATABASE, ...]`);
+    }
+    rawReplicas.forEach((item: unknown, i) => replicas.push(serverFromRaw(item, `replicas[${i}]`, `replica${i + 1}`, ctx)));
+  }
+  const names = new Map<string, string>([[primary.name, 'primary']]);
+  replicas.forEach((rep, i) => {
+    const other = names.get(rep.name);
+    if (other !== undefined) {
+      ctx.fail(`replicas[${i}]`, `the server name ${JSON.stringify(rep.name)} is already used by ${other}; give this replica its own name: with a mapping {url: ..., name: ...}`);
+    }
+    names.set(rep.name, `replicas[${i}]`);
+  });
+
+  const authRaw = ctx.section(r, 'auth', AUTH_KEYS, 'auth: {method: scram-sha-256}');
+  const method: AuthMethod = authRaw['method'] === undefined || authRaw['method'] === null
+    ? d.auth.method
+    : ctx.oneOf(authRaw['method'], AUTH_METHODS, 'auth.method', 'an authentication method');
+
+  const users = usersFromRaw(r['users'], method, ctx);
+
+  const routingRaw = ctx.section(r, 'routing', ROUTING_KEYS, 'routing: {application_names: ["reporting-*"], default: primary}');
+  const applicationNames = stringList(routingRaw['application_names'], 'routing.application_names', ctx, '"reporting-*"');
+  const routeDefault: RouteTarget = routingRaw['default'] === undefined || routingRaw['default'] === null
+    ? d.routing.default
+    : ctx.oneOf(routingRaw['default'], ROUTE_TARGETS, 'routing.default', 'a route');
+
+  const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
+  const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
+  let maxClientConnections = d.limits.maxClientConnections;
+  const mcc = limitsRaw['max_client_connections'];
+  if (mcc !== undefined && mcc !== null) {
+    if (typeof mcc !== 'number' || !Number.isInteger(mcc) || mcc < 1 || mcc > MAX_CLIENT_CONNECTIONS) {
+      ctx.fail('limits.max_client_connections', `${show(mcc)} is not a connection count; write a whole number from 1 to ${MAX_CLIENT_CONNECTIONS}, e.g. max_client_connections: 1000`);
+    }
+    maxClientConnections = mcc;
+  }
+  const startupTimeoutMs = durationFromRaw(limitsRaw['startup_timeout'], 'limits.startup_timeout', d.limits.startupTimeoutMs, ctx, '10s');
+  const connectTimeoutMs = durationFromRaw(limitsRaw['connect_timeout'], 'limits.connect_timeout', d.limits.connectTimeoutMs, ctx, '5s');
+
+  const metricsRaw = ctx.section(r, 'metrics', METRICS_KEYS, 'metrics: {listen: "127.0.0.1:9187"}');
+  const metricsListen = metricsRaw['listen'] === undefined || metricsRaw['listen'] === null
+    ? null
+    : listenFromRaw(metricsRaw['listen'], 'metrics.listen', ctx, '127.0.0.1:9187');
+  if (metricsListen !== null && metricsListen.port !== 0 && metricsListen.port === listen.port && metricsListen.host === listen.host) {
+    ctx.fail('metrics.listen', `is the same address as listen (${listen.host}:${listen.port}); give metrics another port, e.g. metrics: {listen: "127.0.0.1:9187"}`);
+  }
+
+  const logRaw = ctx.section(r, 'log', LOG_KEYS, 'log: {level: info}');
+  const level: LogLevel = logRaw['level'] === undefined || logRaw['level'] === null
+    ? d.log.level
+    : ctx.oneOf(logRaw['level'], LOG_LEVELS, 'log.level', 'a log level');
+
+  if (users.length === 0 && !isLoopback(listen.host)) {
+    ctx.fail('listen', `${listen.host}:${listen.port} is not a loopback address, but no users: are configured, so pgsplit would trust every client (development mode); add users: [{name: USER, password: "..."}] or listen on 127.0.0.1`);
+  }
+
+  return {
+    listen,
+    primary,
+    replicas,
+    users,
+    auth: { method },
+    routing: { applicationNames, default: routeDefault },
+    limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs },
+    metrics: { listen: metricsListen },
+    log: { level },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files and environment
+
+const ENV_RE = /\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replace ${NAME} (or ${NAME:-default}) in every string value; $${NAME} stays as the literal ${NAME}. */
+function substituteEnv(v: unknown, path: string, env: NodeJS.ProcessEnv): unknown {
+  if (typeof v === 'string') {
+    return v.replace(ENV_RE, (whole: string, escaped: string | undefined, name: string, dflt: string | undefined) => {
+      if (escaped !== undefined) return whole.slice(1);
+      const value = env[name];
+      if (value !== undefined && value !== '') return value;
+      if (dflt !== undefined) return dflt;
+      if (value !== undefined) return value;
+      throw new ConfigError(path === '' ? '(file)' : path, `uses the environment variable ${name}, which is not set; export ${name}=... before starting pgsplit, write \${${name}:-DEFAULT}, or write the value itself`);
+    });
+  }
+  if (Array.isArray(v)) return v.map((item: unknown, i) => substituteEnv(item, `${path}[${i}]`, env));
+  if (isMap(v)) {
+    const out: Raw = {};
+    for (const [k, item] of Object.entries(v)) out[k] = substituteEnv(item, child(path, k), env);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Read and parse a YAML config file, substituting ${ENV_VAR} references in string values.
+ * Returns the raw (snake_case) object for resolveConfig().
+ */
+export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file; check the path given to --config'
+      : code === 'EACCES' ? 'permission denied; make the file readable by the user running pgsplit'
+      : code === 'EISDIR' ? 'it is a directory; give the path of the YAML file'
+      : `${code ?? String(err)}; check the path given to --config`;
+    throw new ConfigError('(file)', `cannot read ${file}: ${why}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text, { logLevel: 'error' });
+  } catch (err) {
+    const e = err as Error & { linePos?: Array<{ line: number; col: number }> };
+    const pos = e.linePos?.[0];
+    // Only the first line of the parser's message: later lines quote the file, which may hold passwords.
+    const reason = (e.message.split('\n')[0] ?? 'invalid YAML').replace(/\s+at line \d+, column \d+:?\s*$/, '');
+    const lineText = pos === undefined ? '' : (text.split(/\r?\n/)[pos.line - 1] ?? '');
+    const hint = /\[[0-9A-Fa-f]*:[0-9A-Fa-f:.]*\]/.test(lineText)
+      ? '; IPv6 addresses must be quoted, e.g. listen: "[::1]:6432"'
+      : '; fix the YAML syntax there (quote values that contain : # [ ] { } or start with * & !)';
+    const where = pos === undefined ? file : `${file} line ${pos.line}, column ${pos.col}`;
+    throw new ConfigError('(file)', `${where}: ${reason}${hint}`);
+  }
+  return substituteEnv(doc, '', env);
+}
+
+/** Read the YAML file (if a path is given), apply flag overrides, validate, return the resolved config. */
+export function loadConfig(opts: { file?: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv } = {}): PgsplitConfig {
+  const raw = opts.file === undefined ? {} : readConfigFile(opts.file, opts.env ?? process.env);
+  return resolveConfig(raw, opts.overrides);
+}

@@ -1,0 +1,817 @@
+/**
+ * A workload shaped like OpenStack Nova's database traffic, the case pgsplit was built for.
+ *
+ * Every compute host runs periodic tasks that read a lot and can live with data a moment old
+ * (resource tracking, bandwidth and volume polling, the usage audit); those sessions are TAGGED, so
+ * their reads go to replicas while their writes still reach the primary. API requests (create, show,
+ * list, delete) must see their own writes at once, so API sessions stay untagged and everything they
+ * send goes to the primary. One read of the compute side gates a one-shot action (has this audit
+ * period been done already?) and therefore carries the per-statement hint `/* pgsplit:route=primary *\/`.
+ *
+ * The class is meant to be reused: the demo runs it for a few seconds, the benchmark grows it. It knows
+ * nothing about clusters or the proxy beyond a host and port to connect to; schema creation, host count,
+ * task intervals and counters are all parameters or public state.
+ */
+import crypto from 'node:crypto';
+import pg from 'pg';
+
+/** The periodic tasks of a compute host, named as in nova/compute/manager.py. */
+export const COMPUTE_TASKS = ['update_available_resource', '_poll_bandwidth_usage', '_instance_usage_audit', '_poll_volume_usage'] as const;
+/** The request kinds of an API session. */
+export const API_REQUESTS = ['api_create_instance', 'api_show_instance', 'api_list_instances', 'api_delete_instance'] as const;
+
+export type ComputeTaskName = (typeof COMPUTE_TASKS)[number];
+export type ApiRequestName = (typeof API_REQUESTS)[number];
+export type NovaTaskName = ComputeTaskName | ApiRequestName;
+
+/** Milliseconds between runs of each periodic task on one host, and between requests of one API session. */
+export interface NovaIntervals {
+  update_available_resource: number;
+  _poll_bandwidth_usage: number;
+  _instance_usage_audit: number;
+  _poll_volume_usage: number;
+  /** Pause between two requests of one API session. */
+  api_request: number;
+}
+
+/**
+ * Nova runs these every 60 s to 10 min; the demo compresses time so a few seconds show every task
+ * several times without loading a 2-core machine.
+ */
+export const DEFAULT_NOVA_INTERVALS: Readonly<NovaIntervals> = Object.freeze({
+  update_available_resource: 500,
+  _poll_bandwidth_usage: 1000,
+  _instance_usage_audit: 1000,
+  _poll_volume_usage: 1000,
+  api_request: 150,
+});
+
+export interface NovaWorkloadOptions {
+  /** Where the sessions connect: normally the pgsplit listener. */
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  /** Simulated compute hosts, one tagged session each (default 4). */
+  computeHosts?: number;
+  /** Untagged API sessions (default 2). */
+  apiSessions?: number;
+  /** Instances seeded on each compute host by {@link NovaWorkload.setup} (default 8). */
+  instancesPerHost?: number;
+  /** Overrides of {@link DEFAULT_NOVA_INTERVALS}. */
+  intervals?: Partial<NovaIntervals>;
+  /** Length of one `_instance_usage_audit` period in ms (Nova: an hour or a month; default 2000). */
+  auditPeriodMs?: number;
+  /** Startup options that tag the compute sessions (default `-c pgsplit.route=replica`). */
+  taggedOptions?: string;
+  /** Default 10000. */
+  connectTimeoutMs?: number;
+  /** Source of randomness in [0, 1), for reproducible runs (default Math.random). */
+  random?: () => number;
+}
+
+/** What happened in one task (or one API request kind). */
+export interface TaskCounters {
+  /** Times the task ran (or requests of this kind were made). */
+  runs: number;
+  /** Statements sent. */
+  statements: number;
+  /** Reads in a tagged session without a hint: the proxy may serve them from a replica. */
+  replicaReads: number;
+  /** Reads that must see the primary: hinted ones in tagged sessions, and every read of an untagged session. */
+  primaryReads: number;
+  writes: number;
+  /** Statements that failed, plus checks that failed (see readYourWritesMisses). */
+  errors: number;
+  /** Wall time of all runs, and of the slowest one, in ms. */
+  totalMs: number;
+  maxMs: number;
+  lastError?: string;
+}
+
+export interface NovaWorkloadStats {
+  tasks: Record<NovaTaskName, TaskCounters>;
+  /** An API session did not see its own write on the next statement (must stay 0: API sessions use the primary). */
+  readYourWritesMisses: number;
+  /** `_instance_usage_audit` found its period already logged only when inserting (must stay 0 thanks to the hint). */
+  duplicateAudits: number;
+  /** ms the workload has been running (until stop). */
+  elapsedMs: number;
+}
+
+/** Sums of counters over a group of tasks. */
+export interface CounterTotals {
+  runs: number;
+  statements: number;
+  replicaReads: number;
+  primaryReads: number;
+  writes: number;
+  errors: number;
+}
+
+type StatementKind = 'replica-read' | 'primary-read' | 'write';
+
+/** The per-statement hint that keeps one read of a tagged session on the primary. */
+export const PRIMARY_HINT = '/* pgsplit:route=primary */';
+
+/** DDL for the slice of Nova's schema the workload touches (PostgreSQL spelling, timestamptz for times). */
+export const NOVA_SCHEMA: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS services (
+     id serial PRIMARY KEY,
+     host varchar(255) NOT NULL,
+     "binary" varchar(255) NOT NULL,
+     topic varchar(255),
+     report_count integer NOT NULL DEFAULT 0,
+     disabled boolean NOT NULL DEFAULT false,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0,
+     UNIQUE (host, "binary", deleted))`,
+  `CREATE TABLE IF NOT EXISTS compute_nodes (
+     id serial PRIMARY KEY,
+     service_id integer REFERENCES services (id),
+     host varchar(255) NOT NULL,
+     hypervisor_hostname varchar(255) NOT NULL,
+     vcpus integer NOT NULL,
+     vcpus_used integer NOT NULL DEFAULT 0,
+     memory_mb integer NOT NULL,
+     memory_mb_used integer NOT NULL DEFAULT 0,
+     running_vms integer NOT NULL DEFAULT 0,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0,
+     UNIQUE (host, hypervisor_hostname, deleted))`,
+  `CREATE TABLE IF NOT EXISTS instances (
+     id serial PRIMARY KEY,
+     uuid varchar(36) NOT NULL UNIQUE,
+     display_name varchar(255),
+     host varchar(255),
+     node varchar(255),
+     vm_state varchar(255),
+     task_state varchar(255),
+     vcpus integer NOT NULL DEFAULT 1,
+     memory_mb integer NOT NULL DEFAULT 2048,
+     launched_at timestamptz,
+     terminated_at timestamptz,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0)`,
+  'CREATE INDEX IF NOT EXISTS instances_host_deleted_idx ON instances (host, deleted)',
+  `CREATE TABLE IF NOT EXISTS bw_usage_cache (
+     id serial PRIMARY KEY,
+     uuid varchar(36) NOT NULL,
+     mac varchar(255) NOT NULL,
+     start_period timestamptz NOT NULL,
+     bw_in bigint NOT NULL DEFAULT 0,
+     bw_out bigint NOT NULL DEFAULT 0,
+     last_ctr_in bigint NOT NULL DEFAULT 0,
+     last_ctr_out bigint NOT NULL DEFAULT 0,
+     last_refreshed timestamptz,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0,
+     UNIQUE (uuid, mac, start_period))`,
+  `CREATE TABLE IF NOT EXISTS volume_usage_cache (
+     id serial PRIMARY KEY,
+     volume_id varchar(36) NOT NULL UNIQUE,
+     instance_uuid varchar(36),
+     availability_zone varchar(255),
+     tot_last_refreshed timestamptz,
+     tot_reads bigint NOT NULL DEFAULT 0,
+     tot_read_bytes bigint NOT NULL DEFAULT 0,
+     tot_writes bigint NOT NULL DEFAULT 0,
+     tot_write_bytes bigint NOT NULL DEFAULT 0,
+     curr_last_refreshed timestamptz,
+     curr_reads bigint NOT NULL DEFAULT 0,
+     curr_read_bytes bigint NOT NULL DEFAULT 0,
+     curr_writes bigint NOT NULL DEFAULT 0,
+     curr_write_bytes bigint NOT NULL DEFAULT 0,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0)`,
+  `CREATE TABLE IF NOT EXISTS block_device_mapping (
+     id serial PRIMARY KEY,
+     instance_uuid varchar(36) NOT NULL,
+     device_name varchar(255),
+     source_type varchar(255),
+     destination_type varchar(255),
+     volume_id varchar(36),
+     boot_index integer,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0)`,
+  'CREATE INDEX IF NOT EXISTS block_device_mapping_instance_uuid_idx ON block_device_mapping (instance_uuid)',
+  `CREATE TABLE IF NOT EXISTS task_log (
+     id serial PRIMARY KEY,
+     task_name varchar(255) NOT NULL,
+     state varchar(255) NOT NULL,
+     host varchar(255) NOT NULL,
+     period_beginning timestamptz NOT NULL,
+     period_ending timestamptz NOT NULL,
+     message varchar(255) NOT NULL,
+     task_items integer NOT NULL DEFAULT 0,
+     errors integer NOT NULL DEFAULT 0,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0,
+     UNIQUE (task_name, host, period_beginning, period_ending))`,
+  `CREATE TABLE IF NOT EXISTS migrations (
+     id serial PRIMARY KEY,
+     source_compute varchar(255),
+     dest_compute varchar(255),
+     source_node varchar(255),
+     dest_node varchar(255),
+     instance_uuid varchar(36),
+     status varchar(255),
+     migration_type varchar(255),
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz,
+     deleted integer NOT NULL DEFAULT 0)`,
+];
+
+/** Migration states Nova treats as finished (migration_get_in_progress_by_host_and_node). */
+const FINISHED_MIGRATION_STATES = ['confirmed', 'reverted', 'error', 'failed', 'completed', 'cancelled', 'done'];
+
+function emptyCounters(): TaskCounters {
+  return { runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, errors: 0, totalMs: 0, maxMs: 0 };
+}
+
+/** Sums the counters of the given tasks (default: all). */
+export function sumCounters(stats: NovaWorkloadStats, tasks: readonly NovaTaskName[] = [...COMPUTE_TASKS, ...API_REQUESTS]): CounterTotals {
+  const out: CounterTotals = { runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, errors: 0 };
+  for (const name of tasks) {
+    const c = stats.tasks[name];
+    out.runs += c.runs;
+    out.statements += c.statements;
+    out.replicaReads += c.replicaReads;
+    out.primaryReads += c.primaryReads;
+    out.writes += c.writes;
+    out.errors += c.errors;
+  }
+  return out;
+}
+
+/** A sleep that {@link Sleeper.wake} ends early; used so stop() does not wait for the next due time. */
+class Sleeper {
+  #timer: NodeJS.Timeout | undefined;
+  #resolve: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#resolve = resolve;
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#resolve = undefined;
+        resolve();
+      }, Math.max(0, ms));
+    });
+  }
+
+  wake(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const r = this.#resolve;
+    this.#resolve = undefined;
+    r?.();
+  }
+}
+
+/** One simulated compute host. */
+interface ComputeHost {
+  name: string;
+  node: string;
+  client?: pg.Client;
+}
+
+/** Error raised for a failed workload check (not a SQL error). */
+class CheckFailed extends Error {}
+
+/**
+ * The Nova-like workload. Typical use:
+ *
+ * ```ts
+ * const w = new NovaWorkload({ host: '127.0.0.1', port: 6432 });
+ * await w.setup();            // schema + seed, through an untagged session (so on the primary)
+ * await w.start();            // opens the sessions and starts the periodic tasks and API requests
+ * ...
+ * await w.stop();             // waits for running tasks, closes the sessions
+ * const stats = w.snapshot();
+ * ```
+ */
+export class NovaWorkload {
+  readonly options: Readonly<Required<Omit<NovaWorkloadOptions, 'password' | 'intervals'>>> & { password?: string };
+  readonly intervals: Readonly<NovaIntervals>;
+  readonly hosts: readonly ComputeHost[];
+
+  readonly #counters: Record<NovaTaskName, TaskCounters>;
+  readonly #sleepers: Sleeper[] = [];
+  readonly #loops: Promise<void>[] = [];
+  readonly #clients: pg.Client[] = [];
+  /** Instance uuids known to exist (seeded or created by an API session), for show requests. */
+  readonly #knownInstances: string[] = [];
+  #readYourWritesMisses = 0;
+  #duplicateAudits = 0;
+  #startedAt = 0;
+  #stoppedAt = 0;
+  #state: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
+  #stopping: Promise<void> | undefined;
+
+  constructor(opts: NovaWorkloadOptions) {
+    const options = {
+      host: opts.host,
+      port: opts.port,
+      user: opts.user ?? 'postgres',
+      database: opts.database ?? 'postgres',
+      computeHosts: opts.computeHosts ?? 4,
+      apiSessions: opts.apiSessions ?? 2,
+      instancesPerHost: opts.instancesPerHost ?? 8,
+      auditPeriodMs: opts.auditPeriodMs ?? 2000,
+      taggedOptions: opts.taggedOptions ?? '-c pgsplit.route=replica',
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      random: opts.random ?? Math.random,
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    };
+    for (const key of ['computeHosts', 'apiSessions', 'instancesPerHost'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 0) throw new Error(`NovaWorkload: ${key} must be a non-negative integer, got ${options[key]}`);
+    }
+    if (!(options.auditPeriodMs > 0)) throw new Error(`NovaWorkload: auditPeriodMs must be positive, got ${options.auditPeriodMs}`);
+    const intervals = { ...DEFAULT_NOVA_INTERVALS, ...opts.intervals };
+    for (const [key, ms] of Object.entries(intervals)) {
+      if (!(typeof ms === 'number' && ms > 0)) throw new Error(`NovaWorkload: interval ${key} must be a positive number of ms, got ${String(ms)}`);
+    }
+    this.options = options;
+    this.intervals = Object.freeze(intervals);
+    this.hosts = Array.from({ length: options.computeHosts }, (_, i) => ({ name: `compute-${i + 1}`, node: `compute-${i + 1}.nova.local` }));
+    this.#counters = Object.fromEntries([...COMPUTE_TASKS, ...API_REQUESTS].map((n) => [n, emptyCounters()])) as Record<NovaTaskName, TaskCounters>;
+  }
+
+  get state(): 'created' | 'running' | 'stopping' | 'stopped' {
+    return this.#state;
+  }
+
+  /** A copy of the counters. */
+  snapshot(): NovaWorkloadStats {
+    const tasks = Object.fromEntries(Object.entries(this.#counters).map(([k, v]) => [k, { ...v }])) as Record<NovaTaskName, TaskCounters>;
+    const end = this.#stoppedAt || Date.now();
+    return {
+      tasks,
+      readYourWritesMisses: this.#readYourWritesMisses,
+      duplicateAudits: this.#duplicateAudits,
+      elapsedMs: this.#startedAt === 0 ? 0 : end - this.#startedAt,
+    };
+  }
+
+  /** A new connected session through the target; `tagged` adds the replica tag to the startup options. */
+  async connect(applicationName: string, tagged: boolean): Promise<pg.Client> {
+    const client = new pg.Client({
+      host: this.options.host,
+      port: this.options.port,
+      user: this.options.user,
+      password: this.options.password,
+      database: this.options.database,
+      application_name: applicationName,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
+      ...(tagged ? { options: this.options.taggedOptions } : {}),
+    });
+    // Without a listener, a connection dropped between statements would crash the process.
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  }
+
+  /**
+   * Creates the schema (if missing) and seeds every compute host that has no instances yet: a service,
+   * a compute node, instances with a root volume each, and one migration in progress. Runs through an
+   * untagged session, so on the primary. Idempotent.
+   */
+  async setup(): Promise<void> {
+    const client = await this.connect('nova-manage', false);
+    try {
+      for (const ddl of NOVA_SCHEMA) await client.query(ddl);
+      for (const host of this.hosts) await this.#seedHost(client, host);
+      const { rows } = await client.query<{ uuid: string }>('SELECT uuid FROM instances WHERE deleted = 0');
+      this.#knownInstances.push(...rows.map((r) => r.uuid));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  async #seedHost(client: pg.Client, host: ComputeHost): Promise<void> {
+    const service = await client.query<{ id: number }>(
+      `INSERT INTO services (host, "binary", topic, updated_at) VALUES ($1, 'nova-compute', 'compute', now())
+       ON CONFLICT (host, "binary", deleted) DO UPDATE SET updated_at = now() RETURNING id`,
+      [host.name],
+    );
+    const serviceId = service.rows[0]?.id ?? null;
+    await client.query(
+      `INSERT INTO compute_nodes (service_id, host, hypervisor_hostname, vcpus, memory_mb, updated_at)
+       VALUES ($1, $2, $3, 64, 262144, now()) ON CONFLICT (host, hypervisor_hostname, deleted) DO NOTHING`,
+      [serviceId, host.name, host.node],
+    );
+    const existing = await client.query<{ n: string }>('SELECT count(*) AS n FROM instances WHERE host = $1', [host.name]);
+    if (Number(existing.rows[0]?.n ?? 0) > 0) return;
+    const n = this.options.instancesPerHost;
+    const uuids = Array.from({ length: n }, () => crypto.randomUUID());
+    const vcpus = uuids.map(() => this.#pick([1, 2, 4]));
+    const memory = vcpus.map((v) => v * 2048);
+    const volumes = uuids.map(() => crypto.randomUUID());
+    await client.query(
+      `INSERT INTO instances (uuid, display_name, host, node, vm_state, vcpus, memory_mb, launched_at, created_at)
+       SELECT u, 'seed-' || left(u, 8), $1, $2, 'active', v, m, now() - interval '1 day', now() - interval '1 day'
+         FROM unnest($3::varchar[], $4::int[], $5::int[]) AS t(u, v, m)`,
+      [host.name, host.node, uuids, vcpus, memory],
+    );
+    await client.query(
+      `INSERT INTO block_device_mapping (instance_uuid, device_name, source_type, destination_type, volume_id, boot_index)
+       SELECT u, '/dev/vda', 'volume', 'volume', vol, 0 FROM unnest($1::varchar[], $2::varchar[]) AS t(u, vol)`,
+      [uuids, volumes],
+    );
+    const migrating = uuids[0];
+    if (migrating !== undefined && this.hosts.length > 1) {
+      const dest = this.hosts[(this.hosts.indexOf(host) + 1) % this.hosts.length] as ComputeHost;
+      await client.query(
+        `INSERT INTO migrations (source_compute, dest_compute, source_node, dest_node, instance_uuid, status, migration_type)
+         VALUES ($1, $2, $3, $4, $5, 'running', 'live-migration')`,
+        [host.name, dest.name, host.node, dest.node, migrating],
+      );
+    }
+  }
+
+  /** Opens one tagged session per compute host and the untagged API sessions, then starts their loops. */
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new Error(`NovaWorkload.start: already ${this.#state}`);
+    this.#state = 'running';
+    try {
+      for (const host of this.hosts) {
+        host.client = await this.connect('nova-compute', true);
+        this.#clients.push(host.client);
+      }
+      const apiClients: pg.Client[] = [];
+      for (let i = 0; i < this.options.apiSessions; i++) {
+        const c = await this.connect('nova-api', false);
+        this.#clients.push(c);
+        apiClients.push(c);
+      }
+      // stop() may have been called while we were connecting; it has not seen the late clients.
+      if (!this.#running) {
+        await Promise.allSettled(this.#clients.map(endClient));
+        return;
+      }
+      this.#startedAt = Date.now();
+      for (const host of this.hosts) this.#loops.push(this.#computeLoop(host));
+      for (const c of apiClients) this.#loops.push(this.#apiLoop(c));
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stops the loops (a task that is running finishes first) and closes every session. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#state = 'stopping';
+      for (const s of this.#sleepers) s.wake();
+      await Promise.allSettled(this.#loops);
+      if (this.#startedAt !== 0) this.#stoppedAt = Date.now();
+      await Promise.allSettled(this.#clients.map(endClient));
+      this.#state = 'stopped';
+    })();
+    return this.#stopping;
+  }
+
+  get #running(): boolean {
+    return this.#state === 'running';
+  }
+
+  #pick<T>(items: readonly T[]): T {
+    const item = items[Math.floor(this.options.random() * items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
+  }
+
+  /** Sends one statement and counts it under `task`. */
+  async #exec<R extends pg.QueryResultRow = Record<string, unknown>>(
+    client: pg.Client,
+    task: NovaTaskName,
+    kind: StatementKind,
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
+    const c = this.#counters[task];
+    c.statements++;
+    if (kind === 'replica-read') c.replicaReads++;
+    else if (kind === 'primary-read') c.primaryReads++;
+    else c.writes++;
+    return client.query<R>(sql, params);
+  }
+
+  /** Runs one task, timing it and counting a failure (SQL error or failed check) as an error. */
+  async #run(task: NovaTaskName, body: () => Promise<void>): Promise<void> {
+    const c = this.#counters[task];
+    const started = Date.now();
+    c.runs++;
+    try {
+      await body();
+    } catch (err) {
+      c.errors++;
+      c.lastError = err instanceof CheckFailed ? err.message : `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim();
+    } finally {
+      const ms = Date.now() - started;
+      c.totalMs += ms;
+      if (ms > c.maxMs) c.maxMs = ms;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Compute hosts: periodic tasks, serially per host (one session), each on its own interval
+  // -------------------------------------------------------------------------------------------------
+
+  async #computeLoop(host: ComputeHost): Promise<void> {
+    const client = host.client;
+    if (!client) return;
+    const sleeper = new Sleeper();
+    this.#sleepers.push(sleeper);
+    const now = Date.now();
+    // Staggered first runs, so the hosts do not all fire at the same instant.
+    const due = new Map<ComputeTaskName, number>(COMPUTE_TASKS.map((t) => [t, now + this.options.random() * this.intervals[t]]));
+    while (this.#running) {
+      let next: ComputeTaskName = COMPUTE_TASKS[0];
+      for (const t of COMPUTE_TASKS) if ((due.get(t) ?? 0) < (due.get(next) ?? 0)) next = t;
+      const wait = (due.get(next) ?? 0) - Date.now();
+      if (wait > 0) {
+        await sleeper.sleep(wait);
+        continue;
+      }
+      await this.#run(next, () => this.#computeTask(next, client, host));
+      // Like Nova's fixed-interval looping calls: the next run is an interval after this one began,
+      // but never in the past (a slow run is not followed by a burst of catch-up runs).
+      due.set(next, Math.max((due.get(next) ?? 0) + this.intervals[next], Date.now()));
+    }
+  }
+
+  #computeTask(task: ComputeTaskName, client: pg.Client, host: ComputeHost): Promise<void> {
+    switch (task) {
+      case 'update_available_resource':
+        return this.#updateAvailableResource(client, host);
+      case '_poll_bandwidth_usage':
+        return this.#pollBandwidthUsage(client, host);
+      case '_instance_usage_audit':
+        return this.#instanceUsageAudit(client, host);
+      case '_poll_volume_usage':
+        return this.#pollVolumeUsage(client, host);
+    }
+  }
+
+  /** The resource tracker: read the node, its instances and migrations (replica), write the usage (primary). */
+  async #updateAvailableResource(client: pg.Client, host: ComputeHost): Promise<void> {
+    const task = 'update_available_resource';
+    await this.#exec(client, task, 'replica-read',
+      `SELECT id, vcpus, vcpus_used, memory_mb, memory_mb_used, running_vms
+         FROM compute_nodes WHERE host = $1 AND hypervisor_hostname = $2 AND deleted = 0`,
+      [host.name, host.node]);
+    const instances = await this.#exec<{ uuid: string; vcpus: number; memory_mb: number }>(client, task, 'replica-read',
+      `SELECT uuid, vcpus, memory_mb, vm_state, task_state
+         FROM instances WHERE host = $1 AND node = $2 AND deleted = 0`,
+      [host.name, host.node]);
+    await this.#exec(client, task, 'replica-read',
+      `SELECT id, instance_uuid, source_compute, dest_compute, status
+         FROM migrations
+        WHERE (source_compute = $1 OR dest_compute = $1) AND deleted = 0 AND NOT (status = ANY($2::varchar[]))`,
+      [host.name, FINISHED_MIGRATION_STATES]);
+    let vcpus = 0;
+    let memory = 0;
+    for (const i of instances.rows) {
+      vcpus += i.vcpus;
+      memory += i.memory_mb;
+    }
+    await this.#exec(client, task, 'write',
+      `UPDATE compute_nodes SET vcpus_used = $3, memory_mb_used = $4, running_vms = $5, updated_at = now()
+        WHERE host = $1 AND hypervisor_hostname = $2 AND deleted = 0`,
+      [host.name, host.node, vcpus, memory, instances.rows.length]);
+  }
+
+  /** The start of the audit period containing `t` (Nova's bandwidth and usage periods). */
+  #periodStart(t: number): Date {
+    const p = this.options.auditPeriodMs;
+    return new Date(Math.floor(t / p) * p);
+  }
+
+  /** Bandwidth polling: read instances and cached counters (replica), upsert each instance's counters (primary). */
+  async #pollBandwidthUsage(client: pg.Client, host: ComputeHost): Promise<void> {
+    const task = '_poll_bandwidth_usage';
+    const startPeriod = this.#periodStart(Date.now());
+    const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
+      `SELECT uuid FROM instances WHERE host = $1 AND deleted = 0 AND vm_state = 'active'`,
+      [host.name]);
+    const uuids = instances.rows.map((r) => r.uuid);
+    if (uuids.length === 0) return;
+    const cached = await this.#exec<{ uuid: string; bw_in: string; bw_out: string; last_ctr_in: string; last_ctr_out: string }>(
+      client, task, 'replica-read',
+      `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
+         FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[])`,
+      [startPeriod, uuids]);
+    const previous = new Map(cached.rows.map((r) => [r.uuid, r]));
+    // Counters read from a replica may be a moment old; Nova's bandwidth accounting tolerates that.
+    const rows = uuids.map((uuid) => {
+      const prev = previous.get(uuid);
+      const dIn = Math.floor(this.options.random() * 1_000_000);
+      const dOut = Math.floor(this.options.random() * 500_000);
+      return {
+        uuid,
+        mac: macFor(uuid),
+        bwIn: Number(prev?.bw_in ?? 0) + dIn,
+        bwOut: Number(prev?.bw_out ?? 0) + dOut,
+        ctrIn: Number(prev?.last_ctr_in ?? 0) + dIn,
+        ctrOut: Number(prev?.last_ctr_out ?? 0) + dOut,
+      };
+    });
+    // One statement for the whole host (Nova calls bw_usage_update per instance; batching keeps the
+    // demo's read/write mix close to Nova's, where reads of instance data dominate).
+    await this.#exec(client, task, 'write',
+      `INSERT INTO bw_usage_cache (uuid, mac, start_period, bw_in, bw_out, last_ctr_in, last_ctr_out, last_refreshed, updated_at)
+       SELECT u, m, $1, bi, bo, ci, co, now(), now()
+         FROM unnest($2::varchar[], $3::varchar[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS t(u, m, bi, bo, ci, co)
+       ON CONFLICT (uuid, mac, start_period) DO UPDATE
+          SET bw_in = EXCLUDED.bw_in, bw_out = EXCLUDED.bw_out, last_ctr_in = EXCLUDED.last_ctr_in,
+              last_ctr_out = EXCLUDED.last_ctr_out, last_refreshed = EXCLUDED.last_refreshed, updated_at = EXCLUDED.updated_at`,
+      [startPeriod, rows.map((r) => r.uuid), rows.map((r) => r.mac), rows.map((r) => r.bwIn), rows.map((r) => r.bwOut),
+        rows.map((r) => r.ctrIn), rows.map((r) => r.ctrOut)]);
+  }
+
+  /**
+   * The usage audit: once per period and host. Whether the period was already audited gates a one-shot
+   * action, so that read carries the primary hint; a stale answer from a replica would audit twice.
+   */
+  async #instanceUsageAudit(client: pg.Client, host: ComputeHost): Promise<void> {
+    const task = '_instance_usage_audit';
+    const now = Date.now();
+    const ending = this.#periodStart(now);
+    const beginning = new Date(ending.getTime() - this.options.auditPeriodMs);
+    const done = await this.#exec(client, task, 'primary-read',
+      `${PRIMARY_HINT} SELECT id, state FROM task_log
+        WHERE task_name = 'instance_usage_audit' AND host = $1 AND period_beginning = $2 AND period_ending = $3 AND deleted = 0`,
+      [host.name, beginning, ending]);
+    if (done.rows.length > 0) return;
+    const active = await this.#exec(client, task, 'replica-read',
+      `SELECT uuid, vm_state, launched_at, terminated_at FROM instances
+        WHERE host = $1 AND (terminated_at IS NULL OR terminated_at > $2) AND (launched_at IS NULL OR launched_at < $3)`,
+      [host.name, beginning, ending]);
+    const begun = await this.#exec(client, task, 'write',
+      `INSERT INTO task_log (task_name, state, host, period_beginning, period_ending, message, task_items)
+       VALUES ('instance_usage_audit', 'RUNNING', $1, $2, $3, 'Instance usage audit started', $4)
+       ON CONFLICT (task_name, host, period_beginning, period_ending) DO NOTHING`,
+      [host.name, beginning, ending, active.rows.length]);
+    if (begun.rowCount === 0) {
+      this.#duplicateAudits++;
+      throw new CheckFailed(`${host.name}: audit period ${beginning.toISOString()} was already logged although the hinted read found nothing`);
+    }
+    await this.#exec(client, task, 'write',
+      `UPDATE task_log SET state = 'DONE', message = $4, updated_at = now()
+        WHERE task_name = 'instance_usage_audit' AND host = $1 AND period_beginning = $2 AND period_ending = $3`,
+      [host.name, beginning, ending, `Instance usage audit ran for ${active.rows.length} instances`]);
+  }
+
+  /** Volume polling: read the host's volumes and cached usage (replica), upsert each volume's usage (primary). */
+  async #pollVolumeUsage(client: pg.Client, host: ComputeHost): Promise<void> {
+    const task = '_poll_volume_usage';
+    const volumes = await this.#exec<{ instance_uuid: string; volume_id: string }>(client, task, 'replica-read',
+      `SELECT b.instance_uuid, b.volume_id FROM block_device_mapping b JOIN instances i ON i.uuid = b.instance_uuid
+        WHERE i.host = $1 AND i.deleted = 0 AND b.deleted = 0 AND b.volume_id IS NOT NULL`,
+      [host.name]);
+    if (volumes.rows.length === 0) return;
+    const cached = await this.#exec<{ volume_id: string; curr_reads: string; curr_writes: string }>(client, task, 'replica-read',
+      `SELECT volume_id, curr_reads, curr_read_bytes, curr_writes, curr_write_bytes
+         FROM volume_usage_cache WHERE volume_id = ANY($1::varchar[])`,
+      [volumes.rows.map((v) => v.volume_id)]);
+    const previous = new Map(cached.rows.map((r) => [r.volume_id, r]));
+    const rows = volumes.rows.map((v) => {
+      const prev = previous.get(v.volume_id);
+      const reads = Number(prev?.curr_reads ?? 0) + Math.floor(this.options.random() * 100);
+      const writes = Number(prev?.curr_writes ?? 0) + Math.floor(this.options.random() * 50);
+      return { volume: v.volume_id, instance: v.instance_uuid, reads, writes };
+    });
+    await this.#exec(client, task, 'write',
+      `INSERT INTO volume_usage_cache (volume_id, instance_uuid, availability_zone, curr_last_refreshed,
+                                       curr_reads, curr_read_bytes, curr_writes, curr_write_bytes, updated_at)
+       SELECT v, i, 'nova', now(), r, r * 4096, w, w * 4096, now()
+         FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[]) AS t(v, i, r, w)
+       ON CONFLICT (volume_id) DO UPDATE
+          SET curr_last_refreshed = EXCLUDED.curr_last_refreshed, curr_reads = EXCLUDED.curr_reads,
+              curr_read_bytes = EXCLUDED.curr_read_bytes, curr_writes = EXCLUDED.curr_writes,
+              curr_write_bytes = EXCLUDED.curr_write_bytes, updated_at = EXCLUDED.updated_at`,
+      [rows.map((r) => r.volume), rows.map((r) => r.instance), rows.map((r) => r.reads), rows.map((r) => r.writes)]);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // API sessions: request-like work, untagged (primary only), checking read-your-writes
+  // -------------------------------------------------------------------------------------------------
+
+  async #apiLoop(client: pg.Client): Promise<void> {
+    const sleeper = new Sleeper();
+    this.#sleepers.push(sleeper);
+    /** Instances this session created and has not deleted; only these are deleted, so sessions never race. */
+    const mine: string[] = [];
+    await sleeper.sleep(this.options.random() * this.intervals.api_request);
+    while (this.#running) {
+      const r = this.options.random();
+      // Mostly reads, like a real API; deletes only of our own instances, and more of them once many pile up.
+      let request: ApiRequestName;
+      if (mine.length > 20 || (mine.length > 0 && r < 0.15)) request = 'api_delete_instance';
+      else if (r < 0.35) request = 'api_create_instance';
+      else if (r < 0.7) request = 'api_show_instance';
+      else request = 'api_list_instances';
+      await this.#run(request, () => this.#apiRequest(request, client, mine));
+      if (!this.#running) break;
+      // Jittered pause: between half and one and a half times the configured interval.
+      await sleeper.sleep(this.intervals.api_request * (0.5 + this.options.random()));
+    }
+  }
+
+  async #apiRequest(request: ApiRequestName, client: pg.Client, mine: string[]): Promise<void> {
+    switch (request) {
+      case 'api_create_instance': {
+        const uuid = crypto.randomUUID();
+        const host = this.hosts.length > 0 ? this.#pick(this.hosts) : undefined;
+        const vcpus = this.#pick([1, 2, 4]);
+        await this.#exec(client, request, 'write',
+          `INSERT INTO instances (uuid, display_name, host, node, vm_state, vcpus, memory_mb, launched_at, created_at)
+           VALUES ($1, $2, $3, $4, 'active', $5, $6, now(), now())`,
+          [uuid, `vm-${uuid.slice(0, 8)}`, host?.name ?? null, host?.node ?? null, vcpus, vcpus * 2048]);
+        await this.#exec(client, request, 'write',
+          `INSERT INTO block_device_mapping (instance_uuid, device_name, source_type, destination_type, volume_id, boot_index)
+           VALUES ($1, '/dev/vda', 'volume', 'volume', $2, 0)`,
+          [uuid, crypto.randomUUID()]);
+        mine.push(uuid);
+        this.#knownInstances.push(uuid);
+        // The API answers with the instance it just created: it must be there (the primary has it).
+        const shown = await this.#exec(client, request, 'primary-read',
+          'SELECT uuid, vm_state, host FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]);
+        if (shown.rows.length !== 1) {
+          this.#readYourWritesMisses++;
+          throw new CheckFailed(`created instance ${uuid} was not visible to the next statement of the same API session`);
+        }
+        return;
+      }
+      case 'api_show_instance': {
+        if (this.#knownInstances.length === 0) return;
+        const uuid = this.#pick(this.#knownInstances);
+        await this.#exec(client, request, 'primary-read',
+          `SELECT i.uuid, i.display_name, i.vm_state, i.host, i.vcpus, i.memory_mb, i.launched_at, b.volume_id
+             FROM instances i LEFT JOIN block_device_mapping b ON b.instance_uuid = i.uuid AND b.deleted = 0
+            WHERE i.uuid = $1`,
+          [uuid]);
+        return;
+      }
+      case 'api_list_instances':
+        await this.#exec(client, request, 'primary-read',
+          `SELECT uuid, display_name, vm_state, host, created_at FROM instances
+            WHERE deleted = 0 ORDER BY created_at DESC, id DESC LIMIT 50`);
+        return;
+      case 'api_delete_instance': {
+        const index = Math.floor(this.options.random() * mine.length);
+        const uuid = mine[index];
+        if (uuid === undefined) return;
+        mine.splice(index, 1);
+        const known = this.#knownInstances.indexOf(uuid);
+        if (known >= 0) this.#knownInstances.splice(known, 1);
+        // Nova soft-deletes: deleted = id marks the row deleted while keeping it for the audit.
+        await this.#exec(client, request, 'write',
+          `UPDATE instances SET vm_state = 'deleted', deleted = id, deleted_at = now(), terminated_at = now(), updated_at = now()
+            WHERE uuid = $1 AND deleted = 0`,
+          [uuid]);
+        await this.#exec(client, request, 'write',
+          'UPDATE block_device_mapping SET deleted = id, deleted_at = now() WHERE instance_uuid = $1 AND deleted = 0',
+          [uuid]);
+        const shown = await this.#exec(client, request, 'primary-read',
+          'SELECT uuid FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]);
+        if (shown.rows.length !== 0) {
+          this.#readYourWritesMisses++;
+          throw new CheckFailed(`deleted instance ${uuid} was still visible to the next statement of the same API session`);
+        }
+        return;
+      }
+    }
+  }
+}
+
+/** Ends a session, giving up after a few seconds: stop() must not hang on a server that does not answer. */
+async function endClient(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.end().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 3000);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** A stable fake MAC address for an instance (Nova keys bandwidth by instance and MAC). */
+function macFor(uuid: string): string {
+  const h = crypto.createHash('sha1').update(uuid).digest();
+  return ['fa', '16', '3e', ...[0, 1, 2].map((i) => (h[i] ?? 0).toString(16).padStart(2, '0'))].join(':');
+}

@@ -1,0 +1,165 @@
+import net from 'node:net';
+import crypto from 'node:crypto';
+import { ClientHandshake } from '../client/client-handshake.js';
+import { errorFor } from '../codec/backend-messages.js';
+import { PgsplitError, SqlState, errors } from '../errors.js';
+import type { PgsplitConfig } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { Router } from '../router/router.js';
+import { ServerNodes } from '../server/server-nodes.js';
+import { Session } from '../session/session.js';
+
+/** Counters the tests and the demo read; the metrics issue exports them to Prometheus. */
+export interface ProxyStats {
+  /** Units routed, by node name. */
+  routedByNode: Map<string, number>;
+  /** Units routed, by reason. */
+  routedByReason: Map<string, number>;
+  clientsAccepted: number;
+  clientsRejected: number;
+}
+
+/** Lifecycle of the proxy listener. */
+export type ProxyState = 'created' | 'listening' | 'closing' | 'closed';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/**
+ * The listener: accepts clients, runs their handshake, hands each to a Session, and routes
+ * CancelRequests by the keys it issued. One client's failure never touches another's session.
+ */
+export class ProxyServer {
+  readonly config: PgsplitConfig;
+  readonly nodes: ServerNodes;
+  readonly router: Router;
+  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0 };
+  state: ProxyState = 'created';
+  private readonly log: Logger;
+  private readonly server: net.Server;
+  private readonly sessions = new Map<number, Session>();
+  private readonly byCancelKey = new Map<string, Session>();
+  private readonly sockets = new Set<net.Socket>();
+  private nextId = 1;
+
+  constructor(config: PgsplitConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    if (config.users.length === 0 && !isLoopback(config.listen.host)) {
+      throw new PgsplitError('CONFIG_INVALID', SqlState.invalidAuthorizationSpecification,
+        `refusing to listen on ${config.listen.host} without users: with no users configured pgsplit trusts every client, ` +
+        'which is only allowed on a loopback address; add users: (name, password) to the config or listen on 127.0.0.1');
+    }
+    this.nodes = new ServerNodes(config.primary, config.replicas);
+    this.router = new Router();
+    this.server = net.createServer((s) => this.onConnection(s));
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 in the config picks a free port). */
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.listen.port, this.config.listen.host, () => {
+        this.server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.state = 'listening';
+    const addr = this.server.address() as net.AddressInfo;
+    if (this.config.users.length === 0) {
+      this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
+    }
+    this.log.info({ listen: `${addr.address}:${addr.port}`, primary: this.config.primary.name, replicas: this.config.replicas.map((r) => r.name) }, 'pgsplit listening');
+    return { host: addr.address, port: addr.port };
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.state !== 'listening') {
+      socket.end(errorFor(errors.shuttingDown()));
+      return;
+    }
+    socket.setNoDelay(true);
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    if (this.sockets.size > this.config.limits.maxClientConnections) {
+      this.stats.clientsRejected++;
+      socket.end(errorFor(new PgsplitError('INTERNAL', SqlState.tooManyConnections,
+        `sorry, too many clients already: pgsplit allows ${this.config.limits.maxClientConnections} (limits.max_client_connections)`,
+        { severity: 'FATAL' })));
+      return;
+    }
+    const hs = new ClientHandshake(socket, {
+      users: this.config.users,
+      method: this.config.auth.method,
+      maxMessageSize: this.config.limits.maxMessageSize,
+      timeoutMs: this.config.limits.startupTimeoutMs,
+    });
+    hs.run().then((r) => {
+      if (r.kind === 'cancel') {
+        this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
+        socket.destroy();
+        return;
+      }
+      const id = this.nextId++;
+      const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
+      const session = new Session({
+        id, client: socket, user: r.user, database: r.database, params: r.params, cancelKey,
+        ctx: {
+          nodes: this.nodes,
+          router: this.router,
+          log: this.log,
+          maxMessageSize: this.config.limits.maxMessageSize,
+          connectTimeoutMs: this.config.limits.connectTimeoutMs,
+          tagApplicationNames: this.config.routing.applicationNames,
+          defaultRoute: this.config.routing.default,
+          onRouted: (node, reason) => {
+            this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
+            this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);
+          },
+        },
+      });
+      this.stats.clientsAccepted++;
+      this.sessions.set(id, session);
+      const key = `${cancelKey.pid}:${cancelKey.secret}`;
+      this.byCancelKey.set(key, session);
+      socket.on('close', () => {
+        this.sessions.delete(id);
+        this.byCancelKey.delete(key);
+      });
+      session.start(r.leftover).catch((e: unknown) => {
+        this.log.error({ err: String(e) }, 'session failed');
+        session.close();
+      });
+    }, (e: unknown) => {
+      this.stats.clientsRejected++;
+      this.log.info({ err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
+    });
+  }
+
+  /** Stops accepting, tells connected clients pgsplit is shutting down, and closes everything. */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions.values()) {
+      if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));
+      s.close();
+    }
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    this.state = 'closed';
+  }
+}

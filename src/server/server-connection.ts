@@ -1,0 +1,181 @@
+import net from 'node:net';
+import { serialize } from '../codec/frontend-messages.js';
+import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import { Backend } from '../codec/message-types.js';
+import { readErrorFields } from '../codec/message-fields.js';
+import { md5PasswordResponse } from '../auth/md5.js';
+import { ScramClientSession } from '../auth/scram.js';
+import { PgsplitError, SqlState, errors } from '../errors.js';
+
+/** Where and as whom to connect: one primary or replica from the config. */
+export interface ServerTarget {
+  /** Node name for messages and logs ('primary', 'replica1', ...). */
+  name: string;
+  host: string;
+  port: number;
+  /** Overrides the client's user when set (the URL's user). */
+  user?: string | undefined;
+  password?: string | undefined;
+}
+
+/** Lifecycle of a server connection; each transition happens in one place in this file. */
+export type ServerConnectionState = 'connecting' | 'authenticating' | 'ready' | 'closed';
+
+/** An error the server sent during startup (bad database, role, password): relayed to the client as is. */
+export class ServerStartupError extends Error {
+  readonly fields: Record<string, string>;
+  readonly raw: Buffer;
+  constructor(fields: Record<string, string>, raw: Buffer) {
+    super(fields.M ?? 'server refused the connection');
+    this.fields = fields;
+    this.raw = raw;
+  }
+}
+
+/**
+ * One authenticated connection from pgsplit to a PostgreSQL server, owned by one client session.
+ * `connect` performs the startup handshake; afterwards the session owns the socket and the frame reader.
+ */
+export class ServerConnection {
+  readonly target: ServerTarget;
+  readonly socket: net.Socket;
+  readonly reader: FrameReader;
+  state: ServerConnectionState = 'connecting';
+  /** ParameterStatus values the server sent during startup. */
+  readonly parameters = new Map<string, string>();
+  backendPid = 0;
+  backendSecret = 0;
+
+  private constructor(target: ServerTarget, socket: net.Socket) {
+    this.target = target;
+    this.socket = socket;
+    // Servers may legitimately send messages up to 1 GB (a large row or COPY chunk).
+    this.reader = new FrameReader({ maxMessageSize: 0x3fffffff });
+  }
+
+  /**
+   * Opens a TCP connection and completes startup and authentication (trust, cleartext, md5, SCRAM).
+   * `params` are the client's startup parameters (database, application_name, options, ...).
+   * Rejects with ServerStartupError when the server says no, PgsplitError when it cannot be reached.
+   */
+  static connect(target: ServerTarget, params: Record<string, string>, timeoutMs: number): Promise<ServerConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: target.host, port: target.port });
+      socket.setNoDelay(true);
+      const conn = new ServerConnection(target, socket);
+      const user = target.user ?? params.user ?? '';
+      const startupParams: Record<string, string> = { ...params, user };
+      let scram: ScramClientSession | null = null;
+      let settled = false;
+      const timer = setTimeout(() => fail(errors.serverUnavailable(target.name, `no answer within ${timeoutMs} ms (limits.connect_timeout)`)), timeoutMs);
+
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        conn.state = 'closed';
+        socket.removeAllListeners('data');
+        socket.destroy();
+        reject(err);
+      };
+      const password = (): string => {
+        if (target.password === undefined) {
+          throw errors.serverUnavailable(target.name, 'the server asked for a password but its URL has none; put the password in the URL (postgres://USER:PASSWORD@HOST/...)');
+        }
+        return target.password;
+      };
+
+      const onFrame = (f: Frame) => {
+        switch (f.type) {
+          case Backend.Authentication: {
+            const code = f.payload.readInt32BE(0);
+            conn.state = 'authenticating';
+            if (code === 0) return;
+            if (code === 3) {
+              socket.write(serialize.password(password()));
+            } else if (code === 5) {
+              socket.write(serialize.password(md5PasswordResponse(user, password(), f.payload.subarray(4, 8))));
+            } else if (code === 10) {
+              const mechs = f.payload.subarray(4).toString('utf8').split('\0').filter((m) => m.length > 0);
+              scram = new ScramClientSession(password());
+              const first = scram.start(mechs);
+              socket.write(serialize.sendSASLInitialResponseMessage(first.mechanism, first.clientFirst));
+            } else if (code === 11) {
+              if (!scram) throw errors.authProtocol('SASLContinue before SASL start');
+              socket.write(serialize.sendSCRAMClientFinalMessage(scram.handleServerFirst(f.payload.subarray(4).toString('utf8'))));
+            } else if (code === 12) {
+              if (!scram) throw errors.authProtocol('SASLFinal before SASL start');
+              scram.handleServerFinal(f.payload.subarray(4).toString('utf8'));
+            } else {
+              throw errors.serverUnavailable(target.name, `the server asked for authentication method ${code}, which pgsplit does not support; use trust, md5 or scram-sha-256 for pgsplit's user`);
+            }
+            return;
+          }
+          case Backend.ParameterStatus: {
+            const z = f.payload.indexOf(0);
+            conn.parameters.set(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
+            return;
+          }
+          case Backend.BackendKeyData:
+            conn.backendPid = f.payload.readInt32BE(0);
+            conn.backendSecret = f.payload.readInt32BE(4);
+            return;
+          case Backend.ErrorResponse:
+            fail(new ServerStartupError(readErrorFields(f.payload), Buffer.from(f.raw)));
+            return;
+          case Backend.ReadyForQuery:
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            conn.state = 'ready';
+            socket.removeListener('data', onData);
+            socket.removeListener('error', onError);
+            socket.removeListener('close', onClose);
+            resolve(conn);
+            return;
+          default:
+            // NoticeResponse and NegotiateProtocolVersion during startup carry nothing routing needs.
+            return;
+        }
+      };
+      const onData = (chunk: Buffer) => {
+        try {
+          const frames = conn.reader.push(chunk);
+          for (const f of frames) {
+            onFrame(f);
+            if (settled) return;
+          }
+        } catch (e) {
+          fail(e instanceof Error ? e : new Error(String(e)));
+        }
+      };
+      const onError = (e: Error) => fail(errors.serverUnavailable(target.name, e.message));
+      const onClose = () => fail(errors.serverUnavailable(target.name, 'the server closed the connection during startup'));
+      socket.on('connect', () => socket.write(serialize.startup(startupParams)));
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+    });
+  }
+
+  /** Asks the server to cancel whatever this connection is running (a separate short connection). */
+  cancel(): void {
+    if (this.state !== 'ready' || this.backendPid === 0) return;
+    const s = net.connect({ host: this.target.host, port: this.target.port });
+    s.on('connect', () => s.end(serialize.cancel(this.backendPid, this.backendSecret)));
+    s.on('error', () => s.destroy());
+    s.setTimeout(5000, () => s.destroy());
+  }
+
+  /** Ends the connection politely (Terminate) and marks it closed. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (!this.socket.destroyed) this.socket.end(serialize.end());
+  }
+}
+
+/** True for errors meaning "this server could not be reached", as opposed to the server refusing us. */
+export function isUnreachable(e: unknown): boolean {
+  return e instanceof PgsplitError && e.sqlState === SqlState.sqlclientUnableToEstablishSqlconnection;
+}

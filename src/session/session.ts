@@ -1,0 +1,818 @@
+import type net from 'node:net';
+import { serialize } from '../codec/frontend-messages.js';
+import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import { FrameCoalescer } from '../codec/frame-coalescer.js';
+import { Backend, Frontend, typeChar } from '../codec/message-types.js';
+import {
+  backendKeyData, commandComplete, dataRow, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
+} from '../codec/backend-messages.js';
+import { readBind, readErrorFields, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { PgsplitError, SqlState, errors } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Router, RouteDecision } from '../router/router.js';
+import type { QueryClassification } from '../router/statement-classifier.js';
+import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
+import { ServerNodes, type NodeEntry } from '../server/server-nodes.js';
+import { SessionSettings } from './session-settings.js';
+import { splitStartupOptions } from './startup-options.js';
+import { matchesAnyGlob } from './glob.js';
+import { parseLocalCommand, type LocalCommand } from './local-command.js';
+
+/** Everything a session needs from the proxy around it. */
+export interface SessionContext {
+  nodes: ServerNodes;
+  router: Router;
+  log: Logger;
+  maxMessageSize: number;
+  connectTimeoutMs: number;
+  /** application_name globs whose sessions are tagged. */
+  tagApplicationNames: readonly string[];
+  defaultRoute: 'primary' | 'replica';
+  /** Called for each routed unit of work (for stats and tests). */
+  onRouted?: (node: string, reason: string) => void;
+}
+
+/** One server response we are waiting for, in the order the server will send it. */
+interface Expect {
+  kind: 'parse' | 'close' | 'sync';
+  /** Injected by pgsplit (re-prepare, settings replay): the client never sees its response. */
+  swallow: boolean;
+  /** For 'sync': the client unit it completes, whose effects apply when it succeeds. */
+  unit?: Unit;
+  extended?: boolean;
+  failed?: boolean;
+}
+
+type UnitKind = 'simple' | 'extended' | 'function' | 'copy' | 'local' | 'terminate';
+
+/** A piece of client traffic routed as a whole: one Query, or an extended batch up to Sync (or Flush). */
+interface Unit {
+  kind: UnitKind;
+  frames: Frame[];
+  /** Ends the batch (Sync, or a message that is its own batch). False for a piece sent on Flush. */
+  complete: boolean;
+  /** Query texts that decide the route. */
+  queries: string[];
+  bytes: number;
+  local?: LocalCommand;
+  decision?: RouteDecision;
+}
+
+/** A server connection as this session uses it. */
+class ServerLink {
+  readonly node: NodeEntry;
+  readonly conn: ServerConnection;
+  readonly expect: Expect[] = [];
+  /** Named statements prepared on this server: name -> Parse payload. */
+  readonly prepared = new Map<string, Buffer>();
+  settingsVersion = 0;
+
+  constructor(node: NodeEntry, conn: ServerConnection) {
+    this.node = node;
+    this.conn = conn;
+  }
+
+  get name(): string {
+    return this.node.endpoint.name;
+  }
+
+  get busy(): boolean {
+    return this.expect.length > 0;
+  }
+}
+
+/** Lifecycle of a session. */
+export type SessionState = 'starting' | 'ready' | 'closed';
+
+/**
+ * Executes one client's traffic: splits it into units, asks the router where each may run, keeps
+ * transactions, open batches and COPY on one server, replays settings and prepared statements on servers
+ * attached later, and relays responses without parsing result rows. Units are sent in order; a unit goes
+ * to a different server only after every earlier unit has been answered, so responses never interleave.
+ */
+export class Session {
+  readonly id: number;
+  readonly client: net.Socket;
+  readonly user: string;
+  readonly database: string;
+  state: SessionState = 'starting';
+  /** Reads may go to replicas. */
+  tagged: boolean;
+  tagSource: string;
+  pinned: string | null = null;
+  txStatus: 'I' | 'T' | 'E' = 'I';
+
+  private readonly ctx: SessionContext;
+  private readonly log: Logger;
+  private readonly reader: FrameReader;
+  private readonly serverParams: Record<string, string>;
+  private readonly links = new Map<string, ServerLink>();
+  private readonly statements = new Map<string, Buffer>();
+  private readonly settings = new SessionSettings();
+  private readonly units: Unit[] = [];
+  private building: Unit | null = null;
+  private queuedBytes = 0;
+  private txLink: ServerLink | null = null;
+  private openBatchLink: ServerLink | null = null;
+  private lastLink: ServerLink | null = null;
+  private copyLink: ServerLink | null = null;
+  private replica: NodeEntry | null = null;
+  private discardUntilSync = false;
+  private connecting = false;
+  private clientPausedForServer = 0;
+  private clientPausedForQueue = false;
+  private txPendingSettings: Array<() => void> = [];
+  private readonly cancelKey: { pid: number; secret: number };
+
+  constructor(opts: {
+    id: number;
+    client: net.Socket;
+    user: string;
+    database: string;
+    params: Record<string, string>;
+    cancelKey: { pid: number; secret: number };
+    ctx: SessionContext;
+  }) {
+    this.id = opts.id;
+    this.client = opts.client;
+    this.user = opts.user;
+    this.database = opts.database;
+    this.ctx = opts.ctx;
+    this.cancelKey = opts.cancelKey;
+    this.log = opts.ctx.log.child({ session: opts.id });
+    this.reader = new FrameReader({ maxMessageSize: opts.ctx.maxMessageSize });
+
+    const split = splitStartupOptions(opts.params.options);
+    const params: Record<string, string> = { ...opts.params };
+    if (split.rest) params.options = split.rest;
+    else delete params.options;
+    this.serverParams = params;
+
+    const appName = opts.params.application_name ?? '';
+    const route = split.pgsplit.route?.toLowerCase();
+    if (route === 'replica' || route === 'primary') {
+      this.tagged = route === 'replica';
+      this.tagSource = 'startup-option';
+    } else if (appName && matchesAnyGlob(appName, opts.ctx.tagApplicationNames)) {
+      this.tagged = true;
+      this.tagSource = 'application_name';
+    } else {
+      this.tagged = opts.ctx.defaultRoute === 'replica';
+      this.tagSource = 'default';
+    }
+  }
+
+  /**
+   * Connects the session's first server (a replica for a tagged session, else the primary), sends the
+   * client its parameters, pgsplit's cancel key and ReadyForQuery, then serves `leftover` and the socket.
+   */
+  async start(leftover: Buffer | null): Promise<void> {
+    this.client.on('close', () => this.close());
+    this.client.on('error', (e) => {
+      this.log.debug({ err: e.message }, 'client socket error');
+      this.close();
+    });
+    let home: ServerLink;
+    try {
+      home = await this.attachFor(this.tagged ? 'replica' : 'primary');
+    } catch (e) {
+      this.failStartup(e);
+      return;
+    }
+    if (this.state === 'closed') return;
+    const out: Buffer[] = [];
+    for (const [k, v] of home.conn.parameters) out.push(parameterStatus(k, v));
+    out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), readyForQuery('I'));
+    this.client.write(Buffer.concat(out));
+    this.state = 'ready';
+    this.log.debug({ user: this.user, database: this.database, tagged: this.tagged, tag: this.tagSource, home: home.name }, 'session ready');
+    this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    this.client.on('drain', () => this.resumeServers());
+    if (leftover && leftover.length > 0) this.onClientData(leftover);
+  }
+
+  private failStartup(e: unknown): void {
+    if (e instanceof ServerStartupError) {
+      this.client.end(e.raw);
+    } else if (e instanceof PgsplitError) {
+      this.client.end(errorFor(new PgsplitError(e.code, e.sqlState, e.message, { severity: 'FATAL', hint: e.hint })));
+    } else {
+      this.client.end(errorFor(errors.internal(String(e))));
+    }
+    this.close();
+  }
+
+  /** Asks every server running something for this session to cancel it. */
+  cancel(): void {
+    for (const l of this.links.values()) if (l.busy) l.conn.cancel();
+  }
+
+  /** Ends the session: closes the client and every server connection. Idempotent. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const l of this.links.values()) this.detach(l);
+    if (!this.client.destroyed) this.client.destroy();
+  }
+
+  /** Sends a FATAL error to the client and closes. */
+  private fatal(e: PgsplitError): void {
+    if (this.state === 'closed') return;
+    if (!this.client.destroyed) this.client.end(errorFor(e));
+    this.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Client side: frames into units
+  // ---------------------------------------------------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.state !== 'ready') return;
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (e) {
+      this.fatal(e instanceof PgsplitError ? e : errors.internal(String(e)));
+      return;
+    }
+    for (const f of frames) {
+      if (!this.acceptFrame(f)) return;
+    }
+    this.pump();
+  }
+
+  /** Adds a client frame to the unit being built; false when the session ended. */
+  private acceptFrame(f: Frame): boolean {
+    const t = f.type;
+    if (this.discardUntilSync) {
+      if (t === Frontend.Sync) {
+        this.discardUntilSync = false;
+        this.enqueue({ kind: 'local', frames: [], complete: true, queries: [], bytes: 0, local: { kind: 'ready' } });
+      }
+      return true;
+    }
+    switch (t) {
+      case Frontend.Query: {
+        this.closeBuilding(false);
+        const q = readQuery(f.payload);
+        if (q === null) {
+          this.fatal(errors.unexpectedMessage('Q', 'with a malformed body (missing terminator)'));
+          return false;
+        }
+        const local = parseLocalCommand(q);
+        this.enqueue(local
+          ? { kind: 'local', frames: [], complete: true, queries: [], bytes: 0, local }
+          : { kind: 'simple', frames: [f], complete: true, queries: [q], bytes: f.raw.length });
+        return true;
+      }
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close: {
+        const b = this.building ?? (this.building = { kind: 'extended', frames: [], complete: false, queries: [], bytes: 0 });
+        b.frames.push(f);
+        b.bytes += f.raw.length;
+        return true;
+      }
+      case Frontend.Sync:
+      case Frontend.Flush: {
+        const b = this.building ?? { kind: 'extended', frames: [], complete: false, queries: [], bytes: 0 };
+        this.building = null;
+        b.frames.push(f);
+        b.bytes += f.raw.length;
+        b.complete = t === Frontend.Sync;
+        this.enqueue(b);
+        return true;
+      }
+      case Frontend.FunctionCall:
+        this.closeBuilding(false);
+        this.enqueue({ kind: 'function', frames: [f], complete: true, queries: [], bytes: f.raw.length });
+        return true;
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.enqueue({ kind: 'copy', frames: [f], complete: false, queries: [], bytes: f.raw.length });
+        return true;
+      case Frontend.Terminate:
+        this.closeBuilding(false);
+        this.enqueue({ kind: 'terminate', frames: [], complete: true, queries: [], bytes: 0 });
+        return true;
+      default:
+        this.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
+        return false;
+    }
+  }
+
+  /** A Query or FunctionCall arriving inside an unfinished extended batch: send what was built first. */
+  private closeBuilding(complete: boolean): void {
+    if (!this.building) return;
+    const b = this.building;
+    this.building = null;
+    b.complete = complete;
+    this.enqueue(b);
+  }
+
+  private enqueue(u: Unit): void {
+    this.units.push(u);
+    this.queuedBytes += u.bytes;
+    // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
+    if (!this.clientPausedForQueue && this.queuedBytes > 4 * 1024 * 1024) {
+      this.clientPausedForQueue = true;
+      this.client.pause();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Dispatch: units to servers, in order
+  // ---------------------------------------------------------------------------------------------------
+
+  private anyBusy(except?: ServerLink): boolean {
+    for (const l of this.links.values()) if (l !== except && l.busy) return true;
+    return false;
+  }
+
+  /** Sends every unit that can go now; stops at the first that must wait for answers or a connection. */
+  private pump(): void {
+    while (this.state === 'ready' && !this.connecting && this.units.length > 0) {
+      const u = this.units[0] as Unit;
+      if (u.kind === 'copy') {
+        // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
+        const link = this.copyLink ?? this.lastLink;
+        if (link) this.writeToServer(link, u.frames.map((f) => f.raw));
+        this.shiftUnit();
+        continue;
+      }
+      if (u.kind === 'terminate') {
+        if (this.anyBusy()) return;
+        this.shiftUnit();
+        this.close();
+        return;
+      }
+      if (u.kind === 'local') {
+        if (this.anyBusy()) return;
+        this.shiftUnit();
+        this.answerLocally(u.local as LocalCommand);
+        continue;
+      }
+      const choice = this.chooseTarget(u);
+      if (choice instanceof ServerLink) {
+        if (this.anyBusy(choice)) return;
+        this.shiftUnit();
+        this.send(u, choice);
+        continue;
+      }
+      // A server must be attached first; other servers must be idle before a new one starts.
+      if (this.anyBusy()) return;
+      this.connecting = true;
+      this.attachFor(choice)
+        .then(() => {
+          this.connecting = false;
+          this.pump();
+        })
+        .catch((e: unknown) => {
+          this.connecting = false;
+          if (this.state === 'closed') return;
+          this.shiftUnit();
+          this.failUnit(u, e);
+          this.pump();
+        });
+      return;
+    }
+  }
+
+  private shiftUnit(): void {
+    const u = this.units.shift();
+    if (u) this.queuedBytes -= u.bytes;
+    if (this.clientPausedForQueue && this.queuedBytes < 1024 * 1024) {
+      this.clientPausedForQueue = false;
+      if (this.clientPausedForServer === 0) this.client.resume();
+    }
+  }
+
+  /**
+   * Where a unit must run: an attached link, or the role of a server still to attach. Transactions,
+   * open extended batches and COPY stay where they began; otherwise the router decides.
+   */
+  private chooseTarget(u: Unit): ServerLink | 'primary' | 'replica' {
+    if (this.openBatchLink) return this.openBatchLink;
+    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return this.txLink;
+    if (u.kind === 'function') return this.links.get(this.ctx.nodes.primary.endpoint.name) ?? 'primary';
+    const queries = this.unitQueries(u);
+    if (queries.length === 0 && this.lastLink && this.lastLink.conn.state === 'ready') {
+      u.decision = { target: 'primary', reason: 'follows-previous', classifications: [] };
+      return this.lastLink;
+    }
+    const d = this.ctx.router.decide(queries, { tagged: this.tagged, pinned: this.pinned });
+    u.decision = d;
+    if (d.target === 'replica') {
+      const r = this.replica ? this.links.get(this.replica.endpoint.name) : undefined;
+      return r ?? 'replica';
+    }
+    return this.links.get(this.ctx.nodes.primary.endpoint.name) ?? 'primary';
+  }
+
+  /** Query texts of a unit: Parse texts, and the texts of named statements its Binds use. */
+  private unitQueries(u: Unit): string[] {
+    if (u.kind === 'simple') return u.queries;
+    const out: string[] = [];
+    const parsedHere = new Map<string, string>();
+    for (const f of u.frames) {
+      if (f.type === Frontend.Parse) {
+        const p = readParse(f.payload);
+        if (p) {
+          out.push(p.query);
+          parsedHere.set(p.name, p.query);
+        }
+      } else if (f.type === Frontend.Bind) {
+        const b = readBind(f.payload);
+        if (b && !parsedHere.has(b.statement)) {
+          const stored = this.statements.get(b.statement);
+          const q = stored ? readParse(stored)?.query : undefined;
+          if (q !== undefined) out.push(q);
+        }
+      }
+    }
+    u.queries = out;
+    return out;
+  }
+
+  /**
+   * Attaches a server of the given role (connecting lazily). A replica that cannot be reached is
+   * skipped, and when none can be, the primary serves: nothing has been sent yet, so this is safe.
+   */
+  private async attachFor(role: 'primary' | 'replica'): Promise<ServerLink> {
+    if (role === 'replica') {
+      const tried = new Set<string>();
+      for (;;) {
+        const node = this.ctx.nodes.pickReplica(tried);
+        if (!node) break;
+        tried.add(node.endpoint.name);
+        try {
+          const link = await this.connect(node);
+          this.replica = node;
+          node.sessions++;
+          return link;
+        } catch (e) {
+          if (!isUnreachable(e)) throw e;
+          this.ctx.nodes.markDown(node.endpoint.name);
+          this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
+        }
+      }
+      this.log.debug('no replica available; the primary serves this session');
+    }
+    const existing = this.links.get(this.ctx.nodes.primary.endpoint.name);
+    if (existing) return existing;
+    return this.connect(this.ctx.nodes.primary);
+  }
+
+  private async connect(node: NodeEntry): Promise<ServerLink> {
+    const existing = this.links.get(node.endpoint.name);
+    if (existing) return existing;
+    const conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, this.ctx.connectTimeoutMs);
+    if (this.state === 'closed') {
+      conn.close();
+      throw errors.shuttingDown();
+    }
+    const link = new ServerLink(node, conn);
+    this.links.set(node.endpoint.name, link);
+    conn.socket.on('data', (chunk: Buffer) => this.onServerData(link, chunk));
+    conn.socket.on('drain', () => this.resumeClient());
+    conn.socket.on('error', (e) => this.onServerLost(link, e.message));
+    conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
+    this.log.debug({ node: node.endpoint.name }, 'server attached');
+    return link;
+  }
+
+  private detach(link: ServerLink): void {
+    if (this.links.get(link.name) !== link) return;
+    this.links.delete(link.name);
+    if (this.replica === link.node) {
+      this.replica = null;
+      link.node.sessions--;
+    }
+    if (this.txLink === link) this.txLink = null;
+    if (this.lastLink === link) this.lastLink = null;
+    if (this.copyLink === link) this.copyLink = null;
+    if (this.openBatchLink === link) this.openBatchLink = null;
+    link.conn.close();
+  }
+
+  /** A unit that could not be sent anywhere: tell the client, keeping the protocol in step. */
+  private failUnit(u: Unit, e: unknown): void {
+    const err = e instanceof ServerStartupError
+      ? e.raw
+      : errorFor(e instanceof PgsplitError ? e : errors.internal(String(e)));
+    this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
+    if (u.kind === 'extended' && !u.complete) {
+      this.client.write(err);
+      this.discardUntilSync = true;
+      return;
+    }
+    this.client.write(Buffer.concat([err, readyForQuery(this.txStatus)]));
+  }
+
+  /** Sends a unit: settings replay first if needed, then its frames with any re-prepares injected. */
+  private send(u: Unit, link: ServerLink): void {
+    const out: Buffer[] = [];
+    const replay = this.settings.replayFor(link.settingsVersion);
+    if (replay !== null && this.txStatus === 'I' && !this.openBatchLink) {
+      out.push(serialize.query(replay));
+      link.expect.push({ kind: 'sync', swallow: true });
+      link.settingsVersion = this.settings.version;
+    }
+    const d = u.decision;
+    if (d) {
+      this.ctx.onRouted?.(link.name, d.reason);
+      for (const c of d.classifications) this.notePins(c);
+      if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
+    }
+    for (const f of u.frames) {
+      switch (f.type) {
+        case Frontend.Parse: {
+          const p = readParse(f.payload);
+          if (p && p.name !== '' && !this.statements.has(p.name) && link.prepared.has(p.name)) {
+            // The client closed this name on another server; this server still has the old one.
+            out.push(serialize.close({ type: 'S', name: p.name }));
+            link.expect.push({ kind: 'close', swallow: true });
+            link.prepared.delete(p.name);
+          }
+          if (p) {
+            const copy = Buffer.from(f.payload);
+            if (p.name !== '') this.statements.set(p.name, copy);
+            else this.statements.set('', copy);
+            link.prepared.set(p.name, copy);
+          }
+          link.expect.push({ kind: 'parse', swallow: false });
+          break;
+        }
+        case Frontend.Bind: {
+          const b = readBind(f.payload);
+          if (b) this.ensurePrepared(link, b.statement, out);
+          break;
+        }
+        case Frontend.Describe: {
+          const t = readTarget(f.payload);
+          if (t && t.kind === 'S') this.ensurePrepared(link, t.name, out);
+          break;
+        }
+        case Frontend.Close: {
+          const t = readTarget(f.payload);
+          if (t && t.kind === 'S') {
+            this.statements.delete(t.name);
+            link.prepared.delete(t.name);
+          }
+          link.expect.push({ kind: 'close', swallow: false });
+          break;
+        }
+        case Frontend.Sync:
+          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true });
+          break;
+        case Frontend.Query:
+        case Frontend.FunctionCall:
+          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
+          break;
+        default:
+          break;
+      }
+      out.push(f.raw);
+    }
+    this.openBatchLink = u.kind === 'extended' && !u.complete ? link : null;
+    this.lastLink = link;
+    this.writeToServer(link, out);
+  }
+
+  /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
+  private ensurePrepared(link: ServerLink, name: string, out: Buffer[]): void {
+    const want = this.statements.get(name);
+    if (!want) return;
+    const have = link.prepared.get(name);
+    if (have && have.equals(want)) return;
+    if (have && name !== '') {
+      out.push(serialize.close({ type: 'S', name }));
+      link.expect.push({ kind: 'close', swallow: true });
+    }
+    const msg = Buffer.allocUnsafe(5 + want.length);
+    msg[0] = Frontend.Parse;
+    msg.writeInt32BE(4 + want.length, 1);
+    want.copy(msg, 5);
+    out.push(msg);
+    link.expect.push({ kind: 'parse', swallow: true });
+    link.prepared.set(name, want);
+  }
+
+  private notePins(c: QueryClassification): void {
+    if (this.pinned) return;
+    for (const s of c.statements) {
+      if (s.pinsPrimary) {
+        this.pinned = s.pinsPrimary;
+        this.log.debug({ reason: s.pinsPrimary }, 'session pinned to the primary');
+        return;
+      }
+    }
+  }
+
+  private writeToServer(link: ServerLink, bufs: Buffer[]): void {
+    const s = link.conn.socket;
+    if (s.destroyed) return;
+    if (bufs.length === 1) s.write(bufs[0] as Buffer);
+    else if (bufs.length > 1) {
+      s.cork();
+      for (const b of bufs) s.write(b);
+      s.uncork();
+    }
+    if (s.writableNeedDrain) {
+      this.clientPausedForServer++;
+      this.client.pause();
+      s.once('drain', () => {
+        this.clientPausedForServer--;
+        this.resumeClient();
+      });
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.clientPausedForServer === 0 && !this.clientPausedForQueue && this.state === 'ready') this.client.resume();
+  }
+
+  private resumeServers(): void {
+    for (const l of this.links.values()) l.conn.socket.resume();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Server side: responses back to the client
+  // ---------------------------------------------------------------------------------------------------
+
+  private onServerData(link: ServerLink, chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    let frames: Frame[];
+    try {
+      frames = link.conn.reader.push(chunk);
+    } catch (e) {
+      this.onServerLost(link, `bad message from server: ${(e as Error).message}`);
+      return;
+    }
+    const out = new FrameCoalescer();
+    let finishedUnit = false;
+    for (const f of frames) {
+      const head = link.expect[0];
+      if (head && head.kind === 'sync' && head.swallow) {
+        // Replayed settings: the client asked for none of this.
+        if (f.type === Backend.ReadyForQuery) link.expect.shift();
+        else if (f.type === Backend.ErrorResponse) {
+          this.log.warn({ node: link.name, err: readErrorFields(f.payload).M }, 'replaying session settings failed');
+        } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
+        continue;
+      }
+      switch (f.type) {
+        case Backend.ParseComplete:
+        case Backend.CloseComplete: {
+          const kind = f.type === Backend.ParseComplete ? 'parse' : 'close';
+          if (head && head.kind === kind) {
+            link.expect.shift();
+            if (head.swallow) continue;
+          }
+          out.add(f.raw);
+          break;
+        }
+        case Backend.ErrorResponse: {
+          // The server now skips to the next Sync: the answers we expected before it will not come.
+          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
+          const sync = link.expect[0];
+          if (sync) sync.failed = true;
+          out.add(f.raw);
+          break;
+        }
+        case Backend.ReadyForQuery: {
+          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
+          const done = link.expect.shift();
+          this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
+          out.add(f.raw);
+          finishedUnit = true;
+          break;
+        }
+        case Backend.CopyInResponse:
+          this.copyLink = link;
+          if (head && head.kind === 'sync' && head.extended) {
+            // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after CopyDone.
+            link.expect.shift();
+          }
+          out.add(f.raw);
+          break;
+        case Backend.CopyOutResponse:
+        case Backend.CopyBothResponse:
+          this.copyLink = link;
+          out.add(f.raw);
+          break;
+        case Backend.CommandComplete:
+          if (this.copyLink === link) this.copyLink = null;
+          out.add(f.raw);
+          break;
+        default:
+          out.add(f.raw);
+      }
+    }
+    const bufs = out.take();
+    if (bufs.length > 0 && !this.client.destroyed) {
+      if (bufs.length === 1) this.client.write(bufs[0] as Buffer);
+      else {
+        this.client.cork();
+        for (const b of bufs) this.client.write(b);
+        this.client.uncork();
+      }
+      // Backpressure: stop reading from servers until the client has taken what we gave it.
+      if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
+    }
+    if (finishedUnit) this.pump();
+  }
+
+  /** Bookkeeping when a unit's ReadyForQuery arrives: transaction status and the unit's effects. */
+  private afterUnit(link: ServerLink, done: Expect | undefined, statusByte: number): void {
+    const before = this.txStatus;
+    const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
+    this.txStatus = status;
+    this.txLink = status === 'I' ? null : link;
+    if (this.copyLink === link) this.copyLink = null;
+    const unit = done?.unit;
+    if (!unit || !unit.decision) return;
+    const ok = !done.failed;
+    const committed = (cb: () => void) => {
+      if (status === 'I' && before === 'I') cb();
+      else this.txPendingSettings.push(cb);
+    };
+    let endsTx: 'commit' | 'rollback' | null = null;
+    for (const c of unit.decision.classifications) {
+      for (const s of c.statements) {
+        if (s.transaction === 'commit') endsTx = 'commit';
+        else if (s.transaction === 'rollback') endsTx = 'rollback';
+        if (!ok) continue;
+        if (s.discard) committed(() => this.settings.resetAll());
+        else if (s.setting && !s.setting.local && s.text) {
+          const name = s.setting.name;
+          const text = s.text;
+          committed(() => this.applySetting(link, name, text));
+        }
+      }
+    }
+    if (before !== 'I' && status === 'I') {
+      const pending = this.txPendingSettings;
+      this.txPendingSettings = [];
+      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
+    }
+  }
+
+  private applySetting(link: ServerLink, name: string, text: string): void {
+    const upToDate = link.settingsVersion === this.settings.version;
+    this.settings.apply(name, text);
+    if (upToDate) link.settingsVersion = this.settings.version;
+  }
+
+  private onServerLost(link: ServerLink, why: string): void {
+    if (this.links.get(link.name) !== link || this.state === 'closed') return;
+    const inFlight = link.busy;
+    const inTx = this.txLink === link;
+    this.log.warn({ node: link.name, why, inFlight, inTx }, 'server connection lost');
+    if (link.node.role === 'replica') this.ctx.nodes.markDown(link.name);
+    this.detach(link);
+    if (inFlight || inTx) this.fatal(errors.serverLost(link.name, why));
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Statements pgsplit answers itself
+  // ---------------------------------------------------------------------------------------------------
+
+  private answerLocally(cmd: LocalCommand): void {
+    const rfq = readyForQuery(this.txStatus);
+    if (cmd.kind === 'ready') {
+      this.client.write(rfq);
+      return;
+    }
+    if (cmd.kind === 'error') {
+      this.client.write(Buffer.concat([errorFor(cmd.error), rfq]));
+      return;
+    }
+    if (cmd.kind === 'show') {
+      const value = this.localSetting(cmd.name);
+      if (value === null) {
+        this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route' }), rfq]));
+        return;
+      }
+      this.client.write(Buffer.concat([rowDescription([`pgsplit.${cmd.name}`]), dataRow([value]), commandComplete('SHOW'), rfq]));
+      return;
+    }
+    // set / reset
+    if (cmd.name === 'route') {
+      const v = cmd.value === null ? this.ctx.defaultRoute : cmd.value.toLowerCase();
+      this.tagged = v === 'replica';
+      this.tagSource = cmd.value === null ? 'default' : 'set';
+      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
+      return;
+    }
+    this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route' }), rfq]));
+  }
+
+  private localSetting(name: string): string | null {
+    if (name === 'route') return this.tagged ? 'replica' : 'primary';
+    return null;
+  }
+}
