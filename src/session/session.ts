@@ -520,6 +520,8 @@ export class Session {
       out.push(serialize.query(replay));
       link.expect.push({ kind: 'sync', swallow: true });
       link.settingsVersion = this.settings.version;
+      // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
+      link.prepared.delete('');
     }
     const d = u.decision;
     if (d) {
@@ -569,6 +571,11 @@ export class Session {
           link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true });
           break;
         case Frontend.Query:
+          // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
+          link.prepared.delete('');
+          this.statements.delete('');
+          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
+          break;
         case Frontend.FunctionCall:
           link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
           break;
@@ -746,7 +753,14 @@ export class Session {
         if (s.transaction === 'commit') endsTx = 'commit';
         else if (s.transaction === 'rollback') endsTx = 'rollback';
         if (!ok) continue;
-        if (s.discard) committed(() => this.settings.resetAll());
+        if (s.discard) {
+          committed(() => this.settings.resetAll());
+          if (s.reason === 'discard') {
+            // DISCARD ALL also deallocates every prepared statement on the server that ran it.
+            this.statements.clear();
+            link.prepared.clear();
+          }
+        }
         else if (s.setting && !s.setting.local && s.text) {
           const name = s.setting.name;
           const text = s.text;
