@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -348,13 +348,12 @@ const NO_EFFECT: [string, (keyof StatementInfo)[]][] = [
   ['SET CONSTRAINTS ALL IMMEDIATE', ['setting']],
 ];
 
-function expectUnsafe(t: Tap, c: Unsafe, r: QueryClassification): void {
+function expectUnsafe(t: Test, c: Unsafe, r: QueryClassification): void {
   t.equal(r.replicaSafe, false, `${c.sql}: not replica-safe`);
   t.equal(r.reason, c.reason, `${c.sql}: reason`);
   if (c.kind) t.equal(r.statements[0]?.kind, c.kind, `${c.sql}: kind`);
   if (c.extra) t.match(r.statements[0], c.extra, `${c.sql}: effects`);
 }
-type Tap = typeof t;
 
 t.test('replica-safe statements', async (t) => {
   for (const [sql, reason] of SAFE) {
@@ -373,6 +372,57 @@ t.test('replica-safe statements', async (t) => {
 
 t.test('statements that are not replica-safe', async (t) => {
   for (const c of UNSAFE) expectUnsafe(t, c, classifyQuery(c.sql));
+});
+
+t.test('one unsafe statement spoils a multi-statement string', async (t) => {
+  const safe = SAFE.map(([sql]) => sql).filter((_, i) => i % 6 === 0);
+  let checked = 0;
+  for (const c of UNSAFE) {
+    // (an unterminated literal would swallow the statement after it, so those are left out)
+    if (c.reason === 'empty' || c.reason === 'unterminated') continue;
+    for (const s of safe) {
+      for (const sql of [`${s};\n${c.sql}`, `${c.sql};\n${s}`]) {
+        const r = classifyQuery(sql);
+        if (r.replicaSafe) t.fail(`replica-safe: ${sql}`);
+        checked++;
+      }
+    }
+  }
+  t.ok(checked > 1000, `${checked} combinations are not replica-safe`);
+});
+
+t.test('random input never throws and is rarely safe by accident', async (t) => {
+  const pieces = ['SELECT', ' ', '1', "'", '"', '$$', '$1', ';', '(', ')', '--', '\n', '/*', '*/', 'E', "E'\\'", 'FOR', 'UPDATE', 'nextval', 'INTO', 'WITH', 'x AS', 'INSERT', ',', '.', 'U&"', '\\'];
+  let seed = 42;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let failures = 0;
+  for (let i = 0; i < 3000; i++) {
+    let sql = '';
+    const len = 1 + rnd(25);
+    for (let j = 0; j < len; j++) sql += pieces[rnd(pieces.length)];
+    try {
+      const r = classifyQuery(sql);
+      if (r.replicaSafe) {
+        // whatever the classifier accepted must pass the independent checks
+        const toks = lexSql(sql).statements.flat();
+        for (let k = 0; k < toks.length; k++) {
+          const x = toks[k]!;
+          const next = toks[k + 1];
+          if ((x.is('nextval') && next?.isPunct('(')) || (x.is('for') && next?.is('update')) || x.is('into') || x.is('insert')) {
+            failures++;
+            t.fail(`replica-safe: ${JSON.stringify(sql)}`);
+          }
+        }
+      }
+    } catch (e) {
+      failures++;
+      t.fail(`threw on ${JSON.stringify(sql)}: ${String(e)}`);
+    }
+  }
+  t.equal(failures, 0);
 });
 
 t.test('statements without a session effect', async (t) => {
