@@ -366,8 +366,12 @@ export class Session {
       if (this.anyBusy()) return;
       this.connecting = true;
       this.attachFor(choice)
-        .then(() => {
+        .then((link) => {
           this.connecting = false;
+          if (this.state !== 'ready') return;
+          // The unit goes where the attach landed: a replica, or the primary when no replica answered.
+          this.shiftUnit();
+          this.send(u, link);
           this.pump();
         })
         .catch((e: unknown) => {
@@ -395,21 +399,33 @@ export class Session {
    * open extended batches and COPY stay where they began; otherwise the router decides.
    */
   private chooseTarget(u: Unit): ServerLink | 'primary' | 'replica' {
-    if (this.openBatchLink) return this.openBatchLink;
-    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return this.txLink;
-    if (u.kind === 'function') return this.links.get(this.ctx.nodes.primary.endpoint.name) ?? 'primary';
-    const queries = this.unitQueries(u);
-    if (queries.length === 0 && this.lastLink && this.lastLink.conn.state === 'ready') {
-      u.decision = { target: 'primary', reason: 'follows-previous', classifications: [] };
-      return this.lastLink;
+    const queries = u.kind === 'function' ? [] : this.unitQueries(u);
+    // Classify even when affinity decides the server: the session still applies the unit's effects
+    // (settings, pins, transaction end) when it completes.
+    const d = queries.length > 0 ? this.ctx.router.decide(queries, { tagged: this.tagged, pinned: this.pinned }) : null;
+    const follow = (link: ServerLink, reason: string): ServerLink => {
+      u.decision = { target: link.node.role, reason, classifications: d?.classifications ?? [] };
+      return link;
+    };
+    if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
+    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return follow(this.txLink, 'transaction');
+    const primary = this.links.get(this.ctx.nodes.primary.endpoint.name);
+    if (u.kind === 'function') {
+      if (primary) return follow(primary, 'function-call');
+      u.decision = { target: 'primary', reason: 'function-call', classifications: [] };
+      return 'primary';
     }
-    const d = this.ctx.router.decide(queries, { tagged: this.tagged, pinned: this.pinned });
+    if (d === null) {
+      if (this.lastLink && this.lastLink.conn.state === 'ready') return follow(this.lastLink, 'follows-previous');
+      u.decision = { target: 'primary', reason: 'no-statement', classifications: [] };
+      return primary ?? 'primary';
+    }
     u.decision = d;
     if (d.target === 'replica') {
       const r = this.replica ? this.links.get(this.replica.endpoint.name) : undefined;
       return r ?? 'replica';
     }
-    return this.links.get(this.ctx.nodes.primary.endpoint.name) ?? 'primary';
+    return primary ?? 'primary';
   }
 
   /** Query texts of a unit: Parse texts, and the texts of named statements its Binds use. */
