@@ -41,6 +41,10 @@ interface Expect {
   unit?: Unit;
   extended?: boolean;
   failed?: boolean;
+  /** Undoes the bookkeeping of a Parse/Close the server never carried out (it failed or was skipped). */
+  undo?: () => void;
+  /** For 'sync': the unit ends a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
+  endsTx?: boolean;
 }
 
 type UnitKind = 'simple' | 'extended' | 'function' | 'copy' | 'local' | 'terminate';
@@ -327,6 +331,13 @@ export class Session {
   // Dispatch: units to servers, in order
   // ---------------------------------------------------------------------------------------------------
 
+  private txEndInFlight(): boolean {
+    for (const l of this.links.values()) {
+      for (const e of l.expect) if (e.endsTx) return true;
+    }
+    return false;
+  }
+
   private anyBusy(except?: ServerLink): boolean {
     for (const l of this.links.values()) if (l !== except && l.busy) return true;
     return false;
@@ -355,6 +366,8 @@ export class Session {
         this.answerLocally(u.local as LocalCommand);
         continue;
       }
+      // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
+      if (this.txEndInFlight()) return;
       const choice = this.chooseTarget(u);
       if (choice instanceof ServerLink) {
         if (this.anyBusy(choice)) return;
@@ -545,23 +558,34 @@ export class Session {
       for (const c of d.classifications) this.notePins(c);
       if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
     }
+    const endsTx = d !== undefined && endsTransaction(d.classifications);
     for (const f of u.frames) {
       switch (f.type) {
         case Frontend.Parse: {
           const p = readParse(f.payload);
-          if (p && p.name !== '' && !this.statements.has(p.name) && link.prepared.has(p.name)) {
-            // The client closed this name on another server; this server still has the old one.
-            out.push(serialize.close({ type: 'S', name: p.name }));
-            link.expect.push({ kind: 'close', swallow: true });
-            link.prepared.delete(p.name);
+          if (p && p.name !== '') {
+            if (this.statements.has(p.name)) {
+              // Re-parsing an existing name is the client's error (42P05): make this server see the
+              // existing statement too, so it answers exactly as a direct connection would.
+              this.ensurePrepared(link, p.name, out);
+            } else if (link.prepared.has(p.name)) {
+              // The client closed this name on another server; this server still has the old one.
+              this.injectClose(link, p.name, out);
+            }
           }
+          let undo: (() => void) | undefined;
           if (p) {
             const copy = Buffer.from(f.payload);
-            if (p.name !== '') this.statements.set(p.name, copy);
-            else this.statements.set('', copy);
+            const before = this.statements.get(p.name);
+            const linkBefore = link.prepared.get(p.name);
+            this.statements.set(p.name, copy);
             link.prepared.set(p.name, copy);
+            undo = () => {
+              restore(this.statements, p.name, before);
+              restore(link.prepared, p.name, linkBefore);
+            };
           }
-          link.expect.push({ kind: 'parse', swallow: false });
+          link.expect.push({ kind: 'parse', swallow: false, undo });
           break;
         }
         case Frontend.Bind: {
@@ -576,21 +600,28 @@ export class Session {
         }
         case Frontend.Close: {
           const t = readTarget(f.payload);
+          let undo: (() => void) | undefined;
           if (t && t.kind === 'S') {
+            const before = this.statements.get(t.name);
+            const linkBefore = link.prepared.get(t.name);
             this.statements.delete(t.name);
             link.prepared.delete(t.name);
+            undo = () => {
+              restore(this.statements, t.name, before);
+              restore(link.prepared, t.name, linkBefore);
+            };
           }
-          link.expect.push({ kind: 'close', swallow: false });
+          link.expect.push({ kind: 'close', swallow: false, undo });
           break;
         }
         case Frontend.Sync:
-          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true });
+          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx });
           break;
         case Frontend.Query:
           // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
           link.prepared.delete('');
           this.statements.delete('');
-          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
+          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
           break;
         case Frontend.FunctionCall:
           link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
@@ -611,17 +642,20 @@ export class Session {
     if (!want) return;
     const have = link.prepared.get(name);
     if (have && have.equals(want)) return;
-    if (have && name !== '') {
-      out.push(serialize.close({ type: 'S', name }));
-      link.expect.push({ kind: 'close', swallow: true });
-    }
+    if (have && name !== '') this.injectClose(link, name, out);
     const msg = Buffer.allocUnsafe(5 + want.length);
     msg[0] = Frontend.Parse;
     msg.writeInt32BE(4 + want.length, 1);
     want.copy(msg, 5);
     out.push(msg);
-    link.expect.push({ kind: 'parse', swallow: true });
+    link.expect.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
     link.prepared.set(name, want);
+  }
+
+  private injectClose(link: ServerLink, name: string, out: Buffer[]): void {
+    out.push(serialize.close({ type: 'S', name }));
+    link.expect.push({ kind: 'close', swallow: true });
+    link.prepared.delete(name);
   }
 
   private notePins(c: QueryClassification): void {
@@ -699,8 +733,10 @@ export class Session {
           break;
         }
         case Backend.ErrorResponse: {
-          // The server now skips to the next Sync: the answers we expected before it will not come.
-          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
+          // The server now skips to the next Sync: the Parse/Close messages before it did not happen.
+          const skipped: Expect[] = [];
+          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
+          for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
           const sync = link.expect[0];
           if (sync) sync.failed = true;
           out.add(f.raw);
@@ -845,4 +881,19 @@ export class Session {
     if (name === 'route') return this.tagged ? 'replica' : 'primary';
     return null;
   }
+}
+
+function restore<V>(map: Map<string, V>, key: string, value: V | undefined): void {
+  if (value === undefined) map.delete(key);
+  else map.set(key, value);
+}
+
+/** True when a unit ends the transaction it runs in, so the next unit's server depends on its outcome. */
+function endsTransaction(classifications: readonly QueryClassification[]): boolean {
+  for (const c of classifications) {
+    for (const s of c.statements) {
+      if ((s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain) return true;
+    }
+  }
+  return false;
 }
