@@ -48,6 +48,16 @@ function sleep(ms: number, signal: Promise<unknown>): Promise<void> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** The shell's convention for a process ended by a signal. */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? 143 : 130;
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -148,7 +158,7 @@ function finalReport(proxy: ProxyServer, cluster: LocalCluster, stats: NovaWorkl
   }
   const total = [...proxy.stats.routedByNode.values()].reduce((a, b) => a + b, 0);
   const onReplicas = cluster.replicas.reduce((sum, r) => sum + (proxy.stats.routedByNode.get(r.name) ?? 0), 0);
-  if (total > 0) lines.push(`  replicas served ${onReplicas} of ${total} units (${((100 * onReplicas) / total).toFixed(0)}%)`);
+  if (total > 0 && cluster.replicas.length > 0) lines.push(`  replicas served ${onReplicas} of ${total} units (${((100 * onReplicas) / total).toFixed(0)}%)`);
   lines.push('units routed by reason:');
   const reasons = [...proxy.stats.routedByReason].sort((a, b) => b[1] - a[1]);
   if (reasons.length === 0) lines.push('  (none)');
@@ -157,10 +167,10 @@ function finalReport(proxy: ProxyServer, cluster: LocalCluster, stats: NovaWorkl
   const compute = sumCounters(stats, COMPUTE_TASKS);
   const api = sumCounters(stats, API_REQUESTS);
   lines.push('workload (the statements it sent, by what they must see):');
-  lines.push(
-    `  tagged nova-compute sessions (${workload.hosts.length} hosts): ${compute.replicaReads} reads for replicas, ` +
-      `${compute.primaryReads} hinted reads for the primary, ${compute.writes} writes, ${compute.errors} errors`,
-  );
+  const computeReads = workload.options.tagComputeSessions
+    ? `tagged nova-compute sessions (${workload.hosts.length} hosts): ${compute.replicaReads} reads for replicas, ${compute.primaryReads} hinted reads for the primary`
+    : `untagged nova-compute sessions (${workload.hosts.length} hosts): ${compute.primaryReads} reads`;
+  lines.push(`  ${computeReads}, ${compute.writes} writes, ${compute.errors} errors`);
   lines.push(
     `  untagged nova-api sessions (${workload.options.apiSessions}): ${api.runs} requests, ${api.primaryReads} reads, ` +
       `${api.writes} writes, ${api.errors} errors, ${stats.readYourWritesMisses} read-your-writes misses`,
@@ -178,13 +188,14 @@ function finalReport(proxy: ProxyServer, cluster: LocalCluster, stats: NovaWorkl
     const ok = c.inRecovery === c.expected;
     lines.push(`  ${c.label} SELECT pg_is_in_recovery() -> ${got} (served by ${c.servedBy}; expected ${c.expected}) ${ok ? 'OK' : 'FAILED'}`);
   }
-  if (cluster.replicas.length === 0) lines.push('  (no replicas: tagged sessions fall back to the primary)');
   return lines;
 }
 
 /**
  * Runs the demo; resolves with the process exit code: 0 when the workload ran without errors and the
- * routing check passed, 1 otherwise, 2 for an unusable --listen.
+ * routing check passed (also when Ctrl-C ended an unlimited run), 1 otherwise, 2 for an unusable
+ * --listen, 130/143 when SIGINT/SIGTERM came before the workload started. The proxy logs to stderr at
+ * level 'error' unless PGSPLIT_LOG_LEVEL says otherwise.
  */
 export async function runDemo(cmd: DemoCommand): Promise<number> {
   let listen: { host: string; port: number };
@@ -212,7 +223,7 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
   const force = (why: string) => {
     process.stderr.write(`pgsplit demo: ${why}; killing the servers\n`);
     stopAllClustersSync();
-    process.exit(stopSignal === 'SIGTERM' ? 143 : 130);
+    process.exit(signalExitCode(stopSignal ?? 'SIGINT'));
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopSignal !== undefined) {
@@ -239,7 +250,7 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
   try {
     write(`starting a primary and ${cmd.replicas} replica${cmd.replicas === 1 ? '' : 's'} in ${baseDir}`);
     cluster = await LocalCluster.start({ replicas: cmd.replicas, baseDir, log: (msg) => write(`  ${msg}`) });
-    if (stopSignal !== undefined) return 128 + (stopSignal === 'SIGTERM' ? 15 : 2);
+    if (stopSignal !== undefined) return signalExitCode(stopSignal);
 
     const bound = await startProxy(listen, cluster, log);
     proxy = bound.proxy;
@@ -253,16 +264,18 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
     write(`  PGOPTIONS='${TAGGED_OPTIONS}' psql "${conninfo}"`);
     write('');
 
+    if (cluster.replicas.length === 0) write('no replicas: tagged sessions fall back to the primary, so everything goes there');
     workload = new NovaWorkload({ host, port });
     write('creating a slice of the Nova schema on the primary (through pgsplit, untagged) and seeding hosts');
     await workload.setup();
     await cluster.waitForReplication(15_000);
-    if (stopSignal !== undefined) return 128 + (stopSignal === 'SIGTERM' ? 15 : 2);
+    if (stopSignal !== undefined) return signalExitCode(stopSignal);
 
     await workload.start();
     const forHow = cmd.duration === undefined ? 'until Ctrl-C' : `for ${cmd.duration} s`;
     write(
-      `running the Nova-like workload ${forHow}: ${workload.hosts.length} compute hosts (tagged sessions, periodic tasks), ` +
+      `running the Nova-like workload ${forHow}: ${workload.hosts.length} compute hosts ` +
+        '(tagged sessions, periodic tasks), ' +
         `${workload.options.apiSessions} API sessions (untagged)`,
     );
     if (cmd.duration === undefined) {
@@ -288,8 +301,14 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
     if (!checksOk) write('the routing check FAILED');
     code = errors > 0 || !checksOk ? 1 : 0;
   } catch (err) {
-    process.stderr.write(`pgsplit demo: ${(err as Error).message}\n`);
-    code = 1;
+    if (stopSignal !== undefined) {
+      // Ctrl-C in a terminal also reaches the server tools we were running (initdb, pg_basebackup).
+      process.stderr.write(`pgsplit demo: interrupted by ${stopSignal} (${firstLine((err as Error).message)})\n`);
+      code = signalExitCode(stopSignal);
+    } else {
+      process.stderr.write(`pgsplit demo: ${(err as Error).message}\n`);
+      code = 1;
+    }
   } finally {
     clearInterval(reportTimer);
     write('');

@@ -65,6 +65,11 @@ export interface NovaWorkloadOptions {
   auditPeriodMs?: number;
   /** Startup options that tag the compute sessions (default `-c pgsplit.route=replica`). */
   taggedOptions?: string;
+  /**
+   * Tag the compute sessions (default true). False runs them untagged, as a baseline where everything
+   * goes to the primary; their reads then count as primaryReads.
+   */
+  tagComputeSessions?: boolean;
   /** Default 10000. */
   connectTimeoutMs?: number;
   /** Source of randomness in [0, 1), for reproducible runs (default Math.random). */
@@ -77,7 +82,7 @@ export interface TaskCounters {
   runs: number;
   /** Statements sent. */
   statements: number;
-  /** Reads in a tagged session without a hint: the proxy may serve them from a replica. */
+  /** Reads in a tagged session without a hint: the proxy may serve them from a replica (0 when tagComputeSessions is false). */
   replicaReads: number;
   /** Reads that must see the primary: hinted ones in tagged sessions, and every read of an untagged session. */
   primaryReads: number;
@@ -331,6 +336,7 @@ export class NovaWorkload {
       instancesPerHost: opts.instancesPerHost ?? 8,
       auditPeriodMs: opts.auditPeriodMs ?? 2000,
       taggedOptions: opts.taggedOptions ?? '-c pgsplit.route=replica',
+      tagComputeSessions: opts.tagComputeSessions ?? true,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       random: opts.random ?? Math.random,
       ...(opts.password !== undefined ? { password: opts.password } : {}),
@@ -447,7 +453,7 @@ export class NovaWorkload {
     this.#state = 'running';
     try {
       for (const host of this.hosts) {
-        host.client = await this.connect('nova-compute', true);
+        host.client = await this.connect('nova-compute', this.options.tagComputeSessions);
         this.#clients.push(host.client);
       }
       const apiClients: pg.Client[] = [];
@@ -503,9 +509,9 @@ export class NovaWorkload {
   ): Promise<pg.QueryResult<R>> {
     const c = this.#counters[task];
     c.statements++;
-    if (kind === 'replica-read') c.replicaReads++;
-    else if (kind === 'primary-read') c.primaryReads++;
-    else c.writes++;
+    if (kind === 'write') c.writes++;
+    else if (kind === 'replica-read' && this.options.tagComputeSessions) c.replicaReads++;
+    else c.primaryReads++;
     return client.query<R>(sql, params);
   }
 
