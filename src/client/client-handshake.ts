@@ -137,10 +137,8 @@ export class ClientHandshake {
       }
       const major = code >>> 16;
       const minor = code & 0xffff;
-      if (major !== 3) {
-        if (major > 0 && major < 3) throw errors.unsupportedProtocol(major, minor);
-        throw errors.startupNotPostgres();
-      }
+      // Like PostgreSQL: any other protocol number is an unsupported version (0A000).
+      if (major !== 3) throw errors.unsupportedProtocol(major, minor);
       const params = readStartupParams(f.payload, 4);
       if (!params) throw errors.startupNotPostgres();
       if (minor !== 0 || Object.keys(params).some((k) => k.startsWith('_pq_.'))) {

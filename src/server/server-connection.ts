@@ -167,6 +167,17 @@ export class ServerConnection {
     s.setTimeout(5000, () => s.destroy());
   }
 
+  /**
+   * Ends a connection that is running something for a client that is gone: cancel the statement and
+   * drop the socket, so the backend stops at once instead of blocking on a result nobody reads.
+   */
+  abort(): void {
+    if (this.state === 'closed') return;
+    this.cancel();
+    this.state = 'closed';
+    this.socket.destroy();
+  }
+
   /** Ends the connection politely (Terminate) and marks it closed. */
   close(): void {
     if (this.state === 'closed') return;

@@ -524,14 +524,16 @@ export class Session {
     if (this.lastLink === link) this.lastLink = null;
     if (this.copyLink === link) this.copyLink = null;
     if (this.openBatchLink === link) this.openBatchLink = null;
-    link.conn.close();
+    if (link.busy) link.conn.abort();
+    else link.conn.close();
   }
 
   /** A unit that could not be sent anywhere: tell the client, keeping the protocol in step. */
   private failUnit(u: Unit, e: unknown): void {
+    // The session goes on, so a server's FATAL startup error (bad password in a URL, ...) becomes an ERROR.
     const err = e instanceof ServerStartupError
-      ? e.raw
-      : errorFor(e instanceof PgsplitError ? e : errors.internal(String(e)));
+      ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
+      : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
     this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
@@ -896,4 +898,9 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
     }
   }
   return false;
+}
+
+/** The same error with severity ERROR: the session survives it. */
+function asError(e: PgsplitError): PgsplitError {
+  return e.severity === 'ERROR' ? e : new PgsplitError(e.code, e.sqlState, e.message, { detail: e.detail, hint: e.hint });
 }
