@@ -17,6 +17,10 @@ export interface ProxyStats {
   routedByReason: Map<string, number>;
   clientsAccepted: number;
   clientsRejected: number;
+  /** Units a replica refused with 25006 and pgsplit re-ran on the primary. */
+  rerunsOnPrimary: number;
+  /** Malformed pgsplit hint comments seen (ignored). */
+  hintsMalformed: number;
 }
 
 /** Lifecycle of the proxy listener. */
@@ -36,7 +40,7 @@ export class ProxyServer {
   readonly config: PgsplitConfig;
   readonly nodes: ServerNodes;
   readonly router: Router;
-  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0 };
+  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0 };
   state: ProxyState = 'created';
   private readonly log: Logger;
   private readonly server: net.Server;
@@ -128,6 +132,12 @@ export class ProxyServer {
           onRouted: (node, reason) => {
             this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
             this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);
+          },
+          onRerun: () => {
+            this.stats.rerunsOnPrimary++;
+          },
+          onMalformedHints: (n) => {
+            this.stats.hintsMalformed += n;
           },
         },
       });

@@ -30,6 +30,10 @@ export interface SessionContext {
   defaultRoute: 'primary' | 'replica';
   /** Called for each routed unit of work (for stats and tests). */
   onRouted?: (node: string, reason: string) => void;
+  /** Called when a replica refused a unit with 25006 and it is re-run on the primary. */
+  onRerun?: (reason: string) => void;
+  /** Called with the number of malformed pgsplit hints in a routed unit. */
+  onMalformedHints?: (count: number) => void;
 }
 
 /** One server response we are waiting for, in the order the server will send it. */
@@ -45,7 +49,17 @@ interface Expect {
   undo?: () => void;
   /** For 'sync': the unit ends a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
   endsTx?: boolean;
+  /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered. */
+  rerun?: Unit;
 }
+
+/** Messages a replica may send before the first row of a result, which can be held back. */
+const HOLDABLE = new Set<number>([
+  Backend.ParseComplete, Backend.BindComplete, Backend.CloseComplete, Backend.ParameterDescription,
+  Backend.RowDescription, Backend.NoData, Backend.NoticeResponse, Backend.ParameterStatus,
+]);
+/** At most this much is held back per unit; past it the answer streams and can no longer be re-run. */
+const HOLD_LIMIT = 64 * 1024;
 
 type UnitKind = 'simple' | 'extended' | 'function' | 'copy' | 'local' | 'terminate';
 
@@ -60,6 +74,12 @@ interface Unit {
   bytes: number;
   local?: LocalCommand;
   decision?: RouteDecision;
+  /** Sent to a replica outside a transaction as a whole: a 25006 refusal may re-run it on the primary. */
+  retryable?: boolean;
+  /** Re-run after a replica refused it: the primary, whatever the router says. */
+  forcePrimary?: boolean;
+  /** Restores the client's statement registry as it was before this unit was sent (for a re-run). */
+  registryUndo?: Array<() => void>;
 }
 
 /** A server connection as this session uses it. */
@@ -70,6 +90,9 @@ class ServerLink {
   /** Named statements prepared on this server: name -> Parse payload. */
   readonly prepared = new Map<string, Buffer>();
   settingsVersion = 0;
+  /** Frames of a replica's answer held back until its first row (see Session.startHold). */
+  held: Buffer[] | null = null;
+  heldBytes = 0;
 
   constructor(node: NodeEntry, conn: ServerConnection) {
     this.node = node;
@@ -420,6 +443,11 @@ export class Session {
       u.decision = { target: link.node.role, reason, classifications: d?.classifications ?? [] };
       return link;
     };
+    if (u.forcePrimary) {
+      const p = this.links.get(this.ctx.nodes.primary.endpoint.name);
+      u.decision = { target: 'primary', reason: 'rerun-25006', classifications: d?.classifications ?? [] };
+      return p ?? 'primary';
+    }
     if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
     if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return follow(this.txLink, 'transaction');
     const primary = this.links.get(this.ctx.nodes.primary.endpoint.name);
@@ -557,10 +585,19 @@ export class Session {
     const d = u.decision;
     if (d) {
       this.ctx.onRouted?.(link.name, d.reason);
-      for (const c of d.classifications) this.notePins(c);
+      for (const c of d.classifications) {
+        this.notePins(c);
+        if (c.hints.malformed.length > 0) this.ctx.onMalformedHints?.(c.hints.malformed.length);
+      }
       if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
     }
     const endsTx = d !== undefined && endsTransaction(d.classifications);
+    u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && this.txStatus === 'I' &&
+      !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
+    if (u.retryable && !link.busy) {
+      link.held = [];
+      link.heldBytes = 0;
+    }
     for (const f of u.frames) {
       switch (f.type) {
         case Frontend.Parse: {
@@ -580,6 +617,7 @@ export class Session {
             const copy = Buffer.from(f.payload);
             const before = this.statements.get(p.name);
             const linkBefore = link.prepared.get(p.name);
+            (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
             this.statements.set(p.name, copy);
             link.prepared.set(p.name, copy);
             undo = () => {
@@ -606,6 +644,7 @@ export class Session {
           if (t && t.kind === 'S') {
             const before = this.statements.get(t.name);
             const linkBefore = link.prepared.get(t.name);
+            (u.registryUndo ??= []).push(() => restore(this.statements, t.name, before));
             this.statements.delete(t.name);
             link.prepared.delete(t.name);
             undo = () => {
@@ -716,62 +755,52 @@ export class Session {
     for (const f of frames) {
       const head = link.expect[0];
       if (head && head.kind === 'sync' && head.swallow) {
-        // Replayed settings: the client asked for none of this.
-        if (f.type === Backend.ReadyForQuery) link.expect.shift();
-        else if (f.type === Backend.ErrorResponse) {
+        // Replayed settings, or the rest of a statement the replica refused: the client asked for none of it.
+        if (f.type === Backend.ReadyForQuery) {
+          link.expect.shift();
+          if (head.rerun) this.rerunOnPrimary(head.rerun);
+          else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
+          finishedUnit = true;
+        } else if (f.type === Backend.ErrorResponse && !head.rerun) {
           this.log.warn({ node: link.name, err: readErrorFields(f.payload).M }, 'replaying session settings failed');
         } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
         continue;
       }
-      switch (f.type) {
-        case Backend.ParseComplete:
-        case Backend.CloseComplete: {
-          const kind = f.type === Backend.ParseComplete ? 'parse' : 'close';
-          if (head && head.kind === kind) {
-            link.expect.shift();
-            if (head.swallow) continue;
+      if (link.held !== null) {
+        // A replica's answer is held back until its first row: a read-only refusal (25006) before that
+        // can still be re-run on the primary without the client seeing anything twice.
+        const held = link.held;
+        if (f.type === Backend.ErrorResponse && readErrorFields(f.payload).C === SqlState.readOnlySqlTransaction) {
+          const unit = this.heldUnit(link);
+          // Only outside a transaction, and only when nothing was sent after it to this replica: a later
+          // unit's answer would otherwise reach the client before the re-run's.
+          const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
+          if (unit && this.txStatus === 'I' && syncs === 1) {
+            link.held = null;
+            link.heldBytes = 0;
+            const sync = link.expect.find((e) => e.kind === 'sync');
+            while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') (link.expect.shift() as Expect).undo?.();
+            if (sync) {
+              sync.swallow = true;
+              sync.rerun = unit;
+            }
+            continue;
           }
-          out.add(f.raw);
-          break;
         }
-        case Backend.ErrorResponse: {
-          // The server now skips to the next Sync: the Parse/Close messages before it did not happen.
-          const skipped: Expect[] = [];
-          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
-          for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
-          const sync = link.expect[0];
-          if (sync) sync.failed = true;
-          out.add(f.raw);
-          break;
+        if (!HOLDABLE.has(f.type) || link.heldBytes + f.raw.length > HOLD_LIMIT) {
+          for (const h of held) out.add(h);
+          link.held = null;
+          link.heldBytes = 0;
+        } else {
+          const copy = Buffer.from(f.raw);
+          held.push(copy);
+          link.heldBytes += copy.length;
+          this.trackHeld(link, f, head);
+          continue;
         }
-        case Backend.ReadyForQuery: {
-          while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
-          const done = link.expect.shift();
-          this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
-          out.add(f.raw);
-          finishedUnit = true;
-          break;
-        }
-        case Backend.CopyInResponse:
-          this.copyLink = link;
-          if (head && head.kind === 'sync' && head.extended) {
-            // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after CopyDone.
-            link.expect.shift();
-          }
-          out.add(f.raw);
-          break;
-        case Backend.CopyOutResponse:
-        case Backend.CopyBothResponse:
-          this.copyLink = link;
-          out.add(f.raw);
-          break;
-        case Backend.CommandComplete:
-          if (this.copyLink === link) this.copyLink = null;
-          out.add(f.raw);
-          break;
-        default:
-          out.add(f.raw);
       }
+      if (this.trackAndForward(link, f, head)) out.add(f.raw);
+      if (f.type === Backend.ReadyForQuery) finishedUnit = true;
     }
     const bufs = out.take();
     if (bufs.length > 0 && !this.client.destroyed) {
@@ -785,6 +814,93 @@ export class Session {
       if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
     }
     if (finishedUnit) this.pump();
+  }
+
+  /** The unit whose answer `link` is holding back (the first client sync it expects). */
+  private heldUnit(link: ServerLink): Unit | undefined {
+    for (const e of link.expect) if (e.kind === 'sync') return e.swallow ? undefined : e.unit;
+    return undefined;
+  }
+
+  /** Bookkeeping for a frame that is held back (ParseComplete / CloseComplete consume expectations). */
+  private trackHeld(link: ServerLink, f: Frame, head: Expect | undefined): void {
+    if ((f.type === Backend.ParseComplete && head?.kind === 'parse') || (f.type === Backend.CloseComplete && head?.kind === 'close')) {
+      link.expect.shift();
+      if (head.swallow) {
+        // An injected re-prepare: never shown to the client, held or not.
+        (link.held as Buffer[]).pop();
+      }
+    }
+  }
+
+  /** Expectation and session bookkeeping for one server frame; returns whether the client gets it. */
+  private trackAndForward(link: ServerLink, f: Frame, head: Expect | undefined): boolean {
+    switch (f.type) {
+      case Backend.ParseComplete:
+      case Backend.CloseComplete: {
+        const kind = f.type === Backend.ParseComplete ? 'parse' : 'close';
+        if (head && head.kind === kind) {
+          link.expect.shift();
+          if (head.swallow) return false;
+        }
+        return true;
+      }
+      case Backend.ErrorResponse: {
+        // The server now skips to the next Sync: the Parse/Close messages before it did not happen.
+        const skipped: Expect[] = [];
+        while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
+        for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
+        const sync = link.expect[0];
+        if (sync) sync.failed = true;
+        return true;
+      }
+      case Backend.ReadyForQuery: {
+        while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
+        const done = link.expect.shift();
+        this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
+        if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
+        return true;
+      }
+      case Backend.CopyInResponse:
+        this.copyLink = link;
+        if (head && head.kind === 'sync' && head.extended) {
+          // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after CopyDone.
+          link.expect.shift();
+        }
+        return true;
+      case Backend.CopyOutResponse:
+      case Backend.CopyBothResponse:
+        this.copyLink = link;
+        return true;
+      case Backend.CommandComplete:
+        if (this.copyLink === link) this.copyLink = null;
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  /** Starts holding back the answer of the next unit on a replica, when that unit could be re-run. */
+  private startHold(link: ServerLink): void {
+    const u = this.heldUnit(link);
+    if (u && u.retryable) {
+      link.held = [];
+      link.heldBytes = 0;
+    }
+  }
+
+  /** A replica refused the unit as a write (25006) before anything reached the client: run it on the primary. */
+  private rerunOnPrimary(u: Unit): void {
+    this.ctx.onRerun?.(u.decision?.reason ?? 'unknown');
+    this.log.warn({ reason: u.decision?.reason }, 'replica refused a statement as a write (25006); re-running it on the primary');
+    u.forcePrimary = true;
+    u.retryable = false;
+    // The client's Parse/Close in this unit take effect with the re-run, not with the refused attempt.
+    const undo = u.registryUndo ?? [];
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]?.();
+    u.registryUndo = undefined;
+    this.units.unshift(u);
+    this.queuedBytes += u.bytes;
   }
 
   /** Bookkeeping when a unit's ReadyForQuery arrives: transaction status and the unit's effects. */
