@@ -99,6 +99,15 @@ t.test('explain', async (t) => {
   t.match(errorOf(['explain', '--json', '  ']), /explain needs a SQL statement/);
   t.match(errorOf(['explain', '--json=yes', 'SELECT 1']), /--json takes no value; write just --json; run pgsplit --help/);
   t.match(errorOf(['explain', '--jsno', 'SELECT 1']), /unknown flag --jsno for pgsplit explain \(did you mean --json\?\); run pgsplit --help/);
+  // --file and --config
+  t.strictSame(parseCliArgs(['explain', '--file', 'w.sql']), { command: 'explain', json: false, file: 'w.sql' });
+  t.strictSame(parseCliArgs(['explain', '--json', '--file=w.sql', '--config', 'p.yaml']), { command: 'explain', json: true, file: 'w.sql', configFile: 'p.yaml' });
+  t.strictSame(parseCliArgs(['explain', '--config', 'p.yaml', 'SELECT f(1)']), { command: 'explain', json: false, sql: 'SELECT f(1)', configFile: 'p.yaml' });
+  t.match(errorOf(['explain', '--file', 'w.sql', 'SELECT 1']), /explain takes SQL or --file, not both: drop "SELECT 1" or --file "w.sql"; run pgsplit --help/);
+  t.match(errorOf(['explain', '--file']), /--file needs a value: --file FILE; run pgsplit --help/);
+  t.match(errorOf(['explain', '--config', 'a.yaml']), /explain needs a SQL statement: .*or a file: pgsplit explain --file FILE\.sql/);
+  t.match(errorOf(['explain', '--file', 'a.sql', '--file', 'b.sql']), /--file is given more than once; give it once/);
+  t.match(errorOf(['explain', '--fiel', 'a.sql']), /unknown flag --fiel for pgsplit explain \(did you mean --file\?\)/);
 });
 
 t.test('bad run arguments', async (t) => {
@@ -136,6 +145,7 @@ t.test('passwords in arguments do not appear in errors', async (t) => {
 t.test('HELP_TEXT', async (t) => {
   for (const needle of [
     'pgsplit demo', 'pgsplit check-config FILE', 'pgsplit explain [--json]', '--help', '--version',
+    '--file FILE', 'writing_functions:', 'read_only_functions:', 'unknown_functions:', 'pgsplit explain --json --config',
     '--config FILE', '--listen HOST:PORT', '--primary URL', '--replica URL', '--metrics-listen HOST:PORT',
     '--log-level LEVEL', '--tag-application-name PATTERN', '--duration SECONDS', '--replicas N', '--json',
     "SET pgsplit.route = 'replica'", "PGOPTIONS='-c pgsplit.route=replica'", '/* pgsplit:route=replica */',
@@ -166,6 +176,9 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.replicas[1]?.weight, 2);
   t.equal(cfg.users.length, 1);
   t.strictSame(cfg.routing.applicationNames, ['reporting-*', 'metabase']);
+  t.strictSame(cfg.routing.writingFunctions, ['audit_touch']);
+  t.strictSame(cfg.routing.readOnlyFunctions, ['report_totals', 'reporting.monthly']);
+  t.equal(cfg.routing.unknownFunctions, 'primary');
   t.equal(cfg.limits.maxMessageSize, 64 * 1024 * 1024);
   t.strictSame(cfg.metrics.listen, { host: '127.0.0.1', port: 9187 });
 });

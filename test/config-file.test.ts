@@ -4,6 +4,7 @@ import { ConfigError } from '../src/errors.js';
 import { DEFAULT_CONFIG, type PgsplitConfig } from '../src/config/config.js';
 import {
   loadConfig,
+  loadRoutingPolicy,
   maskUrl,
   parseDuration,
   parseListenAddress,
@@ -49,6 +50,9 @@ auth:
 routing:
   application_names: ["reporting-*", "metabase?"]
   default: replica
+  writing_functions: [audit_touch, app.log_access]
+  read_only_functions: [report_totals, reporting.monthly, '"MixedCase"']
+  unknown_functions: replica
 limits:
   max_message_size: 512kB
   max_client_connections: 50
@@ -82,7 +86,13 @@ log:
       { name: 'bob', password: `SCRAM-SHA-256$4096:c2FsdHNhbHQ=$${'A'.repeat(43)}=:${'B'.repeat(43)}=` },
     ],
     auth: { method: 'scram-sha-256' },
-    routing: { applicationNames: ['reporting-*', 'metabase?'], default: 'replica' },
+    routing: {
+      applicationNames: ['reporting-*', 'metabase?'],
+      default: 'replica',
+      writingFunctions: ['audit_touch', 'app.log_access'],
+      readOnlyFunctions: ['report_totals', 'reporting.monthly', '"MixedCase"'],
+      unknownFunctions: 'replica',
+    },
     limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750 },
     metrics: { listen: { host: '::1', port: 9187 } },
     log: { level: 'debug' },
@@ -98,7 +108,7 @@ t.test('a file with only primary gets every default', async (t) => {
   t.strictSame(cfg.replicas, []);
   t.strictSame(cfg.users, []);
   t.equal(cfg.auth.method, 'scram-sha-256');
-  t.strictSame(cfg.routing, { applicationNames: [], default: 'primary' });
+  t.strictSame(cfg.routing, { applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary' });
   t.strictSame(cfg.limits, { maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, startupTimeoutMs: 10000, connectTimeoutMs: 5000 });
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
@@ -262,6 +272,58 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'bad route default', raw: { primary: PRIMARY, routing: { default: 'replicas' } }, key: 'routing.default', message: /write one of primary, replica \(did you mean replica\?\)/ },
   { name: 'application_names not a list', raw: { primary: PRIMARY, routing: { application_names: 'report*' } }, key: 'routing.application_names', message: /must be a list, not a string; write application_names: \["reporting-\*"\]/ },
   { name: 'application_names item', raw: { primary: PRIMARY, routing: { application_names: ['a', 7] } }, key: 'routing.application_names[1]', message: /must be a non-empty string, not a number; write a pattern/ },
+  {
+    name: 'writing_functions not a list', raw: { primary: PRIMARY, routing: { writing_functions: 'audit_touch' } }, key: 'routing.writing_functions',
+    message: 'config routing.writing_functions: must be a list, not a string; write writing_functions: [audit_touch, myschema.log_access]',
+  },
+  {
+    name: 'writing_functions item not a string', raw: { primary: PRIMARY, routing: { writing_functions: ['a', 3] } }, key: 'routing.writing_functions[1]',
+    message: /must be a function name, not a number; write a name such as audit_touch/,
+  },
+  {
+    name: 'writing function with a space', raw: { primary: PRIMARY, routing: { writing_functions: ['audit touch'] } }, key: 'routing.writing_functions[0]',
+    message: /"audit touch" is not a function name \(unexpected character " "\); write fn or schema\.fn as in SQL/,
+  },
+  {
+    name: 'read-only function with arguments', raw: { primary: PRIMARY, routing: { read_only_functions: ['report_totals(int)'] } }, key: 'routing.read_only_functions[0]',
+    message: /is not a function name \(it has an argument list; write the name alone \(it covers every overload\)\)/,
+  },
+  {
+    name: 'read-only function with three parts', raw: { primary: PRIMARY, routing: { read_only_functions: ['db.s.f'] } }, key: 'routing.read_only_functions[0]',
+    message: /more than two parts; write name or schema\.name/,
+  },
+  {
+    name: 'read-only function with an open quote', raw: { primary: PRIMARY, routing: { read_only_functions: ['"abc'] } }, key: 'routing.read_only_functions[0]',
+    message: /a double quote is not closed/,
+  },
+  {
+    name: 'built-in writing function vouched for', raw: { primary: PRIMARY, routing: { read_only_functions: ['ok_fn', 'pg_catalog.nextval'] } }, key: 'routing.read_only_functions[1]',
+    message: `config routing.read_only_functions[1]: "pg_catalog.nextval" is a writing function (on pgsplit's built-in list of writing functions), which never runs on a replica; remove it from read_only_functions`,
+  },
+  {
+    name: 'writing prefix vouched for', raw: { primary: PRIMARY, routing: { read_only_functions: ['LO_GET'] } }, key: 'routing.read_only_functions[0]',
+    message: /"LO_GET" is a writing function \(on pgsplit's built-in list/,
+  },
+  {
+    name: 'configured writing function vouched for', raw: { primary: PRIMARY, routing: { writing_functions: ['app.audit'], read_only_functions: ['audit'] } }, key: 'routing.read_only_functions[0]',
+    message: /"audit" is a writing function \(listed in routing\.writing_functions\), which never runs on a replica; remove it/,
+  },
+  {
+    name: 'bad unknown_functions', raw: { primary: PRIMARY, routing: { unknown_functions: 'replicas' } }, key: 'routing.unknown_functions',
+    message: 'config routing.unknown_functions: "replicas" is not a policy for unknown functions; write one of primary, replica (did you mean replica?)',
+  },
+  {
+    name: 'unknown_functions not a string', raw: { primary: PRIMARY, routing: { unknown_functions: true } }, key: 'routing.unknown_functions',
+    message: /true is not a policy for unknown functions; write one of primary, replica/,
+  },
+  {
+    name: 'function policy key at the top level', raw: { primary: PRIMARY, read_only_functions: ['x'] }, key: 'read_only_functions',
+    message: /read_only_functions belongs under routing:, write routing: \{read_only_functions: \.\.\.\}/,
+  },
+  {
+    name: 'typo in a function policy key', raw: { primary: PRIMARY, routing: { readonly_functions: ['x'] } }, key: 'routing.readonly_functions',
+    message: /did you mean read_only_functions\?/,
+  },
   { name: 'bad size', raw: { primary: PRIMARY, limits: { max_message_size: '64XB' } }, key: 'limits.max_message_size', message: /"64XB" is not a size; write a number of bytes or a number with a unit: 512kB, 64MB, 1GB/ },
   { name: 'size too small', raw: { primary: PRIMARY, limits: { max_message_size: 10 } }, key: 'limits.max_message_size', message: /out of range; write a size from 1kB to 1GB/ },
   { name: 'size too large', raw: { primary: PRIMARY, limits: { max_message_size: '2GB' } }, key: 'limits.max_message_size', message: /out of range/ },
@@ -461,4 +523,26 @@ t.test('environment variables in the file', async (t) => {
   const e = catchConfigError(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} }));
   t.equal(e.key, 'replicas[0]');
   t.match(e.message, /environment variable REPLICA_PASS, which is not set; export REPLICA_PASS=/);
+});
+
+t.test('loadRoutingPolicy reads only the function policy (for pgsplit explain --config)', async (t) => {
+  const dir = t.testdir({
+    'full.yaml': 'primary: postgres://app:${UNSET_PASSWORD}@db/app\nrouting:\n  read_only_functions: [report_totals, "${FN_SCHEMA:-reporting}.monthly"]\n  writing_functions: [audit_touch]\n  unknown_functions: replica\n',
+    'no-primary.yaml': 'routing:\n  read_only_functions: [f1]\n',
+    'empty.yaml': '',
+    'bad.yaml': 'routing:\n  read_only_functions: [nextval]\n',
+    'typo.yaml': 'routng:\n  read_only_functions: [f1]\n',
+    'list.yaml': '- a\n',
+  });
+  t.strictSame(loadRoutingPolicy(join(dir, 'full.yaml'), {}), {
+    writingFunctions: ['audit_touch'],
+    readOnlyFunctions: ['report_totals', 'reporting.monthly'],
+    unknownFunctions: 'replica',
+  }, 'an unset variable outside routing: does not matter; one inside is substituted');
+  t.strictSame(loadRoutingPolicy(join(dir, 'no-primary.yaml')), { writingFunctions: [], readOnlyFunctions: ['f1'], unknownFunctions: 'primary' });
+  t.strictSame(loadRoutingPolicy(join(dir, 'empty.yaml')), { writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary' });
+  t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'bad.yaml'))).key, 'routing.read_only_functions[0]');
+  t.match(catchConfigError(() => loadRoutingPolicy(join(dir, 'typo.yaml'))).message, /did you mean routing\?/);
+  t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'list.yaml'))).key, '(file)');
+  t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'nope.yaml'))).key, '(file)');
 });

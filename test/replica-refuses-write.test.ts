@@ -8,7 +8,7 @@ t.setTimeout(120_000);
 // function the classifier cannot see into) is refused by the replica with 25006, and pgsplit runs it on
 // the primary instead, as long as nothing of its result reached the client and no transaction is open.
 t.test('a write the classifier missed is re-run on the primary, once', async (t) => {
-  const fx = await startProxy(t, { replicas: 1 });
+  const fx = await startProxy(t, { replicas: 1, config: { routing: { unknown_functions: 'replica' } } });
   await fx.cluster.primary.query('CREATE TABLE audit (id serial primary key, note text)');
   await fx.cluster.primary.query(
     "CREATE FUNCTION record_note(n text) RETURNS int LANGUAGE sql AS 'INSERT INTO audit(note) VALUES (n) RETURNING id'");

@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { HELP_TEXT, parseCliArgs, type CliCommand } from '../config/cli-args.js';
-import { loadConfig } from '../config/load-config.js';
+import { loadConfig, loadRoutingPolicy } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import { explainQuery, explainScript } from '../router/explain.js';
 import { Router } from '../router/router.js';
 
 function version(): string {
@@ -34,6 +35,47 @@ async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<v
   process.once('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** `pgsplit explain`: one query string, or each statement of a psql script (--file). */
+function explain(cmd: Extract<CliCommand, { command: 'explain' }>): number {
+  const router = new Router(cmd.configFile === undefined ? {} : loadRoutingPolicy(cmd.configFile));
+  if (cmd.file === undefined) {
+    const r = explainQuery(router, cmd.sql ?? '');
+    const c = r.classification;
+    const out = {
+      route: r.route,
+      reason: r.reason,
+      statements: c?.statements.map((s) => ({ kind: s.kind, replicaSafe: s.replicaSafe, reason: s.reason })) ?? [],
+      hints: c?.hints,
+    };
+    process.stdout.write(cmd.json ? `${JSON.stringify(out)}\n` : `route: ${out.route}\nreason: ${out.reason}\n`);
+    return 0;
+  }
+  let script: string;
+  try {
+    script = readFileSync(cmd.file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code ?? String(err);
+    process.stderr.write(`pgsplit: cannot read ${cmd.file}: ${why}; check the path given to --file\n`);
+    return 2;
+  }
+  const { rows, summary } = explainScript(router, script);
+  const lines: string[] = [];
+  if (cmd.json) {
+    for (const r of rows) lines.push(JSON.stringify({ line: r.line, route: r.route, reason: r.reason, statement: r.statement }));
+    lines.push(JSON.stringify({ summary }));
+  } else {
+    const lineWidth = Math.max(4, ...rows.map((r) => String(r.line).length));
+    const reasonWidth = Math.min(40, Math.max(6, ...rows.map((r) => r.reason.length)));
+    for (const r of rows) {
+      lines.push(`${String(r.line).padStart(lineWidth)}  ${r.route.padEnd(7)}  ${r.reason.padEnd(reasonWidth)}  ${r.statement}`);
+    }
+    lines.push(`${summary.statements} statement(s): ${summary.replica} replica, ${summary.primary} primary`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
 /** Entry point of the `pgsplit` command; returns the exit code for commands that finish. */
 export async function main(argv: string[]): Promise<number | null> {
   let cmd: CliCommand;
@@ -56,13 +98,8 @@ export async function main(argv: string[]): Promise<number | null> {
         process.stdout.write(`${cmd.configFile}: ok (primary ${c.primary.name}, ${c.replicas.length} replica(s), ${c.users.length} user(s))\n`);
         return 0;
       }
-      case 'explain': {
-        const d = new Router().decide([cmd.sql], { tagged: true, pinned: null });
-        const c = d.classifications[0];
-        const out = { route: d.target, reason: d.reason, statements: c?.statements.map((s) => ({ kind: s.kind, replicaSafe: s.replicaSafe, reason: s.reason })) ?? [], hints: c?.hints };
-        process.stdout.write(cmd.json ? `${JSON.stringify(out)}\n` : `route: ${out.route}\nreason: ${out.reason}\n`);
-        return 0;
-      }
+      case 'explain':
+        return explain(cmd);
       case 'demo': {
         const { runDemo } = await import('../demo/demo.js');
         return await runDemo(cmd);

@@ -10,7 +10,8 @@ export type CliCommand =
   | { command: 'run'; configFile?: string; overrides: ConfigOverrides }
   | { command: 'demo'; duration?: number /* seconds */; replicas: number; listen?: string }
   | { command: 'check-config'; configFile: string }
-  | { command: 'explain'; json: boolean; sql: string }
+  /** Exactly one of sql and file is set. */
+  | { command: 'explain'; json: boolean; sql?: string; file?: string; configFile?: string }
   | { command: 'help' }
   | { command: 'version' };
 
@@ -25,7 +26,10 @@ USAGE
                                           run a self-contained demo: a simulated primary and
                                           N replicas behind pgsplit
   pgsplit check-config FILE               validate a config file and report any problem
-  pgsplit explain [--json] 'SQL'          show how a statement would be classified and routed
+  pgsplit explain [--json] [--config FILE] 'SQL'
+                                          show how a query string would be classified and routed
+  pgsplit explain [--json] [--config FILE] --file FILE.sql
+                                          the same for each statement of a psql script
   pgsplit help | -h | --help              show this text
   pgsplit version | -V | --version        print the version
 
@@ -44,8 +48,13 @@ DEMO FLAGS
   --replicas N                   number of simulated replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
   --listen HOST:PORT             where the demo proxy listens (default 127.0.0.1:6432)
 
-EXPLAIN FLAGS
-  --json                         print the result as JSON
+EXPLAIN FLAGS (explain assumes a tagged session with healthy replicas)
+  --json                         print JSON lines: route and reason (with --file also line and
+                                 statement, one line per statement, then a summary line)
+  --file FILE                    explain each statement of a psql-style file (meta-commands such as \\d
+                                 and COPY ... FROM stdin data are skipped); a summary line comes last
+  --config FILE                  use the routing function lists of this config file (only routing: is
+                                 read; primary: may be missing)
 
 HOW ROUTING WORKS
   Everything goes to the primary unless a session is tagged for replicas. Even in a tagged session,
@@ -56,6 +65,15 @@ HOW ROUTING WORKS
     PGOPTIONS='-c pgsplit.route=replica' psql ...        at connect time (libpq options)
     application_name matching routing.application_names  e.g. application_name=reporting-daily
     /* pgsplit:route=replica */ SELECT ...               hint comment on a single statement
+
+  Functions: a read that calls a writing function (nextval, setval, pg_advisory_lock, set_config, lo_*,
+  ... plus routing.writing_functions) always goes to the primary. Built-in read-only functions (lower,
+  now, count, jsonb_build_object, ...) are fine on a replica. Any other function, such as one you
+  wrote, is unknown: with routing.unknown_functions: primary (the default) the statement goes to the
+  primary; list functions that only read in routing.read_only_functions, or set unknown_functions:
+  replica (a function that writes then fails on the replica with 25006 and pgsplit re-runs the
+  statement on the primary). A route=replica hint does the same for its own statement. Check a
+  workload with: pgsplit explain --config FILE --file workload.sql
 
 CONFIG FILE (YAML; every key is optional except primary)
   listen: "127.0.0.1:6432"             # HOST:PORT; quote IPv6: "[::1]:6432"
@@ -73,6 +91,9 @@ CONFIG FILE (YAML; every key is optional except primary)
   routing:
     application_names: ["reporting-*", "metabase"]  # tag these sessions for replicas
     default: primary                   # route of untagged sessions: primary or replica
+    writing_functions: [audit_touch]   # more functions that write (never on a replica)
+    read_only_functions: [report_totals, reporting.monthly]  # your functions that only read
+    unknown_functions: primary         # any other function: primary (default) or replica
   limits:
     max_message_size: 64MB             # bytes, or 512kB / 64MB / 1GB
     max_client_connections: 1000
@@ -99,6 +120,7 @@ EXAMPLES
   pgsplit --config /etc/pgsplit.yaml --log-level debug
   pgsplit check-config /etc/pgsplit.yaml
   pgsplit explain "SELECT * FROM orders WHERE id = 1"
+  pgsplit explain --json --config /etc/pgsplit.yaml --file workload.sql
   pgsplit demo --duration 30
 `;
 
@@ -123,7 +145,11 @@ const DEMO_FLAGS: Record<string, FlagSpec> = {
   '--listen': { kind: 'value', metavar: 'HOST:PORT' },
 };
 const CHECK_FLAGS: Record<string, FlagSpec> = { '--config': { kind: 'value', metavar: 'FILE' } };
-const EXPLAIN_FLAGS: Record<string, FlagSpec> = { '--json': { kind: 'bool' } };
+const EXPLAIN_FLAGS: Record<string, FlagSpec> = {
+  '--json': { kind: 'bool' },
+  '--file': { kind: 'value', metavar: 'FILE' },
+  '--config': { kind: 'value', metavar: 'FILE' },
+};
 
 function levenshtein(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -297,10 +323,22 @@ function parseCheckConfig(args: string[]): CliCommand {
 function parseExplain(args: string[]): CliCommand {
   const p = parseFlags(args, EXPLAIN_FLAGS, 'explain');
   const sql = p.positionals.join(' ');
-  if (sql.trim() === '') {
-    throw new Error(`explain needs a SQL statement: pgsplit explain [--json] 'SELECT 1' (use -- before SQL that starts with -); ${HELP_HINT}`);
+  const file = one(p, '--file');
+  const configFile = one(p, '--config');
+  const out: Extract<CliCommand, { command: 'explain' }> = { command: 'explain', json: p.values.has('--json') };
+  if (file !== undefined) {
+    if (p.positionals.length > 0) {
+      throw new Error(`explain takes SQL or --file, not both: drop ${shown(sql)} or --file ${shown(file)}; ${HELP_HINT}`);
+    }
+    out.file = file;
+  } else {
+    if (sql.trim() === '') {
+      throw new Error(`explain needs a SQL statement: pgsplit explain [--json] 'SELECT 1' (use -- before SQL that starts with -), or a file: pgsplit explain --file FILE.sql; ${HELP_HINT}`);
+    }
+    out.sql = sql;
   }
-  return { command: 'explain', json: p.values.has('--json'), sql };
+  if (configFile !== undefined) out.configFile = configFile;
+  return out;
 }
 
 /** Parse the command line (argv without node and the script). Throws Error on bad input. */

@@ -29,6 +29,7 @@ export interface UserEntry {
 
 export type AuthMethod = 'scram-sha-256' | 'md5';
 export type RouteTarget = 'primary' | 'replica';
+export type UnknownFunctionPolicy = 'primary' | 'replica';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface ListenAddress {
@@ -53,6 +54,22 @@ export interface PgsplitConfig {
     applicationNames: string[];
     /** Route of a session with no tag; default 'primary'. */
     default: RouteTarget;
+    /**
+     * routing.writing_functions: function names added to the built-in writing list (never on a replica);
+     * 'fn' or 'schema.fn' as written in SQL. Default [].
+     */
+    writingFunctions: string[];
+    /**
+     * routing.read_only_functions: user functions the operator vouches for as read-only; 'fn' (any schema)
+     * or 'schema.fn'. Default [].
+     */
+    readOnlyFunctions: string[];
+    /**
+     * routing.unknown_functions: route of a read calling a function that is neither writing nor known
+     * read-only: 'primary' (default: when in doubt, primary) or 'replica' (a write then fails there with
+     * SQLSTATE 25006 and is re-run on the primary).
+     */
+    unknownFunctions: UnknownFunctionPolicy;
   };
   limits: {
     /** Largest protocol message accepted, in bytes; default 64 MiB. */
@@ -71,6 +88,7 @@ export interface PgsplitConfig {
 
 export const AUTH_METHODS: readonly AuthMethod[] = ['scram-sha-256', 'md5'];
 export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
+export const UNKNOWN_FUNCTION_POLICIES: readonly UnknownFunctionPolicy[] = ['primary', 'replica'];
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
@@ -94,7 +112,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   replicas: [],
   users: [],
   auth: { method: 'scram-sha-256' },
-  routing: { applicationNames: [], default: 'primary' },
+  routing: { applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary' },
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,

@@ -15,6 +15,7 @@ import {
   DEFAULT_SERVER_PORT,
   LOG_LEVELS,
   ROUTE_TARGETS,
+  UNKNOWN_FUNCTION_POLICIES,
   maskUrl,
   type AuthMethod,
   type ListenAddress,
@@ -22,8 +23,11 @@ import {
   type PgsplitConfig,
   type RouteTarget,
   type ServerEndpoint,
+  type UnknownFunctionPolicy,
   type UserEntry,
 } from './config.js';
+import { parseFunctionName } from '../router/function-policy.js';
+import { isWritingFunctionName } from '../router/statement-classifier.js';
 
 export { maskUrl } from './config.js';
 
@@ -55,7 +59,7 @@ const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', '
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
 const USER_KEYS = ['name', 'password'] as const;
 const AUTH_KEYS = ['method'] as const;
-const ROUTING_KEYS = ['application_names', 'default'] as const;
+const ROUTING_KEYS = ['application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions'] as const;
 const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout'] as const;
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
@@ -65,6 +69,9 @@ const NESTED_HOME: Record<string, string> = {
   method: 'auth',
   application_names: 'routing',
   default: 'routing',
+  writing_functions: 'routing',
+  read_only_functions: 'routing',
+  unknown_functions: 'routing',
   max_message_size: 'limits',
   max_client_connections: 'limits',
   startup_timeout: 'limits',
@@ -408,6 +415,49 @@ function stringList(v: unknown, key: string, ctx: Ctx, example: string): string[
   });
 }
 
+/** A list of SQL function names ('fn', 'schema.fn', '"MyFn"'), as written (validated, not normalized). */
+function functionList(v: unknown, key: string, ctx: Ctx, example: string): string[] {
+  const leaf = key.split('.').pop() ?? key;
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) ctx.fail(key, `must be a list, not ${describe(v)}; write ${leaf}: [${example}]`);
+  return v.map((item: unknown, i) => {
+    if (typeof item !== 'string' || item.trim() === '') {
+      ctx.fail(`${key}[${i}]`, `must be a function name, not ${describe(item)}; write a name such as ${example.split(',')[0]}`);
+    }
+    const name = item.trim();
+    const parsed = parseFunctionName(name);
+    if (typeof parsed === 'string') {
+      ctx.fail(`${key}[${i}]`, `${show(item)} is not a function name (${parsed}); write fn or schema.fn as in SQL, double-quoting parts with capitals or other characters ("MyFn")`);
+    }
+    return name;
+  });
+}
+
+/** routing.writing_functions / read_only_functions / unknown_functions. */
+function functionPolicyFromRaw(routingRaw: Raw, ctx: Ctx): { writingFunctions: string[]; readOnlyFunctions: string[]; unknownFunctions: UnknownFunctionPolicy } {
+  const writingFunctions = functionList(routingRaw['writing_functions'], 'routing.writing_functions', ctx, 'audit_touch, myschema.log_access');
+  const readOnlyFunctions = functionList(routingRaw['read_only_functions'], 'routing.read_only_functions', ctx, 'report_totals, reporting.monthly');
+  const extraWriting = new Set<string>();
+  for (const w of writingFunctions) {
+    const f = parseFunctionName(w);
+    if (typeof f !== 'string') extraWriting.add(f.name.toLowerCase());
+  }
+  readOnlyFunctions.forEach((r, i) => {
+    const f = parseFunctionName(r);
+    if (typeof f === 'string') return;
+    const where = isWritingFunctionName(f.name) ? "on pgsplit's built-in list of writing functions"
+      : extraWriting.has(f.name.toLowerCase()) ? 'listed in routing.writing_functions'
+      : undefined;
+    if (where !== undefined) {
+      ctx.fail(`routing.read_only_functions[${i}]`, `${show(r)} is a writing function (${where}), which never runs on a replica; remove it from read_only_functions`);
+    }
+  });
+  const unknownFunctions: UnknownFunctionPolicy = routingRaw['unknown_functions'] === undefined || routingRaw['unknown_functions'] === null
+    ? DEFAULT_CONFIG.routing.unknownFunctions
+    : ctx.oneOf(routingRaw['unknown_functions'], UNKNOWN_FUNCTION_POLICIES, 'routing.unknown_functions', 'a policy for unknown functions');
+  return { writingFunctions, readOnlyFunctions, unknownFunctions };
+}
+
 const SIZE_UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
 };
@@ -540,6 +590,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
   const routeDefault: RouteTarget = routingRaw['default'] === undefined || routingRaw['default'] === null
     ? d.routing.default
     : ctx.oneOf(routingRaw['default'], ROUTE_TARGETS, 'routing.default', 'a route');
+  const functionPolicy = functionPolicyFromRaw(routingRaw, ctx);
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
   const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
@@ -577,7 +628,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     replicas,
     users,
     auth: { method },
-    routing: { applicationNames, default: routeDefault },
+    routing: { applicationNames, default: routeDefault, ...functionPolicy },
     limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs },
     metrics: { listen: metricsListen },
     log: { level },
@@ -615,6 +666,11 @@ function substituteEnv(v: unknown, path: string, env: NodeJS.ProcessEnv): unknow
  * Returns the raw (snake_case) object for resolveConfig().
  */
 export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): unknown {
+  return substituteEnv(readYamlFile(file), '', env);
+}
+
+/** Read and parse a YAML file, without environment substitution; ConfigError keyed '(file)' on failure. */
+function readYamlFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -641,7 +697,29 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     const where = pos === undefined ? file : `${file} line ${pos.line}, column ${pos.col}`;
     throw new ConfigError('(file)', `${where}: ${reason}${hint}`);
   }
-  return substituteEnv(doc, '', env);
+  return doc;
+}
+
+/** The routing policy of a config file: what `pgsplit explain --config FILE` needs. */
+export type RoutingPolicy = Pick<PgsplitConfig['routing'], 'writingFunctions' | 'readOnlyFunctions' | 'unknownFunctions'>;
+
+/**
+ * Reads only the routing function policy of a config file (routing.writing_functions,
+ * read_only_functions, unknown_functions), validated as loadConfig does. The rest of the file is not
+ * resolved, so a file whose other values use unset ${ENV_VAR}s (passwords) still works, and a file
+ * without primary: is accepted. Unknown top-level or routing keys are still errors.
+ */
+export function loadRoutingPolicy(file: string, env: NodeJS.ProcessEnv = process.env): RoutingPolicy {
+  let raw = readYamlFile(file);
+  if (raw === undefined || raw === null) raw = {};
+  if (!isMap(raw)) {
+    throw new ConfigError('(file)', `the configuration must be a YAML mapping of keys such as primary: and routing:, not ${describe(raw)}; see pgsplit --help for an example file`);
+  }
+  const ctx = new Ctx(new Map());
+  ctx.checkKeys(raw, TOP_KEYS, '');
+  const routing = substituteEnv(raw['routing'], 'routing', env);
+  const routingRaw = ctx.section({ routing }, 'routing', ROUTING_KEYS, 'routing: {read_only_functions: [report_totals], unknown_functions: primary}');
+  return functionPolicyFromRaw(routingRaw, ctx);
 }
 
 /** Read the YAML file (if a path is given), apply flag overrides, validate, return the resolved config. */

@@ -58,7 +58,11 @@ export class ProxyServer {
         'which is only allowed on a loopback address; add users: (name, password) to the config or listen on 127.0.0.1');
     }
     this.nodes = new ServerNodes(config.primary, config.replicas);
-    this.router = new Router();
+    this.router = new Router({
+      writingFunctions: config.routing.writingFunctions,
+      readOnlyFunctions: config.routing.readOnlyFunctions,
+      unknownFunctions: config.routing.unknownFunctions,
+    });
     this.server = net.createServer((s) => this.onConnection(s));
   }
 

@@ -1,4 +1,21 @@
-import { classifyQuery, type QueryClassification } from './statement-classifier.js';
+import {
+  classifyQuery,
+  functionPolicyOptions,
+  type ClassifyOptions,
+  type QueryClassification,
+} from './statement-classifier.js';
+import type { UnknownFunctionPolicy } from './function-policy.js';
+
+export interface RouterOptions {
+  /** Query texts remembered with their classification; default 5000. */
+  cacheSize?: number;
+  /** routing.writing_functions: names added to DEFAULT_WRITING_FUNCTIONS ('fn' or 'schema.fn'). */
+  writingFunctions?: readonly string[];
+  /** routing.read_only_functions: user functions vouched for as read-only ('fn' = any schema, or 'schema.fn'). */
+  readOnlyFunctions?: readonly string[];
+  /** routing.unknown_functions: where a statement calling an unknown function may go; default 'primary'. */
+  unknownFunctions?: UnknownFunctionPolicy;
+}
 
 /** What the router needs to know about a session, besides the statements. */
 export interface RouteContext {
@@ -20,20 +37,28 @@ export interface RouteDecision {
  * Decides where a unit of work (one simple query, or one Sync-delimited extended batch) may run. It only
  * decides: transaction affinity, open batches and connection failures belong to the session, which
  * executes. A statement that can write never gets 'replica', whatever the tags and hints say.
+ *
+ * Function policy (see ./function-policy.ts): a statement calling a function that is neither writing nor
+ * known read-only goes to the primary ('unknown-function:<name>') unless `unknownFunctions: 'replica'`, or
+ * its own query string carries a `pgsplit:route=replica` hint, vouches for it. Writing functions are never
+ * vouched for.
  */
 export class Router {
   private readonly cache = new Map<string, QueryClassification>();
   private readonly cacheSize: number;
+  private readonly classifyOptions: ClassifyOptions;
 
-  constructor(opts: { cacheSize?: number } = {}) {
+  /** Throws an Error for a function name that does not parse (resolveConfig has checked config values). */
+  constructor(opts: RouterOptions = {}) {
     this.cacheSize = opts.cacheSize ?? 5000;
+    this.classifyOptions = functionPolicyOptions(opts);
   }
 
   /** Classifies a query string, remembering recent texts (prepared statements and ORMs repeat them). */
   classify(sql: string): QueryClassification {
     const hit = this.cache.get(sql);
     if (hit) return hit;
-    const c = classifyQuery(sql);
+    const c = classifyQuery(sql, this.classifyOptions);
     if (sql.length <= 16384) {
       if (this.cache.size >= this.cacheSize) {
         const oldest = this.cache.keys().next();
@@ -54,7 +79,10 @@ export class Router {
     }
     if (ctx.pinned) return { target: 'primary', reason: `pinned:${ctx.pinned}`, classifications };
     for (const c of classifications) {
-      if (!c.replicaSafe && !isReadOnlyBegin(c)) return { target: 'primary', reason: c.reason, classifications };
+      if (c.replicaSafe || isReadOnlyBegin(c)) continue;
+      // A route=replica hint vouches for the functions its statement calls, never for a write.
+      if (c.hints.route === 'replica' && onlyUnknownFunctions(c)) continue;
+      return { target: 'primary', reason: c.reason, classifications };
     }
     if (hintReplica) return { target: 'replica', reason: 'hint-replica', classifications };
     if (ctx.tagged) return { target: 'replica', reason: 'tagged-read', classifications };
@@ -69,4 +97,10 @@ export class Router {
 function isReadOnlyBegin(c: QueryClassification): boolean {
   if (c.statements.length === 0) return false;
   return c.statements.every((s) => s.replicaSafe || s.transaction === 'begin-read-only');
+}
+
+/** Every statement that is not replica-safe is so only because it calls a function the router does not know. */
+function onlyUnknownFunctions(c: QueryClassification): boolean {
+  if (c.statements.length === 0) return false;
+  return c.statements.every((s) => s.replicaSafe || s.reason.startsWith('unknown-function:') || s.reason.startsWith('explain:unknown-function:'));
 }

@@ -15,19 +15,30 @@
  *   statement of a WITH -> 'insert' etc.; anywhere else, for instance as an unquoted column name,
  *   -> 'dml-keyword' (conservative: quote such columns);
  * - a call of a function in the deny list (`DEFAULT_WRITING_FUNCTIONS`, or names starting with one of
- *   `DEFAULT_WRITING_FUNCTION_PREFIXES`): an identifier, possibly schema-qualified or quoted (compared
- *   lowercased), followed by `(` -> 'writing-function:<name>';
- * - a `;` that did not end the statement (inside parentheses) -> 'nested-semicolon'.
- *
- * Functions not in the deny list are allowed: a user-defined volatile function that writes cannot be seen
- * from the SQL text. On a replica such a write fails with SQLSTATE 25006 (read_only_sql_transaction), so it
- * cannot corrupt anything; a later policy (per-function allow/deny configuration) will cover them.
+ *   `DEFAULT_WRITING_FUNCTION_PREFIXES`, plus routing.writing_functions): an identifier, possibly
+ *   schema-qualified or quoted (compared lowercased), followed by `(` -> 'writing-function:<name>';
+ * - a `;` that did not end the statement (inside parentheses) -> 'nested-semicolon';
+ * - with the default function policy (`unknownFunctions: 'primary'`), a call of a function that is
+ *   neither writing nor known to be read-only (a built-in, KNOWN_BUILTIN_READ_ONLY_FUNCTIONS, or a name in
+ *   `readOnlyFunctions`) -> 'unknown-function:<name>' (kind 'unknown'). This reason is reported only
+ *   when nothing else in the statement is unsafe. See ./function-policy.ts for what counts as a call and
+ *   how names are matched. With `unknownFunctions: 'replica'` such calls are allowed: a write inside one
+ *   fails on the replica with SQLSTATE 25006 (read_only_sql_transaction), and the session re-runs the
+ *   statement on the primary.
  *
  * The lexer assumes standard_conforming_strings=on unless told otherwise; the proxy should pass the
  * server's value (ParameterStatus), because with it off `'\'` does not end a string.
  */
 import { lexSql, type Token } from './sql-lexer.js';
 import { parseRouteHints, type RouteHints } from './route-hint.js';
+import {
+  functionKey,
+  KNOWN_BUILTIN_READ_ONLY_FUNCTIONS,
+  parseFunctionName,
+  unknownFunctionCall,
+  type FunctionLookup,
+  type UnknownFunctionPolicy,
+} from './function-policy.js';
 
 export type StatementKind = 'read' | 'write' | 'transaction' | 'session' | 'utility' | 'unknown';
 
@@ -87,6 +98,15 @@ export interface ClassifyOptions {
   writingFunctions?: ReadonlySet<string>;
   /** Name prefixes with the same effect. Default DEFAULT_WRITING_FUNCTION_PREFIXES. */
   writingFunctionPrefixes?: readonly string[];
+  /**
+   * Functions vouched for as read-only besides the built-ins: 'name' (any schema) or 'schema.name', in
+   * the normalized form of functionKey(parseFunctionName(...)) (unquoted parts lowercased). Default none.
+   */
+  readOnlyFunctions?: ReadonlySet<string>;
+  /** Built-in read-only names; default KNOWN_BUILTIN_READ_ONLY_FUNCTIONS (generated list + later releases). */
+  builtinReadOnlyFunctions?: ReadonlySet<string>;
+  /** What a call of a function that is neither writing nor known read-only does; default 'primary'. */
+  unknownFunctions?: UnknownFunctionPolicy;
   /** The server's standard_conforming_strings; default true. */
   standardConformingStrings?: boolean;
 }
@@ -232,7 +252,80 @@ const SESSION_ADVISORY_LOCKS: ReadonlySet<string> = new Set([
 interface Ctx {
   fns: ReadonlySet<string>;
   prefixes: readonly string[];
+  /** Null when unknown functions are allowed (policy 'replica'). */
+  lookup: FunctionLookup | null;
   sql: string;
+}
+
+const NO_READ_ONLY: ReadonlySet<string> = new Set();
+const DEFAULT_LOOKUP: FunctionLookup = { builtins: KNOWN_BUILTIN_READ_ONLY_FUNCTIONS, readOnly: NO_READ_ONLY };
+
+const lookups = new WeakMap<ClassifyOptions, FunctionLookup>();
+
+/** The name look-up of an option set (made once per options object), or null under policy 'replica'. */
+function functionLookup(options: ClassifyOptions | undefined): FunctionLookup | null {
+  if (options === undefined) return DEFAULT_LOOKUP;
+  if (options.unknownFunctions === 'replica') return null;
+  if (options.readOnlyFunctions === undefined && options.builtinReadOnlyFunctions === undefined) return DEFAULT_LOOKUP;
+  let l = lookups.get(options);
+  if (l === undefined) {
+    l = {
+      builtins: options.builtinReadOnlyFunctions ?? KNOWN_BUILTIN_READ_ONLY_FUNCTIONS,
+      readOnly: options.readOnlyFunctions ?? NO_READ_ONLY,
+    };
+    lookups.set(options, l);
+  }
+  return l;
+}
+
+/** Operator-facing function policy, as in the config file (names as written there). */
+export interface FunctionPolicyConfig {
+  /** Added to DEFAULT_WRITING_FUNCTIONS (a qualified name counts in every schema). */
+  writingFunctions?: readonly string[];
+  /** User functions the operator vouches for: 'fn' (any schema) or 'schema.fn'. */
+  readOnlyFunctions?: readonly string[];
+  unknownFunctions?: UnknownFunctionPolicy;
+}
+
+/**
+ * Turns the configured function policy into ClassifyOptions. Throws an Error naming the entry for a name
+ * that does not parse (the config loader reports these with the key first).
+ */
+export function functionPolicyOptions(cfg: FunctionPolicyConfig = {}): ClassifyOptions {
+  const opts: ClassifyOptions = { unknownFunctions: cfg.unknownFunctions ?? 'primary' };
+  const writing = cfg.writingFunctions ?? [];
+  if (writing.length > 0) {
+    const fns = new Set(DEFAULT_WRITING_FUNCTIONS);
+    for (const w of writing) {
+      const f = parseFunctionName(w);
+      if (typeof f === 'string') throw new Error(`writing function ${JSON.stringify(w)}: ${f}`);
+      fns.add(f.name.toLowerCase());
+    }
+    opts.writingFunctions = fns;
+  }
+  const readOnly = cfg.readOnlyFunctions ?? [];
+  if (readOnly.length > 0) {
+    const ro = new Set<string>();
+    for (const r of readOnly) {
+      const f = parseFunctionName(r);
+      if (typeof f === 'string') throw new Error(`read-only function ${JSON.stringify(r)}: ${f}`);
+      ro.add(functionKey(f));
+    }
+    opts.readOnlyFunctions = ro;
+  }
+  return opts;
+}
+
+/** True when a (bare) function name is writing under the given list and prefixes (compared lowercased). */
+export function isWritingFunctionName(
+  name: string,
+  fns: ReadonlySet<string> = DEFAULT_WRITING_FUNCTIONS,
+  prefixes: readonly string[] = DEFAULT_WRITING_FUNCTION_PREFIXES,
+): boolean {
+  const lower = name.toLowerCase();
+  if (fns.has(lower)) return true;
+  for (const p of prefixes) if (lower.startsWith(p)) return true;
+  return false;
 }
 
 /** Classifies every statement of a query string (as sent in one Query or Parse message). Never throws. */
@@ -241,6 +334,7 @@ export function classifyQuery(sql: string, options?: ClassifyOptions): QueryClas
   const ctx: Ctx = {
     fns: options?.writingFunctions ?? DEFAULT_WRITING_FUNCTIONS,
     prefixes: options?.writingFunctionPrefixes ?? DEFAULT_WRITING_FUNCTION_PREFIXES,
+    lookup: functionLookup(options),
     sql,
   };
   const statements: StatementInfo[] = [];
@@ -394,12 +488,15 @@ interface ScanResult {
 
 /**
  * Scans tokens [from, to) of a query for anything that makes it unsafe. `isWith`: a DML keyword at the
- * range's top level is the main statement of a WITH.
+ * range's top level is the main statement of a WITH. `checkCalls` false: `name(` is not looked up as a
+ * function (COPY options such as FORCE_QUOTE (a)); writing-function names still count.
  */
-function scanQuery(toks: Token[], from: number, to: number, ctx: Ctx, isWith: boolean): ScanResult {
+function scanQuery(toks: Token[], from: number, to: number, ctx: Ctx, isWith: boolean, checkCalls = true): ScanResult {
   let violation: string | undefined;
   let violationKind: StatementKind = 'write';
   let pin: PinReason | undefined;
+  let unknownFn: string | undefined;
+  const lookup = checkCalls ? ctx.lookup : null;
   const base = toks[from]?.depth ?? 0;
   const note = (reason: string, kind: StatementKind = 'write'): void => {
     if (violation === undefined) {
@@ -413,10 +510,12 @@ function scanQuery(toks: Token[], from: number, to: number, ctx: Ctx, isWith: bo
       const next = k + 1 < to ? toks[k + 1] : undefined;
       if (next !== undefined && isCall(toks, k, to)) {
         const name = t.kind === 'quoted_ident' ? t.text.toLowerCase() : t.text;
+        if (SESSION_ADVISORY_LOCKS.has(name)) pin ??= 'advisory-lock';
         if (isWritingFunction(name, ctx)) {
           note(`writing-function:${name}`);
-          if (SESSION_ADVISORY_LOCKS.has(name)) pin ??= 'advisory-lock';
-        } else if (SESSION_ADVISORY_LOCKS.has(name)) pin ??= 'advisory-lock';
+        } else if (lookup !== null && unknownFn === undefined) {
+          unknownFn = unknownFunctionCall(toks, k, next.isPunct('(') ? k + 1 : k + 3, from, to, lookup);
+        }
       }
       if (t.kind === 'quoted_ident') continue;
       const len = t.end - t.start;
@@ -441,6 +540,8 @@ function scanQuery(toks: Token[], from: number, to: number, ctx: Ctx, isWith: bo
       note('nested-semicolon', 'unknown');
     }
   }
+  // Reported only when nothing more definite was found, so that a write keeps its own reason.
+  if (unknownFn !== undefined) note(`unknown-function:${unknownFn}`, 'unknown');
   return { violation, violationKind, pin };
 }
 
@@ -585,7 +686,7 @@ function classifyCopy(toks: Token[], ctx: Ctx): StatementInfo {
     }
   }
   // The options after STDOUT cannot write; still scan them for anything odd.
-  const rest = scanQuery(toks, k + 2, n, ctx, false);
+  const rest = scanQuery(toks, k + 2, n, ctx, false, false);
   if (rest.violation) return info(rest.violationKind, rest.violation, toks, ctx);
   return { kind: 'read', replicaSafe: true, reason: 'copy-to', text: statementText(toks, ctx) };
 }
