@@ -23,6 +23,21 @@ export interface RouteContext {
   tagged: boolean;
   /** Set once the session did something only the primary remembers (LISTEN, temp table, ...). */
   pinned: string | null;
+  /** The session's standard_conforming_strings (default on): off changes how '...' strings end. */
+  standardConformingStrings?: boolean;
+  /**
+   * The session's client_encoding, as the server reports it. In SJIS, BIG5, GBK, GB18030, UHC and JOHAB
+   * a multibyte character can end in the byte of a backslash or quote, so text read as UTF-8 may be
+   * split differently from how the server splits it: such sessions never read from a replica.
+   */
+  clientEncoding?: string;
+}
+
+const AMBIGUOUS_ENCODINGS = new Set(['SJIS', 'SHIFT_JIS_2004', 'BIG5', 'GBK', 'GB18030', 'UHC', 'JOHAB']);
+
+/** True when statement text in this client encoding cannot be lexed safely as UTF-8. */
+export function isAmbiguousEncoding(encoding: string | undefined): boolean {
+  return encoding !== undefined && AMBIGUOUS_ENCODINGS.has(encoding.toUpperCase());
 }
 
 export interface RouteDecision {
@@ -44,7 +59,10 @@ export interface RouteDecision {
  * vouched for.
  */
 export class Router {
-  private readonly cache = new Map<string, QueryClassification>();
+  // Two generations instead of LRU: eviction is dropping the older map, O(1) however full the cache is
+  // (deleting the oldest key of a big Map costs microseconds in V8, on every miss).
+  private cache = new Map<string, QueryClassification>();
+  private older = new Map<string, QueryClassification>();
   private readonly cacheSize: number;
   private readonly classifyOptions: ClassifyOptions;
 
@@ -55,14 +73,19 @@ export class Router {
   }
 
   /** Classifies a query string, remembering recent texts (prepared statements and ORMs repeat them). */
-  classify(sql: string): QueryClassification {
+  classify(sql: string, standardConformingStrings = true): QueryClassification {
+    if (!standardConformingStrings) {
+      // Rare (a legacy setting): classified each time, never cached beside the standard reading.
+      return classifyQuery(sql, { ...this.classifyOptions, standardConformingStrings: false });
+    }
     const hit = this.cache.get(sql);
     if (hit) return hit;
-    const c = classifyQuery(sql, this.classifyOptions);
+    const old = this.older.get(sql);
+    const c = old ?? classifyQuery(sql, this.classifyOptions);
     if (sql.length <= 16384) {
-      if (this.cache.size >= this.cacheSize) {
-        const oldest = this.cache.keys().next();
-        if (!oldest.done) this.cache.delete(oldest.value);
+      if (this.cache.size >= this.cacheSize / 2) {
+        this.older = this.cache;
+        this.cache = new Map();
       }
       this.cache.set(sql, c);
     }
@@ -70,8 +93,10 @@ export class Router {
   }
 
   decide(queries: readonly string[], ctx: RouteContext): RouteDecision {
-    const classifications = queries.map((q) => this.classify(q));
+    const scs = ctx.standardConformingStrings !== false;
+    const classifications = queries.map((q) => this.classify(q, scs));
     if (classifications.length === 0) return { target: 'primary', reason: 'no-statement', classifications };
+    if (isAmbiguousEncoding(ctx.clientEncoding)) return { target: 'primary', reason: 'client-encoding', classifications };
     let hintReplica = false;
     for (const c of classifications) {
       if (c.hints.route === 'primary') return { target: 'primary', reason: 'hint-primary', classifications };

@@ -128,6 +128,9 @@ export class Session {
   tagSource: string;
   pinned: string | null = null;
   txStatus: 'I' | 'T' | 'E' = 'I';
+  /** As the server last reported them (ParameterStatus): they decide how statement text is lexed. */
+  clientEncoding: string | undefined;
+  standardConformingStrings = true;
 
   private readonly ctx: SessionContext;
   private readonly log: Logger;
@@ -208,7 +211,10 @@ export class Session {
     }
     if (this.state === 'closed') return;
     const out: Buffer[] = [];
-    for (const [k, v] of home.conn.parameters) out.push(parameterStatus(k, v));
+    for (const [k, v] of home.conn.parameters) {
+      out.push(parameterStatus(k, v));
+      this.noteParameter(k, v);
+    }
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), readyForQuery('I'));
     this.client.write(Buffer.concat(out));
     this.state = 'ready';
@@ -438,7 +444,11 @@ export class Session {
     const queries = u.kind === 'function' ? [] : this.unitQueries(u);
     // Classify even when affinity decides the server: the session still applies the unit's effects
     // (settings, pins, transaction end) when it completes.
-    const d = queries.length > 0 ? this.ctx.router.decide(queries, { tagged: this.tagged, pinned: this.pinned }) : null;
+    const d = queries.length > 0
+      ? this.ctx.router.decide(queries, {
+        tagged: this.tagged, pinned: this.pinned, clientEncoding: this.clientEncoding, standardConformingStrings: this.standardConformingStrings,
+      })
+      : null;
     const follow = (link: ServerLink, reason: string): ServerLink => {
       u.decision = { target: link.node.role, reason, classifications: d?.classifications ?? [] };
       return link;
@@ -796,6 +806,10 @@ export class Session {
           held.push(copy);
           link.heldBytes += copy.length;
           this.trackHeld(link, f, head);
+          if (f.type === Backend.ParameterStatus) {
+            const z = f.payload.indexOf(0);
+            this.noteParameter(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
+          }
           continue;
         }
       }
@@ -875,9 +889,19 @@ export class Session {
       case Backend.CommandComplete:
         if (this.copyLink === link) this.copyLink = null;
         return true;
+      case Backend.ParameterStatus: {
+        const z = f.payload.indexOf(0);
+        this.noteParameter(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
+        return true;
+      }
       default:
         return true;
     }
+  }
+
+  private noteParameter(name: string, value: string): void {
+    if (name === 'client_encoding') this.clientEncoding = value;
+    else if (name === 'standard_conforming_strings') this.standardConformingStrings = value !== 'off';
   }
 
   /** Starts holding back the answer of the next unit on a replica, when that unit could be re-run. */
