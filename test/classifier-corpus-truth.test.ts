@@ -33,31 +33,16 @@
  */
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve, delimiter } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join, delimiter } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { LocalCluster } from '../src/cluster/local-cluster.js';
 import { classifyQuery, type QueryClassification } from '../src/router/statement-classifier.js';
-import { lexSql, type Token } from '../src/router/sql-lexer.js';
+import { lexSql } from '../src/router/sql-lexer.js';
+import { findCorpusDir, readCorpusScript, scheduledFiles, splitCorpusScript } from './fixtures/pg-regress-corpus.js';
 
 const execFileAsync = promisify(execFile);
-const here = fileURLToPath(new URL('.', import.meta.url));
-
-/** The corpus folder (holding sql/, data/, parallel_schedule). */
-function findCorpus(): string | undefined {
-  const candidates = [
-    process.env.PGSPLIT_CORPUS_DIR,
-    resolve(here, '../../shared/corpus/pg-regress'),
-    '/work/shared/corpus/pg-regress',
-  ].filter((d): d is string => typeof d === 'string' && d !== '');
-  for (const d of candidates) {
-    const dir = existsSync(join(d, 'parallel_schedule')) ? d : resolve(d, '..'); // also accept the sql/ folder
-    if (existsSync(join(dir, 'sql', 'test_setup.sql')) && existsSync(join(dir, 'parallel_schedule'))) return dir;
-  }
-  return undefined;
-}
 
 function findPsql(): string | undefined {
   const dirs: string[] = [];
@@ -71,7 +56,7 @@ function findPsql(): string | undefined {
   return dirs.map((d) => join(d, 'psql')).find((f) => existsSync(f));
 }
 
-const corpus = findCorpus();
+const corpus = findCorpusDir({ requireSchedule: true });
 const psql = findPsql();
 const skip = !corpus ? 'pg-regress corpus not found (set PGSPLIT_CORPUS_DIR)' : !psql ? 'psql not found' : false;
 
@@ -80,112 +65,9 @@ const FILE_MS = Number(process.env.PGSPLIT_TRUTH_FILE_MS ?? '30000');
 const ONLY = (process.env.PGSPLIT_TRUTH_ONLY ?? '').split(',').filter((s) => s !== '');
 const DB = 'regression';
 
-// ---------------------------------------------------------------------------------------------------
-// psql scripts -> statements (the reader of test/statement-classifier.test.ts)
-
-const G_COMMANDS = new Set(['g', 'gx', 'gset', 'gexec', 'gdesc', 'crosstabview', 'watch']);
-
-/**
- * Turns a psql script into plain SQL: meta-command lines and COPY data blocks are dropped, `\;` becomes
- * `;`, and a `\g`-like command ends the statement in the buffer. Lines inside a multi-line literal or
- * comment are kept as they are (the lexer tells where those are). Copied from
- * test/statement-classifier.test.ts.
- */
-function psqlToSql(script: string): string {
-  const lines = script.split('\n');
-  const out: string[] = [];
-  let pending = ''; // text of a literal or comment still open at the end of the previous line
-  let copyBlocks = 0; // data blocks that follow the current line
-  let i = 0;
-  const looksLikeSql = (line: string | undefined): boolean => {
-    if (line === undefined) return true;
-    const s = line.trim();
-    if (s === '' || s.startsWith('--')) return true;
-    return /^[A-Za-z_]+\s.*;\s*(--.*)?$/.test(s) || /^[A-Za-z_]+;$/.test(s);
-  };
-  while (i < lines.length) {
-    let line = lines[i]!;
-    i++;
-    // Skip the data blocks of the COPY ... FROM stdin statements that just ended.
-    while (copyBlocks > 0) {
-      copyBlocks--;
-      if (looksLikeSql(line)) break; // that COPY failed: no data block
-      while (line !== '\\.' && i < lines.length) line = lines[i++]!;
-      line = i < lines.length ? lines[i++]! : '';
-    }
-    // Remove meta-commands: a `\` outside literals and comments.
-    let cleaned = '';
-    let rest = line;
-    for (;;) {
-      const base = pending + cleaned;
-      const lexed = lexSql(base + rest);
-      let bs: Token | undefined;
-      for (const st of lexed.statements) {
-        for (const tok of st) {
-          if (tok.start >= base.length && tok.isOperator('\\')) {
-            bs = tok;
-            break;
-          }
-        }
-        if (bs) break;
-      }
-      if (!bs) {
-        cleaned += rest;
-        break;
-      }
-      const q = bs.start - base.length;
-      cleaned += rest.slice(0, q);
-      const after = rest.slice(q + 1);
-      if (after.startsWith(';')) {
-        cleaned += ';';
-        rest = after.slice(1);
-        continue;
-      }
-      // A meta-command runs to the end of the line; the g family sends the buffer.
-      const cmds = [...after.matchAll(/(?:^|\\)([A-Za-z]+)/g)].map((m) => m[1]!.toLowerCase());
-      // \r resets the buffer: end what is there so that it does not run into the next statement.
-      if (cmds.some((c) => G_COMMANDS.has(c) || c === 'r' || c === 'reset')) cleaned += ';';
-      if (cmds[0] === 'copy' && /\bfrom\s+(stdin|stdout|pstdin)\b/i.test(after)) copyBlocks++;
-      break;
-    }
-    const text = pending + cleaned + '\n';
-    const lexed = lexSql(text);
-    if (lexed.unterminated) {
-      pending = text;
-      continue;
-    }
-    pending = '';
-    out.push(text);
-    // COPY ... FROM STDIN statements ended on this line are followed by data blocks.
-    for (const st of lexed.statements) {
-      if (!st[0]?.is('copy')) continue;
-      let from = -1;
-      for (let k = 0; k < st.length; k++) if (st[k]!.is('from') && (st[k + 1]?.is('stdin') || st[k + 1]?.is('stdout'))) from = k;
-      if (from < 0) continue;
-      const last = st[st.length - 1]!;
-      if (/^\s*;/.test(text.slice(last.end))) copyBlocks++;
-    }
-  }
-  out.push(pending);
-  return out.join('');
-}
-
+/** The statements of a corpus file, as test/fixtures/pg-regress-corpus.ts reads them. */
 function statementsOf(file: string): string[] {
-  const sql = psqlToSql(readFileSync(file, 'latin1'));
-  return lexSql(sql).statements.map((st) => sql.slice(st[0]!.start, st[st.length - 1]!.end));
-}
-
-function scheduledFiles(corpusDir: string): { files: string[]; unscheduled: string[] } {
-  const names: string[] = [];
-  for (const line of readFileSync(join(corpusDir, 'parallel_schedule'), 'utf8').split('\n')) {
-    const m = /^\s*test:\s*(.*)$/.exec(line);
-    if (!m) continue;
-    for (const n of m[1]!.split(/\s+/)) if (n && !names.includes(n)) names.push(n);
-  }
-  const present = new Set(readdirSync(join(corpusDir, 'sql')).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -4)));
-  const files = names.filter((n) => n !== 'test_setup' && present.has(n));
-  const unscheduled = [...present].filter((n) => n !== 'test_setup' && !names.includes(n)).sort();
-  return { files, unscheduled };
+  return splitCorpusScript(readCorpusScript(file)).statements.map((s) => s.text);
 }
 
 /** SELECT / WITH / VALUES / TABLE / ( / EXPLAIN / SHOW / COPY: the statements that can be reads. */

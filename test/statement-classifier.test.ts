@@ -1,14 +1,13 @@
 import t, { type Test } from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   classifyQuery,
   DEFAULT_WRITING_FUNCTIONS,
   type QueryClassification,
   type StatementInfo,
 } from '../src/router/statement-classifier.js';
-import { lexSql, type Token } from '../src/router/sql-lexer.js';
+import { lexSql } from '../src/router/sql-lexer.js';
+import { corpusFiles, findCorpusDir, readCorpusScript, splitCorpusScript, sqlDir } from './fixtures/pg-regress-corpus.js';
 
 /** [sql, reason]: the whole string must be replica-safe with this (first statement's) reason. */
 const SAFE: [string, string][] = [
@@ -506,115 +505,22 @@ t.test('never throws', async (t) => {
 // ---------------------------------------------------------------------------------------------------
 // Corpus: the PostgreSQL regression suite's SQL scripts.
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const corpusCandidates = [
-  process.env.PGSPLIT_CORPUS_DIR,
-  resolve(here, '../../shared/corpus/pg-regress/sql'),
-  '/work/shared/corpus/pg-regress/sql',
-].filter((d): d is string => typeof d === 'string' && d !== '');
-const corpusDir = corpusCandidates.find((d) => existsSync(d));
-
-const G_COMMANDS = new Set(['g', 'gx', 'gset', 'gexec', 'gdesc', 'crosstabview', 'watch']);
-
-/**
- * Turns a psql script into plain SQL: meta-command lines and COPY data blocks are dropped, `\;` becomes
- * `;`, and a `\g`-like command ends the statement in the buffer. Lines inside a multi-line literal or
- * comment are kept as they are (the lexer tells where those are).
- */
-function psqlToSql(script: string): string {
-  const lines = script.split('\n');
-  const out: string[] = [];
-  let pending = ''; // text of a literal or comment still open at the end of the previous line
-  let copyBlocks = 0; // data blocks that follow the current line
-  let i = 0;
-  const looksLikeSql = (line: string | undefined): boolean => {
-    if (line === undefined) return true;
-    const s = line.trim();
-    if (s === '' || s.startsWith('--')) return true;
-    return /^[A-Za-z_]+\s.*;\s*(--.*)?$/.test(s) || /^[A-Za-z_]+;$/.test(s);
-  };
-  while (i < lines.length) {
-    let line = lines[i]!;
-    i++;
-    // Skip the data blocks of the COPY ... FROM stdin statements that just ended.
-    while (copyBlocks > 0) {
-      copyBlocks--;
-      if (looksLikeSql(line)) break; // that COPY failed: no data block
-      while (line !== '\\.' && i < lines.length) line = lines[i++]!;
-      line = i < lines.length ? lines[i++]! : '';
-    }
-    // Remove meta-commands: a `\` outside literals and comments.
-    let cleaned = '';
-    let rest = line;
-    for (;;) {
-      const base = pending + cleaned;
-      const lexed = lexSql(base + rest);
-      let bs: Token | undefined;
-      for (const st of lexed.statements) {
-        for (const tok of st) {
-          if (tok.start >= base.length && tok.isOperator('\\')) {
-            bs = tok;
-            break;
-          }
-        }
-        if (bs) break;
-      }
-      if (!bs) {
-        cleaned += rest;
-        break;
-      }
-      const q = bs.start - base.length;
-      cleaned += rest.slice(0, q);
-      const after = rest.slice(q + 1);
-      if (after.startsWith(';')) {
-        cleaned += ';';
-        rest = after.slice(1);
-        continue;
-      }
-      // A meta-command runs to the end of the line; the g family sends the buffer.
-      const cmds = [...after.matchAll(/(?:^|\\)([A-Za-z]+)/g)].map((m) => m[1]!.toLowerCase());
-      // \r resets the buffer: end what is there so that it does not run into the next statement.
-      if (cmds.some((c) => G_COMMANDS.has(c) || c === 'r' || c === 'reset')) cleaned += ';';
-      if (cmds[0] === 'copy' && /\bfrom\s+(stdin|stdout|pstdin)\b/i.test(after)) copyBlocks++;
-      break;
-    }
-    const text = pending + cleaned + '\n';
-    const lexed = lexSql(text);
-    if (lexed.unterminated) {
-      pending = text;
-      continue;
-    }
-    pending = '';
-    out.push(text);
-    // COPY ... FROM STDIN statements ended on this line are followed by data blocks.
-    for (const st of lexed.statements) {
-      if (!st[0]?.is('copy')) continue;
-      let from = -1;
-      for (let k = 0; k < st.length; k++) if (st[k]!.is('from') && (st[k + 1]?.is('stdin') || st[k + 1]?.is('stdout'))) from = k;
-      if (from < 0) continue;
-      const last = st[st.length - 1]!;
-      if (/^\s*;/.test(text.slice(last.end))) copyBlocks++;
-    }
-  }
-  out.push(pending);
-  return out.join('');
-}
+const corpusDir = findCorpusDir();
 
 const DML_FIRST = new Set(['insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'grant', 'revoke']);
 
 t.test('pg-regress corpus', { skip: corpusDir ? false : 'corpus not found (set PGSPLIT_CORPUS_DIR)' }, async (t) => {
-  const dir = corpusDir!;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const dir = sqlDir(corpusDir!);
+  const files = corpusFiles(corpusDir!);
   t.ok(files.length > 50, `${files.length} files`);
   const texts: string[] = [];
   let metaLines = 0;
   for (const f of files) {
-    const script = readFileSync(join(dir, f), 'latin1'); // one file is not UTF-8; latin1 keeps every byte
+    const script = readCorpusScript(join(dir, f));
     metaLines += script.split('\n').filter((l) => l.startsWith('\\') && l !== '\\.').length;
-    const sql = psqlToSql(script);
-    const lexed = lexSql(sql);
-    t.equal(lexed.unterminated, false, `${f}: lexes cleanly after psql preprocessing`);
-    for (const st of lexed.statements) texts.push(sql.slice(st[0]!.start, st[st.length - 1]!.end));
+    const { unterminated, statements } = splitCorpusScript(script);
+    t.equal(unterminated, false, `${f}: lexes cleanly after psql preprocessing`);
+    for (const st of statements) texts.push(st.text);
   }
   t.ok(texts.length > 15000, `${texts.length} statements`);
 

@@ -53,7 +53,7 @@ function countNewlines(s: string, from: number, to: number): number {
 function isCopyFromStdin(toks: Token[]): boolean {
   if (!toks[0]?.is('copy')) return false;
   for (let k = 1; k + 1 < toks.length; k++) {
-    if (toks[k]!.is('from') && toks[k]!.depth === 0 && (toks[k + 1]!.is('stdin') || toks[k + 1]!.is('pstdin'))) return true;
+    if (toks[k]!.is('from') && toks[k]!.depth === 0 && (toks[k + 1]!.is('stdin') || toks[k + 1]!.is('stdout') || toks[k + 1]!.is('pstdin'))) return true;
   }
   return false;
 }
@@ -71,7 +71,8 @@ export function splitPsqlScript(text: string): ScriptStatement[] {
   const out: ScriptStatement[] = [];
   let buf = ''; // text after the last complete statement
   let bufLine = 1; // line number of buf's first character
-  let copyState: 'none' | 'pending' | 'data' = 'none';
+  let copyPending = 0; // COPY ... FROM stdin statements whose data block (if any) is still to come
+  let inCopyData = false;
 
   /** Emits the complete statements at the start of buf and drops them (and their `;`) from it. */
   const emitComplete = (atEnd: boolean): void => {
@@ -88,7 +89,7 @@ export function splitPsqlScript(text: string): ScriptStatement[] {
       if (semi < 0 && !atEnd) break;
       const end = semi < 0 ? buf.length : semi;
       out.push({ line: bufLine + countNewlines(buf, 0, first.start), sql: buf.slice(chunkStart, end).trim() });
-      if (isCopyFromStdin(st)) copyState = 'pending';
+      if (isCopyFromStdin(st)) copyPending++;
       consumed = semi < 0 ? buf.length : semi + 1;
       chunkStart = consumed;
     }
@@ -103,16 +104,19 @@ export function splitPsqlScript(text: string): ScriptStatement[] {
     if (line.endsWith('\r')) line = line.slice(0, -1);
     const last = i === lines.length - 1;
     const nl = last ? '' : '\n';
-    if (copyState === 'pending') copyState = looksLikeSql(line) ? 'none' : 'data';
-    if (copyState === 'data') {
-      if (line === '\\.') copyState = 'none';
+    if (!inCopyData && copyPending > 0) {
+      copyPending--;
+      inCopyData = !looksLikeSql(line);
+    }
+    if (inCopyData) {
+      if (line === '\\.') inCopyData = false;
       buf += nl; // keep line numbers
       continue;
     }
     // A backslash outside literals and comments starts a psql meta-command, which runs to the end of the line.
     let sqlPart = '';
     let rest = line;
-    let copyAfter = false;
+    let copyAfter = 0;
     for (;;) {
       const base = buf + sqlPart;
       const lx = lexSql(base + rest);
@@ -145,12 +149,12 @@ export function splitPsqlScript(text: string): ScriptStatement[] {
         bufLine += countNewlines(buf, 0, buf.length);
         buf = '';
         sqlPart = '';
-      } else if (cmd === 'copy' && /\bfrom\s+stdin\b/i.test(after)) copyAfter = true;
+      } else if (cmd === 'copy' && /\bfrom\s+(stdin|stdout|pstdin)\b/i.test(after)) copyAfter++;
       break;
     }
     buf += sqlPart + nl;
     emitComplete(false);
-    if (copyAfter) copyState = 'pending';
+    copyPending += copyAfter;
   }
   if (buf.trim() !== '') emitComplete(true);
   return out.filter((s) => s.sql !== '');
