@@ -7,27 +7,13 @@
  */
 import t from 'tap';
 import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { routeCounter } from './fixtures/proxy-fixture.js';
 import { RawPgClient, describeAll, fe } from './fixtures/raw-pg-client.js';
 
 t.setTimeout(180_000);
 
 const TAGGED = '-c pgsplit.route=replica';
 
-/** Counts units routed to the primary and to any replica since the call. */
-function routeCounter(fx: ProxyFixture): () => { primary: number; replica: number } {
-  const primaryName = fx.proxy.nodes.primary.endpoint.name;
-  const snap = new Map(fx.proxy.stats.routedByNode);
-  return () => {
-    let primary = 0;
-    let replica = 0;
-    for (const [node, n] of fx.proxy.stats.routedByNode) {
-      const d = n - (snap.get(node) ?? 0);
-      if (node === primaryName) primary += d;
-      else replica += d;
-    }
-    return { primary, replica };
-  };
-}
 
 const fx = await startProxy(t);
 await fx.cluster.primary.query('CREATE TABLE pipe_t (seq int, note text)');

@@ -7,26 +7,12 @@
 import t from 'tap';
 import pg from 'pg';
 import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { routeCounter } from './fixtures/proxy-fixture.js';
 
 t.setTimeout(300_000);
 
 const TAGGED = '-c pgsplit.route=replica';
 
-/** Counts units routed to the primary and to any replica since the call. */
-function routeCounter(fx: ProxyFixture): () => { primary: number; replica: number } {
-  const primaryName = fx.proxy.nodes.primary.endpoint.name;
-  const snap = new Map(fx.proxy.stats.routedByNode);
-  return () => {
-    let primary = 0;
-    let replica = 0;
-    for (const [node, n] of fx.proxy.stats.routedByNode) {
-      const d = n - (snap.get(node) ?? 0);
-      if (node === primaryName) primary += d;
-      else replica += d;
-    }
-    return { primary, replica };
-  };
-}
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -4,7 +4,7 @@
  * "run pgsplit --help". Config values given as flags are validated later by loadConfig().
  */
 import { maskUrl } from './config.js';
-import type { ConfigOverrides } from './load-config.js';
+import { levenshtein, type ConfigOverrides } from './load-config.js';
 
 export type CliCommand =
   | { command: 'run'; configFile?: string; overrides: ConfigOverrides }
@@ -150,19 +150,6 @@ const EXPLAIN_FLAGS: Record<string, FlagSpec> = {
   '--file': { kind: 'value', metavar: 'FILE' },
   '--config': { kind: 'value', metavar: 'FILE' },
 };
-
-function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
-}
 
 function nearest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;

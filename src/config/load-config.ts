@@ -114,7 +114,8 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-function levenshtein(a: string, b: string): number {
+/** Edit distance, for "did you mean" suggestions in config and command-line errors. */
+export function levenshtein(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
