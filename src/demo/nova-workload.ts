@@ -106,14 +106,7 @@ export interface NovaWorkloadStats {
 }
 
 /** Sums of counters over a group of tasks. */
-export interface CounterTotals {
-  runs: number;
-  statements: number;
-  replicaReads: number;
-  primaryReads: number;
-  writes: number;
-  errors: number;
-}
+export type CounterTotals = Pick<TaskCounters, 'runs' | 'statements' | 'replicaReads' | 'primaryReads' | 'writes' | 'errors'>;
 
 type StatementKind = 'replica-read' | 'primary-read' | 'write';
 
