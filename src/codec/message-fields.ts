@@ -74,3 +74,9 @@ export function readStartupParams(payload: Buffer, from: number): Record<string,
   }
   return null;
 }
+
+/** ParameterStatus ('S'): parameter name and value. */
+export function readParameterStatus(payload: Buffer): [string, string] {
+  const z = payload.indexOf(0);
+  return [payload.toString('utf8', 0, z), payload.toString('utf8', z + 1, payload.length - 1)];
+}

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { serialize } from '../codec/frontend-messages.js';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { Backend } from '../codec/message-types.js';
-import { readErrorFields } from '../codec/message-fields.js';
+import { readErrorFields, readParameterStatus } from '../codec/message-fields.js';
 import { md5PasswordResponse } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
@@ -112,8 +112,8 @@ export class ServerConnection {
             return;
           }
           case Backend.ParameterStatus: {
-            const z = f.payload.indexOf(0);
-            conn.parameters.set(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
+            const [name, value] = readParameterStatus(f.payload);
+            conn.parameters.set(name, value);
             return;
           }
           case Backend.BackendKeyData:

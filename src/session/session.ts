@@ -6,7 +6,7 @@ import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import {
   backendKeyData, commandComplete, dataRow, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
-import { readBind, readErrorFields, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Router, RouteDecision } from '../router/router.js';
@@ -789,7 +789,7 @@ export class Session {
             link.held = null;
             link.heldBytes = 0;
             const sync = link.expect.find((e) => e.kind === 'sync');
-            while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') (link.expect.shift() as Expect).undo?.();
+            skipToSync(link);
             if (sync) {
               sync.swallow = true;
               sync.rerun = unit;
@@ -806,10 +806,7 @@ export class Session {
           held.push(copy);
           link.heldBytes += copy.length;
           this.trackHeld(link, f, head);
-          if (f.type === Backend.ParameterStatus) {
-            const z = f.payload.indexOf(0);
-            this.noteParameter(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
-          }
+          if (f.type === Backend.ParameterStatus) this.noteParameter(...readParameterStatus(f.payload));
           continue;
         }
       }
@@ -860,10 +857,7 @@ export class Session {
         return true;
       }
       case Backend.ErrorResponse: {
-        // The server now skips to the next Sync: the Parse/Close messages before it did not happen.
-        const skipped: Expect[] = [];
-        while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
-        for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
+        skipToSync(link);
         const sync = link.expect[0];
         if (sync) sync.failed = true;
         return true;
@@ -889,11 +883,9 @@ export class Session {
       case Backend.CommandComplete:
         if (this.copyLink === link) this.copyLink = null;
         return true;
-      case Backend.ParameterStatus: {
-        const z = f.payload.indexOf(0);
-        this.noteParameter(f.payload.toString('utf8', 0, z), f.payload.toString('utf8', z + 1, f.payload.length - 1));
+      case Backend.ParameterStatus:
+        this.noteParameter(...readParameterStatus(f.payload));
         return true;
-      }
       default:
         return true;
     }
@@ -1043,4 +1035,14 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 /** The same error with severity ERROR: the session survives it. */
 function asError(e: PgsplitError): PgsplitError {
   return e.severity === 'ERROR' ? e : new PgsplitError(e.code, e.sqlState, e.message, { detail: e.detail, hint: e.hint });
+}
+
+/**
+ * After an error the server skips to the next Sync: the Parse/Close messages still expected before it
+ * did not happen. Their bookkeeping is undone newest first, so each name gets back its earliest value.
+ */
+function skipToSync(link: ServerLink): void {
+  const skipped: Expect[] = [];
+  while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
+  for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
 }
