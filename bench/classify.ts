@@ -18,6 +18,9 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/classify.js [--quick] [--json]
  *
+ * The "read every character" baseline is a loop summing charCodeAt over each text: the floor for any
+ * lexer on this machine, to read the classifier's figures against.
+ *
  * Each cell runs for ~1 s (0.3 s with --quick) after a warm-up, three times; the median is printed.
  */
 import { classifyQuery } from '../src/router/statement-classifier.js';
@@ -264,7 +267,11 @@ function cell(workload: string, mode: string, texts: readonly string[], body: (i
   return { workload, mode, opsPerSec: ops, nsPerOp: 1e9 / ops, avgBytes, safeShare: safe / texts.length };
 }
 
-/** A pool of distinct texts, length a power of two (index with a mask). */
+/**
+ * A pool of distinct texts, length a power of two (index with a mask). Each text is decoded from UTF-8
+ * bytes, as the proxy gets it from a Query or Parse message: a flat string. (A text built with `+` or a
+ * template is a rope that V8 flattens on first use; measuring on ropes would charge that to the lexer.)
+ */
 function pool(n: number, make: () => string[] | string): string[] {
   const out: string[] = [];
   while (out.length < n) {
@@ -272,7 +279,14 @@ function pool(n: number, make: () => string[] | string): string[] {
     if (Array.isArray(x)) out.push(...x);
     else out.push(x);
   }
-  return out.slice(0, n);
+  return out.slice(0, n).map((s) => Buffer.from(s, 'utf8').toString('utf8'));
+}
+
+/** Sum of every character code: the least any lexer must do, to show how fast this machine reads a string. */
+function charLoop(s: string): number {
+  let x = 0;
+  for (let i = 0; i < s.length; i++) x = (x + s.charCodeAt(i)) | 0;
+  return x;
 }
 
 interface Workload {
@@ -301,6 +315,7 @@ function run(): Cell[] {
     const d = w.distinct;
     const dm = d.length - 1;
     cells.push(cell(w.name, 'uncached: classifyQuery, literals vary', d, (i) => classifyQuery(d[i & dm]!).replicaSafe));
+    cells.push(cell(w.name, '  (baseline: read every character once)', d, (i) => charLoop(d[i & dm]!) !== 1));
 
     // Router with distinct texts: every call misses, inserts, and evicts the oldest entry.
     let router = new Router();

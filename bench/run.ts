@@ -9,27 +9,16 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../src/cluster/local-cluster.js';
+import { claimFreePort } from '../src/cluster/local-node.js';
 
 const execFileAsync = promisify(execFile);
 const full = process.argv.includes('--full');
 const rounds = full ? 5 : 3;
 const seconds = full ? 10 : 3;
 const clientCounts = full ? [1, 16, 64] : [1, 16];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
 
 async function pgbench(bin: string, port: number, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { stdout } = await execFileAsync(path.join(bin, 'pgbench'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', ...args, 'postgres'], { env, maxBuffer: 1 << 24 });
@@ -48,7 +37,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const bin = (await execFileAsync('pg_config', ['--bindir'])).stdout.trim();
   const cluster = await LocalCluster.start({ replicas: 2, settings: { max_connections: '300' } });
-  const port = await freePort();
+  const port = await claimFreePort();
   const here = path.dirname(fileURLToPath(import.meta.url));
   const proxy = spawn(process.execPath, [path.join(here, '../../bin/pgsplit.js'), '--listen', `127.0.0.1:${port}`,
     '--primary', cluster.primary.url(), ...cluster.replicas.flatMap((r) => ['--replica', r.url()]), '--log-level', 'warn'],

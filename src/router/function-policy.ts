@@ -111,8 +111,16 @@ const SYNTAX_BEFORE_PAREN = [
   'value', 'columns', 'ordinality', 'nulls', 'key', 'lateral', 'search', 'cycle', 'depth', 'breadth',
 ];
 
+/** Session-level advisory lock functions: the lock outlives the transaction, so the session stays on the primary. */
+export const SESSION_ADVISORY_LOCKS: ReadonlySet<string> = new Set([
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+]);
+
 /** Unquoted words that, followed by `(`, are never a function call. */
-const NOT_A_CALL: ReadonlySet<string> = new Set([
+export const NOT_A_CALL: ReadonlySet<string> = new Set([
   ...PG_RESERVED_KEYWORDS,
   ...PG_COL_NAME_KEYWORDS,
   ...PG_TYPE_FUNC_NAME_KEYWORDS,

@@ -37,7 +37,8 @@ const AMBIGUOUS_ENCODINGS = new Set(['SJIS', 'SHIFT_JIS_2004', 'BIG5', 'GBK', 'G
 
 /** True when statement text in this client encoding cannot be lexed safely as UTF-8. */
 export function isAmbiguousEncoding(encoding: string | undefined): boolean {
-  return encoding !== undefined && AMBIGUOUS_ENCODINGS.has(encoding.toUpperCase());
+  // UTF8 first: nearly every session reports it, and this runs for every unit of work.
+  return encoding !== undefined && encoding !== 'UTF8' && AMBIGUOUS_ENCODINGS.has(encoding.toUpperCase());
 }
 
 export interface RouteDecision {

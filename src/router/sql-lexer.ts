@@ -66,22 +66,24 @@ export interface LexOptions {
 }
 
 export class Token {
-  readonly kind: TokenKind;
+  // Fields are `declare`d and assigned once in the constructor (no define-then-assign, no private
+  // brand checks): a Token is made for every token of every statement the proxy classifies.
+  declare readonly kind: TokenKind;
   /** Offset of the token's first character in the lexed string. */
-  readonly start: number;
+  declare readonly start: number;
   /** Offset just past the token. */
-  readonly end: number;
+  declare readonly end: number;
   /**
    * Parenthesis depth: 0 at the top level of a statement. An opening `(` has the depth outside it, the
    * tokens within have one more, the closing `)` the depth outside again.
    */
-  readonly depth: number;
+  declare readonly depth: number;
   /** For 'string' tokens (and U&"..." identifiers): how the literal was written. */
-  readonly style: StringStyle | undefined;
-  readonly #src: string;
-  #text: string | undefined;
+  declare readonly style: StringStyle | undefined;
+  declare private readonly src: string;
+  declare private decoded: string | undefined;
   /** Character code of the escape character of a U& literal, or -1 when backslash escapes apply. */
-  readonly #esc: number;
+  declare private readonly esc: number;
 
   constructor(kind: TokenKind, src: string, start: number, end: number, depth: number, style?: StringStyle, esc = -1) {
     this.kind = kind;
@@ -89,9 +91,9 @@ export class Token {
     this.end = end;
     this.depth = depth;
     this.style = style;
-    this.#src = src;
-    this.#text = undefined;
-    this.#esc = esc;
+    this.src = src;
+    this.decoded = undefined;
+    this.esc = esc;
   }
 
   /**
@@ -99,17 +101,17 @@ export class Token {
    * a quoted identifier or string literal with its quoting and escapes undone, anything else as written.
    */
   get text(): string {
-    let t = this.#text;
+    let t = this.decoded;
     if (t === undefined) {
-      t = this.#decode();
-      this.#text = t;
+      t = this.decode();
+      this.decoded = t;
     }
     return t;
   }
 
   /** The token exactly as written in the source. */
   get raw(): string {
-    return this.#src.slice(this.start, this.end);
+    return this.src.slice(this.start, this.end);
   }
 
   /**
@@ -120,7 +122,7 @@ export class Token {
     if (this.kind !== 'keyword_or_ident') return false;
     const len = word.length;
     if (this.end - this.start !== len) return false;
-    const src = this.#src;
+    const src = this.src;
     const base = this.start;
     for (let k = 0; k < len; k++) {
       let c = src.charCodeAt(base + k);
@@ -132,12 +134,12 @@ export class Token {
 
   /** True when this is the punctuation `p` (`(`, `)`, `,`, `;`, `.`, `[`, `]`, `::`, `:`). */
   isPunct(p: string): boolean {
-    return this.kind === 'punct' && this.end - this.start === p.length && this.#src.startsWith(p, this.start);
+    return this.kind === 'punct' && this.end - this.start === p.length && this.src.startsWith(p, this.start);
   }
 
   /** True when this is the operator `op` exactly. */
   isOperator(op: string): boolean {
-    return this.kind === 'operator' && this.end - this.start === op.length && this.#src.startsWith(op, this.start);
+    return this.kind === 'operator' && this.end - this.start === op.length && this.src.startsWith(op, this.start);
   }
 
   /** Shown by util.inspect and JSON.stringify instead of the source reference. */
@@ -149,8 +151,8 @@ export class Token {
     return this.toJSON();
   }
 
-  #decode(): string {
-    const src = this.#src;
+  private decode(): string {
+    const src = this.src;
     switch (this.kind) {
       case 'keyword_or_ident':
         return asciiLower(src, this.start, this.end);
@@ -160,10 +162,10 @@ export class Token {
         const close = src.charCodeAt(this.end - 1) === DQUOTE && this.end - 1 > open ? this.end - 1 : this.end;
         let s = src.slice(open + 1, close);
         if (s.includes('""')) s = s.replaceAll('""', '"');
-        return unicode ? decodeUnicodeEscapes(s, this.#esc === -1 ? BACKSLASH : this.#esc) : s;
+        return unicode ? decodeUnicodeEscapes(s, this.esc === -1 ? BACKSLASH : this.esc) : s;
       }
       case 'string':
-        return decodeStringToken(src, this.start, this.end, this.style ?? 'standard', this.#esc);
+        return decodeStringToken(src, this.start, this.end, this.style ?? 'standard', this.esc);
       default:
         return src.slice(this.start, this.end);
     }
@@ -211,6 +213,10 @@ for (let c = 48; c <= 57; c++) CLASS[c] = C_DIGIT;
 for (const ch of '~!@#^&|`?+-*/%<>=') CLASS[ch.charCodeAt(0)] = C_OP;
 for (const ch of '~!@#^&|`?%') CLASS[ch.charCodeAt(0)] = C_OP | C_OPSPECIAL;
 for (const ch of '(),;[].:') CLASS[ch.charCodeAt(0)] = C_PUNCT;
+
+/** 1 for the characters that continue an identifier (letters, digits, `_`, `$`), for codes below 128. */
+const IDENT_CONT = new Uint8Array(128);
+for (let c = 0; c < 128; c++) if ((CLASS[c]! & (C_IDSTART | C_DIGIT)) !== 0 || c === DOLLAR) IDENT_CONT[c] = 1;
 
 function isIdentStart(c: number): boolean {
   return c >= 128 || (CLASS[c]! & C_IDSTART) !== 0;
@@ -406,20 +412,6 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
   let atomic = 0;
   let i = 0;
 
-  const push = (t: Token): void => {
-    if (t.kind === 'keyword_or_ident') {
-      if (cur.length === 0) isCreate = t.is('create');
-      else if (isCreate) {
-        if (atomic === 0) {
-          if (t.is('function') || t.is('procedure')) sawRoutine = true;
-          else if (sawRoutine && t.is('atomic') && cur[cur.length - 1]!.is('begin')) atomic = 1;
-        } else if (t.is('case')) atomic++;
-        else if (t.is('end')) atomic--;
-      }
-    }
-    cur.push(t);
-  };
-
   while (i < n) {
     const c = sql.charCodeAt(i);
     const cls = c < 128 ? CLASS[c]! : C_IDSTART;
@@ -480,7 +472,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
             unterminated = true;
             end = n;
           }
-          push(new Token('string', sql, i, end, depth, style, mode === Q_BACKSLASH ? BACKSLASH : -1));
+          cur.push(new Token('string', sql, i, end, depth, style, mode === Q_BACKSLASH ? BACKSLASH : -1));
           i = end;
           continue;
         }
@@ -492,7 +484,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
             unterminated = true;
             end = n;
           }
-          push(new Token('string', sql, i, end, depth, 'unicode', uescapeAfter(sql, end)));
+          cur.push(new Token('string', sql, i, end, depth, 'unicode', uescapeAfter(sql, end)));
           i = end;
           continue;
         }
@@ -502,14 +494,28 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
             unterminated = true;
             end = n;
           }
-          push(new Token('quoted_ident', sql, i, end, depth, 'unicode', uescapeAfter(sql, end)));
+          cur.push(new Token('quoted_ident', sql, i, end, depth, 'unicode', uescapeAfter(sql, end)));
           i = end;
           continue;
         }
       }
       let j = i + 1;
-      while (j < n && isIdentCont(sql.charCodeAt(j))) j++;
-      push(new Token('keyword_or_ident', sql, i, j, depth));
+      // The loop that runs most: one table look-up per character.
+      for (; j < n; j++) {
+        const d = sql.charCodeAt(j);
+        if (d < 128 && IDENT_CONT[d] === 0) break;
+      }
+      const t = new Token('keyword_or_ident', sql, i, j, depth);
+      // Only a statement that starts with CREATE can hold a BEGIN ATOMIC body: nothing to track otherwise.
+      if (cur.length === 0) isCreate = t.is('create');
+      else if (isCreate) {
+        if (atomic === 0) {
+          if (t.is('function') || t.is('procedure')) sawRoutine = true;
+          else if (sawRoutine && t.is('atomic') && cur[cur.length - 1]!.is('begin')) atomic = 1;
+        } else if (t.is('case')) atomic++;
+        else if (t.is('end')) atomic--;
+      }
+      cur.push(t);
       i = j;
       continue;
     }
@@ -522,7 +528,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
         unterminated = true;
         end = n;
       }
-      push(new Token('string', sql, i, end, depth, 'standard', mode === Q_BACKSLASH ? BACKSLASH : -1));
+      cur.push(new Token('string', sql, i, end, depth, 'standard', mode === Q_BACKSLASH ? BACKSLASH : -1));
       i = end;
       continue;
     }
@@ -534,7 +540,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
         unterminated = true;
         end = n;
       }
-      push(new Token('quoted_ident', sql, i, end, depth));
+      cur.push(new Token('quoted_ident', sql, i, end, depth));
       i = end;
       continue;
     }
@@ -542,7 +548,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
     // Numbers.
     if (cls & C_DIGIT || (c === DOT && i + 1 < n && isDigit(sql.charCodeAt(i + 1)))) {
       const end = scanNumber(sql, i);
-      push(new Token('number', sql, i, end, depth));
+      cur.push(new Token('number', sql, i, end, depth));
       i = end;
       continue;
     }
@@ -553,7 +559,7 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
       if (isDigit(c1)) {
         let j = i + 2;
         while (j < n && isDigit(sql.charCodeAt(j))) j++;
-        push(new Token('param', sql, i, j, depth));
+        cur.push(new Token('param', sql, i, j, depth));
         i = j;
         continue;
       }
@@ -572,11 +578,11 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
           unterminated = true;
           end = n;
         } else end = close + tag.length;
-        push(new Token('string', sql, i, end, depth, 'dollar'));
+        cur.push(new Token('string', sql, i, end, depth, 'dollar'));
         i = end;
         continue;
       }
-      push(new Token('operator', sql, i, i + 1, depth));
+      cur.push(new Token('operator', sql, i, i + 1, depth));
       i++;
       continue;
     }
@@ -584,14 +590,14 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
     // Punctuation.
     if (cls & C_PUNCT) {
       if (c === LPAREN) {
-        push(new Token('punct', sql, i, i + 1, depth));
+        cur.push(new Token('punct', sql, i, i + 1, depth));
         depth++;
         i++;
         continue;
       }
       if (c === RPAREN) {
         if (depth > 0) depth--;
-        push(new Token('punct', sql, i, i + 1, depth));
+        cur.push(new Token('punct', sql, i, i + 1, depth));
         i++;
         continue;
       }
@@ -602,29 +608,29 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
           isCreate = false;
           sawRoutine = false;
           atomic = 0;
-        } else push(new Token('punct', sql, i, i + 1, depth));
+        } else cur.push(new Token('punct', sql, i, i + 1, depth));
         i++;
         continue;
       }
       if (c === DOT && i + 1 < n && sql.charCodeAt(i + 1) === DOT) {
-        push(new Token('punct', sql, i, i + 2, depth)); // `..` (used by PL/pgSQL FOR loops)
+        cur.push(new Token('punct', sql, i, i + 2, depth)); // `..` (used by PL/pgSQL FOR loops)
         i += 2;
         continue;
       }
       if (c === COLON && i + 1 < n) {
         const c1 = sql.charCodeAt(i + 1);
         if (c1 === COLON) {
-          push(new Token('punct', sql, i, i + 2, depth));
+          cur.push(new Token('punct', sql, i, i + 2, depth));
           i += 2;
           continue;
         }
         if (c1 === EQUALS) {
-          push(new Token('operator', sql, i, i + 2, depth));
+          cur.push(new Token('operator', sql, i, i + 2, depth));
           i += 2;
           continue;
         }
       }
-      push(new Token('punct', sql, i, i + 1, depth));
+      cur.push(new Token('punct', sql, i, i + 1, depth));
       i++;
       continue;
     }
@@ -632,17 +638,25 @@ export function lexSql(sql: string, options?: LexOptions): LexResult {
     // Operators.
     if (cls & C_OP) {
       const end = scanOperator(sql, i);
-      push(new Token('operator', sql, i, end, depth));
+      cur.push(new Token('operator', sql, i, end, depth));
       i = end;
       continue;
     }
 
     // Anything else: a character the server would reject.
-    push(new Token('operator', sql, i, i + 1, depth));
+    cur.push(new Token('operator', sql, i, i + 1, depth));
     i++;
   }
   if (cur.length > 0) statements.push(cur);
   return { statements, comments, unterminated };
+}
+
+/**
+ * Offset just past the plain `'...'` literal (standard_conforming_strings on) whose quote is at `open`,
+ * following segment continuations exactly as the lexer does; -1 when it runs to the end of the input.
+ */
+export function scanStandardString(src: string, open: number): number {
+  return scanQuoted(src, open, Q_STANDARD);
 }
 
 /** Offset just past a quoted identifier whose opening `"` is at `open`, or -1 when unterminated. */
@@ -661,7 +675,8 @@ function scanQuotedIdent(src: string, open: number): number {
   return -1;
 }
 
-function scanNumber(src: string, i: number): number {
+/** Offset just past the numeric literal starting at `i` (a digit, or `.` before a digit), as the lexer reads it. */
+export function scanNumber(src: string, i: number): number {
   const n = src.length;
   const c = src.charCodeAt(i);
   if (c === 48 && i + 2 < n) {
@@ -676,28 +691,25 @@ function scanNumber(src: string, i: number): number {
       return j;
     }
   }
-  let j = i;
-  const digits = (): void => {
-    while (j < n) {
-      const d = src.charCodeAt(j);
-      if (isDigit(d) || (d === 95 && j + 1 < n && isDigit(src.charCodeAt(j + 1)))) j++;
-      else break;
-    }
-  };
-  if (c !== DOT) digits();
+  let j = c === DOT ? i : digitsEnd(src, i);
   if (j < n && src.charCodeAt(j) === DOT && !(j + 1 < n && src.charCodeAt(j + 1) === DOT)) {
-    j++;
-    digits();
+    j = digitsEnd(src, j + 1);
   }
   if (j < n && (src.charCodeAt(j) | 0x20) === 0x65) {
     const d1 = j + 1 < n ? src.charCodeAt(j + 1) : -1;
-    if (isDigit(d1)) {
-      j += 1;
-      digits();
-    } else if ((d1 === PLUS || d1 === MINUS) && j + 2 < n && isDigit(src.charCodeAt(j + 2))) {
-      j += 2;
-      digits();
-    }
+    if (isDigit(d1)) j = digitsEnd(src, j + 1);
+    else if ((d1 === PLUS || d1 === MINUS) && j + 2 < n && isDigit(src.charCodeAt(j + 2))) j = digitsEnd(src, j + 2);
+  }
+  return j;
+}
+
+/** Offset past the decimal digits (with single `_` separators between digits) from `j`. */
+function digitsEnd(src: string, j: number): number {
+  const n = src.length;
+  while (j < n) {
+    const d = src.charCodeAt(j);
+    if (isDigit(d) || (d === 95 && j + 1 < n && isDigit(src.charCodeAt(j + 1)))) j++;
+    else break;
   }
   return j;
 }

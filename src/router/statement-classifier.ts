@@ -31,10 +31,12 @@
  */
 import { lexSql, type Token } from './sql-lexer.js';
 import { parseRouteHints, type RouteHints } from './route-hint.js';
+import { classifyCommonShape } from './common-shape.js';
 import {
   functionKey,
   KNOWN_BUILTIN_READ_ONLY_FUNCTIONS,
   parseFunctionName,
+  SESSION_ADVISORY_LOCKS,
   unknownFunctionCall,
   type FunctionLookup,
   type UnknownFunctionPolicy,
@@ -241,14 +243,6 @@ export const DEFAULT_WRITING_FUNCTION_PREFIXES: readonly string[] = [
   'pg_replication_origin_',
 ];
 
-/** Session-level advisory lock functions: the lock outlives the transaction, so the session stays on the primary. */
-const SESSION_ADVISORY_LOCKS: ReadonlySet<string> = new Set([
-  'pg_advisory_lock',
-  'pg_advisory_lock_shared',
-  'pg_try_advisory_lock',
-  'pg_try_advisory_lock_shared',
-]);
-
 interface Ctx {
   fns: ReadonlySet<string>;
   prefixes: readonly string[];
@@ -328,15 +322,38 @@ export function isWritingFunctionName(
   return false;
 }
 
-/** Classifies every statement of a query string (as sent in one Query or Parse message). Never throws. */
+/**
+ * Classifies every statement of a query string (as sent in one Query or Parse message). Never throws.
+ * The common OLTP shapes take a fast path (./common-shape.ts) that returns what the full path would.
+ */
 export function classifyQuery(sql: string, options?: ClassifyOptions): QueryClassification {
-  const lex = lexSql(sql, { standardConformingStrings: options?.standardConformingStrings !== false });
   const ctx: Ctx = {
     fns: options?.writingFunctions ?? DEFAULT_WRITING_FUNCTIONS,
     prefixes: options?.writingFunctionPrefixes ?? DEFAULT_WRITING_FUNCTION_PREFIXES,
     lookup: functionLookup(options),
     sql,
   };
+  const scs = options?.standardConformingStrings !== false;
+  if (scs) {
+    const fast = classifyCommonShape(sql, ctx);
+    if (fast !== undefined) return fast;
+  }
+  return classifyLexed(sql, scs, ctx);
+}
+
+/** The full path of classifyQuery (lexer and statement rules), without the fast path: for tests. */
+export function classifyQueryFully(sql: string, options?: ClassifyOptions): QueryClassification {
+  const ctx: Ctx = {
+    fns: options?.writingFunctions ?? DEFAULT_WRITING_FUNCTIONS,
+    prefixes: options?.writingFunctionPrefixes ?? DEFAULT_WRITING_FUNCTION_PREFIXES,
+    lookup: functionLookup(options),
+    sql,
+  };
+  return classifyLexed(sql, options?.standardConformingStrings !== false, ctx);
+}
+
+function classifyLexed(sql: string, scs: boolean, ctx: Ctx): QueryClassification {
+  const lex = lexSql(sql, { standardConformingStrings: scs });
   const statements: StatementInfo[] = [];
   for (const toks of lex.statements) statements.push(classifyStatement(toks, ctx));
 
