@@ -20,6 +20,7 @@ export const SqlState = {
   syntaxError: '42601',
   adminShutdown: '57P01',
   cannotConnectNow: '57P03',
+  cantChangeRuntimeParam: '55P02',
   queryCanceled: '57014',
   readOnlySqlTransaction: '25006',
   internalError: 'XX000',
@@ -38,6 +39,7 @@ export type PgsplitErrorCode =
   | 'AUTH_UNSUPPORTED'
   | 'SERVER_UNAVAILABLE'
   | 'SERVER_LOST'
+  | 'NO_REPLICA'
   | 'SETTING_INVALID'
   | 'SHUTTING_DOWN'
   | 'INTERNAL';
@@ -118,9 +120,18 @@ export const errors = {
     new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
       `connection to ${node} was lost while running the statement: ${why}; the statement may or may not have run`,
       { severity: 'FATAL' }),
+  noReplica: (detail: string) =>
+    new PgsplitError('NO_REPLICA', SqlState.cannotConnectNow,
+      'no replica can serve this read now, and routing.when_no_replica is error', {
+        detail,
+        hint: 'raise the bound (SET pgsplit.max_lag, routing.max_lag), wait for the replicas, or set routing.when_no_replica: primary',
+      }),
   settingInvalid: (name: string, value: string, allowed: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.invalidParameterValue,
       `invalid value for parameter "${name}": "${value}"`, { hint: `Allowed values: ${allowed}.` }),
+  settingReadOnly: (name: string) =>
+    new PgsplitError('SETTING_INVALID', SqlState.cantChangeRuntimeParam,
+      `parameter "${name}" cannot be changed`, { hint: 'pgsplit.lsn is read-only: SHOW it, and hand the value to another session with SET pgsplit.after' }),
   shuttingDown: () =>
     new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
       'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),

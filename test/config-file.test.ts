@@ -92,7 +92,11 @@ log:
       writingFunctions: ['audit_touch', 'app.log_access'],
       readOnlyFunctions: ['report_totals', 'reporting.monthly', '"MixedCase"'],
       unknownFunctions: 'replica',
+      maxLagMs: 1000,
+      readYourWritesTimeoutMs: 200,
+      whenNoReplica: 'primary',
     },
+    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
     limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750 },
     metrics: { listen: { host: '::1', port: 9187 } },
     log: { level: 'debug' },
@@ -108,7 +112,11 @@ t.test('a file with only primary gets every default', async (t) => {
   t.strictSame(cfg.replicas, []);
   t.strictSame(cfg.users, []);
   t.equal(cfg.auth.method, 'scram-sha-256');
-  t.strictSame(cfg.routing, { applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary' });
+  t.strictSame(cfg.routing, {
+    applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
+    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
+  });
+  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
   t.strictSame(cfg.limits, { maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, startupTimeoutMs: 10000, connectTimeoutMs: 5000 });
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
@@ -545,4 +553,28 @@ t.test('loadRoutingPolicy reads only the function policy (for pgsplit explain --
   t.match(catchConfigError(() => loadRoutingPolicy(join(dir, 'typo.yaml'))).message, /did you mean routing\?/);
   t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'list.yaml'))).key, '(file)');
   t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'nope.yaml'))).key, '(file)');
+});
+
+t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_replica, monitor.*', async (t) => {
+  const cfg = resolveConfig({
+    primary: PRIMARY,
+    routing: { max_lag: '250ms', read_your_writes_timeout: '1s', when_no_replica: 'error' },
+    monitor: { interval: '50ms', timeout: 2000, rise: 5 },
+  });
+  t.equal(cfg.routing.maxLagMs, 250);
+  t.equal(cfg.routing.readYourWritesTimeoutMs, 1000);
+  t.equal(cfg.routing.whenNoReplica, 'error');
+  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5 });
+  const bad: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ routing: { max_lag: 'soon' } }, 'routing.max_lag', /not a duration/],
+    [{ routing: { when_no_replica: 'wait' } }, 'routing.when_no_replica', /primary|error/],
+    [{ monitor: { rise: 0 } }, 'monitor.rise', /whole number from 1 to 100/],
+    [{ monitor: { interval: '-1s' } }, 'monitor.interval', /duration/],
+    [{ monitor: { period: '1s' } }, 'monitor.period', /./],
+  ];
+  for (const [extra, key, msg] of bad) {
+    const e = catchConfigError(() => resolveConfig({ primary: PRIMARY, ...extra }));
+    t.match(e.message, key, `${JSON.stringify(extra)}: the message names ${key}`);
+    t.match(e.message, msg, `${JSON.stringify(extra)}: and says what to write`);
+  }
 });

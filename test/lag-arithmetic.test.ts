@@ -3,7 +3,7 @@
  * position history (src/monitor/lag-tracker.ts), without servers: positions and times are given.
  */
 import t from 'tap';
-import { formatLsn, lsnBytesBehind, parseLsn } from '../src/monitor/lsn.js';
+import { formatLsn, lsnBytesBehind, parseLsn, recordEndAt } from '../src/monitor/lsn.js';
 import { LagTracker } from '../src/monitor/lag-tracker.js';
 
 t.test('pg_lsn text and bytes', (t) => {
@@ -90,5 +90,16 @@ t.test('the history is bounded', (t) => {
   // A stale answer (lower position) changes nothing.
   lag.recordPrimary(5n, 10_010);
   t.equal(lag.primaryLsn, 9999n);
+  t.end();
+});
+
+t.test('insert positions past a page header become record ends', (t) => {
+  const seg = 16n * 1024n * 1024n;
+  t.equal(recordEndAt(parseLsn('0/3000028')!, seg), parseLsn('0/3000000')!, 'segment start + 40 (long header): the record ended at the boundary');
+  t.equal(recordEndAt(parseLsn('0/3002018')!, seg), parseLsn('0/3002000')!, 'page start + 24 (short header)');
+  t.equal(recordEndAt(parseLsn('0/3002028')!, seg), parseLsn('0/3002028')!, 'offset 40 of an ordinary page: a real record end');
+  t.equal(recordEndAt(parseLsn('0/3000060')!, seg), parseLsn('0/3000060')!, 'mid-page: unchanged');
+  t.equal(recordEndAt(parseLsn('1/28')!, seg), parseLsn('1/0')!, 'across the 32-bit half');
+  t.equal(recordEndAt(parseLsn('0/1000028')!, 64n * 1024n * 1024n), parseLsn('0/1000028')!, '64 MiB segments: 16 MiB is not a segment start');
   t.end();
 });

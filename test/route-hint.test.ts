@@ -1,6 +1,7 @@
 import t from 'tap';
 import { lexSql } from '../src/router/sql-lexer.js';
-import { parseDurationMs, parseLsn, parseRouteHints, type RouteHints } from '../src/router/route-hint.js';
+import { parseDurationMs, parseRouteHints, type RouteHints } from '../src/router/route-hint.js';
+import { parseLsn } from '../src/monitor/lsn.js';
 
 /** Hints of a query string, with the token bounds computed the way the classifier does. */
 function hintsOf(sql: string): RouteHints {
@@ -163,10 +164,10 @@ t.test('durations', async (t) => {
 });
 
 t.test('LSNs', async (t) => {
-  t.same(parseLsn('0/16B3748'), { text: '0/16B3748', value: 0x16b3748n });
-  t.same(parseLsn('A/0'), { text: 'A/0', value: 0xa00000000n });
-  t.equal(parseLsn('0/'), undefined);
-  t.equal(parseLsn('/1'), undefined);
-  t.equal(parseLsn('g/1'), undefined);
-  t.equal(parseLsn('0x1/1'), undefined);
+  t.equal(parseLsn('0/16B3748'), 0x16b3748n);
+  t.equal(parseLsn('A/0'), 0xa00000000n);
+  t.equal(parseLsn('0/'), null);
+  t.equal(parseLsn('/1'), null);
+  t.equal(parseLsn('g/1'), null);
+  t.equal(parseLsn('0x1/1'), null);
 });

@@ -30,6 +30,7 @@ export interface UserEntry {
 export type AuthMethod = 'scram-sha-256' | 'md5';
 export type RouteTarget = 'primary' | 'replica';
 export type UnknownFunctionPolicy = 'primary' | 'replica';
+export type NoReplicaPolicy = 'primary' | 'error';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface ListenAddress {
@@ -70,7 +71,21 @@ export interface PgsplitConfig {
      * SQLSTATE 25006 and is re-run on the primary).
      */
     unknownFunctions: UnknownFunctionPolicy;
+    /**
+     * routing.max_lag: a replica serves a read only when its lag (see ReplicaMonitor) is at most this,
+     * in ms; default 1000. A hint `max_lag=` or `SET pgsplit.max_lag` changes it per statement / session.
+     */
+    maxLagMs: number;
+    /**
+     * routing.read_your_writes_timeout: after a session's write, how long its next read may wait for a
+     * replica to replay the write before the primary serves it, ms; default 200.
+     */
+    readYourWritesTimeoutMs: number;
+    /** routing.when_no_replica: tagged reads when no replica is eligible: 'primary' (default) or 'error'. */
+    whenNoReplica: NoReplicaPolicy;
   };
+  /** The replica monitor (monitor.interval, monitor.timeout, monitor.rise). */
+  monitor: { intervalMs: number; timeoutMs: number; rise: number };
   limits: {
     /** Largest protocol message accepted, in bytes; default 64 MiB. */
     maxMessageSize: number;
@@ -89,6 +104,7 @@ export interface PgsplitConfig {
 export const AUTH_METHODS: readonly AuthMethod[] = ['scram-sha-256', 'md5'];
 export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
 export const UNKNOWN_FUNCTION_POLICIES: readonly UnknownFunctionPolicy[] = ['primary', 'replica'];
+export const NO_REPLICA_POLICIES: readonly NoReplicaPolicy[] = ['primary', 'error'];
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
@@ -112,7 +128,11 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   replicas: [],
   users: [],
   auth: { method: 'scram-sha-256' },
-  routing: { applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary' },
+  routing: {
+    applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
+    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
+  },
+  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,

@@ -14,12 +14,14 @@ import {
   DEFAULT_LISTEN_HOST,
   DEFAULT_SERVER_PORT,
   LOG_LEVELS,
+  NO_REPLICA_POLICIES,
   ROUTE_TARGETS,
   UNKNOWN_FUNCTION_POLICIES,
   maskUrl,
   type AuthMethod,
   type ListenAddress,
   type LogLevel,
+  type NoReplicaPolicy,
   type PgsplitConfig,
   type RouteTarget,
   type ServerEndpoint,
@@ -55,11 +57,15 @@ const MAX_CLIENT_CONNECTIONS = 1_000_000;
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'limits', 'metrics', 'log'] as const;
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'monitor', 'limits', 'metrics', 'log'] as const;
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
 const USER_KEYS = ['name', 'password'] as const;
 const AUTH_KEYS = ['method'] as const;
-const ROUTING_KEYS = ['application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions'] as const;
+const ROUTING_KEYS = [
+  'application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions', 'max_lag',
+  'read_your_writes_timeout', 'when_no_replica',
+] as const;
+const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
 const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout'] as const;
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
@@ -72,6 +78,11 @@ const NESTED_HOME: Record<string, string> = {
   writing_functions: 'routing',
   read_only_functions: 'routing',
   unknown_functions: 'routing',
+  max_lag: 'routing',
+  read_your_writes_timeout: 'routing',
+  when_no_replica: 'routing',
+  interval: 'monitor',
+  rise: 'monitor',
   max_message_size: 'limits',
   max_client_connections: 'limits',
   startup_timeout: 'limits',
@@ -592,6 +603,23 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     ? d.routing.default
     : ctx.oneOf(routingRaw['default'], ROUTE_TARGETS, 'routing.default', 'a route');
   const functionPolicy = functionPolicyFromRaw(routingRaw, ctx);
+  const maxLagMs = durationFromRaw(routingRaw['max_lag'], 'routing.max_lag', d.routing.maxLagMs, ctx, '1s');
+  const readYourWritesTimeoutMs = durationFromRaw(routingRaw['read_your_writes_timeout'], 'routing.read_your_writes_timeout', d.routing.readYourWritesTimeoutMs, ctx, '200ms');
+  const whenNoReplica: NoReplicaPolicy = routingRaw['when_no_replica'] === undefined || routingRaw['when_no_replica'] === null
+    ? d.routing.whenNoReplica
+    : ctx.oneOf(routingRaw['when_no_replica'], NO_REPLICA_POLICIES, 'routing.when_no_replica', 'a policy for reads when no replica is eligible');
+
+  const monitorRaw = ctx.section(r, 'monitor', MONITOR_KEYS, 'monitor: {interval: 100ms, timeout: 1s, rise: 3}');
+  const intervalMs = durationFromRaw(monitorRaw['interval'], 'monitor.interval', d.monitor.intervalMs, ctx, '100ms');
+  const timeoutMs = durationFromRaw(monitorRaw['timeout'], 'monitor.timeout', d.monitor.timeoutMs, ctx, '1s');
+  let rise = d.monitor.rise;
+  const riseRaw = monitorRaw['rise'];
+  if (riseRaw !== undefined && riseRaw !== null) {
+    if (typeof riseRaw !== 'number' || !Number.isInteger(riseRaw) || riseRaw < 1 || riseRaw > 100) {
+      ctx.fail('monitor.rise', `${show(riseRaw)} is not a number of checks; write a whole number from 1 to 100, e.g. rise: 3`);
+    }
+    rise = riseRaw;
+  }
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
   const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
@@ -629,7 +657,8 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     replicas,
     users,
     auth: { method },
-    routing: { applicationNames, default: routeDefault, ...functionPolicy },
+    routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica },
+    monitor: { intervalMs, timeoutMs, rise },
     limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs },
     metrics: { listen: metricsListen },
     log: { level },

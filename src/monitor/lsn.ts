@@ -22,3 +22,21 @@ export function formatLsn(lsn: bigint): string {
 export function lsnBytesBehind(ahead: bigint, behind: bigint): number {
   return ahead > behind ? Number(ahead - behind) : 0;
 }
+
+/** WAL page size (XLOG_BLCKSZ) and the sizes of a page's header: short, and long on a segment's first page. */
+const WAL_PAGE = 8192n;
+const SHORT_PAGE_HEADER = 24n;
+const LONG_PAGE_HEADER = 40n;
+
+/**
+ * The end of the last WAL record before the insert position `insertLsn`, as a replica reports replay
+ * positions. When the last record ended exactly at a page boundary, pg_current_wal_insert_lsn() points
+ * past the next page's header (24 bytes, or 40 on the first page of a segment of `segmentSize` bytes),
+ * a position no replica ever reports having replayed. No record can end right after a page header (its
+ * continuation there would be empty), so the adjustment is exact.
+ */
+export function recordEndAt(insertLsn: bigint, segmentSize: bigint): bigint {
+  if (segmentSize > 0n && insertLsn % segmentSize === LONG_PAGE_HEADER) return insertLsn - LONG_PAGE_HEADER;
+  if (insertLsn % WAL_PAGE === SHORT_PAGE_HEADER) return insertLsn - SHORT_PAGE_HEADER;
+  return insertLsn;
+}

@@ -6,6 +6,7 @@ import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { PgsplitConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { Router } from '../router/router.js';
+import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { Session } from '../session/session.js';
 
@@ -40,6 +41,7 @@ export class ProxyServer {
   readonly config: PgsplitConfig;
   readonly nodes: ServerNodes;
   readonly router: Router;
+  readonly monitor: ReplicaMonitor;
   readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0 };
   state: ProxyState = 'created';
   private readonly log: Logger;
@@ -58,6 +60,8 @@ export class ProxyServer {
         'which is only allowed on a loopback address; add users: (name, password) to the config or listen on 127.0.0.1');
     }
     this.nodes = new ServerNodes(config.primary, config.replicas);
+    this.monitor = new ReplicaMonitor(this.nodes, config.monitor, log);
+    this.nodes.lagOf = (n) => this.monitor.lagMs(n);
     this.router = new Router({
       writingFunctions: config.routing.writingFunctions,
       readOnlyFunctions: config.routing.readOnlyFunctions,
@@ -75,6 +79,9 @@ export class ProxyServer {
         resolve();
       });
     });
+    // One round of checks first, so that the first tagged sessions can already use the replicas.
+    await this.monitor.checkNow();
+    this.monitor.start();
     this.state = 'listening';
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
@@ -133,6 +140,10 @@ export class ProxyServer {
           connectTimeoutMs: this.config.limits.connectTimeoutMs,
           tagApplicationNames: this.config.routing.applicationNames,
           defaultRoute: this.config.routing.default,
+          monitor: this.monitor,
+          maxLagMs: this.config.routing.maxLagMs,
+          readYourWritesTimeoutMs: this.config.routing.readYourWritesTimeoutMs,
+          whenNoReplica: this.config.routing.whenNoReplica,
           onRouted: (node, reason) => {
             this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
             this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);
@@ -167,6 +178,7 @@ export class ProxyServer {
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.state = 'closing';
+    await this.monitor.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions.values()) {
       if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));

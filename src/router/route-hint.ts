@@ -18,6 +18,7 @@
  * are ignored silently. When hints conflict the stricter one wins: `primary` over `replica`, the smaller
  * `max_lag`, the later `after` LSN (each conflict is also noted in `malformed`).
  */
+import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import type { Comment } from './sql-lexer.js';
 
 export interface RouteHints {
@@ -197,16 +198,17 @@ function applyHint(key: string, value: string, hints: RouteHints): void {
     }
     case 'after': {
       const lsn = parseLsn(value);
-      if (lsn === undefined) {
+      if (lsn === null) {
         hints.malformed.push(`pgsplit hint: after must be an LSN like 0/16B3748, got ${JSON.stringify(value)}`);
         return;
       }
-      if (hints.after !== undefined && hints.after !== lsn.text) {
+      const text = formatLsn(lsn);
+      if (hints.after !== undefined && hints.after !== text) {
         hints.malformed.push('pgsplit hint: conflicting after hints, the latest LSN wins');
         const prev = parseLsn(hints.after);
-        if (prev && prev.value >= lsn.value) return;
+        if (prev !== null && prev >= lsn) return;
       }
-      hints.after = lsn.text;
+      hints.after = text;
       return;
     }
     default:
@@ -227,11 +229,3 @@ export function parseDurationMs(value: string): number | undefined {
   return num * factor;
 }
 
-/** Parses 'X/Y' (hex, each part up to 8 digits). */
-export function parseLsn(value: string): { text: string; value: bigint } | undefined {
-  const m = /^\s*([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})\s*$/.exec(value);
-  if (!m) return undefined;
-  const hi = BigInt('0x' + m[1]);
-  const lo = BigInt('0x' + m[2]);
-  return { text: `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`, value: (hi << 32n) | lo };
-}

@@ -1,41 +1,91 @@
 import type { ServerEndpoint } from '../config/config.js';
 import type { ServerTarget } from './server-connection.js';
 
-/** A configured server and what sessions know about it right now. */
+/** What the monitor last found about a server: 'unknown' until its first check. */
+export type NodeHealth = 'unknown' | 'up' | 'down';
+
+/** A configured server and what the monitor and the sessions know about it right now. */
 export interface NodeEntry {
   readonly endpoint: ServerEndpoint;
   readonly role: 'primary' | 'replica';
   /** Sessions currently attached to this node as their replica. */
   sessions: number;
-  /** Until this time (ms since epoch) the node is skipped after a failed connection attempt. */
-  downUntil: number;
   /** Taken out by hand (admin) or by configuration; never chosen while set. */
   disabled: boolean;
+  health: NodeHealth;
+  /** Why the last check failed (null after a pass). */
+  failReason: string | null;
+  /** Checks passed in a row since the last failure (hysteresis: monitor.rise). */
+  okStreak: number;
+  /** pg_is_in_recovery() at the last check; null before one. */
+  inRecovery: boolean | null;
+  /** A replica found out of recovery: no reads go to it. */
+  promoted: boolean;
+  /** Replica: WAL received and replayed at the last check. */
+  receivedLsn: bigint | null;
+  replayedLsn: bigint | null;
+  /** performance.now() of the last passed check. */
+  sampledAt: number;
+}
+
+/** What a read needs of a replica: lag at most `maxLagMs`, and (read-your-writes) replayed at least `minLsn`. */
+export interface ReadRequirement {
+  maxLagMs: number;
+  minLsn: bigint | null;
+}
+
+/** Reports a replica's lag in ms at this moment (an upper bound), or null when unknown. */
+export type LagSource = (n: NodeEntry) => number | null;
+
+function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica'): NodeEntry {
+  return {
+    endpoint, role, sessions: 0, disabled: false, health: 'unknown', failReason: null, okStreak: 0,
+    inRecovery: null, promoted: false, receivedLsn: null, replayedLsn: null, sampledAt: -Infinity,
+  };
 }
 
 /**
- * The primary and the replicas, and the choice of a replica for a session: the healthy replica with the
- * fewest attached sessions per unit of weight (ties by configuration order). A replica that refused a
- * connection is skipped for `retryAfterMs`; the replica-awareness work replaces this with a monitor.
+ * The primary and the replicas, and the choice of a replica for a read.
+ *
+ * Eligible: not disabled, weight above 0, health 'up' (see ReplicaMonitor), in recovery, lag known and
+ * within the read's bound, and replayed at least the read's minimum position. Unknown lag counts as too
+ * much. Among eligible replicas the choice is the one with the fewest attached sessions per unit of
+ * weight (ties by configuration order): sessions are long-lived and stay on their replica while it
+ * remains eligible, so attached sessions are the outstanding work.
  */
 export class ServerNodes {
   readonly primary: NodeEntry;
   readonly replicas: NodeEntry[];
-  private readonly retryAfterMs: number;
+  /** Set by the monitor; without one every replica's lag is unknown, so none is eligible. */
+  lagOf: LagSource = () => null;
 
-  constructor(primary: ServerEndpoint, replicas: ServerEndpoint[], opts: { retryAfterMs?: number } = {}) {
-    this.primary = { endpoint: primary, role: 'primary', sessions: 0, downUntil: 0, disabled: false };
-    this.replicas = replicas.map((endpoint) => ({ endpoint, role: 'replica' as const, sessions: 0, downUntil: 0, disabled: false }));
-    this.retryAfterMs = opts.retryAfterMs ?? 2000;
+  constructor(primary: ServerEndpoint, replicas: ServerEndpoint[]) {
+    this.primary = entry(primary, 'primary');
+    this.replicas = replicas.map((r) => entry(r, 'replica'));
   }
 
-  /** Chooses a replica for a session, or null when none is usable. `exclude` lists names already tried. */
-  pickReplica(exclude: ReadonlySet<string> = new Set()): NodeEntry | null {
-    const now = Date.now();
+  /** Why replica `n` cannot serve a read with requirement `req` now, or null when it can. */
+  ineligibility(n: NodeEntry, req: ReadRequirement): 'disabled' | 'down' | 'not-in-recovery' | 'lag' | 'position' | null {
+    if (n.disabled || n.endpoint.weight <= 0) return 'disabled';
+    if (n.health !== 'up') return 'down';
+    if (n.inRecovery !== true || n.promoted) return 'not-in-recovery';
+    const lag = this.lagOf(n);
+    if (lag === null || lag > req.maxLagMs) return 'lag';
+    if (req.minLsn !== null && (n.replayedLsn === null || n.replayedLsn < req.minLsn)) return 'position';
+    return null;
+  }
+
+  /**
+   * Chooses a replica for a read, or null when none is eligible. `exclude` lists names already tried.
+   * With `ignorePosition`, a replica that only lacks the minimum position counts (the caller waits for it).
+   */
+  pickReplica(req: ReadRequirement, exclude: ReadonlySet<string> = new Set(), ignorePosition = false): NodeEntry | null {
     let best: NodeEntry | null = null;
     let bestScore = Infinity;
     for (const r of this.replicas) {
-      if (r.disabled || r.downUntil > now || exclude.has(r.endpoint.name) || r.endpoint.weight <= 0) continue;
+      if (exclude.has(r.endpoint.name)) continue;
+      const why = this.ineligibility(r, req);
+      if (why !== null && !(ignorePosition && why === 'position')) continue;
       const score = (r.sessions + 1) / r.endpoint.weight;
       if (score < bestScore) {
         best = r;
@@ -48,12 +98,6 @@ export class ServerNodes {
   byName(name: string): NodeEntry | undefined {
     if (this.primary.endpoint.name === name) return this.primary;
     return this.replicas.find((r) => r.endpoint.name === name);
-  }
-
-  /** Records a failed connection attempt so other sessions skip the node for a while. */
-  markDown(name: string): void {
-    const n = this.byName(name);
-    if (n && n.role === 'replica') n.downUntil = Date.now() + this.retryAfterMs;
   }
 
   /** Connection target for a node: host, port and the URL's credentials. */

@@ -1,8 +1,12 @@
 import { errors, type PgsplitError } from '../errors.js';
+import { parseLsn } from '../monitor/lsn.js';
+import { parseDurationMs } from '../router/route-hint.js';
 
 /**
- * Statements pgsplit answers itself, without a server: `SET pgsplit.route = ...`, `RESET pgsplit.route`,
- * `SHOW pgsplit.route`. Only a query string holding exactly one such statement is answered locally.
+ * Statements pgsplit answers itself, without a server: SET / RESET / SHOW of its session settings
+ * (`pgsplit.route`, `pgsplit.max_lag`, `pgsplit.after`) and `SHOW pgsplit.lsn`. Only a query string
+ * holding exactly one such statement is answered locally. Values are checked here, so that the
+ * session only ever applies valid ones.
  */
 export type LocalCommand =
   | { kind: 'set'; name: string; value: string }
@@ -11,7 +15,7 @@ export type LocalCommand =
   | { kind: 'error'; error: PgsplitError }
   | { kind: 'ready' };
 
-const SET_RE = /^\s*set\s+(?:session\s+)?pgsplit\.([a-z_]+)\s*(?:=|\bto\b)\s*('(?:[^']|'')*'|[a-z_]+)\s*;?\s*$/i;
+const SET_RE = /^\s*set\s+(?:session\s+)?pgsplit\.([a-z_]+)\s*(?:=|\bto\b)\s*('(?:[^']|'')*'|[a-z0-9_./]+)\s*;?\s*$/i;
 const RESET_RE = /^\s*reset\s+pgsplit\.([a-z_]+)\s*;?\s*$/i;
 const SHOW_RE = /^\s*show\s+pgsplit\.([a-z_]+)\s*;?\s*$/i;
 const QUICK = /^\s*(set|reset|show)\s/i;
@@ -33,5 +37,13 @@ export function parseLocalCommand(sql: string): LocalCommand | null {
   if (name === 'route' && !ROUTE_VALUES.includes(raw.toLowerCase())) {
     return { kind: 'error', error: errors.settingInvalid('pgsplit.route', raw, "'replica', 'primary', DEFAULT") };
   }
+  if (name === 'max_lag') {
+    const ms = parseDurationMs(raw);
+    if (ms === undefined || ms < 0) return { kind: 'error', error: errors.settingInvalid('pgsplit.max_lag', raw, "a duration such as '500ms', '2s' or a number of milliseconds, DEFAULT") };
+  }
+  if (name === 'after' && parseLsn(raw) === null) {
+    return { kind: 'error', error: errors.settingInvalid('pgsplit.after', raw, "a WAL position as SHOW pgsplit.lsn prints it, such as '0/16B3748', DEFAULT") };
+  }
+  if (name === 'lsn') return { kind: 'error', error: errors.settingReadOnly('pgsplit.lsn') };
   return { kind: 'set', name, value: raw };
 }

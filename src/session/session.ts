@@ -12,7 +12,10 @@ import type { Logger } from '../log/logger.js';
 import type { Router, RouteDecision } from '../router/router.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
-import { ServerNodes, type NodeEntry } from '../server/server-nodes.js';
+import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
+import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
+import { formatLsn, parseLsn } from '../monitor/lsn.js';
+import { parseDurationMs } from '../router/route-hint.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
@@ -28,8 +31,18 @@ export interface SessionContext {
   /** application_name globs whose sessions are tagged. */
   tagApplicationNames: readonly string[];
   defaultRoute: 'primary' | 'replica';
+  /** Keeps each server's health, recovery state and replay position (see ReplicaMonitor). */
+  monitor: ReplicaMonitor;
+  /** routing.max_lag, ms. */
+  maxLagMs: number;
+  /** routing.read_your_writes_timeout, ms. */
+  readYourWritesTimeoutMs: number;
+  /** routing.when_no_replica. */
+  whenNoReplica: 'primary' | 'error';
   /** Called for each routed unit of work (for stats and tests). */
   onRouted?: (node: string, reason: string) => void;
+  /** Called when a read is run again elsewhere because its replica failed before answering. */
+  onRetry?: (node: string) => void;
   /** Called when a replica refused a unit with 25006 and it is re-run on the primary. */
   onRerun?: (reason: string) => void;
   /** Called with the number of malformed pgsplit hints in a routed unit. */
@@ -153,6 +166,21 @@ export class Session {
   private clientPausedForQueue = false;
   private txPendingSettings: Array<() => void> = [];
   private readonly cancelKey: { pid: number; secret: number };
+  /** SET pgsplit.max_lag (ms); null = routing.max_lag. */
+  private maxLagMs: number | null = null;
+  /** SET pgsplit.after: a position handed over from another session; replicas must have replayed it. */
+  private afterLsn: bigint | null = null;
+  /**
+   * Read-your-writes and monotonic reads: the position every replica serving this session's reads
+   * must have replayed (raised from the primary's position after the session used the primary, and
+   * when it moves to another replica).
+   */
+  private floorLsn: bigint | null = null;
+  /**
+   * The session used the primary (or lost its replica) since floorLsn was last raised: the next
+   * replica read raises it to the primary's position first.
+   */
+  private raiseFloor = false;
 
   constructor(opts: {
     id: number;
@@ -392,7 +420,17 @@ export class Session {
       if (u.kind === 'local') {
         if (this.anyBusy()) return;
         this.shiftUnit();
-        this.answerLocally(u.local as LocalCommand);
+        const cmd = u.local as LocalCommand;
+        if (cmd.kind === 'show' && cmd.name === 'lsn') {
+          // Asks the primary: hold the units behind it until the answer is written.
+          this.connecting = true;
+          void this.showLsn().finally(() => {
+            this.connecting = false;
+            if (this.state === 'ready') this.pump();
+          });
+          return;
+        }
+        this.answerLocally(cmd);
         continue;
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
@@ -407,7 +445,7 @@ export class Session {
       // A server must be attached first; other servers must be idle before a new one starts.
       if (this.anyBusy()) return;
       this.connecting = true;
-      this.attachFor(choice)
+      this.attachFor(choice, u)
         .then((link) => {
           this.connecting = false;
           if (this.state !== 'ready') return;
@@ -473,10 +511,138 @@ export class Session {
     }
     u.decision = d;
     if (d.target === 'replica') {
+      // The attached replica serves at once if it still meets the read's requirement; anything else
+      // (raising the floor after a write, waiting for replay, another replica, the primary) is async.
       const r = this.replica ? this.links.get(this.replica.endpoint.name) : undefined;
-      return r ?? 'replica';
+      if (r && !this.raiseFloor && this.ctx.nodes.ineligibility(r.node, this.readRequirement(d)) === null) return r;
+      return 'replica';
     }
     return primary ?? 'primary';
+  }
+
+  /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
+  private readRequirement(d: RouteDecision | undefined): ReadRequirement {
+    let maxLagMs = this.maxLagMs ?? this.ctx.maxLagMs;
+    let minLsn = this.floorLsn;
+    if (this.afterLsn !== null && (minLsn === null || this.afterLsn > minLsn)) minLsn = this.afterLsn;
+    for (const c of d?.classifications ?? []) {
+      if (c.hints.maxLagMs !== undefined) maxLagMs = Math.min(maxLagMs, c.hints.maxLagMs);
+      const after = c.hints.after !== undefined ? parseLsn(c.hints.after) : null;
+      if (after !== null && (minLsn === null || after > minLsn)) minLsn = after;
+    }
+    return { maxLagMs, minLsn };
+  }
+
+  /** Raises the session's floor to the primary's position now; false when the primary cannot tell. */
+  private async raiseFloorFromPrimary(): Promise<boolean> {
+    let lsn: bigint | null;
+    try {
+      lsn = await this.ctx.monitor.primaryLsnNow();
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'primary position unavailable');
+      // With the primary out, nothing new is written: its last known position covers every write the
+      // session made (reads it saw on a lost replica after that position's sample may be newer).
+      lsn = this.ctx.nodes.primary.health === 'down' ? this.ctx.monitor.lag.primaryLsn : null;
+      if (lsn === null) return false;
+    }
+    if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+    return true;
+  }
+
+  /**
+   * The replica a read runs on, or the primary. In order: raise the floor if the session used the
+   * primary since its last replica read (read-your-writes, monotonic reads); keep the attached replica
+   * if it qualifies, or wait up to routing.read_your_writes_timeout for it to replay the floor; else
+   * move to another qualifying replica (raising the floor first, so reads never go back in time), or
+   * wait for one; else the primary (or an error, routing.when_no_replica: error).
+   */
+  private async replicaFor(u: Unit): Promise<ServerLink> {
+    const d = u.decision;
+    const note = (reason: string): void => {
+      if (d) u.decision = { ...d, reason };
+    };
+    if (this.raiseFloor) {
+      if (!(await this.raiseFloorFromPrimary())) {
+        // The primary cannot say where it is: only it can serve a read that must see its writes.
+        note('fallback-no-position');
+        return this.attachPrimary();
+      }
+      this.raiseFloor = false;
+    }
+    const nodes = this.ctx.nodes;
+    const waitMs = this.ctx.readYourWritesTimeoutMs;
+    let req = this.readRequirement(d);
+    const current = this.replica;
+    if (current) {
+      const why = nodes.ineligibility(current, req);
+      if (why === null) return this.connectReplica(current);
+      if (why === 'position' && req.minLsn !== null && (await this.ctx.monitor.waitForReplay(current, req.minLsn, waitMs))) {
+        if (nodes.ineligibility(current, req) === null) {
+          note('causal-wait');
+          return this.connectReplica(current);
+        }
+      }
+      // Moving to another replica: it must hold everything the current one may have shown.
+      if (!(await this.raiseFloorFromPrimary())) {
+        note('fallback-no-position');
+        return this.attachPrimary();
+      }
+      req = this.readRequirement(d);
+    }
+    const tried = new Set<string>();
+    for (;;) {
+      let node = nodes.pickReplica(req, tried);
+      if (!node && req.minLsn !== null) {
+        const behind = nodes.pickReplica(req, tried, true);
+        if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, waitMs)) && nodes.ineligibility(behind, req) === null) {
+          note('causal-wait');
+          node = behind;
+        }
+      }
+      if (!node) break;
+      tried.add(node.endpoint.name);
+      try {
+        return await this.connectReplica(node);
+      } catch (e) {
+        if (!isUnreachable(e)) throw e;
+        this.ctx.monitor.reportFailure(node, (e as Error).message);
+        this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
+      }
+    }
+    if (this.ctx.whenNoReplica === 'error') throw errors.noReplica(this.noReplicaDetail(req));
+    note(req.minLsn !== null && this.anyReplicaOnlyBehind(req) ? 'fallback-causal' : 'fallback-no-replica');
+    return this.attachPrimary();
+  }
+
+  private anyReplicaOnlyBehind(req: ReadRequirement): boolean {
+    return this.ctx.nodes.replicas.some((r) => this.ctx.nodes.ineligibility(r, req) === 'position');
+  }
+
+  private noReplicaDetail(req: ReadRequirement): string {
+    const parts = this.ctx.nodes.replicas.map((r) => `${r.endpoint.name}: ${this.ctx.nodes.ineligibility(r, req) ?? 'eligible'}`);
+    return `max_lag ${req.maxLagMs} ms${req.minLsn !== null ? `, after ${formatLsn(req.minLsn)}` : ''}; ${parts.join(', ') || 'no replicas configured'}`;
+  }
+
+  /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
+  private async connectReplica(node: NodeEntry): Promise<ServerLink> {
+    const existing = this.links.get(node.endpoint.name);
+    if (existing) return existing;
+    const link = await this.connect(node);
+    if (this.replica && this.replica !== node) {
+      const old = this.links.get(this.replica.endpoint.name);
+      if (old && !old.busy) this.detach(old);
+    }
+    if (this.replica !== node) {
+      this.replica = node;
+      node.sessions++;
+    }
+    return link;
+  }
+
+  private async attachPrimary(): Promise<ServerLink> {
+    const existing = this.links.get(this.ctx.nodes.primary.endpoint.name);
+    if (existing) return existing;
+    return this.connect(this.ctx.nodes.primary);
   }
 
   /** Query texts of a unit: Parse texts, and the texts of named statements its Binds use. */
@@ -505,32 +671,13 @@ export class Session {
   }
 
   /**
-   * Attaches a server of the given role (connecting lazily). A replica that cannot be reached is
-   * skipped, and when none can be, the primary serves: nothing has been sent yet, so this is safe.
+   * Attaches a server for a unit (or for the session's start, without one): a replica through
+   * replicaFor, or the primary. A replica that cannot be reached is skipped; nothing has been sent yet,
+   * so falling back is safe.
    */
-  private async attachFor(role: 'primary' | 'replica'): Promise<ServerLink> {
-    if (role === 'replica') {
-      const tried = new Set<string>();
-      for (;;) {
-        const node = this.ctx.nodes.pickReplica(tried);
-        if (!node) break;
-        tried.add(node.endpoint.name);
-        try {
-          const link = await this.connect(node);
-          this.replica = node;
-          node.sessions++;
-          return link;
-        } catch (e) {
-          if (!isUnreachable(e)) throw e;
-          this.ctx.nodes.markDown(node.endpoint.name);
-          this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
-        }
-      }
-      this.log.debug('no replica available; the primary serves this session');
-    }
-    const existing = this.links.get(this.ctx.nodes.primary.endpoint.name);
-    if (existing) return existing;
-    return this.connect(this.ctx.nodes.primary);
+  private async attachFor(role: 'primary' | 'replica', u?: Unit): Promise<ServerLink> {
+    if (role === 'replica') return this.replicaFor(u ?? { kind: 'simple', frames: [], complete: true, queries: [], bytes: 0 });
+    return this.attachPrimary();
   }
 
   private async connect(node: NodeEntry): Promise<ServerLink> {
@@ -557,6 +704,8 @@ export class Session {
     if (this.replica === link.node) {
       this.replica = null;
       link.node.sessions--;
+      // The next replica may be behind this one: raise the floor before reading there.
+      this.raiseFloor = true;
     }
     if (this.txLink === link) this.txLink = null;
     if (this.lastLink === link) this.lastLink = null;
@@ -593,6 +742,8 @@ export class Session {
       link.prepared.delete('');
     }
     const d = u.decision;
+    // What ran on the primary may be newer than any replica: later replica reads must catch up first.
+    if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.raiseFloor = true;
     if (d) {
       this.ctx.onRouted?.(link.name, d.reason);
       for (const c of d.classifications) {
@@ -905,6 +1056,30 @@ export class Session {
     }
   }
 
+  /**
+   * A replica failed while running a read of which nothing reached the client, outside a transaction,
+   * with no later unit sent to it: the read runs again elsewhere (another eligible replica, or the
+   * primary). It only read, so running it twice changes nothing. Returns false when that is not so.
+   */
+  private retryElsewhere(link: ServerLink): boolean {
+    if (link.held === null || this.txStatus !== 'I') return false;
+    const unit = this.heldUnit(link);
+    const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);
+    if (!unit || !unit.retryable || syncs !== 1) return false;
+    this.ctx.onRetry?.(link.name);
+    this.log.warn({ node: link.name }, 'replica failed before answering a read; running it elsewhere');
+    const undo = unit.registryUndo ?? [];
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]?.();
+    unit.registryUndo = undefined;
+    link.held = null;
+    link.expect.length = 0;
+    this.detach(link);
+    this.units.unshift(unit);
+    this.queuedBytes += unit.bytes;
+    this.pump();
+    return true;
+  }
+
   /** A replica refused the unit as a write (25006) before anything reached the client: run it on the primary. */
   private rerunOnPrimary(u: Unit): void {
     this.ctx.onRerun?.(u.decision?.reason ?? 'unknown');
@@ -972,7 +1147,8 @@ export class Session {
     const inFlight = link.busy;
     const inTx = this.txLink === link;
     this.log.warn({ node: link.name, why, inFlight, inTx }, 'server connection lost');
-    if (link.node.role === 'replica') this.ctx.nodes.markDown(link.name);
+    if (link.node.role === 'replica') this.ctx.monitor.reportFailure(link.node, why);
+    if (link.node.role === 'replica' && inFlight && !inTx && this.retryElsewhere(link)) return;
     this.detach(link);
     if (inFlight || inTx) this.fatal(errors.serverLost(link.name, why));
   }
@@ -994,13 +1170,26 @@ export class Session {
     if (cmd.kind === 'show') {
       const value = this.localSetting(cmd.name);
       if (value === null) {
-        this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route' }), rfq]));
+        this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
         return;
       }
       this.client.write(Buffer.concat([rowDescription([`pgsplit.${cmd.name}`]), dataRow([value]), commandComplete('SHOW'), rfq]));
       return;
     }
-    // set / reset
+    // set / reset (values were checked by parseLocalCommand)
+    const done = (): void => {
+      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
+    };
+    if (cmd.name === 'max_lag') {
+      this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
+      done();
+      return;
+    }
+    if (cmd.name === 'after') {
+      this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
+      done();
+      return;
+    }
     if (cmd.name === 'route') {
       const v = cmd.value === null ? this.ctx.defaultRoute : cmd.value.toLowerCase();
       this.tagged = v === 'replica';
@@ -1008,12 +1197,35 @@ export class Session {
       this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
       return;
     }
-    this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route' }), rfq]));
+    this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
   }
 
   private localSetting(name: string): string | null {
     if (name === 'route') return this.tagged ? 'replica' : 'primary';
+    if (name === 'max_lag') return `${this.maxLagMs ?? this.ctx.maxLagMs}ms`;
+    if (name === 'after') return this.afterLsn === null ? '' : formatLsn(this.afterLsn);
     return null;
+  }
+
+  /**
+   * SHOW pgsplit.lsn: the primary's WAL position now, which covers every write this session (or anyone)
+   * has seen complete. Another session given it with SET pgsplit.after (or an after= hint) reads only
+   * from replicas that have replayed that far.
+   */
+  private async showLsn(): Promise<void> {
+    const rfq = readyForQuery(this.txStatus);
+    try {
+      const lsn = await this.ctx.monitor.primaryLsnNow();
+      if (this.state === 'closed') return;
+      this.client.write(Buffer.concat([rowDescription(['pgsplit.lsn']), dataRow([formatLsn(lsn)]), commandComplete('SHOW'), rfq]));
+    } catch (e) {
+      if (this.state === 'closed') return;
+      this.client.write(Buffer.concat([errorResponse({
+        severity: 'ERROR', code: SqlState.connectionFailure,
+        message: `the primary did not report its WAL position: ${(e as Error).message}`,
+        hint: 'SHOW pgsplit.lsn asks the primary; try again once it is reachable',
+      }), rfq]));
+    }
   }
 }
 

@@ -1,0 +1,311 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { NodeEntry, ServerNodes } from '../server/server-nodes.js';
+import { LagTracker } from './lag-tracker.js';
+import { formatLsn, parseLsn, recordEndAt } from './lsn.js';
+
+/** monitor.* in the config. */
+export interface MonitorOptions {
+  /** Time between two checks of a server, ms (monitor.interval_ms; default 100). */
+  intervalMs: number;
+  /** A check (connect or query) that takes longer fails: the server is taken out (monitor.timeout_ms; default 1000). */
+  timeoutMs: number;
+  /** Consecutive passed checks a server that was taken out needs to be put back (monitor.rise; default 3). */
+  rise: number;
+}
+
+export const DEFAULT_MONITOR_OPTIONS: Readonly<MonitorOptions> = Object.freeze({ intervalMs: 100, timeoutMs: 1000, rise: 3 });
+
+// One query for every server: a replica answers with its received and replayed positions, a primary
+// with its current one. The CASE keeps pg_current_wal_insert_lsn() from running during recovery, where
+// it raises an error.
+const CHECK_SQL =
+  'SELECT pg_is_in_recovery() AS in_recovery, ' +
+  'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS current, ' +
+  'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed, ' +
+  "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size";
+
+interface CheckRow {
+  in_recovery: boolean;
+  current: string | null;
+  received: string | null;
+  replayed: string | null;
+  /** Bytes (pg_settings reports wal_segment_size in bytes). */
+  segment_size: string | null;
+}
+
+/** The monitor's own connection to one server, and the check in flight on it. */
+class Probe {
+  client: pg.Client | null = null;
+  inFlight: Promise<void> | null = null;
+  constructor(readonly node: NodeEntry) {}
+
+  /** Drops the connection at once (a frozen server never answers a polite Terminate). */
+  drop(): void {
+    const c = this.client;
+    this.client = null;
+    if (!c) return;
+    const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+    stream?.destroy();
+    c.end().catch(() => {});
+  }
+}
+
+/**
+ * Checks every server on a short interval over a connection of its own: reachable, in recovery or not,
+ * and WAL positions, from which it keeps each replica's lag in bytes and in time (see LagTracker). It
+ * writes what it finds into the ServerNodes entries, which the sessions read when they choose a
+ * replica. It also answers two questions on demand: the primary's position right now (read-your-writes),
+ * and "tell me when this replica has replayed that far" (bounded waits).
+ *
+ * Health has hysteresis: a failed or timed-out check takes a server out at once; it is put back after
+ * `rise` consecutive passed checks (the very first pass at startup counts as enough).
+ */
+export class ReplicaMonitor {
+  readonly lag = new LagTracker();
+  private readonly probes: Probe[];
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lsnRequest: Promise<bigint> | null = null;
+  private lsnRequestSent = false;
+  /** The primary's wal_segment_size (from its checks; 16 MiB, the default, until the first). */
+  private segmentSize = 16n * 1024n * 1024n;
+  private readonly replayWaiters = new Map<NodeEntry, Array<{ lsn: bigint; resolve: (ok: boolean) => void; deadline: number }>>();
+
+  constructor(
+    private readonly nodes: ServerNodes,
+    private readonly opts: MonitorOptions,
+    private readonly log: Logger,
+  ) {
+    this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
+  }
+
+  /** Starts checking; the first round runs at once. */
+  start(): void {
+    if (this.timer || this.stopped) return;
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.resolve(false);
+    this.replayWaiters.clear();
+    for (const p of this.probes) p.drop();
+  }
+
+  /** Runs one round of checks now and resolves when every check of it has finished (for tests and startup). */
+  async checkNow(): Promise<void> {
+    await Promise.all(this.probes.map((p) => this.check(p)));
+  }
+
+  private tick(): void {
+    for (const p of this.probes) void this.check(p);
+  }
+
+  private check(p: Probe): Promise<void> {
+    if (p.inFlight) return p.inFlight;
+    const started = performance.now();
+    const run = (async () => {
+      try {
+        const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
+        const row = rows[0];
+        if (!row) throw new Error('the check query returned no row');
+        this.passed(p.node, row, started);
+      } catch (e) {
+        p.drop();
+        this.failed(p.node, e instanceof Error ? e.message : String(e));
+      }
+    })();
+    p.inFlight = run.finally(() => {
+      p.inFlight = null;
+    });
+    return p.inFlight;
+  }
+
+  /** Runs `sql` on the probe's connection, connecting first when it has none. */
+  private async run<R extends pg.QueryResultRow>(p: Probe, sql: string): Promise<R[]> {
+    if (!p.client) {
+      const e = p.node.endpoint;
+      const client = new pg.Client({
+        host: e.host,
+        port: e.port,
+        user: e.user ?? 'postgres',
+        password: e.password,
+        database: e.database ?? 'postgres',
+        application_name: 'pgsplit-monitor',
+        connectionTimeoutMillis: this.opts.timeoutMs,
+      });
+      client.on('error', () => p.drop());
+      p.client = client;
+      try {
+        await client.connect();
+      } catch (err) {
+        p.drop();
+        throw err;
+      }
+    }
+    const res = await p.client.query<R>(sql);
+    return res.rows;
+  }
+
+  /** Rejects when `work` takes longer than monitor.timeout_ms. */
+  private async withTimeout<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.timeoutMs} ms (monitor.timeout_ms)`)), this.opts.timeoutMs);
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private passed(n: NodeEntry, row: CheckRow, started: number): void {
+    const now = performance.now();
+    n.inRecovery = row.in_recovery;
+    n.sampledAt = now;
+    if (n.role === 'primary') {
+      const insert = row.current === null ? null : parseLsn(row.current);
+      if (row.segment_size !== null && /^\d+$/.test(row.segment_size)) this.segmentSize = BigInt(row.segment_size);
+      const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
+      // A sample stands for the moment the query started: the position can only be later than that.
+      if (current !== null) this.lag.recordPrimary(current, started);
+      if (row.in_recovery && n.health !== 'down') this.log.warn({ node: n.endpoint.name }, 'the primary is in recovery: writes will fail until it is promoted');
+    } else {
+      n.receivedLsn = row.received === null ? null : parseLsn(row.received);
+      n.replayedLsn = row.replayed === null ? null : parseLsn(row.replayed);
+      if (!row.in_recovery && !n.promoted) {
+        n.promoted = true;
+        this.log.warn({ node: n.endpoint.name }, 'replica is no longer in recovery (promoted?): no reads go to it');
+      } else if (row.in_recovery && n.promoted) n.promoted = false;
+      this.wakeReplayWaiters(n);
+    }
+    n.okStreak++;
+    n.failReason = null;
+    if (n.health === 'unknown' || (n.health === 'down' && n.okStreak >= this.opts.rise)) {
+      if (n.health === 'down') this.log.info({ node: n.endpoint.name, checks: n.okStreak }, 'server back in rotation');
+      n.health = 'up';
+    }
+  }
+
+  private failed(n: NodeEntry, reason: string): void {
+    n.okStreak = 0;
+    n.failReason = reason;
+    if (n.health !== 'down') {
+      n.health = 'down';
+      this.log.warn({ node: n.endpoint.name, reason }, 'server out of rotation');
+    }
+    if (n.role === 'replica') this.wakeReplayWaiters(n);
+  }
+
+  /** A session saw this server fail (refused connection, lost socket): out until checks pass again. */
+  reportFailure(n: NodeEntry, reason: string): void {
+    this.failed(n, reason);
+  }
+
+  /** Lag of a replica in ms at this moment: an upper bound; null when unknown (counts as too much). */
+  lagMs(n: NodeEntry): number | null {
+    if (n.replayedLsn === null) return null;
+    return this.lag.timeLag(n.replayedLsn, performance.now());
+  }
+
+  /** Lag of a replica in bytes behind the primary's latest known position, or null. */
+  lagBytes(n: NodeEntry): number | null {
+    if (n.replayedLsn === null) return null;
+    return this.lag.bytesBehind(n.replayedLsn);
+  }
+
+  /**
+   * The primary's WAL insert position, read now (after every write the caller has seen complete). Calls
+   * that arrive while a read has not been sent yet share it.
+   */
+  primaryLsnNow(): Promise<bigint> {
+    if (this.lsnRequest && !this.lsnRequestSent) return this.lsnRequest;
+    this.lsnRequestSent = false;
+    const probe = this.probes[0]!;
+    const req = (async () => {
+      await Promise.resolve(); // callers of this same turn share the query
+      this.lsnRequestSent = true;
+      const started = performance.now();
+      const rows = await this.withTimeout(this.run<{ lsn: string }>(probe, 'SELECT pg_current_wal_insert_lsn()::text AS lsn'));
+      const insert = parseLsn(rows[0]?.lsn ?? '');
+      if (insert === null) throw new Error('the primary did not report a WAL position');
+      const lsn = recordEndAt(insert, this.segmentSize);
+      this.lag.recordPrimary(lsn, started);
+      return lsn;
+    })();
+    this.lsnRequest = req;
+    req.catch(() => {}).finally(() => {
+      if (this.lsnRequest === req) this.lsnRequest = null;
+    });
+    return req;
+  }
+
+  /**
+   * Resolves true once replica `n` has replayed `lsn` (checking it as often as it takes), false when
+   * `timeoutMs` pass first or the replica fails.
+   */
+  waitForReplay(n: NodeEntry, lsn: bigint, timeoutMs: number): Promise<boolean> {
+    if (n.replayedLsn !== null && n.replayedLsn >= lsn) return Promise.resolve(true);
+    if (timeoutMs <= 0 || this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let list = this.replayWaiters.get(n);
+      if (!list) {
+        list = [];
+        this.replayWaiters.set(n, list);
+      }
+      list.push({ lsn, resolve, deadline: performance.now() + timeoutMs });
+      if (list.length === 1) void this.pollReplay(n);
+    });
+  }
+
+  /** Checks a replica back to back while sessions wait for it to replay a position. */
+  private async pollReplay(n: NodeEntry): Promise<void> {
+    const probe = this.probes.find((p) => p.node === n);
+    while (!this.stopped && probe && (this.replayWaiters.get(n)?.length ?? 0) > 0) {
+      await this.check(probe);
+      this.expireReplayWaiters(n);
+      if ((this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  private wakeReplayWaiters(n: NodeEntry): void {
+    const list = this.replayWaiters.get(n);
+    if (!list || list.length === 0) return;
+    const replayed = n.replayedLsn;
+    const ok = n.health !== 'down' && n.inRecovery === true;
+    const keep = list.filter((w) => {
+      if (!ok) {
+        w.resolve(false);
+        return false;
+      }
+      if (replayed !== null && replayed >= w.lsn) {
+        w.resolve(true);
+        return false;
+      }
+      return true;
+    });
+    this.replayWaiters.set(n, keep);
+  }
+
+  private expireReplayWaiters(n: NodeEntry): void {
+    const list = this.replayWaiters.get(n);
+    if (!list) return;
+    const now = performance.now();
+    this.replayWaiters.set(n, list.filter((w) => {
+      if (w.deadline > now) return true;
+      w.resolve(false);
+      return false;
+    }));
+  }
+
+  /** Position as text, for SHOW and logs. */
+  static format(lsn: bigint): string {
+    return formatLsn(lsn);
+  }
+}
