@@ -63,6 +63,8 @@ class Probe {
  */
 export class ReplicaMonitor {
   readonly lag = new LagTracker();
+  /** Called when a server goes out of rotation (sessions move their work off it). */
+  onDown: ((n: NodeEntry, reason: string) => void) | null = null;
   private readonly probes: Probe[];
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -199,6 +201,7 @@ export class ReplicaMonitor {
     if (n.health !== 'down') {
       n.health = 'down';
       this.log.warn({ node: n.endpoint.name, reason }, 'server out of rotation');
+      this.onDown?.(n, reason);
     }
     if (n.role === 'replica') this.wakeReplayWaiters(n);
   }

@@ -62,6 +62,9 @@ export class ProxyServer {
     this.nodes = new ServerNodes(config.primary, config.replicas);
     this.monitor = new ReplicaMonitor(this.nodes, config.monitor, log);
     this.nodes.lagOf = (n) => this.monitor.lagMs(n);
+    this.monitor.onDown = (n, reason) => {
+      for (const s of this.sessions.values()) s.serverDown(n, reason);
+    };
     this.router = new Router({
       writingFunctions: config.routing.writingFunctions,
       readOnlyFunctions: config.routing.readOnlyFunctions,

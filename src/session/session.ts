@@ -903,7 +903,8 @@ export class Session {
   // ---------------------------------------------------------------------------------------------------
 
   private onServerData(link: ServerLink, chunk: Buffer): void {
-    if (this.state === 'closed') return;
+    // A link let go (its read runs elsewhere now) may still deliver a late answer: nobody asked for it.
+    if (this.state === 'closed' || this.links.get(link.name) !== link) return;
     let frames: Frame[];
     try {
       frames = link.conn.reader.push(chunk);
@@ -913,8 +914,20 @@ export class Session {
     }
     const out = new FrameCoalescer();
     let finishedUnit = false;
+    let lost: string | null = null;
     for (const f of frames) {
       const head = link.expect[0];
+      if (f.type === Backend.ErrorResponse && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
+        // A server shutting down (or crashing) says FATAL before it closes. On an idle link, or on a
+        // replica whose answer nothing has reached the client of yet, that is the server going away:
+        // the close handling lets it go and runs the held read elsewhere, and the client sees nothing.
+        const fields = readErrorFields(f.payload);
+        const severity = fields.V ?? fields.S;
+        if (severity === 'FATAL' || severity === 'PANIC') {
+          lost = `${fields.C ?? ''} ${fields.M ?? 'FATAL'}`.trim();
+          break;
+        }
+      }
       if (head && head.kind === 'sync' && head.swallow) {
         // Replayed settings, or the rest of a statement the replica refused: the client asked for none of it.
         if (f.type === Backend.ReadyForQuery) {
@@ -974,6 +987,10 @@ export class Session {
       }
       // Backpressure: stop reading from servers until the client has taken what we gave it.
       if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
+    }
+    if (lost !== null) {
+      this.onServerLost(link, lost);
+      return;
     }
     if (finishedUnit) this.pump();
   }
@@ -1142,12 +1159,33 @@ export class Session {
     if (upToDate) link.settingsVersion = this.settings.version;
   }
 
+  /**
+   * The monitor took a replica out of rotation (refused, failed or stopped answering its checks). An
+   * idle link to it is let go; a read waiting on it runs elsewhere if nothing of it reached the client;
+   * anything else on it fails with a clear error (a frozen server would otherwise hang the client).
+   */
+  serverDown(node: NodeEntry, reason: string): void {
+    if (node.role !== 'replica' || this.state === 'closed') return;
+    const link = this.links.get(node.endpoint.name);
+    if (!link) return;
+    if (!link.busy && this.txLink !== link) {
+      this.detach(link);
+      return;
+    }
+    this.onServerLost(link, `out of rotation: ${reason}`);
+  }
+
   private onServerLost(link: ServerLink, why: string): void {
     if (this.links.get(link.name) !== link || this.state === 'closed') return;
     const inFlight = link.busy;
     const inTx = this.txLink === link;
     this.log.warn({ node: link.name, why, inFlight, inTx }, 'server connection lost');
-    if (link.node.role === 'replica') this.ctx.monitor.reportFailure(link.node, why);
+    if (link.node.role === 'replica') {
+      this.ctx.monitor.reportFailure(link.node, why);
+      // Taking the replica out tells every session, this one included (serverDown): it may have dealt
+      // with this link already.
+      if (this.links.get(link.name) !== link || (this.state as SessionState) === 'closed') return;
+    }
     if (link.node.role === 'replica' && inFlight && !inTx && this.retryElsewhere(link)) return;
     this.detach(link);
     if (inFlight || inTx) this.fatal(errors.serverLost(link.name, why));
