@@ -82,6 +82,7 @@ for (const [what, fail, recover] of FAILURES) {
     const during = await load.stop();
     t.same(during.errors, [], `no client error: ${during.reads} reads, by server port ${JSON.stringify(during.byNode)}`);
     t.ok((during.byNode[String(fx.cluster.replicas[1]!.port)] ?? 0) > 0, 'the other replica served reads');
+    t.comment(`reads run again elsewhere after ${what}: ${fx.proxy.stats.retriesByNode.get('replica1') ?? 0}`);
 
     // Nothing more goes to it while it is out.
     const load2 = await readWorkload(fx, 4);

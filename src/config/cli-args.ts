@@ -42,6 +42,7 @@ FLAGS FOR RUN (flags override the config file; --flag=value works too)
   --log-level LEVEL              trace, debug, info, warn, error, fatal or silent (default info)
   --tag-application-name PATTERN tag sessions whose application_name matches PATTERN (* and ?
                                  wildcards) for replicas; repeat for several (replaces the file's list)
+  --max-lag DURATION             routing.max_lag: a replica lagging more serves no reads (default 1s)
 
 DEMO FLAGS
   --duration SECONDS             stop after this many seconds (default: run until Ctrl-C)
@@ -65,6 +66,11 @@ HOW ROUTING WORKS
     PGOPTIONS='-c pgsplit.route=replica' psql ...        at connect time (libpq options)
     application_name matching routing.application_names  e.g. application_name=reporting-daily
     /* pgsplit:route=replica */ SELECT ...               hint comment on a single statement
+
+  Replicas serve a read only while healthy, in recovery and within the lag bound. After a session
+  writes, its reads go only to replicas that have replayed the write (else, after a short wait, the
+  primary); SHOW pgsplit.lsn gives the position, and SET pgsplit.after = '...' (or an after= hint)
+  in another session makes its reads wait for it.
 
   Functions: a read that calls a writing function (nextval, setval, pg_advisory_lock, set_config, lo_*,
   ... plus routing.writing_functions) always goes to the primary. Built-in read-only functions (lower,
@@ -94,6 +100,13 @@ CONFIG FILE (YAML; every key is optional except primary)
     writing_functions: [audit_touch]   # more functions that write (never on a replica)
     read_only_functions: [report_totals, reporting.monthly]  # your functions that only read
     unknown_functions: primary         # any other function: primary (default) or replica
+    max_lag: 1s                        # replicas lagging more serve no reads (hint max_lag=, SET pgsplit.max_lag)
+    read_your_writes_timeout: 200ms    # after a write, wait this long for a replica to replay it
+    when_no_replica: primary           # no eligible replica: primary (default) or error (57P03)
+  monitor:
+    interval: 100ms                    # each server is checked this often
+    timeout: 1s                        # a check taking longer takes the server out of rotation
+    rise: 3                            # passed checks in a row before it is put back
   limits:
     max_message_size: 64MB             # bytes, or 512kB / 64MB / 1GB
     max_client_connections: 1000
@@ -138,6 +151,7 @@ const RUN_FLAGS: Record<string, FlagSpec> = {
   '--metrics-listen': { kind: 'value', metavar: 'HOST:PORT' },
   '--log-level': { kind: 'value', metavar: 'LEVEL' },
   '--tag-application-name': { kind: 'multi', metavar: 'PATTERN' },
+  '--max-lag': { kind: 'value', metavar: 'DURATION' },
 };
 const DEMO_FLAGS: Record<string, FlagSpec> = {
   '--duration': { kind: 'value', metavar: 'SECONDS' },
@@ -262,6 +276,8 @@ function parseRun(args: string[]): CliCommand {
   if (logLevel !== undefined) overrides.logLevel = logLevel;
   const names = p.values.get('--tag-application-name');
   if (names !== undefined) overrides.applicationNames = names;
+  const maxLag = one(p, '--max-lag');
+  if (maxLag !== undefined) overrides.maxLag = maxLag;
   const configFile = one(p, '--config');
   return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
 }

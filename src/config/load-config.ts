@@ -46,6 +46,8 @@ export interface ConfigOverrides {
   logLevel?: string;
   /** Replaces the file's routing.application_names list. */
   applicationNames?: string[];
+  /** routing.max_lag (--max-lag). */
+  maxLag?: string;
   /** Replaces the file's users: list. */
   users?: UserEntry[];
 }
@@ -545,6 +547,7 @@ function applyOverrides(raw: Raw, o: ConfigOverrides, sources: Map<string, strin
     setIn('routing', 'application_names', [...o.applicationNames]);
     sources.set('routing.application_names', '--tag-application-name');
   }
+  if (o.maxLag !== undefined) { setIn('routing', 'max_lag', o.maxLag); sources.set('routing.max_lag', '--max-lag'); }
   if (o.users !== undefined) {
     out['users'] = o.users.map((u) => ({ name: u.name, password: u.password }));
     sources.set('users', 'the users override');

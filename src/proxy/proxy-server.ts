@@ -22,6 +22,8 @@ export interface ProxyStats {
   rerunsOnPrimary: number;
   /** Malformed pgsplit hint comments seen (ignored). */
   hintsMalformed: number;
+  /** Reads run again elsewhere because their replica failed before answering, by that replica. */
+  retriesByNode: Map<string, number>;
 }
 
 /** Lifecycle of the proxy listener. */
@@ -42,7 +44,7 @@ export class ProxyServer {
   readonly nodes: ServerNodes;
   readonly router: Router;
   readonly monitor: ReplicaMonitor;
-  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0 };
+  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0, retriesByNode: new Map() };
   state: ProxyState = 'created';
   private readonly log: Logger;
   private readonly server: net.Server;
@@ -150,6 +152,9 @@ export class ProxyServer {
           onRouted: (node, reason) => {
             this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
             this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);
+          },
+          onRetry: (node) => {
+            this.stats.retriesByNode.set(node, (this.stats.retriesByNode.get(node) ?? 0) + 1);
           },
           onRerun: () => {
             this.stats.rerunsOnPrimary++;

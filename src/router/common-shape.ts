@@ -4,14 +4,15 @@
  * and `$n` parameters, or a bare BEGIN / COMMIT / END / ROLLBACK), without making tokens.
  *
  * It answers only when its answer is exactly what the full path (lexer + statement classifier) would
- * return, and gives up (returns undefined) at the first thing outside its shapes: a comment (it may hold
- * a hint), a quoted identifier, a dollar quote, a prefixed string (E'', B'', X'', N'', U&''), a
+ * return, and gives up (returns undefined) at the first thing outside its shapes: a comment between
+ * tokens (it may hold a hint; a `--` comment inside a string continuation is part of the literal, as
+ * for the lexer), a quoted identifier, a dollar quote, a prefixed string (E'', B'', X'', N'', U&''), a
  * non-ASCII or unusual character, a second statement, a qualified or unknown function call, and in a
  * read any of FOR / INTO / INSERT / UPDATE / DELETE / MERGE. Giving up costs the scan so far; the full
  * path then decides. test/classifier-fast-path.test.ts holds the two paths equal on PostgreSQL's
  * regression suite, the classifier's own tables and random strings.
  *
- * Standard_conforming_strings must be on (the caller checks).
+ * standard_conforming_strings must be on (the caller checks).
  */
 import { scanNumber, scanStandardString } from './sql-lexer.js';
 import { isKnownReadOnly, NOT_A_CALL, SESSION_ADVISORY_LOCKS, type FunctionLookup } from './function-policy.js';
@@ -37,7 +38,7 @@ for (let c = 65; c <= 90; c++) CLASS[c] = IDSTART;
 for (let c = 97; c <= 122; c++) CLASS[c] = IDSTART;
 CLASS[95] = IDSTART; // _
 for (let c = 48; c <= 57; c++) CLASS[c] = DIGIT;
-// `-` and `/` are operators too, but may start a comment: checked before the class.
+// `-` and `/` are operators too; the operator loop gives up where they start a comment (`--`, `/*`).
 for (const ch of '~!@#^&|`?+*%<>=-/') CLASS[ch.charCodeAt(0)] = OP;
 for (const ch of '(),[]:') CLASS[ch.charCodeAt(0)] = PUNCT;
 
@@ -134,11 +135,11 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
   if (lead === undefined) return undefined;
   const shape = lead.shape;
   const reason = lead.reason;
-  if (i < n && sql.charCodeAt(i) === 39 /* ' */) return undefined; // a prefixed string
+  if (i < n && sql.charCodeAt(i) === 39 /* ' */) return undefined; // a word right before a quote: see below
 
   let lastEnd = i; // end of the statement's last token
   let afterDot = false; // the previous token was `.`
-  let tokens = 1;
+  let onlyWord = true; // nothing after the first word (what BEGIN / COMMIT / END / ROLLBACK need)
   let depth = 0; // parentheses: a `;` inside them does not end the statement
   // The last token, when it is a word: [wordStart, wordEnd), and whether `.` came before it.
   let wordStart = first;
@@ -160,7 +161,7 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
       if (k < n) return undefined;
       break;
     }
-    tokens++;
+    onlyWord = false;
     if (cls === IDSTART) {
       const start = i;
       i++;
@@ -172,7 +173,9 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
       }
       if (i < n) {
         const d = sql.charCodeAt(i);
-        if (d === 39 /* ' */) return undefined; // E'', B'', X'', N''
+        // A word right before a quote: a prefixed string (E'', B'', X'', N'') when it is one of those
+        // letters, else a typed literal (date'...'); either way the full path decides.
+        if (d === 39 /* ' */) return undefined;
         if (d === 38 /* & */ && i === start + 1 && (c | 0x20) === 0x75) return undefined; // U&'' / U&""
       }
       if (shape === Shape.Read && isReadStopWord(sql, start, i)) return undefined;
@@ -246,7 +249,7 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
     }
     return undefined; // `"`, `\`, `{`, a control character, ...
   }
-  if (shape === Shape.Transaction && tokens !== 1) return undefined;
+  if (shape === Shape.Transaction && !onlyWord) return undefined;
 
   const text = sql.slice(first, lastEnd);
   let info: StatementInfo;
