@@ -327,12 +327,7 @@ export function isWritingFunctionName(
  * The common OLTP shapes take a fast path (./common-shape.ts) that returns what the full path would.
  */
 export function classifyQuery(sql: string, options?: ClassifyOptions): QueryClassification {
-  const ctx: Ctx = {
-    fns: options?.writingFunctions ?? DEFAULT_WRITING_FUNCTIONS,
-    prefixes: options?.writingFunctionPrefixes ?? DEFAULT_WRITING_FUNCTION_PREFIXES,
-    lookup: functionLookup(options),
-    sql,
-  };
+  const ctx = makeCtx(sql, options);
   const scs = options?.standardConformingStrings !== false;
   if (scs) {
     const fast = classifyCommonShape(sql, ctx);
@@ -343,13 +338,16 @@ export function classifyQuery(sql: string, options?: ClassifyOptions): QueryClas
 
 /** The full path of classifyQuery (lexer and statement rules), without the fast path: for tests. */
 export function classifyQueryFully(sql: string, options?: ClassifyOptions): QueryClassification {
-  const ctx: Ctx = {
+  return classifyLexed(sql, options?.standardConformingStrings !== false, makeCtx(sql, options));
+}
+
+function makeCtx(sql: string, options: ClassifyOptions | undefined): Ctx {
+  return {
     fns: options?.writingFunctions ?? DEFAULT_WRITING_FUNCTIONS,
     prefixes: options?.writingFunctionPrefixes ?? DEFAULT_WRITING_FUNCTION_PREFIXES,
     lookup: functionLookup(options),
     sql,
   };
-  return classifyLexed(sql, options?.standardConformingStrings !== false, ctx);
 }
 
 function classifyLexed(sql: string, scs: boolean, ctx: Ctx): QueryClassification {
