@@ -103,3 +103,18 @@ t.test('insert positions past a page header become record ends', (t) => {
   t.equal(recordEndAt(parseLsn('0/1000028')!, 64n * 1024n * 1024n), parseLsn('0/1000028')!, '64 MiB segments: 16 MiB is not a segment start');
   t.end();
 });
+
+t.test('closely spaced positions share an entry: the history spans time, not requests', (t) => {
+  const lag = new LagTracker({ maxSamples: 100, minSpacingMs: 50 });
+  // A position every millisecond for 60 s (read-your-writes asks often).
+  for (let at = 0; at <= 60_000; at++) lag.recordPrimary(BigInt(at * 10), at);
+  t.equal(lag.primaryLsn, 600_000n);
+  // Kept: at least maxSamples / 2 entries of minSpacingMs each, 2.5 s.
+  const l = lag.timeLag(BigInt(58_000 * 10), 60_000);
+  t.ok(l !== null && l >= 2000 && l <= 2050, `2 s behind after 60 000 positions in a 100-entry history: ${l} ms (upper bound, within one spacing)`);
+  const plain = new LagTracker({ maxSamples: 100 });
+  for (let at = 0; at <= 60_000; at++) plain.recordPrimary(BigInt(at * 10), at);
+  t.equal(plain.timeLag(BigInt(58_000 * 10), 60_000), null, 'without spacing the same history covers 100 ms only');
+  t.equal(lag.timeLag(600_000n, 60_000), 0);
+  t.end();
+});

@@ -172,6 +172,9 @@ const UNSAFE: Unsafe[] = [
   u('SELECT pg_advisory_lock_shared(1, 2)', 'writing-function:pg_advisory_lock_shared', 'write', { pinsPrimary: 'advisory-lock' }),
   u('SELECT pg_try_advisory_lock(1)', 'writing-function:pg_try_advisory_lock', 'write', { pinsPrimary: 'advisory-lock' }),
   u('SELECT pg_try_advisory_lock_shared(1)', 'writing-function:pg_try_advisory_lock_shared', 'write', { pinsPrimary: 'advisory-lock' }),
+  // setseed() seeds the backend that runs it: the random() calls after it must run there too.
+  u('SELECT setseed(0.5)', 'writing-function:setseed', 'write', { pinsPrimary: 'setseed' }),
+  u('INSERT INTO t SELECT setseed(0.1)', 'insert', 'write', { pinsPrimary: 'setseed' }),
   u('SELECT * FROM t FOR UPDATE; SELECT pg_advisory_lock(1)', 'locking-clause', 'write'),
   // data-modifying CTEs and WITH ... DML
   u('WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x', 'cte-dml', 'write'),

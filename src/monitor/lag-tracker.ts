@@ -24,12 +24,22 @@ export class LagTracker {
   private readonly seenUntil: number[] = [];
   private readonly positions: bigint[] = [];
   private readonly maxSamples: number;
+  private readonly minSpacingMs: number;
+  /** For each recorded position, the first local time the primary was seen at it (for spacing). */
+  private readonly firstSeen: number[] = [];
   /** Local time of the latest primary sample, even when its position had not changed. */
   private lastSeenAt = -Infinity;
 
-  /** `maxSamples` bounds the history (one entry per position change); older positions become "unknown". */
-  constructor(opts: { maxSamples?: number } = {}) {
+  /**
+   * `maxSamples` bounds the history (one entry per position change); older positions become "unknown".
+   * `minSpacingMs`: a new position seen less than this after the last entry began replaces that entry's
+   * position instead of adding one, so the history spans at least maxSamples * minSpacingMs however
+   * often positions are recorded. A replica between the two positions then counts from the entry
+   * before: still an upper bound, over by at most minSpacingMs more.
+   */
+  constructor(opts: { maxSamples?: number; minSpacingMs?: number } = {}) {
     this.maxSamples = opts.maxSamples ?? 8192;
+    this.minSpacingMs = opts.minSpacingMs ?? 0;
   }
 
   /** Records the primary's WAL position `lsn` as seen at local time `at` (ms, monotonic). */
@@ -41,13 +51,20 @@ export class LagTracker {
       if (lsn === this.positions[n - 1]!) this.seenUntil[n - 1] = at;
       return;
     }
+    if (n > 1 && at - this.firstSeen[n - 1]! < this.minSpacingMs) {
+      this.positions[n - 1] = lsn;
+      this.seenUntil[n - 1] = at;
+      return;
+    }
     this.positions.push(lsn);
     this.seenUntil.push(at);
+    this.firstSeen.push(at);
     if (this.positions.length > this.maxSamples) {
       // Drop the oldest half at once: amortised O(1) per sample.
       const drop = this.positions.length - Math.floor(this.maxSamples / 2);
       this.positions.splice(0, drop);
       this.seenUntil.splice(0, drop);
+      this.firstSeen.splice(0, drop);
     }
   }
 

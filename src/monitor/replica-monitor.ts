@@ -22,16 +22,21 @@ export const DEFAULT_MONITOR_OPTIONS: Readonly<MonitorOptions> = Object.freeze({
 const CHECK_SQL =
   'SELECT pg_is_in_recovery() AS in_recovery, ' +
   'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS current, ' +
-  'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed, ' +
-  "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size";
+  'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+/** wal_segment_size in bytes (pg_settings reports it so), read once per connection to the primary. */
+const SEGMENT_SQL = "SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'";
 
 interface CheckRow {
   in_recovery: boolean;
   current: string | null;
   received: string | null;
   replayed: string | null;
-  /** Bytes (pg_settings reports wal_segment_size in bytes). */
-  segment_size: string | null;
+}
+
+/** A session waiting for a replica to replay `lsn`; `finish` settles it once. */
+interface ReplayWaiter {
+  lsn: bigint;
+  finish: (ok: boolean) => void;
 }
 
 /** The monitor's own connection to one server, and the check in flight on it. */
@@ -42,9 +47,12 @@ class Probe {
 
   /** Drops the connection at once (a frozen server never answers a polite Terminate). */
   drop(): void {
-    const c = this.client;
-    this.client = null;
-    if (!c) return;
+    if (this.client) this.dropIf(this.client);
+  }
+
+  /** Drops `c` if it is still this probe's connection (a late error of an old one leaves a new one be). */
+  dropIf(c: pg.Client): void {
+    if (this.client === c) this.client = null;
     const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
     stream?.destroy();
     c.end().catch(() => {});
@@ -62,17 +70,19 @@ class Probe {
  * `rise` consecutive passed checks (the very first pass at startup counts as enough).
  */
 export class ReplicaMonitor {
-  readonly lag = new LagTracker();
+  readonly lag: LagTracker;
   /** Called when a server goes out of rotation (sessions move their work off it). */
   onDown: ((n: NodeEntry, reason: string) => void) | null = null;
   private readonly probes: Probe[];
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private lsnRequest: Promise<bigint> | null = null;
-  private lsnRequestSent = false;
+  /** The primary's position requests: their own connection, so that checks never queue behind them. */
+  private readonly lsnProbe: Probe;
+  private lsnInFlight: Promise<bigint> | null = null;
+  private lsnNext: Promise<bigint> | null = null;
   /** The primary's wal_segment_size (from its checks; 16 MiB, the default, until the first). */
   private segmentSize = 16n * 1024n * 1024n;
-  private readonly replayWaiters = new Map<NodeEntry, Array<{ lsn: bigint; resolve: (ok: boolean) => void; deadline: number }>>();
+  private readonly replayWaiters = new Map<NodeEntry, ReplayWaiter[]>();
 
   constructor(
     private readonly nodes: ServerNodes,
@@ -80,6 +90,10 @@ export class ReplicaMonitor {
     private readonly log: Logger,
   ) {
     this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
+    this.lsnProbe = new Probe(nodes.primary);
+    // The history must span the largest lag worth measuring even when positions are asked for often:
+    // positions closer together than half an interval share an entry (still an upper bound).
+    this.lag = new LagTracker({ minSpacingMs: opts.intervalMs / 2 });
   }
 
   /** Starts checking; the first round runs at once. */
@@ -94,9 +108,10 @@ export class ReplicaMonitor {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.resolve(false);
+    for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.finish(false);
     this.replayWaiters.clear();
     for (const p of this.probes) p.drop();
+    this.lsnProbe.drop();
   }
 
   /** Runs one round of checks now and resolves when every check of it has finished (for tests and startup). */
@@ -105,7 +120,7 @@ export class ReplicaMonitor {
   }
 
   private tick(): void {
-    for (const p of this.probes) void this.check(p);
+    for (const p of this.probes) this.check(p).catch((e: unknown) => this.log.error({ err: String(e) }, 'monitor check failed unexpectedly'));
   }
 
   private check(p: Probe): Promise<void> {
@@ -130,6 +145,7 @@ export class ReplicaMonitor {
 
   /** Runs `sql` on the probe's connection, connecting first when it has none. */
   private async run<R extends pg.QueryResultRow>(p: Probe, sql: string): Promise<R[]> {
+    if (this.stopped) throw new Error('pgsplit is shutting down');
     if (!p.client) {
       const e = p.node.endpoint;
       const client = new pg.Client({
@@ -141,13 +157,21 @@ export class ReplicaMonitor {
         application_name: 'pgsplit-monitor',
         connectionTimeoutMillis: this.opts.timeoutMs,
       });
-      client.on('error', () => p.drop());
+      client.on('error', () => p.dropIf(client));
       p.client = client;
       try {
         await client.connect();
+        if (p.node.role === 'primary') {
+          const seg = (await client.query<{ segment_size: string }>(SEGMENT_SQL)).rows[0]?.segment_size;
+          if (seg !== undefined && /^\d+$/.test(seg)) this.segmentSize = BigInt(seg);
+        }
       } catch (err) {
-        p.drop();
+        p.dropIf(client);
         throw err;
+      }
+      if (this.stopped) {
+        p.dropIf(client);
+        throw new Error('pgsplit is shutting down');
       }
     }
     const res = await p.client.query<R>(sql);
@@ -173,7 +197,6 @@ export class ReplicaMonitor {
     n.sampledAt = now;
     if (n.role === 'primary') {
       const insert = row.current === null ? null : parseLsn(row.current);
-      if (row.segment_size !== null && /^\d+$/.test(row.segment_size)) this.segmentSize = BigInt(row.segment_size);
       const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
       // A sample stands for the moment the query started: the position can only be later than that.
       if (current !== null) this.lag.recordPrimary(current, started);
@@ -201,14 +224,31 @@ export class ReplicaMonitor {
     if (n.health !== 'down') {
       n.health = 'down';
       this.log.warn({ node: n.endpoint.name, reason }, 'server out of rotation');
-      this.onDown?.(n, reason);
+      try {
+        this.onDown?.(n, reason);
+      } catch (e) {
+        this.log.error({ node: n.endpoint.name, err: String(e) }, 'moving work off a server failed');
+      }
     }
     if (n.role === 'replica') this.wakeReplayWaiters(n);
   }
 
-  /** A session saw this server fail (refused connection, lost socket): out until checks pass again. */
-  reportFailure(n: NodeEntry, reason: string): void {
+  /**
+   * A session could not reach this server (connection refused, host unreachable, connect timeout): out
+   * until checks pass again.
+   */
+  reportUnreachable(n: NodeEntry, reason: string): void {
     this.failed(n, reason);
+  }
+
+  /**
+   * A session lost one connection to this server (its backend ended, a socket error): that alone says
+   * little about the server (pg_terminate_backend, idle_session_timeout), so it is checked again at once
+   * and taken out only if that check fails.
+   */
+  recheck(n: NodeEntry): void {
+    const p = this.probes.find((x) => x.node === n);
+    if (p) this.check(p).catch(() => {});
   }
 
   /** Lag of a replica in ms at this moment: an upper bound; null when unknown (counts as too much). */
@@ -224,29 +264,42 @@ export class ReplicaMonitor {
   }
 
   /**
-   * The primary's WAL insert position, read now (after every write the caller has seen complete). Calls
-   * that arrive while a read has not been sent yet share it.
+   * The primary's WAL position, read after this call (so after every write the caller has seen complete),
+   * on a connection of its own. Callers share queries: one in flight, and one that starts when it ends,
+   * which every later caller joins.
    */
   primaryLsnNow(): Promise<bigint> {
-    if (this.lsnRequest && !this.lsnRequestSent) return this.lsnRequest;
-    this.lsnRequestSent = false;
-    const probe = this.probes[0]!;
-    const req = (async () => {
-      await Promise.resolve(); // callers of this same turn share the query
-      this.lsnRequestSent = true;
-      const started = performance.now();
-      const rows = await this.withTimeout(this.run<{ lsn: string }>(probe, 'SELECT pg_current_wal_insert_lsn()::text AS lsn'));
-      const insert = parseLsn(rows[0]?.lsn ?? '');
-      if (insert === null) throw new Error('the primary did not report a WAL position');
-      const lsn = recordEndAt(insert, this.segmentSize);
-      this.lag.recordPrimary(lsn, started);
-      return lsn;
-    })();
-    this.lsnRequest = req;
-    req.catch(() => {}).finally(() => {
-      if (this.lsnRequest === req) this.lsnRequest = null;
+    if (this.lsnNext) return this.lsnNext;
+    if (!this.lsnInFlight) return this.startLsnQuery();
+    const next = this.lsnInFlight.then(() => undefined, () => undefined).then(() => {
+      if (this.lsnNext === next) this.lsnNext = null;
+      return this.startLsnQuery();
     });
-    return req;
+    this.lsnNext = next;
+    return next;
+  }
+
+  private startLsnQuery(): Promise<bigint> {
+    const started = performance.now();
+    const q = (async () => {
+      try {
+        const rows = await this.withTimeout(this.run<{ lsn: string }>(this.lsnProbe, 'SELECT pg_current_wal_insert_lsn()::text AS lsn'));
+        const insert = parseLsn(rows[0]?.lsn ?? '');
+        if (insert === null) throw new Error('the primary did not report a WAL position');
+        const lsn = recordEndAt(insert, this.segmentSize);
+        this.lag.recordPrimary(lsn, started);
+        return lsn;
+      } catch (e) {
+        this.lsnProbe.drop(); // a query stuck on a frozen primary must not hold up the next one
+        throw e;
+      }
+    })();
+    this.lsnInFlight = q;
+    const clear = (): void => {
+      if (this.lsnInFlight === q) this.lsnInFlight = null;
+    };
+    q.then(clear, clear);
+    return q;
   }
 
   /**
@@ -262,8 +315,20 @@ export class ReplicaMonitor {
         list = [];
         this.replayWaiters.set(n, list);
       }
-      list.push({ lsn, resolve, deadline: performance.now() + timeoutMs });
-      if (list.length === 1) void this.pollReplay(n);
+      const w: ReplayWaiter = {
+        lsn,
+        finish: (ok) => {
+          clearTimeout(timer);
+          const l = this.replayWaiters.get(n);
+          const i = l ? l.indexOf(w) : -1;
+          if (l && i >= 0) l.splice(i, 1);
+          resolve(ok);
+        },
+      };
+      // The wait is bounded by its own timer, not by how long a check of the replica takes.
+      const timer = setTimeout(() => w.finish(false), timeoutMs);
+      list.push(w);
+      if (list.length === 1) this.pollReplay(n).catch(() => {});
     });
   }
 
@@ -272,7 +337,6 @@ export class ReplicaMonitor {
     const probe = this.probes.find((p) => p.node === n);
     while (!this.stopped && probe && (this.replayWaiters.get(n)?.length ?? 0) > 0) {
       await this.check(probe);
-      this.expireReplayWaiters(n);
       if ((this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, 2));
     }
   }
@@ -282,29 +346,10 @@ export class ReplicaMonitor {
     if (!list || list.length === 0) return;
     const replayed = n.replayedLsn;
     const ok = n.health !== 'down' && n.inRecovery === true;
-    const keep = list.filter((w) => {
-      if (!ok) {
-        w.resolve(false);
-        return false;
-      }
-      if (replayed !== null && replayed >= w.lsn) {
-        w.resolve(true);
-        return false;
-      }
-      return true;
-    });
-    this.replayWaiters.set(n, keep);
-  }
-
-  private expireReplayWaiters(n: NodeEntry): void {
-    const list = this.replayWaiters.get(n);
-    if (!list) return;
-    const now = performance.now();
-    this.replayWaiters.set(n, list.filter((w) => {
-      if (w.deadline > now) return true;
-      w.resolve(false);
-      return false;
-    }));
+    for (const w of [...list]) {
+      if (!ok) w.finish(false);
+      else if (replayed !== null && replayed >= w.lsn) w.finish(true);
+    }
   }
 
   /** Position as text, for SHOW and logs. */

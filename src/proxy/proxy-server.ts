@@ -149,6 +149,7 @@ export class ProxyServer {
           maxLagMs: this.config.routing.maxLagMs,
           readYourWritesTimeoutMs: this.config.routing.readYourWritesTimeoutMs,
           whenNoReplica: this.config.routing.whenNoReplica,
+          monitorTimeoutMs: this.config.monitor.timeoutMs,
           onRouted: (node, reason) => {
             this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
             this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);

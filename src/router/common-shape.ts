@@ -15,7 +15,7 @@
  * standard_conforming_strings must be on (the caller checks).
  */
 import { scanNumber, scanStandardString } from './sql-lexer.js';
-import { isKnownReadOnly, NOT_A_CALL, SESSION_ADVISORY_LOCKS, type FunctionLookup } from './function-policy.js';
+import { isKnownReadOnly, NOT_A_CALL, SESSION_PINNING_FUNCTIONS, type FunctionLookup } from './function-policy.js';
 import type { QueryClassification, StatementInfo } from './statement-classifier.js';
 
 /** The function policy the fast path applies: the same objects the full path uses. */
@@ -190,7 +190,7 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
     if (c === 40 /* ( */ && wordStart >= 0) {
       if (wordAfterDot) return undefined; // schema-qualified
       const name = sql.slice(wordStart, wordEnd).toLowerCase();
-      if (SESSION_ADVISORY_LOCKS.has(name)) return undefined;
+      if (SESSION_PINNING_FUNCTIONS.has(name)) return undefined;
       if (shape === Shape.Read) {
         if (isWritingFunction(name, policy)) return undefined;
         const lookup = policy.lookup;

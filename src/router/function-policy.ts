@@ -111,13 +111,18 @@ const SYNTAX_BEFORE_PAREN = [
   'value', 'columns', 'ordinality', 'nulls', 'key', 'lateral', 'search', 'cycle', 'depth', 'breadth',
 ];
 
-/** Session-level advisory lock functions: the lock outlives the transaction, so the session stays on the primary. */
-export const SESSION_ADVISORY_LOCKS: ReadonlySet<string> = new Set([
-  'pg_advisory_lock',
-  'pg_advisory_lock_shared',
-  'pg_try_advisory_lock',
-  'pg_try_advisory_lock_shared',
-]);
+/**
+ * Functions whose effect outlives the statement in the backend that ran it, so the session stays on the
+ * primary from then on: session-level advisory locks (the lock is held until released), and setseed()
+ * (the random() sequence that follows belongs to that backend). All of them are writing functions too.
+ */
+export const SESSION_PINNING_FUNCTIONS: ReadonlyMap<string, 'advisory-lock' | 'setseed'> = new Map([
+  ['pg_advisory_lock', 'advisory-lock'],
+  ['pg_advisory_lock_shared', 'advisory-lock'],
+  ['pg_try_advisory_lock', 'advisory-lock'],
+  ['pg_try_advisory_lock_shared', 'advisory-lock'],
+  ['setseed', 'setseed'],
+] as const);
 
 /** Unquoted words that, followed by `(`, are never a function call. */
 export const NOT_A_CALL: ReadonlySet<string> = new Set([

@@ -36,7 +36,7 @@ import {
   functionKey,
   KNOWN_BUILTIN_READ_ONLY_FUNCTIONS,
   parseFunctionName,
-  SESSION_ADVISORY_LOCKS,
+  SESSION_PINNING_FUNCTIONS,
   unknownFunctionCall,
   type FunctionLookup,
   type UnknownFunctionPolicy,
@@ -54,7 +54,7 @@ export type TransactionEffect =
   | 'rollback-to'
   | 'prepare-transaction';
 
-export type PinReason = 'listen' | 'temp-table' | 'advisory-lock' | 'cursor-with-hold' | 'sql-prepare';
+export type PinReason = 'listen' | 'temp-table' | 'advisory-lock' | 'setseed' | 'cursor-with-hold' | 'sql-prepare';
 
 export interface SettingEffect {
   /** Parameter name, lowercased (quoted parts kept as written); dotted names are joined with '.'. */
@@ -525,7 +525,7 @@ function scanQuery(toks: Token[], from: number, to: number, ctx: Ctx, isWith: bo
       const next = k + 1 < to ? toks[k + 1] : undefined;
       if (next !== undefined && isCall(toks, k, to)) {
         const name = t.kind === 'quoted_ident' ? t.text.toLowerCase() : t.text;
-        if (SESSION_ADVISORY_LOCKS.has(name)) pin ??= 'advisory-lock';
+        pin ??= SESSION_PINNING_FUNCTIONS.get(name);
         if (isWritingFunction(name, ctx)) {
           note(`writing-function:${name}`);
         } else if (lookup !== null && unknownFn === undefined) {
@@ -604,19 +604,20 @@ function classifyReadQuery(toks: Token[], from: number, to: number, ctx: Ctx, re
   return s;
 }
 
-/** Adds an advisory-lock pin to a statement that calls a session-level advisory lock function. */
+/** Adds the pin of a statement that calls a session-pinning function (advisory locks, setseed). */
 function withAdvisoryPin(s: StatementInfo, toks: Token[]): StatementInfo {
   if (s.pinsPrimary) return s;
   for (let k = 0; k + 1 < toks.length; k++) {
     const t = toks[k]!;
     if (t.kind === 'keyword_or_ident') {
       const len = t.end - t.start;
-      if (len < 16 || len > 27) continue; // lengths of the session-level lock function names
+      if (len !== 7 && (len < 16 || len > 27)) continue; // lengths of the pinning function names
     } else if (t.kind !== 'quoted_ident') continue;
     if (!isCall(toks, k, toks.length)) continue;
     const name = t.kind === 'quoted_ident' ? t.text.toLowerCase() : t.text;
-    if (SESSION_ADVISORY_LOCKS.has(name)) {
-      s.pinsPrimary = 'advisory-lock';
+    const pin = SESSION_PINNING_FUNCTIONS.get(name);
+    if (pin !== undefined) {
+      s.pinsPrimary = pin;
       return s;
     }
   }

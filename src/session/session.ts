@@ -39,6 +39,8 @@ export interface SessionContext {
   readYourWritesTimeoutMs: number;
   /** routing.when_no_replica. */
   whenNoReplica: 'primary' | 'error';
+  /** monitor.timeout, ms: how long a busy link to a replica taken out may stay silent. */
+  monitorTimeoutMs: number;
   /** Called for each routed unit of work (for stats and tests). */
   onRouted?: (node: string, reason: string) => void;
   /** Called when a read is run again elsewhere because its replica failed before answering. */
@@ -93,6 +95,8 @@ interface Unit {
   forcePrimary?: boolean;
   /** Restores the client's statement registry as it was before this unit was sent (for a re-run). */
   registryUndo?: Array<() => void>;
+  /** A replica this unit failed on: its re-run goes elsewhere. */
+  avoid?: string;
 }
 
 /** A server connection as this session uses it. */
@@ -106,6 +110,8 @@ class ServerLink {
   /** Frames of a replica's answer held back until its first row (see Session.startHold). */
   held: Buffer[] | null = null;
   heldBytes = 0;
+  /** performance.now() when the server last sent something (a frozen server sends nothing). */
+  lastDataAt = performance.now();
 
   constructor(node: NodeEntry, conn: ServerConnection) {
     this.node = node;
@@ -181,6 +187,9 @@ export class Session {
    * replica read raises it to the primary's position first.
    */
   private raiseFloor = false;
+  /** performance.now() when a unit last finished on the primary, and on a replica (see raiseFloorFromPrimary). */
+  private primaryDoneAt = -Infinity;
+  private replicaDoneAt = -Infinity;
 
   constructor(opts: {
     id: number;
@@ -540,9 +549,11 @@ export class Session {
       lsn = await this.ctx.monitor.primaryLsnNow();
     } catch (e) {
       this.log.debug({ err: (e as Error).message }, 'primary position unavailable');
-      // With the primary out, nothing new is written: its last known position covers every write the
-      // session made (reads it saw on a lost replica after that position's sample may be newer).
-      lsn = this.ctx.nodes.primary.health === 'down' ? this.ctx.monitor.lag.primaryLsn : null;
+      // With the primary out, its last known position will do, if it was read after everything this
+      // session saw finished (on the primary or on a replica); else nothing replica-side is safe.
+      const lag = this.ctx.monitor.lag;
+      const fresh = lag.primarySampledAt > Math.max(this.primaryDoneAt, this.replicaDoneAt);
+      lsn = this.ctx.nodes.primary.health === 'down' && fresh ? lag.primaryLsn : null;
       if (lsn === null) return false;
     }
     if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
@@ -589,7 +600,7 @@ export class Session {
       }
       req = this.readRequirement(d);
     }
-    const tried = new Set<string>();
+    const tried = new Set<string>(u.avoid !== undefined ? [u.avoid] : []);
     for (;;) {
       let node = nodes.pickReplica(req, tried);
       if (!node && req.minLsn !== null) {
@@ -604,18 +615,28 @@ export class Session {
       try {
         return await this.connectReplica(node);
       } catch (e) {
-        if (!isUnreachable(e)) throw e;
-        this.ctx.monitor.reportFailure(node, (e as Error).message);
+        // Refused, unreachable, or shutting down / starting up (57P03): try the next one.
+        const notNow = e instanceof ServerStartupError && e.fields.C === SqlState.cannotConnectNow;
+        if (!isUnreachable(e) && !notNow) throw e;
+        this.ctx.monitor.reportUnreachable(node, (e as Error).message);
         this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
       }
     }
     if (this.ctx.whenNoReplica === 'error') throw errors.noReplica(this.noReplicaDetail(req));
-    note(req.minLsn !== null && this.anyReplicaOnlyBehind(req) ? 'fallback-causal' : 'fallback-no-replica');
+    note(this.fallbackReason(req));
     return this.attachPrimary();
   }
 
-  private anyReplicaOnlyBehind(req: ReadRequirement): boolean {
-    return this.ctx.nodes.replicas.some((r) => this.ctx.nodes.ineligibility(r, req) === 'position');
+  /**
+   * Why the primary serves a tagged read: 'fallback-causal' when a replica is only behind the position
+   * the read needs, 'fallback-lag' when one is only past the lag bound, else 'fallback-no-replica'
+   * (all down, disabled or promoted, or none configured).
+   */
+  private fallbackReason(req: ReadRequirement): string {
+    const why = this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req));
+    if (why.includes('position')) return 'fallback-causal';
+    if (why.includes('lag')) return 'fallback-lag';
+    return 'fallback-no-replica';
   }
 
   private noReplicaDetail(req: ReadRequirement): string {
@@ -630,7 +651,10 @@ export class Session {
     const link = await this.connect(node);
     if (this.replica && this.replica !== node) {
       const old = this.links.get(this.replica.endpoint.name);
+      // A switch: replicaFor raised the floor for it already.
+      const raise = this.raiseFloor;
       if (old && !old.busy) this.detach(old);
+      this.raiseFloor = raise;
     }
     if (this.replica !== node) {
       this.replica = node;
@@ -698,7 +722,8 @@ export class Session {
     return link;
   }
 
-  private detach(link: ServerLink): void {
+  /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
+  private detach(link: ServerLink, abort = false): void {
     if (this.links.get(link.name) !== link) return;
     this.links.delete(link.name);
     if (this.replica === link.node) {
@@ -711,7 +736,7 @@ export class Session {
     if (this.lastLink === link) this.lastLink = null;
     if (this.copyLink === link) this.copyLink = null;
     if (this.openBatchLink === link) this.openBatchLink = null;
-    if (link.busy) link.conn.abort();
+    if (link.busy || abort) link.conn.abort();
     else link.conn.close();
   }
 
@@ -905,6 +930,7 @@ export class Session {
   private onServerData(link: ServerLink, chunk: Buffer): void {
     // A link let go (its read runs elsewhere now) may still deliver a late answer: nobody asked for it.
     if (this.state === 'closed' || this.links.get(link.name) !== link) return;
+    link.lastDataAt = performance.now();
     let frames: Frame[];
     try {
       frames = link.conn.reader.push(chunk);
@@ -915,6 +941,7 @@ export class Session {
     const out = new FrameCoalescer();
     let finishedUnit = false;
     let lost: string | null = null;
+    let lostFrame: Buffer | undefined;
     for (const f of frames) {
       const head = link.expect[0];
       if (f.type === Backend.ErrorResponse && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
@@ -925,6 +952,7 @@ export class Session {
         const severity = fields.V ?? fields.S;
         if (severity === 'FATAL' || severity === 'PANIC') {
           lost = `${fields.C ?? ''} ${fields.M ?? 'FATAL'}`.trim();
+          lostFrame = Buffer.from(f.raw);
           break;
         }
       }
@@ -989,7 +1017,8 @@ export class Session {
       if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
     }
     if (lost !== null) {
-      this.onServerLost(link, lost);
+      this.onServerLost(link, lost, lostFrame);
+      if (this.state === 'ready') this.pump();
       return;
     }
     if (finishedUnit) this.pump();
@@ -1090,7 +1119,8 @@ export class Session {
     unit.registryUndo = undefined;
     link.held = null;
     link.expect.length = 0;
-    this.detach(link);
+    this.detach(link, true);
+    unit.avoid = link.name;
     this.units.unshift(unit);
     this.queuedBytes += unit.bytes;
     this.pump();
@@ -1117,6 +1147,8 @@ export class Session {
     const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
     this.txStatus = status;
     this.txLink = status === 'I' ? null : link;
+    if (link.node.role === 'primary') this.primaryDoneAt = performance.now();
+    else this.replicaDoneAt = performance.now();
     if (this.copyLink === link) this.copyLink = null;
     const unit = done?.unit;
     if (!unit || !unit.decision) return;
@@ -1168,27 +1200,52 @@ export class Session {
     if (node.role !== 'replica' || this.state === 'closed') return;
     const link = this.links.get(node.endpoint.name);
     if (!link) return;
-    if (!link.busy && this.txLink !== link) {
-      this.detach(link);
+    if (!link.busy && !this.holdsState(link)) {
+      this.detach(link, true);
       return;
     }
-    this.onServerLost(link, `out of rotation: ${reason}`);
+    // A read whose answer is held can run elsewhere. Anything else is left alone while its server still
+    // sends (a check can time out on a replica that is only slow); if it has sent nothing for a check
+    // timeout, it is treated as lost.
+    const quietMs = performance.now() - link.lastDataAt;
+    const limit = this.ctx.monitorTimeoutMs;
+    if (link.held !== null || quietMs >= limit) {
+      this.onServerLost(link, `out of rotation: ${reason}`);
+      return;
+    }
+    setTimeout(() => {
+      if (this.links.get(link.name) === link && link.busy && performance.now() - link.lastDataAt >= limit) {
+        this.onServerLost(link, `out of rotation, and silent for ${limit} ms: ${reason}`);
+      }
+    }, limit - quietMs + 10).unref();
   }
 
-  private onServerLost(link: ServerLink, why: string): void {
+  /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
+  private holdsState(link: ServerLink): boolean {
+    return this.txLink === link || this.openBatchLink === link || this.copyLink === link;
+  }
+
+  /**
+   * A server connection ended or failed. A replica is checked again at once (one lost backend says little
+   * about the server). A read held on it runs elsewhere; an idle link is let go; a link holding a
+   * transaction, a batch, a COPY or a streaming answer ends the session with the server's own FATAL when
+   * it sent one (`serverError`), else 08006.
+   */
+  private onServerLost(link: ServerLink, why: string, serverError?: Buffer): void {
     if (this.links.get(link.name) !== link || this.state === 'closed') return;
     const inFlight = link.busy;
-    const inTx = this.txLink === link;
-    this.log.warn({ node: link.name, why, inFlight, inTx }, 'server connection lost');
-    if (link.node.role === 'replica') {
-      this.ctx.monitor.reportFailure(link.node, why);
-      // Taking the replica out tells every session, this one included (serverDown): it may have dealt
-      // with this link already.
-      if (this.links.get(link.name) !== link || (this.state as SessionState) === 'closed') return;
+    const holds = this.holdsState(link);
+    this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
+    if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
+    if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
+    this.detach(link, true);
+    if (!inFlight && !holds) return;
+    if (serverError !== undefined && !this.client.destroyed) {
+      this.client.end(serverError);
+      this.close();
+      return;
     }
-    if (link.node.role === 'replica' && inFlight && !inTx && this.retryElsewhere(link)) return;
-    this.detach(link);
-    if (inFlight || inTx) this.fatal(errors.serverLost(link.name, why));
+    this.fatal(errors.serverLost(link.name, why));
   }
 
   // ---------------------------------------------------------------------------------------------------
