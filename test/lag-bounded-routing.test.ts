@@ -127,3 +127,27 @@ t.test('an idle primary: a current replica keeps lag 0 however long nothing is w
   const c = await fx.client({ options: TAGGED });
   t.equal(await onReplica(c), true, 'and tagged reads use it');
 });
+
+t.test('routing.when_no_replica: error refuses tagged reads when no replica is eligible', async (t) => {
+  const fx = await startProxy(t, { replicas: 1, config: { routing: { max_lag: '300ms', when_no_replica: 'error' }, monitor: { interval: '50ms' } } });
+  const writer = keepWriting(fx);
+  try {
+    const c = await fx.client({ options: TAGGED });
+    t.equal(await onReplica(c), true, 'a current replica serves');
+    await fx.cluster.replicas[0]!.pauseReplay();
+    let err: { code?: string; message: string; detail?: string } | null = null;
+    await within(10_000, async () => {
+      err = await c.query('SELECT 1').then(() => null, (e: { code?: string; message: string; detail?: string }) => e);
+      return err !== null;
+    });
+    const e = err as { code?: string; message: string; detail?: string } | null;
+    t.equal(e?.code, '57P03', `refused with 57P03: ${e?.message}`);
+    t.match(e?.detail ?? '', /replica1: lag/, `the detail says why for each replica: ${e?.detail}`);
+    t.equal((await (await fx.client()).query('SELECT pg_is_in_recovery() AS r')).rows[0].r, false, 'untagged sessions are not affected');
+    await fx.cluster.replicas[0]!.resumeReplay();
+    t.ok((await within(10_000, async () => (await c.query('SELECT pg_is_in_recovery() AS r').then((r) => r.rows[0].r as boolean, () => false)))) !== null, 'the same session reads from the replica again once it caught up');
+  } finally {
+    if (fx.cluster.replicas[0]!.replayPaused) await fx.cluster.replicas[0]!.resumeReplay();
+    await writer.stop();
+  }
+});
