@@ -100,7 +100,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     writing_functions: [audit_touch]   # more functions that write (never on a replica)
     read_only_functions: [report_totals, reporting.monthly]  # your functions that only read
     unknown_functions: primary         # any other function: primary (default) or replica
-    max_lag: 1s                        # replicas lagging more serve no reads (hint max_lag=, SET pgsplit.max_lag)
+    max_lag: 1s                        # replicas lagging more serve no reads (also SET pgsplit.max_lag)
     read_your_writes_timeout: 200ms    # after a write, wait this long for a replica to replay it
     when_no_replica: primary           # no eligible replica: primary (default) or error (57P03)
   monitor:
