@@ -7,7 +7,7 @@
  * (LISTEN, a temporary table, a session-level advisory lock, ...) the rest goes to the primary
  * ('pinned:<why>'). `SET pgsplit.route` is not simulated: the session is assumed tagged throughout.
  */
-import { lexSql, type Token } from './sql-lexer.js';
+import { lexSql, metaCommandStart, type Token } from './sql-lexer.js';
 import type { Router } from './router.js';
 import type { QueryClassification } from './statement-classifier.js';
 
@@ -119,22 +119,12 @@ export function splitPsqlScript(text: string): ScriptStatement[] {
     let copyAfter = 0;
     for (;;) {
       const base = buf + sqlPart;
-      const lx = lexSql(base + rest);
-      let bs: Token | undefined;
-      for (const st of lx.statements) {
-        for (const tok of st) {
-          if (tok.start >= base.length && tok.isOperator('\\')) {
-            bs = tok;
-            break;
-          }
-        }
-        if (bs) break;
-      }
-      if (!bs) {
+      const at = metaCommandStart(base + rest, base.length);
+      if (at < 0) {
         sqlPart += rest;
         break;
       }
-      const q = bs.start - base.length;
+      const q = at - base.length;
       sqlPart += rest.slice(0, q);
       const after = rest.slice(q + 1);
       if (after.startsWith(';')) {

@@ -904,3 +904,17 @@ function decodeUnicodeEscapes(s: string, esc: number): string {
   }
   return out;
 }
+
+/**
+ * Offset of the first `\` at or after `from` that is outside literals, quoted identifiers and comments
+ * of `sql` (lexed as a whole, so a literal opened before `from` counts), or -1. In a psql script such a
+ * backslash starts a meta-command.
+ */
+export function metaCommandStart(sql: string, from: number): number {
+  for (const st of lexSql(sql).statements) {
+    for (const tok of st) {
+      if (tok.start >= from && tok.isOperator('\\')) return tok.start;
+    }
+  }
+  return -1;
+}
