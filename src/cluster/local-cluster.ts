@@ -14,6 +14,16 @@ import { LocalNode, claimFreePort, confLines, releasePort, runPostgresTool, runn
 
 export { LocalNode } from './local-node.js';
 
+/**
+ * On a replica, with $1 the primary's pg_current_wal_insert_lsn(): its replay position, and whether it
+ * has replayed that far. An insert position right after a page boundary points past the page header
+ * (24 or 40 bytes), while replay stops at the boundary itself; that gap counts as caught up.
+ */
+export const REPLAYED_UP_TO_SQL = `SELECT r::text AS replayed,
+        coalesce(pg_wal_lsn_diff($1::pg_lsn, r) <= 0
+          OR (pg_wal_lsn_diff($1::pg_lsn, r) <= 40 AND pg_wal_lsn_diff(r, '0/0') % 8192 = 0), false) AS ok
+   FROM (SELECT pg_last_wal_replay_lsn() AS r) s`;
+
 const execFileAsync = promisify(execFile);
 
 /** A login role created on the primary (and so present on every replica), authenticated with `method`. */
@@ -296,15 +306,7 @@ export class LocalCluster {
         let last = 'unknown';
         await waitUntil(
           async () => {
-            const [state] = await replica.query<{ replayed: string | null; ok: boolean }>(
-              // An insert position right after a page boundary points past the page header (24 or 40
-              // bytes), while replay stops at the boundary itself; treat that gap as caught up.
-              `SELECT r::text AS replayed,
-                      coalesce(pg_wal_lsn_diff($1::pg_lsn, r) <= 0
-                        OR (pg_wal_lsn_diff($1::pg_lsn, r) <= 40 AND pg_wal_lsn_diff(r, '0/0') % 8192 = 0), false) AS ok
-                 FROM (SELECT pg_last_wal_replay_lsn() AS r) s`,
-              [target],
-            );
+            const [state] = await replica.query<{ replayed: string | null; ok: boolean }>(REPLAYED_UP_TO_SQL, [target]);
             last = state?.replayed ?? 'none';
             return state?.ok === true;
           },
