@@ -14,8 +14,8 @@
  *
  * standard_conforming_strings must be on (the caller checks).
  */
-import { scanNumber, scanStandardString } from './sql-lexer.js';
-import { isKnownReadOnly, NOT_A_CALL, SESSION_PINNING_FUNCTIONS, type FunctionLookup } from './function-policy.js';
+import { CHAR_CLASS, C_DIGIT, C_IDSTART, C_OP, C_PUNCT, C_SPACE, IDENT_CONT, scanNumber, scanStandardString } from './sql-lexer.js';
+import { isKnownReadOnly, isWritingFunction, NOT_A_CALL, SESSION_PINNING_FUNCTIONS, type FunctionLookup } from './function-policy.js';
 import type { QueryClassification, StatementInfo } from './statement-classifier.js';
 
 /** The function policy the fast path applies: the same objects the full path uses. */
@@ -26,24 +26,21 @@ export interface CommonShapePolicy {
   lookup: FunctionLookup | null;
 }
 
-// Character classes for codes below 128 (anything from 128 up ends the fast path).
-const SPACE = 1;
-const IDSTART = 2;
-const DIGIT = 4;
-const OP = 8;
-const PUNCT = 16;
-const CLASS = new Uint8Array(128);
-for (const c of [32, 9, 10, 11, 12, 13]) CLASS[c] = SPACE;
-for (let c = 65; c <= 90; c++) CLASS[c] = IDSTART;
-for (let c = 97; c <= 122; c++) CLASS[c] = IDSTART;
-CLASS[95] = IDSTART; // _
-for (let c = 48; c <= 57; c++) CLASS[c] = DIGIT;
-// `-` and `/` are operators too; the operator loop gives up where they start a comment (`--`, `/*`).
-for (const ch of '~!@#^&|`?+*%<>=-/') CLASS[ch.charCodeAt(0)] = OP;
-for (const ch of '(),[]:') CLASS[ch.charCodeAt(0)] = PUNCT;
+/** The lexer's class of a character (C_* bit flags), 0 from code 128 up: anything non-ASCII ends the fast path. */
+function classOf(c: number): number {
+  return c < 128 ? CHAR_CLASS[c]! : 0;
+}
 
-const IDENT_CONT = new Uint8Array(128);
-for (let c = 0; c < 128; c++) if ((CLASS[c]! & (IDSTART | DIGIT)) !== 0 || c === 36 /* $ */) IDENT_CONT[c] = 1;
+/** Offset just past the ASCII identifier characters from `i`, or -1 at a non-ASCII one (the full path decides). */
+function asciiWordEnd(sql: string, i: number): number {
+  const n = sql.length;
+  for (; i < n; i++) {
+    const c = sql.charCodeAt(i);
+    if (c >= 128) return -1;
+    if (IDENT_CONT[c] === 0) break;
+  }
+  return i;
+}
 
 const enum Shape {
   Read,
@@ -101,12 +98,6 @@ function isReadStopWord(sql: string, start: number, end: number): boolean {
   }
 }
 
-function isWritingFunction(name: string, policy: CommonShapePolicy): boolean {
-  if (policy.fns.has(name)) return true;
-  for (const p of policy.prefixes) if (name.startsWith(p)) return true;
-  return false;
-}
-
 /**
  * The full path's classification of `sql`, when `sql` has one of the common shapes; otherwise undefined.
  * Never throws.
@@ -114,23 +105,12 @@ function isWritingFunction(name: string, policy: CommonShapePolicy): boolean {
 export function classifyCommonShape(sql: string, policy: CommonShapePolicy): QueryClassification | undefined {
   const n = sql.length;
   let i = 0;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
-    if (c >= 128 || CLASS[c] !== SPACE) break;
-    i++;
-  }
+  while (i < n && classOf(sql.charCodeAt(i)) === C_SPACE) i++;
   // The first word decides the shape.
   const first = i;
-  if (i >= n) return undefined;
-  const c0 = sql.charCodeAt(i);
-  if (c0 >= 128 || CLASS[c0] !== IDSTART) return undefined;
-  i++;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
-    if (c >= 128) return undefined;
-    if (IDENT_CONT[c] === 0) break;
-    i++;
-  }
+  if (i >= n || classOf(sql.charCodeAt(i)) !== C_IDSTART) return undefined;
+  i = asciiWordEnd(sql, i + 1);
+  if (i < 0) return undefined;
   const lead = leadingWord(sql, first, i);
   if (lead === undefined) return undefined;
   const shape = lead.shape;
@@ -148,8 +128,8 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
   while (i < n) {
     const c = sql.charCodeAt(i);
     if (c >= 128) return undefined;
-    const cls = CLASS[c]!;
-    if (cls === SPACE) {
+    const cls = CHAR_CLASS[c]!;
+    if (cls === C_SPACE) {
       i++;
       continue;
     }
@@ -157,20 +137,15 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
       // Only a trailing `;` (then nothing but whitespace) outside parentheses: one statement.
       if (depth > 0) return undefined;
       let k = i + 1;
-      while (k < n && sql.charCodeAt(k) < 128 && CLASS[sql.charCodeAt(k)] === SPACE) k++;
+      while (k < n && classOf(sql.charCodeAt(k)) === C_SPACE) k++;
       if (k < n) return undefined;
       break;
     }
     onlyWord = false;
-    if (cls === IDSTART) {
+    if (cls === C_IDSTART) {
       const start = i;
-      i++;
-      while (i < n) {
-        const d = sql.charCodeAt(i);
-        if (d >= 128) return undefined;
-        if (IDENT_CONT[d] === 0) break;
-        i++;
-      }
+      i = asciiWordEnd(sql, i + 1);
+      if (i < 0) return undefined;
       if (i < n) {
         const d = sql.charCodeAt(i);
         // A word right before a quote: a prefixed string (E'', B'', X'', N'') when it is one of those
@@ -199,7 +174,7 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
     }
     wordStart = -1;
     afterDot = false;
-    if (cls === DIGIT || (c === 46 /* . */ && i + 1 < n && (CLASS[sql.charCodeAt(i + 1)] ?? 0) === DIGIT)) {
+    if (cls === C_DIGIT || (c === 46 /* . */ && i + 1 < n && classOf(sql.charCodeAt(i + 1)) === C_DIGIT)) {
       i = scanNumber(sql, i);
       lastEnd = i;
       continue;
@@ -213,17 +188,17 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
     }
     if (c === 36 /* $ */) {
       // $n; anything else is a dollar quote or stray `$`
-      if (!(i + 1 < n && (CLASS[sql.charCodeAt(i + 1)] ?? 0) === DIGIT)) return undefined;
+      if (!(i + 1 < n && classOf(sql.charCodeAt(i + 1)) === C_DIGIT)) return undefined;
       i += 2;
-      while (i < n && (CLASS[sql.charCodeAt(i)] ?? 0) === DIGIT) i++;
+      while (i < n && classOf(sql.charCodeAt(i)) === C_DIGIT) i++;
       lastEnd = i;
       continue;
     }
-    if (cls === OP) {
+    if ((cls & C_OP) !== 0) {
       // An operator run; `--` or `/*` anywhere in it starts a comment.
       while (i < n) {
         const d = sql.charCodeAt(i);
-        if (d >= 128 || CLASS[d] !== OP) break;
+        if ((classOf(d) & C_OP) === 0) break;
         if ((d === 45 || d === 47) && i + 1 < n) {
           const e = sql.charCodeAt(i + 1);
           if ((d === 45 && e === 45) || (d === 47 && e === 42)) return undefined;
@@ -233,16 +208,17 @@ export function classifyCommonShape(sql: string, policy: CommonShapePolicy): Que
       lastEnd = i;
       continue;
     }
-    if (cls === PUNCT) {
-      if (c === 40 /* ( */) depth++;
-      else if (c === 41 /* ) */ && depth > 0) depth--;
+    // `.` before the other punctuation: it makes the next word qualified.
+    if (c === 46 /* . */) {
+      if (i + 1 < n && sql.charCodeAt(i + 1) === 46) return undefined; // `..`
+      afterDot = true;
       i++;
       lastEnd = i;
       continue;
     }
-    if (c === 46 /* . */) {
-      if (i + 1 < n && sql.charCodeAt(i + 1) === 46) return undefined; // `..`
-      afterDot = true;
+    if (cls === C_PUNCT) {
+      if (c === 40 /* ( */) depth++;
+      else if (c === 41 /* ) */ && depth > 0) depth--;
       i++;
       lastEnd = i;
       continue;

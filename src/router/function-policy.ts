@@ -112,6 +112,16 @@ const SYNTAX_BEFORE_PAREN = [
 ];
 
 /**
+ * True when the lowercase bare function `name` is writing under a list of names and of name prefixes
+ * (DEFAULT_WRITING_FUNCTIONS / _PREFIXES in ./statement-classifier.ts, plus routing.writing_functions).
+ */
+export function isWritingFunction(name: string, list: { fns: ReadonlySet<string>; prefixes: readonly string[] }): boolean {
+  if (list.fns.has(name)) return true;
+  for (const p of list.prefixes) if (name.startsWith(p)) return true;
+  return false;
+}
+
+/**
  * Functions whose effect outlives the statement in the backend that ran it, so the session stays on the
  * primary from then on: session-level advisory locks (the lock is held until released), and setseed()
  * (the random() sequence that follows belongs to that backend). All of them are writing functions too.

@@ -194,17 +194,21 @@ const COLON = 58;
 const EQUALS = 61;
 const BACKSLASH = 92;
 
-// Character classes for codes below 128; every code from 128 up (any non-ASCII UTF-16 unit) is an
-// identifier character, as the server treats every high-bit byte.
-const C_SPACE = 1;
-const C_IDSTART = 2;
-const C_DIGIT = 4;
-const C_OP = 8;
-const C_PUNCT = 16;
+// Character classes for codes below 128 (bit flags in CHAR_CLASS); every code from 128 up (any
+// non-ASCII UTF-16 unit) is an identifier character, as the server treats every high-bit byte.
+export const C_SPACE = 1;
+export const C_IDSTART = 2;
+export const C_DIGIT = 4;
+/** Operator characters: `~!@#^&|\`?+-*\/%<>=`. */
+export const C_OP = 8;
+/** Punctuation: `( ) , ; [ ] . :`. */
+export const C_PUNCT = 16;
 /** Operator characters that allow a multi-character operator to end in `+` or `-`. */
 const C_OPSPECIAL = 32;
 
 const CLASS = new Uint8Array(128);
+/** The classes (C_*) of the codes below 128; shared with the classifier's fast path (./common-shape.ts). */
+export const CHAR_CLASS: Readonly<Uint8Array> = CLASS;
 for (const c of [SPACE, TAB, LF, VT, FF, CR]) CLASS[c] = C_SPACE;
 for (let c = 65; c <= 90; c++) CLASS[c] = C_IDSTART;
 for (let c = 97; c <= 122; c++) CLASS[c] = C_IDSTART;
@@ -215,7 +219,7 @@ for (const ch of '~!@#^&|`?%') CLASS[ch.charCodeAt(0)] = C_OP | C_OPSPECIAL;
 for (const ch of '(),;[].:') CLASS[ch.charCodeAt(0)] = C_PUNCT;
 
 /** 1 for the characters that continue an identifier (letters, digits, `_`, `$`), for codes below 128. */
-const IDENT_CONT = new Uint8Array(128);
+export const IDENT_CONT = new Uint8Array(128);
 for (let c = 0; c < 128; c++) if ((CLASS[c]! & (C_IDSTART | C_DIGIT)) !== 0 || c === DOLLAR) IDENT_CONT[c] = 1;
 
 function isIdentStart(c: number): boolean {

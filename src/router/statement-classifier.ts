@@ -34,6 +34,7 @@ import { parseRouteHints, type RouteHints } from './route-hint.js';
 import { classifyCommonShape } from './common-shape.js';
 import {
   functionKey,
+  isWritingFunction,
   KNOWN_BUILTIN_READ_ONLY_FUNCTIONS,
   parseFunctionName,
   SESSION_PINNING_FUNCTIONS,
@@ -316,10 +317,7 @@ export function isWritingFunctionName(
   fns: ReadonlySet<string> = DEFAULT_WRITING_FUNCTIONS,
   prefixes: readonly string[] = DEFAULT_WRITING_FUNCTION_PREFIXES,
 ): boolean {
-  const lower = name.toLowerCase();
-  if (fns.has(lower)) return true;
-  for (const p of prefixes) if (lower.startsWith(p)) return true;
-  return false;
+  return isWritingFunction(name.toLowerCase(), { fns, prefixes });
 }
 
 /**
@@ -583,12 +581,6 @@ function isLockingStrength(toks: Token[], k: number, to: number): boolean {
   const b = k + 1 < to ? toks[k + 1] : undefined;
   if (a.is('key')) return b !== undefined && b.is('share');
   if (a.is('no')) return b !== undefined && b.is('key') && k + 2 < to && toks[k + 2]!.is('update');
-  return false;
-}
-
-function isWritingFunction(name: string, ctx: Ctx): boolean {
-  if (ctx.fns.has(name)) return true;
-  for (const p of ctx.prefixes) if (name.startsWith(p)) return true;
   return false;
 }
 
