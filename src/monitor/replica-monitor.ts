@@ -1,20 +1,12 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { PgsplitConfig } from '../config/config.js';
 import type { NodeEntry, ServerNodes } from '../server/server-nodes.js';
 import { LagTracker } from './lag-tracker.js';
-import { formatLsn, parseLsn, recordEndAt } from './lsn.js';
+import { parseLsn, recordEndAt } from './lsn.js';
 
-/** monitor.* in the config. */
-export interface MonitorOptions {
-  /** Time between two checks of a server, ms (monitor.interval_ms; default 100). */
-  intervalMs: number;
-  /** A check (connect or query) that takes longer fails: the server is taken out (monitor.timeout_ms; default 1000). */
-  timeoutMs: number;
-  /** Consecutive passed checks a server that was taken out needs to be put back (monitor.rise; default 3). */
-  rise: number;
-}
-
-export const DEFAULT_MONITOR_OPTIONS: Readonly<MonitorOptions> = Object.freeze({ intervalMs: 100, timeoutMs: 1000, rise: 3 });
+/** monitor.interval / timeout / rise from the config, in ms and checks (defaults in DEFAULT_CONFIG). */
+export type MonitorOptions = PgsplitConfig['monitor'];
 
 // One query for every server: a replica answers with its received and replayed positions, a primary
 // with its current one. The CASE keeps pg_current_wal_insert_lsn() from running during recovery, where
@@ -119,6 +111,21 @@ export class ReplicaMonitor {
     await Promise.all(this.probes.map((p) => this.check(p)));
   }
 
+  /**
+   * Checks until every reachable replica's lag is known, for at most monitor.timeout: at startup a
+   * replica still replaying what came before the primary's first sample has an unknown lag (too much),
+   * and would get no reads until the next checks, although it is a few milliseconds behind.
+   */
+  async warmUp(): Promise<void> {
+    const deadline = performance.now() + this.opts.timeoutMs;
+    await this.checkNow();
+    const unknown = (): boolean => this.nodes.replicas.some((r) => r.health === 'up' && r.inRecovery === true && this.lagMs(r) === null);
+    while (unknown() && !this.stopped && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      await this.checkNow();
+    }
+  }
+
   private tick(): void {
     for (const p of this.probes) this.check(p).catch((e: unknown) => this.log.error({ err: String(e) }, 'monitor check failed unexpectedly'));
   }
@@ -192,9 +199,7 @@ export class ReplicaMonitor {
   }
 
   private passed(n: NodeEntry, row: CheckRow, started: number): void {
-    const now = performance.now();
     n.inRecovery = row.in_recovery;
-    n.sampledAt = now;
     if (n.role === 'primary') {
       const insert = row.current === null ? null : parseLsn(row.current);
       const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
@@ -350,10 +355,5 @@ export class ReplicaMonitor {
       if (!ok) w.finish(false);
       else if (replayed !== null && replayed >= w.lsn) w.finish(true);
     }
-  }
-
-  /** Position as text, for SHOW and logs. */
-  static format(lsn: bigint): string {
-    return formatLsn(lsn);
   }
 }

@@ -84,8 +84,8 @@ export class ProxyServer {
         resolve();
       });
     });
-    // One round of checks first, so that the first tagged sessions can already use the replicas.
-    await this.monitor.checkNow();
+    // Checks first, so that the first tagged sessions can already use the replicas.
+    await this.monitor.warmUp();
     this.monitor.start();
     this.state = 'listening';
     const addr = this.server.address() as net.AddressInfo;

@@ -24,8 +24,6 @@ export interface NodeEntry {
   /** Replica: WAL received and replayed at the last check. */
   receivedLsn: bigint | null;
   replayedLsn: bigint | null;
-  /** performance.now() of the last passed check. */
-  sampledAt: number;
 }
 
 /** What a read needs of a replica: lag at most `maxLagMs`, and (read-your-writes) replayed at least `minLsn`. */
@@ -40,7 +38,7 @@ export type LagSource = (n: NodeEntry) => number | null;
 function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica'): NodeEntry {
   return {
     endpoint, role, sessions: 0, disabled: false, health: 'unknown', failReason: null, okStreak: 0,
-    inRecovery: null, promoted: false, receivedLsn: null, replayedLsn: null, sampledAt: -Infinity,
+    inRecovery: null, promoted: false, receivedLsn: null, replayedLsn: null,
   };
 }
 

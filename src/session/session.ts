@@ -567,10 +567,10 @@ export class Session {
    * move to another qualifying replica (raising the floor first, so reads never go back in time), or
    * wait for one; else the primary (or an error, routing.when_no_replica: error).
    */
-  private async replicaFor(u: Unit): Promise<ServerLink> {
-    const d = u.decision;
+  private async replicaFor(u: Unit | undefined): Promise<ServerLink> {
+    const d = u?.decision;
     const note = (reason: string): void => {
-      if (d) u.decision = { ...d, reason };
+      if (u && d) u.decision = { ...d, reason };
     };
     if (this.raiseFloor) {
       if (!(await this.raiseFloorFromPrimary())) {
@@ -600,7 +600,7 @@ export class Session {
       }
       req = this.readRequirement(d);
     }
-    const tried = new Set<string>(u.avoid !== undefined ? [u.avoid] : []);
+    const tried = new Set<string>(u?.avoid !== undefined ? [u.avoid] : []);
     for (;;) {
       let node = nodes.pickReplica(req, tried);
       if (!node && req.minLsn !== null) {
@@ -700,8 +700,7 @@ export class Session {
    * so falling back is safe.
    */
   private async attachFor(role: 'primary' | 'replica', u?: Unit): Promise<ServerLink> {
-    if (role === 'replica') return this.replicaFor(u ?? { kind: 'simple', frames: [], complete: true, queries: [], bytes: 0 });
-    return this.attachPrimary();
+    return role === 'replica' ? this.replicaFor(u) : this.attachPrimary();
   }
 
   private async connect(node: NodeEntry): Promise<ServerLink> {
