@@ -1,27 +1,48 @@
 /**
- * Collects frames to forward and writes adjacent ones as one buffer: frames cut from the same chunk sit
- * next to each other in memory, so a run of DataRows becomes a single write without copying.
+ * Collects the byte ranges to forward and writes adjacent ones as one buffer: messages cut from the same
+ * chunk sit next to each other in memory, so a run of DataRows becomes a single write without copying,
+ * and a chunk forwarded whole is written as the chunk itself.
  */
 export class FrameCoalescer {
   private parts: Buffer[] = [];
-  private run: Buffer | null = null;
+  private buf: Buffer | null = null;
+  private start = 0;
+  private end = 0;
 
-  add(raw: Buffer): void {
-    const r = this.run;
-    if (r !== null && r.buffer === raw.buffer && r.byteOffset + r.length === raw.byteOffset) {
-      this.run = Buffer.from(r.buffer, r.byteOffset, r.length + raw.length);
+  /** Adds bytes [start, end) of `buf`. */
+  addRange(buf: Buffer, start: number, end: number): void {
+    if (this.buf === buf && this.end === start) {
+      this.end = end;
       return;
     }
-    if (r !== null) this.parts.push(r);
-    this.run = raw;
+    this.flush();
+    this.buf = buf;
+    this.start = start;
+    this.end = end;
+  }
+
+  /** Adds a whole buffer (a copy or a view). */
+  add(raw: Buffer): void {
+    this.addRange(raw, 0, raw.length);
+  }
+
+  private flush(): void {
+    const b = this.buf;
+    if (b === null) return;
+    this.parts.push(this.start === 0 && this.end === b.length ? b : b.subarray(this.start, this.end));
+    this.buf = null;
+  }
+
+  /** True when nothing was added since the last take(). */
+  get empty(): boolean {
+    return this.buf === null && this.parts.length === 0;
   }
 
   /** Takes the collected buffers (empty when nothing was added). */
   take(): Buffer[] {
-    if (this.run !== null) this.parts.push(this.run);
+    this.flush();
     const out = this.parts;
     this.parts = [];
-    this.run = null;
     return out;
   }
 }

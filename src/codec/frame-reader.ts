@@ -10,15 +10,23 @@ export interface Frame {
 
 /**
  * Splits a byte stream into PostgreSQL messages by type and length only. Bodies are never copied when a
- * message arrives within one chunk (frames are views into the chunk), so result rows pass through without
- * being parsed; only a message split across chunks is assembled. The declared length is checked against
- * `maxMessageSize` before anything is buffered, so a client cannot make pgsplit hold a huge message.
+ * message arrives within one chunk, so result rows pass through without being parsed; only a message
+ * split across chunks is assembled. The declared length is checked against `maxMessageSize` before
+ * anything is buffered, so a client cannot make pgsplit hold a huge message.
+ *
+ * Two ways to read: {@link push} returns Frame objects (views into the chunk), for the few messages
+ * whose bodies matter; the cursor ({@link feed}, then {@link next} until it returns -1) allocates
+ * nothing per message, for the relay path where most messages are forwarded by position alone.
  */
 export class FrameReader {
   private pending: Buffer | null = null;
   /** True while reading untyped startup messages (length first, no type byte). */
   startupPhase: boolean;
   private readonly maxMessageSize: number;
+  /** Cursor state: the buffer being read, and where the message last returned by next() lies in it. */
+  buf: Buffer = EMPTY;
+  start = 0;
+  end = 0;
 
   constructor(opts: { maxMessageSize: number; startupPhase?: boolean }) {
     this.maxMessageSize = opts.maxMessageSize;
@@ -30,41 +38,74 @@ export class FrameReader {
     return this.pending?.length ?? 0;
   }
 
-  /**
-   * Returns the complete frames in `chunk` (plus any held-back prefix). Throws a PgsplitError for a
-   * length that is impossible or over the limit; the caller answers with it and closes.
-   */
-  push(chunk: Buffer): Frame[] {
-    let buf = chunk;
+  /** Starts reading `chunk` (after any held-back prefix) with the cursor. */
+  feed(chunk: Buffer): void {
     if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk]);
+      this.buf = Buffer.concat([this.pending, chunk]);
       this.pending = null;
+    } else {
+      this.buf = chunk;
     }
-    const frames: Frame[] = [];
-    let off = 0;
+    this.start = 0;
+    this.end = 0;
+  }
+
+  /**
+   * Advances to the next complete message of the fed chunk and returns its type byte (0 in the startup
+   * phase), or -1 when no complete message is left; the incomplete rest is then kept for the next feed.
+   * The message lies at [start, end) in `buf`. Throws a PgsplitError for a length that is impossible or
+   * over the limit; the caller answers with it and closes.
+   */
+  next(): number {
+    const buf = this.buf;
+    const off = this.end;
     const n = buf.length;
-    while (off < n) {
-      if (this.startupPhase) {
-        if (n - off < 4) break;
-        const len = buf.readInt32BE(off);
+    if (this.startupPhase) {
+      // Only one startup-phase message is read at a time: the caller decides whether the next is typed.
+      if (off === 0 && n >= 4) {
+        const len = buf.readInt32BE(0);
         if (len < 8 || len > 10000) throw errors.startupTooShort(len);
-        if (n - off < len) break;
-        frames.push({ type: 0, payload: buf.subarray(off + 4, off + len), raw: buf.subarray(off, off + len) });
-        off += len;
-        // Only one startup-phase message is read at a time: the caller decides whether the next is typed.
-        break;
+        if (n >= len) {
+          this.start = 0;
+          this.end = len;
+          return 0;
+        }
       }
-      if (n - off < 5) break;
-      const type = buf[off] as number;
-      const len = buf.readInt32BE(off + 1);
-      if (len < 4) throw errors.invalidMessageLength(String.fromCharCode(type), len);
-      if (len > this.maxMessageSize) throw errors.messageTooLarge(String.fromCharCode(type), len + 1, this.maxMessageSize);
-      const end = off + 1 + len;
-      if (end > n) break;
-      frames.push({ type, payload: buf.subarray(off + 5, end), raw: buf.subarray(off, end) });
-      off = end;
+      return this.stop(off);
     }
-    if (off < n) this.pending = off === 0 ? Buffer.from(buf) : Buffer.from(buf.subarray(off));
+    if (n - off < 5) return this.stop(off);
+    const type = buf[off] as number;
+    const len = buf.readInt32BE(off + 1);
+    if (len < 4) throw errors.invalidMessageLength(String.fromCharCode(type), len);
+    if (len > this.maxMessageSize) throw errors.messageTooLarge(String.fromCharCode(type), len + 1, this.maxMessageSize);
+    const end = off + 1 + len;
+    if (end > n) return this.stop(off);
+    this.start = off;
+    this.end = end;
+    return type;
+  }
+
+  private stop(off: number): number {
+    const buf = this.buf;
+    if (off < buf.length) this.pending = off === 0 ? Buffer.from(buf) : Buffer.from(buf.subarray(off));
+    this.buf = EMPTY;
+    this.start = 0;
+    this.end = 0;
+    return -1;
+  }
+
+  /** The message the cursor is on, as a Frame (views into the chunk, no copy). */
+  frame(type: number): Frame {
+    const header = this.startupPhase ? 4 : 5;
+    return { type, payload: this.buf.subarray(this.start + header, this.end), raw: this.buf.subarray(this.start, this.end) };
+  }
+
+  /** Returns the complete frames in `chunk` (plus any held-back prefix); throws as {@link next} does. */
+  push(chunk: Buffer): Frame[] {
+    this.feed(chunk);
+    const frames: Frame[] = [];
+    for (let t = this.next(); t >= 0; t = this.startupPhase ? -1 : this.next()) frames.push(this.frame(t));
+    if (this.startupPhase && this.buf !== EMPTY) this.stop(this.end);
     return frames;
   }
 
@@ -75,3 +116,5 @@ export class FrameReader {
     return p;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -1,5 +1,8 @@
+import { classifyCommonShape, type CommonShapePolicy } from './common-shape.js';
 import {
   classifyQuery,
+  classifyQueryFully,
+  commonShapePolicy,
   functionPolicyOptions,
   type ClassifyOptions,
   type QueryClassification,
@@ -32,6 +35,9 @@ export interface RouteContext {
    */
   clientEncoding?: string;
 }
+
+/** Texts up to this length try the classifier's fast path before the cache. */
+const FAST_FIRST_MAX = 512;
 
 const AMBIGUOUS_ENCODINGS = new Set(['SJIS', 'SHIFT_JIS_2004', 'BIG5', 'GBK', 'GB18030', 'UHC', 'JOHAB']);
 
@@ -66,11 +72,13 @@ export class Router {
   private older = new Map<string, QueryClassification>();
   private readonly cacheSize: number;
   private readonly classifyOptions: ClassifyOptions;
+  private readonly policy: CommonShapePolicy;
 
   /** Throws an Error for a function name that does not parse (resolveConfig has checked config values). */
   constructor(opts: RouterOptions = {}) {
     this.cacheSize = opts.cacheSize ?? 5000;
     this.classifyOptions = functionPolicyOptions(opts);
+    this.policy = commonShapePolicy(this.classifyOptions);
   }
 
   /** Classifies a query string, remembering recent texts (prepared statements and ORMs repeat them). */
@@ -79,10 +87,17 @@ export class Router {
       // Rare (a legacy setting): classified each time, never cached beside the standard reading.
       return classifyQuery(sql, { ...this.classifyOptions, standardConformingStrings: false });
     }
+    // A short statement of a common shape is classified faster than it is hashed and looked up, and
+    // caching it would evict the long texts the cache is for (pgbench -M simple sends each text once).
+    const short = sql.length <= FAST_FIRST_MAX;
+    if (short) {
+      const fast = classifyCommonShape(sql, this.policy);
+      if (fast !== undefined) return fast;
+    }
     const hit = this.cache.get(sql);
     if (hit) return hit;
     const old = this.older.get(sql);
-    const c = old ?? classifyQuery(sql, this.classifyOptions);
+    const c = old ?? (short ? classifyQueryFully(sql, this.classifyOptions) : classifyQuery(sql, this.classifyOptions));
     if (sql.length <= 16384) {
       if (this.cache.size >= this.cacheSize / 2) {
         this.older = this.cache;

@@ -31,7 +31,7 @@
  */
 import { lexSql, type Token } from './sql-lexer.js';
 import { parseRouteHints, type RouteHints } from './route-hint.js';
-import { classifyCommonShape } from './common-shape.js';
+import { classifyCommonShape, type CommonShapePolicy } from './common-shape.js';
 import {
   functionKey,
   isWritingFunction,
@@ -334,7 +334,12 @@ export function classifyQuery(sql: string, options?: ClassifyOptions): QueryClas
   return classifyLexed(sql, scs, ctx);
 }
 
-/** The full path of classifyQuery (lexer and statement rules), without the fast path: for tests. */
+/** The function policy of an option set in the form the fast path takes (make it once, use it often). */
+export function commonShapePolicy(options?: ClassifyOptions): CommonShapePolicy {
+  return makeCtx('', options);
+}
+
+/** The full path of classifyQuery (lexer and statement rules), without the fast path. */
 export function classifyQueryFully(sql: string, options?: ClassifyOptions): QueryClassification {
   return classifyLexed(sql, options?.standardConformingStrings !== false, makeCtx(sql, options));
 }

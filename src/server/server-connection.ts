@@ -45,6 +45,13 @@ export class ServerConnection {
   readonly parameters = new Map<string, string>();
   backendPid = 0;
   backendSecret = 0;
+  /**
+   * Receives what the server sends. The chunk is a view of a buffer reused for the next read: whoever
+   * keeps a reference past the call (a client write the kernel did not take at once) calls
+   * {@link retainChunk} first. Reading into one buffer spares an allocation per read on the relay path.
+   */
+  onData: (chunk: Buffer) => void = () => {};
+  private readBuffer: Buffer | null = null;
 
   private constructor(target: ServerTarget, socket: net.Socket) {
     this.target = target;
@@ -60,9 +67,23 @@ export class ServerConnection {
    */
   static connect(target: ServerTarget, params: Record<string, string>, timeoutMs: number): Promise<ServerConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: target.host, port: target.port });
+      // Node asks for the first read buffer while connecting, before `conn` exists.
+      let conn: ServerConnection | null = null;
+      let firstBuffer: Buffer | null = null;
+      const socket = net.connect({
+        host: target.host,
+        port: target.port,
+        onread: {
+          buffer: () => (conn !== null ? conn.nextReadBuffer() : (firstBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE))),
+          callback: (n: number, buf: Uint8Array) => {
+            (conn as ServerConnection).onData((buf as Buffer).subarray(0, n));
+            return true;
+          },
+        },
+      });
       socket.setNoDelay(true);
-      const conn = new ServerConnection(target, socket);
+      conn = new ServerConnection(target, socket);
+      conn.readBuffer = firstBuffer;
       const user = target.user ?? params.user ?? '';
       const startupParams: Record<string, string> = { ...params, user };
       let scram: ScramClientSession | null = null;
@@ -74,7 +95,7 @@ export class ServerConnection {
         settled = true;
         clearTimeout(timer);
         conn.state = 'closed';
-        socket.removeAllListeners('data');
+        conn.onData = () => {};
         socket.destroy();
         reject(err);
       };
@@ -128,7 +149,7 @@ export class ServerConnection {
             settled = true;
             clearTimeout(timer);
             conn.state = 'ready';
-            socket.removeListener('data', onData);
+            conn.onData = () => {};
             socket.removeListener('error', onError);
             socket.removeListener('close', onClose);
             resolve(conn);
@@ -152,10 +173,19 @@ export class ServerConnection {
       const onError = (e: Error) => fail(errors.serverUnavailable(target.name, e.message));
       const onClose = () => fail(errors.serverUnavailable(target.name, 'the server closed the connection during startup'));
       socket.on('connect', () => socket.write(serialize.startup(startupParams)));
-      socket.on('data', onData);
+      conn.onData = onData;
       socket.on('error', onError);
       socket.on('close', onClose);
     });
+  }
+
+  /** The last chunk passed to onData stays referenced: the next read goes into a new buffer. */
+  retainChunk(): void {
+    this.readBuffer = null;
+  }
+
+  private nextReadBuffer(): Buffer {
+    return (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE));
   }
 
   /** Asks the server to cancel whatever this connection is running (a separate short connection). */
@@ -185,6 +215,9 @@ export class ServerConnection {
     if (!this.socket.destroyed) this.socket.end(serialize.end());
   }
 }
+
+/** As much as one read takes (libuv's own read size for a stream). */
+const READ_BUFFER_SIZE = 64 * 1024;
 
 /** True for errors meaning "this server could not be reached", as opposed to the server refusing us. */
 export function isUnreachable(e: unknown): boolean {

@@ -76,6 +76,11 @@ const HOLDABLE = new Set<number>([
 /** At most this much is held back per unit; past it the answer streams and can no longer be re-run. */
 const HOLD_LIMIT = 64 * 1024;
 
+/** Server message types the session must look at (the rest are relayed by position): 1 = tracked. */
+const TRACKED = new Uint8Array(256);
+for (const t of [Backend.ParseComplete, Backend.CloseComplete, Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CopyInResponse,
+  Backend.CopyOutResponse, Backend.CopyBothResponse, Backend.ParameterStatus]) TRACKED[t] = 1;
+
 type UnitKind = 'simple' | 'extended' | 'function' | 'copy' | 'local' | 'terminate';
 
 /** A piece of client traffic routed as a whole: one Query, or an extended batch up to Sync (or Flush). */
@@ -713,7 +718,7 @@ export class Session {
     }
     const link = new ServerLink(node, conn);
     this.links.set(node.endpoint.name, link);
-    conn.socket.on('data', (chunk: Buffer) => this.onServerData(link, chunk));
+    conn.onData = (chunk: Buffer) => this.onServerData(link, chunk);
     conn.socket.on('drain', () => this.resumeClient());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
     conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
@@ -930,19 +935,29 @@ export class Session {
     // A link let go (its read runs elsewhere now) may still deliver a late answer: nobody asked for it.
     if (this.state === 'closed' || this.links.get(link.name) !== link) return;
     link.lastDataAt = performance.now();
-    let frames: Frame[];
-    try {
-      frames = link.conn.reader.push(chunk);
-    } catch (e) {
-      this.onServerLost(link, `bad message from server: ${(e as Error).message}`);
-      return;
-    }
+    const reader = link.conn.reader;
     const out = new FrameCoalescer();
     let finishedUnit = false;
     let lost: string | null = null;
     let lostFrame: Buffer | undefined;
-    for (const f of frames) {
+    reader.feed(chunk);
+    for (;;) {
+      let t: number;
+      try {
+        t = reader.next();
+      } catch (e) {
+        this.onServerLost(link, `bad message from server: ${(e as Error).message}`);
+        return;
+      }
+      if (t < 0) break;
       const head = link.expect[0];
+      // The relay path: rows, descriptions and the like go through by position, with no object made.
+      if (TRACKED[t] !== 1 && link.held === null && !(head && head.kind === 'sync' && head.swallow) &&
+        !(t === Backend.CommandComplete && this.copyLink === link)) {
+        out.addRange(reader.buf, reader.start, reader.end);
+        continue;
+      }
+      const f = reader.frame(t);
       if (f.type === Backend.ErrorResponse && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
         // A server shutting down (or crashing) says FATAL before it closes. On an idle link, or on a
         // replica whose answer nothing has reached the client of yet, that is the server going away:
@@ -1001,7 +1016,7 @@ export class Session {
           continue;
         }
       }
-      if (this.trackAndForward(link, f, head)) out.add(f.raw);
+      if (this.trackAndForward(link, f, head)) out.addRange(reader.buf, reader.start, reader.end);
       if (f.type === Backend.ReadyForQuery) finishedUnit = true;
     }
     const bufs = out.take();
@@ -1012,6 +1027,8 @@ export class Session {
         for (const b of bufs) this.client.write(b);
         this.client.uncork();
       }
+      // The kernel did not take it all: the socket now holds views of the server's read buffer.
+      if (this.client.writableLength > 0) link.conn.retainChunk();
       // Backpressure: stop reading from servers until the client has taken what we gave it.
       if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
     }
