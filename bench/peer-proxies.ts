@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { LocalCluster } from '../src/cluster/local-cluster.js';
-import { claimFreePort, postgresCommand, runningAsRoot, POSTGRES_OS_USER } from '../src/cluster/local-node.js';
+import { claimFreePort, runningAsRoot, POSTGRES_OS_USER } from '../src/cluster/local-node.js';
 
 /** A running peer proxy. */
 export interface PeerProxy {
@@ -22,6 +22,8 @@ export interface PeerProxy {
   version: string;
   /** Why some loads cannot run through it (e.g. named prepared statements through transaction pooling). */
   unsupported: ReadonlySet<string>;
+  /** The proxy's own process (pgpool-II's parent; its children are found from it). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -40,6 +42,18 @@ async function versionOf(bin: string): Promise<string> {
   const { execFile } = await import('node:child_process');
   // pgbouncer prints its version on stdout, pgpool on stderr.
   return new Promise((resolve) => execFile(bin, ['--version'], (err, stdout, stderr) => resolve(err ? 'unknown' : `${stdout}${stderr}`.split('\n')[0]!.trim())));
+}
+
+/**
+ * Spawn options that run a peer as the postgres OS user when we are root. The process is spawned as that
+ * user directly (not through runuser), so its pid is the proxy's own: signals reach it and its CPU time
+ * can be read from /proc.
+ */
+async function postgresIdentity(): Promise<{ uid?: number; gid?: number }> {
+  if (!runningAsRoot()) return {};
+  const { execFileSync } = await import('node:child_process');
+  const id = (flag: string): number => Number(execFileSync('id', [flag, POSTGRES_OS_USER]).toString().trim());
+  return { uid: id('-u'), gid: id('-g') };
 }
 
 /** Resolves once something accepts TCP connections on the port, or rejects after `ms`. */
@@ -104,8 +118,7 @@ export async function startPgBouncer(cluster: LocalCluster, poolSize: number): P
     const { execFileSync } = await import('node:child_process');
     execFileSync('chown', ['-R', POSTGRES_OS_USER, dir]);
   }
-  const [cmd, args] = postgresCommand(BINARIES.pgbouncer, [ini]);
-  const child = spawn(cmd, args, { stdio: 'ignore' });
+  const child = spawn(BINARIES.pgbouncer, [ini], { stdio: 'ignore', ...await postgresIdentity() });
   await waitForPort(port, 10_000, child, log);
   return {
     name: 'pgbouncer',
@@ -113,6 +126,7 @@ export async function startPgBouncer(cluster: LocalCluster, poolSize: number): P
     version: await versionOf(BINARIES.pgbouncer),
     // PgBouncer 1.18 in transaction mode cannot keep named prepared statements (1.21 added that).
     unsupported: new Set(['prepared']),
+    pid: child.pid ?? 0,
     stop: stopper(child, dir),
   };
 }
@@ -163,9 +177,8 @@ export async function startPgpool(cluster: LocalCluster, children: number): Prom
     const { execFileSync } = await import('node:child_process');
     execFileSync('chown', ['-R', POSTGRES_OS_USER, dir]);
   }
-  const [cmd, args] = postgresCommand(BINARIES.pgpool, ['-n', '-f', conf, '-F', path.join(dir, 'pcp.conf')]);
   const out = await fsp.open(log, 'w');
-  const child = spawn(cmd, args, { stdio: ['ignore', out.fd, out.fd] });
+  const child = spawn(BINARIES.pgpool, ['-n', '-f', conf, '-F', path.join(dir, 'pcp.conf')], { stdio: ['ignore', out.fd, out.fd], ...await postgresIdentity() });
   child.once('exit', () => void out.close());
   await waitForPort(port, 15_000, child, log);
   return {
@@ -173,6 +186,7 @@ export async function startPgpool(cluster: LocalCluster, children: number): Prom
     port,
     version: await versionOf(BINARIES.pgpool),
     unsupported: new Set(),
+    pid: child.pid ?? 0,
     stop: stopper(child, dir),
   };
 }

@@ -36,7 +36,7 @@ export interface RouteContext {
   clientEncoding?: string;
 }
 
-/** Texts up to this length try the classifier's fast path before the cache. */
+/** Texts up to this length that take the classifier's fast path are not cached. */
 const FAST_FIRST_MAX = 512;
 
 const AMBIGUOUS_ENCODINGS = new Set(['SJIS', 'SHIFT_JIS_2004', 'BIG5', 'GBK', 'GB18030', 'UHC', 'JOHAB']);
@@ -87,17 +87,16 @@ export class Router {
       // Rare (a legacy setting): classified each time, never cached beside the standard reading.
       return classifyQuery(sql, { ...this.classifyOptions, standardConformingStrings: false });
     }
-    // A short statement of a common shape is classified faster than it is hashed and looked up, and
-    // caching it would evict the long texts the cache is for (pgbench -M simple sends each text once).
-    const short = sql.length <= FAST_FIRST_MAX;
-    if (short) {
-      const fast = classifyCommonShape(sql, this.policy);
-      if (fast !== undefined) return fast;
-    }
     const hit = this.cache.get(sql);
     if (hit) return hit;
     const old = this.older.get(sql);
-    const c = old ?? (short ? classifyQueryFully(sql, this.classifyOptions) : classifyQuery(sql, this.classifyOptions));
+    if (old === undefined && sql.length <= FAST_FIRST_MAX) {
+      // A short statement of a common shape is classified about as fast as it is cached, and caching it
+      // would evict the long texts the cache is for (pgbench -M simple sends each text once).
+      const fast = classifyCommonShape(sql, this.policy);
+      if (fast !== undefined) return fast;
+    }
+    const c = old ?? (sql.length <= FAST_FIRST_MAX ? classifyQueryFully(sql, this.classifyOptions) : classifyQuery(sql, this.classifyOptions));
     if (sql.length <= 16384) {
       if (this.cache.size >= this.cacheSize / 2) {
         this.older = this.cache;

@@ -1,0 +1,288 @@
+/**
+ * The side-by-side benchmark behind `npm run bench`: pgbench against the primary directly, through
+ * PgBouncer (transaction pooling), pgpool-II (streaming replication, load balancing) and pgsplit
+ * (untagged and tagged), on one local cluster with two replicas; then pgsplit's memory with many idle
+ * clients and under a slow reader of a huge result; and the classifier's own speed beside them.
+ *
+ * Runs interleave (A B C D E, A B C D E, ...) and repeat, so a noisy machine shifts every target alike;
+ * medians and ratios are reported, never single runs. Before measuring, each pgsplit path runs briefly so
+ * V8 has compiled it (PgBouncer and pgpool-II need no warm-up; the first seconds of a fresh Node process
+ * would otherwise be charged to pgsplit).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { LocalCluster } from '../src/cluster/local-cluster.js';
+import { claimFreePort } from '../src/cluster/local-node.js';
+import { startPgBouncer, startPgpool, type PeerProxy } from './peer-proxies.js';
+import { median, runPgbench } from './pgbench-run.js';
+import { cpuSeconds } from './process-usage.js';
+import { idleMemory, slowClient, type IdleMemory, type SlowClientResult } from './resource-scale.js';
+import { writeReport } from './bench-report.js';
+
+const execFileAsync = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root: this file runs compiled (dist/bench) and, in tests, from source (bench). */
+const root = path.resolve(here, path.basename(path.dirname(here)) === 'dist' ? '../..' : '..');
+
+export type BenchMode = 'smoke' | 'quick' | 'full';
+
+export interface BenchOptions {
+  mode: BenchMode;
+  /** `LOAD:MODE:CLIENTS` filter (parts may be `*`), e.g. ['-S', 'simple', '16']. */
+  only?: readonly string[];
+  /** Where the Markdown report and SVG charts go (default bench/results). */
+  outDir?: string;
+  /** Skip the idle-connection, slow-client and classifier parts. */
+  throughputOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+/** The median figures of one target in one cell of the matrix. */
+export interface TargetFigures {
+  tps: number;
+  /** CPU time the proxy process (or process tree) used per transaction, microseconds. */
+  cpuUsPerTx?: number;
+  /** Latency percentiles at 1 client, milliseconds. */
+  p50?: number;
+  p99?: number;
+}
+
+export interface BenchCell {
+  load: string;
+  mode: 'simple' | 'extended' | 'prepared';
+  clients: number;
+  /** By target name; null where the target cannot run this load. */
+  targets: Record<string, TargetFigures | null>;
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string };
+  versions: Record<string, string>;
+  settings: { mode: BenchMode; rounds: number; seconds: number; scale: number };
+  targets: string[];
+  peersLeftOut: string[];
+  cells: BenchCell[];
+  idle: { pgsplit: IdleMemory[]; pgbouncer: IdleMemory[] };
+  slowClient: SlowClientResult | null;
+  classifier: Array<{ workload: string; mode: string; opsPerSec: number }>;
+}
+
+const PLAN = {
+  smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], slowBytes: 16 << 20, warm: 1 },
+  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000], slowBytes: 1 << 30, warm: 3 },
+  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], slowBytes: 3 * (1 << 30), warm: 5 },
+} as const;
+
+interface Target {
+  name: string;
+  port: number;
+  env: NodeJS.ProcessEnv;
+  /** Process whose CPU time is the proxy's (none for direct). */
+  pid?: number;
+  unsupported?: ReadonlySet<string>;
+}
+
+async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false): Promise<ChildProcess> {
+  const args = [path.join(root, 'bin/pgsplit.js'), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
+    ...(primaryOnly ? [] : cluster.replicas.flatMap((r) => ['--replica', r.url()])), '--log-level', 'warn'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const { connectIdle } = await import('./wire-client.js');
+  for (let i = 0; ; i++) {
+    try {
+      (await connectIdle(port)).destroy();
+      return child;
+    } catch (e) {
+      if (i > 100 || child.exitCode !== null) throw new Error(`pgsplit did not start: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function versions(bin: string, peers: PeerProxy[]): Promise<Record<string, string>> {
+  const v: Record<string, string> = { node: process.version };
+  v.postgresql = (await execFileAsync(path.join(bin, 'postgres'), ['--version'])).stdout.trim();
+  v.pgbench = (await execFileAsync(path.join(bin, 'pgbench'), ['--version'])).stdout.trim();
+  const pkg = JSON.parse(await fsp.readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  v.pgsplit = pkg.version;
+  for (const p of peers) v[p.name] = p.version;
+  return v;
+}
+
+/** Runs the benchmark and writes the report; returns what it measured. */
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const plan = PLAN[opts.mode];
+  const only = opts.only ?? [];
+  const wanted = (i: number, v: string): boolean => only[i] === undefined || only[i] === '*' || only[i] === v;
+  const clientCounts = plan.clients.filter((c) => wanted(2, String(c)));
+  const bin = (await execFileAsync('pg_config', ['--bindir'])).stdout.trim();
+  const scale = opts.mode === 'smoke' ? 1 : 10;
+  const maxClients = Math.max(...clientCounts, 8);
+  const cluster = await LocalCluster.start({ replicas: 2, settings: { max_connections: String(Math.max(100, 4 * maxClients + 60)) } });
+  const children: ChildProcess[] = [];
+  const peers: PeerProxy[] = [];
+  const peersLeftOut: string[] = [];
+  try {
+    const env = { ...process.env };
+    delete env.PGOPTIONS;
+    await execFileAsync(path.join(bin, 'pgbench'), ['-i', '-q', '-s', String(scale), '-h', '127.0.0.1', '-p', String(cluster.primary.port), '-U', 'postgres', 'postgres'], { env });
+    await cluster.waitForReplication(60_000);
+    const port = await claimFreePort();
+    const proxy = await startPgsplit(cluster, port);
+    children.push(proxy);
+    for (const start of [startPgBouncer, startPgpool]) {
+      const p = await start(cluster, maxClients + 8);
+      if (typeof p === 'string') {
+        peersLeftOut.push(p);
+        log(`peer left out: ${p}`);
+      } else {
+        peers.push(p);
+        log(`peer: ${p.version} on port ${p.port}`);
+      }
+    }
+    const tagged = { ...env, PGOPTIONS: '-c pgsplit.route=replica' };
+    const targets: Target[] = [
+      { name: 'direct', port: cluster.primary.port, env },
+      ...peers.map((p) => ({ name: p.name, port: p.port, env, pid: p.pid, unsupported: p.unsupported })),
+      { name: 'pgsplit-untagged', port, env, pid: proxy.pid },
+      { name: 'pgsplit-tagged', port, env: tagged, pid: proxy.pid },
+    ];
+    // Warm-up: every pgsplit path once, so V8's compilation is not charged to the first measured run.
+    for (const mode of plan.modes) {
+      for (const e of [env, tagged]) {
+        await runPgbench({ bin, port, load: '-S', mode, clients: Math.min(16, maxClients), seconds: plan.warm, env: e });
+        if (opts.mode !== 'smoke') await runPgbench({ bin, port, load: '-N', mode, clients: 4, seconds: 1, env: e });
+      }
+    }
+    const cells: BenchCell[] = [];
+    for (const load of plan.loads.filter((l) => wanted(0, l))) {
+      for (const mode of plan.modes.filter((m) => wanted(1, m))) {
+        for (const clients of clientCounts) {
+          const runs = new Map<string, Array<{ tps: number; cpu?: number; p50?: number; p99?: number }>>(targets.map((t) => [t.name, []]));
+          for (let r = 0; r < plan.rounds; r++) {
+            for (const t of targets) {
+              if (t.unsupported?.has(mode)) continue;
+              const cpu0 = t.pid !== undefined ? cpuSeconds(t.pid) : 0;
+              const res = await runPgbench({ bin, port: t.port, load, mode, clients, seconds: plan.seconds, env: t.env, latency: clients === 1 });
+              const cpu = t.pid !== undefined ? ((cpuSeconds(t.pid) - cpu0) * 1e6) / Math.max(1, res.transactions) : undefined;
+              runs.get(t.name)?.push({ tps: res.tps, cpu, p50: res.p50, p99: res.p99 });
+            }
+          }
+          const cell: BenchCell = { load, mode, clients, targets: {} };
+          for (const t of targets) {
+            const xs = runs.get(t.name) ?? [];
+            if (xs.length === 0) {
+              cell.targets[t.name] = null;
+              continue;
+            }
+            const f: TargetFigures = { tps: median(xs.map((x) => x.tps)) };
+            const cpus = xs.map((x) => x.cpu).filter((x): x is number => x !== undefined);
+            if (cpus.length > 0) f.cpuUsPerTx = median(cpus);
+            if (clients === 1) {
+              f.p50 = median(xs.map((x) => x.p50 ?? NaN));
+              f.p99 = median(xs.map((x) => x.p99 ?? NaN));
+            }
+            cell.targets[t.name] = f;
+          }
+          cells.push(cell);
+          log(cellLine(cell));
+        }
+      }
+    }
+    let slow: SlowClientResult | null = null;
+    let idle: BenchReport['idle'] = { pgsplit: [], pgbouncer: [] };
+    let classifier: BenchReport['classifier'] = [];
+    if (!opts.throughputOnly) {
+      log(`slow client: reading ${(plan.slowBytes / 1048576).toFixed(0)} MiB through pgsplit while 8 pgbench clients run`);
+      slow = await slowClient({ port, pid: proxy.pid ?? 0, bytes: plan.slowBytes, bin, env, pgbenchSeconds: Math.max(2, plan.seconds) });
+      log(`  ${JSON.stringify(slow)}`);
+      classifier = await classifierFigures();
+    }
+    const vs = await versions(bin, peers);
+    // The rest needs neither the replicas nor the peers running.
+    for (const p of peers) await p.stop();
+    peers.length = 0;
+    await stopChild(proxy);
+    if (!opts.throughputOnly) idle = await idleClients(plan.idle, log);
+    const report: BenchReport = {
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: os.totalmem() / 2 ** 30, kernel: os.release() },
+      versions: vs,
+      settings: { mode: opts.mode, rounds: plan.rounds, seconds: plan.seconds, scale },
+      targets: targets.map((t) => t.name),
+      peersLeftOut,
+      cells,
+      idle,
+      slowClient: slow,
+      classifier,
+    };
+    await writeReport(report, opts.outDir ?? path.join(root, 'bench/results'));
+    return report;
+  } finally {
+    for (const p of peers) await p.stop();
+    for (const c of children) await stopChild(c);
+    await cluster.stop();
+  }
+}
+
+/** Memory of pgsplit (and of PgBouncer, for comparison) with many idle clients, on a primary of its own. */
+async function idleClients(counts: readonly number[], log: (l: string) => void): Promise<BenchReport['idle']> {
+  const most = Math.max(...counts);
+  // pgsplit keeps one server connection per client session, so the server must accept as many.
+  const cluster = await LocalCluster.start({ replicas: 0, settings: { max_connections: String(most + 50), shared_buffers: '128MB' } });
+  try {
+    const port = await claimFreePort();
+    const proxy = await startPgsplit(cluster, port, true);
+    let pgsplit: IdleMemory[];
+    try {
+      pgsplit = await idleMemory(port, proxy.pid ?? 0, counts);
+    } finally {
+      await stopChild(proxy);
+    }
+    for (const m of pgsplit) log(`idle clients: pgsplit ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client)`);
+    let pgbouncer: IdleMemory[] = [];
+    const b = await startPgBouncer(cluster, 20);
+    if (typeof b !== 'string') {
+      try {
+        pgbouncer = await idleMemory(b.port, b.pid, counts);
+      } finally {
+        await b.stop();
+      }
+      for (const m of pgbouncer) log(`idle clients: pgbouncer ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client)`);
+    }
+    return { pgsplit, pgbouncer };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** The classifier's speed on the statements the proxy sees (bench/classify.ts, quick mode). */
+async function classifierFigures(): Promise<BenchReport['classifier']> {
+  const { stdout } = await execFileAsync(process.execPath, [path.join(root, 'dist/bench/classify.js'), '--quick', '--json'], { maxBuffer: 1 << 24 });
+  const parsed = JSON.parse(stdout) as { cells: Array<{ workload: string; mode: string; opsPerSec: number }> };
+  return parsed.cells.filter((c) => !c.mode.trim().startsWith('(')).map((c) => ({ workload: c.workload, mode: c.mode, opsPerSec: c.opsPerSec }));
+}
+
+/** One line of console output for a cell: tps (ratio to direct) per target, then the two promised ratios. */
+export function cellLine(c: BenchCell): string {
+  const d = c.targets.direct?.tps ?? NaN;
+  const parts = Object.entries(c.targets).map(([name, f]) => (f === null ? `${name}=n/a` : `${name}=${f.tps.toFixed(0)} (${(f.tps / d).toFixed(2)})`));
+  const ratio = (a: string, b: string): string => {
+    const x = c.targets[a]?.tps;
+    const y = c.targets[b]?.tps;
+    return x !== undefined && y !== undefined ? `  ${a}/${b}=${(x / y).toFixed(2)}` : '';
+  };
+  return `pgbench ${c.load} -M ${c.mode} -c ${c.clients}: ${parts.join('  ')}${ratio('pgsplit-untagged', 'pgbouncer')}${ratio('pgsplit-tagged', 'pgpool')}`;
+}

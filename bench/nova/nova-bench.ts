@@ -1,0 +1,1108 @@
+/**
+ * The Nova periodic-task benchmark: what pgsplit takes off the primary of an OpenStack Nova deployment.
+ *
+ * One run starts a local primary with two streaming replicas (the cluster kit), pgsplit in this process,
+ * and the Nova-like workload of src/demo/nova-workload.ts, and runs that workload twice for the same time
+ * on a freshly created and seeded `nova` database:
+ *
+ *   baseline  the compute hosts' periodic tasks connect through `connection` (untagged): everything runs
+ *             on the primary, as it does without pgsplit's routing;
+ *   tagged    they connect through `slave_connection`, the same proxy tagged in the URL
+ *             (`?options=-c%20pgsplit.route%3Dreplica`): their reads may run on replicas.
+ *
+ * API sessions use `connection` in both phases. What is measured, and where from:
+ *   - where each read ran: every read of the workload also returns pg_is_in_recovery() (see locateRead in
+ *     the workload), so replica share and "API reads on replicas" are counted per statement; pgsplit's own
+ *     routing counters (ProxyServer.stats) are diffed per phase and checked against those counts;
+ *   - the primary's read load: deltas of its own statistics, taken directly on the primary before and
+ *     after each phase (pg_stat_user_tables seq_tup_read + idx_tup_fetch summed over the Nova tables, and
+ *     pg_stat_database tup_returned / tup_fetched / xact_commit of the `nova` database); the same on each
+ *     replica shows where the reads went;
+ *   - staleness: a heartbeat row in the `postgres` database is updated on the primary every 25 ms; a
+ *     tagged session through pgsplit and a direct session on each replica read it every 100 ms, and the
+ *     staleness of a read is how long before it the first write it missed had been committed (a lower
+ *     bound, 25 ms resolution); pgsplit's own lag estimate per replica (ReplicaMonitor.lagMs, an upper
+ *     bound) is sampled alongside.
+ *
+ * The heartbeat and the monitor live in the `postgres` database, the workload alone in `nova`, so the
+ * `nova` statistics hold the workload's load (plus the few catalog reads of the statistics queries).
+ * Nothing is reset: only deltas are used, and the `nova` database and `nova` role are the benchmark's own.
+ */
+import fsp from 'node:fs/promises';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { LocalCluster, type LocalNode } from '../../src/cluster/local-cluster.js';
+import { resolveConfig } from '../../src/config/load-config.js';
+import { createLogger } from '../../src/log/logger.js';
+import { ProxyServer } from '../../src/proxy/proxy-server.js';
+import {
+  API_REQUESTS,
+  COMPUTE_TASKS,
+  NOVA_TABLES,
+  NovaWorkload,
+  sumCounters,
+  type CounterTotals,
+  type NovaIntervals,
+  type NovaTaskName,
+  type NovaWorkloadStats,
+} from '../../src/demo/nova-workload.js';
+
+/**
+ * Task intervals of the benchmark. Nova runs update_available_resource every 60 s, polls bandwidth every
+ * bandwidth_poll_interval (600 s) and volumes every volume_usage_poll_interval, and checks the usage
+ * audit every periodic tick; these are compressed so that every task runs many times in a 20 s phase.
+ */
+export const BENCH_INTERVALS: Readonly<NovaIntervals> = Object.freeze({
+  update_available_resource: 600,
+  _poll_bandwidth_usage: 1000,
+  _instance_usage_audit: 1000,
+  _poll_volume_usage: 1000,
+  api_request: 100,
+});
+
+/** Length of an audit (and bandwidth) period in the benchmark: several audits per phase. */
+export const BENCH_AUDIT_PERIOD_MS = 5000;
+/** How often the heartbeat row is updated on the primary: the resolution of the staleness measurement. */
+export const HEARTBEAT_INTERVAL_MS = 25;
+/** How often the staleness probes read the heartbeat and pgsplit's lag estimates are sampled. */
+export const STALENESS_SAMPLE_MS = 100;
+
+/**
+ * Server settings over the cluster kit's. The kit turns synchronous_commit off for speed; then WAL
+ * reaches the replicas only when the WAL writer flushes it (wal_writer_delay, 200 ms), so the replicas
+ * trail by 100-400 ms, and tagged sessions spend their time waiting for read-your-writes after each
+ * write. A production Nova database commits synchronously; with fsync still off that costs little here.
+ */
+export const BENCH_SERVER_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ synchronous_commit: 'on' });
+
+const TAG_QUERY = 'options=-c%20pgsplit.route%3Dreplica';
+const HEARTBEAT_TABLE = 'pgsplit_bench_heartbeat';
+
+/** What {@link runNovaBench} runs. */
+export interface NovaBenchOptions {
+  /** Length of each phase (baseline, tagged) in seconds. */
+  seconds: number;
+  /** Simulated compute hosts: one session each, running the four periodic tasks. */
+  computeHosts: number;
+  /** Untagged API sessions (create, list, show, delete instances). */
+  apiSessions: number;
+  /** Instances seeded per compute host (default 20). */
+  instancesPerHost?: number;
+  /** Overrides of {@link BENCH_INTERVALS}. */
+  intervals?: Partial<NovaIntervals>;
+  /** Default {@link BENCH_AUDIT_PERIOD_MS}. */
+  auditPeriodMs?: number;
+  /** When set, nova.md and nova.svg are written there (created if missing). */
+  outDir?: string;
+  /** Label of the configuration in the report (e.g. 'quick', 'full'); default 'custom'. */
+  mode?: string;
+  /** The command line, quoted in the report. */
+  command?: string;
+  /** Seed of the workload's random choices, the same in both phases (default 1). */
+  seed?: number;
+  /** Progress lines; default none. */
+  log?: (line: string) => void;
+}
+
+/** Statistics deltas of one server over a phase. */
+export interface ServerLoad {
+  /** pg_stat_user_tables summed over the Nova tables. */
+  seqTupRead: number;
+  idxTupFetch: number;
+  /** seqTupRead + idxTupFetch: the tuples the server read from the Nova tables. */
+  tuplesRead: number;
+  seqScan: number;
+  idxScan: number;
+  nTupIns: number;
+  nTupUpd: number;
+  /** pg_stat_database of the `nova` database. */
+  tupReturned: number;
+  tupFetched: number;
+  xactCommit: number;
+  xactRollback: number;
+}
+
+/** A sample distribution in ms. */
+export interface Distribution {
+  samples: number;
+  /** Samples with no value (pgsplit's lag estimate unknown). */
+  unknown: number;
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  max: number | null;
+}
+
+/** Where a probe's reads ran and how stale they were. */
+export interface ProbeReport {
+  reads: number;
+  onReplica: number;
+  onPrimary: number;
+  staleness: Distribution;
+}
+
+/** Result of one phase. */
+export interface PhaseReport {
+  name: 'baseline' | 'tagged';
+  /** How the compute hosts connected. */
+  computeUrl: string;
+  elapsedMs: number;
+  workload: NovaWorkloadStats;
+  compute: CounterTotals;
+  api: CounterTotals;
+  /** Periodic-task reads that ran on a replica / all periodic-task reads (null without reads). */
+  replicaShare: number | null;
+  /** The same over the reads that may use a replica (unhinted reads of tagged sessions). */
+  eligibleReplicaShare: number | null;
+  /** API reads that ran on a replica (measured; must be 0). */
+  apiReadsOnReplica: number;
+  /** Periodic-task reads that had to see the primary (hinted, or untagged) but ran on a replica. */
+  computePrimaryReadsOnReplica: number;
+  /** Workload errors plus harness errors. */
+  errors: number;
+  /** Errors of the heartbeat, probes or sampling, with their messages. */
+  harnessErrors: string[];
+  /** Through `connection` / `slave_connection` before the phase: did pg_is_in_recovery() say replica? */
+  urlCheck: { connectionOnReplica: boolean; slaveConnectionOnReplica: boolean };
+  primary: ServerLoad;
+  replicas: Record<string, ServerLoad>;
+  /** pgsplit's routing counters over the phase (including the tagged staleness probe's reads). */
+  proxy: {
+    routedByNode: Record<string, number>;
+    routedByReason: Record<string, number>;
+    rerunsOnPrimary: number;
+    retries: number;
+  };
+  /**
+   * pgsplit's replica units minus the probe's, against the workload's reads that reported a replica:
+   * two independent counts of the same thing.
+   */
+  crossCheck: { proxyReplicaUnits: number; workloadReadsOnReplica: number; consistent: boolean };
+  staleness: {
+    /** A tagged session through pgsplit, like the compute hosts' ones. */
+    taggedSession: ProbeReport;
+    /** Direct sessions on each replica: how far behind the replicas themselves were. */
+    byReplica: Record<string, ProbeReport>;
+    /** pgsplit's lag estimate per replica (ReplicaMonitor.lagMs: an upper bound). */
+    monitorLag: Record<string, Distribution>;
+  };
+}
+
+/** Relative change from baseline to tagged, in percent (null when the baseline is 0). */
+export type Change = number | null;
+
+/** What one benchmark run found. */
+export interface NovaReport {
+  date: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; os: string; postgres: string };
+  config: {
+    mode: string;
+    seconds: number;
+    computeHosts: number;
+    apiSessions: number;
+    instancesPerHost: number;
+    intervals: NovaIntervals;
+    auditPeriodMs: number;
+    replicas: number;
+    seed: number;
+    connection: string;
+    slaveConnection: string;
+    pgsplit: { maxLagMs: number; readYourWritesTimeoutMs: number; monitorIntervalMs: number };
+  };
+  baseline: PhaseReport;
+  tagged: PhaseReport;
+  comparison: {
+    primaryTuplesReadPerSec: { baseline: number; tagged: number; change: Change };
+    primaryTupReturnedPerSec: { baseline: number; tagged: number; change: Change };
+    primaryTupFetchedPerSec: { baseline: number; tagged: number; change: Change };
+    primaryXactPerSec: { baseline: number; tagged: number; change: Change };
+    replicaTuplesReadPerSec: { baseline: number; tagged: number };
+    periodicRunsPerSec: { baseline: number; tagged: number };
+    apiRequestsPerSec: { baseline: number; tagged: number };
+  };
+  /** Why the run failed (empty when it passed). */
+  failures: string[];
+  /** Observations that do not fail the run. */
+  notes: string[];
+  ok: boolean;
+  files?: { markdown: string; svg: string };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------------
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** mulberry32: a small seeded generator, so both phases make the same random choices. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function distribution(values: readonly (number | null)[]): Distribution {
+  const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+  const at = (q: number): number | null => (known.length === 0 ? null : (known[Math.min(known.length - 1, Math.ceil(q * known.length) - 1)] ?? null));
+  return {
+    samples: values.length,
+    unknown: values.length - known.length,
+    mean: known.length === 0 ? null : known.reduce((a, b) => a + b, 0) / known.length,
+    p50: at(0.5),
+    p95: at(0.95),
+    max: known.length === 0 ? null : (known[known.length - 1] ?? null),
+  };
+}
+
+function change(baseline: number, tagged: number): Change {
+  return baseline === 0 ? null : (100 * (tagged - baseline)) / baseline;
+}
+
+function perSec(n: number, ms: number): number {
+  return ms <= 0 ? 0 : (1000 * n) / ms;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A client straight to a cluster node (not through pgsplit), as the superuser. */
+async function directClient(node: LocalNode, database: string, applicationName: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: node.host,
+    port: node.port,
+    user: node.superuser,
+    database,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function urlClient(url: string, applicationName: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Statistics of the servers
+// ---------------------------------------------------------------------------------------------------
+
+interface RawLoad {
+  seq_tup_read: string;
+  idx_tup_fetch: string;
+  seq_scan: string;
+  idx_scan: string;
+  n_tup_ins: string;
+  n_tup_upd: string;
+}
+
+interface RawDb {
+  tup_returned: string;
+  tup_fetched: string;
+  xact_commit: string;
+  xact_rollback: string;
+}
+
+/** One node's counters now: the `nova` database's row of pg_stat_database, then its Nova tables. */
+async function sampleLoad(node: LocalNode): Promise<ServerLoad> {
+  const [db] = await node.query<RawDb>(
+    "SELECT tup_returned, tup_fetched, xact_commit, xact_rollback FROM pg_stat_database WHERE datname = 'nova'",
+  );
+  const [tables] = await node.query<RawLoad>(
+    `SELECT coalesce(sum(seq_tup_read), 0) AS seq_tup_read, coalesce(sum(idx_tup_fetch), 0) AS idx_tup_fetch,
+            coalesce(sum(seq_scan), 0) AS seq_scan, coalesce(sum(idx_scan), 0) AS idx_scan,
+            coalesce(sum(n_tup_ins), 0) AS n_tup_ins, coalesce(sum(n_tup_upd), 0) AS n_tup_upd
+       FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = ANY($1::text[])`,
+    [[...NOVA_TABLES]],
+    'nova',
+  );
+  const n = (v: string | undefined): number => Number(v ?? 0);
+  const seqTupRead = n(tables?.seq_tup_read);
+  const idxTupFetch = n(tables?.idx_tup_fetch);
+  return {
+    seqTupRead,
+    idxTupFetch,
+    tuplesRead: seqTupRead + idxTupFetch,
+    seqScan: n(tables?.seq_scan),
+    idxScan: n(tables?.idx_scan),
+    nTupIns: n(tables?.n_tup_ins),
+    nTupUpd: n(tables?.n_tup_upd),
+    tupReturned: n(db?.tup_returned),
+    tupFetched: n(db?.tup_fetched),
+    xactCommit: n(db?.xact_commit),
+    xactRollback: n(db?.xact_rollback),
+  };
+}
+
+function loadDelta(before: ServerLoad, after: ServerLoad): ServerLoad {
+  const out = { ...after };
+  for (const k of Object.keys(out) as (keyof ServerLoad)[]) out[k] = after[k] - before[k];
+  return out;
+}
+
+/**
+ * Waits until no client backend uses the `nova` database on any node, then a little more: a backend
+ * flushes its statistics when it exits, just after leaving pg_stat_activity (and an idle one only about
+ * once a second), so counters read earlier could miss the end of a phase.
+ */
+async function quiesce(cluster: LocalCluster): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (const node of cluster.nodes) {
+    for (;;) {
+      const [row] = await node.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'nova' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      );
+      if (Number(row?.n ?? 0) === 0) break;
+      if (Date.now() > deadline) throw new Error(`${node.name}: sessions on the nova database did not end within 15 s`);
+      await sleep(50);
+    }
+  }
+  await sleep(1200);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Staleness: heartbeat writer, probes, pgsplit's lag estimates
+// ---------------------------------------------------------------------------------------------------
+
+/** Updates the heartbeat row on the primary every {@link HEARTBEAT_INTERVAL_MS} and remembers when each write was acknowledged. */
+class Heartbeat {
+  readonly errors: string[] = [];
+  /** Sequence number -> local time (performance.now()) its write was acknowledged. */
+  readonly #ackedAt = new Map<number, number>();
+  #seq = 0;
+  #running = true;
+  #loop: Promise<void> | undefined;
+  #client: pg.Client | undefined;
+
+  async start(primary: LocalNode): Promise<void> {
+    this.#client = await directClient(primary, 'postgres', 'nova-bench-heartbeat');
+    const client = this.#client;
+    this.#loop = (async () => {
+      while (this.#running) {
+        const seq = this.#seq + 1;
+        try {
+          await client.query(`UPDATE ${HEARTBEAT_TABLE} SET seq = $1, written_at = clock_timestamp() WHERE id = 1`, [seq]);
+          this.#seq = seq;
+          const now = performance.now();
+          this.#ackedAt.set(seq, now);
+          // Keep about a minute: probes never see anything older without failing anyway.
+          this.#ackedAt.delete(seq - 2400);
+        } catch (err) {
+          this.errors.push(`heartbeat: ${errorText(err)}`);
+          if (this.errors.length > 20) return;
+        }
+        await sleep(HEARTBEAT_INTERVAL_MS);
+      }
+    })();
+  }
+
+  /**
+   * Staleness of a read that started at local time `t0` and saw heartbeat `seen`: how long before `t0`
+   * the first write it missed (seen + 1) had been acknowledged; 0 if none had been. A lower bound.
+   */
+  stalenessAt(seen: number, t0: number): number {
+    const missed = this.#ackedAt.get(seen + 1);
+    return missed !== undefined && missed <= t0 ? t0 - missed : 0;
+  }
+
+  /** Idempotent. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => {});
+  }
+}
+
+/** Reads the heartbeat over one session every {@link STALENESS_SAMPLE_MS}, noting where it ran and how stale it was. */
+class StalenessProbe {
+  readonly samples: number[] = [];
+  onReplica = 0;
+  onPrimary = 0;
+  readonly errors: string[] = [];
+  #running = true;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    readonly label: string,
+    private readonly client: pg.Client,
+    private readonly heartbeat: Heartbeat,
+  ) {}
+
+  start(): void {
+    this.#loop = (async () => {
+      while (this.#running) {
+        const t0 = performance.now();
+        try {
+          const { rows } = await this.client.query<{ seq: string; in_recovery: boolean }>(
+            `SELECT seq, pg_is_in_recovery() AS in_recovery FROM ${HEARTBEAT_TABLE} WHERE id = 1`,
+          );
+          const row = rows[0];
+          if (!row) throw new Error('no heartbeat row');
+          if (row.in_recovery) this.onReplica++;
+          else this.onPrimary++;
+          this.samples.push(this.heartbeat.stalenessAt(Number(row.seq), t0));
+        } catch (err) {
+          this.errors.push(`${this.label}: ${errorText(err)}`);
+          if (this.errors.length > 20) return;
+        }
+        await sleep(STALENESS_SAMPLE_MS);
+      }
+    })();
+  }
+
+  async stop(): Promise<ProbeReport> {
+    this.#running = false;
+    await this.#loop;
+    await this.client.end().catch(() => {});
+    return { reads: this.onReplica + this.onPrimary, onReplica: this.onReplica, onPrimary: this.onPrimary, staleness: distribution(this.samples) };
+  }
+}
+
+/** Samples pgsplit's lag estimate of each replica every {@link STALENESS_SAMPLE_MS}. */
+function sampleMonitorLag(proxy: ProxyServer): { stop(): Record<string, Distribution> } {
+  const samples = new Map<string, (number | null)[]>(proxy.nodes.replicas.map((r) => [r.endpoint.name, []]));
+  const timer = setInterval(() => {
+    for (const r of proxy.nodes.replicas) samples.get(r.endpoint.name)?.push(proxy.monitor.lagMs(r));
+  }, STALENESS_SAMPLE_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Object.fromEntries([...samples].map(([name, values]) => [name, distribution(values)]));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The phases
+// ---------------------------------------------------------------------------------------------------
+
+interface ProxySnapshot {
+  byNode: Map<string, number>;
+  byReason: Map<string, number>;
+  reruns: number;
+  retries: number;
+}
+
+function proxySnapshot(proxy: ProxyServer): ProxySnapshot {
+  return {
+    byNode: new Map(proxy.stats.routedByNode),
+    byReason: new Map(proxy.stats.routedByReason),
+    reruns: proxy.stats.rerunsOnPrimary,
+    retries: [...proxy.stats.retriesByNode.values()].reduce((a, b) => a + b, 0),
+  };
+}
+
+function mapDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+/** Drops and recreates the `nova` database (owned by the `nova` role), so both phases start alike. */
+async function recreateNovaDatabase(cluster: LocalCluster): Promise<void> {
+  await cluster.primary.query('DROP DATABASE IF EXISTS nova WITH (FORCE)');
+  await cluster.primary.query('CREATE DATABASE nova OWNER nova');
+}
+
+/** pg_is_in_recovery() through a URL: whether that URL's sessions read from a replica. */
+async function readsOnReplica(url: string): Promise<boolean> {
+  const client = await urlClient(url, 'nova-bench-url-check');
+  try {
+    const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    return rows[0]?.r === true;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+interface BenchContext {
+  cluster: LocalCluster;
+  proxy: ProxyServer;
+  heartbeat: Heartbeat;
+  connection: string;
+  slaveConnection: string;
+  /** The tagged URL of the staleness probe: slave_connection, on the `postgres` database. */
+  probeConnection: string;
+  opts: Required<Omit<NovaBenchOptions, 'outDir' | 'log' | 'intervals' | 'command'>> & { intervals: NovaIntervals };
+  log: (line: string) => void;
+}
+
+async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise<PhaseReport> {
+  const { cluster, proxy, opts, log } = ctx;
+  const tagged = name === 'tagged';
+  log(`${name}: recreating the nova database and seeding ${opts.computeHosts} hosts x ${opts.instancesPerHost} instances (through pgsplit, untagged)`);
+  await recreateNovaDatabase(cluster);
+  const workload = new NovaWorkload({
+    connection: ctx.connection,
+    slaveConnection: ctx.slaveConnection,
+    tagComputeSessions: tagged,
+    computeHosts: opts.computeHosts,
+    apiSessions: opts.apiSessions,
+    instancesPerHost: opts.instancesPerHost,
+    intervals: opts.intervals,
+    auditPeriodMs: opts.auditPeriodMs,
+    random: seededRandom(opts.seed),
+  });
+  const harnessErrors: string[] = [];
+  const probes: StalenessProbe[] = [];
+  let lagSampler: { stop(): Record<string, Distribution> } | undefined;
+  try {
+    await workload.setup();
+    // Fresh statistics for the planner, so plans do not change when autoanalyze runs mid-phase.
+    await cluster.primary.query('ANALYZE', [], 'nova');
+    await cluster.waitForReplication(15_000);
+    const urlCheck = {
+      connectionOnReplica: await readsOnReplica(ctx.connection),
+      slaveConnectionOnReplica: await readsOnReplica(ctx.slaveConnection),
+    };
+    await quiesce(cluster);
+
+    const before = { primary: await sampleLoad(cluster.primary), replicas: await Promise.all(cluster.replicas.map(sampleLoad)) };
+    const proxyBefore = proxySnapshot(proxy);
+    probes.push(new StalenessProbe('tagged probe', await urlClient(ctx.probeConnection, 'nova-bench-probe'), ctx.heartbeat));
+    for (const r of cluster.replicas) probes.push(new StalenessProbe(r.name, await directClient(r, 'postgres', 'nova-bench-probe'), ctx.heartbeat));
+    for (const p of probes) p.start();
+    lagSampler = sampleMonitorLag(proxy);
+
+    log(`${name}: running ${opts.seconds} s, compute hosts through ${tagged ? 'slave_connection (tagged)' : 'connection (untagged)'}`);
+    await workload.start();
+    await sleep(opts.seconds * 1000);
+    await workload.stop();
+    const monitorLag = lagSampler.stop();
+    lagSampler = undefined;
+    const probeReports = await Promise.all(probes.map((p) => p.stop()));
+    for (const p of probes) harnessErrors.push(...p.errors);
+    probes.length = 0;
+    const proxyAfter = proxySnapshot(proxy);
+    await quiesce(cluster);
+    const after = { primary: await sampleLoad(cluster.primary), replicas: await Promise.all(cluster.replicas.map(sampleLoad)) };
+
+    const stats = workload.snapshot();
+    const compute = sumCounters(stats, COMPUTE_TASKS);
+    const api = sumCounters(stats, API_REQUESTS);
+    const computeReads = compute.readsOnReplica + compute.readsOnPrimary;
+    const [taggedProbe, ...replicaProbes] = probeReports;
+    if (!taggedProbe) throw new Error('internal: the tagged probe is missing');
+    const routedByNode = mapDelta(proxyBefore.byNode, proxyAfter.byNode);
+    const proxyReplicaUnits = cluster.replicas.reduce((sum, r) => sum + (routedByNode[r.name] ?? 0), 0) - taggedProbe.onReplica;
+    const workloadReadsOnReplica = compute.readsOnReplica + api.readsOnReplica;
+    return {
+      name,
+      computeUrl: tagged ? ctx.slaveConnection : ctx.connection,
+      elapsedMs: stats.elapsedMs,
+      workload: stats,
+      compute,
+      api,
+      replicaShare: computeReads === 0 ? null : compute.readsOnReplica / computeReads,
+      eligibleReplicaShare: compute.replicaReads === 0 ? null : compute.readsOnReplica / compute.replicaReads,
+      apiReadsOnReplica: api.readsOnReplica,
+      computePrimaryReadsOnReplica: compute.primaryReadsOnReplica,
+      errors: compute.errors + api.errors + harnessErrors.length,
+      harnessErrors,
+      urlCheck,
+      primary: loadDelta(before.primary, after.primary),
+      replicas: Object.fromEntries(cluster.replicas.map((r, i) => [r.name, loadDelta(before.replicas[i] as ServerLoad, after.replicas[i] as ServerLoad)])),
+      proxy: {
+        routedByNode,
+        routedByReason: mapDelta(proxyBefore.byReason, proxyAfter.byReason),
+        rerunsOnPrimary: proxyAfter.reruns - proxyBefore.reruns,
+        retries: proxyAfter.retries - proxyBefore.retries,
+      },
+      crossCheck: { proxyReplicaUnits, workloadReadsOnReplica, consistent: proxyReplicaUnits === workloadReadsOnReplica },
+      staleness: {
+        taggedSession: taggedProbe,
+        byReplica: Object.fromEntries(cluster.replicas.map((r, i) => [r.name, replicaProbes[i] as ProbeReport])),
+        monitorLag,
+      },
+    };
+  } finally {
+    lagSampler?.stop();
+    await Promise.allSettled(probes.map((p) => p.stop()));
+    await workload.stop().catch(() => {});
+  }
+}
+
+/** Walks up from this module to the package root (the directory of pgsplit's package.json). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'pgsplit') return dir;
+      } catch {
+        // Not ours; keep looking.
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+
+/**
+ * Runs the benchmark end to end (cluster, pgsplit, both phases) and returns the report; with `outDir`,
+ * also writes nova.md and nova.svg there. Everything it started is stopped before it returns or throws.
+ * Whether the run passed is `report.ok` (see `failures`).
+ */
+export async function runNovaBench(options: NovaBenchOptions): Promise<NovaReport> {
+  const log = options.log ?? (() => {});
+  const opts: BenchContext['opts'] = {
+    seconds: options.seconds,
+    computeHosts: options.computeHosts,
+    apiSessions: options.apiSessions,
+    instancesPerHost: options.instancesPerHost ?? 20,
+    intervals: { ...BENCH_INTERVALS, ...options.intervals },
+    auditPeriodMs: options.auditPeriodMs ?? BENCH_AUDIT_PERIOD_MS,
+    mode: options.mode ?? 'custom',
+    seed: options.seed ?? 1,
+  };
+  if (!(opts.seconds > 0)) throw new Error(`seconds must be positive, got ${opts.seconds}`);
+  for (const key of ['computeHosts', 'apiSessions', 'instancesPerHost'] as const) {
+    if (!Number.isInteger(opts[key]) || opts[key] < 0) throw new Error(`${key} must be a non-negative integer, got ${opts[key]}`);
+  }
+  const date = new Date().toISOString();
+  log('starting a primary and 2 streaming replicas');
+  const cluster = await LocalCluster.start({ replicas: 2, settings: BENCH_SERVER_SETTINGS, log: (m) => log(`  ${m}`) });
+  let proxy: ProxyServer | undefined;
+  const heartbeat = new Heartbeat();
+  try {
+    // The role the oslo.db URLs name; pgsplit logs in to the servers with it too (the URLs of its config).
+    await cluster.primary.query('CREATE ROLE nova LOGIN');
+    await cluster.primary.query(`CREATE TABLE ${HEARTBEAT_TABLE} (id int PRIMARY KEY, seq bigint NOT NULL, written_at timestamptz NOT NULL)`);
+    await cluster.primary.query(`INSERT INTO ${HEARTBEAT_TABLE} VALUES (1, 0, clock_timestamp())`);
+    await cluster.primary.query(`GRANT SELECT ON ${HEARTBEAT_TABLE} TO nova`);
+    const [version] = await cluster.primary.query<{ server_version: string }>('SHOW server_version');
+
+    const config = resolveConfig({
+      listen: '127.0.0.1:0',
+      // The `postgres` database in these URLs is only where pgsplit's monitor connects: sessions use the
+      // database their client asked for (nova), so the monitor's queries stay out of nova's statistics.
+      primary: cluster.primary.url({ user: 'nova' }),
+      replicas: cluster.replicas.map((r) => r.url({ user: 'nova' })),
+    });
+    proxy = new ProxyServer(config, createLogger(process.env.PGSPLIT_LOG_LEVEL ?? 'error'));
+    const { port } = await proxy.listen();
+    const connection = `postgresql://nova@127.0.0.1:${port}/nova`;
+    const slaveConnection = `${connection}?${TAG_QUERY}`;
+    log(`pgsplit listening on 127.0.0.1:${port}`);
+    log(`  connection       = ${connection}`);
+    log(`  slave_connection = ${slaveConnection}`);
+    await cluster.waitForReplication(15_000);
+    await heartbeat.start(cluster.primary);
+
+    const ctx: BenchContext = {
+      cluster,
+      proxy,
+      heartbeat,
+      connection,
+      slaveConnection,
+      probeConnection: `postgresql://nova@127.0.0.1:${port}/postgres?${TAG_QUERY}`,
+      opts,
+      log,
+    };
+    const baseline = await runPhase(ctx, 'baseline');
+    log(`baseline: ${summaryLine(baseline)}`);
+    const tagged = await runPhase(ctx, 'tagged');
+    log(`tagged: ${summaryLine(tagged)}`);
+    await heartbeat.stop();
+    const heartbeatErrors = [...heartbeat.errors];
+
+    const report = buildReport({
+      date,
+      command: options.command ?? '',
+      postgres: version?.server_version ?? '?',
+      opts,
+      replicas: cluster.replicas.length,
+      connection,
+      slaveConnection,
+      pgsplit: { maxLagMs: config.routing.maxLagMs, readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs, monitorIntervalMs: config.monitor.intervalMs },
+      baseline,
+      tagged,
+      heartbeatErrors,
+    });
+    if (options.outDir !== undefined) {
+      await fsp.mkdir(options.outDir, { recursive: true });
+      const markdown = path.join(options.outDir, 'nova.md');
+      const svg = path.join(options.outDir, 'nova.svg');
+      report.files = { markdown, svg };
+      await fsp.writeFile(markdown, formatNovaMarkdown(report));
+      await fsp.writeFile(svg, renderNovaSvg(report));
+    }
+    return report;
+  } finally {
+    await heartbeat.stop().catch(() => {});
+    await proxy?.close().catch(() => {});
+    await cluster.stop();
+  }
+}
+
+function summaryLine(p: PhaseReport): string {
+  const share = p.replicaShare === null ? '-' : `${(100 * p.replicaShare).toFixed(1)} %`;
+  return (
+    `${p.compute.runs} periodic runs, ${p.api.runs} API requests; periodic reads on replicas ${share}; ` +
+    `primary read ${Math.round(perSec(p.primary.tuplesRead, p.elapsedMs))} tuples/s; errors ${p.errors}`
+  );
+}
+
+function buildReport(r: {
+  date: string;
+  command: string;
+  postgres: string;
+  opts: BenchContext['opts'];
+  replicas: number;
+  connection: string;
+  slaveConnection: string;
+  pgsplit: NovaReport['config']['pgsplit'];
+  baseline: PhaseReport;
+  tagged: PhaseReport;
+  heartbeatErrors: string[];
+}): NovaReport {
+  const { baseline: b, tagged: t } = r;
+  const rate = (p: PhaseReport, f: (l: ServerLoad) => number): number => perSec(f(p.primary), p.elapsedMs);
+  const both = (f: (l: ServerLoad) => number) => {
+    const baseline = rate(b, f);
+    const tagged = rate(t, f);
+    return { baseline, tagged, change: change(baseline, tagged) };
+  };
+  const replicaTuples = (p: PhaseReport): number => perSec(Object.values(p.replicas).reduce((s, l) => s + l.tuplesRead, 0), p.elapsedMs);
+  const failures: string[] = [];
+  const notes: string[] = [];
+  for (const p of [b, t]) {
+    if (p.errors > 0) failures.push(`${p.name}: ${p.errors} error(s)${p.harnessErrors.length > 0 ? ` (${p.harnessErrors.slice(0, 3).join('; ')})` : ''}`);
+    for (const name of [...COMPUTE_TASKS, ...API_REQUESTS] as NovaTaskName[]) {
+      const c = p.workload.tasks[name];
+      if (c.errors > 0) failures.push(`${p.name}: ${name}: ${c.errors} error(s), last: ${c.lastError ?? '?'}`);
+    }
+    if (p.apiReadsOnReplica > 0) failures.push(`${p.name}: ${p.apiReadsOnReplica} API read(s) ran on a replica`);
+    if (p.computePrimaryReadsOnReplica > 0) failures.push(`${p.name}: ${p.computePrimaryReadsOnReplica} periodic-task read(s) that had to see the primary ran on a replica`);
+    if (p.workload.readYourWritesMisses > 0) failures.push(`${p.name}: ${p.workload.readYourWritesMisses} read-your-writes miss(es) in API sessions`);
+    if (p.workload.duplicateAudits > 0) failures.push(`${p.name}: ${p.workload.duplicateAudits} duplicate usage audit(s)`);
+    if (p.urlCheck.connectionOnReplica) failures.push(`${p.name}: a session through connection (untagged) read from a replica`);
+    if (!p.urlCheck.slaveConnectionOnReplica) failures.push(`${p.name}: a session through slave_connection (tagged in the URL) did not read from a replica`);
+    if (!p.crossCheck.consistent) {
+      notes.push(
+        `${p.name}: pgsplit routed ${p.crossCheck.proxyReplicaUnits} workload units to replicas, the workload saw ` +
+          `${p.crossCheck.workloadReadsOnReplica} reads there (retries and re-runs count twice in pgsplit's counters)`,
+      );
+    }
+  }
+  if (b.compute.readsOnReplica > 0) failures.push(`baseline: ${b.compute.readsOnReplica} periodic-task read(s) of untagged sessions ran on a replica`);
+  if (t.compute.readsOnReplica === 0) failures.push('tagged: no periodic-task read ran on a replica');
+  if (r.heartbeatErrors.length > 0) failures.push(`heartbeat: ${r.heartbeatErrors.length} error(s): ${r.heartbeatErrors.slice(0, 3).join('; ')}`);
+  return {
+    date: r.date,
+    command: r.command,
+    machine: {
+      cpus: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model.trim() ?? '?',
+      memoryGiB: os.totalmem() / 2 ** 30,
+      node: process.version,
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      postgres: r.postgres,
+    },
+    config: {
+      mode: r.opts.mode,
+      seconds: r.opts.seconds,
+      computeHosts: r.opts.computeHosts,
+      apiSessions: r.opts.apiSessions,
+      instancesPerHost: r.opts.instancesPerHost,
+      intervals: r.opts.intervals,
+      auditPeriodMs: r.opts.auditPeriodMs,
+      replicas: r.replicas,
+      seed: r.opts.seed,
+      connection: r.connection,
+      slaveConnection: r.slaveConnection,
+      pgsplit: r.pgsplit,
+    },
+    baseline: b,
+    tagged: t,
+    comparison: {
+      primaryTuplesReadPerSec: both((l) => l.tuplesRead),
+      primaryTupReturnedPerSec: both((l) => l.tupReturned),
+      primaryTupFetchedPerSec: both((l) => l.tupFetched),
+      primaryXactPerSec: both((l) => l.xactCommit),
+      replicaTuplesReadPerSec: { baseline: replicaTuples(b), tagged: replicaTuples(t) },
+      periodicRunsPerSec: { baseline: perSec(b.compute.runs, b.elapsedMs), tagged: perSec(t.compute.runs, t.elapsedMs) },
+      apiRequestsPerSec: { baseline: perSec(b.api.runs, b.elapsedMs), tagged: perSec(t.api.runs, t.elapsedMs) },
+    },
+    failures,
+    notes,
+    ok: failures.length === 0,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output: summary, Markdown, SVG
+// ---------------------------------------------------------------------------------------------------
+
+function fmt(n: number | null, digits = 0): string {
+  if (n === null || !Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function pct(share: number | null, digits = 1): string {
+  return share === null ? '-' : `${(100 * share).toFixed(digits)} %`;
+}
+
+function signedPct(c: Change): string {
+  if (c === null) return '-';
+  const s = c.toFixed(1);
+  return c > 0 ? `+${s} %` : c < 0 ? `\u2212${s.slice(1)} %` : '0.0 %';
+}
+
+function ms(d: Distribution): string {
+  if (d.p50 === null) return d.unknown > 0 ? `unknown (${d.unknown} samples)` : '-';
+  const unknown = d.unknown > 0 ? `, unknown in ${d.unknown} of ${d.samples} samples` : '';
+  return `p50 ${fmt(d.p50)} ms, p95 ${fmt(d.p95)} ms, max ${fmt(d.max)} ms${unknown}`;
+}
+
+/** The headline lines (also printed on stdout). */
+export function formatNovaSummary(r: NovaReport): string[] {
+  const c = r.comparison;
+  const t = r.tagged;
+  const replicas = Object.values(t.staleness.byReplica);
+  const worstReplicaP95 = Math.max(...replicas.map((p) => p.staleness.p95 ?? 0));
+  const worstReplicaMax = Math.max(...replicas.map((p) => p.staleness.max ?? 0));
+  const errors = r.baseline.errors + r.tagged.errors;
+  return [
+    `periodic-task reads served by replicas: baseline ${pct(r.baseline.replicaShare)}, with pgsplit ${pct(t.replicaShare)} ` +
+      `(${fmt(t.compute.readsOnReplica)} of ${fmt(t.compute.readsOnReplica + t.compute.readsOnPrimary)}; ` +
+      `${pct(t.eligibleReplicaShare)} of the unhinted ones)`,
+    `primary tuples read per second (Nova tables): baseline ${fmt(c.primaryTuplesReadPerSec.baseline)}, with pgsplit ` +
+      `${fmt(c.primaryTuplesReadPerSec.tagged)} (${signedPct(c.primaryTuplesReadPerSec.change)})`,
+    `primary tup_returned + tup_fetched per second (nova database): baseline ` +
+      `${fmt(c.primaryTupReturnedPerSec.baseline + c.primaryTupFetchedPerSec.baseline)}, with pgsplit ` +
+      `${fmt(c.primaryTupReturnedPerSec.tagged + c.primaryTupFetchedPerSec.tagged)} ` +
+      `(${signedPct(change(c.primaryTupReturnedPerSec.baseline + c.primaryTupFetchedPerSec.baseline, c.primaryTupReturnedPerSec.tagged + c.primaryTupFetchedPerSec.tagged))})`,
+    `primary transactions per second (nova database): baseline ${fmt(c.primaryXactPerSec.baseline)}, with pgsplit ` +
+      `${fmt(c.primaryXactPerSec.tagged)} (${signedPct(c.primaryXactPerSec.change)})`,
+    `work done: periodic task runs/s baseline ${fmt(c.periodicRunsPerSec.baseline, 1)}, with pgsplit ${fmt(c.periodicRunsPerSec.tagged, 1)}; ` +
+      `API requests/s ${fmt(c.apiRequestsPerSec.baseline, 1)} and ${fmt(c.apiRequestsPerSec.tagged, 1)}`,
+    `API reads on replicas: baseline ${r.baseline.apiReadsOnReplica} of ${r.baseline.api.primaryReads}, ` +
+      `with pgsplit ${t.apiReadsOnReplica} of ${t.api.primaryReads} (measured with pg_is_in_recovery() in every API read)`,
+    `staleness during the tagged phase: tagged session ${ms(t.staleness.taggedSession.staleness)}; ` +
+      `replicas p95 up to ${fmt(worstReplicaP95)} ms, max ${fmt(worstReplicaMax)} ms (heartbeat, lower bound, ${HEARTBEAT_INTERVAL_MS} ms resolution); ` +
+      `pgsplit's estimate ${Object.entries(t.staleness.monitorLag).map(([n, d]) => `${n} p95 ${fmt(d.p95)} ms`).join(', ')}`,
+    `errors: ${errors}; ${r.ok ? 'PASSED' : `FAILED: ${r.failures.join('; ')}`}`,
+  ];
+}
+
+function loadRows(r: NovaReport): string[] {
+  const b = r.baseline;
+  const t = r.tagged;
+  const row = (label: string, f: (p: PhaseReport) => number, per = true, digits = 0): string => {
+    const vb = per ? perSec(f(b), b.elapsedMs) : f(b);
+    const vt = per ? perSec(f(t), t.elapsedMs) : f(t);
+    return `| ${label} | ${fmt(vb, digits)} | ${fmt(vt, digits)} | ${signedPct(change(vb, vt))} |`;
+  };
+  const replicas = (p: PhaseReport, f: (l: ServerLoad) => number): number => Object.values(p.replicas).reduce((s, l) => s + f(l), 0);
+  return [
+    '| per second (deltas of the servers\' own statistics / phase time) | baseline | with pgsplit | change |',
+    '|---|--:|--:|--:|',
+    row('primary: tuples read from Nova tables (seq_tup_read + idx_tup_fetch)', (p) => p.primary.tuplesRead),
+    row('primary: seq_tup_read', (p) => p.primary.seqTupRead),
+    row('primary: idx_tup_fetch', (p) => p.primary.idxTupFetch),
+    row('primary: seq_scan + idx_scan on Nova tables', (p) => p.primary.seqScan + p.primary.idxScan),
+    row('primary: tup_returned (pg_stat_database, nova)', (p) => p.primary.tupReturned),
+    row('primary: tup_fetched (pg_stat_database, nova)', (p) => p.primary.tupFetched),
+    row('primary: xact_commit (pg_stat_database, nova)', (p) => p.primary.xactCommit, true, 1),
+    row('primary: rows inserted + updated in Nova tables', (p) => p.primary.nTupIns + p.primary.nTupUpd),
+    row('replicas: tuples read from Nova tables', (p) => replicas(p, (l) => l.tuplesRead)),
+    row('replicas: xact_commit (nova)', (p) => replicas(p, (l) => l.xactCommit), true, 1),
+    row('periodic task runs', (p) => p.compute.runs, true, 1),
+    row('periodic-task reads', (p) => p.compute.readsOnReplica + p.compute.readsOnPrimary, true, 1),
+    row('periodic-task writes', (p) => p.compute.writes, true, 1),
+    row('API requests', (p) => p.api.runs, true, 1),
+  ];
+}
+
+function taskRows(p: PhaseReport): string[] {
+  const lines = [
+    '| task | runs | statements | reads | on replica | on primary | writes | errors | avg ms | max ms |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const name of [...COMPUTE_TASKS, ...API_REQUESTS] as NovaTaskName[]) {
+    const c = p.workload.tasks[name];
+    const avg = c.runs === 0 ? null : c.totalMs / c.runs;
+    lines.push(
+      `| ${name} | ${c.runs} | ${c.statements} | ${c.replicaReads + c.primaryReads} | ${c.readsOnReplica} | ${c.readsOnPrimary} | ` +
+        `${c.writes} | ${c.errors} | ${fmt(avg, 1)} | ${fmt(c.maxMs)} |`,
+    );
+  }
+  return lines;
+}
+
+function phaseSection(p: PhaseReport): string[] {
+  const title = p.name === 'baseline' ? 'Phase 1: baseline (compute hosts untagged, through `connection`)' : 'Phase 2: with pgsplit (compute hosts tagged, through `slave_connection`)';
+  const byReason = Object.entries(p.proxy.routedByReason).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  const byNode = Object.entries(p.proxy.routedByNode).map(([k, v]) => `${k} ${v}`).join(', ');
+  const lines = [
+    `### ${title}`,
+    '',
+    `Ran ${fmt(p.elapsedMs / 1000, 1)} s. Periodic-task reads on replicas: ${pct(p.replicaShare)} ` +
+      `(${p.compute.readsOnReplica} of ${p.compute.readsOnReplica + p.compute.readsOnPrimary}; unhinted reads that may use a replica: ${p.compute.replicaReads}, ` +
+      `reads that must see the primary: ${p.compute.primaryReads}). API reads on replicas: ${p.apiReadsOnReplica} of ${p.api.primaryReads}. ` +
+      `Errors: ${p.errors}. Read-your-writes misses (API): ${p.workload.readYourWritesMisses}. Duplicate audits: ${p.workload.duplicateAudits}. ` +
+      `Bandwidth counter rollovers handled: ${p.workload.bandwidthRollovers}.`,
+    '',
+    ...taskRows(p),
+    '',
+    `pgsplit routed (units, this phase, including the tagged probe's ${p.staleness.taggedSession.reads} reads): by node ${byNode || '-'}; by reason ${byReason || '-'}; ` +
+      `re-runs on the primary ${p.proxy.rerunsOnPrimary}, retries ${p.proxy.retries}. ` +
+      `Cross-check: pgsplit's replica units minus the probe's = ${p.crossCheck.proxyReplicaUnits}, workload reads that reported a replica = ` +
+      `${p.crossCheck.workloadReadsOnReplica} (${p.crossCheck.consistent ? 'equal' : 'DIFFERENT'}).`,
+    '',
+    `URL check before the phase: \`connection\` read from ${p.urlCheck.connectionOnReplica ? 'a replica' : 'the primary'}, ` +
+      `\`slave_connection\` from ${p.urlCheck.slaveConnectionOnReplica ? 'a replica' : 'the primary'}.`,
+    '',
+    '| staleness (ms) | reads | p50 | p95 | max |',
+    '|---|--:|--:|--:|--:|',
+    `| tagged session through pgsplit (heartbeat) | ${p.staleness.taggedSession.reads} (${p.staleness.taggedSession.onReplica} on replicas) | ` +
+      `${fmt(p.staleness.taggedSession.staleness.p50)} | ${fmt(p.staleness.taggedSession.staleness.p95)} | ${fmt(p.staleness.taggedSession.staleness.max)} |`,
+  ];
+  for (const [name, probe] of Object.entries(p.staleness.byReplica)) {
+    lines.push(`| ${name}, read directly (heartbeat) | ${probe.reads} | ${fmt(probe.staleness.p50)} | ${fmt(probe.staleness.p95)} | ${fmt(probe.staleness.max)} |`);
+  }
+  for (const [name, d] of Object.entries(p.staleness.monitorLag)) {
+    const unknown = d.unknown > 0 ? ` (${d.unknown} unknown)` : '';
+    lines.push(`| ${name}, pgsplit's lag estimate (upper bound) | ${d.samples}${unknown} | ${fmt(d.p50)} | ${fmt(d.p95)} | ${fmt(d.max)} |`);
+  }
+  if (p.harnessErrors.length > 0) lines.push('', `Harness errors: ${p.harnessErrors.slice(0, 5).join('; ')}`);
+  return lines;
+}
+
+/** The Markdown report (bench/results/nova.md). */
+export function formatNovaMarkdown(r: NovaReport): string {
+  const cfg = r.config;
+  const i = cfg.intervals;
+  const lines = [
+    '# Nova periodic-task benchmark',
+    '',
+    `Date: ${r.date}${r.command ? `  \nCommand: \`${r.command}\`` : ''}  `,
+    `Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memoryGiB.toFixed(1)} GiB memory, ${r.machine.os}, ` +
+      `Node ${r.machine.node}, PostgreSQL ${r.machine.postgres} (local cluster kit: primary + ${cfg.replicas} streaming replicas, fsync off)  `,
+    `Configuration (${cfg.mode}): ${cfg.computeHosts} compute hosts with ${cfg.instancesPerHost} seeded instances each, ${cfg.apiSessions} API sessions, ` +
+      `${cfg.seconds} s per phase, seed ${cfg.seed}. Task intervals: update_available_resource ${i.update_available_resource} ms, ` +
+      `_poll_bandwidth_usage ${i._poll_bandwidth_usage} ms, _instance_usage_audit ${i._instance_usage_audit} ms (audit and bandwidth period ` +
+      `${cfg.auditPeriodMs} ms), _poll_volume_usage ${i._poll_volume_usage} ms, API pause ${i.api_request} ms (jittered x0.5-1.5). ` +
+      `pgsplit defaults: max_lag ${cfg.pgsplit.maxLagMs} ms, read_your_writes_timeout ${cfg.pgsplit.readYourWritesTimeoutMs} ms, ` +
+      `monitor interval ${cfg.pgsplit.monitorIntervalMs} ms.  `,
+    `oslo.db URLs: \`connection = ${cfg.connection}\`, \`slave_connection = ${cfg.slaveConnection}\` (the port is the run's).`,
+    '',
+    `**Result: ${r.ok ? 'passed' : 'FAILED'}.**`,
+    '',
+    ...formatNovaSummary(r).map((l) => `- ${l}`),
+    '',
+    '![primary read load and replica share](nova.svg)',
+    '',
+    '## Comparison',
+    '',
+    ...loadRows(r),
+    '',
+    '## Phases',
+    '',
+    ...phaseSection(r.baseline),
+    '',
+    ...phaseSection(r.tagged),
+    '',
+    '## How this was measured',
+    '',
+    '- Both phases run the same workload for the same time on a freshly created and seeded `nova` database, with the same random seed. ' +
+      'API sessions connect through `connection` in both; the compute hosts through `connection` in the baseline (everything on the primary, ' +
+      'as without pgsplit\'s routing) and through `slave_connection` with pgsplit.',
+    '- Where a read ran is measured per statement: every read of the workload is wrapped so that it also returns `pg_is_in_recovery()` ' +
+      '(true on a replica) and one row even when it finds nothing. pgsplit\'s own routing counters are shown alongside and cross-checked.',
+    '- The `_instance_usage_audit` check of `task_log` carries `/* pgsplit:route=primary */` (it gates a one-shot action), so it counts ' +
+      'among the reads that must see the primary, like every API read.',
+    '- Primary read load: deltas of the primary\'s own `pg_stat_user_tables` (summed over the Nova tables) and `pg_stat_database` ' +
+      '(the `nova` database) taken directly on the primary before and after each phase, once no session used `nova` any more and its ' +
+      'statistics were flushed. pgsplit\'s monitor and the heartbeat use the `postgres` database, so `nova` holds the workload\'s ' +
+      'traffic (and the few catalog reads of the statistics queries). Nothing was reset.',
+    `- Staleness: a heartbeat row (database \`postgres\`) is updated on the primary every ${HEARTBEAT_INTERVAL_MS} ms; a tagged session through pgsplit and ` +
+      `a direct session on each replica read it every ${STALENESS_SAMPLE_MS} ms. A read's staleness is how long before it the first heartbeat it ` +
+      'missed had been committed (0 if none): a lower bound with the heartbeat interval as resolution. pgsplit\'s lag estimate ' +
+      '(ReplicaMonitor.lagMs, an upper bound used for routing against max_lag) is sampled at the same rate.',
+    '- The run fails on any error, any API read on a replica, any hinted read on a replica, any read-your-writes miss or duplicate audit, ' +
+      'and when no periodic-task read reached a replica in the tagged phase.',
+    '- The workload batches what Nova does per instance (bandwidth and volume usage) into one statement per host and task; the mix of ' +
+      'reads and writes per task is Nova\'s, the statement count is lower.',
+  ];
+  if (r.failures.length > 0) lines.push('', '## Failures', '', ...r.failures.map((f) => `- ${f}`));
+  if (r.notes.length > 0) lines.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
+  return `${lines.join('\n')}\n`;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** A small bar chart (bench/results/nova.svg): primary read load baseline vs tagged, and the replica share. */
+export function renderNovaSvg(r: NovaReport): string {
+  const W = 720;
+  const H = 320;
+  const top = 70;
+  const bottom = 260;
+  const barH = bottom - top;
+  const c = r.comparison.primaryTuplesReadPerSec;
+  const maxLoad = Math.max(c.baseline, c.tagged, 1);
+  const parts: string[] = [];
+  const text = (x: number, y: number, s: string, opts: { anchor?: string; size?: number; weight?: string; fill?: string } = {}): void => {
+    parts.push(
+      `<text x="${x}" y="${y}" text-anchor="${opts.anchor ?? 'middle'}" font-size="${opts.size ?? 13}"` +
+        `${opts.weight ? ` font-weight="${opts.weight}"` : ''} fill="${opts.fill ?? '#222'}">${escapeXml(s)}</text>`,
+    );
+  };
+  const bar = (x: number, width: number, fraction: number, fill: string, label: string, value: string): void => {
+    const h = Math.max(0, Math.min(1, fraction)) * barH;
+    parts.push(`<rect x="${x}" y="${(bottom - h).toFixed(1)}" width="${width}" height="${h.toFixed(1)}" fill="${fill}"/>`);
+    text(x + width / 2, bottom - h - 6, value, { weight: 'bold' });
+    text(x + width / 2, bottom + 18, label);
+  };
+  text(W / 2, 24, 'Nova periodic tasks through pgsplit', { size: 16, weight: 'bold' });
+  text(
+    W / 2,
+    44,
+    `${r.config.computeHosts} compute hosts, ${r.config.apiSessions} API sessions, ${r.config.seconds} s per phase, PostgreSQL ${r.machine.postgres}`,
+    { size: 12, fill: '#555' },
+  );
+  // Left panel: the primary's read load.
+  bar(80, 100, c.baseline / maxLoad, '#9aa5b1', 'baseline', fmt(c.baseline));
+  bar(220, 100, c.tagged / maxLoad, '#2f6fb3', 'with pgsplit', fmt(c.tagged));
+  text(200, bottom + 42, `primary tuples read/s (Nova tables) ${signedPct(c.change)}`, { size: 12 });
+  parts.push(`<line x1="60" y1="${bottom}" x2="340" y2="${bottom}" stroke="#444"/>`);
+  // Right panel: share of periodic-task reads served by replicas (0-100 %).
+  const sb = r.baseline.replicaShare ?? 0;
+  const st = r.tagged.replicaShare ?? 0;
+  bar(440, 100, sb, '#9aa5b1', 'baseline', pct(r.baseline.replicaShare));
+  bar(580, 100, st, '#3a9a5b', 'with pgsplit', pct(r.tagged.replicaShare));
+  parts.push(`<line x1="420" y1="${bottom}" x2="700" y2="${bottom}" stroke="#444"/>`);
+  parts.push(`<line x1="420" y1="${top}" x2="700" y2="${top}" stroke="#bbb" stroke-dasharray="4 3"/>`);
+  text(416, top + 4, '100 %', { anchor: 'end', size: 11, fill: '#777' });
+  text(560, bottom + 42, 'periodic-task reads served by replicas', { size: 12 });
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n` +
+    `<rect width="${W}" height="${H}" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`
+  );
+}
