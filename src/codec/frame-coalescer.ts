@@ -1,24 +1,28 @@
 /**
- * Collects the byte ranges to forward and writes adjacent ones as one buffer: messages cut from the same
- * chunk sit next to each other in memory, so a run of DataRows becomes a single write without copying,
- * and a chunk forwarded whole is written as the chunk itself.
+ * Collects the bytes to forward and writes adjacent ones as one buffer: messages cut from the same chunk
+ * sit next to each other in memory, so a run of DataRows (or a held-back RowDescription followed by its
+ * rows) becomes a single write without copying, and a chunk forwarded whole is written as the chunk itself.
+ * Adjacency is judged by memory (same ArrayBuffer, consecutive offsets), so merging is always exact.
  */
 export class FrameCoalescer {
   private parts: Buffer[] = [];
-  private buf: Buffer | null = null;
-  private start = 0;
-  private end = 0;
+  /** The current run: bytes [from, to) of `owner.buffer`. */
+  private owner: Buffer | null = null;
+  private from = 0;
+  private to = 0;
 
   /** Adds bytes [start, end) of `buf`. */
   addRange(buf: Buffer, start: number, end: number): void {
-    if (this.buf === buf && this.end === start) {
-      this.end = end;
+    const from = buf.byteOffset + start;
+    const o = this.owner;
+    if (o !== null && o.buffer === buf.buffer && this.to === from) {
+      this.to = buf.byteOffset + end;
       return;
     }
     this.flush();
-    this.buf = buf;
-    this.start = start;
-    this.end = end;
+    this.owner = buf;
+    this.from = from;
+    this.to = buf.byteOffset + end;
   }
 
   /** Adds a whole buffer (a copy or a view). */
@@ -27,15 +31,10 @@ export class FrameCoalescer {
   }
 
   private flush(): void {
-    const b = this.buf;
-    if (b === null) return;
-    this.parts.push(this.start === 0 && this.end === b.length ? b : b.subarray(this.start, this.end));
-    this.buf = null;
-  }
-
-  /** True when nothing was added since the last take(). */
-  get empty(): boolean {
-    return this.buf === null && this.parts.length === 0;
+    const o = this.owner;
+    if (o === null) return;
+    this.parts.push(this.from === o.byteOffset && this.to === o.byteOffset + o.length ? o : Buffer.from(o.buffer, this.from, this.to - this.from));
+    this.owner = null;
   }
 
   /** Takes the collected buffers (empty when nothing was added). */

@@ -940,6 +940,7 @@ export class Session {
     let finishedUnit = false;
     let lost: string | null = null;
     let lostFrame: Buffer | undefined;
+    let heldViews = false;
     reader.feed(chunk);
     for (;;) {
       let t: number;
@@ -1008,9 +1009,10 @@ export class Session {
           link.held = null;
           link.heldBytes = 0;
         } else {
-          const copy = Buffer.from(f.raw);
-          held.push(copy);
-          link.heldBytes += copy.length;
+          // A view for now: copied at the end of this chunk if still held (the chunk's memory is reused).
+          heldViews = true;
+          held.push(f.raw);
+          link.heldBytes += f.raw.length;
           this.trackHeld(link, f, head);
           if (f.type === Backend.ParameterStatus) this.noteParameter(...readParameterStatus(f.payload));
           continue;
@@ -1018,6 +1020,10 @@ export class Session {
       }
       if (this.trackAndForward(link, f, head)) out.addRange(reader.buf, reader.start, reader.end);
       if (f.type === Backend.ReadyForQuery) finishedUnit = true;
+    }
+    if (heldViews && link.held !== null) {
+      const held = link.held;
+      for (let i = 0; i < held.length; i++) if ((held[i] as Buffer).buffer === chunk.buffer) held[i] = Buffer.from(held[i] as Buffer);
     }
     const bufs = out.take();
     if (bufs.length > 0 && !this.client.destroyed) {
