@@ -104,6 +104,11 @@ interface Unit {
   avoid?: string;
 }
 
+/** A unit with every field present from the start, so all units share one object shape (hot path). */
+function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries: string[], bytes: number, local?: LocalCommand): Unit {
+  return { kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined, avoid: undefined };
+}
+
 /** A server connection as this session uses it. */
 class ServerLink {
   readonly node: NodeEntry;
@@ -322,7 +327,7 @@ export class Session {
     if (this.discardUntilSync) {
       if (t === Frontend.Sync) {
         this.discardUntilSync = false;
-        this.enqueue({ kind: 'local', frames: [], complete: true, queries: [], bytes: 0, local: { kind: 'ready' } });
+        this.enqueue(unit('local', [], true, [], 0, { kind: 'ready' }));
       }
       return true;
     }
@@ -336,8 +341,8 @@ export class Session {
         }
         const local = parseLocalCommand(q);
         this.enqueue(local
-          ? { kind: 'local', frames: [], complete: true, queries: [], bytes: 0, local }
-          : { kind: 'simple', frames: [f], complete: true, queries: [q], bytes: f.raw.length });
+          ? unit('local', [], true, [], 0, local)
+          : unit('simple', [f], true, [q], f.raw.length));
         return true;
       }
       case Frontend.Parse:
@@ -345,14 +350,14 @@ export class Session {
       case Frontend.Describe:
       case Frontend.Execute:
       case Frontend.Close: {
-        const b = this.building ?? (this.building = { kind: 'extended', frames: [], complete: false, queries: [], bytes: 0 });
+        const b = this.building ?? (this.building = unit('extended', [], false, [], 0));
         b.frames.push(f);
         b.bytes += f.raw.length;
         return true;
       }
       case Frontend.Sync:
       case Frontend.Flush: {
-        const b = this.building ?? { kind: 'extended', frames: [], complete: false, queries: [], bytes: 0 };
+        const b = this.building ?? unit('extended', [], false, [], 0);
         this.building = null;
         b.frames.push(f);
         b.bytes += f.raw.length;
@@ -362,16 +367,16 @@ export class Session {
       }
       case Frontend.FunctionCall:
         this.closeBuilding(false);
-        this.enqueue({ kind: 'function', frames: [f], complete: true, queries: [], bytes: f.raw.length });
+        this.enqueue(unit('function', [f], true, [], f.raw.length));
         return true;
       case Frontend.CopyData:
       case Frontend.CopyDone:
       case Frontend.CopyFail:
-        this.enqueue({ kind: 'copy', frames: [f], complete: false, queries: [], bytes: f.raw.length });
+        this.enqueue(unit('copy', [f], false, [], f.raw.length));
         return true;
       case Frontend.Terminate:
         this.closeBuilding(false);
-        this.enqueue({ kind: 'terminate', frames: [], complete: true, queries: [], bytes: 0 });
+        this.enqueue(unit('terminate', [], true, [], 0));
         return true;
       default:
         this.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
