@@ -8,9 +8,19 @@
  * send goes to the primary. One read of the compute side gates a one-shot action (has this audit
  * period been done already?) and therefore carries the per-statement hint `/* pgsplit:route=primary *\/`.
  *
- * The class is meant to be reused: the demo runs it for a few seconds, the benchmark grows it. It knows
- * nothing about clusters or the proxy beyond a host and port to connect to; schema creation, host count,
- * task intervals and counters are all parameters or public state.
+ * Sessions reach the proxy the way an oslo.db deployment does: two URLs, `connection` (untagged: API,
+ * setup) and `slave_connection` (the same proxy, tagged in the URL with
+ * `?options=-c%20pgsplit.route%3Dreplica`, which node-postgres sends as the `options` startup parameter).
+ * A plain host and port with the tag passed as `options` works too (the demo uses that).
+ *
+ * Every read also reports where it ran (`pg_is_in_recovery()`, see {@link locateRead}), so the counters
+ * say which reads a replica served, measured rather than inferred from the routing rules: an API read or
+ * a hinted read that reached a replica shows up in `primaryReadsOnReplica`.
+ *
+ * The class is meant to be reused: the demo runs it for a few seconds, the Nova benchmark
+ * (bench/nova/nova-bench.ts) runs it twice, untagged and tagged. It knows nothing about clusters or the
+ * proxy beyond where to connect; schema creation, host count, task intervals and counters are all
+ * parameters or public state.
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
@@ -46,10 +56,26 @@ export const DEFAULT_NOVA_INTERVALS: Readonly<NovaIntervals> = Object.freeze({
   api_request: 150,
 });
 
+/**
+ * Where the sessions connect: either `connection` (URLs, as oslo.db's `[database]` section) or `host` and
+ * `port`. Exactly one of the two must be given.
+ */
 export interface NovaWorkloadOptions {
-  /** Where the sessions connect: normally the pgsplit listener. */
-  host: string;
-  port: number;
+  /**
+   * oslo.db `connection`: URL of the untagged sessions (API requests, setup, and the compute hosts when
+   * tagComputeSessions is false), e.g. `postgresql://nova@127.0.0.1:6432/nova`. User, password and
+   * database then come from the URL; the `user`, `password` and `database` options are ignored.
+   */
+  connection?: string;
+  /**
+   * oslo.db `slave_connection`: URL of the tagged compute sessions, normally the same proxy tagged in the
+   * URL: `postgresql://nova@127.0.0.1:6432/nova?options=-c%20pgsplit.route%3Dreplica`. Default:
+   * `connection` with `taggedOptions` as startup options.
+   */
+  slaveConnection?: string;
+  /** Where the sessions connect when no `connection` is given: normally the pgsplit listener. */
+  host?: string;
+  port?: number;
   user?: string;
   password?: string;
   database?: string;
@@ -61,9 +87,15 @@ export interface NovaWorkloadOptions {
   instancesPerHost?: number;
   /** Overrides of {@link DEFAULT_NOVA_INTERVALS}. */
   intervals?: Partial<NovaIntervals>;
-  /** Length of one `_instance_usage_audit` period in ms (Nova: an hour or a month; default 2000). */
+  /**
+   * Length of one `_instance_usage_audit` period in ms (Nova: an hour or a month; default 2000); also the
+   * bandwidth accounting period of `_poll_bandwidth_usage` (`start_period`).
+   */
   auditPeriodMs?: number;
-  /** Startup options that tag the compute sessions (default `-c pgsplit.route=replica`). */
+  /**
+   * Startup options that tag the compute sessions (default `-c pgsplit.route=replica`); not used when
+   * `slaveConnection` is given (its URL carries the tag).
+   */
   taggedOptions?: string;
   /**
    * Tag the compute sessions (default true). False runs them untagged, as a baseline where everything
@@ -72,6 +104,11 @@ export interface NovaWorkloadOptions {
   tagComputeSessions?: boolean;
   /** Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * Chance per bandwidth poll and instance that the simulated hypervisor counters restart from zero (a
+   * rebooted guest), which `_poll_bandwidth_usage` must treat as a rollover (default 0.02).
+   */
+  counterResetProbability?: number;
   /** Source of randomness in [0, 1), for reproducible runs (default Math.random). */
   random?: () => number;
 }
@@ -87,6 +124,15 @@ export interface TaskCounters {
   /** Reads that must see the primary: hinted ones in tagged sessions, and every read of an untagged session. */
   primaryReads: number;
   writes: number;
+  /** Reads that ran on a replica, as the server itself answered (pg_is_in_recovery()): measured, not intended. */
+  readsOnReplica: number;
+  /** Reads that ran on the primary (pg_is_in_recovery() false). */
+  readsOnPrimary: number;
+  /**
+   * Reads that had to see the primary (API reads, hinted reads, any read of an untagged session) but ran
+   * on a replica: must stay 0. Counted, not thrown, so that a run shows how many there were.
+   */
+  primaryReadsOnReplica: number;
   /** Statements that failed, plus checks that failed (see readYourWritesMisses). */
   errors: number;
   /** Wall time of all runs, and of the slowest one, in ms. */
@@ -101,12 +147,17 @@ export interface NovaWorkloadStats {
   readYourWritesMisses: number;
   /** `_instance_usage_audit` found its period already logged only when inserting (must stay 0 thanks to the hint). */
   duplicateAudits: number;
+  /** Bandwidth counters found below their last value (a reset or wrap), handled as Nova does. */
+  bandwidthRollovers: number;
   /** ms the workload has been running (until stop). */
   elapsedMs: number;
 }
 
 /** Sums of counters over a group of tasks. */
-export type CounterTotals = Pick<TaskCounters, 'runs' | 'statements' | 'replicaReads' | 'primaryReads' | 'writes' | 'errors'>;
+export type CounterTotals = Pick<
+  TaskCounters,
+  'runs' | 'statements' | 'replicaReads' | 'primaryReads' | 'writes' | 'readsOnReplica' | 'readsOnPrimary' | 'primaryReadsOnReplica' | 'errors'
+>;
 
 type StatementKind = 'replica-read' | 'primary-read' | 'write';
 
@@ -157,7 +208,10 @@ export const NOVA_SCHEMA: readonly string[] = [
      updated_at timestamptz,
      deleted_at timestamptz,
      deleted integer NOT NULL DEFAULT 0)`,
+  // Nova's own indexes for the periodic tasks' lookups (instances_host_node_deleted_idx, ...).
   'CREATE INDEX IF NOT EXISTS instances_host_deleted_idx ON instances (host, deleted)',
+  'CREATE INDEX IF NOT EXISTS instances_host_node_deleted_idx ON instances (host, node, deleted)',
+  'CREATE INDEX IF NOT EXISTS instances_deleted_created_at_idx ON instances (deleted, created_at)',
   `CREATE TABLE IF NOT EXISTS bw_usage_cache (
      id serial PRIMARY KEY,
      uuid varchar(36) NOT NULL,
@@ -172,6 +226,7 @@ export const NOVA_SCHEMA: readonly string[] = [
      updated_at timestamptz,
      deleted integer NOT NULL DEFAULT 0,
      UNIQUE (uuid, mac, start_period))`,
+  'CREATE INDEX IF NOT EXISTS bw_usage_cache_uuid_start_period_idx ON bw_usage_cache (uuid, start_period)',
   `CREATE TABLE IF NOT EXISTS volume_usage_cache (
      id serial PRIMARY KEY,
      volume_id varchar(36) NOT NULL UNIQUE,
@@ -229,18 +284,30 @@ export const NOVA_SCHEMA: readonly string[] = [
      created_at timestamptz NOT NULL DEFAULT now(),
      updated_at timestamptz,
      deleted integer NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS migrations_by_host_nodes_and_status_idx
+     ON migrations (deleted, source_compute, dest_compute, source_node, dest_node, status)`,
+];
+
+/** The tables of {@link NOVA_SCHEMA}, for statistics over the Nova slice (pg_stat_user_tables). */
+export const NOVA_TABLES: readonly string[] = [
+  'services', 'compute_nodes', 'instances', 'migrations', 'block_device_mapping', 'bw_usage_cache', 'volume_usage_cache', 'task_log',
 ];
 
 /** Migration states Nova treats as finished (migration_get_in_progress_by_host_and_node). */
 const FINISHED_MIGRATION_STATES = ['confirmed', 'reverted', 'error', 'failed', 'completed', 'cancelled', 'done'];
 
 function emptyCounters(): TaskCounters {
-  return { runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, errors: 0, totalMs: 0, maxMs: 0 };
+  return {
+    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, readsOnReplica: 0, readsOnPrimary: 0, primaryReadsOnReplica: 0,
+    errors: 0, totalMs: 0, maxMs: 0,
+  };
 }
 
 /** Sums the counters of the given tasks (default: all). */
 export function sumCounters(stats: NovaWorkloadStats, tasks: readonly NovaTaskName[] = [...COMPUTE_TASKS, ...API_REQUESTS]): CounterTotals {
-  const out: CounterTotals = { runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, errors: 0 };
+  const out: CounterTotals = {
+    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, readsOnReplica: 0, readsOnPrimary: 0, primaryReadsOnReplica: 0, errors: 0,
+  };
   for (const name of tasks) {
     const c = stats.tasks[name];
     out.runs += c.runs;
@@ -248,6 +315,9 @@ export function sumCounters(stats: NovaWorkloadStats, tasks: readonly NovaTaskNa
     out.replicaReads += c.replicaReads;
     out.primaryReads += c.primaryReads;
     out.writes += c.writes;
+    out.readsOnReplica += c.readsOnReplica;
+    out.readsOnPrimary += c.readsOnPrimary;
+    out.primaryReadsOnReplica += c.primaryReadsOnReplica;
     out.errors += c.errors;
   }
   return out;
@@ -283,7 +353,51 @@ interface ComputeHost {
   name: string;
   node: string;
   client?: pg.Client;
+  /** The hypervisor's interface counters per instance uuid (bytes in/out since the guest booted). */
+  counters: Map<string, { in: number; out: number }>;
 }
+
+/** The options after defaults; the target is either the URLs or host and port. */
+export type ResolvedNovaWorkloadOptions = Readonly<
+  Required<Omit<NovaWorkloadOptions, 'password' | 'intervals' | 'connection' | 'slaveConnection' | 'host' | 'port'>>
+> & {
+  readonly password?: string;
+  readonly connection?: string;
+  readonly slaveConnection?: string;
+  readonly host?: string;
+  readonly port?: number;
+};
+
+/** The columns {@link locateRead} adds to a read's result. */
+interface LocatedRow {
+  pgsplit_in_recovery: boolean;
+  pgsplit_row: boolean | null;
+  [column: string]: unknown;
+}
+
+const LOCATION_COLUMNS = new Set(['pgsplit_in_recovery', 'pgsplit_row']);
+/** A comment at the start of a statement: pgsplit's hint, kept in front of the wrapper. */
+const LEADING_COMMENT = /^\s*(\/\*[\s\S]*?\*\/)\s*/;
+
+/**
+ * Wraps a read so that it also says where it ran: one column `pgsplit_in_recovery` (true on a replica),
+ * and exactly one row even when the read finds nothing (`pgsplit_row` is null then), because the reads
+ * that matter most (has this audit period been logged? is the deleted instance gone?) usually return
+ * none. A leading hint comment stays in front. The wrapper only reads, so pgsplit routes it exactly as it
+ * routes the read inside.
+ */
+export function locateRead(sql: string): string {
+  const m = LEADING_COMMENT.exec(sql);
+  const hint = m ? `${m[1] ?? ''} ` : '';
+  const body = m ? sql.slice(m[0].length) : sql;
+  return (
+    `${hint}SELECT w.pgsplit_in_recovery, q.* FROM (SELECT pg_is_in_recovery() AS pgsplit_in_recovery) w ` +
+    `LEFT JOIN LATERAL (SELECT true AS pgsplit_row, r.* FROM (${body}) r) q ON true`
+  );
+}
+
+/** 2^32: hypervisors report interface counters that wrap like 32-bit counters. */
+const COUNTER_WRAP = 2 ** 32;
 
 /** Error raised for a failed workload check (not a SQL error). */
 class CheckFailed extends Error {}
@@ -292,7 +406,10 @@ class CheckFailed extends Error {}
  * The Nova-like workload. Typical use:
  *
  * ```ts
- * const w = new NovaWorkload({ host: '127.0.0.1', port: 6432 });
+ * const w = new NovaWorkload({
+ *   connection: 'postgresql://nova@127.0.0.1:6432/nova',
+ *   slaveConnection: 'postgresql://nova@127.0.0.1:6432/nova?options=-c%20pgsplit.route%3Dreplica',
+ * });                         // or { host: '127.0.0.1', port: 6432 }: the tag then goes in as options
  * await w.setup();            // schema + seed, through an untagged session (so on the primary)
  * await w.start();            // opens the sessions and starts the periodic tasks and API requests
  * ...
@@ -301,7 +418,7 @@ class CheckFailed extends Error {}
  * ```
  */
 export class NovaWorkload {
-  readonly options: Readonly<Required<Omit<NovaWorkloadOptions, 'password' | 'intervals'>>> & { password?: string };
+  readonly options: ResolvedNovaWorkloadOptions;
   readonly intervals: Readonly<NovaIntervals>;
   readonly hosts: readonly ComputeHost[];
 
@@ -313,15 +430,24 @@ export class NovaWorkload {
   readonly #knownInstances: string[] = [];
   #readYourWritesMisses = 0;
   #duplicateAudits = 0;
+  #bandwidthRollovers = 0;
   #startedAt = 0;
   #stoppedAt = 0;
   #state: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
   #stopping: Promise<void> | undefined;
 
   constructor(opts: NovaWorkloadOptions) {
+    if ((opts.connection === undefined) === (opts.host === undefined || opts.port === undefined)) {
+      throw new Error('NovaWorkload: give either connection (a URL, optionally with slaveConnection) or host and port');
+    }
+    if (opts.slaveConnection !== undefined && opts.connection === undefined) {
+      throw new Error('NovaWorkload: slaveConnection needs connection too (the API sessions use it)');
+    }
     const options = {
-      host: opts.host,
-      port: opts.port,
+      ...(opts.connection !== undefined ? { connection: opts.connection } : {}),
+      ...(opts.slaveConnection !== undefined ? { slaveConnection: opts.slaveConnection } : {}),
+      ...(opts.host !== undefined ? { host: opts.host } : {}),
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
       user: opts.user ?? 'postgres',
       database: opts.database ?? 'postgres',
       computeHosts: opts.computeHosts ?? 4,
@@ -331,6 +457,7 @@ export class NovaWorkload {
       taggedOptions: opts.taggedOptions ?? '-c pgsplit.route=replica',
       tagComputeSessions: opts.tagComputeSessions ?? true,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      counterResetProbability: opts.counterResetProbability ?? 0.02,
       random: opts.random ?? Math.random,
       ...(opts.password !== undefined ? { password: opts.password } : {}),
     };
@@ -338,13 +465,20 @@ export class NovaWorkload {
       if (!Number.isInteger(options[key]) || options[key] < 0) throw new Error(`NovaWorkload: ${key} must be a non-negative integer, got ${options[key]}`);
     }
     if (!(options.auditPeriodMs > 0)) throw new Error(`NovaWorkload: auditPeriodMs must be positive, got ${options.auditPeriodMs}`);
+    if (!(options.counterResetProbability >= 0 && options.counterResetProbability <= 1)) {
+      throw new Error(`NovaWorkload: counterResetProbability must be in [0, 1], got ${options.counterResetProbability}`);
+    }
     const intervals = { ...DEFAULT_NOVA_INTERVALS, ...opts.intervals };
     for (const [key, ms] of Object.entries(intervals)) {
       if (!(typeof ms === 'number' && ms > 0)) throw new Error(`NovaWorkload: interval ${key} must be a positive number of ms, got ${String(ms)}`);
     }
     this.options = options;
     this.intervals = Object.freeze(intervals);
-    this.hosts = Array.from({ length: options.computeHosts }, (_, i) => ({ name: `compute-${i + 1}`, node: `compute-${i + 1}.nova.local` }));
+    this.hosts = Array.from({ length: options.computeHosts }, (_, i) => ({
+      name: `compute-${i + 1}`,
+      node: `compute-${i + 1}.nova.local`,
+      counters: new Map(),
+    }));
     this.#counters = Object.fromEntries([...COMPUTE_TASKS, ...API_REQUESTS].map((n) => [n, emptyCounters()])) as Record<NovaTaskName, TaskCounters>;
   }
 
@@ -360,22 +494,38 @@ export class NovaWorkload {
       tasks,
       readYourWritesMisses: this.#readYourWritesMisses,
       duplicateAudits: this.#duplicateAudits,
+      bandwidthRollovers: this.#bandwidthRollovers,
       elapsedMs: this.#startedAt === 0 ? 0 : end - this.#startedAt,
     };
   }
 
-  /** A new connected session through the target; `tagged` adds the replica tag to the startup options. */
+  /**
+   * A new connected session through the target: untagged through `connection` (or host and port),
+   * tagged through `slaveConnection` (or with `taggedOptions` as startup options).
+   */
   async connect(applicationName: string, tagged: boolean): Promise<pg.Client> {
-    const client = new pg.Client({
-      host: this.options.host,
-      port: this.options.port,
-      user: this.options.user,
-      password: this.options.password,
-      database: this.options.database,
-      application_name: applicationName,
-      connectionTimeoutMillis: this.options.connectTimeoutMs,
-      ...(tagged ? { options: this.options.taggedOptions } : {}),
-    });
+    const o = this.options;
+    const common = { application_name: applicationName, connectionTimeoutMillis: o.connectTimeoutMs };
+    let config: pg.ClientConfig;
+    if (o.connection !== undefined) {
+      // node-postgres copies every query parameter of the URL into its config, and sends `options` as the
+      // startup parameter of that name: the tag in slave_connection reaches pgsplit like PGOPTIONS would.
+      // (Values parsed from the URL win over the ones given here, so a URL's own options are kept.)
+      const url = tagged ? (o.slaveConnection ?? o.connection) : o.connection;
+      const addTag = tagged && o.slaveConnection === undefined;
+      config = { connectionString: url, ...common, ...(addTag ? { options: o.taggedOptions } : {}) };
+    } else {
+      config = {
+        host: o.host,
+        port: o.port,
+        user: o.user,
+        password: o.password,
+        database: o.database,
+        ...common,
+        ...(tagged ? { options: o.taggedOptions } : {}),
+      };
+    }
+    const client = new pg.Client(config);
     // Without a listener, a connection dropped between statements would crash the process.
     client.on('error', () => {});
     await client.connect();
@@ -492,7 +642,10 @@ export class NovaWorkload {
     return item;
   }
 
-  /** Sends one statement and counts it under `task`. */
+  /**
+   * Sends one statement and counts it under `task`. A read is sent wrapped by {@link locateRead}, and
+   * counted by where it ran; the caller gets the read's own rows and columns only.
+   */
   async #exec<R extends pg.QueryResultRow = Record<string, unknown>>(
     client: pg.Client,
     task: NovaTaskName,
@@ -502,10 +655,32 @@ export class NovaWorkload {
   ): Promise<pg.QueryResult<R>> {
     const c = this.#counters[task];
     c.statements++;
-    if (kind === 'write') c.writes++;
-    else if (kind === 'replica-read' && this.options.tagComputeSessions) c.replicaReads++;
+    if (kind === 'write') {
+      c.writes++;
+      return client.query<R>(sql, params);
+    }
+    // Only unhinted reads of tagged compute sessions may run on a replica; 'replica-read' is used by
+    // compute tasks only, so an untagged (baseline) run counts them as reads for the primary.
+    const mayUseReplica = kind === 'replica-read' && this.options.tagComputeSessions;
+    if (mayUseReplica) c.replicaReads++;
     else c.primaryReads++;
-    return client.query<R>(sql, params);
+    const res = await client.query<LocatedRow>(locateRead(sql), params);
+    const first = res.rows[0];
+    if (first === undefined) throw new CheckFailed(`${task}: a located read returned no row`);
+    if (first.pgsplit_in_recovery === true) {
+      c.readsOnReplica++;
+      if (!mayUseReplica) c.primaryReadsOnReplica++;
+    } else {
+      c.readsOnPrimary++;
+    }
+    const rows: R[] = [];
+    for (const row of res.rows) {
+      if (row.pgsplit_row !== true) continue;
+      const own: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(row)) if (!LOCATION_COLUMNS.has(k)) own[k] = v;
+      rows.push(own as R);
+    }
+    return { ...res, rows, rowCount: rows.length, fields: res.fields.filter((f) => !LOCATION_COLUMNS.has(f.name)) };
   }
 
   /** Runs one task, timing it and counting a failure (SQL error or failed check) as an error. */
@@ -599,37 +774,80 @@ export class NovaWorkload {
     return new Date(Math.floor(t / p) * p);
   }
 
-  /** Bandwidth polling: read instances and cached counters (replica), upsert each instance's counters (primary). */
+  /**
+   * The hypervisor's counters for one instance: they grow with traffic, wrap at 2^32, and restart from
+   * zero when the guest reboots (with probability counterResetProbability), which is what makes Nova's
+   * rollover handling necessary.
+   */
+  #hypervisorCounters(host: ComputeHost, uuid: string): { in: number; out: number } {
+    const r = this.options.random;
+    const prev = host.counters.get(uuid);
+    let next: { in: number; out: number };
+    if (prev === undefined) {
+      // A guest that has been up for a while: counters anywhere in their range.
+      next = { in: Math.floor(r() * COUNTER_WRAP), out: Math.floor(r() * COUNTER_WRAP) };
+    } else if (r() < this.options.counterResetProbability) {
+      next = { in: Math.floor(r() * 100_000), out: Math.floor(r() * 50_000) };
+    } else {
+      next = { in: (prev.in + Math.floor(r() * 1_000_000)) % COUNTER_WRAP, out: (prev.out + Math.floor(r() * 500_000)) % COUNTER_WRAP };
+    }
+    host.counters.set(uuid, next);
+    return next;
+  }
+
+  /**
+   * Bandwidth polling, as nova/compute/manager.py _poll_bandwidth_usage: read the host's instances and
+   * the cached usage of this period, or else the last counters of the previous period (replica); add
+   * each counter's growth since the last poll (a counter below its last value has rolled over: the whole
+   * value is new traffic); upsert the usage and the new counters (primary).
+   */
   async #pollBandwidthUsage(client: pg.Client, host: ComputeHost): Promise<void> {
     const task = '_poll_bandwidth_usage';
     const startPeriod = this.#periodStart(Date.now());
+    const prevPeriod = new Date(startPeriod.getTime() - this.options.auditPeriodMs);
     const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
       `SELECT uuid FROM instances WHERE host = $1 AND deleted = 0 AND vm_state = 'active'`,
       [host.name]);
-    const uuids = instances.rows.map((r) => r.uuid);
-    if (uuids.length === 0) return;
-    const cached = await this.#exec<{ uuid: string; bw_in: string; bw_out: string; last_ctr_in: string; last_ctr_out: string }>(
-      client, task, 'replica-read',
+    if (instances.rows.length === 0) return;
+    const counters = instances.rows.map((row) => ({ uuid: row.uuid, mac: macFor(row.uuid), ...this.#hypervisorCounters(host, row.uuid) }));
+    const uuids = counters.map((c) => c.uuid);
+    type Usage = { uuid: string; mac: string; bw_in: string; bw_out: string; last_ctr_in: string; last_ctr_out: string };
+    const key = (uuid: string, mac: string): string => `${uuid}/${mac}`;
+    // Nova reads these one instance at a time (BandwidthUsage.get_by_instance_uuid_and_mac, use_slave);
+    // one statement per host and period keeps the same rows and the same replica/primary split.
+    const current = await this.#exec<Usage>(client, task, 'replica-read',
       `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
-         FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[])`,
+         FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[]) AND deleted = 0`,
       [startPeriod, uuids]);
-    const previous = new Map(cached.rows.map((r) => [r.uuid, r]));
+    const thisPeriod = new Map(current.rows.map((r) => [key(r.uuid, r.mac), r]));
+    const missing = counters.filter((c) => !thisPeriod.has(key(c.uuid, c.mac))).map((c) => c.uuid);
+    let lastPeriod = new Map<string, Usage>();
+    if (missing.length > 0) {
+      const previous = await this.#exec<Usage>(client, task, 'replica-read',
+        `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
+           FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[]) AND deleted = 0`,
+        [prevPeriod, missing]);
+      lastPeriod = new Map(previous.rows.map((r) => [key(r.uuid, r.mac), r]));
+    }
     // Counters read from a replica may be a moment old; Nova's bandwidth accounting tolerates that.
-    const rows = uuids.map((uuid) => {
-      const prev = previous.get(uuid);
-      const dIn = Math.floor(this.options.random() * 1_000_000);
-      const dOut = Math.floor(this.options.random() * 500_000);
-      return {
-        uuid,
-        mac: macFor(uuid),
-        bwIn: Number(prev?.bw_in ?? 0) + dIn,
-        bwOut: Number(prev?.bw_out ?? 0) + dOut,
-        ctrIn: Number(prev?.last_ctr_in ?? 0) + dIn,
-        ctrOut: Number(prev?.last_ctr_out ?? 0) + dOut,
-      };
+    const rows = counters.map((ctr) => {
+      const usage = thisPeriod.get(key(ctr.uuid, ctr.mac));
+      const previous = usage ?? lastPeriod.get(key(ctr.uuid, ctr.mac));
+      // A new period starts at 0 but continues from the previous period's counters.
+      let bwIn = usage ? Number(usage.bw_in) : 0;
+      let bwOut = usage ? Number(usage.bw_out) : 0;
+      if (previous !== undefined) {
+        const lastIn = Number(previous.last_ctr_in);
+        const lastOut = Number(previous.last_ctr_out);
+        if (ctr.in < lastIn || ctr.out < lastOut) this.#bandwidthRollovers++;
+        bwIn += ctr.in < lastIn ? ctr.in : ctr.in - lastIn;
+        bwOut += ctr.out < lastOut ? ctr.out : ctr.out - lastOut;
+      }
+      // Without any earlier counters (a new instance) there is nothing to compare with: Nova records 0.
+      return { uuid: ctr.uuid, mac: ctr.mac, bwIn, bwOut, ctrIn: ctr.in, ctrOut: ctr.out };
     });
     // One statement for the whole host (Nova calls bw_usage_update per instance; batching keeps the
-    // demo's read/write mix close to Nova's, where reads of instance data dominate).
+    // read/write mix close to Nova's, where reads of instance data dominate).
     await this.#exec(client, task, 'write',
       `INSERT INTO bw_usage_cache (uuid, mac, start_period, bw_in, bw_out, last_ctr_in, last_ctr_out, last_refreshed, updated_at)
        SELECT u, m, $1, bi, bo, ci, co, now(), now()
@@ -674,13 +892,21 @@ export class NovaWorkload {
       [host.name, beginning, ending, `Instance usage audit ran for ${active.rows.length} instances`]);
   }
 
-  /** Volume polling: read the host's volumes and cached usage (replica), upsert each volume's usage (primary). */
+  /**
+   * Volume polling, as _poll_volume_usage: the host's instances, then their block-device mappings, then
+   * the cached usage of those volumes (replica, like _get_host_volume_bdms with use_slave); upsert each
+   * volume's usage (primary).
+   */
   async #pollVolumeUsage(client: pg.Client, host: ComputeHost): Promise<void> {
     const task = '_poll_volume_usage';
-    const volumes = await this.#exec<{ instance_uuid: string; volume_id: string }>(client, task, 'replica-read',
-      `SELECT b.instance_uuid, b.volume_id FROM block_device_mapping b JOIN instances i ON i.uuid = b.instance_uuid
-        WHERE i.host = $1 AND i.deleted = 0 AND b.deleted = 0 AND b.volume_id IS NOT NULL`,
+    const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
+      'SELECT uuid FROM instances WHERE host = $1 AND deleted = 0',
       [host.name]);
+    if (instances.rows.length === 0) return;
+    const volumes = await this.#exec<{ instance_uuid: string; volume_id: string }>(client, task, 'replica-read',
+      `SELECT instance_uuid, volume_id, device_name FROM block_device_mapping
+        WHERE instance_uuid = ANY($1::varchar[]) AND deleted = 0 AND destination_type = 'volume' AND volume_id IS NOT NULL`,
+      [instances.rows.map((i) => i.uuid)]);
     if (volumes.rows.length === 0) return;
     const cached = await this.#exec<{ volume_id: string; curr_reads: string; curr_writes: string }>(client, task, 'replica-read',
       `SELECT volume_id, curr_reads, curr_read_bytes, curr_writes, curr_write_bytes
