@@ -34,14 +34,16 @@ export function reportMarkdown(r: BenchReport, charts: readonly string[]): strin
   L.push(`Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`, '');
   if (r.peersLeftOut.length > 0) L.push(`Peers left out: ${r.peersLeftOut.join('; ')}.`, '');
   L.push('Targets: `direct` = the primary itself; `pgbouncer` = PgBouncer, transaction pooling, to the primary; `pgpool` = pgpool-II, ' +
-    'streaming replication mode with load balancing over the primary and both replicas; `pgsplit-untagged` = pgsplit, everything to the ' +
+    'streaming replication mode with load balancing over the primary and both replicas; `node-relay` = a bare Node.js relay that only ' +
+    'forwards bytes (bench/node-relay.ts: the floor for any Node proxy here); `pgsplit-untagged` = pgsplit, everything to the ' +
     'primary; `pgsplit-tagged` = pgsplit with `PGOPTIONS=-c pgsplit.route=replica`, reads to the replicas.', '');
   const key = r.cells.find((c) => c.load === '-S' && c.mode === 'simple' && c.clients === 16);
   if (key) {
     const p = promisedRatios(key);
     L.push('## The promised comparisons (pgbench -S -M simple, 16 clients)', '');
     L.push(`- pgsplit untagged / PgBouncer: **${num(p.untaggedVsPgbouncer, 2)}** (goal ≥ 0.8)`);
-    L.push(`- pgsplit tagged / pgpool-II: **${num(p.taggedVsPgpool, 2)}** (goal ≥ 1.5)`, '');
+    L.push(`- pgsplit tagged / pgpool-II: **${num(p.taggedVsPgpool, 2)}** (goal ≥ 1.5)`);
+    L.push(`- for reference, the bare Node relay / PgBouncer: ${num(ratio(key, 'node-relay', 'pgbouncer'), 2)}; pgsplit untagged / bare Node relay: ${num(ratio(key, 'pgsplit-untagged', 'node-relay'), 2)}`, '');
   }
   L.push('## Throughput (transactions per second; ratio to direct)', '');
   L.push(`| load | mode | clients | ${r.targets.join(' | ')} | untagged/pgbouncer | tagged/pgpool |`);

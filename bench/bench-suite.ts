@@ -36,6 +36,8 @@ export interface BenchOptions {
   only?: readonly string[];
   /** Where the Markdown report and SVG charts go (default bench/results). */
   outDir?: string;
+  /** Idle-client counts for the memory measurement, instead of the mode's. */
+  idleCounts?: readonly number[];
   /** Skip the idle-connection, slow-client and classifier parts. */
   throughputOnly?: boolean;
   log?: (line: string) => void;
@@ -74,7 +76,7 @@ export interface BenchReport {
 
 const PLAN = {
   smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], slowBytes: 16 << 20, warm: 1 },
-  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000], slowBytes: 1 << 30, warm: 3 },
+  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], slowBytes: 1 << 30, warm: 3 },
   full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], slowBytes: 3 * (1 << 30), warm: 5 },
 } as const;
 
@@ -87,17 +89,23 @@ interface Target {
   unsupported?: ReadonlySet<string>;
 }
 
-async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false): Promise<ChildProcess> {
-  const args = [path.join(root, 'bin/pgsplit.js'), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
+async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false, configFile?: string): Promise<ChildProcess> {
+  const args = [path.join(root, 'bin/pgsplit.js'), ...(configFile ? ['--config', configFile] : []), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
     ...(primaryOnly ? [] : cluster.replicas.flatMap((r) => ['--replica', r.url()])), '--log-level', 'warn'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForListener(port, child);
+  return child;
+}
+
+/** Resolves once a PostgreSQL handshake through `port` completes (the relay forwards it to the primary). */
+async function waitForListener(port: number, child: ChildProcess): Promise<void> {
   const { connectIdle } = await import('./wire-client.js');
   for (let i = 0; ; i++) {
     try {
       (await connectIdle(port)).destroy();
-      return child;
+      return;
     } catch (e) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`pgsplit did not start: ${String(e)}`);
+      if (i > 100 || child.exitCode !== null) throw new Error(`${port} did not start: ${String(e)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -152,10 +160,16 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         log(`peer: ${p.version} on port ${p.port}`);
       }
     }
+    // The bare Node relay: Node's own I/O floor, beside the real proxies.
+    const relayPort = await claimFreePort();
+    const relay = spawn(process.execPath, [path.join(root, 'dist/bench/node-relay.js'), String(relayPort), String(cluster.primary.port)], { stdio: 'ignore' });
+    children.push(relay);
+    await waitForListener(relayPort, relay);
     const tagged = { ...env, PGOPTIONS: '-c pgsplit.route=replica' };
     const targets: Target[] = [
       { name: 'direct', port: cluster.primary.port, env },
       ...peers.map((p) => ({ name: p.name, port: p.port, env, pid: p.pid, unsupported: p.unsupported })),
+      { name: 'node-relay', port: relayPort, env, pid: relay.pid },
       { name: 'pgsplit-untagged', port, env, pid: proxy.pid },
       { name: 'pgsplit-tagged', port, env: tagged, pid: proxy.pid },
     ];
@@ -215,7 +229,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     for (const p of peers) await p.stop();
     peers.length = 0;
     await stopChild(proxy);
-    if (!opts.throughputOnly) idle = await idleClients(plan.idle, log);
+    if (!opts.throughputOnly) idle = await idleClients(opts.idleCounts ?? plan.idle, log);
     const report: BenchReport = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: os.totalmem() / 2 ** 30, kernel: os.release() },
@@ -244,7 +258,10 @@ async function idleClients(counts: readonly number[], log: (l: string) => void):
   const cluster = await LocalCluster.start({ replicas: 0, settings: { max_connections: String(most + 50), shared_buffers: '128MB' } });
   try {
     const port = await claimFreePort();
-    const proxy = await startPgsplit(cluster, port, true);
+    // The default limits.max_client_connections (1000) would refuse the rest.
+    const config = path.join(cluster.baseDir, 'pgsplit-idle.yaml');
+    await fsp.writeFile(config, `limits: { max_client_connections: ${most + 100} }\n`);
+    const proxy = await startPgsplit(cluster, port, true, config);
     let pgsplit: IdleMemory[];
     try {
       pgsplit = await idleMemory(port, proxy.pid ?? 0, counts);
