@@ -11,7 +11,7 @@ export interface IdleMemory {
   clients: number;
   /** Resident memory of the proxy with that many idle clients connected, MiB. */
   rss: number;
-  /** Its resident memory before the clients connected, MiB. */
+  /** Its resident memory before any client connected, MiB. */
   baseline: number;
   /** (rss - baseline) / clients, KiB. */
   perClientKiB: number;
@@ -25,9 +25,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 export async function idleMemory(port: number, pid: number, counts: readonly number[]): Promise<IdleMemory[]> {
   const out: IdleMemory[] = [];
+  await sleep(1000);
+  // Measured once: a process does not hand freed memory back at once, so a later count's "before"
+  // would include the previous count's clients.
+  const baseline = memoryMiB(pid).rss;
   for (const n of counts) {
     await sleep(1000);
-    const baseline = memoryMiB(pid).rss;
     const sockets: net.Socket[] = [];
     try {
       while (sockets.length < n) {

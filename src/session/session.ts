@@ -766,10 +766,11 @@ export class Session {
 
   /** Sends a unit: settings replay first if needed, then its frames with any re-prepares injected. */
   private send(u: Unit, link: ServerLink): void {
-    const out: Buffer[] = [];
+    // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
+    const out = new FrameCoalescer();
     const replay = this.settings.replayFor(link.settingsVersion);
     if (replay !== null && this.txStatus === 'I' && !this.openBatchLink) {
-      out.push(serialize.query(replay));
+      out.add(serialize.query(replay));
       link.expect.push({ kind: 'sync', swallow: true });
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
@@ -865,15 +866,15 @@ export class Session {
         default:
           break;
       }
-      out.push(f.raw);
+      out.add(f.raw);
     }
     this.openBatchLink = u.kind === 'extended' && !u.complete ? link : null;
     this.lastLink = link;
-    this.writeToServer(link, out);
+    this.writeToServer(link, out.take());
   }
 
   /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
-  private ensurePrepared(link: ServerLink, name: string, out: Buffer[]): void {
+  private ensurePrepared(link: ServerLink, name: string, out: FrameCoalescer): void {
     const want = this.statements.get(name);
     if (!want) return;
     const have = link.prepared.get(name);
@@ -883,13 +884,13 @@ export class Session {
     msg[0] = Frontend.Parse;
     msg.writeInt32BE(4 + want.length, 1);
     want.copy(msg, 5);
-    out.push(msg);
+    out.add(msg);
     link.expect.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
     link.prepared.set(name, want);
   }
 
-  private injectClose(link: ServerLink, name: string, out: Buffer[]): void {
-    out.push(serialize.close({ type: 'S', name }));
+  private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
+    out.add(serialize.close({ type: 'S', name }));
     link.expect.push({ kind: 'close', swallow: true });
     link.prepared.delete(name);
   }
