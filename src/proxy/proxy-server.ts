@@ -9,6 +9,10 @@ import { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { Session } from '../session/session.js';
+import { DurationHistogram } from '../stats/duration-histogram.js';
+import { MetricsServer } from '../stats/metrics-server.js';
+import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
+import type { Registry } from 'prom-client';
 
 /** Counters the tests and the demo read; the metrics issue exports them to Prometheus. */
 export interface ProxyStats {
@@ -24,6 +28,17 @@ export interface ProxyStats {
   hintsMalformed: number;
   /** Reads run again elsewhere because their replica failed before answering, by that replica. */
   retriesByNode: Map<string, number>;
+  /** Units routed, by node, then by reason. */
+  routed: Map<string, Map<string, number>>;
+  /** Time from sending a unit to its ReadyForQuery, by node. */
+  durations: Map<string, DurationHistogram>;
+  /** Errors sent to clients, by SQLSTATE. */
+  errorsBySqlState: Map<string, number>;
+  /** Well-formed pgsplit hints seen. */
+  hintsSeen: number;
+  /** Bytes from and to clients whose sessions have closed. */
+  closedClientBytesIn: number;
+  closedClientBytesOut: number;
 }
 
 /** Lifecycle of the proxy listener. */
@@ -44,7 +59,15 @@ export class ProxyServer {
   readonly nodes: ServerNodes;
   readonly router: Router;
   readonly monitor: ReplicaMonitor;
-  readonly stats: ProxyStats = { routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0, retriesByNode: new Map() };
+  readonly stats: ProxyStats = {
+    routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0,
+    retriesByNode: new Map(), routed: new Map(), durations: new Map(), errorsBySqlState: new Map(), hintsSeen: 0,
+    closedClientBytesIn: 0, closedClientBytesOut: 0,
+  };
+  /** The Prometheus registry (served on metrics.listen when configured). */
+  readonly metrics: Registry;
+  private metricsServer: MetricsServer | null = null;
+  private metricsAddr: { host: string; port: number } | null = null;
   state: ProxyState = 'created';
   private readonly log: Logger;
   private readonly server: net.Server;
@@ -73,6 +96,59 @@ export class ProxyServer {
       unknownFunctions: config.routing.unknownFunctions,
     });
     this.server = net.createServer((s) => this.onConnection(s));
+    this.metrics = createProxyMetrics(this.metricsSource());
+  }
+
+  /** Where /metrics is served, when metrics.listen is set and the proxy listens. */
+  get metricsAddress(): { host: string; port: number } | null {
+    return this.metricsAddr;
+  }
+
+  /** Ready for traffic: listening, and the primary reachable (not found down by the monitor). */
+  readiness(): { ok: boolean; reason: string } {
+    if (this.state !== 'listening') return { ok: false, reason: `proxy ${this.state}` };
+    const p = this.nodes.primary;
+    if (p.health === 'down') return { ok: false, reason: `primary ${p.endpoint.name} is down${p.failReason ? `: ${p.failReason}` : ''}` };
+    return { ok: true, reason: 'listening, primary reachable' };
+  }
+
+  private metricsSource(): MetricsSource {
+    return {
+      stats: this.stats,
+      clientStates: () => {
+        const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
+        for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
+        // Sockets still in their startup handshake have no session yet.
+        m.set('starting', (m.get('starting') ?? 0) + Math.max(0, this.sockets.size - this.sessions.size));
+        return m;
+      },
+      liveClientBytes: () => {
+        let bytesIn = 0;
+        let bytesOut = 0;
+        for (const s of this.sessions.values()) {
+          bytesIn += s.client.bytesRead;
+          bytesOut += s.client.bytesWritten;
+        }
+        return { in: bytesIn, out: bytesOut };
+      },
+      serverStates: () => {
+        const m = new Map<string, Map<string, number>>();
+        for (const n of this.nodes.all) m.set(n.endpoint.name, new Map([['active', 0], ['idle', 0]]));
+        for (const s of this.sessions.values()) {
+          for (const l of s.serverLinks()) {
+            const by = m.get(l.node) ?? new Map<string, number>();
+            const state = l.busy ? 'active' : 'idle';
+            by.set(state, (by.get(state) ?? 0) + 1);
+            m.set(l.node, by);
+          }
+        }
+        return m;
+      },
+      nodes: () => this.nodes.all.map((n) => {
+        const lagMs = n.role === 'replica' ? this.monitor.lagMs(n) : null;
+        return { name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes: n.role === 'replica' ? this.monitor.lagBytes(n) : null };
+      }),
+    };
   }
 
   /** Starts listening; resolves with the bound address (port 0 in the config picks a free port). */
@@ -86,13 +162,21 @@ export class ProxyServer {
     });
     // Checks first, so that the first tagged sessions can already use the replicas.
     await this.monitor.warmUp();
+    const ml = this.config.metrics.listen;
+    if (ml !== null) {
+      this.metricsServer = new MetricsServer(this.metrics, () => this.readiness());
+      this.metricsAddr = await this.metricsServer.listen(ml.host, ml.port);
+    }
     this.monitor.start();
     this.state = 'listening';
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
       this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
     }
-    this.log.info({ listen: `${addr.address}:${addr.port}`, primary: this.config.primary.name, replicas: this.config.replicas.map((r) => r.name) }, 'pgsplit listening');
+    this.log.info({
+      listen: `${addr.address}:${addr.port}`, primary: this.config.primary.name, replicas: this.config.replicas.map((r) => r.name),
+      ...(this.metricsAddr ? { metrics: `http://${this.metricsAddr.host}:${this.metricsAddr.port}/metrics` } : {}),
+    }, 'pgsplit listening');
     return { host: addr.address, port: addr.port };
   }
 
@@ -151,8 +235,23 @@ export class ProxyServer {
           whenNoReplica: this.config.routing.whenNoReplica,
           monitorTimeoutMs: this.config.monitor.timeoutMs,
           onRouted: (node, reason) => {
-            this.stats.routedByNode.set(node, (this.stats.routedByNode.get(node) ?? 0) + 1);
-            this.stats.routedByReason.set(reason, (this.stats.routedByReason.get(reason) ?? 0) + 1);
+            const st = this.stats;
+            st.routedByNode.set(node, (st.routedByNode.get(node) ?? 0) + 1);
+            st.routedByReason.set(reason, (st.routedByReason.get(reason) ?? 0) + 1);
+            let byReason = st.routed.get(node);
+            if (byReason === undefined) st.routed.set(node, (byReason = new Map()));
+            byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+          },
+          onUnitDone: (node, ms) => {
+            let h = this.stats.durations.get(node);
+            if (h === undefined) this.stats.durations.set(node, (h = new DurationHistogram()));
+            h.observe(ms);
+          },
+          onError: (code) => {
+            this.stats.errorsBySqlState.set(code, (this.stats.errorsBySqlState.get(code) ?? 0) + 1);
+          },
+          onHints: (n) => {
+            this.stats.hintsSeen += n;
           },
           onRetry: (node) => {
             this.stats.retriesByNode.set(node, (this.stats.retriesByNode.get(node) ?? 0) + 1);
@@ -172,6 +271,8 @@ export class ProxyServer {
       socket.on('close', () => {
         this.sessions.delete(id);
         this.byCancelKey.delete(key);
+        this.stats.closedClientBytesIn += socket.bytesRead;
+        this.stats.closedClientBytesOut += socket.bytesWritten;
       });
       session.start(r.leftover).catch((e: unknown) => {
         this.log.error({ err: String(e) }, 'session failed');
@@ -188,6 +289,7 @@ export class ProxyServer {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.state = 'closing';
     await this.monitor.stop();
+    await this.metricsServer?.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions.values()) {
       if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));

@@ -57,6 +57,11 @@ export class ServerNodes {
   /** Set by the monitor; without one every replica's lag is unknown, so none is eligible. */
   lagOf: LagSource = () => null;
 
+  /** The primary, then the replicas in configuration order. */
+  get all(): NodeEntry[] {
+    return [this.primary, ...this.replicas];
+  }
+
   constructor(primary: ServerEndpoint, replicas: ServerEndpoint[]) {
     this.primary = entry(primary, 'primary');
     this.replicas = replicas.map((r) => entry(r, 'replica'));

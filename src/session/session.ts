@@ -49,6 +49,12 @@ export interface SessionContext {
   onRerun?: (reason: string) => void;
   /** Called with the number of malformed pgsplit hints in a routed unit. */
   onMalformedHints?: (count: number) => void;
+  /** Called with the number of well-formed pgsplit hints in a routed unit. */
+  onHints?: (count: number) => void;
+  /** Called when a unit's answer is complete: the node and the milliseconds since it was sent. */
+  onUnitDone?: (node: string, ms: number) => void;
+  /** Called for every error sent to the client (from a server or from pgsplit), with its SQLSTATE. */
+  onError?: (sqlState: string) => void;
 }
 
 /** One server response we are waiting for, in the order the server will send it. */
@@ -102,11 +108,13 @@ interface Unit {
   registryUndo?: Array<() => void>;
   /** A replica this unit failed on: its re-run goes elsewhere. */
   avoid?: string;
+  /** performance.now() when it was sent (for the duration histogram). */
+  sentAt: number;
 }
 
 /** A unit with every field present from the start, so all units share one object shape (hot path). */
 function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries: string[], bytes: number, local?: LocalCommand): Unit {
-  return { kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined, avoid: undefined };
+  return { kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined, avoid: undefined, sentAt: 0 };
 }
 
 /** A server connection as this session uses it. */
@@ -272,6 +280,7 @@ export class Session {
   }
 
   private failStartup(e: unknown): void {
+    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (e instanceof ServerStartupError) {
       this.client.end(e.raw);
     } else if (e instanceof PgsplitError) {
@@ -280,6 +289,18 @@ export class Session {
       this.client.end(errorFor(errors.internal(String(e))));
     }
     this.close();
+  }
+
+  /** The session's state for metrics and the admin console (PgBouncer's words where they fit). */
+  get activity(): 'starting' | 'active' | 'idle' | 'idle_in_transaction' {
+    if (this.state !== 'ready') return 'starting';
+    if (this.units.length > 0 || this.anyBusy()) return 'active';
+    return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
+  }
+
+  /** Each attached server connection: its node and whether a statement is running on it. */
+  serverLinks(): Array<{ node: string; busy: boolean }> {
+    return [...this.links.values()].map((l) => ({ node: l.name, busy: l.busy }));
   }
 
   /** Asks every server running something for this session to cancel it. */
@@ -298,6 +319,7 @@ export class Session {
   /** Sends a FATAL error to the client and closes. */
   private fatal(e: PgsplitError): void {
     if (this.state === 'closed') return;
+    this.ctx.onError?.(e.sqlState);
     if (!this.client.destroyed) this.client.end(errorFor(e));
     this.close();
   }
@@ -756,6 +778,7 @@ export class Session {
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
     this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
+    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
       this.discardUntilSync = true;
@@ -783,11 +806,14 @@ export class Session {
       this.ctx.onRouted?.(link.name, d.reason);
       for (const c of d.classifications) {
         this.notePins(c);
-        if (c.hints.malformed.length > 0) this.ctx.onMalformedHints?.(c.hints.malformed.length);
+        const h = c.hints;
+        if (h.malformed.length > 0) this.ctx.onMalformedHints?.(h.malformed.length);
+        if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.onHints?.(1);
       }
       if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
     }
     const endsTx = d !== undefined && endsTransaction(d.classifications);
+    u.sentAt = performance.now();
     u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && this.txStatus === 'I' &&
       !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
     if (u.retryable && !link.busy) {
@@ -1082,6 +1108,7 @@ export class Session {
         return true;
       }
       case Backend.ErrorResponse: {
+        this.ctx.onError?.(readErrorFields(f.payload).C ?? SqlState.internalError);
         skipToSync(link);
         const sync = link.expect[0];
         if (sync) sync.failed = true;
@@ -1175,10 +1202,12 @@ export class Session {
     const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
     this.txStatus = status;
     this.txLink = status === 'I' ? null : link;
-    if (link.node.role === 'primary') this.primaryDoneAt = performance.now();
-    else this.replicaDoneAt = performance.now();
+    const now = performance.now();
+    if (link.node.role === 'primary') this.primaryDoneAt = now;
+    else this.replicaDoneAt = now;
     if (this.copyLink === link) this.copyLink = null;
     const unit = done?.unit;
+    if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     if (!unit || !unit.decision) return;
     const ok = !done.failed;
     const committed = (cb: () => void) => {
@@ -1287,12 +1316,14 @@ export class Session {
       return;
     }
     if (cmd.kind === 'error') {
+      this.ctx.onError?.(cmd.error.sqlState);
       this.client.write(Buffer.concat([errorFor(cmd.error), rfq]));
       return;
     }
     if (cmd.kind === 'show') {
       const value = this.localSetting(cmd.name);
       if (value === null) {
+        this.ctx.onError?.(SqlState.undefinedObject);
         this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
         return;
       }
@@ -1320,6 +1351,7 @@ export class Session {
       this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
       return;
     }
+    this.ctx.onError?.(SqlState.undefinedObject);
     this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
   }
 
@@ -1343,6 +1375,7 @@ export class Session {
       this.client.write(Buffer.concat([rowDescription(['pgsplit.lsn']), dataRow([formatLsn(lsn)]), commandComplete('SHOW'), rfq]));
     } catch (e) {
       if (this.state === 'closed') return;
+      this.ctx.onError?.(SqlState.connectionFailure);
       this.client.write(Buffer.concat([errorResponse({
         severity: 'ERROR', code: SqlState.connectionFailure,
         message: `the primary did not report its WAL position: ${(e as Error).message}`,

@@ -1,0 +1,52 @@
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+
+/**
+ * The HTTP listener of `metrics.listen`: `/metrics` (Prometheus text format), `/healthz` (the process is
+ * alive and answering) and `/readyz` (the proxy is listening and the primary is reachable: what a load
+ * balancer or Kubernetes readiness probe should ask).
+ */
+export class MetricsServer {
+  private readonly server: http.Server;
+
+  constructor(registry: Registry, ready: () => { ok: boolean; reason: string }) {
+    this.server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (path === '/metrics') {
+        registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+          (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(e)}\n`),
+        );
+      } else if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/readyz') {
+        const r = ready();
+        res.writeHead(r.ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.ok ? 'ready' : 'not ready'}: ${r.reason}\n`);
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('pgsplit serves /metrics, /healthz and /readyz\n');
+      }
+    });
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : { host, port };
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
