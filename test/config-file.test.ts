@@ -97,7 +97,7 @@ log:
       whenNoReplica: 'primary',
     },
     monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
-    limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750 },
+    limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000 },
     metrics: { listen: { host: '::1', port: 9187 } },
     log: { level: 'debug' },
   };
@@ -117,7 +117,7 @@ t.test('a file with only primary gets every default', async (t) => {
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
   });
   t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
-  t.strictSame(cfg.limits, { maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, startupTimeoutMs: 10000, connectTimeoutMs: 5000 });
+  t.strictSame(cfg.limits, { maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000 });
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
   t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1 });

@@ -27,12 +27,17 @@ async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<v
   const log = createLogger(config.log.level);
   const proxy = new ProxyServer(config, log);
   await proxy.listen();
+  // SIGTERM drains (in-flight statements finish, up to limits.shutdown_grace); SIGINT closes at once.
+  // A second signal while draining closes at once too.
+  let stopping = false;
   const stop = (signal: string) => {
-    log.info({ signal }, 'shutting down');
-    proxy.close().then(() => process.exit(0), () => process.exit(1));
+    log.info({ signal }, signal === 'SIGTERM' && !stopping ? 'shutting down gracefully' : 'shutting down now');
+    const done = signal === 'SIGTERM' && !stopping ? proxy.shutdown(config.limits.shutdownGraceMs) : proxy.close();
+    stopping = true;
+    done.then(() => process.exit(0), () => process.exit(1));
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 /** `pgsplit explain`: one query string, or each statement of a psql script (--file). */

@@ -112,6 +112,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_client_connections: 1000
     startup_timeout: 10s               # ms, or 500ms / 10s / 1min
     connect_timeout: 5s                # connecting to servers
+    shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   metrics:
     listen: "127.0.0.1:9187"           # default off
   log:

@@ -95,6 +95,8 @@ export interface PgsplitConfig {
     startupTimeoutMs: number;
     /** Time allowed to connect to a server, in ms; default 5000. */
     connectTimeoutMs: number;
+    /** On SIGTERM, how long in-flight statements may run before their sessions are closed anyway. */
+    shutdownGraceMs: number;
   };
   /** Prometheus endpoint; default null (off). */
   metrics: { listen: ListenAddress | null };
@@ -138,6 +140,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     maxClientConnections: 1000,
     startupTimeoutMs: 10_000,
     connectTimeoutMs: 5_000,
+    shutdownGraceMs: 30_000,
   },
   metrics: { listen: null },
   log: { level: 'info' },

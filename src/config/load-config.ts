@@ -68,7 +68,7 @@ const ROUTING_KEYS = [
   'read_your_writes_timeout', 'when_no_replica',
 ] as const;
 const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
-const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout'] as const;
+const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout', 'shutdown_grace'] as const;
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
 
@@ -89,6 +89,7 @@ const NESTED_HOME: Record<string, string> = {
   max_client_connections: 'limits',
   startup_timeout: 'limits',
   connect_timeout: 'limits',
+  shutdown_grace: 'limits',
   level: 'log',
   metrics_listen: 'metrics',
 };
@@ -636,6 +637,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
   }
   const startupTimeoutMs = durationFromRaw(limitsRaw['startup_timeout'], 'limits.startup_timeout', d.limits.startupTimeoutMs, ctx, '10s');
   const connectTimeoutMs = durationFromRaw(limitsRaw['connect_timeout'], 'limits.connect_timeout', d.limits.connectTimeoutMs, ctx, '5s');
+  const shutdownGraceMs = durationFromRaw(limitsRaw['shutdown_grace'], 'limits.shutdown_grace', d.limits.shutdownGraceMs, ctx, '30s');
 
   const metricsRaw = ctx.section(r, 'metrics', METRICS_KEYS, 'metrics: {listen: "127.0.0.1:9187"}');
   const metricsListen = metricsRaw['listen'] === undefined || metricsRaw['listen'] === null
@@ -662,7 +664,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     auth: { method },
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica },
     monitor: { intervalMs, timeoutMs, rise },
-    limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs },
+    limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs, shutdownGraceMs },
     metrics: { listen: metricsListen },
     log: { level },
   };

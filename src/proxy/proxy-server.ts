@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.js';
 import { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
+import { settleCancels } from '../server/server-connection.js';
 import { Session } from '../session/session.js';
 import { DurationHistogram } from '../stats/duration-histogram.js';
 import { MetricsServer } from '../stats/metrics-server.js';
@@ -212,6 +213,10 @@ export class ProxyServer {
       timeoutMs: this.config.limits.startupTimeoutMs,
     });
     hs.run().then((r) => {
+      if (this.state !== 'listening' && r.kind !== 'cancel') {
+        socket.end(errorFor(errors.shuttingDown()));
+        return;
+      }
       if (r.kind === 'cancel') {
         this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
         socket.destroy();
@@ -284,19 +289,49 @@ export class ProxyServer {
     });
   }
 
-  /** Stops accepting, tells connected clients pgsplit is shutting down, and closes everything. */
-  async close(): Promise<void> {
-    if (this.state === 'closed' || this.state === 'closing') return;
+  /**
+   * Graceful shutdown (SIGTERM): stops accepting, closes idle sessions at once with FATAL 57P01, lets
+   * statements already sent to a server finish for up to `graceMs` (each such session closes after its
+   * answer), then closes whatever is left.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.state !== 'listening') return this.close();
     this.state = 'closing';
+    this.log.info({ sessions: this.sessions.size, graceMs }, 'draining: no new clients, in-flight statements may finish');
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const inSession = new Set<net.Socket>();
+    for (const s of this.sessions.values()) {
+      inSession.add(s.client);
+      s.drain();
+    }
+    // Clients still in their startup handshake get the same FATAL.
+    for (const sock of this.sockets) if (!inSession.has(sock)) sock.end(errorFor(errors.shuttingDown()));
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.finishClose(closed);
+  }
+
+  /** Stops accepting, tells connected clients pgsplit is shutting down, and closes everything at once. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasClosing = this.state === 'closing';
+    this.state = 'closing';
+    const closed = wasClosing ? Promise.resolve() : new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.finishClose(closed);
+  }
+
+  private async finishClose(serverClosed: Promise<void>): Promise<void> {
     await this.monitor.stop();
     await this.metricsServer?.close();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.metricsServer = null;
     for (const s of this.sessions.values()) {
       if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));
       s.close();
     }
     for (const s of this.sockets) s.destroy();
-    await closed;
+    await serverClosed;
+    await settleCancels(2000);
     this.state = 'closed';
   }
+
 }

@@ -195,6 +195,8 @@ export class ServerConnection {
     s.on('connect', () => s.end(serialize.cancel(this.backendPid, this.backendSecret)));
     s.on('error', () => s.destroy());
     s.setTimeout(5000, () => s.destroy());
+    inFlightCancels.add(s);
+    s.on('close', () => inFlightCancels.delete(s));
   }
 
   /**
@@ -214,6 +216,18 @@ export class ServerConnection {
     this.state = 'closed';
     if (!this.socket.destroyed) this.socket.end(serialize.end());
   }
+}
+
+/** Cancel requests still on their way: a process about to exit waits for them (see settleCancels). */
+const inFlightCancels = new Set<net.Socket>();
+
+/**
+ * Resolves once every cancel request sent so far has been delivered (or `timeoutMs` passed): at shutdown,
+ * so that statements of closed sessions stop on the servers instead of running on after pgsplit exits.
+ */
+export async function settleCancels(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (inFlightCancels.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** As much as one read takes (libuv's own read size for a stream). */

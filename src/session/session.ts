@@ -207,6 +207,8 @@ export class Session {
   private raiseFloor = false;
   /** performance.now() when a unit last finished on the primary, and on a replica (see raiseFloorFromPrimary). */
   private primaryDoneAt = -Infinity;
+  /** Set by drain(): finish what is in flight, start nothing new. */
+  private draining = false;
   private replicaDoneAt = -Infinity;
 
   constructor(opts: {
@@ -301,6 +303,20 @@ export class Session {
   /** Each attached server connection: its node and whether a statement is running on it. */
   serverLinks(): Array<{ node: string; busy: boolean }> {
     return [...this.links.values()].map((l) => ({ node: l.name, busy: l.busy }));
+  }
+
+  /**
+   * Shutdown: what was already sent to servers finishes, then the session closes with FATAL 57P01;
+   * nothing queued behind it starts. A session not yet ready, or idle, closes at once.
+   */
+  drain(): void {
+    this.draining = true;
+    if (this.state !== 'ready') this.fatal(errors.shuttingDown());
+    else this.closeIfDrained();
+  }
+
+  private closeIfDrained(): void {
+    if (this.state === 'ready' && !this.connecting && !this.anyBusy()) this.fatal(errors.shuttingDown());
   }
 
   /** Asks every server running something for this session to cancel it. */
@@ -443,6 +459,10 @@ export class Session {
 
   /** Sends every unit that can go now; stops at the first that must wait for answers or a connection. */
   private pump(): void {
+    if (this.draining) {
+      this.closeIfDrained();
+      return;
+    }
     while (this.state === 'ready' && !this.connecting && this.units.length > 0) {
       const u = this.units[0] as Unit;
       if (u.kind === 'copy') {

@@ -1,0 +1,94 @@
+/**
+ * Shutdown of the pgsplit process: SIGTERM stops accepting, lets a statement already running finish (its
+ * client gets the answer), closes idle sessions at once with FATAL 57P01, and exits 0; SIGINT does the
+ * same without waiting (the running statement's client gets 57P01 at once).
+ */
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startCluster } from './fixtures/proxy-fixture.js';
+import { claimFreePort } from '../src/cluster/local-node.js';
+
+t.setTimeout(120_000);
+
+const bin = path.resolve('bin/pgsplit.js');
+
+async function startPgsplit(t: { teardown(fn: () => unknown): void }, primaryUrl: string): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+  const port = await claimFreePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-shutdown-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'pgsplit.yaml');
+  fs.writeFileSync(config, 'limits: { shutdown_grace: 10s }\n');
+  const child = spawn(process.execPath, [bin, '--config', config, '--listen', `127.0.0.1:${port}`, '--primary', primaryUrl, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  for (let i = 0; ; i++) {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+    try {
+      await c.connect();
+      await c.end();
+      return { child, port, exited };
+    } catch (e) {
+      if (i > 100) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function connect(port: number): Promise<{ client: pg.Client; fatal: Promise<{ code?: string; message: string }> }> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+  const fatal = new Promise<{ code?: string; message: string }>((resolve) => client.on('error', (e: Error & { code?: string }) => resolve({ code: e.code, message: e.message })));
+  await client.connect();
+  return { client, fatal };
+}
+
+t.test('SIGTERM: the running statement finishes, idle sessions get 57P01, exit 0', async (t) => {
+  const cluster = await startCluster(t, { replicas: 0 });
+  const { child, port, exited } = await startPgsplit(t, cluster.primary.url());
+  const busy = await connect(port);
+  const idle = await connect(port);
+  await idle.client.query('SELECT 1');
+  const started = Date.now();
+  const running = busy.client.query('SELECT pg_sleep(1.5), 42 AS answer');
+  await new Promise((r) => setTimeout(r, 300));
+  child.kill('SIGTERM');
+
+  const idleErr = await idle.fatal;
+  t.equal(idleErr.code, '57P01', 'the idle session is closed with 57P01');
+  t.match(idleErr.message, /pgsplit is shutting down/);
+  t.ok(Date.now() - started < 1200, 'at once, not after the running statement');
+
+  const refused = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
+  await t.rejects(refused.connect(), 'no new connections are accepted');
+
+  const r = await running;
+  t.equal(r.rows[0]?.answer, 42, 'the statement already running finished and its answer arrived');
+  t.ok(Date.now() - started >= 1400, 'after its full 1.5 s');
+  const busyErr = await busy.fatal;
+  t.equal(busyErr.code, '57P01', 'then that session is closed with 57P01 too');
+  t.equal(await exited, 0, 'pgsplit exits 0');
+  t.ok(Date.now() - started < 5000, 'without waiting for the whole grace period');
+});
+
+t.test('SIGINT: closes at once, exit 0', async (t) => {
+  const cluster = await startCluster(t, { replicas: 0 });
+  const { child, port, exited } = await startPgsplit(t, cluster.primary.url());
+  const busy = await connect(port);
+  const running = busy.client.query('SELECT pg_sleep(5)').then(() => null, (e: Error & { code?: string }) => e);
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  child.kill('SIGINT');
+  const err = await running;
+  t.equal(err?.code, '57P01', 'the running statement does not complete: its client gets 57P01');
+  await busy.fatal;
+  t.equal(await exited, 0, 'pgsplit exits 0');
+  t.ok(Date.now() - started < 3000, 'quickly');
+  // The server-side statement was stopped too (the connection was dropped, the backend cancelled).
+  const left = await cluster.primary.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'");
+  t.equal(Number(left[0]?.n), 0, 'no pg_sleep left running on the server');
+});
