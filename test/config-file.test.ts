@@ -99,6 +99,7 @@ log:
     monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
     limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000 },
     metrics: { listen: { host: '::1', port: 9187 } },
+    admin: { users: [] },
     log: { level: 'debug' },
   };
   t.same(cfg, expected);

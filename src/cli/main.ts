@@ -1,6 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { HELP_TEXT, parseCliArgs, type CliCommand } from '../config/cli-args.js';
 import { loadConfig, loadRoutingPolicy } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
@@ -8,17 +6,10 @@ import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import { explainQuery, explainScript } from '../router/explain.js';
 import { Router } from '../router/router.js';
+import { PGSPLIT_VERSION } from '../version.js';
 
 function version(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(path.join(here, rel), 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next location (running from src/ or from dist/src/)
-    }
-  }
-  return 'unknown';
+  return PGSPLIT_VERSION;
 }
 
 /** Runs the proxy until SIGINT/SIGTERM. */

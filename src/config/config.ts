@@ -100,6 +100,8 @@ export interface PgsplitConfig {
   };
   /** Prometheus endpoint; default null (off). */
   metrics: { listen: ListenAddress | null };
+  /** Users (from users:) who may open the admin console (database pgsplit); in development mode, anyone. */
+  admin: { users: string[] };
   log: { level: LogLevel };
 }
 
@@ -143,6 +145,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     shutdownGraceMs: 30_000,
   },
   metrics: { listen: null },
+  admin: { users: [] },
   log: { level: 'info' },
 } satisfies PgsplitDefaults);
 

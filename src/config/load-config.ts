@@ -59,7 +59,7 @@ const MAX_CLIENT_CONNECTIONS = 1_000_000;
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'monitor', 'limits', 'metrics', 'log'] as const;
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'monitor', 'limits', 'metrics', 'admin', 'log'] as const;
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
 const USER_KEYS = ['name', 'password'] as const;
 const AUTH_KEYS = ['method'] as const;
@@ -71,6 +71,7 @@ const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
 const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout', 'shutdown_grace'] as const;
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
+const ADMIN_KEYS = ['users'] as const;
 
 /** Nested keys someone may write at the top level by mistake, with the section they belong to. */
 const NESTED_HOME: Record<string, string> = {
@@ -647,6 +648,8 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     ctx.fail('metrics.listen', `is the same address as listen (${listen.host}:${listen.port}); give metrics another port, e.g. metrics: {listen: "127.0.0.1:9187"}`);
   }
 
+  const adminRaw = ctx.section(r, 'admin', ADMIN_KEYS, 'admin: {users: [ops]}');
+  const adminUsers = stringList(adminRaw['users'], 'admin.users', ctx, '"ops"');
   const logRaw = ctx.section(r, 'log', LOG_KEYS, 'log: {level: info}');
   const level: LogLevel = logRaw['level'] === undefined || logRaw['level'] === null
     ? d.log.level
@@ -666,6 +669,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     monitor: { intervalMs, timeoutMs, rise },
     limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs, shutdownGraceMs },
     metrics: { listen: metricsListen },
+    admin: { users: adminUsers },
     log: { level },
   };
 }

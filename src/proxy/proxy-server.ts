@@ -14,6 +14,11 @@ import { DurationHistogram } from '../stats/duration-histogram.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
 import type { Registry } from 'prom-client';
+import { AdminConsole, type AdminSource } from '../admin/admin-console.js';
+import { PGSPLIT_VERSION } from '../version.js';
+
+/** Connecting to this database opens the admin console instead of a session. */
+export const ADMIN_DATABASE = 'pgsplit';
 
 /** Counters the tests and the demo read; the metrics issue exports them to Prometheus. */
 export interface ProxyStats {
@@ -98,6 +103,86 @@ export class ProxyServer {
     });
     this.server = net.createServer((s) => this.onConnection(s));
     this.metrics = createProxyMetrics(this.metricsSource());
+  }
+
+  /**
+   * The admin console: database `pgsplit`, for users listed in admin.users (anyone in development mode,
+   * which only listens on loopback).
+   */
+  private openAdminConsole(socket: net.Socket, user: string, leftover: Buffer | null): void {
+    if (this.config.users.length > 0 && !this.config.admin.users.includes(user)) {
+      this.stats.clientsRejected++;
+      socket.end(errorFor(new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
+        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' })));
+      return;
+    }
+    this.log.info({ user }, 'admin console opened');
+    new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
+  }
+
+  private adminSource(): AdminSource {
+    const links = () => [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
+    return {
+      version: PGSPLIT_VERSION,
+      nodes: () => {
+        const all = links();
+        return this.nodes.all.map((n) => {
+          const lagMs = n.role === 'replica' ? this.monitor.lagMs(n) : null;
+          const mine = all.filter((l) => l.node === n.endpoint.name);
+          return {
+            name: n.endpoint.name, role: n.role, state: n.disabled ? 'disabled' : n.health,
+            lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes: n.role === 'replica' ? this.monitor.lagBytes(n) : null,
+            inFlight: mine.filter((l) => l.busy).length, connections: mine.length, lastError: n.failReason,
+          };
+        });
+      },
+      clients: () => [...this.sessions.values()].map((s) => ({
+        id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
+        tagged: s.tagged, servers: s.serverLinks().map((l) => l.node).join(','),
+      })),
+      servers: () => links().map((l) => ({ node: l.node, state: l.busy ? 'active' : 'idle', client: l.client })),
+      stats: () => this.nodes.all.map((n) => {
+        const h = this.stats.durations.get(n.endpoint.name);
+        return { node: n.endpoint.name, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
+      }),
+      config: () => {
+        const c = this.config;
+        const server = (e: { name: string; host: string; port: number; user?: string; database?: string; weight: number }): string =>
+          `${e.name} postgres://${e.user ? `${e.user}@` : ''}${e.host}:${e.port}/${e.database ?? ''} weight=${e.weight}`;
+        return [
+          { key: 'listen', value: `${c.listen.host}:${c.listen.port}` },
+          { key: 'primary', value: server(c.primary) },
+          ...c.replicas.map((r, i) => ({ key: `replicas[${i}]`, value: server(r) })),
+          { key: 'users', value: c.users.map((u) => u.name).join(',') || '(none: development mode)' },
+          { key: 'auth.method', value: c.auth.method },
+          { key: 'routing.application_names', value: c.routing.applicationNames.join(',') },
+          { key: 'routing.default', value: c.routing.default },
+          { key: 'routing.max_lag', value: `${c.routing.maxLagMs}ms` },
+          { key: 'routing.read_your_writes_timeout', value: `${c.routing.readYourWritesTimeoutMs}ms` },
+          { key: 'routing.when_no_replica', value: c.routing.whenNoReplica },
+          { key: 'routing.unknown_functions', value: c.routing.unknownFunctions },
+          { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
+          { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },
+          { key: 'monitor.rise', value: String(c.monitor.rise) },
+          { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
+          { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },
+          { key: 'limits.startup_timeout', value: `${c.limits.startupTimeoutMs}ms` },
+          { key: 'limits.connect_timeout', value: `${c.limits.connectTimeoutMs}ms` },
+          { key: 'limits.shutdown_grace', value: `${c.limits.shutdownGraceMs}ms` },
+          { key: 'metrics.listen', value: c.metrics.listen ? `${c.metrics.listen.host}:${c.metrics.listen.port}` : '(off)' },
+          { key: 'admin.users', value: c.admin.users.join(',') },
+          { key: 'log.level', value: c.log.level },
+        ];
+      },
+      setDisabled: (name, disabled) => {
+        if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
+        const n = this.nodes.replicas.find((r) => r.endpoint.name === name);
+        if (!n) return `no replica named "${name}"`;
+        n.disabled = disabled;
+        this.log.warn({ node: name }, disabled ? 'replica disabled by hand (admin console)' : 'replica enabled by hand (admin console)');
+        return null;
+      },
+    };
   }
 
   /** Where /metrics is served, when metrics.listen is set and the proxy listens. */
@@ -215,6 +300,10 @@ export class ProxyServer {
     hs.run().then((r) => {
       if (this.state !== 'listening' && r.kind !== 'cancel') {
         socket.end(errorFor(errors.shuttingDown()));
+        return;
+      }
+      if (r.kind === 'startup' && r.database === ADMIN_DATABASE) {
+        this.openAdminConsole(socket, r.user, r.leftover);
         return;
       }
       if (r.kind === 'cancel') {

@@ -1,0 +1,125 @@
+import type net from 'node:net';
+import { FrameReader } from '../codec/frame-reader.js';
+import { Frontend } from '../codec/message-types.js';
+import { readQuery } from '../codec/message-fields.js';
+import {
+  backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
+} from '../codec/backend-messages.js';
+import { PgsplitError, SqlState } from '../errors.js';
+
+/** What the console reads from and does to the running proxy (the ProxyServer provides it). */
+export interface AdminSource {
+  version: string;
+  nodes(): Array<{ name: string; role: 'primary' | 'replica'; state: string; lagSeconds: number | null; lagBytes: number | null; inFlight: number; connections: number; lastError: string | null }>;
+  clients(): Array<{ id: number; user: string; database: string; state: string; addr: string; port: number; tagged: boolean; servers: string }>;
+  servers(): Array<{ node: string; state: string; client: number }>;
+  stats(): Array<{ node: string; queries: number; totalTimeUs: number; errors?: number }>;
+  config(): Array<{ key: string; value: string }>;
+  /** Takes a replica out of rotation by hand (true) or puts it back (false); an error message if it cannot. */
+  setDisabled(node: string, disabled: boolean): string | null;
+}
+
+const HELP: ReadonlyArray<[string, string]> = [
+  ['SHOW HELP', 'this list'],
+  ['SHOW VERSION', 'pgsplit version'],
+  ['SHOW NODES', 'one row per server: role, state, lag in seconds and bytes, statements in flight, last error'],
+  ['SHOW CLIENTS', 'one row per client session'],
+  ['SHOW SERVERS', 'one row per server connection'],
+  ['SHOW STATS', 'statements and time per node since start'],
+  ['SHOW CONFIG', 'the configuration in force (no secrets)'],
+  ['DISABLE <node>', 'take a replica out of rotation (its sessions move on at their next read)'],
+  ['ENABLE <node>', 'put it back'],
+];
+
+const cell = (v: string | number | boolean | null): string | null => (v === null ? null : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v));
+
+/**
+ * The admin console: a client that connects to the database `pgsplit` as an admin user gets this
+ * instead of a session. It speaks the simple query protocol (psql) and answers from the proxy's own
+ * state; nothing reaches a server. Column names follow PgBouncer's where the meaning is the same.
+ */
+export class AdminConsole {
+  private readonly reader: FrameReader;
+
+  constructor(private readonly socket: net.Socket, private readonly src: AdminSource, maxMessageSize: number) {
+    this.reader = new FrameReader({ maxMessageSize });
+  }
+
+  /** Sends the startup tail (parameters, key, ReadyForQuery) and starts answering. */
+  start(leftover: Buffer | null): void {
+    this.socket.write(Buffer.concat([
+      parameterStatus('server_version', `15.0 (pgsplit ${this.src.version} admin console)`),
+      parameterStatus('server_encoding', 'UTF8'), parameterStatus('client_encoding', 'UTF8'),
+      parameterStatus('standard_conforming_strings', 'on'), parameterStatus('DateStyle', 'ISO, MDY'),
+      parameterStatus('integer_datetimes', 'on'), backendKeyData(0, 0), readyForQuery('I'),
+    ]));
+    this.socket.on('data', (c: Buffer) => this.onData(c));
+    if (leftover && leftover.length > 0) this.onData(leftover);
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      for (const f of this.reader.push(chunk)) {
+        if (f.type === Frontend.Terminate) {
+          this.socket.end();
+          return;
+        }
+        if (f.type === Frontend.Query) this.socket.write(Buffer.concat([this.answer(readQuery(f.payload) ?? ''), readyForQuery('I')]));
+        else if (f.type === Frontend.Sync) {
+          this.socket.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.featureNotSupported,
+            message: 'the pgsplit admin console speaks the simple query protocol only', hint: 'use psql -d pgsplit' }), readyForQuery('I')]));
+        }
+      }
+    } catch (e) {
+      if (e instanceof PgsplitError) this.socket.end(errorFor(e));
+      else this.socket.destroy();
+    }
+  }
+
+  private table(columns: string[], rows: Array<Array<string | number | boolean | null>>, tag: string): Buffer {
+    return Buffer.concat([rowDescription(columns), ...rows.map((r) => dataRow(r.map(cell))), commandComplete(`${tag} ${rows.length}`)]);
+  }
+
+  private error(message: string, hint: string, code: string = SqlState.syntaxError): Buffer {
+    return errorResponse({ severity: 'ERROR', code, message, hint });
+  }
+
+  /** The answer to one query string (without ReadyForQuery). */
+  answer(sql: string): Buffer {
+    const text = sql.trim().replace(/;\s*$/, '').trim();
+    if (text === '') return emptyQueryResponse();
+    const words = text.split(/\s+/);
+    const verb = (words[0] ?? '').toUpperCase();
+    const what = (words[1] ?? '').toUpperCase();
+    if (verb === 'SHOW' && words.length === 2) {
+      switch (what) {
+        case 'HELP':
+          return this.table(['command', 'description'], HELP.map(([c, d]) => [c, d]), 'SHOW');
+        case 'VERSION':
+          return this.table(['version'], [[`pgsplit ${this.src.version}`]], 'SHOW');
+        case 'NODES':
+          return this.table(['name', 'role', 'state', 'lag_seconds', 'lag_bytes', 'in_flight', 'connections', 'last_error'],
+            this.src.nodes().map((n) => [n.name, n.role, n.state, n.lagSeconds === null ? null : n.lagSeconds.toFixed(3), n.lagBytes, n.inFlight, n.connections, n.lastError]), 'SHOW');
+        case 'CLIENTS':
+          return this.table(['type', 'id', 'user', 'database', 'state', 'addr', 'port', 'tagged', 'servers'],
+            this.src.clients().map((c) => ['C', c.id, c.user, c.database, c.state, c.addr, c.port, c.tagged, c.servers]), 'SHOW');
+        case 'SERVERS':
+          return this.table(['type', 'node', 'state', 'client'], this.src.servers().map((s) => ['S', s.node, s.state, s.client]), 'SHOW');
+        case 'STATS':
+          return this.table(['node', 'total_query_count', 'total_query_time', 'avg_query_time'],
+            this.src.stats().map((s) => [s.node, s.queries, Math.round(s.totalTimeUs), s.queries > 0 ? Math.round(s.totalTimeUs / s.queries) : 0]), 'SHOW');
+        case 'CONFIG':
+          return this.table(['key', 'value'], this.src.config().map((c) => [c.key, c.value]), 'SHOW');
+        default:
+          break;
+      }
+    }
+    if ((verb === 'DISABLE' || verb === 'ENABLE') && words.length === 2) {
+      const node = words[1] as string;
+      const why = this.src.setDisabled(node, verb === 'DISABLE');
+      if (why !== null) return this.error(why, 'SHOW NODES lists the replicas by name', SqlState.undefinedObject);
+      return commandComplete(verb);
+    }
+    return this.error(`the admin console does not know "${text.length > 60 ? `${text.slice(0, 60)}...` : text}"`, 'SHOW HELP lists the commands');
+  }
+}

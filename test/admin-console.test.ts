@@ -1,0 +1,95 @@
+/**
+ * The admin console (psql -d pgsplit): SHOW NODES reports a replica whose replay the cluster kit paused
+ * as lagging, SHOW CLIENTS / SERVERS / STATS / CONFIG / VERSION / HELP describe the running proxy,
+ * DISABLE / ENABLE take a replica out of rotation by hand, and only admin users get in.
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { startProxy } from './fixtures/proxy-fixture.js';
+
+t.setTimeout(180_000);
+const run = promisify(execFile);
+
+async function psql(port: number, sql: string, user = 'postgres', password?: string): Promise<string[][]> {
+  const bin = (await run('pg_config', ['--bindir'])).stdout.trim();
+  const { stdout } = await run(path.join(bin, 'psql'), ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', user, '-d', 'pgsplit', '-At', '-F', '|', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+    { env: { ...process.env, PGPASSWORD: password ?? '', PGCONNECT_TIMEOUT: '10' } });
+  return stdout.split('\n').filter((l) => l.length > 0).map((l) => l.split('|'));
+}
+
+t.test('SHOW commands, a paused replica shown lagging, DISABLE / ENABLE', async (t) => {
+  const fx = await startProxy(t, { replicas: 2, config: { monitor: { interval: '50ms' } } });
+  await fx.cluster.primary.query('CREATE TABLE admin_ticks (id serial primary key, at timestamptz default now())');
+  await fx.cluster.waitForReplication();
+  const tagged = await fx.client({ options: '-c pgsplit.route=replica' });
+  await tagged.query('SELECT 1');
+
+  const help = await psql(fx.port, 'SHOW HELP');
+  t.ok(help.some((r) => r[0] === 'SHOW NODES'), 'SHOW HELP lists the commands');
+  t.match((await psql(fx.port, 'SHOW VERSION'))[0]?.[0], /^pgsplit \d+\.\d+\.\d+/);
+
+  // Pause replica1's replay while the primary keeps writing: its lag must show.
+  const replica1 = fx.cluster.replicas[0]!;
+  await replica1.pauseReplay();
+  t.teardown(() => replica1.resumeReplay().catch(() => undefined));
+  const writer = await fx.client();
+  const until = Date.now() + 1500;
+  while (Date.now() < until) {
+    await writer.query('INSERT INTO admin_ticks DEFAULT VALUES');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const nodes = await psql(fx.port, 'SHOW NODES');
+  t.comment(nodes.map((r) => r.join(' ')).join('\n'));
+  const byName = new Map(nodes.map((r) => [r[0], r]));
+  t.same(nodes.map((r) => r[0]), ['primary', 'replica1', 'replica2'], 'one row per server');
+  t.equal(byName.get('primary')?.[1], 'primary');
+  t.equal(byName.get('replica1')?.[2], 'up', 'replica1 is up (paused replay is not a failure)');
+  t.ok(Number(byName.get('replica1')?.[3]) >= 1, `replica1 shown lagging: ${byName.get('replica1')?.[3]} s`);
+  t.ok(Number(byName.get('replica1')?.[4]) > 0, 'with WAL bytes behind');
+  t.ok(Number(byName.get('replica2')?.[3]) < 1, `replica2 current: ${byName.get('replica2')?.[3]} s`);
+  await replica1.resumeReplay();
+
+  const clients = await psql(fx.port, 'SHOW CLIENTS');
+  t.ok(clients.some((r) => r[0] === 'C' && r[2] === 'postgres' && r[7] === 't'), 'SHOW CLIENTS lists the tagged session');
+  const servers = await psql(fx.port, 'SHOW SERVERS');
+  t.ok(servers.some((r) => r[0] === 'S' && r[1]?.startsWith('replica')), 'SHOW SERVERS lists its replica connection');
+  const stats = await psql(fx.port, 'SHOW STATS');
+  t.ok(Number(stats.find((r) => r[0] === 'primary')?.[1]) >= 1, 'SHOW STATS counts statements on the primary');
+  const config = await psql(fx.port, 'SHOW CONFIG');
+  t.ok(config.some((r) => r[0] === 'routing.max_lag' && r[1] === '1000ms'), 'SHOW CONFIG shows the configuration in force');
+
+  t.same(await psql(fx.port, 'DISABLE replica1'), [['DISABLE']], 'DISABLE replica1');
+  t.equal(new Map((await psql(fx.port, 'SHOW NODES')).map((r) => [r[0], r[2]])).get('replica1'), 'disabled');
+  const before = fx.proxy.stats.routedByNode.get('replica1') ?? 0;
+  for (let i = 0; i < 10; i++) {
+    const c = await fx.client({ options: '-c pgsplit.route=replica' });
+    t.equal((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, true);
+    await c.end();
+  }
+  t.equal(fx.proxy.stats.routedByNode.get('replica1') ?? 0, before, 'no read reached the disabled replica');
+  await psql(fx.port, 'ENABLE replica1');
+  t.notOk((await psql(fx.port, 'SHOW NODES')).some((r) => r[2] === 'disabled'), 'ENABLE puts it back');
+
+  await t.rejects(psql(fx.port, 'DISABLE primary'), /only replicas can be disabled/);
+  await t.rejects(psql(fx.port, 'DISABLE nosuch'), /no replica named "nosuch"/);
+  await t.rejects(psql(fx.port, 'DROP TABLE admin_ticks'), /does not know/);
+  const still = await fx.cluster.primary.query<{ present: boolean }>("SELECT to_regclass('admin_ticks') IS NOT NULL AS present");
+  t.equal(still[0]?.present, true, 'the refused DROP TABLE never reached a server');
+});
+
+t.test('only admin users open the console when users are configured', async (t) => {
+  const fx = await startProxy(t, {
+    replicas: 1,
+    config: { users: [{ name: 'ops', password: 'ops-pw' }, { name: 'app', password: 'app-pw' }], admin: { users: ['ops'] } },
+  });
+  t.match((await psql(fx.port, 'SHOW VERSION', 'ops', 'ops-pw'))[0]?.[0], /^pgsplit /, 'an admin user gets in');
+  await t.rejects(psql(fx.port, 'SHOW VERSION', 'app', 'app-pw'), /may not open the pgsplit admin console; list the user in admin.users/, 'another user is refused');
+  await t.rejects(psql(fx.port, 'SHOW VERSION', 'ops', 'wrong'), /password authentication failed/, 'a wrong password is refused');
+  const app = new pg.Client({ host: '127.0.0.1', port: fx.port, user: 'app', password: 'app-pw', database: 'postgres' });
+  await app.connect();
+  t.equal((await app.query('SELECT 1 AS one')).rows[0].one, 1, 'that user still reaches the servers');
+  await app.end();
+});
