@@ -80,6 +80,26 @@ t.test('SHOW commands, a paused replica shown lagging, DISABLE / ENABLE', async 
   t.equal(still[0]?.present, true, 'the refused DROP TABLE never reached a server');
 });
 
+t.test('PAUSE holds new work (a transaction under way goes on), RESUME lets it go', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const inTx = await fx.client();
+  await inTx.query('BEGIN');
+  await inTx.query('SELECT 1');
+  const other = await fx.client();
+  t.same(await psql(fx.port, 'PAUSE'), [['PAUSE']]);
+  let done = false;
+  const waiting = other.query('SELECT 42 AS answer').then((r) => {
+    done = true;
+    return r;
+  });
+  t.equal((await inTx.query('SELECT 2 AS two')).rows[0].two, 2, 'the open transaction goes on');
+  await inTx.query('COMMIT');
+  await new Promise((r) => setTimeout(r, 500));
+  t.notOk(done, 'a new statement outside a transaction waits while paused');
+  t.same(await psql(fx.port, 'RESUME'), [['RESUME']]);
+  t.equal((await waiting).rows[0].answer, 42, 'RESUME lets it run');
+});
+
 t.test('only admin users open the console when users are configured', async (t) => {
   const fx = await startProxy(t, {
     replicas: 1,

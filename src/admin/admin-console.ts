@@ -15,6 +15,8 @@ export interface AdminSource {
   servers(): Array<{ node: string; state: string; client: number }>;
   stats(): Array<{ node: string; queries: number; totalTimeUs: number; errors?: number }>;
   config(): Array<{ key: string; value: string }>;
+  /** PAUSE (true): no new work starts outside transactions; RESUME (false): it goes on. */
+  setPaused(paused: boolean): void;
   /** Takes a replica out of rotation by hand (true) or puts it back (false); an error message if it cannot. */
   setDisabled(node: string, disabled: boolean): string | null;
 }
@@ -27,6 +29,8 @@ const HELP: ReadonlyArray<[string, string]> = [
   ['SHOW SERVERS', 'one row per server connection'],
   ['SHOW STATS', 'statements and time per node since start'],
   ['SHOW CONFIG', 'the configuration in force (no secrets)'],
+  ['PAUSE', 'new work waits (transactions under way go on to their end); see in_flight in SHOW NODES'],
+  ['RESUME', 'let waiting work go'],
   ['DISABLE <node>', 'take a replica out of rotation (its sessions move on at their next read)'],
   ['ENABLE <node>', 'put it back'],
 ];
@@ -113,6 +117,10 @@ export class AdminConsole {
         default:
           break;
       }
+    }
+    if ((verb === 'PAUSE' || verb === 'RESUME') && words.length === 1) {
+      this.src.setPaused(verb === 'PAUSE');
+      return commandComplete(verb);
     }
     if ((verb === 'DISABLE' || verb === 'ENABLE') && words.length === 2) {
       const node = words[1] as string;

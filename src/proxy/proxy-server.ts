@@ -73,6 +73,8 @@ export class ProxyServer {
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
+  /** Admin PAUSE / RESUME, shared with every session. */
+  private readonly control = { paused: false };
   private metricsAddr: { host: string; port: number } | null = null;
   state: ProxyState = 'created';
   private readonly log: Logger;
@@ -173,6 +175,11 @@ export class ProxyServer {
           { key: 'admin.users', value: c.admin.users.join(',') },
           { key: 'log.level', value: c.log.level },
         ];
+      },
+      setPaused: (paused) => {
+        this.control.paused = paused;
+        this.log.warn({}, paused ? 'paused by hand (admin console): new work waits' : 'resumed (admin console)');
+        if (!paused) for (const s of this.sessions.values()) s.kick();
       },
       setDisabled: (name, disabled) => {
         if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
@@ -316,6 +323,7 @@ export class ProxyServer {
       const session = new Session({
         id, client: socket, user: r.user, database: r.database, params: r.params, cancelKey,
         ctx: {
+          control: this.control,
           nodes: this.nodes,
           router: this.router,
           log: this.log,

@@ -23,6 +23,8 @@ import { parseLocalCommand, type LocalCommand } from './local-command.js';
 
 /** Everything a session needs from the proxy around it. */
 export interface SessionContext {
+  /** Shared with the proxy: while `paused` (admin PAUSE), no new work starts outside a transaction. */
+  control: { paused: boolean };
   nodes: ServerNodes;
   router: Router;
   log: Logger;
@@ -315,6 +317,11 @@ export class Session {
     else this.closeIfDrained();
   }
 
+  /** Sends what waits, if it may go now (after RESUME). */
+  kick(): void {
+    if (this.state === 'ready') this.pump();
+  }
+
   private closeIfDrained(): void {
     if (this.state === 'ready' && !this.connecting && !this.anyBusy()) this.fatal(errors.shuttingDown());
   }
@@ -464,6 +471,8 @@ export class Session {
       return;
     }
     while (this.state === 'ready' && !this.connecting && this.units.length > 0) {
+      // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
+      if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
       const u = this.units[0] as Unit;
       if (u.kind === 'copy') {
         // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
