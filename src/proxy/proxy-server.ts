@@ -73,6 +73,8 @@ export class ProxyServer {
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
+  /** Admin console connections (counted apart from client sessions in the metrics). */
+  private readonly adminSockets = new Set<net.Socket>();
   /** Admin PAUSE / RESUME, shared with every session. */
   private readonly control = { paused: false };
   private metricsAddr: { host: string; port: number } | null = null;
@@ -119,6 +121,8 @@ export class ProxyServer {
       return;
     }
     this.log.info({ user }, 'admin console opened');
+    this.adminSockets.add(socket);
+    socket.on('close', () => this.adminSockets.delete(socket));
     new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
   }
 
@@ -212,7 +216,7 @@ export class ProxyServer {
         const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
         for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
         // Sockets still in their startup handshake have no session yet.
-        m.set('starting', (m.get('starting') ?? 0) + Math.max(0, this.sockets.size - this.sessions.size));
+        m.set('starting', (m.get('starting') ?? 0) + Math.max(0, this.sockets.size - this.sessions.size - this.adminSockets.size));
         return m;
       },
       liveClientBytes: () => {
