@@ -224,7 +224,8 @@ export class ProxyServer {
         let bytesOut = 0;
         for (const s of this.sessions.values()) {
           bytesIn += s.client.bytesRead;
-          bytesOut += s.client.bytesWritten;
+          // Only what left: bytes still queued may be dropped when the session closes (counters never go down).
+          bytesOut += Math.max(0, s.client.bytesWritten - s.client.writableLength);
         }
         return { in: bytesIn, out: bytesOut };
       },
@@ -262,7 +263,15 @@ export class ProxyServer {
     const ml = this.config.metrics.listen;
     if (ml !== null) {
       this.metricsServer = new MetricsServer(this.metrics, () => this.readiness());
-      this.metricsAddr = await this.metricsServer.listen(ml.host, ml.port);
+      try {
+        this.metricsAddr = await this.metricsServer.listen(ml.host, ml.port);
+      } catch (e) {
+        // Without this the open listener would keep a process alive that is meant to exit with the error.
+        this.metricsServer = null;
+        await this.close();
+        throw new PgsplitError('CONFIG_INVALID', SqlState.invalidParameterValue,
+          `cannot serve metrics on ${ml.host}:${ml.port} (metrics.listen): ${(e as Error).message}; choose a free port`);
+      }
     }
     this.monitor.start();
     this.state = 'listening';
@@ -378,7 +387,7 @@ export class ProxyServer {
         this.sessions.delete(id);
         this.byCancelKey.delete(key);
         this.stats.closedClientBytesIn += socket.bytesRead;
-        this.stats.closedClientBytesOut += socket.bytesWritten;
+        this.stats.closedClientBytesOut += Math.max(0, socket.bytesWritten - socket.writableLength);
       });
       session.start(r.leftover).catch((e: unknown) => {
         this.log.error({ err: String(e) }, 'session failed');

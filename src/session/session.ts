@@ -323,7 +323,18 @@ export class Session {
   }
 
   private closeIfDrained(): void {
-    if (this.state === 'ready' && !this.connecting && !this.anyBusy()) this.fatal(errors.shuttingDown());
+    if (this.state !== 'ready' || this.connecting || this.anyBusy()) return;
+    // Unlike fatal(), let the client take what is still queued for it (the tail of the answer the drain
+    // waited for) before the socket goes; destroy only if it does not within a few seconds.
+    this.ctx.onError?.(SqlState.adminShutdown);
+    const client = this.client;
+    if (!client.destroyed) {
+      const timer = setTimeout(() => client.destroy(), 5000);
+      client.once('close', () => clearTimeout(timer));
+      client.end(errorFor(errors.shuttingDown()));
+    }
+    this.state = 'closed';
+    for (const l of this.links.values()) this.detach(l);
   }
 
   /** Asks every server running something for this session to cancel it. */
@@ -1008,8 +1019,10 @@ export class Session {
       try {
         t = reader.next();
       } catch (e) {
-        this.onServerLost(link, `bad message from server: ${(e as Error).message}`);
-        return;
+        // What came before the bad message is complete and still goes to the client (below); then the
+        // link is let go like a lost one: a busy link's client gets an error, an idle link reconnects.
+        lost = `bad message from server: ${(e as Error).message}`;
+        break;
       }
       if (t < 0) break;
       const head = link.expect[0];
@@ -1088,14 +1101,17 @@ export class Session {
     }
     const bufs = out.take();
     if (bufs.length > 0 && !this.client.destroyed) {
-      if (bufs.length === 1) this.client.write(bufs[0] as Buffer);
+      // A client already behind gets copies (sized to the data), so that queued views do not pin a
+      // whole read buffer each; otherwise views, and the buffer is retained only if this write queues.
+      const backedUp = this.client.writableLength > 0;
+      if (bufs.length === 1) this.client.write(backedUp ? Buffer.from(bufs[0] as Buffer) : (bufs[0] as Buffer));
       else {
         this.client.cork();
-        for (const b of bufs) this.client.write(b);
+        for (const b of bufs) this.client.write(backedUp ? Buffer.from(b) : b);
         this.client.uncork();
       }
       // The kernel did not take it all: the socket now holds views of the server's read buffer.
-      if (this.client.writableLength > 0) link.conn.retainChunk();
+      if (!backedUp && this.client.writableLength > 0) link.conn.retainChunk();
       // Backpressure: stop reading from servers until the client has taken what we gave it.
       if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
     }
