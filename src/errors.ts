@@ -23,6 +23,7 @@ export const SqlState = {
   cantChangeRuntimeParam: '55P02',
   queryCanceled: '57014',
   readOnlySqlTransaction: '25006',
+  configFileError: 'F0000',
   internalError: 'XX000',
 } as const;
 

@@ -3,7 +3,7 @@ import { FrameReader } from '../codec/frame-reader.js';
 import { Frontend } from '../codec/message-types.js';
 import { readQuery } from '../codec/message-fields.js';
 import {
-  backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
+  backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, noticeResponse, parameterStatus, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
 import { PgsplitError, SqlState } from '../errors.js';
 
@@ -19,6 +19,8 @@ export interface AdminSource {
   setPaused(paused: boolean): void;
   /** Takes a replica out of rotation by hand (true) or puts it back (false); an error message if it cannot. */
   setDisabled(node: string, disabled: boolean): string | null;
+  /** Reads the configuration file again and applies it; throws (the reason) when it is refused. */
+  reload(): { changed: string[]; needsRestart: string[]; added: string[]; removed: string[] };
 }
 
 const HELP: ReadonlyArray<[string, string]> = [
@@ -31,6 +33,7 @@ const HELP: ReadonlyArray<[string, string]> = [
   ['SHOW CONFIG', 'the configuration in force (no secrets)'],
   ['PAUSE', 'new work waits (transactions under way go on to their end); see in_flight in SHOW NODES'],
   ['RESUME', 'let waiting work go'],
+  ['RELOAD', 'read the --config file again and apply it (an invalid file is refused; the running configuration stays)'],
   ['DISABLE <node>', 'take a replica out of rotation (its sessions move on at their next read)'],
   ['ENABLE <node>', 'put it back'],
 ];
@@ -88,6 +91,23 @@ export class AdminConsole {
     return errorResponse({ severity: 'ERROR', code, message, hint });
   }
 
+  /** RELOAD: what changed as NOTICEs (psql prints them), or the reason it was refused (SQLSTATE F0000). */
+  private reload(): Buffer {
+    let r: ReturnType<AdminSource['reload']>;
+    try {
+      r = this.src.reload();
+    } catch (e) {
+      const code = e instanceof PgsplitError ? e.sqlState : SqlState.configFileError;
+      return errorResponse({ severity: 'ERROR', code, message: `reload refused: ${(e as Error).message}`,
+        hint: 'the configuration in force is unchanged; fix the file (pgsplit check-config FILE tells what is wrong) and RELOAD again' });
+    }
+    const notes: string[] = [r.changed.length > 0 ? `changed: ${r.changed.join(', ')}` : 'nothing changed'];
+    if (r.added.length > 0) notes.push(`replicas added: ${r.added.join(', ')} (reads go there once checked)`);
+    if (r.removed.length > 0) notes.push(`replicas removed: ${r.removed.join(', ')} (draining: SHOW NODES shows them until no session uses them)`);
+    if (r.needsRestart.length > 0) notes.push(`changed but applied only at the next restart: ${r.needsRestart.join(', ')}`);
+    return Buffer.concat([...notes.map((m) => noticeResponse({ severity: 'NOTICE', code: '00000', message: m })), commandComplete('RELOAD')]);
+  }
+
   /** The answer to one query string (without ReadyForQuery). */
   answer(sql: string): Buffer {
     const text = sql.trim().replace(/;\s*$/, '').trim();
@@ -122,6 +142,7 @@ export class AdminConsole {
       this.src.setPaused(verb === 'PAUSE');
       return commandComplete(verb);
     }
+    if (verb === 'RELOAD' && words.length === 1) return this.reload();
     if ((verb === 'DISABLE' || verb === 'ENABLE') && words.length === 2) {
       const node = words[1] as string;
       const why = this.src.setDisabled(node, verb === 'DISABLE');

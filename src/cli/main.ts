@@ -14,16 +14,26 @@ function version(): string {
 
 /** Runs the proxy until SIGINT/SIGTERM. */
 async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<void> {
-  const config = loadConfig({ file: cmd.configFile, overrides: cmd.overrides });
+  const load = () => loadConfig({ file: cmd.configFile, overrides: cmd.overrides });
+  const config = load();
   const log = createLogger(config.log.level);
-  const proxy = new ProxyServer(config, log);
+  // The flags stay in force over the file on every reload, as they were at start.
+  const proxy = new ProxyServer(config, log, { reloadSource: cmd.configFile === undefined ? undefined : load });
   await proxy.listen();
+  // SIGHUP reloads the file (PgBouncer's and PostgreSQL's habit); a refused file is logged, nothing changes.
+  process.on('SIGHUP', () => {
+    try {
+      proxy.reloadFromSource();
+    } catch {
+      // Logged with its reason by reloadFromSource.
+    }
+  });
   // SIGTERM drains (in-flight statements finish, up to limits.shutdown_grace); SIGINT closes at once.
   // A second signal while draining closes at once too.
   let stopping = false;
   const stop = (signal: string) => {
     log.info({ signal }, signal === 'SIGTERM' && !stopping ? 'shutting down gracefully' : 'shutting down now');
-    const done = signal === 'SIGTERM' && !stopping ? proxy.shutdown(config.limits.shutdownGraceMs) : proxy.close();
+    const done = signal === 'SIGTERM' && !stopping ? proxy.shutdown(proxy.config.limits.shutdownGraceMs) : proxy.close();
     stopping = true;
     done.then(() => process.exit(0), () => process.exit(1));
   };

@@ -123,6 +123,14 @@ CONFIG FILE (YAML; every key is optional except primary)
   prefer or allow (TLS to servers comes later). String values may use \${ENV_VAR} or
   \${ENV_VAR:-default} to keep secrets out of the file; write $\${...} for a literal \${...}.
 
+SIGNALS
+  SIGHUP   reload --config (flags stay over it): replicas added or removed (removed ones drain), routing,
+           limits, users and monitor settings changed, no session dropped; an invalid file is refused and
+           logged, and the running configuration stays. listen, primary and metrics.listen need a restart.
+           The admin console's RELOAD does the same.
+  SIGTERM  drain: in-flight statements finish (limits.shutdown_grace), idle sessions close, exit 0
+  SIGINT   close at once
+
 DEVELOPMENT MODE
   With no users: configured, pgsplit runs in development mode: it trusts every client (no password)
   and therefore only listens on a loopback address (127.0.0.1, ::1, localhost). Configure users:

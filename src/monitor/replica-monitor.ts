@@ -35,6 +35,8 @@ interface ReplayWaiter {
 class Probe {
   client: pg.Client | null = null;
   inFlight: Promise<void> | null = null;
+  /** Its replica was retired: a check still in flight reports nothing. */
+  removed = false;
   constructor(readonly node: NodeEntry) {}
 
   /** Drops the connection at once (a frozen server never answers a polite Terminate). */
@@ -66,6 +68,7 @@ export class ReplicaMonitor {
   /** Called when a server goes out of rotation (sessions move their work off it). */
   onDown: ((n: NodeEntry, reason: string) => void) | null = null;
   private readonly probes: Probe[];
+  private opts: MonitorOptions;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** The primary's position requests: their own connection, so that checks never queue behind them. */
@@ -78,9 +81,10 @@ export class ReplicaMonitor {
 
   constructor(
     private readonly nodes: ServerNodes,
-    private readonly opts: MonitorOptions,
+    opts: MonitorOptions,
     private readonly log: Logger,
   ) {
+    this.opts = opts;
     this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
     this.lsnProbe = new Probe(nodes.primary);
     // The history must span the largest lag worth measuring even when positions are asked for often:
@@ -94,6 +98,39 @@ export class ReplicaMonitor {
     this.tick();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * New monitor.interval / timeout / rise (a reload): the next checks use them; the timer restarts when
+   * the interval changed.
+   */
+  configure(opts: MonitorOptions): void {
+    const interval = opts.intervalMs !== this.opts.intervalMs;
+    this.opts = opts;
+    if (interval && this.timer) {
+      clearInterval(this.timer);
+      this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Starts checking a replica a reload added; the first check runs at once. */
+  addNode(n: NodeEntry): void {
+    const p = new Probe(n);
+    this.probes.push(p);
+    if (!this.stopped) this.check(p).catch(() => {});
+  }
+
+  /** Stops checking a retired replica: its connection closes, sessions waiting for its replay give up. */
+  removeNode(n: NodeEntry): void {
+    const i = this.probes.findIndex((p) => p.node === n);
+    if (i < 0) return;
+    const p = this.probes[i] as Probe;
+    p.removed = true;
+    p.drop();
+    this.probes.splice(i, 1);
+    for (const w of [...(this.replayWaiters.get(n) ?? [])]) w.finish(false);
+    this.replayWaiters.delete(n);
   }
 
   async stop(): Promise<void> {
@@ -138,10 +175,10 @@ export class ReplicaMonitor {
         const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
         const row = rows[0];
         if (!row) throw new Error('the check query returned no row');
-        this.passed(p.node, row, started);
+        if (!p.removed) this.passed(p.node, row, started);
       } catch (e) {
         p.drop();
-        this.failed(p.node, e instanceof Error ? e.message : String(e));
+        if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
       }
     })();
     p.inFlight = run.finally(() => {
@@ -152,7 +189,7 @@ export class ReplicaMonitor {
 
   /** Runs `sql` on the probe's connection, connecting first when it has none. */
   private async run<R extends pg.QueryResultRow>(p: Probe, sql: string): Promise<R[]> {
-    if (this.stopped) throw new Error('pgsplit is shutting down');
+    if (this.stopped || p.removed) throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
     if (!p.client) {
       const e = p.node.endpoint;
       const client = new pg.Client({
@@ -176,9 +213,9 @@ export class ReplicaMonitor {
         p.dropIf(client);
         throw err;
       }
-      if (this.stopped) {
+      if (this.stopped || p.removed) {
         p.dropIf(client);
-        throw new Error('pgsplit is shutting down');
+        throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
       }
     }
     const res = await p.client.query<R>(sql);

@@ -2,14 +2,16 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import { ClientHandshake } from '../client/client-handshake.js';
 import { errorFor } from '../codec/backend-messages.js';
-import { PgsplitError, SqlState, errors } from '../errors.js';
+import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
 import type { PgsplitConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
-import { Session } from '../session/session.js';
+import { Session, type SessionContext } from '../session/session.js';
+import type { NodeEntry } from '../server/server-nodes.js';
+import { planReload } from './reload-plan.js';
 import { DurationHistogram } from '../stats/duration-histogram.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
@@ -47,6 +49,33 @@ export interface ProxyStats {
   closedClientBytesOut: number;
 }
 
+/** What a reload did: keys applied, keys waiting for a restart, replicas added and removed (draining). */
+export interface ReloadResult {
+  changed: string[];
+  needsRestart: string[];
+  added: string[];
+  removed: string[];
+}
+
+/** Options beyond the configuration. */
+export interface ProxyOptions {
+  /**
+   * Reads and validates the configuration again (the --config file with the command-line flags over
+   * it), for SIGHUP and the admin console's RELOAD; throws ConfigError when the new one is invalid.
+   * Without it there is nothing to reload.
+   */
+  reloadSource?: () => PgsplitConfig;
+}
+
+/** One server as the metrics and the admin console show it. */
+interface NodeSnapshot {
+  node: NodeEntry;
+  /** 'disabled' (by hand), 'draining' (removed by a reload, still in use), else the monitor's health. */
+  state: string;
+  lagMs: number | null;
+  lagBytes: number | null;
+}
+
 /** Lifecycle of the proxy listener. */
 export type ProxyState = 'created' | 'listening' | 'closing' | 'closed';
 
@@ -61,9 +90,7 @@ export function isLoopback(host: string): boolean {
  * CancelRequests by the keys it issued. One client's failure never touches another's session.
  */
 export class ProxyServer {
-  readonly config: PgsplitConfig;
   readonly nodes: ServerNodes;
-  readonly router: Router;
   readonly monitor: ReplicaMonitor;
   readonly stats: ProxyStats = {
     routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0,
@@ -85,9 +112,19 @@ export class ProxyServer {
   private readonly byCancelKey = new Map<string, Session>();
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
+  private current: PgsplitConfig;
+  private readonly reloadSource: (() => PgsplitConfig) | undefined;
+  /**
+   * One context for every session: sessions read the routing settings from it when they use them, so a
+   * reload that changes them here reaches sessions already open.
+   */
+  private readonly ctx: SessionContext;
+  /** Runs while replicas removed by a reload still have sessions on them. */
+  private retireSweep: NodeJS.Timeout | null = null;
 
-  constructor(config: PgsplitConfig, log: Logger) {
-    this.config = config;
+  constructor(config: PgsplitConfig, log: Logger, opts: ProxyOptions = {}) {
+    this.current = config;
+    this.reloadSource = opts.reloadSource;
     this.log = log;
     if (config.users.length === 0 && !isLoopback(config.listen.host)) {
       throw new PgsplitError('CONFIG_INVALID', SqlState.invalidAuthorizationSpecification,
@@ -100,13 +137,159 @@ export class ProxyServer {
     this.monitor.onDown = (n, reason) => {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
-    this.router = new Router({
-      writingFunctions: config.routing.writingFunctions,
-      readOnlyFunctions: config.routing.readOnlyFunctions,
-      unknownFunctions: config.routing.unknownFunctions,
-    });
+    this.ctx = this.sessionContext(config);
     this.server = net.createServer((s) => this.onConnection(s));
     this.metrics = createProxyMetrics(this.metricsSource());
+  }
+
+  /** The configuration in force (a reload replaces it). */
+  get config(): PgsplitConfig {
+    return this.current;
+  }
+
+  /** The statement router in force (a reload with new function lists replaces it). */
+  get router(): Router {
+    return this.ctx.router;
+  }
+
+  private static routerFor(c: PgsplitConfig): Router {
+    return new Router({
+      writingFunctions: c.routing.writingFunctions,
+      readOnlyFunctions: c.routing.readOnlyFunctions,
+      unknownFunctions: c.routing.unknownFunctions,
+    });
+  }
+
+  private sessionContext(config: PgsplitConfig): SessionContext {
+    const st = this.stats;
+    return {
+      control: this.control,
+      nodes: this.nodes,
+      router: ProxyServer.routerFor(config),
+      log: this.log,
+      maxMessageSize: config.limits.maxMessageSize,
+      connectTimeoutMs: config.limits.connectTimeoutMs,
+      tagApplicationNames: config.routing.applicationNames,
+      defaultRoute: config.routing.default,
+      monitor: this.monitor,
+      maxLagMs: config.routing.maxLagMs,
+      readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs,
+      whenNoReplica: config.routing.whenNoReplica,
+      monitorTimeoutMs: config.monitor.timeoutMs,
+      onRouted: (node, reason) => {
+        st.routedByNode.set(node, (st.routedByNode.get(node) ?? 0) + 1);
+        st.routedByReason.set(reason, (st.routedByReason.get(reason) ?? 0) + 1);
+        let byReason = st.routed.get(node);
+        if (byReason === undefined) st.routed.set(node, (byReason = new Map()));
+        byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+      },
+      onUnitDone: (node, ms) => {
+        let h = st.durations.get(node);
+        if (h === undefined) st.durations.set(node, (h = new DurationHistogram()));
+        h.observe(ms);
+      },
+      onError: (code) => {
+        st.errorsBySqlState.set(code, (st.errorsBySqlState.get(code) ?? 0) + 1);
+      },
+      onHints: (n) => {
+        st.hintsSeen += n;
+      },
+      onRetry: (node) => {
+        st.retriesByNode.set(node, (st.retriesByNode.get(node) ?? 0) + 1);
+      },
+      onRerun: () => {
+        st.rerunsOnPrimary++;
+      },
+      onMalformedHints: (n) => {
+        st.hintsMalformed += n;
+      },
+    };
+  }
+
+  /**
+   * Reads the configuration again (SIGHUP, admin RELOAD) and applies it. An invalid one is refused with
+   * its reason (ConfigError) and the configuration in force stays as it was.
+   */
+  reloadFromSource(): ReloadResult {
+    try {
+      if (this.reloadSource === undefined) {
+        throw new PgsplitError('CONFIG_INVALID', SqlState.configFileError,
+          'nothing to reload: pgsplit was started without --config; start it with --config FILE to change settings while it runs');
+      }
+      return this.reload(this.reloadSource());
+    } catch (e) {
+      this.log.error({ reason: (e as Error).message }, 'reload refused: the configuration in force is unchanged');
+      throw e;
+    }
+  }
+
+  /**
+   * Applies a validated configuration without dropping a session: routing, limits, monitor settings,
+   * users and log level take effect for the next statement or connection; replicas added are checked
+   * and then used; replicas removed get no new reads and are let go by each session once what runs there
+   * (a statement, a transaction) ends. listen, primary and metrics.listen need a restart: a change to
+   * them is reported and the running value stays.
+   */
+  reload(next: PgsplitConfig): ReloadResult {
+    const plan = planReload(this.current, next, this.nodes.replicas.filter((r) => !r.retiring));
+    const c = plan.config;
+    if (c.users.length === 0 && !isLoopback(c.listen.host)) {
+      throw new ConfigError('users', `cannot be emptied while pgsplit listens on ${c.listen.host}: with no users every client is trusted, ` +
+        'which is only allowed on a loopback address; keep at least one user');
+    }
+    const routingChanged = ['writing_functions', 'read_only_functions', 'unknown_functions'].some((k) => plan.changed.includes(`routing.${k}`));
+    this.current = c;
+    const ctx = this.ctx;
+    if (routingChanged) ctx.router = ProxyServer.routerFor(c);
+    ctx.maxMessageSize = c.limits.maxMessageSize;
+    ctx.connectTimeoutMs = c.limits.connectTimeoutMs;
+    ctx.tagApplicationNames = c.routing.applicationNames;
+    ctx.defaultRoute = c.routing.default;
+    ctx.maxLagMs = c.routing.maxLagMs;
+    ctx.readYourWritesTimeoutMs = c.routing.readYourWritesTimeoutMs;
+    ctx.whenNoReplica = c.routing.whenNoReplica;
+    ctx.monitorTimeoutMs = c.monitor.timeoutMs;
+    this.monitor.configure(c.monitor);
+    // Only when the file changed it: an embedding program may have set its logger's level itself.
+    if (plan.changed.includes('log.level')) this.log.level = c.log.level;
+    for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
+    const added = plan.add.map((e) => {
+      const n = this.nodes.addReplica(e);
+      this.monitor.addNode(n);
+      return e.name;
+    });
+    for (const n of plan.remove) {
+      n.retiring = true;
+      for (const s of this.sessions.values()) s.retire(n);
+    }
+    if (plan.remove.length > 0) this.sweepRetired();
+    const result: ReloadResult = { changed: plan.changed, needsRestart: plan.needsRestart, added, removed: plan.remove.map((n) => n.endpoint.name) };
+    this.log.info({ ...result }, 'configuration reloaded');
+    if (result.needsRestart.length > 0) {
+      this.log.warn({ keys: result.needsRestart }, 'changed in the configuration but applied only at the next restart; the running values stay');
+    }
+    return result;
+  }
+
+  /** Drops replicas removed by a reload once no session uses them; checks again while some still do. */
+  private sweepRetired(): void {
+    for (const n of [...this.nodes.replicas]) {
+      if (!n.retiring) continue;
+      let used = false;
+      for (const s of this.sessions.values()) if (s.uses(n)) used = true;
+      if (used) continue;
+      this.nodes.removeReplica(n);
+      this.monitor.removeNode(n);
+      this.log.info({ node: n.endpoint.name }, 'removed replica drained: no session uses it any more');
+    }
+    const waiting = this.nodes.replicas.some((r) => r.retiring);
+    if (waiting && this.retireSweep === null && this.state !== 'closed') {
+      this.retireSweep = setInterval(() => this.sweepRetired(), 100);
+      this.retireSweep.unref();
+    } else if (!waiting && this.retireSweep !== null) {
+      clearInterval(this.retireSweep);
+      this.retireSweep = null;
+    }
   }
 
   /**
@@ -126,27 +309,42 @@ export class ProxyServer {
     new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
   }
 
+  /** Every server with what the monitor knows of it, for the metrics and the admin console alike. */
+  private nodeSnapshots(): NodeSnapshot[] {
+    return this.nodes.all.map((node) => {
+      const replica = node.role === 'replica';
+      return {
+        node,
+        state: node.retiring ? 'draining' : node.disabled ? 'disabled' : node.health,
+        lagMs: replica ? this.monitor.lagMs(node) : null,
+        lagBytes: replica ? this.monitor.lagBytes(node) : null,
+      };
+    });
+  }
+
+  /** Every server connection of every session. */
+  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; client: number }> {
+    return [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
+  }
+
   private adminSource(): AdminSource {
-    const links = () => [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
     return {
       version: PGSPLIT_VERSION,
       nodes: () => {
-        const all = links();
-        return this.nodes.all.map((n) => {
-          const lagMs = n.role === 'replica' ? this.monitor.lagMs(n) : null;
-          const mine = all.filter((l) => l.node === n.endpoint.name);
+        const all = this.serverLinks();
+        return this.nodeSnapshots().map(({ node: n, state, lagMs, lagBytes }) => {
+          const mine = all.filter((l) => l.node === n);
           return {
-            name: n.endpoint.name, role: n.role, state: n.disabled ? 'disabled' : n.health,
-            lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes: n.role === 'replica' ? this.monitor.lagBytes(n) : null,
+            name: n.endpoint.name, role: n.role, state, lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes,
             inFlight: mine.filter((l) => l.busy).length, connections: mine.length, lastError: n.failReason,
           };
         });
       },
       clients: () => [...this.sessions.values()].map((s) => ({
         id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
-        tagged: s.tagged, servers: s.serverLinks().map((l) => l.node).join(','),
+        tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
       })),
-      servers: () => links().map((l) => ({ node: l.node, state: l.busy ? 'active' : 'idle', client: l.client })),
+      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client })),
       stats: () => this.nodes.all.map((n) => {
         const h = this.stats.durations.get(n.endpoint.name);
         return { node: n.endpoint.name, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
@@ -185,9 +383,10 @@ export class ProxyServer {
         this.log.warn({}, paused ? 'paused by hand (admin console): new work waits' : 'resumed (admin console)');
         if (!paused) for (const s of this.sessions.values()) s.kick();
       },
+      reload: () => this.reloadFromSource(),
       setDisabled: (name, disabled) => {
         if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
-        const n = this.nodes.replicas.find((r) => r.endpoint.name === name);
+        const n = this.nodes.byName(name);
         if (!n) return `no replica named "${name}"`;
         n.disabled = disabled;
         this.log.warn({ node: name }, disabled ? 'replica disabled by hand (admin console)' : 'replica enabled by hand (admin console)');
@@ -232,20 +431,19 @@ export class ProxyServer {
       serverStates: () => {
         const m = new Map<string, Map<string, number>>();
         for (const n of this.nodes.all) m.set(n.endpoint.name, new Map([['active', 0], ['idle', 0]]));
-        for (const s of this.sessions.values()) {
-          for (const l of s.serverLinks()) {
-            const by = m.get(l.node) ?? new Map<string, number>();
-            const state = l.busy ? 'active' : 'idle';
-            by.set(state, (by.get(state) ?? 0) + 1);
-            m.set(l.node, by);
-          }
+        for (const l of this.serverLinks()) {
+          const name = l.node.endpoint.name;
+          const by = m.get(name) ?? new Map<string, number>();
+          const state = l.busy ? 'active' : 'idle';
+          by.set(state, (by.get(state) ?? 0) + 1);
+          m.set(name, by);
         }
         return m;
       },
-      nodes: () => this.nodes.all.map((n) => {
-        const lagMs = n.role === 'replica' ? this.monitor.lagMs(n) : null;
-        return { name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes: n.role === 'replica' ? this.monitor.lagBytes(n) : null };
-      }),
+      // A replica being drained after a reload is left out when a new one took its name (one series a name).
+      nodes: () => this.nodeSnapshots()
+        .filter(({ node: n }) => !n.retiring || this.nodes.byName(n.endpoint.name) === undefined)
+        .map(({ node: n, lagMs, lagBytes }) => ({ name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes })),
     };
   }
 
@@ -335,49 +533,7 @@ export class ProxyServer {
       const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
       const session = new Session({
         id, client: socket, user: r.user, database: r.database, params: r.params, cancelKey,
-        ctx: {
-          control: this.control,
-          nodes: this.nodes,
-          router: this.router,
-          log: this.log,
-          maxMessageSize: this.config.limits.maxMessageSize,
-          connectTimeoutMs: this.config.limits.connectTimeoutMs,
-          tagApplicationNames: this.config.routing.applicationNames,
-          defaultRoute: this.config.routing.default,
-          monitor: this.monitor,
-          maxLagMs: this.config.routing.maxLagMs,
-          readYourWritesTimeoutMs: this.config.routing.readYourWritesTimeoutMs,
-          whenNoReplica: this.config.routing.whenNoReplica,
-          monitorTimeoutMs: this.config.monitor.timeoutMs,
-          onRouted: (node, reason) => {
-            const st = this.stats;
-            st.routedByNode.set(node, (st.routedByNode.get(node) ?? 0) + 1);
-            st.routedByReason.set(reason, (st.routedByReason.get(reason) ?? 0) + 1);
-            let byReason = st.routed.get(node);
-            if (byReason === undefined) st.routed.set(node, (byReason = new Map()));
-            byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
-          },
-          onUnitDone: (node, ms) => {
-            let h = this.stats.durations.get(node);
-            if (h === undefined) this.stats.durations.set(node, (h = new DurationHistogram()));
-            h.observe(ms);
-          },
-          onError: (code) => {
-            this.stats.errorsBySqlState.set(code, (this.stats.errorsBySqlState.get(code) ?? 0) + 1);
-          },
-          onHints: (n) => {
-            this.stats.hintsSeen += n;
-          },
-          onRetry: (node) => {
-            this.stats.retriesByNode.set(node, (this.stats.retriesByNode.get(node) ?? 0) + 1);
-          },
-          onRerun: () => {
-            this.stats.rerunsOnPrimary++;
-          },
-          onMalformedHints: (n) => {
-            this.stats.hintsMalformed += n;
-          },
-        },
+        ctx: this.ctx,
       });
       this.stats.clientsAccepted++;
       this.sessions.set(id, session);
@@ -431,6 +587,8 @@ export class ProxyServer {
   }
 
   private async finishClose(serverClosed: Promise<void>): Promise<void> {
+    if (this.retireSweep !== null) clearInterval(this.retireSweep);
+    this.retireSweep = null;
     await this.monitor.stop();
     await this.metricsServer?.close();
     this.metricsServer = null;

@@ -6,12 +6,18 @@ export type NodeHealth = 'unknown' | 'up' | 'down';
 
 /** A configured server and what the monitor and the sessions know about it right now. */
 export interface NodeEntry {
-  readonly endpoint: ServerEndpoint;
+  /** Replaced by a reload only when nothing but its weight changed (same server, same credentials). */
+  endpoint: ServerEndpoint;
   readonly role: 'primary' | 'replica';
   /** Sessions currently attached to this node as their replica. */
   sessions: number;
   /** Taken out by hand (admin) or by configuration; never chosen while set. */
   disabled: boolean;
+  /**
+   * Removed from the configuration by a reload: never chosen again; the sessions still using it finish
+   * what runs there (a transaction, a statement) and let it go, then it leaves the list.
+   */
+  retiring: boolean;
   health: NodeHealth;
   /** Why the last check failed (null after a pass). */
   failReason: string | null;
@@ -37,7 +43,7 @@ export type LagSource = (n: NodeEntry) => number | null;
 
 function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica'): NodeEntry {
   return {
-    endpoint, role, sessions: 0, disabled: false, health: 'unknown', failReason: null, okStreak: 0,
+    endpoint, role, sessions: 0, disabled: false, retiring: false, health: 'unknown', failReason: null, okStreak: 0,
     inRecovery: null, promoted: false, receivedLsn: null, replayedLsn: null,
   };
 }
@@ -53,6 +59,7 @@ function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica'): NodeEntry
  */
 export class ServerNodes {
   readonly primary: NodeEntry;
+  /** Configuration order; a reload adds at the end and removes retired entries once drained. */
   readonly replicas: NodeEntry[];
   /** Set by the monitor; without one every replica's lag is unknown, so none is eligible. */
   lagOf: LagSource = () => null;
@@ -68,7 +75,8 @@ export class ServerNodes {
   }
 
   /** Why replica `n` cannot serve a read with requirement `req` now, or null when it can. */
-  ineligibility(n: NodeEntry, req: ReadRequirement): 'disabled' | 'down' | 'not-in-recovery' | 'lag' | 'position' | null {
+  ineligibility(n: NodeEntry, req: ReadRequirement): 'removed' | 'disabled' | 'down' | 'not-in-recovery' | 'lag' | 'position' | null {
+    if (n.retiring) return 'removed';
     if (n.disabled || n.endpoint.weight <= 0) return 'disabled';
     if (n.health !== 'up') return 'down';
     if (n.inRecovery !== true || n.promoted) return 'not-in-recovery';
@@ -98,9 +106,23 @@ export class ServerNodes {
     return best;
   }
 
+  /** The node in service under that name (a retiring namesake of a replaced replica is not returned). */
   byName(name: string): NodeEntry | undefined {
     if (this.primary.endpoint.name === name) return this.primary;
-    return this.replicas.find((r) => r.endpoint.name === name);
+    return this.replicas.find((r) => r.endpoint.name === name && !r.retiring);
+  }
+
+  /** A replica added by a reload; it serves reads once the monitor has checked it. */
+  addReplica(endpoint: ServerEndpoint): NodeEntry {
+    const n = entry(endpoint, 'replica');
+    this.replicas.push(n);
+    return n;
+  }
+
+  /** Drops a retired replica from the list (once nothing uses it any more). */
+  removeReplica(n: NodeEntry): void {
+    const i = this.replicas.indexOf(n);
+    if (i >= 0) this.replicas.splice(i, 1);
   }
 
   /** Connection target for a node: host, port and the URL's credentials. */

@@ -175,7 +175,8 @@ export class Session {
   private readonly log: Logger;
   private readonly reader: FrameReader;
   private readonly serverParams: Record<string, string>;
-  private readonly links = new Map<string, ServerLink>();
+  /** By node: a replica replaced by a reload may share its name with the one in service. */
+  private readonly links = new Map<NodeEntry, ServerLink>();
   private readonly statements = new Map<string, Buffer>();
   private readonly settings = new SessionSettings();
   private readonly units: Unit[] = [];
@@ -303,8 +304,8 @@ export class Session {
   }
 
   /** Each attached server connection: its node and whether a statement is running on it. */
-  serverLinks(): Array<{ node: string; busy: boolean }> {
-    return [...this.links.values()].map((l) => ({ node: l.name, busy: l.busy }));
+  serverLinks(): Array<{ node: NodeEntry; busy: boolean }> {
+    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy }));
   }
 
   /**
@@ -573,13 +574,13 @@ export class Session {
       return link;
     };
     if (u.forcePrimary) {
-      const p = this.links.get(this.ctx.nodes.primary.endpoint.name);
+      const p = this.links.get(this.ctx.nodes.primary);
       u.decision = { target: 'primary', reason: 'rerun-25006', classifications: d?.classifications ?? [] };
       return p ?? 'primary';
     }
     if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
     if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return follow(this.txLink, 'transaction');
-    const primary = this.links.get(this.ctx.nodes.primary.endpoint.name);
+    const primary = this.links.get(this.ctx.nodes.primary);
     if (u.kind === 'function') {
       if (primary) return follow(primary, 'function-call');
       u.decision = { target: 'primary', reason: 'function-call', classifications: [] };
@@ -594,7 +595,7 @@ export class Session {
     if (d.target === 'replica') {
       // The attached replica serves at once if it still meets the read's requirement; anything else
       // (raising the floor after a write, waiting for replay, another replica, the primary) is async.
-      const r = this.replica ? this.links.get(this.replica.endpoint.name) : undefined;
+      const r = this.replica ? this.links.get(this.replica) : undefined;
       if (r && !this.raiseFloor && this.ctx.nodes.ineligibility(r.node, this.readRequirement(d)) === null) return r;
       return 'replica';
     }
@@ -718,11 +719,11 @@ export class Session {
 
   /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
   private async connectReplica(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node.endpoint.name);
+    const existing = this.links.get(node);
     if (existing) return existing;
     const link = await this.connect(node);
     if (this.replica && this.replica !== node) {
-      const old = this.links.get(this.replica.endpoint.name);
+      const old = this.links.get(this.replica);
       // A switch: replicaFor raised the floor for it already.
       const raise = this.raiseFloor;
       if (old && !old.busy) this.detach(old);
@@ -736,7 +737,7 @@ export class Session {
   }
 
   private async attachPrimary(): Promise<ServerLink> {
-    const existing = this.links.get(this.ctx.nodes.primary.endpoint.name);
+    const existing = this.links.get(this.ctx.nodes.primary);
     if (existing) return existing;
     return this.connect(this.ctx.nodes.primary);
   }
@@ -776,7 +777,7 @@ export class Session {
   }
 
   private async connect(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node.endpoint.name);
+    const existing = this.links.get(node);
     if (existing) return existing;
     const conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, this.ctx.connectTimeoutMs);
     if (this.state === 'closed') {
@@ -784,7 +785,7 @@ export class Session {
       throw errors.shuttingDown();
     }
     const link = new ServerLink(node, conn);
-    this.links.set(node.endpoint.name, link);
+    this.links.set(node, link);
     conn.onData = (chunk: Buffer) => this.onServerData(link, chunk);
     conn.socket.on('drain', () => this.resumeClient());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
@@ -795,8 +796,8 @@ export class Session {
 
   /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
   private detach(link: ServerLink, abort = false): void {
-    if (this.links.get(link.name) !== link) return;
-    this.links.delete(link.name);
+    if (this.links.get(link.node) !== link) return;
+    this.links.delete(link.node);
     if (this.replica === link.node) {
       this.replica = null;
       link.node.sessions--;
@@ -1005,7 +1006,7 @@ export class Session {
 
   private onServerData(link: ServerLink, chunk: Buffer): void {
     // A link let go (its read runs elsewhere now) may still deliver a late answer: nobody asked for it.
-    if (this.state === 'closed' || this.links.get(link.name) !== link) return;
+    if (this.state === 'closed' || this.links.get(link.node) !== link) return;
     link.lastDataAt = performance.now();
     const reader = link.conn.reader;
     const out = new FrameCoalescer();
@@ -1120,7 +1121,10 @@ export class Session {
       if (this.state === 'ready') this.pump();
       return;
     }
-    if (finishedUnit) this.pump();
+    if (finishedUnit) {
+      if (link.node.retiring) this.letGoIfRetired(link);
+      this.pump();
+    }
   }
 
   /** The unit whose answer `link` is holding back (the first client sync it expects). */
@@ -1300,7 +1304,7 @@ export class Session {
    */
   serverDown(node: NodeEntry, reason: string): void {
     if (node.role !== 'replica' || this.state === 'closed') return;
-    const link = this.links.get(node.endpoint.name);
+    const link = this.links.get(node);
     if (!link) return;
     if (!link.busy && !this.holdsState(link)) {
       this.detach(link, true);
@@ -1316,10 +1320,30 @@ export class Session {
       return;
     }
     setTimeout(() => {
-      if (this.links.get(link.name) === link && link.busy && performance.now() - link.lastDataAt >= limit) {
+      if (this.links.get(link.node) === link && link.busy && performance.now() - link.lastDataAt >= limit) {
         this.onServerLost(link, `out of rotation, and silent for ${limit} ms: ${reason}`);
       }
     }, limit - quietMs + 10).unref();
+  }
+
+  /**
+   * A reload removed this replica: an idle link to it is let go now (politely: the server is fine); one
+   * running a statement or holding a transaction, batch or COPY is let go when that ends (onServerData).
+   * The next read goes to another replica, after raising the floor (monotonic reads).
+   */
+  retire(node: NodeEntry): void {
+    if (this.state === 'closed') return;
+    const link = this.links.get(node);
+    if (link) this.letGoIfRetired(link);
+  }
+
+  /** Whether this session still has a connection to `node`. */
+  uses(node: NodeEntry): boolean {
+    return this.links.has(node);
+  }
+
+  private letGoIfRetired(link: ServerLink): void {
+    if (link.node.retiring && !link.busy && !this.holdsState(link)) this.detach(link);
   }
 
   /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
@@ -1334,7 +1358,7 @@ export class Session {
    * it sent one (`serverError`), else 08006.
    */
   private onServerLost(link: ServerLink, why: string, serverError?: Buffer): void {
-    if (this.links.get(link.name) !== link || this.state === 'closed') return;
+    if (this.links.get(link.node) !== link || this.state === 'closed') return;
     const inFlight = link.busy;
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
