@@ -6,7 +6,7 @@
  * configuration stays; routing and limits changed by a reload apply to the next statement or connection.
  */
 import t from 'tap';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,50 +14,11 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { startCluster } from './fixtures/proxy-fixture.js';
 import { claimFreePort } from '../src/cluster/local-node.js';
+import { spawnPgsplit } from './fixtures/pgsplit-process.js';
 
 t.setTimeout(240_000);
 const run = promisify(execFile);
 const bin = path.resolve('bin/pgsplit.js');
-
-interface Pgsplit {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-  /** Parsed JSON log lines so far. */
-  logs: Array<Record<string, unknown>>;
-}
-
-async function startPgsplit(t: { teardown(fn: () => unknown): void }, configFile: string, port: number): Promise<Pgsplit> {
-  const child = spawn(process.execPath, [bin, '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PGSPLIT_LOG_FORMAT: 'json' } });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  let partial = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    const lines = (partial + c.toString('utf8')).split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) {
-      try {
-        logs.push(JSON.parse(l) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: l });
-      }
-    }
-  });
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-    try {
-      await c.connect();
-      await c.end();
-      return { child, port, exited, logs };
-    } catch (e) {
-      if (i > 100) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 async function psqlBin(): Promise<string> {
   return path.join((await run('pg_config', ['--bindir'])).stdout.trim(), 'psql');
@@ -108,18 +69,21 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-reload-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'pgsplit.yaml');
-  const write = (replicas: Array<{ name: string; url: string }>, extra = ''): void => {
+  // A generous read_your_writes_timeout: a session moving to another replica raises its floor first and
+  // waits for that replica to replay it; on a loaded machine 200 ms could send the read to the primary.
+  const write = (replicas: Array<{ name: string; url: string }>, routing = '', extra = ''): void => {
     fs.writeFileSync(file, [
       `listen: 127.0.0.1:${port}`,
       `primary: ${cluster.primary.url()}`,
       'replicas:',
       ...replicas.map((r) => `  - { name: ${r.name}, url: "${r.url}" }`),
       'monitor: { interval: 50ms }',
+      `routing: { read_your_writes_timeout: 5s${routing ? `, ${routing}` : ''} }`,
       extra,
     ].join('\n') + '\n');
   };
   write([{ name: 'east', url: r1.url() }]);
-  const px = await startPgsplit(t, file, port);
+  const px = await spawnPgsplit(t, ['--config', file], port);
 
   const before = await nodes(port);
   t.same([...before.keys()], ['primary', 'east'], 'at start: the primary and east');
@@ -132,11 +96,11 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   t.equal(await serverPort(idle), r1.port, 'the idle session reads on east');
   await inTx.query('BEGIN READ ONLY');
   t.equal(await serverPort(inTx), r1.port, 'the transaction runs on east');
-  const slow = serverPort(running, 'SELECT inet_server_port() AS port, pg_sleep(1.5)');
-  await new Promise((r) => setTimeout(r, 300));
+  const slow = serverPort(running, 'SELECT inet_server_port() AS port, pg_sleep(1.5)').catch((e: Error) => e);
+  await until('the slow statement running on east', async () => (await nodes(port)).get('east')?.[5] === '1');
 
   // Reload: east removed, west added, a routing bound changed.
-  write([{ name: 'west', url: r2.url() }], 'routing: { max_lag: 5s }');
+  write([{ name: 'west', url: r2.url() }], 'max_lag: 5s');
   px.child.kill('SIGHUP');
   await until('west up', async () => (await nodes(port)).get('west')?.[2] === 'up');
   const during = await nodes(port);
@@ -149,6 +113,7 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   t.equal((await config(port)).get('routing.max_lag'), '5000ms', 'SHOW CONFIG shows the new routing.max_lag');
 
   t.equal(await serverPort(idle), r2.port, 'the idle session, still open, now reads on west');
+  t.equal((await nodes(port)).get('east')?.[5], '1', 'the slow statement was still running on east after the reload');
   t.equal(await slow, r1.port, 'the statement running on east during the reload finished there, no error');
   t.equal(await serverPort(inTx), r1.port, 'the open transaction stays on east');
   t.equal((await nodes(port)).get('east')?.[2], 'draining', 'east still draining: a transaction holds it');
@@ -164,8 +129,17 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   await until('east backends gone', async () => (await onEast()) === 0, 5000).catch(() => undefined);
   t.equal(await onEast(), 0, 'east has no connection from pgsplit left (sessions and monitor let go)');
 
+  // The same name, another server: the old west drains, the new west (east's server) takes over.
+  write([{ name: 'west', url: r1.url() }], 'max_lag: 5s');
+  px.child.kill('SIGHUP');
+  await until('west replaced', async () => {
+    const w = (await admin(port, 'SHOW NODES')).rows.filter((row) => row[0] === 'west');
+    return w.length === 1 && w[0]?.[2] === 'up' && (await serverPort(idle)) === r1.port;
+  });
+  t.pass('a replica replaced under the same name: the session reads on the new server, the old one drained');
+
   // An invalid file: refused with the reason, the configuration in force stays.
-  write([{ name: 'west', url: r2.url() }], 'routing: { max_lag: banana }');
+  write([{ name: 'west', url: r1.url() }], 'max_lag: banana');
   const logged = px.logs.length;
   px.child.kill('SIGHUP');
   await until('the refusal logged', async () => px.logs.slice(logged).some((l) => l.msg === 'reload refused: the configuration in force is unchanged'));
@@ -173,7 +147,7 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   t.match(String(refusal?.reason), /routing\.max_lag.*banana/, `the log says why: ${String(refusal?.reason)}`);
   t.equal((await config(port)).get('routing.max_lag'), '5000ms', 'routing.max_lag unchanged');
   t.same([...(await nodes(port)).keys()], ['primary', 'west'], 'replicas unchanged');
-  t.equal(await serverPort(idle), r2.port, 'sessions go on as before');
+  t.equal(await serverPort(idle), r1.port, 'sessions go on as before');
 
   const viaAdmin = await admin(port, 'RELOAD');
   t.notOk(viaAdmin.ok, 'RELOAD of the invalid file fails');
@@ -186,9 +160,12 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   t.match(check?.stderr, /routing\.max_lag/, 'and names the key');
 
   // RELOAD of a fixed file: east back, routing by application_name and a connection limit changed.
-  write([{ name: 'west', url: r2.url() }, { name: 'east', url: r1.url() }],
-    'routing: { max_lag: 5s, application_names: ["audit-*"] }\nlimits: { max_client_connections: 6 }\nlog: { level: warn }');
+  write([{ name: 'west', url: r1.url() }, { name: 'east', url: r2.url() }],
+    'max_lag: 5s, application_names: ["audit-*"]', 'limits: { max_client_connections: 6 }\nlog: { level: warn }');
   const ok = await admin(port, 'RELOAD');
+  // The reload's own line is the last one at the old level; everything before it has arrived once it has.
+  await until('the third reload logged', async () => px.logs.filter((l) => l.msg === 'configuration reloaded').length === 3);
+  const afterLevel = px.logs.length;
   t.ok(ok.ok, 'RELOAD of a valid file succeeds');
   t.match(ok.stderr, /replicas added: east/, `RELOAD says what it did: ${ok.stderr.trim().replace(/\n/g, ' | ')}`);
   t.match(ok.stderr, /routing\.application_names/, 'including the changed keys');
@@ -200,13 +177,18 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   const cfg = await config(port);
   t.equal(cfg.get('limits.max_client_connections'), '6');
   t.equal(cfg.get('log.level'), 'warn');
-  // Open now: idle, inTx, running, audit (4); two more fit, the seventh is refused with 53300 (after the
-  // admin console's psql connections above have closed: they count as clients too).
-  await new Promise((r) => setTimeout(r, 300));
-  const extra = [await tagged(port), await tagged(port)];
+  // Open now: idle, inTx, running, audit (4); two more fit, then 53300. An admin psql connection that has
+  // not quite closed yet counts too, so a refusal on the way to six is retried.
+  const extra: pg.Client[] = [];
   t.teardown(() => Promise.all(extra.map((c) => c.end().catch(() => undefined))));
+  await until('six sessions open', async () => {
+    const c = await tagged(port).catch(() => null);
+    if (c) extra.push(c);
+    return extra.length === 2;
+  });
   const refused = await tagged(port).then(() => null, (e: Error & { code?: string }) => e);
   t.equal(refused?.code, '53300', 'the new limits.max_client_connections applies to the next connection');
+  t.notOk(px.logs.slice(afterLevel).some((l) => l.level === 30), 'log.level warn is in force: no info lines after the reload (admin logins are info)');
 
   t.equal(await serverPort(idle) > 0, true, 'the first session is still open after three reloads');
   px.child.kill('SIGTERM');

@@ -4,40 +4,23 @@
  * same without waiting (the running statement's client gets 57P01 at once).
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startCluster } from './fixtures/proxy-fixture.js';
 import { claimFreePort } from '../src/cluster/local-node.js';
+import { spawnPgsplit, type PgsplitProcess } from './fixtures/pgsplit-process.js';
 
 t.setTimeout(120_000);
 
-const bin = path.resolve('bin/pgsplit.js');
-
-async function startPgsplit(t: { teardown(fn: () => unknown): void }, primaryUrl: string): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+async function startPgsplit(t: { teardown(fn: () => unknown): void }, primaryUrl: string): Promise<PgsplitProcess> {
   const port = await claimFreePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-shutdown-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const config = path.join(dir, 'pgsplit.yaml');
   fs.writeFileSync(config, 'limits: { shutdown_grace: 10s }\n');
-  const child = spawn(process.execPath, [bin, '--config', config, '--listen', `127.0.0.1:${port}`, '--primary', primaryUrl, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-    try {
-      await c.connect();
-      await c.end();
-      return { child, port, exited };
-    } catch (e) {
-      if (i > 100) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  return spawnPgsplit(t, ['--config', config, '--listen', `127.0.0.1:${port}`, '--primary', primaryUrl, '--log-level', 'warn'], port);
 }
 
 async function connect(port: number): Promise<{ client: pg.Client; fatal: Promise<{ code?: string; message: string }> }> {

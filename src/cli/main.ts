@@ -19,8 +19,8 @@ async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<v
   const log = createLogger(config.log.level);
   // The flags stay in force over the file on every reload, as they were at start.
   const proxy = new ProxyServer(config, log, { reloadSource: cmd.configFile === undefined ? undefined : load });
-  await proxy.listen();
   // SIGHUP reloads the file (PgBouncer's and PostgreSQL's habit); a refused file is logged, nothing changes.
+  // Handled from the start: during listen()'s warm-up the default action would end the process.
   process.on('SIGHUP', () => {
     try {
       proxy.reloadFromSource();
@@ -28,6 +28,7 @@ async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<v
       // Logged with its reason by reloadFromSource.
     }
   });
+  await proxy.listen();
   // SIGTERM drains (in-flight statements finish, up to limits.shutdown_grace); SIGINT closes at once.
   // A second signal while draining closes at once too.
   let stopping = false;

@@ -13,6 +13,7 @@ import { Session, type SessionContext } from '../session/session.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
 import { DurationHistogram } from '../stats/duration-histogram.js';
+import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
 import type { Registry } from 'prom-client';
@@ -21,33 +22,6 @@ import { PGSPLIT_VERSION } from '../version.js';
 
 /** Connecting to this database opens the admin console instead of a session. */
 export const ADMIN_DATABASE = 'pgsplit';
-
-/** Counters the tests and the demo read; the metrics issue exports them to Prometheus. */
-export interface ProxyStats {
-  /** Units routed, by node name. */
-  routedByNode: Map<string, number>;
-  /** Units routed, by reason. */
-  routedByReason: Map<string, number>;
-  clientsAccepted: number;
-  clientsRejected: number;
-  /** Units a replica refused with 25006 and pgsplit re-ran on the primary. */
-  rerunsOnPrimary: number;
-  /** Malformed pgsplit hint comments seen (ignored). */
-  hintsMalformed: number;
-  /** Reads run again elsewhere because their replica failed before answering, by that replica. */
-  retriesByNode: Map<string, number>;
-  /** Units routed, by node, then by reason. */
-  routed: Map<string, Map<string, number>>;
-  /** Time from sending a unit to its ReadyForQuery, by node. */
-  durations: Map<string, DurationHistogram>;
-  /** Errors sent to clients, by SQLSTATE. */
-  errorsBySqlState: Map<string, number>;
-  /** Well-formed pgsplit hints seen. */
-  hintsSeen: number;
-  /** Bytes from and to clients whose sessions have closed. */
-  closedClientBytesIn: number;
-  closedClientBytesOut: number;
-}
 
 /** What a reload did: keys applied, keys waiting for a restart, replicas added and removed (draining). */
 export interface ReloadResult {
@@ -92,11 +66,7 @@ export function isLoopback(host: string): boolean {
 export class ProxyServer {
   readonly nodes: ServerNodes;
   readonly monitor: ReplicaMonitor;
-  readonly stats: ProxyStats = {
-    routedByNode: new Map(), routedByReason: new Map(), clientsAccepted: 0, clientsRejected: 0, rerunsOnPrimary: 0, hintsMalformed: 0,
-    retriesByNode: new Map(), routed: new Map(), durations: new Map(), errorsBySqlState: new Map(), hintsSeen: 0,
-    closedClientBytesIn: 0, closedClientBytesOut: 0,
-  };
+  readonly stats = new ProxyStats();
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
@@ -176,13 +146,7 @@ export class ProxyServer {
       readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs,
       whenNoReplica: config.routing.whenNoReplica,
       monitorTimeoutMs: config.monitor.timeoutMs,
-      onRouted: (node, reason) => {
-        st.routedByNode.set(node, (st.routedByNode.get(node) ?? 0) + 1);
-        st.routedByReason.set(reason, (st.routedByReason.get(reason) ?? 0) + 1);
-        let byReason = st.routed.get(node);
-        if (byReason === undefined) st.routed.set(node, (byReason = new Map()));
-        byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
-      },
+      onRouted: (node, reason) => st.onRouted(node, reason),
       onUnitDone: (node, ms) => {
         let h = st.durations.get(node);
         if (h === undefined) st.durations.set(node, (h = new DurationHistogram()));
@@ -238,9 +202,11 @@ export class ProxyServer {
         'which is only allowed on a loopback address; keep at least one user');
     }
     const routingChanged = ['writing_functions', 'read_only_functions', 'unknown_functions'].some((k) => plan.changed.includes(`routing.${k}`));
+    // Everything that can throw comes before the first change: a reload applies whole or not at all.
+    const router = routingChanged ? ProxyServer.routerFor(c) : this.ctx.router;
     this.current = c;
     const ctx = this.ctx;
-    if (routingChanged) ctx.router = ProxyServer.routerFor(c);
+    ctx.router = router;
     ctx.maxMessageSize = c.limits.maxMessageSize;
     ctx.connectTimeoutMs = c.limits.connectTimeoutMs;
     ctx.tagApplicationNames = c.routing.applicationNames;
@@ -250,8 +216,6 @@ export class ProxyServer {
     ctx.whenNoReplica = c.routing.whenNoReplica;
     ctx.monitorTimeoutMs = c.monitor.timeoutMs;
     this.monitor.configure(c.monitor);
-    // Only when the file changed it: an embedding program may have set its logger's level itself.
-    if (plan.changed.includes('log.level')) this.log.level = c.log.level;
     for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
     const added = plan.add.map((e) => {
       const n = this.nodes.addReplica(e);
@@ -268,6 +232,9 @@ export class ProxyServer {
     if (result.needsRestart.length > 0) {
       this.log.warn({ keys: result.needsRestart }, 'changed in the configuration but applied only at the next restart; the running values stay');
     }
+    // Last, so that the reload itself is logged at the old level. Only when the file changed it: an
+    // embedding program may have set its logger's level itself.
+    if (plan.changed.includes('log.level')) this.log.level = c.log.level;
     return result;
   }
 
@@ -345,9 +312,10 @@ export class ProxyServer {
         tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
       })),
       servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client })),
-      stats: () => this.nodes.all.map((n) => {
-        const h = this.stats.durations.get(n.endpoint.name);
-        return { node: n.endpoint.name, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
+      // By name, as counted (a replica drained after a reload shares its namesake's row).
+      stats: () => [...new Set(this.nodes.all.map((n) => n.endpoint.name))].map((node) => {
+        const h = this.stats.durations.get(node);
+        return { node, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
       }),
       config: () => {
         const c = this.config;
@@ -440,10 +408,16 @@ export class ProxyServer {
         }
         return m;
       },
-      // A replica being drained after a reload is left out when a new one took its name (one series a name).
-      nodes: () => this.nodeSnapshots()
-        .filter(({ node: n }) => !n.retiring || this.nodes.byName(n.endpoint.name) === undefined)
-        .map(({ node: n, lagMs, lagBytes }) => ({ name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes })),
+      // One series a name: a replica drained after a reload gives way to the one in service under its name.
+      nodes: () => {
+        const byName = new Map<string, NodeSnapshot>();
+        for (const x of this.nodeSnapshots()) {
+          const had = byName.get(x.node.endpoint.name);
+          if (had === undefined || (had.node.retiring && !x.node.retiring)) byName.set(x.node.endpoint.name, x);
+        }
+        return [...byName.values()]
+          .map(({ node: n, lagMs, lagBytes }) => ({ name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes }));
+      },
     };
   }
 

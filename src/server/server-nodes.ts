@@ -87,14 +87,14 @@ export class ServerNodes {
   }
 
   /**
-   * Chooses a replica for a read, or null when none is eligible. `exclude` lists names already tried.
+   * Chooses a replica for a read, or null when none is eligible. `exclude` lists replicas already tried.
    * With `ignorePosition`, a replica that only lacks the minimum position counts (the caller waits for it).
    */
-  pickReplica(req: ReadRequirement, exclude: ReadonlySet<string> = new Set(), ignorePosition = false): NodeEntry | null {
+  pickReplica(req: ReadRequirement, exclude: ReadonlySet<NodeEntry> = new Set(), ignorePosition = false): NodeEntry | null {
     let best: NodeEntry | null = null;
     let bestScore = Infinity;
     for (const r of this.replicas) {
-      if (exclude.has(r.endpoint.name)) continue;
+      if (exclude.has(r)) continue;
       const why = this.ineligibility(r, req);
       if (why !== null && !(ignorePosition && why === 'position')) continue;
       const score = (r.sessions + 1) / r.endpoint.weight;

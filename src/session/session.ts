@@ -109,7 +109,7 @@ interface Unit {
   /** Restores the client's statement registry as it was before this unit was sent (for a re-run). */
   registryUndo?: Array<() => void>;
   /** A replica this unit failed on: its re-run goes elsewhere. */
-  avoid?: string;
+  avoid?: NodeEntry;
   /** performance.now() when it was sent (for the duration histogram). */
   sentAt: number;
 }
@@ -189,6 +189,8 @@ export class Session {
   private replica: NodeEntry | null = null;
   private discardUntilSync = false;
   private connecting = false;
+  /** The node a connection is being opened to, if any. */
+  private connectingTo: NodeEntry | null = null;
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
   private txPendingSettings: Array<() => void> = [];
@@ -278,6 +280,8 @@ export class Session {
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), readyForQuery('I'));
     this.client.write(Buffer.concat(out));
     this.state = 'ready';
+    // A reload may have removed the home replica while it was being connected to.
+    if (home.node.retiring) this.letGoIfRetired(home);
     this.log.debug({ user: this.user, database: this.database, tagged: this.tagged, tag: this.tagSource, home: home.name }, 'session ready');
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     this.client.on('drain', () => this.resumeServers());
@@ -673,7 +677,7 @@ export class Session {
       }
       req = this.readRequirement(d);
     }
-    const tried = new Set<string>(u?.avoid !== undefined ? [u.avoid] : []);
+    const tried = new Set<NodeEntry>(u?.avoid !== undefined ? [u.avoid] : []);
     for (;;) {
       let node = nodes.pickReplica(req, tried);
       if (!node && req.minLsn !== null) {
@@ -684,7 +688,7 @@ export class Session {
         }
       }
       if (!node) break;
-      tried.add(node.endpoint.name);
+      tried.add(node);
       try {
         return await this.connectReplica(node);
       } catch (e) {
@@ -779,7 +783,14 @@ export class Session {
   private async connect(node: NodeEntry): Promise<ServerLink> {
     const existing = this.links.get(node);
     if (existing) return existing;
-    const conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, this.ctx.connectTimeoutMs);
+    let conn: ServerConnection;
+    // Counted as in use while connecting, so that a reload removing the node waits for this link too.
+    this.connectingTo = node;
+    try {
+      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, this.ctx.connectTimeoutMs);
+    } finally {
+      this.connectingTo = null;
+    }
     if (this.state === 'closed') {
       conn.close();
       throw errors.shuttingDown();
@@ -1034,14 +1045,15 @@ export class Session {
         continue;
       }
       const f = reader.frame(t);
-      if (f.type === Backend.ErrorResponse && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
+      // Parsed once here for every check below (errors are rare: no cost on the relay path).
+      const error = f.type === Backend.ErrorResponse ? readErrorFields(f.payload) : null;
+      if (error !== null && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
         // A server shutting down (or crashing) says FATAL before it closes. On an idle link, or on a
         // replica whose answer nothing has reached the client of yet, that is the server going away:
         // the close handling lets it go and runs the held read elsewhere, and the client sees nothing.
-        const fields = readErrorFields(f.payload);
-        const severity = fields.V ?? fields.S;
+        const severity = error.V ?? error.S;
         if (severity === 'FATAL' || severity === 'PANIC') {
-          lost = `${fields.C ?? ''} ${fields.M ?? 'FATAL'}`.trim();
+          lost = `${error.C ?? ''} ${error.M ?? 'FATAL'}`.trim();
           lostFrame = Buffer.from(f.raw);
           break;
         }
@@ -1053,8 +1065,8 @@ export class Session {
           if (head.rerun) this.rerunOnPrimary(head.rerun);
           else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
           finishedUnit = true;
-        } else if (f.type === Backend.ErrorResponse && !head.rerun) {
-          this.log.warn({ node: link.name, err: readErrorFields(f.payload).M }, 'replaying session settings failed');
+        } else if (error !== null && !head.rerun) {
+          this.log.warn({ node: link.name, err: error.M }, 'replaying session settings failed');
         } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
         continue;
       }
@@ -1062,7 +1074,7 @@ export class Session {
         // A replica's answer is held back until its first row: a read-only refusal (25006) before that
         // can still be re-run on the primary without the client seeing anything twice.
         const held = link.held;
-        if (f.type === Backend.ErrorResponse && readErrorFields(f.payload).C === SqlState.readOnlySqlTransaction) {
+        if (error?.C === SqlState.readOnlySqlTransaction) {
           const unit = this.heldUnit(link);
           // Only outside a transaction, and only when nothing was sent after it to this replica: a later
           // unit's answer would otherwise reach the client before the re-run's.
@@ -1093,7 +1105,7 @@ export class Session {
           continue;
         }
       }
-      if (this.trackAndForward(link, f, head)) out.addRange(reader.buf, reader.start, reader.end);
+      if (this.trackAndForward(link, f, head, error?.C)) out.addRange(reader.buf, reader.start, reader.end);
       if (f.type === Backend.ReadyForQuery) finishedUnit = true;
     }
     if (heldViews && link.held !== null) {
@@ -1145,7 +1157,7 @@ export class Session {
   }
 
   /** Expectation and session bookkeeping for one server frame; returns whether the client gets it. */
-  private trackAndForward(link: ServerLink, f: Frame, head: Expect | undefined): boolean {
+  private trackAndForward(link: ServerLink, f: Frame, head: Expect | undefined, errorCode: string | undefined): boolean {
     switch (f.type) {
       case Backend.ParseComplete:
       case Backend.CloseComplete: {
@@ -1157,7 +1169,7 @@ export class Session {
         return true;
       }
       case Backend.ErrorResponse: {
-        this.ctx.onError?.(readErrorFields(f.payload).C ?? SqlState.internalError);
+        this.ctx.onError?.(errorCode ?? SqlState.internalError);
         skipToSync(link);
         const sync = link.expect[0];
         if (sync) sync.failed = true;
@@ -1224,7 +1236,7 @@ export class Session {
     link.held = null;
     link.expect.length = 0;
     this.detach(link, true);
-    unit.avoid = link.name;
+    unit.avoid = link.node;
     this.units.unshift(unit);
     this.queuedBytes += unit.bytes;
     this.pump();
@@ -1337,9 +1349,9 @@ export class Session {
     if (link) this.letGoIfRetired(link);
   }
 
-  /** Whether this session still has a connection to `node`. */
+  /** Whether this session still has (or is opening) a connection to `node`. */
   uses(node: NodeEntry): boolean {
-    return this.links.has(node);
+    return this.connectingTo === node || this.links.has(node);
   }
 
   private letGoIfRetired(link: ServerLink): void {

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 import { DurationHistogram } from './duration-histogram.js';
-import type { ProxyStats } from '../proxy/proxy-server.js';
+import type { ProxyStats } from './proxy-stats.js';
 
 /** What the metrics read from a running proxy at scrape time (the ProxyServer provides it). */
 export interface MetricsSource {
@@ -49,11 +49,7 @@ export function createProxyMetrics(src: MetricsSource): Registry {
     return out;
   }));
   add(snapshot('pgsplit_fallbacks_total', 'Tagged reads that went to the primary because no replica qualified, by reason (fallback-lag, fallback-causal, fallback-no-replica, ...).', 'counter', () => {
-    const by = new Map<string, number>();
-    for (const byReason of src.stats.routed.values()) {
-      for (const [reason, n] of byReason) if (reason.startsWith('fallback-')) by.set(reason, (by.get(reason) ?? 0) + n);
-    }
-    return [...by].map(([reason, value]) => ({ value, labels: { reason } }));
+    return [...src.stats.routedByReason].filter(([reason]) => reason.startsWith('fallback-')).map(([reason, value]) => ({ value, labels: { reason } }));
   }));
   add(snapshot('pgsplit_query_duration_seconds', 'Time from sending a unit of work to a server until its ReadyForQuery, by node.', 'histogram', () => {
     const out: Sample[] = [];
