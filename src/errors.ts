@@ -23,6 +23,7 @@ export const SqlState = {
   cantChangeRuntimeParam: '55P02',
   queryCanceled: '57014',
   readOnlySqlTransaction: '25006',
+  idleInTransactionSessionTimeout: '25P03',
   configFileError: 'F0000',
   internalError: 'XX000',
 } as const;
@@ -43,6 +44,7 @@ export type PgsplitErrorCode =
   | 'NO_REPLICA'
   | 'SETTING_INVALID'
   | 'SHUTTING_DOWN'
+  | 'LIMIT_EXCEEDED'
   | 'INTERNAL';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
@@ -133,6 +135,18 @@ export const errors = {
   settingReadOnly: (name: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.cantChangeRuntimeParam,
       `parameter "${name}" cannot be changed`, { hint: 'pgsplit.lsn is read-only: SHOW it, and hand the value to another session with SET pgsplit.after' }),
+  idleInTransactionTimeout: (ms: number) =>
+    new PgsplitError('LIMIT_EXCEEDED', SqlState.idleInTransactionSessionTimeout,
+      `terminating connection due to idle-in-transaction timeout: the session was idle inside a transaction for ${ms} ms ` +
+      '(limits.idle_in_transaction_timeout); the transaction was rolled back', {
+        severity: 'FATAL', hint: 'end transactions promptly (COMMIT or ROLLBACK), or raise limits.idle_in_transaction_timeout',
+      }),
+  tooManyClients: (limit: number) =>
+    new PgsplitError('LIMIT_EXCEEDED', SqlState.tooManyConnections,
+      `sorry, too many clients already: pgsplit allows ${limit} (limits.max_client_connections)`, { severity: 'FATAL' }),
+  tooManyForUser: (user: string, limit: number) =>
+    new PgsplitError('LIMIT_EXCEEDED', SqlState.tooManyConnections,
+      `too many connections for user "${user}": pgsplit allows ${limit} per user (limits.max_user_connections)`, { severity: 'FATAL' }),
   shuttingDown: () =>
     new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
       'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),

@@ -56,6 +56,9 @@ routing:
 limits:
   max_message_size: 512kB
   max_client_connections: 50
+  max_user_connections: 10
+  idle_in_transaction_timeout: 1min
+  max_pending_bytes: 1MB
   startup_timeout: 2s
   connect_timeout: 750ms
 metrics:
@@ -97,7 +100,10 @@ log:
       whenNoReplica: 'primary',
     },
     monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
-    limits: { maxMessageSize: 512 * 1024, maxClientConnections: 50, startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000 },
+    limits: {
+      maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
+      startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
+    },
     metrics: { listen: { host: '::1', port: 9187 } },
     admin: { users: [] },
     log: { level: 'debug' },
@@ -118,7 +124,10 @@ t.test('a file with only primary gets every default', async (t) => {
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
   });
   t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
-  t.strictSame(cfg.limits, { maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000 });
+  t.strictSame(cfg.limits, {
+    maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
+    startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
+  });
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
   t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1 });
@@ -338,6 +347,9 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'size too large', raw: { primary: PRIMARY, limits: { max_message_size: '2GB' } }, key: 'limits.max_message_size', message: /out of range/ },
   { name: 'bad connection count', raw: { primary: PRIMARY, limits: { max_client_connections: 0 } }, key: 'limits.max_client_connections', message: /write a whole number from 1 to 1000000/ },
   { name: 'connection count as text', raw: { primary: PRIMARY, limits: { max_client_connections: 'many' } }, key: 'limits.max_client_connections', message: /"many" is not a connection count; write a whole number/ },
+  { name: 'negative per-user count', raw: { primary: PRIMARY, limits: { max_user_connections: -1 } }, key: 'limits.max_user_connections', message: /write a whole number from 0 to 1000000/ },
+  { name: 'idle timeout not a duration', raw: { primary: PRIMARY, limits: { idle_in_transaction_timeout: 'soon' } }, key: 'limits.idle_in_transaction_timeout', message: /"soon" is not a duration/ },
+  { name: 'pending bytes not a size', raw: { primary: PRIMARY, limits: { max_pending_bytes: 'lots' } }, key: 'limits.max_pending_bytes', message: /"lots" is not a size/ },
   { name: 'bad duration', raw: { primary: PRIMARY, limits: { startup_timeout: '10 parsecs' } }, key: 'limits.startup_timeout', message: /is not a duration; write milliseconds or a number with a unit: 500ms, 10s, 1min/ },
   { name: 'zero duration', raw: { primary: PRIMARY, limits: { connect_timeout: 0 } }, key: 'limits.connect_timeout', message: /out of range; write a duration from 1ms to 24h, e.g. 5s/ },
   { name: 'limits not a mapping', raw: { primary: PRIMARY, limits: [] }, key: 'limits', message: /must be a mapping, not a list; write limits: \{/ },

@@ -91,6 +91,18 @@ export interface PgsplitConfig {
     maxMessageSize: number;
     /** Default 1000. */
     maxClientConnections: number;
+    /** limits.max_user_connections: client sessions one user may hold at once; 0 (default) = no per-user limit. */
+    maxUserConnections: number;
+    /**
+     * limits.idle_in_transaction_timeout: a session idle inside a transaction this long (ms) is closed with
+     * FATAL 25P03, which rolls the transaction back on its server; 0 (default) = never, as in PostgreSQL.
+     */
+    idleInTransactionTimeoutMs: number;
+    /**
+     * limits.max_pending_bytes: client input pgsplit holds while the statements before it run; past it
+     * pgsplit stops reading from that client until they drain (backpressure). Default 4 MiB.
+     */
+    maxPendingBytes: number;
     /** Time a client has to finish startup and authentication, in ms; default 10000. */
     startupTimeoutMs: number;
     /** Time allowed to connect to a server, in ms; default 5000. */
@@ -140,6 +152,9 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,
+    maxUserConnections: 0,
+    idleInTransactionTimeoutMs: 0,
+    maxPendingBytes: 4 * MiB,
     startupTimeoutMs: 10_000,
     connectTimeoutMs: 5_000,
     shutdownGraceMs: 30_000,

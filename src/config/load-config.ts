@@ -68,7 +68,10 @@ const ROUTING_KEYS = [
   'read_your_writes_timeout', 'when_no_replica',
 ] as const;
 const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
-const LIMITS_KEYS = ['max_message_size', 'max_client_connections', 'startup_timeout', 'connect_timeout', 'shutdown_grace'] as const;
+const LIMITS_KEYS = [
+  'max_message_size', 'max_client_connections', 'max_user_connections', 'startup_timeout', 'idle_in_transaction_timeout', 'max_pending_bytes',
+  'connect_timeout', 'shutdown_grace',
+] as const;
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
 const ADMIN_KEYS = ['users'] as const;
@@ -88,6 +91,9 @@ const NESTED_HOME: Record<string, string> = {
   rise: 'monitor',
   max_message_size: 'limits',
   max_client_connections: 'limits',
+  max_user_connections: 'limits',
+  idle_in_transaction_timeout: 'limits',
+  max_pending_bytes: 'limits',
   startup_timeout: 'limits',
   connect_timeout: 'limits',
   shutdown_grace: 'limits',
@@ -517,6 +523,15 @@ function sizeFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx): number {
   return n;
 }
 
+/** A whole number of connections from `min` to MAX_CLIENT_CONNECTIONS. */
+function countFromRaw(v: unknown, key: string, dflt: number, min: number, ctx: Ctx, example: string): number {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_CLIENT_CONNECTIONS) {
+    ctx.fail(key, `${show(v)} is not a connection count; write a whole number from ${min} to ${MAX_CLIENT_CONNECTIONS}, e.g. ${key.split('.').pop() ?? key}: ${example}`);
+  }
+  return v;
+}
+
 function durationFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, example: string): number {
   if (v === undefined || v === null) return dflt;
   const n = parseDuration(v);
@@ -628,14 +643,14 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
   const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
-  let maxClientConnections = d.limits.maxClientConnections;
-  const mcc = limitsRaw['max_client_connections'];
-  if (mcc !== undefined && mcc !== null) {
-    if (typeof mcc !== 'number' || !Number.isInteger(mcc) || mcc < 1 || mcc > MAX_CLIENT_CONNECTIONS) {
-      ctx.fail('limits.max_client_connections', `${show(mcc)} is not a connection count; write a whole number from 1 to ${MAX_CLIENT_CONNECTIONS}, e.g. max_client_connections: 1000`);
-    }
-    maxClientConnections = mcc;
-  }
+  const maxClientConnections = countFromRaw(limitsRaw['max_client_connections'], 'limits.max_client_connections', d.limits.maxClientConnections, 1, ctx, '1000');
+  const maxUserConnections = countFromRaw(limitsRaw['max_user_connections'], 'limits.max_user_connections', d.limits.maxUserConnections, 0, ctx, '100 (0: no per-user limit)');
+  const itt = limitsRaw['idle_in_transaction_timeout'];
+  // 0 turns it off, as idle_in_transaction_session_timeout = 0 does in PostgreSQL.
+  const idleInTransactionTimeoutMs = itt === 0 || itt === '0'
+    ? 0
+    : durationFromRaw(itt, 'limits.idle_in_transaction_timeout', d.limits.idleInTransactionTimeoutMs, ctx, '60s');
+  const maxPendingBytes = sizeFromRaw(limitsRaw['max_pending_bytes'], 'limits.max_pending_bytes', d.limits.maxPendingBytes, ctx);
   const startupTimeoutMs = durationFromRaw(limitsRaw['startup_timeout'], 'limits.startup_timeout', d.limits.startupTimeoutMs, ctx, '10s');
   const connectTimeoutMs = durationFromRaw(limitsRaw['connect_timeout'], 'limits.connect_timeout', d.limits.connectTimeoutMs, ctx, '5s');
   const shutdownGraceMs = durationFromRaw(limitsRaw['shutdown_grace'], 'limits.shutdown_grace', d.limits.shutdownGraceMs, ctx, '30s');
@@ -667,7 +682,10 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     auth: { method },
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica },
     monitor: { intervalMs, timeoutMs, rise },
-    limits: { maxMessageSize, maxClientConnections, startupTimeoutMs, connectTimeoutMs, shutdownGraceMs },
+    limits: {
+      maxMessageSize, maxClientConnections, maxUserConnections, idleInTransactionTimeoutMs, maxPendingBytes, startupTimeoutMs, connectTimeoutMs,
+      shutdownGraceMs,
+    },
     metrics: { listen: metricsListen },
     admin: { users: adminUsers },
     log: { level },

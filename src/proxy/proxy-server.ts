@@ -91,6 +91,10 @@ export class ProxyServer {
   private readonly ctx: SessionContext;
   /** Runs while replicas removed by a reload still have sessions on them. */
   private retireSweep: NodeJS.Timeout | null = null;
+  /** Runs while limits.idle_in_transaction_timeout is set. */
+  private idleSweep: { timer: NodeJS.Timeout; every: number } | null = null;
+  /** Client sessions by user (limits.max_user_connections). */
+  private readonly perUser = new Map<string, number>();
 
   constructor(config: PgsplitConfig, log: Logger, opts: ProxyOptions = {}) {
     this.current = config;
@@ -146,6 +150,7 @@ export class ProxyServer {
       readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs,
       whenNoReplica: config.routing.whenNoReplica,
       monitorTimeoutMs: config.monitor.timeoutMs,
+      maxPendingBytes: config.limits.maxPendingBytes,
       onRouted: (node, reason) => st.onRouted(node, reason),
       onUnitDone: (node, ms) => {
         let h = st.durations.get(node);
@@ -215,6 +220,8 @@ export class ProxyServer {
     ctx.readYourWritesTimeoutMs = c.routing.readYourWritesTimeoutMs;
     ctx.whenNoReplica = c.routing.whenNoReplica;
     ctx.monitorTimeoutMs = c.monitor.timeoutMs;
+    ctx.maxPendingBytes = c.limits.maxPendingBytes;
+    this.armIdleSweep();
     this.monitor.configure(c.monitor);
     for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
     const added = plan.add.map((e) => {
@@ -236,6 +243,26 @@ export class ProxyServer {
     // embedding program may have set its logger's level itself.
     if (plan.changed.includes('log.level')) this.log.level = c.log.level;
     return result;
+  }
+
+  /**
+   * limits.idle_in_transaction_timeout: a sweep, not a timer per session, so that statements inside
+   * transactions cost nothing extra; a session is closed within a quarter of the timeout (at most 1 s) late.
+   */
+  private armIdleSweep(): void {
+    const timeout = this.current.limits.idleInTransactionTimeoutMs;
+    const every = timeout > 0 ? Math.min(1000, Math.max(10, Math.floor(timeout / 4))) : 0;
+    if (this.idleSweep !== null && this.idleSweep.every === every) return;
+    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
+    this.idleSweep = null;
+    if (every === 0 || this.state === 'closed') return;
+    const timer = setInterval(() => {
+      const limit = this.current.limits.idleInTransactionTimeoutMs;
+      const now = performance.now();
+      for (const s of this.sessions.values()) if (limit > 0 && s.idleInTransactionFor(now) >= limit) s.terminateIdleInTransaction(limit);
+    }, every);
+    timer.unref();
+    this.idleSweep = { timer, every };
   }
 
   /** Drops replicas removed by a reload once no session uses them; checks again while some still do. */
@@ -265,9 +292,8 @@ export class ProxyServer {
    */
   private openAdminConsole(socket: net.Socket, user: string, leftover: Buffer | null): void {
     if (this.config.users.length > 0 && !this.config.admin.users.includes(user)) {
-      this.stats.clientsRejected++;
-      socket.end(errorFor(new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
-        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' })));
+      this.refuse(socket, new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
+        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' }));
       return;
     }
     this.log.info({ user }, 'admin console opened');
@@ -338,6 +364,9 @@ export class ProxyServer {
           { key: 'monitor.rise', value: String(c.monitor.rise) },
           { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
           { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },
+          { key: 'limits.max_user_connections', value: c.limits.maxUserConnections === 0 ? '0 (no per-user limit)' : String(c.limits.maxUserConnections) },
+          { key: 'limits.idle_in_transaction_timeout', value: c.limits.idleInTransactionTimeoutMs === 0 ? '0 (off)' : `${c.limits.idleInTransactionTimeoutMs}ms` },
+          { key: 'limits.max_pending_bytes', value: String(c.limits.maxPendingBytes) },
           { key: 'limits.startup_timeout', value: `${c.limits.startupTimeoutMs}ms` },
           { key: 'limits.connect_timeout', value: `${c.limits.connectTimeoutMs}ms` },
           { key: 'limits.shutdown_grace', value: `${c.limits.shutdownGraceMs}ms` },
@@ -447,6 +476,7 @@ export class ProxyServer {
     }
     this.monitor.start();
     this.state = 'listening';
+    this.armIdleSweep();
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
       this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
@@ -467,6 +497,13 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
+  /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE. */
+  private refuse(socket: net.Socket, e: PgsplitError): void {
+    this.stats.clientsRejected++;
+    this.ctx.onError?.(e.sqlState);
+    socket.end(errorFor(e));
+  }
+
   private onConnection(socket: net.Socket): void {
     if (this.state !== 'listening') {
       socket.end(errorFor(errors.shuttingDown()));
@@ -477,10 +514,7 @@ export class ProxyServer {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     if (this.sockets.size > this.config.limits.maxClientConnections) {
-      this.stats.clientsRejected++;
-      socket.end(errorFor(new PgsplitError('INTERNAL', SqlState.tooManyConnections,
-        `sorry, too many clients already: pgsplit allows ${this.config.limits.maxClientConnections} (limits.max_client_connections)`,
-        { severity: 'FATAL' })));
+      this.refuse(socket, errors.tooManyClients(this.config.limits.maxClientConnections));
       return;
     }
     const hs = new ClientHandshake(socket, {
@@ -503,6 +537,13 @@ export class ProxyServer {
         socket.destroy();
         return;
       }
+      const perUserLimit = this.config.limits.maxUserConnections;
+      const mine = this.perUser.get(r.user) ?? 0;
+      if (perUserLimit > 0 && mine >= perUserLimit) {
+        this.refuse(socket, errors.tooManyForUser(r.user, perUserLimit));
+        return;
+      }
+      this.perUser.set(r.user, mine + 1);
       const id = this.nextId++;
       const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
       const session = new Session({
@@ -514,6 +555,9 @@ export class ProxyServer {
       const key = `${cancelKey.pid}:${cancelKey.secret}`;
       this.byCancelKey.set(key, session);
       socket.on('close', () => {
+        const left = (this.perUser.get(r.user) ?? 1) - 1;
+        if (left > 0) this.perUser.set(r.user, left);
+        else this.perUser.delete(r.user);
         this.sessions.delete(id);
         this.byCancelKey.delete(key);
         this.stats.closedClientBytesIn += socket.bytesRead;
@@ -525,6 +569,8 @@ export class ProxyServer {
       });
     }, (e: unknown) => {
       this.stats.clientsRejected++;
+      // Wrong passwords (28P01), startup timeouts (57014), bad startup packets (08P01): worth alerting on.
+      if (e instanceof PgsplitError) this.ctx.onError?.(e.sqlState);
       this.log.info({ err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
     });
   }
@@ -563,6 +609,8 @@ export class ProxyServer {
   private async finishClose(serverClosed: Promise<void>): Promise<void> {
     if (this.retireSweep !== null) clearInterval(this.retireSweep);
     this.retireSweep = null;
+    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
+    this.idleSweep = null;
     await this.monitor.stop();
     await this.metricsServer?.close();
     this.metricsServer = null;

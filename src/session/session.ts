@@ -43,6 +43,8 @@ export interface SessionContext {
   whenNoReplica: 'primary' | 'error';
   /** monitor.timeout, ms: how long a busy link to a replica taken out may stay silent. */
   monitorTimeoutMs: number;
+  /** limits.max_pending_bytes: client input held behind running statements before reading pauses. */
+  maxPendingBytes: number;
   /** Called for each routed unit of work (for stats and tests). */
   onRouted?: (node: string, reason: string) => void;
   /** Called when a read is run again elsewhere because its replica failed before answering. */
@@ -215,6 +217,8 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
+  /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
+  private lastActivityAt = performance.now();
 
   constructor(opts: {
     id: number;
@@ -322,6 +326,17 @@ export class Session {
     else this.closeIfDrained();
   }
 
+  /** How long the session has been idle inside a transaction at `now` (performance.now()), or 0. */
+  idleInTransactionFor(now: number): number {
+    return this.activity === 'idle_in_transaction' ? now - this.lastActivityAt : 0;
+  }
+
+  /** limits.idle_in_transaction_timeout ran out: FATAL 25P03; closing the server links rolls the transaction back. */
+  terminateIdleInTransaction(timeoutMs: number): void {
+    this.log.info({ timeoutMs }, 'closing a session idle in a transaction (limits.idle_in_transaction_timeout)');
+    this.fatal(errors.idleInTransactionTimeout(timeoutMs));
+  }
+
   /** Sends what waits, if it may go now (after RESUME). */
   kick(): void {
     if (this.state === 'ready') this.pump();
@@ -369,6 +384,7 @@ export class Session {
 
   private onClientData(chunk: Buffer): void {
     if (this.state !== 'ready') return;
+    this.lastActivityAt = performance.now();
     let frames: Frame[];
     try {
       frames = this.reader.push(chunk);
@@ -458,7 +474,7 @@ export class Session {
     this.units.push(u);
     this.queuedBytes += u.bytes;
     // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
-    if (!this.clientPausedForQueue && this.queuedBytes > 4 * 1024 * 1024) {
+    if (!this.clientPausedForQueue && this.queuedBytes > this.ctx.maxPendingBytes) {
       this.clientPausedForQueue = true;
       this.client.pause();
     }
@@ -554,7 +570,7 @@ export class Session {
   private shiftUnit(): void {
     const u = this.units.shift();
     if (u) this.queuedBytes -= u.bytes;
-    if (this.clientPausedForQueue && this.queuedBytes < 1024 * 1024) {
+    if (this.clientPausedForQueue && this.queuedBytes < this.ctx.maxPendingBytes / 4) {
       this.clientPausedForQueue = false;
       if (this.clientPausedForServer === 0) this.client.resume();
     }
@@ -1134,6 +1150,7 @@ export class Session {
       return;
     }
     if (finishedUnit) {
+      this.lastActivityAt = performance.now();
       if (link.node.retiring) this.letGoIfRetired(link);
       this.pump();
     }
