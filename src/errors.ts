@@ -147,6 +147,9 @@ export const errors = {
   tooManyForUser: (user: string, limit: number) =>
     new PgsplitError('LIMIT_EXCEEDED', SqlState.tooManyConnections,
       `too many connections for user "${user}": pgsplit allows ${limit} per user (limits.max_user_connections)`, { severity: 'FATAL' }),
+  tlsRequired: () =>
+    new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
+      'pgsplit accepts only TLS connections (tls.mode: require); connect with sslmode=require or stronger', { severity: 'FATAL' }),
   shuttingDown: () =>
     new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
       'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),

@@ -72,16 +72,16 @@ log:
     listen: { host: '0.0.0.0', port: 7432 },
     primary: {
       name: 'primary', url: 'postgres://app:s3cret@db-primary:5433/appdb',
-      host: 'db-primary', port: 5433, user: 'app', password: 's3cret', database: 'appdb', weight: 1,
+      host: 'db-primary', port: 5433, user: 'app', password: 's3cret', database: 'appdb', weight: 1, tls: { mode: 'disable' },
     },
     replicas: [
       {
         name: 'replica1', url: 'postgresql://app:s3cret@db-replica-1/appdb',
-        host: 'db-replica-1', port: 5432, user: 'app', password: 's3cret', database: 'appdb', weight: 1,
+        host: 'db-replica-1', port: 5432, user: 'app', password: 's3cret', database: 'appdb', weight: 1, tls: { mode: 'disable' },
       },
       {
         name: 'east', url: 'postgres://ro%40corp:p%2Fw@db-replica-2:6543/appdb?sslmode=prefer',
-        host: 'db-replica-2', port: 6543, user: 'ro@corp', password: 'p/w', database: 'appdb', weight: 3,
+        host: 'db-replica-2', port: 6543, user: 'ro@corp', password: 'p/w', database: 'appdb', weight: 3, tls: { mode: 'prefer' },
       },
     ],
     users: [
@@ -89,6 +89,7 @@ log:
       { name: 'bob', password: `SCRAM-SHA-256$4096:c2FsdHNhbHQ=$${'A'.repeat(43)}=:${'B'.repeat(43)}=` },
     ],
     auth: { method: 'scram-sha-256' },
+    tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
     routing: {
       applicationNames: ['reporting-*', 'metabase?'],
       default: 'replica',
@@ -130,7 +131,7 @@ t.test('a file with only primary gets every default', async (t) => {
   });
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
-  t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1 });
+  t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1, tls: { mode: 'disable' } });
   // the resolved config shares nothing with the frozen defaults
   cfg.replicas.push(cfg.primary);
   cfg.routing.applicationNames.push('x');
@@ -158,12 +159,13 @@ t.test('empty file, nulls and empty sections mean defaults', async (t) => {
 
 t.test('URL details', async (t) => {
   const r = (url: unknown) => resolveConfig({ primary: url }).primary;
-  t.strictSame(r('postgres://db'), { name: 'primary', url: 'postgres://db', host: 'db', port: 5432, weight: 1 });
-  t.strictSame(r('postgres://u@db/'), { name: 'primary', url: 'postgres://u@db/', host: 'db', port: 5432, user: 'u', weight: 1 });
+  t.strictSame(r('postgres://db'), { name: 'primary', url: 'postgres://db', host: 'db', port: 5432, weight: 1, tls: { mode: 'disable' } });
+  t.strictSame(r('postgres://u@db/'), { name: 'primary', url: 'postgres://u@db/', host: 'db', port: 5432, user: 'u', weight: 1, tls: { mode: 'disable' } });
   t.match(r('postgres://u:p@[::1]:5440/d'), { host: '::1', port: 5440, user: 'u', password: 'p', database: 'd' });
   t.match(r('postgres://u:p%20q@h/my%20db'), { password: 'p q', database: 'my db' });
   t.match(r('postgres://h/d?sslmode=disable'), { host: 'h' });
-  t.match(r('postgres://h/d?sslmode=allow'), { host: 'h' });
+  t.match(r('postgres://h/d?sslmode=allow'), { host: 'h', tls: { mode: 'allow' } });
+  t.match(r('postgres://h/d?sslmode=require'), { host: 'h', tls: { mode: 'require' } });
   t.match(r('  postgres://h/d  '), { host: 'h', url: 'postgres://h/d' });
   t.match(r({ url: 'postgres://h/d', name: 'main' }), { name: 'main', host: 'h' });
 });
@@ -262,9 +264,14 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'port too big', raw: { primary: 'postgres://h:70000/app' }, key: 'primary', message: /is not a PostgreSQL URL; write/ },
   { name: 'fragment', raw: { primary: 'postgres://h/app#x' }, key: 'primary', message: /#fragment; remove it/ },
   { name: 'path with parts', raw: { primary: 'postgres://h/a/b' }, key: 'primary', message: /the path is just the database name/ },
-  { name: 'sslmode=require', raw: { primary: 'postgres://h/app?sslmode=require' }, key: 'primary', message: /TLS to servers comes later.*remove \?sslmode=require or use sslmode=disable/ },
-  { name: 'sslmode=verify-full', raw: { primary: PRIMARY, replicas: ['postgres://h/app?sslmode=verify-full'] }, key: 'replicas[0]', message: /TLS to servers comes later/ },
-  { name: 'bad sslmode', raw: { primary: 'postgres://h/app?sslmode=maybe' }, key: 'primary', message: /unknown sslmode; use sslmode=disable, prefer or allow/ },
+  { name: 'sslmode=verify-ca without a root', raw: { primary: 'postgres://h/app?sslmode=verify-ca' }, key: 'primary', message: /sslmode=verify-ca, which needs the certificate authority.*add &sslrootcert=/ },
+  { name: 'sslmode=verify-full without a root', raw: { primary: PRIMARY, replicas: ['postgres://h/app?sslmode=verify-full'] }, key: 'replicas[0]', message: /needs the certificate authority/ },
+  { name: 'sslrootcert missing', raw: { primary: 'postgres://h/app?sslmode=verify-full&sslrootcert=/nonexistent/root.crt' }, key: 'primary', message: /cannot read the sslrootcert "\/nonexistent\/root.crt": no such file/ },
+  { name: 'bad sslmode', raw: { primary: 'postgres://h/app?sslmode=maybe' }, key: 'primary', message: /unknown sslmode; use one of disable, allow, prefer, require, verify-ca, verify-full/ },
+  { name: 'tls mode without a certificate', raw: { primary: PRIMARY, tls: { mode: 'require' } }, key: 'tls.mode', message: /needs a certificate; set tls.cert and tls.key/ },
+  { name: 'tls cert without key', raw: { primary: PRIMARY, tls: { cert: '/x.crt' } }, key: 'tls.key', message: /is missing: TLS needs both/ },
+  { name: 'tls cert unreadable', raw: { primary: PRIMARY, tls: { cert: '/nonexistent/x.crt', key: '/nonexistent/x.key' } }, key: 'tls.cert', message: /cannot read the certificate/ },
+  { name: 'tls bad mode', raw: { primary: PRIMARY, tls: { mode: 'verify-full' } }, key: 'tls.mode', message: /verify-full/ },
   { name: 'other query parameter', raw: { primary: 'postgres://h/app?application_name=x' }, key: 'primary', message: /query parameter "application_name".*remove it/ },
   { name: 'badly encoded password', raw: { primary: 'postgres://u:%E0%A4%A@h/app' }, key: 'primary', message: /badly percent-encoded; encode special characters/ },
   { name: 'listen without port', raw: { primary: PRIMARY, listen: 'localhost' }, key: 'listen', message: /has no port; write HOST:PORT, e.g. listen: "127.0.0.1:6432"/ },
@@ -426,7 +433,7 @@ t.test('passwords never appear in error messages', async (t) => {
   });
   const cases: Array<() => unknown> = [
     () => resolveConfig({ primary: `postgres://app:${SECRET}@h:99999/app` }),
-    () => resolveConfig({ primary: `postgres://app:${SECRET}@h/app?sslmode=require` }),
+    () => resolveConfig({ primary: `postgres://app:${SECRET}@h/app?sslmode=maybe` }),
     () => resolveConfig({ primary: `postgres://app:${SECRET}@h/app?password=${SECRET}` }),
     () => resolveConfig({ primary: `postgres://h/app?password=${SECRET}` }),
     () => resolveConfig({ primary: `postgres://app:${SECRET}@h/app#frag` }),
@@ -454,8 +461,8 @@ t.test('passwords never appear in error messages', async (t) => {
     t.notMatch(e.message, enc.slice(0, 8), `case ${i}: encoded`);
   }
   // masked URLs keep the rest of the URL so the reader can find it
-  const e = catchConfigError(() => resolveConfig({ primary: `postgres://app:${SECRET}@h/app?sslmode=require` }));
-  t.match(e.message, '"postgres://app:****@h/app?sslmode=require"');
+  const e = catchConfigError(() => resolveConfig({ primary: `postgres://app:${SECRET}@h/app?sslmode=verify-full` }));
+  t.match(e.message, '"postgres://app:****@h/app?sslmode=verify-full"');
 });
 
 t.test('maskUrl', async (t) => {

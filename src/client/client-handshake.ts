@@ -1,18 +1,19 @@
 import type net from 'node:net';
 import crypto from 'node:crypto';
+import tls from 'node:tls';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import {
   CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, Frontend, typeChar,
 } from '../codec/message-types.js';
 import {
   authenticationMd5, authenticationOk, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal,
-  errorFor, sslRefused,
+  errorFor, sslAccepted, sslRefused,
 } from '../codec/backend-messages.js';
 import { readCString, readStartupParams } from '../codec/message-fields.js';
 import { md5Verify } from '../auth/md5.js';
 import { ScramError, ScramServerSession, parseScramVerifier } from '../auth/scram.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
-import type { AuthMethod, UserEntry } from '../config/config.js';
+import type { AuthMethod, ClientTlsMode, UserEntry } from '../config/config.js';
 
 /** What a client that passed startup and authentication asked for. */
 export interface StartupResult {
@@ -23,6 +24,9 @@ export interface StartupResult {
   params: Record<string, string>;
   /** Bytes the client sent after its last handshake message, to be read by the session. */
   leftover: Buffer | null;
+  /** The connection from here on: the TLS socket when the client asked for TLS, else the one accepted. */
+  socket: net.Socket;
+  tls: boolean;
 }
 
 /** A CancelRequest: the connection carries nothing else and is closed. */
@@ -37,21 +41,38 @@ export interface HandshakeOptions {
   method: AuthMethod;
   maxMessageSize: number;
   timeoutMs: number;
+  /** Client TLS (tls.mode); context is null when it is disabled. */
+  tls: ClientTls;
+}
+
+/** What the handshake needs to offer TLS: built once per configuration by the proxy. */
+export interface ClientTls {
+  mode: ClientTlsMode;
+  context: tls.SecureContext | null;
+  /** tls.ca is set: the client must present a certificate it signed. */
+  requestCert: boolean;
+  /** tls-server-end-point data of the certificate, for SCRAM-SHA-256-PLUS; null = not offered. */
+  endPoint: Buffer | null;
 }
 
 /**
- * The client-facing side of connection setup: SSL/GSS negotiation (refused with 'N' until TLS lands),
+ * The client-facing side of connection setup: SSL negotiation (TLS per tls.mode; GSS encryption refused),
  * StartupMessage 3.0 (3.x negotiated down, anything else refused), CancelRequest, and authentication
  * with SCRAM-SHA-256 or md5 against the configured users, or trust in development mode (no users).
  * On failure it writes the ErrorResponse, closes the socket and rejects.
  */
 export class ClientHandshake {
-  private readonly socket: net.Socket;
+  private socket: net.Socket;
+  private secure = false;
+  /** Between the 'S' and the end of the TLS handshake: an error message could not be read by the client. */
+  private tlsHandshaking = false;
   private readonly opts: HandshakeOptions;
   private readonly reader: FrameReader;
   private queue: Frame[] = [];
   private waiter: ((f: Frame | Error) => void) | null = null;
   private failure: Error | null = null;
+  /** Set while waiting for the TLS handshake: a failure (the startup timeout) ends the wait. */
+  private onFailure: ((e: Error) => void) | null = null;
 
   constructor(socket: net.Socket, opts: HandshakeOptions) {
     this.socket = socket;
@@ -60,12 +81,23 @@ export class ClientHandshake {
     this.reader = new FrameReader({ maxMessageSize: Math.min(opts.maxMessageSize, 65536), startupPhase: true });
   }
 
+  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onEndBound = (): void => this.deliver(new Error('client closed the connection during startup'));
+
+  private listen(s: net.Socket): void {
+    s.on('data', this.onDataBound);
+    s.on('end', this.onEndBound);
+    s.on('close', this.onEndBound);
+  }
+
+  private unlisten(s: net.Socket): void {
+    s.removeListener('data', this.onDataBound);
+    s.removeListener('end', this.onEndBound);
+    s.removeListener('close', this.onEndBound);
+  }
+
   async run(): Promise<StartupResult | CancelResult> {
-    const onData = (chunk: Buffer) => this.onData(chunk);
-    const onEnd = () => this.deliver(new Error('client closed the connection during startup'));
-    this.socket.on('data', onData);
-    this.socket.on('end', onEnd);
-    this.socket.on('close', onEnd);
+    this.listen(this.socket);
     const timer = setTimeout(() => {
       this.deliver(new PgsplitError('STARTUP_INVALID', SqlState.queryCanceled,
         `canceling authentication due to timeout: startup and authentication must finish within ${this.opts.timeoutMs} ms (limits.startup_timeout)`,
@@ -76,15 +108,52 @@ export class ClientHandshake {
       if (result.kind === 'startup') result.leftover = this.reader.drain();
       return result;
     } catch (e) {
-      if (e instanceof PgsplitError && !this.socket.destroyed) this.socket.end(errorFor(e));
+      if (e instanceof PgsplitError && !this.socket.destroyed && !this.tlsHandshaking) this.socket.end(errorFor(e));
       else this.socket.destroy();
       throw e;
     } finally {
       clearTimeout(timer);
-      this.socket.removeListener('data', onData);
-      this.socket.removeListener('end', onEnd);
-      this.socket.removeListener('close', onEnd);
+      this.unlisten(this.socket);
     }
+  }
+
+  /**
+   * Answers SSLRequest with 'S' and continues over TLS. Bytes the client sent after its SSLRequest and
+   * before the TLS handshake would be read as if they came over TLS (CVE-2021-23214): refused.
+   */
+  private async startTls(context: tls.SecureContext): Promise<void> {
+    if (this.reader.drain() !== null) {
+      throw new PgsplitError('STARTUP_INVALID', SqlState.protocolViolation,
+        'received unencrypted data after SSL request; the client must wait for the answer to SSLRequest before the TLS handshake', { severity: 'FATAL' });
+    }
+    const raw = this.socket;
+    this.unlisten(raw);
+    raw.write(sslAccepted());
+    // Wrapped at once, in the same tick as the 'S': the client's ClientHello cannot have arrived yet.
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true, secureContext: context, requestCert: this.opts.tls.requestCert, rejectUnauthorized: this.opts.tls.requestCert,
+    });
+    secure.on('error', () => secure.destroy());
+    this.socket = secure;
+    this.tlsHandshaking = true;
+    this.listen(secure);
+    await new Promise<void>((resolve, reject) => {
+      const done = (e?: Error): void => {
+        this.onFailure = null;
+        secure.removeListener('secure', onSecure);
+        secure.removeListener('close', onClose);
+        if (e) reject(e);
+        else resolve();
+      };
+      const onSecure = (): void => done();
+      const onClose = (): void => done(new Error('the TLS handshake failed'));
+      secure.once('secure', onSecure);
+      secure.once('close', onClose);
+      // The startup timeout also bounds a client that says SSLRequest and then nothing.
+      this.onFailure = done;
+    });
+    this.tlsHandshaking = false;
+    this.secure = true;
   }
 
   private onData(chunk: Buffer): void {
@@ -100,6 +169,7 @@ export class ClientHandshake {
     if (item instanceof Error) {
       if (this.failure) return;
       this.failure = item;
+      this.onFailure?.(item);
     }
     if (this.waiter) {
       const w = this.waiter;
@@ -126,7 +196,12 @@ export class ClientHandshake {
       const code = f.payload.readInt32BE(0);
       if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
         if (f.payload.length !== 4) throw errors.startupNotPostgres();
-        // TLS and GSS encryption are not offered yet: 'N' tells the client to go on in plain text.
+        const context = this.opts.tls.context;
+        if (code === SSL_REQUEST_CODE && context !== null && this.opts.tls.mode !== 'disable' && !this.secure) {
+          await this.startTls(context);
+          continue;
+        }
+        // GSS encryption is not offered, nor TLS when disabled (or a second time): 'N' means go on as you are.
         this.socket.write(sslRefused());
         this.continueStartup();
         continue;
@@ -147,10 +222,11 @@ export class ClientHandshake {
       }
       const user = params.user;
       if (!user) throw errors.startupMissingUser();
+      if (this.opts.tls.mode === 'require' && !this.secure) throw errors.tlsRequired();
       params.database = params.database || user;
       this.reader.startupPhase = false;
       await this.authenticate(user);
-      return { kind: 'startup', user, database: params.database, params, leftover: null };
+      return { kind: 'startup', user, database: params.database, params, leftover: null, socket: this.socket, tls: this.secure };
     }
   }
 
@@ -193,7 +269,10 @@ export class ClientHandshake {
   }
 
   private async scram(user: string, secret: string | null): Promise<void> {
-    const session = new ScramServerSession(secret);
+    // Over TLS, SCRAM-SHA-256-PLUS binds the exchange to this connection (a client asking for
+    // channel_binding=require gets it; one that does not still may use it).
+    const endPoint = this.secure ? this.opts.tls.endPoint : null;
+    const session = new ScramServerSession(secret, endPoint !== null ? { channelBinding: endPoint } : undefined);
     this.socket.write(authenticationSasl(session.mechanisms()));
     try {
       const init = await this.passwordMessage();

@@ -139,7 +139,8 @@ async function resolveBinDir(explicit: string | undefined): Promise<string> {
   throw new Error('cannot find PostgreSQL binaries: pg_config --bindir failed; set binDir or PG_BINDIR');
 }
 
-async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined> {
+/** The postgres OS user's ids when running as root (files the servers must own), else undefined. */
+export async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined> {
   if (!runningAsRoot()) return undefined;
   try {
     const [{ stdout: uid }, { stdout: gid }] = await Promise.all([

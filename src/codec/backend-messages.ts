@@ -155,3 +155,8 @@ export function noData(): Buffer {
 export function sslRefused(): Buffer {
   return Buffer.from('N');
 }
+
+/** The answer to SSLRequest that starts a TLS handshake. */
+export function sslAccepted(): Buffer {
+  return Buffer.from('S');
+}

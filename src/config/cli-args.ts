@@ -89,6 +89,11 @@ CONFIG FILE (YAML; every key is optional except primary)
     - url: postgres://app:secret@db-replica-2:5432/app
       name: replica-east               # default replica1, replica2, ...
       weight: 2                        # share of replica sessions (default 1)
+  # tls:                               # TLS for clients (default off); the files must exist
+  #   cert: /etc/pgsplit/server.crt    # PEM; with key, mode defaults to allow
+  #   key: /etc/pgsplit/server.key
+  #   mode: require                    # disable, allow (TLS if the client asks), require
+  #   ca: /etc/pgsplit/clients-ca.crt  # optional: TLS clients must present a certificate it signed
   users:                               # who may connect to pgsplit
     - name: app
       password: "change-me"            # plaintext, md5 hash, or SCRAM-SHA-256$... verifier
@@ -122,8 +127,8 @@ CONFIG FILE (YAML; every key is optional except primary)
     level: info
 
   Server URLs accept postgres:// or postgresql://; the port defaults to 5432; percent-encode special
-  characters in passwords (@ as %40, / as %2F). The only query parameter allowed is sslmode=disable,
-  prefer or allow (TLS to servers comes later). String values may use \${ENV_VAR} or
+  characters in passwords (@ as %40, / as %2F). Query parameters: sslmode (disable, allow, prefer, require,
+  verify-ca, verify-full; default disable) and sslrootcert=PATH. String values may use \${ENV_VAR} or
   \${ENV_VAR:-default} to keep secrets out of the file; write $\${...} for a literal \${...}.
 
 SIGNALS

@@ -18,6 +18,36 @@ export interface ServerEndpoint {
   database?: string;
   /** Relative share of replica traffic (default 1; 0 = send no new sessions). */
   weight: number;
+  /** TLS towards this server, from the URL's sslmode and sslrootcert. */
+  tls: ServerTls;
+}
+
+/**
+ * The URL's sslmode, as libpq reads it: disable and allow talk plain text; prefer uses TLS when the
+ * server offers it, unverified; require insists on TLS (and verifies the chain when a root certificate is
+ * given, as libpq does); verify-ca checks the chain, verify-full the chain and the host name.
+ */
+export type ServerSslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+export interface ServerTls {
+  mode: ServerSslMode;
+  /** sslrootcert: the path, and the PEM read from it at load (so a reload sees a changed file). */
+  rootCertFile?: string;
+  rootCertPem?: string;
+}
+
+/** Client-facing TLS: disable (answer SSLRequest with N), allow (TLS when asked), require (refuse plain text). */
+export type ClientTlsMode = 'disable' | 'allow' | 'require';
+export interface ClientTlsConfig {
+  mode: ClientTlsMode;
+  /** tls.cert / tls.key: paths, and the PEM read at load. Null when TLS is off. */
+  certFile: string | null;
+  keyFile: string | null;
+  certPem: string | null;
+  /** The private key: never logged, never in SHOW CONFIG. */
+  keyPem: string | null;
+  /** tls.ca: clients using TLS must present a certificate signed by it (verify-ca); null = no client certificates. */
+  caFile: string | null;
+  caPem: string | null;
 }
 
 /** A user allowed to log in to pgsplit (when no users are configured pgsplit runs in development mode). */
@@ -50,6 +80,8 @@ export interface PgsplitConfig {
   users: UserEntry[];
   /** How clients authenticate to pgsplit; default scram-sha-256. */
   auth: { method: AuthMethod };
+  /** TLS for clients (tls.mode / cert / key / ca); default off. */
+  tls: ClientTlsConfig;
   routing: {
     /** Glob patterns (* and ?) of application_name values whose sessions are tagged for replicas. */
     applicationNames: string[];
@@ -121,6 +153,8 @@ export const AUTH_METHODS: readonly AuthMethod[] = ['scram-sha-256', 'md5'];
 export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
 export const UNKNOWN_FUNCTION_POLICIES: readonly UnknownFunctionPolicy[] = ['primary', 'replica'];
 export const NO_REPLICA_POLICIES: readonly NoReplicaPolicy[] = ['primary', 'error'];
+export const CLIENT_TLS_MODES: readonly ClientTlsMode[] = ['disable', 'allow', 'require'];
+export const SERVER_SSL_MODES: readonly ServerSslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
@@ -144,6 +178,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   replicas: [],
   users: [],
   auth: { method: 'scram-sha-256' },
+  tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
   routing: {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',

@@ -6,10 +6,13 @@
  * instead. Values are echoed only after maskUrl(), and user passwords are never echoed at all.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { parse } from 'yaml';
 import { ConfigError } from '../errors.js';
 import {
   AUTH_METHODS,
+  CLIENT_TLS_MODES,
+  SERVER_SSL_MODES,
   DEFAULT_CONFIG,
   DEFAULT_LISTEN_HOST,
   DEFAULT_SERVER_PORT,
@@ -19,6 +22,9 @@ import {
   UNKNOWN_FUNCTION_POLICIES,
   maskUrl,
   type AuthMethod,
+  type ClientTlsConfig,
+  type ClientTlsMode,
+  type ServerTls,
   type ListenAddress,
   type LogLevel,
   type NoReplicaPolicy,
@@ -59,7 +65,8 @@ const MAX_CLIENT_CONNECTIONS = 1_000_000;
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'routing', 'monitor', 'limits', 'metrics', 'admin', 'log'] as const;
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'tls', 'routing', 'monitor', 'limits', 'metrics', 'admin', 'log'] as const;
+const TLS_KEYS = ['mode', 'cert', 'key', 'ca'] as const;
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
 const USER_KEYS = ['name', 'password'] as const;
 const AUTH_KEYS = ['method'] as const;
@@ -274,7 +281,21 @@ function decode(part: string, key: string, what: string, ctx: Ctx): string {
   }
 }
 
-interface ParsedUrl { host: string; port: number; user?: string; password?: string; database?: string }
+interface ParsedUrl { host: string; port: number; user?: string; password?: string; database?: string; tls: ServerTls }
+
+/** Reads a PEM file named in the config; ConfigError naming the key when it cannot be read. */
+function readPem(file: string, key: string, what: string, ctx: Ctx): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied (make it readable by the user running pgsplit)' : code ?? String(e);
+    ctx.fail(key, `cannot read ${what} ${JSON.stringify(file)}: ${why}; give the path of a PEM file`);
+  }
+  if (!text.includes('-----BEGIN ')) ctx.fail(key, `${JSON.stringify(file)} is not a PEM file (no -----BEGIN line); give ${what} in PEM form`);
+  return text;
+}
 
 function parseServerUrl(v: string, key: string, ctx: Ctx): ParsedUrl {
   const text = v.trim();
@@ -311,17 +332,25 @@ function parseServerUrl(v: string, key: string, ctx: Ctx): ParsedUrl {
     }
     database = decode(path, key, 'database name', ctx);
   }
+  const tls: ServerTls = { mode: 'disable' };
   for (const [param, value] of url.searchParams) {
     if (param === 'sslmode') {
-      if (value === 'disable' || value === 'prefer' || value === 'allow') continue;
-      if (value === 'require' || value === 'verify-ca' || value === 'verify-full') {
-        ctx.fail(key, `${show(v)} asks for sslmode=${value}, but pgsplit does not speak TLS to servers yet (TLS to servers comes later); remove ?sslmode=${value} or use sslmode=disable, prefer or allow`);
-      }
-      ctx.fail(key, `${show(v)} has an unknown sslmode; use sslmode=disable, prefer or allow, or leave it out`);
+      const mode = SERVER_SSL_MODES.find((m) => m === value);
+      if (mode === undefined) ctx.fail(key, `${show(v)} has an unknown sslmode; use one of ${SERVER_SSL_MODES.join(', ')}, or leave it out (disable)`);
+      tls.mode = mode;
+      continue;
     }
-    ctx.fail(key, `${show(v)} has the query parameter ${JSON.stringify(param)}, which pgsplit does not accept; remove it (only ?sslmode=disable|prefer|allow is allowed): ${URL_FIX}`);
+    if (param === 'sslrootcert') {
+      tls.rootCertFile = value;
+      tls.rootCertPem = readPem(value, key, 'the sslrootcert', ctx);
+      continue;
+    }
+    ctx.fail(key, `${show(v)} has the query parameter ${JSON.stringify(param)}, which pgsplit does not accept; remove it (allowed: sslmode, sslrootcert): ${URL_FIX}`);
   }
-  const out: ParsedUrl = { host, port };
+  if ((tls.mode === 'verify-ca' || tls.mode === 'verify-full') && tls.rootCertPem === undefined) {
+    ctx.fail(key, `${show(v)} asks for sslmode=${tls.mode}, which needs the certificate authority to verify against; add &sslrootcert=/path/to/root.crt`);
+  }
+  const out: ParsedUrl = { host, port, tls };
   if (url.username !== '') out.user = decode(url.username, key, 'user name', ctx);
   if (url.password !== '') out.password = decode(url.password, key, 'password', ctx);
   if (database !== undefined && database !== '') out.database = database;
@@ -358,7 +387,7 @@ function serverFromRaw(v: unknown, key: string, defaultName: string, ctx: Ctx): 
     ctx.fail(key, `is ${describe(v)}, not a PostgreSQL URL; ${URL_FIX}, or a mapping {url: postgres://..., name: ..., weight: 1}`);
   }
   const parsed = parseServerUrl(urlText, key, ctx);
-  const out: ServerEndpoint = { name, url: urlText.trim(), host: parsed.host, port: parsed.port, weight };
+  const out: ServerEndpoint = { name, url: urlText.trim(), host: parsed.host, port: parsed.port, weight, tls: parsed.tls };
   if (parsed.user !== undefined) out.user = parsed.user;
   if (parsed.password !== undefined) out.password = parsed.password;
   if (parsed.database !== undefined) out.database = parsed.database;
@@ -523,6 +552,45 @@ function sizeFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx): number {
   return n;
 }
 
+/**
+ * tls: { mode, cert, key, ca }. With cert and key the mode defaults to allow (TLS for clients that ask,
+ * as PostgreSQL with ssl = on); without them it must be disable. The files are read and checked now, so
+ * that check-config and a reload find a bad certificate before clients do.
+ */
+function tlsFromRaw(t: Raw, ctx: Ctx): ClientTlsConfig {
+  const path = (k: string): string | null => {
+    const v = t[k];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string' || v.trim() === '') ctx.fail(`tls.${k}`, `must be the path of a PEM file, not ${describe(v)}`);
+    return v;
+  };
+  const certFile = path('cert');
+  const keyFile = path('key');
+  const caFile = path('ca');
+  if ((certFile === null) !== (keyFile === null)) {
+    ctx.fail(certFile === null ? 'tls.cert' : 'tls.key', 'is missing: TLS needs both tls.cert (the certificate) and tls.key (its private key); set both, or neither');
+  }
+  const mode: ClientTlsMode = t['mode'] === undefined || t['mode'] === null
+    ? (certFile !== null ? 'allow' : 'disable')
+    : ctx.oneOf(t['mode'], CLIENT_TLS_MODES, 'tls.mode', 'a TLS mode');
+  if (mode !== 'disable' && certFile === null) {
+    ctx.fail('tls.mode', `is ${mode}, which needs a certificate; set tls.cert and tls.key (PEM files), or tls.mode: disable`);
+  }
+  if (caFile !== null && certFile === null) ctx.fail('tls.ca', 'needs tls.cert and tls.key: client certificates are only checked over TLS');
+  const certPem = certFile === null ? null : readPem(certFile, 'tls.cert', 'the certificate', ctx);
+  const keyPem = keyFile === null ? null : readPem(keyFile, 'tls.key', 'the private key', ctx);
+  const caPem = caFile === null ? null : readPem(caFile, 'tls.ca', 'the client certificate authority', ctx);
+  if (certPem !== null && keyPem !== null) {
+    try {
+      createSecureContext({ cert: certPem, key: keyPem, ...(caPem !== null ? { ca: caPem } : {}) });
+    } catch (e) {
+      // OpenSSL's reason (e.g. "key values mismatch"), never the key itself.
+      ctx.fail('tls.cert', `the certificate and key cannot be used together: ${(e as Error).message}; check that tls.key is the private key of tls.cert`);
+    }
+  }
+  return { mode, certFile, keyFile, certPem, keyPem, caFile, caPem };
+}
+
 /** A whole number of connections from `min` to MAX_CLIENT_CONNECTIONS. */
 function countFromRaw(v: unknown, key: string, dflt: number, min: number, ctx: Ctx, example: string): number {
   if (v === undefined || v === null) return dflt;
@@ -617,6 +685,8 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
 
   const users = usersFromRaw(r['users'], method, ctx);
 
+  const tls = tlsFromRaw(ctx.section(r, 'tls', TLS_KEYS, 'tls: {mode: require, cert: /etc/pgsplit/server.crt, key: /etc/pgsplit/server.key}'), ctx);
+
   const routingRaw = ctx.section(r, 'routing', ROUTING_KEYS, 'routing: {application_names: ["reporting-*"], default: primary}');
   const applicationNames = stringList(routingRaw['application_names'], 'routing.application_names', ctx, '"reporting-*"');
   const routeDefault: RouteTarget = routingRaw['default'] === undefined || routingRaw['default'] === null
@@ -680,6 +750,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     replicas,
     users,
     auth: { method },
+    tls,
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica },
     monitor: { intervalMs, timeoutMs, rise },
     limits: {

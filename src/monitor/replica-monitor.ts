@@ -4,6 +4,7 @@ import type { PgsplitConfig } from '../config/config.js';
 import type { NodeEntry, ServerNodes } from '../server/server-nodes.js';
 import { LagTracker } from './lag-tracker.js';
 import { parseLsn, recordEndAt } from './lsn.js';
+import { pgSslOptions } from '../server/server-connection.js';
 
 /** monitor.interval / timeout / rise from the config, in ms and checks (defaults in DEFAULT_CONFIG). */
 export type MonitorOptions = PgsplitConfig['monitor'];
@@ -199,6 +200,7 @@ export class ReplicaMonitor {
         password: e.password,
         database: e.database ?? 'postgres',
         application_name: 'pgsplit-monitor',
+        ssl: pgSslOptions(e.tls),
         connectionTimeoutMillis: this.opts.timeoutMs,
       });
       client.on('error', () => p.dropIf(client));

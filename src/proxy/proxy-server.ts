@@ -1,9 +1,11 @@
 import net from 'node:net';
 import crypto from 'node:crypto';
-import { ClientHandshake } from '../client/client-handshake.js';
+import tls from 'node:tls';
+import { ClientHandshake, type ClientTls } from '../client/client-handshake.js';
+import { tlsServerEndPoint } from '../auth/channel-binding.js';
 import { errorFor } from '../codec/backend-messages.js';
 import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
-import type { PgsplitConfig } from '../config/config.js';
+import type { PgsplitConfig, ServerEndpoint } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
@@ -93,6 +95,8 @@ export class ProxyServer {
   private retireSweep: NodeJS.Timeout | null = null;
   /** Runs while limits.idle_in_transaction_timeout is set. */
   private idleSweep: { timer: NodeJS.Timeout; every: number } | null = null;
+  /** Client TLS as the handshake needs it, built from tls.* (again on a reload that changes them). */
+  private clientTls: ClientTls;
   /** Client sessions by user (limits.max_user_connections). */
   private readonly perUser = new Map<string, number>();
 
@@ -112,6 +116,7 @@ export class ProxyServer {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
     this.ctx = this.sessionContext(config);
+    this.clientTls = ProxyServer.clientTlsFor(config);
     this.server = net.createServer((s) => this.onConnection(s));
     this.metrics = createProxyMetrics(this.metricsSource());
   }
@@ -132,6 +137,17 @@ export class ProxyServer {
       readOnlyFunctions: c.routing.readOnlyFunctions,
       unknownFunctions: c.routing.unknownFunctions,
     });
+  }
+
+  private static clientTlsFor(c: PgsplitConfig): ClientTls {
+    const t = c.tls;
+    if (t.mode === 'disable' || t.certPem === null || t.keyPem === null) return { mode: 'disable', context: null, requestCert: false, endPoint: null };
+    return {
+      mode: t.mode,
+      context: tls.createSecureContext({ cert: t.certPem, key: t.keyPem, ...(t.caPem !== null ? { ca: t.caPem } : {}) }),
+      requestCert: t.caPem !== null,
+      endPoint: tlsServerEndPoint(t.certPem),
+    };
   }
 
   private sessionContext(config: PgsplitConfig): SessionContext {
@@ -209,7 +225,9 @@ export class ProxyServer {
     const routingChanged = ['writing_functions', 'read_only_functions', 'unknown_functions'].some((k) => plan.changed.includes(`routing.${k}`));
     // Everything that can throw comes before the first change: a reload applies whole or not at all.
     const router = routingChanged ? ProxyServer.routerFor(c) : this.ctx.router;
+    const clientTls = plan.changed.includes('tls') ? ProxyServer.clientTlsFor(c) : this.clientTls;
     this.current = c;
+    this.clientTls = clientTls;
     const ctx = this.ctx;
     ctx.router = router;
     ctx.maxMessageSize = c.limits.maxMessageSize;
@@ -345,14 +363,17 @@ export class ProxyServer {
       }),
       config: () => {
         const c = this.config;
-        const server = (e: { name: string; host: string; port: number; user?: string; database?: string; weight: number }): string =>
-          `${e.name} postgres://${e.user ? `${e.user}@` : ''}${e.host}:${e.port}/${e.database ?? ''} weight=${e.weight}`;
+        const server = (e: ServerEndpoint): string =>
+          `${e.name} postgres://${e.user ? `${e.user}@` : ''}${e.host}:${e.port}/${e.database ?? ''} weight=${e.weight} sslmode=${e.tls.mode}`;
         return [
           { key: 'listen', value: `${c.listen.host}:${c.listen.port}` },
           { key: 'primary', value: server(c.primary) },
           ...c.replicas.map((r, i) => ({ key: `replicas[${i}]`, value: server(r) })),
           { key: 'users', value: c.users.map((u) => u.name).join(',') || '(none: development mode)' },
           { key: 'auth.method', value: c.auth.method },
+          { key: 'tls.mode', value: c.tls.mode },
+          { key: 'tls.cert', value: c.tls.certFile ?? '' },
+          { key: 'tls.ca', value: c.tls.caFile ?? '' },
           { key: 'routing.application_names', value: c.routing.applicationNames.join(',') },
           { key: 'routing.default', value: c.routing.default },
           { key: 'routing.max_lag', value: `${c.routing.maxLagMs}ms` },
@@ -522,32 +543,35 @@ export class ProxyServer {
       method: this.config.auth.method,
       maxMessageSize: this.config.limits.maxMessageSize,
       timeoutMs: this.config.limits.startupTimeoutMs,
+      tls: this.clientTls,
     });
     hs.run().then((r) => {
-      if (this.state !== 'listening' && r.kind !== 'cancel') {
-        socket.end(errorFor(errors.shuttingDown()));
-        return;
-      }
-      if (r.kind === 'startup' && r.database === ADMIN_DATABASE) {
-        this.openAdminConsole(socket, r.user, r.leftover);
-        return;
-      }
       if (r.kind === 'cancel') {
         this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
         socket.destroy();
         return;
       }
+      // From here on the client's connection is r.socket: the TLS socket when it asked for TLS.
+      const client = r.socket;
+      if (this.state !== 'listening') {
+        client.end(errorFor(errors.shuttingDown()));
+        return;
+      }
+      if (r.database === ADMIN_DATABASE) {
+        this.openAdminConsole(client, r.user, r.leftover);
+        return;
+      }
       const perUserLimit = this.config.limits.maxUserConnections;
       const mine = this.perUser.get(r.user) ?? 0;
       if (perUserLimit > 0 && mine >= perUserLimit) {
-        this.refuse(socket, errors.tooManyForUser(r.user, perUserLimit));
+        this.refuse(client, errors.tooManyForUser(r.user, perUserLimit));
         return;
       }
       this.perUser.set(r.user, mine + 1);
       const id = this.nextId++;
       const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
       const session = new Session({
-        id, client: socket, user: r.user, database: r.database, params: r.params, cancelKey,
+        id, client, user: r.user, database: r.database, params: r.params, cancelKey,
         ctx: this.ctx,
       });
       this.stats.clientsAccepted++;

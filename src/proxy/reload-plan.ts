@@ -56,6 +56,7 @@ export function planReload(current: PgsplitConfig, next: PgsplitConfig, running:
   const changed: string[] = [];
   const single: Array<[string, (c: PgsplitConfig) => unknown]> = [
     ['users', (c) => c.users], ['auth.method', (c) => c.auth.method], ['admin.users', (c) => c.admin.users], ['log.level', (c) => c.log.level],
+    ['tls', (c) => c.tls],
   ];
   for (const [key, get] of single) if (!same(get(current), get(next))) changed.push(key);
   for (const section of ['routing', 'monitor', 'limits'] as const) {

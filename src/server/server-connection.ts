@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { serialize } from '../codec/frontend-messages.js';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { Backend } from '../codec/message-types.js';
@@ -6,6 +7,7 @@ import { readErrorFields, readParameterStatus } from '../codec/message-fields.js
 import { md5PasswordResponse } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
+import type { ServerTls } from '../config/config.js';
 
 /** Where and as whom to connect: one primary or replica from the config. */
 export interface ServerTarget {
@@ -16,6 +18,16 @@ export interface ServerTarget {
   /** Overrides the client's user when set (the URL's user). */
   user?: string | undefined;
   password?: string | undefined;
+  /** sslmode / sslrootcert of the server's URL; plain text when absent. */
+  tls?: ServerTls | undefined;
+}
+
+/** SSLRequest: length 8, code 1234.5679. */
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/** Whether `mode` asks for TLS at all (disable and allow talk plain text first, as libpq does). */
+function wantsTls(t: ServerTls | undefined): boolean {
+  return t !== undefined && (t.mode === 'prefer' || t.mode === 'require' || t.mode === 'verify-ca' || t.mode === 'verify-full');
 }
 
 /** Lifecycle of a server connection; each transition happens in one place in this file. */
@@ -38,7 +50,8 @@ export class ServerStartupError extends Error {
  */
 export class ServerConnection {
   readonly target: ServerTarget;
-  readonly socket: net.Socket;
+  /** The connection: the TLS socket once TLS is up (set before connect resolves, fixed afterwards). */
+  socket: net.Socket;
   readonly reader: FrameReader;
   state: ServerConnectionState = 'connecting';
   /** ParameterStatus values the server sent during startup. */
@@ -70,7 +83,10 @@ export class ServerConnection {
       // Node asks for the first read buffer while connecting, before `conn` exists.
       let conn: ServerConnection | null = null;
       let firstBuffer: Buffer | null = null;
-      const socket = net.connect({
+      const useTls = wantsTls(target.tls);
+      // Plain text reads into one reused buffer (see onData); TLS reads through 'data' events, because the
+      // TLS layer takes the socket's reads over.
+      const socket = useTls ? net.connect({ host: target.host, port: target.port }) : net.connect({
         host: target.host,
         port: target.port,
         onread: {
@@ -96,6 +112,7 @@ export class ServerConnection {
         clearTimeout(timer);
         conn.state = 'closed';
         conn.onData = () => {};
+        conn.socket.destroy();
         socket.destroy();
         reject(err);
       };
@@ -150,8 +167,10 @@ export class ServerConnection {
             clearTimeout(timer);
             conn.state = 'ready';
             conn.onData = () => {};
-            socket.removeListener('error', onError);
-            socket.removeListener('close', onClose);
+            for (const sk of new Set([socket, conn.socket])) {
+              sk.removeListener('error', onError);
+              sk.removeListener('close', onClose);
+            }
             resolve(conn);
             return;
           default:
@@ -172,7 +191,46 @@ export class ServerConnection {
       };
       const onError = (e: Error) => fail(errors.serverUnavailable(target.name, e.message));
       const onClose = () => fail(errors.serverUnavailable(target.name, 'the server closed the connection during startup'));
-      socket.on('connect', () => socket.write(serialize.startup(startupParams)));
+      const startup = (): void => {
+        conn.socket.write(serialize.startup(startupParams));
+      };
+      socket.on('connect', () => {
+        if (!useTls) startup();
+        else socket.write(SSL_REQUEST);
+      });
+      if (useTls) {
+        const t = target.tls as ServerTls;
+        // The answer to SSLRequest is one byte; anything after an 'S' before the TLS handshake would be
+        // read as if it came over TLS (CVE-2021-23222): refused.
+        const onAnswer = (b: Buffer): void => {
+          socket.removeListener('data', onAnswer);
+          if (b[0] === 0x53 && b.length === 1) {
+            const verify = t.mode === 'verify-ca' || t.mode === 'verify-full' || (t.mode === 'require' && t.rootCertPem !== undefined);
+            const secure = tls.connect({
+              socket,
+              servername: net.isIP(target.host) === 0 ? target.host : undefined,
+              ...(t.rootCertPem !== undefined ? { ca: t.rootCertPem } : {}),
+              rejectUnauthorized: verify,
+              // verify-full checks the name; verify-ca (and require with a root) the chain only.
+              checkServerIdentity: t.mode === 'verify-full' ? tls.checkServerIdentity : () => undefined,
+            });
+            conn.socket = secure;
+            secure.setNoDelay(true);
+            secure.on('data', (d: Buffer) => conn.onData(d));
+            secure.on('error', onError);
+            secure.on('close', onClose);
+            secure.once('secureConnect', startup);
+          } else if (b[0] === 0x4e && b.length === 1 && t.mode === 'prefer') {
+            socket.on('data', (d: Buffer) => conn.onData(d));
+            startup();
+          } else if (b[0] === 0x4e && b.length === 1) {
+            fail(errors.serverUnavailable(target.name, `the server does not accept TLS, and its URL says sslmode=${t.mode}; enable ssl on the server or lower sslmode`));
+          } else {
+            fail(errors.serverUnavailable(target.name, 'the server answered SSLRequest with something other than S or N'));
+          }
+        };
+        socket.on('data', onAnswer);
+      }
       conn.onData = onData;
       socket.on('error', onError);
       socket.on('close', onClose);
@@ -232,6 +290,17 @@ export async function settleCancels(timeoutMs: number): Promise<void> {
 
 /** As much as one read takes (libuv's own read size for a stream). */
 const READ_BUFFER_SIZE = 64 * 1024;
+
+/**
+ * The `ssl` option of a pg.Client (the monitor's connections) for a server's sslmode: TLS for require and
+ * stronger, with the same verification as the sessions' connections; prefer and weaker talk plain text.
+ */
+export function pgSslOptions(t: ServerTls | undefined): false | tls.ConnectionOptions {
+  if (t === undefined || (t.mode !== 'require' && t.mode !== 'verify-ca' && t.mode !== 'verify-full')) return false;
+  const ca = t.rootCertPem !== undefined ? { ca: t.rootCertPem } : {};
+  if (t.mode === 'verify-full') return { ...ca, rejectUnauthorized: true };
+  return { ...ca, rejectUnauthorized: t.rootCertPem !== undefined, checkServerIdentity: () => undefined };
+}
 
 /** True for errors meaning "this server could not be reached", as opposed to the server refusing us. */
 export function isUnreachable(e: unknown): boolean {

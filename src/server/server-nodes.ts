@@ -128,6 +128,6 @@ export class ServerNodes {
   /** Connection target for a node: host, port and the URL's credentials. */
   static target(n: NodeEntry): ServerTarget {
     const e = n.endpoint;
-    return { name: e.name, host: e.host, port: e.port, user: e.user, password: e.password };
+    return { name: e.name, host: e.host, port: e.port, user: e.user, password: e.password, tls: e.tls };
   }
 }
