@@ -137,6 +137,17 @@ function checkIterations(iterations: number): void {
 // ---------------------------------------------------------------------------------------------------
 // Stored verifiers
 
+/** A secret of this process, for salts of users that do not exist (PostgreSQL keeps one per cluster). */
+const MOCK_NONCE = randomBytes(32);
+
+/**
+ * The salt shown to a user name that does not exist: the same for every attempt with that name while
+ * pgsplit runs, as a real user's salt is, so that probing names cannot tell them apart by the salt.
+ */
+export function mockSalt(user: string): Buffer {
+  return createHmac('sha256', MOCK_NONCE).update(user, 'utf8').digest().subarray(0, DEFAULT_SALT_LEN);
+}
+
 /** Build PostgreSQL's stored form "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 export function makeScramVerifier(password: string, opts?: { salt?: Buffer; iterations?: number }): string {
   const iterations = opts?.iterations ?? DEFAULT_ITERATIONS;
@@ -205,7 +216,11 @@ export class ScramServerSession {
    * Note: the fake verifier's salt is random per session, as is the salt derived for a plaintext secret;
    * only a stored verifier gives a stable salt across sessions.
    */
-  constructor(secret: string | null, opts?: { channelBinding?: Buffer /* tls-server-end-point data if TLS */ }) {
+  constructor(secret: string | null, opts?: {
+    channelBinding?: Buffer /* tls-server-end-point data if TLS */;
+    /** For an unknown user: the salt to show (stable per user name, see mockSalt), so it looks like a real one. */
+    mockSalt?: Buffer;
+  }) {
     this.channelBinding = opts?.channelBinding;
     const parsed = secret === null ? null : parseScramVerifier(secret);
     if (parsed !== null) {
@@ -219,7 +234,7 @@ export class ScramServerSession {
     } else {
       this.verifier = {
         iterations: DEFAULT_ITERATIONS,
-        salt: randomBytes(DEFAULT_SALT_LEN),
+        salt: opts?.mockSalt ?? randomBytes(DEFAULT_SALT_LEN),
         storedKey: randomBytes(KEY_LEN),
         serverKey: randomBytes(KEY_LEN),
       };

@@ -11,7 +11,7 @@ import {
 } from '../codec/backend-messages.js';
 import { readCString, readStartupParams } from '../codec/message-fields.js';
 import { md5Verify } from '../auth/md5.js';
-import { ScramError, ScramServerSession, parseScramVerifier } from '../auth/scram.js';
+import { ScramError, ScramServerSession, makeScramVerifier, mockSalt, parseScramVerifier } from '../auth/scram.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { AuthMethod, ClientTlsMode, UserEntry } from '../config/config.js';
 
@@ -53,6 +53,30 @@ export interface ClientTls {
   requestCert: boolean;
   /** tls-server-end-point data of the certificate, for SCRAM-SHA-256-PLUS; null = not offered. */
   endPoint: Buffer | null;
+}
+
+/** SCRAM verifiers derived from configured plaintext passwords, once per entry (a reload makes new entries). */
+const derivedVerifiers = new WeakMap<UserEntry, string>();
+
+/**
+ * What SCRAM checks a configured user against: a stored verifier as is, a plaintext password as a verifier
+ * derived once. Deriving at each login would cost a PBKDF2 (4096 rounds) per attempt, and would make a
+ * wrong password for a real user measurably slower to refuse than an unknown user.
+ */
+function scramSecret(entry: UserEntry): string {
+  const pw = entry.password;
+  if (pw === '' || parseScramVerifier(pw) !== null || /^md5[0-9a-f]{32}$/.test(pw)) return pw;
+  let v = derivedVerifiers.get(entry);
+  if (v === undefined) {
+    v = makeScramVerifier(pw);
+    derivedVerifiers.set(entry, v);
+  }
+  return v;
+}
+
+/** Derives the verifiers of every configured user now (at start and on reload), not at their first login. */
+export function prepareScramVerifiers(users: readonly UserEntry[]): void {
+  for (const u of users) scramSecret(u);
 }
 
 /**
@@ -249,7 +273,7 @@ export class ClientHandshake {
     const isMd5Hash = secret !== null && /^md5[0-9a-f]{32}$/.test(secret);
     // A stored verifier can only do SCRAM and a stored md5 hash only md5, whatever auth.method says.
     const useScram = isVerifier || (!isMd5Hash && this.opts.method === 'scram-sha-256');
-    if (useScram) await this.scram(user, secret);
+    if (useScram) await this.scram(user, entry === undefined ? null : scramSecret(entry));
     else await this.md5(user, secret);
     this.socket.write(authenticationOk());
   }
@@ -272,7 +296,12 @@ export class ClientHandshake {
     // Over TLS, SCRAM-SHA-256-PLUS binds the exchange to this connection (a client asking for
     // channel_binding=require gets it; one that does not still may use it).
     const endPoint = this.secure ? this.opts.tls.endPoint : null;
-    const session = new ScramServerSession(secret, endPoint !== null ? { channelBinding: endPoint } : undefined);
+    // An unknown user runs the same exchange against a verifier that cannot match, with a salt that stays
+    // the same for that name: the same error, the same work, the same kind of answer as a wrong password.
+    const session = new ScramServerSession(secret, {
+      ...(endPoint !== null ? { channelBinding: endPoint } : {}),
+      ...(secret === null ? { mockSalt: mockSalt(user) } : {}),
+    });
     this.socket.write(authenticationSasl(session.mechanisms()));
     try {
       const init = await this.passwordMessage();

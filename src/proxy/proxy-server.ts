@@ -1,7 +1,7 @@
 import net from 'node:net';
 import crypto from 'node:crypto';
 import tls from 'node:tls';
-import { ClientHandshake, type ClientTls } from '../client/client-handshake.js';
+import { ClientHandshake, prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
 import { tlsServerEndPoint } from '../auth/channel-binding.js';
 import { errorFor } from '../codec/backend-messages.js';
 import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
@@ -117,6 +117,7 @@ export class ProxyServer {
     };
     this.ctx = this.sessionContext(config);
     this.clientTls = ProxyServer.clientTlsFor(config);
+    prepareScramVerifiers(config.users);
     this.server = net.createServer((s) => this.onConnection(s));
     this.metrics = createProxyMetrics(this.metricsSource());
   }
@@ -226,6 +227,7 @@ export class ProxyServer {
     // Everything that can throw comes before the first change: a reload applies whole or not at all.
     const router = routingChanged ? ProxyServer.routerFor(c) : this.ctx.router;
     const clientTls = plan.changed.includes('tls') ? ProxyServer.clientTlsFor(c) : this.clientTls;
+    prepareScramVerifiers(c.users);
     this.current = c;
     this.clientTls = clientTls;
     const ctx = this.ctx;
