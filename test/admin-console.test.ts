@@ -108,6 +108,9 @@ t.test('only admin users open the console when users are configured', async (t) 
     config: { users: [{ name: 'ops', password: 'ops-pw' }, { name: 'app', password: 'app-pw' }], admin: { users: ['ops'] } },
   });
   t.match((await psql(fx.port, 'SHOW VERSION', 'ops', 'ops-pw'))[0]?.[0], /^pgsplit /, 'an admin user gets in');
+  const config = (await psql(fx.port, 'SHOW CONFIG', 'ops', 'ops-pw')).map((r) => r.join('=')).join('\n');
+  t.match(config, /users=ops,app/, 'SHOW CONFIG lists the users');
+  t.notMatch(config, /ops-pw|app-pw/, 'but none of their passwords');
   await t.rejects(psql(fx.port, 'SHOW VERSION', 'app', 'app-pw'), /may not open the pgsplit admin console; list the user in admin.users/, 'another user is refused');
   await t.rejects(psql(fx.port, 'SHOW VERSION', 'ops', 'wrong'), /password authentication failed/, 'a wrong password is refused');
   const app = new pg.Client({ host: '127.0.0.1', port: fx.port, user: 'app', password: 'app-pw', database: 'postgres' });

@@ -56,6 +56,10 @@ t.test('clients: tls.mode require, psql verify-full; pgsplit to servers: verify-
   t.match(ok.stdout, /\nt\n?$/, "the primary's pg_stat_ssl shows pgsplit's own connection encrypted");
   const req = await psql(`${base} sslmode=require`, ['SELECT 1']);
   t.ok(req.ok, 'psql sslmode=require connects');
+  const shown = await psql(`host=localhost port=${fx.port} user=postgres dbname=pgsplit sslmode=require`, ['SHOW CONFIG']);
+  t.match(shown.stdout, /tls\.mode\|require/, 'the admin console (over TLS) shows tls.mode');
+  t.match(shown.stdout, new RegExp(`tls\\.cert\\|${certs.serverCert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'and the certificate path');
+  t.notMatch(shown.stdout, /PRIVATE KEY|BEGIN/, 'never the key or any PEM');
 
   const plain = await psql(`${base} sslmode=disable`, ['SELECT 1']);
   t.notOk(plain.ok, 'plain text is refused in tls.mode require');
