@@ -19,7 +19,16 @@ export interface Frame {
  * nothing per message, for the relay path where most messages are forwarded by position alone.
  */
 export class FrameReader {
+  /** A short incomplete prefix (less than a header, or a startup-phase message). */
   private pending: Buffer | null = null;
+  /**
+   * A typed message whose header has arrived but not all of its body: its bytes so far, in a buffer that
+   * doubles as they come (copying each byte O(1) times, where concatenating per chunk was quadratic),
+   * never larger than twice what arrived (a declared length alone reserves nothing).
+   */
+  private partial: Buffer | null = null;
+  private partialFilled = 0;
+  private partialTotal = 0;
   /** True while reading untyped startup messages (length first, no type byte). */
   startupPhase: boolean;
   private readonly maxMessageSize: number;
@@ -35,12 +44,31 @@ export class FrameReader {
 
   /** Bytes held back waiting for the rest of a message. */
   get bufferedBytes(): number {
-    return this.pending?.length ?? 0;
+    return this.pending?.length ?? this.partialFilled;
   }
 
   /** Starts reading `chunk` (after any held-back prefix) with the cursor. */
   feed(chunk: Buffer): void {
-    if (this.pending !== null) {
+    if (this.partial !== null) {
+      const need = this.partialTotal - this.partialFilled;
+      const take = Math.min(need, chunk.length);
+      if (this.partialFilled + take > this.partial.length) {
+        const grown = Buffer.allocUnsafe(Math.min(this.partialTotal, Math.max(this.partial.length * 2, this.partialFilled + take)));
+        this.partial.copy(grown, 0, 0, this.partialFilled);
+        this.partial = grown;
+      }
+      chunk.copy(this.partial, this.partialFilled, 0, take);
+      this.partialFilled += take;
+      if (this.partialFilled < this.partialTotal) {
+        this.buf = EMPTY;
+      } else {
+        // Complete: the message, then whatever followed it in this chunk.
+        const whole = this.partial;
+        this.partial = null;
+        this.partialFilled = 0;
+        this.buf = take === chunk.length ? whole : Buffer.concat([whole, chunk.subarray(take)]);
+      }
+    } else if (this.pending !== null) {
       this.buf = Buffer.concat([this.pending, chunk]);
       this.pending = null;
     } else {
@@ -87,7 +115,14 @@ export class FrameReader {
 
   private stop(off: number): number {
     const buf = this.buf;
-    if (off < buf.length) this.pending = off === 0 ? Buffer.from(buf) : Buffer.from(buf.subarray(off));
+    const rest = buf.length - off;
+    if (!this.startupPhase && rest >= 5) {
+      // The header is here (its length already checked by next()): gather the body as it comes.
+      this.partialTotal = 1 + buf.readInt32BE(off + 1);
+      this.partial = Buffer.allocUnsafe(Math.min(this.partialTotal, Math.max(64 * 1024, rest)));
+      buf.copy(this.partial, 0, off);
+      this.partialFilled = rest;
+    } else if (rest > 0) this.pending = off === 0 ? Buffer.from(buf) : Buffer.from(buf.subarray(off));
     this.buf = EMPTY;
     this.start = 0;
     this.end = 0;
@@ -111,8 +146,10 @@ export class FrameReader {
 
   /** Take back any bytes not yet framed (used when switching from startup to typed phase mid-chunk). */
   drain(): Buffer | null {
-    const p = this.pending;
+    const p = this.pending ?? (this.partial !== null ? this.partial.subarray(0, this.partialFilled) : null);
     this.pending = null;
+    this.partial = null;
+    this.partialFilled = 0;
     return p;
   }
 }
