@@ -8,11 +8,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startCluster } from './fixtures/proxy-fixture.js';
 import { claimFreePort } from '../src/cluster/local-node.js';
 import { spawnPgsplit, type PgsplitProcess } from './fixtures/pgsplit-process.js';
 
 t.setTimeout(120_000);
+const run = promisify(execFile);
 
 async function startPgsplit(t: { teardown(fn: () => unknown): void }, primaryUrl: string): Promise<PgsplitProcess> {
   const port = await claimFreePort();
@@ -82,4 +85,33 @@ t.test('SIGINT: closes at once, exit 0', async (t) => {
   }
   t.equal(left, 0, 'no pg_sleep left running on the server');
   t.ok(Date.now() - started < 4500, 'and it stopped before its 5 s were up');
+});
+
+t.test('SIGTERM during COPY FROM STDIN: the data still sent goes through and the COPY completes', async (t) => {
+  const cluster = await startCluster(t, { replicas: 0 });
+  await cluster.primary.query('CREATE TABLE copy_drain (n int)');
+  const px = await startPgsplit(t, cluster.primary.url());
+  const bin = path.join((await run('pg_config', ['--bindir'])).stdout.trim(), 'psql');
+  const psql = spawn(bin, ['-X', '-h', '127.0.0.1', '-p', String(px.port), '-U', 'postgres', '-d', 'postgres', '-c', '\\copy copy_drain from stdin'],
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
+  let out = '';
+  psql.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  psql.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<number | null>((resolve) => psql.once('exit', (code) => resolve(code)));
+  for (let i = 0; i < 500; i++) psql.stdin.write(`${i}\n`);
+  // Wait until the COPY is running on the server, then stop pgsplit while more rows are still to come.
+  for (let i = 0; i < 100; i++) {
+    const rows = await cluster.primary.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'COPY%' AND state = 'active'");
+    if (Number(rows[0]?.n) > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  px.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  for (let i = 500; i < 1000; i++) psql.stdin.write(`${i}\n`);
+  psql.stdin.end();
+  t.equal(await done, 0, `psql finished the COPY: ${out.trim()}`);
+  t.match(out, /COPY 1000/, 'all 1000 rows');
+  const rows = await cluster.primary.query<{ n: string }>('SELECT count(*) AS n FROM copy_drain');
+  t.equal(Number(rows[0]?.n), 1000, 'and they are on the primary');
+  t.equal(await px.exited, 0, 'pgsplit then exits 0');
 });

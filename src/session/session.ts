@@ -499,6 +499,11 @@ export class Session {
   /** Sends every unit that can go now; stops at the first that must wait for answers or a connection. */
   private pump(): void {
     if (this.draining) {
+      // COPY data belongs to a statement already sent: it goes on, so that the COPY can end.
+      while (this.copyLink !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
+        this.writeToServer(this.copyLink, (this.units[0] as Unit).frames.map((f) => f.raw));
+        this.shiftUnit();
+      }
       this.closeIfDrained();
       return;
     }
