@@ -129,7 +129,14 @@ export class ClientHandshake {
     }, this.opts.timeoutMs);
     try {
       const result = await this.negotiate();
-      if (result.kind === 'startup') result.leftover = this.reader.drain();
+      if (result.kind === 'startup') {
+        // Whatever the client pipelined behind its last handshake message belongs to the session:
+        // complete messages already framed, then the incomplete rest, in the order they came.
+        const rest = this.reader.drain();
+        const parts = [...this.queue.map((f) => f.raw), ...(rest !== null ? [rest] : [])];
+        this.queue = [];
+        result.leftover = parts.length === 0 ? null : Buffer.concat(parts);
+      }
       return result;
     } catch (e) {
       if (e instanceof PgsplitError && !this.socket.destroyed && !this.tlsHandshaking) this.socket.end(errorFor(e));
@@ -261,12 +268,14 @@ export class ClientHandshake {
   }
 
   private async authenticate(user: string): Promise<void> {
-    this.continueStartup();
     const users = this.opts.users;
     if (users.length === 0) {
+      // Trust: what follows the StartupMessage is the session's, unframed (framing it here with the
+      // handshake's small limit would throw on a large message and lose the bytes).
       this.socket.write(authenticationOk());
       return;
     }
+    this.continueStartup();
     const entry = users.find((u) => u.name === user);
     const secret = entry?.password ?? null;
     const isVerifier = secret !== null && parseScramVerifier(secret) !== null;

@@ -13,8 +13,12 @@ function message(type: number, body: Buffer): Buffer {
   return out;
 }
 
+/**
+ * A protocol C string. A NUL inside (client text quoted in an error, e.g. a malformed SCRAM message) would
+ * end the field early and make the rest read as other fields: it is written as \\x00 instead.
+ */
 function cstr(s: string): Buffer {
-  return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]);
+  return Buffer.concat([Buffer.from(s.includes('\0') ? s.replace(/\0/g, '\\x00') : s, 'utf8'), Buffer.alloc(1)]);
 }
 
 export interface ErrorFields {

@@ -569,6 +569,9 @@ export class ProxyServer {
         this.refuse(client, errors.tooManyForUser(r.user, perUserLimit));
         return;
       }
+      // Bytes the client sends while the session connects its first server wait in the socket
+      // (Session.start resumes it): a flowing socket with no listener would drop them.
+      client.pause();
       this.perUser.set(r.user, mine + 1);
       const id = this.nextId++;
       const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };

@@ -290,6 +290,9 @@ export class Session {
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     this.client.on('drain', () => this.resumeServers());
     if (leftover && leftover.length > 0) this.onClientData(leftover);
+    // The proxy paused the socket at the end of the handshake, so that nothing sent while the first
+    // server was being connected was dropped; it flows from here (unless the leftover filled the queue).
+    if (!this.clientPausedForQueue) this.client.resume();
   }
 
   private failStartup(e: unknown): void {
@@ -449,6 +452,9 @@ export class Session {
       case Frontend.CopyData:
       case Frontend.CopyDone:
       case Frontend.CopyFail:
+        // Behind an extended batch not yet ended (Parse/Bind/Execute of a COPY FROM STDIN, then its data):
+        // the batch goes first, or the data would reach the server before the COPY that reads it.
+        this.closeBuilding(false);
         this.enqueue(unit('copy', [f], false, [], f.raw.length));
         return true;
       case Frontend.Terminate:
@@ -542,6 +548,13 @@ export class Session {
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
       if (this.txEndInFlight()) return;
+      const tx = this.txLink;
+      if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.busy) {
+        // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
+        // gone) could wait for good: the session ends with 08006 instead.
+        this.onServerLost(tx, 'the replica was taken out of rotation while the transaction was idle on it');
+        return;
+      }
       const choice = this.chooseTarget(u);
       if (choice instanceof ServerLink) {
         if (this.anyBusy(choice)) return;
@@ -808,7 +821,10 @@ export class Session {
     // Counted as in use while connecting, so that a reload removing the node waits for this link too.
     this.connectingTo = node;
     try {
-      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, this.ctx.connectTimeoutMs);
+      // A server the monitor finds down gets no more than a check's time to answer (a frozen one accepts
+      // TCP and then says nothing): the client hears at once instead of after limits.connect_timeout.
+      const timeoutMs = node.health === 'down' ? Math.min(this.ctx.connectTimeoutMs, this.ctx.monitorTimeoutMs) : this.ctx.connectTimeoutMs;
+      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, timeoutMs);
     } finally {
       this.connectingTo = null;
     }
@@ -1127,7 +1143,8 @@ export class Session {
         }
       }
       if (this.trackAndForward(link, f, head, error?.C)) out.addRange(reader.buf, reader.start, reader.end);
-      if (f.type === Backend.ReadyForQuery) finishedUnit = true;
+      // A CopyInResponse may free what waits behind the COPY's batch: pump as after a ReadyForQuery.
+      if (f.type === Backend.ReadyForQuery || f.type === Backend.CopyInResponse) finishedUnit = true;
     }
     if (heldViews && link.held !== null) {
       const held = link.held;
@@ -1337,9 +1354,17 @@ export class Session {
    * anything else on it fails with a clear error (a frozen server would otherwise hang the client).
    */
   serverDown(node: NodeEntry, reason: string): void {
-    if (node.role !== 'replica' || this.state === 'closed') return;
+    if (this.state === 'closed') return;
     const link = this.links.get(node);
     if (!link) return;
+    if (node.role === 'primary') {
+      // An idle link to a primary the monitor finds down (frozen, gone) would take the next write and
+      // hold it for as long as the server stays so; let it go, so that the write connects afresh and
+      // fails within the down-server connect bound (see connect). A link with state the client relies
+      // on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
+      if (!link.busy && !this.holdsState(link) && this.pinned === null) this.detach(link, true);
+      return;
+    }
     if (!link.busy && !this.holdsState(link)) {
       this.detach(link, true);
       return;
