@@ -123,6 +123,10 @@ export const errors = {
     new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
       `connection to ${node} was lost while running the statement: ${why}; the statement may or may not have run`,
       { severity: 'FATAL' }),
+  transactionServerDown: (node: string, why: string) =>
+    new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
+      `the transaction's server ${node} was taken out of rotation (${why}); the transaction is lost and nothing more was sent to it`,
+      { severity: 'FATAL', hint: 'run the transaction again: a new one goes to a server in rotation' }),
   noReplica: (detail: string) =>
     new PgsplitError('NO_REPLICA', SqlState.cannotConnectNow,
       'no replica can serve this read now, and routing.when_no_replica is error', {

@@ -78,7 +78,7 @@ export class ServerConnection {
    * `params` are the client's startup parameters (database, application_name, options, ...).
    * Rejects with ServerStartupError when the server says no, PgsplitError when it cannot be reached.
    */
-  static connect(target: ServerTarget, params: Record<string, string>, timeoutMs: number): Promise<ServerConnection> {
+  static connect(target: ServerTarget, params: Record<string, string>, timeoutMs: number, timeoutKey = 'limits.connect_timeout'): Promise<ServerConnection> {
     return new Promise((resolve, reject) => {
       // Node asks for the first read buffer while connecting, before `conn` exists.
       let conn: ServerConnection | null = null;
@@ -104,7 +104,7 @@ export class ServerConnection {
       const startupParams: Record<string, string> = { ...params, user };
       let scram: ScramClientSession | null = null;
       let settled = false;
-      const timer = setTimeout(() => fail(errors.serverUnavailable(target.name, `no answer within ${timeoutMs} ms (limits.connect_timeout)`)), timeoutMs);
+      const timer = setTimeout(() => fail(errors.serverUnavailable(target.name, `no answer within ${timeoutMs} ms (${timeoutKey})`)), timeoutMs);
 
       const fail = (err: Error) => {
         if (settled) return;

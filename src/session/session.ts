@@ -552,7 +552,8 @@ export class Session {
       if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.busy) {
         // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
         // gone) could wait for good: the session ends with 08006 instead.
-        this.onServerLost(tx, 'the replica was taken out of rotation while the transaction was idle on it');
+        this.detach(tx, true);
+        this.fatal(errors.transactionServerDown(tx.name, tx.node.failReason ?? 'out of rotation'));
         return;
       }
       const choice = this.chooseTarget(u);
@@ -823,8 +824,9 @@ export class Session {
     try {
       // A server the monitor finds down gets no more than a check's time to answer (a frozen one accepts
       // TCP and then says nothing): the client hears at once instead of after limits.connect_timeout.
-      const timeoutMs = node.health === 'down' ? Math.min(this.ctx.connectTimeoutMs, this.ctx.monitorTimeoutMs) : this.ctx.connectTimeoutMs;
-      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, timeoutMs);
+      const bounded = node.health === 'down' && this.ctx.monitorTimeoutMs < this.ctx.connectTimeoutMs;
+      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, bounded ? this.ctx.monitorTimeoutMs : this.ctx.connectTimeoutMs,
+        bounded ? 'monitor.timeout: the monitor finds this server down' : 'limits.connect_timeout');
     } finally {
       this.connectingTo = null;
     }
