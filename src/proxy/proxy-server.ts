@@ -151,23 +151,32 @@ export class ProxyServer {
     };
   }
 
+  /** The session settings that come from the configuration: set at start, and again by each reload. */
+  private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
+    'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
+    'whenNoReplica' | 'monitorTimeoutMs' | 'maxPendingBytes'> {
+    return {
+      router,
+      maxMessageSize: c.limits.maxMessageSize,
+      connectTimeoutMs: c.limits.connectTimeoutMs,
+      tagApplicationNames: c.routing.applicationNames,
+      defaultRoute: c.routing.default,
+      maxLagMs: c.routing.maxLagMs,
+      readYourWritesTimeoutMs: c.routing.readYourWritesTimeoutMs,
+      whenNoReplica: c.routing.whenNoReplica,
+      monitorTimeoutMs: c.monitor.timeoutMs,
+      maxPendingBytes: c.limits.maxPendingBytes,
+    };
+  }
+
   private sessionContext(config: PgsplitConfig): SessionContext {
     const st = this.stats;
     return {
+      ...ProxyServer.contextSettings(config, ProxyServer.routerFor(config)),
       control: this.control,
       nodes: this.nodes,
-      router: ProxyServer.routerFor(config),
       log: this.log,
-      maxMessageSize: config.limits.maxMessageSize,
-      connectTimeoutMs: config.limits.connectTimeoutMs,
-      tagApplicationNames: config.routing.applicationNames,
-      defaultRoute: config.routing.default,
       monitor: this.monitor,
-      maxLagMs: config.routing.maxLagMs,
-      readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs,
-      whenNoReplica: config.routing.whenNoReplica,
-      monitorTimeoutMs: config.monitor.timeoutMs,
-      maxPendingBytes: config.limits.maxPendingBytes,
       onRouted: (node, reason) => st.onRouted(node, reason),
       onUnitDone: (node, ms) => {
         let h = st.durations.get(node);
@@ -230,17 +239,8 @@ export class ProxyServer {
     prepareScramVerifiers(c.users);
     this.current = c;
     this.clientTls = clientTls;
-    const ctx = this.ctx;
-    ctx.router = router;
-    ctx.maxMessageSize = c.limits.maxMessageSize;
-    ctx.connectTimeoutMs = c.limits.connectTimeoutMs;
-    ctx.tagApplicationNames = c.routing.applicationNames;
-    ctx.defaultRoute = c.routing.default;
-    ctx.maxLagMs = c.routing.maxLagMs;
-    ctx.readYourWritesTimeoutMs = c.routing.readYourWritesTimeoutMs;
-    ctx.whenNoReplica = c.routing.whenNoReplica;
-    ctx.monitorTimeoutMs = c.monitor.timeoutMs;
-    ctx.maxPendingBytes = c.limits.maxPendingBytes;
+    // Into the one shared object (sessions hold it), not a new one.
+    Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
     this.monitor.configure(c.monitor);
     for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
