@@ -9,7 +9,6 @@
  *   npm run build && node dist/bench/fuzz-long.js --seconds 300
  *   options: --seed N, --concurrency N (default 32), --cases N (a count instead of a time),
  *            --only I,J (just these cases of the seed, with what pgsplit answered),
- *            --include-known-bugs (do not steer clear of the bugs in KNOWN_BUGS),
  *            --log-level LEVEL (pgsplit's log on stderr; default silent)
  */
 import crypto from 'node:crypto';
@@ -19,11 +18,11 @@ import { resolveConfig } from '../src/config/load-config.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
 import { createLogger, silentLogger } from '../src/log/logger.js';
 import {
-  AUTH_PASSWORD, CLIENT_BACKENDS_SQL, FUZZ_LIMITS, KNOWN_BUGS, MD5_USER, MiB, RssSampler, WellBehavedClient, authUsers, formatReport,
-  prepareFuzzDatabase, reproduction, runFuzz, type FuzzReport, type KnownBug,
+  AUTH_PASSWORD, CLIENT_BACKENDS_SQL, FUZZ_LIMITS, MD5_USER, MiB, RssSampler, WellBehavedClient, authUsers, formatReport,
+  prepareFuzzDatabase, reproduction, runFuzz, type FuzzReport,
 } from '../test/fixtures/protocol-fuzz.js';
 
-const USAGE = 'usage: node dist/bench/fuzz-long.js [--seconds N] [--seed N] [--concurrency N] [--cases N] [--only I,J] [--include-known-bugs] [--log-level LEVEL]';
+const USAGE = 'usage: node dist/bench/fuzz-long.js [--seconds N] [--seed N] [--concurrency N] [--cases N] [--only I,J] [--log-level LEVEL]';
 
 interface Options {
   seconds: number;
@@ -31,14 +30,13 @@ interface Options {
   concurrency: number;
   cases: number | undefined;
   only: number[] | undefined;
-  includeKnownBugs: boolean;
   logLevel: string;
   help: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
-    seconds: 300, seed: crypto.randomInt(0, 2 ** 31), concurrency: 32, cases: undefined, only: undefined, includeKnownBugs: false, logLevel: 'silent', help: false,
+    seconds: 300, seed: crypto.randomInt(0, 2 ** 31), concurrency: 32, cases: undefined, only: undefined, logLevel: 'silent', help: false,
   };
   const int = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -53,7 +51,6 @@ function parseArgs(argv: readonly string[]): Options {
       case '--concurrency': o.concurrency = int(a, argv[++i], 1); break;
       case '--cases': o.cases = int(a, argv[++i], 1); break;
       case '--only': o.only = (argv[++i] ?? '').split(',').map((x) => int('--only', x.trim(), 0)); break;
-      case '--include-known-bugs': o.includeKnownBugs = true; break;
       case '--log-level': o.logLevel = argv[++i] ?? 'info'; break;
       case '--help': case '-h': o.help = true; break;
       default: throw new Error(`unknown argument ${a}`);
@@ -101,10 +98,7 @@ async function main(): Promise<number> {
   process.on('uncaughtException', (e) => crashes.push(`uncaughtException: ${e.stack ?? e.message}`));
   process.on('unhandledRejection', (e) => crashes.push(`unhandledRejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`));
 
-  // FUZZ_INCLUDE=bug,bug: exercise just these known bugs (to check a fix) and avoid the rest.
-  const include = new Set((process.env.FUZZ_INCLUDE ?? '').split(',').filter((x) => x !== ''));
-  const avoid = new Set<KnownBug>(opts.includeKnownBugs ? [] : (Object.keys(KNOWN_BUGS) as KnownBug[]).filter((k) => !include.has(k)));
-  say(`fuzz:long: seed ${opts.seed}, ${opts.cases !== undefined ? `${opts.cases} cases` : opts.only ? `cases ${opts.only.join(',')}` : `${opts.seconds} s`}, ${opts.concurrency} connections at a time, known bugs ${opts.includeKnownBugs ? 'included' : 'avoided'}`);
+  say(`fuzz:long: seed ${opts.seed}, ${opts.cases !== undefined ? `${opts.cases} cases` : opts.only ? `cases ${opts.only.join(',')}` : `${opts.seconds} s`}, ${opts.concurrency} connections at a time`);
   say('starting a primary and a streaming replica');
   const cluster = await LocalCluster.start({ replicas: 1 });
   const proxies: ProxyServer[] = [];
@@ -142,7 +136,6 @@ async function main(): Promise<number> {
       only: opts.only,
       concurrency: opts.concurrency,
       targets: { main: mainPort, auth: authPort },
-      avoid,
       onViolation: (c, v) => say(`VIOLATION ${v.kind} in case ${c.index} (${c.stage}/${c.generator}): ${v.detail}\n  ${reproduction(opts.seed, c)}`),
       onCase: verbose ? (c, r) => say(`case ${c.index}: ${c.stage}/${c.generator}: ${r.outcome} in ${r.ms} ms; pgsplit sent: ${r.log.join(' ')}\n  ${reproduction(opts.seed, c)}`) : undefined,
       progressMs: 30_000,

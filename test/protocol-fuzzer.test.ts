@@ -17,8 +17,8 @@ import t from 'tap';
 import crypto from 'node:crypto';
 import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
 import {
-  AUTH_PASSWORD, CLIENT_BACKENDS_SQL, FUZZ_LIMITS, KNOWN_BUGS, MD5_USER, MiB, RssSampler, WellBehavedClient, authUsers, formatReport, prepareFuzzDatabase, runFuzz,
-  type KnownBug, type ViolationKind,
+  AUTH_PASSWORD, CLIENT_BACKENDS_SQL, FUZZ_LIMITS, MD5_USER, MiB, RssSampler, WellBehavedClient, authUsers, formatReport, prepareFuzzDatabase, runFuzz,
+  type ViolationKind,
 } from './fixtures/protocol-fuzz.js';
 
 t.setTimeout(240_000);
@@ -34,8 +34,6 @@ const MIN_CASES = 2000;
 const RSS_GROWTH_BOUND = 200 * MiB;
 /** The well-behaved untagged client's backend, the monitors' connections, and some slack. */
 const PRIMARY_BACKENDS_BOUND = 8;
-// See KNOWN_BUGS in the fixture: kept out so that the suite stays green until they are fixed.
-const AVOID = new Set<KnownBug>(Object.keys(KNOWN_BUGS) as KnownBug[]);
 
 t.comment(`seed ${seed}: reproduce with FUZZ_SEED=${seed}${process.env.FUZZ_CASES ? ` FUZZ_CASES=${cases}` : ''}`);
 
@@ -66,7 +64,7 @@ t.test('protocol fuzzing: pgsplit survives, answers well-formed, and leaks nothi
   await sleep(200);
   const rss = new RssSampler();
   const report = await runFuzz({
-    seed, cases, only, concurrency: CONCURRENCY, targets: { main: fx.port, auth: authFx.port }, avoid: AVOID,
+    seed, cases, only, concurrency: CONCURRENCY, targets: { main: fx.port, auth: authFx.port },
   });
   rss.stop();
   await sleep(200);

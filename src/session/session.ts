@@ -76,7 +76,25 @@ interface Expect {
   endsTx?: boolean;
   /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered. */
   rerun?: Unit;
+  /**
+   * For a swallowed 'parse': a probe (see PROBE_PARSE). Answered, the extended messages before it ran
+   * without error; skipped, one failed and the server now ignores everything up to the client's Sync.
+   */
+  probe?: boolean;
+  /** For a probe: the statement pgsplit answers itself once the probe shows where the batch stands. */
+  local?: LocalCommand;
 }
+
+/**
+ * Parse of an empty unnamed statement, sent after unsynced extended-protocol messages and before what
+ * follows them on the same server (a Query, a FunctionCall, or a statement pgsplit answers itself). The
+ * server answers it only if those messages ran without error; after an error it skips it, and skips the
+ * rest up to the client's Sync too. A Query destroys the unnamed statement anyway; where the client's
+ * unnamed statement must survive, the link forgets it and pgsplit prepares it again before its next use.
+ */
+const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
+/** Makes the server send the probe's answer now (a statement pgsplit answers has no Query to do it). */
+const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 
 /** Messages a replica may send before the first row of a result, which can be held back. */
 const HOLDABLE = new Set<number>([
@@ -134,6 +152,21 @@ class ServerLink {
   heldBytes = 0;
   /** performance.now() when the server last sent something (a frozen server sends nothing). */
   lastDataAt = performance.now();
+  /** Extended-protocol messages were sent since the last Sync: an error among them skips to the next Sync. */
+  needsSync = false;
+  /** One of them failed: the server ignores everything up to the client's Sync, Queries included. */
+  skipping = false;
+  /** CopyDone and CopyFail messages sent to this server. */
+  copyEndsSent = 0;
+  /** copyEndsSent when the last unit was sent: the COPY that unit starts ends at the next one. */
+  copyBase = 0;
+  /**
+   * During COPY FROM STDIN, copyEndsSent at its start: while it is still that, the client is sending the
+   * COPY's data and the server reads every message as part of it. Null outside COPY FROM STDIN.
+   */
+  copyInBase: number | null = null;
+  /** A FATAL from this server went to the client: it already knows why the session ends. */
+  fatalForwarded = false;
 
   constructor(node: NodeEntry, conn: ServerConnection) {
     this.node = node;
@@ -190,6 +223,15 @@ export class Session {
   private copyLink: ServerLink | null = null;
   private replica: NodeEntry | null = null;
   private discardUntilSync = false;
+  /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
+  private awaitingProbe = false;
+  /**
+   * A COPY ... FROM unit sent whose server has not yet said whether COPY FROM STDIN started: only COPY
+   * data goes on until it does, as the server reads what follows the COPY as part of its data. A unit
+   * ending in Sync is settled by its ReadyForQuery at the latest; an unsynced one (sent with a Flush) when
+   * each of its `executes` Execute messages has ended.
+   */
+  private copyPending: { link: ServerLink; unit: Unit; executes: number } | null = null;
   private connecting = false;
   /** The node a connection is being opened to, if any. */
   private connectingTo: NodeEntry | null = null;
@@ -347,14 +389,23 @@ export class Session {
 
   private closeIfDrained(): void {
     if (this.state !== 'ready' || this.connecting || this.anyBusy()) return;
-    // Unlike fatal(), let the client take what is still queued for it (the tail of the answer the drain
-    // waited for) before the socket goes; destroy only if it does not within a few seconds.
     this.ctx.onError?.(SqlState.adminShutdown);
+    this.leave(errorFor(errors.shuttingDown()));
+  }
+
+  /**
+   * Ends the session politely (Terminate, or a drain): every server link is closed with Terminate, and
+   * unlike fatal() the client takes what is still queued for it (the tail of the last answer) before its
+   * socket goes, with `last` after it; destroyed only if it does not within a few seconds.
+   */
+  private leave(last?: Buffer): void {
     const client = this.client;
     if (!client.destroyed) {
       const timer = setTimeout(() => client.destroy(), 5000);
+      timer.unref();
       client.once('close', () => clearTimeout(timer));
-      client.end(errorFor(errors.shuttingDown()));
+      if (last !== undefined) client.end(last);
+      else client.end();
     }
     this.state = 'closed';
     for (const l of this.links.values()) this.detach(l);
@@ -507,43 +558,57 @@ export class Session {
     if (this.draining) {
       // COPY data belongs to a statement already sent: it goes on, so that the COPY can end.
       while (this.copyLink !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
-        this.writeToServer(this.copyLink, (this.units[0] as Unit).frames.map((f) => f.raw));
+        this.sendCopy(this.copyLink, this.units[0] as Unit);
         this.shiftUnit();
       }
       this.closeIfDrained();
       return;
     }
-    while (this.state === 'ready' && !this.connecting && this.units.length > 0) {
+    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
       const u = this.units[0] as Unit;
       if (u.kind === 'copy') {
         // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
         const link = this.copyLink ?? this.lastLink;
-        if (link) this.writeToServer(link, u.frames.map((f) => f.raw));
+        if (link) this.sendCopy(link, u);
         this.shiftUnit();
         continue;
       }
-      if (u.kind === 'terminate') {
-        if (this.anyBusy()) return;
+      if (this.copyPending !== null) return;
+      const copyIn = this.copyLink;
+      if (copyIn !== null && copyIn.copyInBase === copyIn.copyEndsSent) {
         this.shiftUnit();
-        this.close();
+        if (!this.duringCopyIn(u, copyIn)) return;
+        continue;
+      }
+      const batch = this.openBatchLink;
+      if (u.kind === 'terminate') {
+        // Answers to an unsynced batch never come (the server holds them for a Sync): leave at once; the
+        // server rolls the batch's implicit transaction back, as it does when a client leaves mid-batch.
+        if (batch === null && this.anyBusy()) return;
+        this.shiftUnit();
+        if (batch !== null) batch.expect.length = 0;
+        this.leave();
         return;
       }
-      if (u.kind === 'local') {
-        if (this.anyBusy()) return;
+      if (batch !== null && batch.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
+        // After an error in the batch the server ignores everything up to the client's Sync, Queries
+        // included: this one gets no answer, exactly as on a direct connection.
         this.shiftUnit();
+        continue;
+      }
+      if (u.kind === 'local') {
         const cmd = u.local as LocalCommand;
-        if (cmd.kind === 'show' && cmd.name === 'lsn') {
-          // Asks the primary: hold the units behind it until the answer is written.
-          this.connecting = true;
-          void this.showLsn().finally(() => {
-            this.connecting = false;
-            if (this.state === 'ready') this.pump();
-          });
+        if (batch !== null && batch.needsSync) {
+          // Behind an unsynced batch: whether it is answered (and after what) depends on how the batch went.
+          this.shiftUnit();
+          this.sendLocalProbe(batch, cmd);
           return;
         }
-        this.answerLocally(cmd);
+        if (this.anyBusy()) return;
+        this.shiftUnit();
+        if (!this.runLocal(cmd)) return;
         continue;
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
@@ -584,6 +649,58 @@ export class Session {
         });
       return;
     }
+  }
+
+  /**
+   * Runs a statement pgsplit answers itself. False when the answer comes later (SHOW pgsplit.lsn asks the
+   * primary): the units behind it wait until it is written.
+   */
+  private runLocal(cmd: LocalCommand): boolean {
+    if (cmd.kind === 'show' && cmd.name === 'lsn') {
+      this.connecting = true;
+      void this.showLsn().finally(() => {
+        this.connecting = false;
+        if (this.state === 'ready') this.pump();
+      });
+      return false;
+    }
+    this.answerLocally(cmd);
+    return true;
+  }
+
+  /** Sends a probe and Flush for a statement pgsplit answers itself behind `link`'s unsynced batch. */
+  private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
+    link.expect.push({ kind: 'parse', swallow: true, probe: true, local: cmd });
+    link.prepared.delete('');
+    this.awaitingProbe = true;
+    this.writeToServer(link, [PROBE_PARSE, FLUSH]);
+  }
+
+  /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
+  private sendCopy(link: ServerLink, u: Unit): void {
+    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.copyEndsSent++;
+    this.writeToServer(link, u.frames.map((f) => f.raw));
+  }
+
+  /**
+   * A unit the client sent while `link` reads COPY FROM STDIN data. PostgreSQL ignores Sync and Flush
+   * there (so does pgsplit: expecting an answer would wait for good), and ends the connection over
+   * anything else (08P01): a Query or extended message goes to that server, which says so itself (or, if
+   * the COPY failed meanwhile, answers it as usual). Returns false when the session ended.
+   */
+  private duringCopyIn(u: Unit, link: ServerLink): boolean {
+    if (u.frames.length > 0 && u.frames.every((f) => f.type === Frontend.Sync || f.type === Frontend.Flush)) return true;
+    if (u.kind === 'terminate') {
+      this.close();
+      return false;
+    }
+    if (u.kind === 'local') {
+      this.fatal(errors.unexpectedMessage('Q', 'during COPY FROM STDIN: end the COPY with CopyDone or CopyFail first'));
+      return false;
+    }
+    u.decision = { target: link.node.role, reason: 'copy-in', classifications: [] };
+    this.send(u, link);
+    return true;
   }
 
   private shiftUnit(): void {
@@ -858,6 +975,8 @@ export class Session {
     if (this.lastLink === link) this.lastLink = null;
     if (this.copyLink === link) this.copyLink = null;
     if (this.openBatchLink === link) this.openBatchLink = null;
+    if (this.copyPending?.link === link) this.copyPending = null;
+    if (link.expect.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     if (link.busy || abort) link.conn.abort();
     else link.conn.close();
   }
@@ -882,8 +1001,11 @@ export class Session {
   private send(u: Unit, link: ServerLink): void {
     // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
     const out = new FrameCoalescer();
+    const idle = !link.busy;
+    link.copyBase = link.copyEndsSent;
     const replay = this.settings.replayFor(link.settingsVersion);
-    if (replay !== null && this.txStatus === 'I' && !this.openBatchLink) {
+    // Not behind unsynced extended messages: after an error among them the server would skip the replay.
+    if (replay !== null && this.txStatus === 'I' && !this.openBatchLink && !link.needsSync) {
       out.add(serialize.query(replay));
       link.expect.push({ kind: 'sync', swallow: true });
       link.settingsVersion = this.settings.version;
@@ -910,6 +1032,26 @@ export class Session {
     if (u.retryable && !link.busy) {
       link.held = [];
       link.heldBytes = 0;
+    }
+    let flush = false;
+    if (d !== undefined && !link.skipping && startsCopyFrom(d.classifications, u.complete)) {
+      if (u.complete) this.copyPending = { link, unit: u, executes: 0 };
+      else {
+        // Unsynced: a Flush makes the server answer each Execute (or start the COPY) now. Only on an idle
+        // link, so that every Execute's end that comes back is this unit's.
+        let executes = 0;
+        for (const f of u.frames) if (f.type === Frontend.Execute) executes++;
+        if (executes > 0 && idle) {
+          this.copyPending = { link, unit: u, executes };
+          flush = true;
+        }
+      }
+    }
+    if ((u.kind === 'simple' || u.kind === 'function') && link.needsSync) {
+      // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips it.
+      out.add(PROBE_PARSE);
+      link.expect.push({ kind: 'parse', swallow: true, probe: true });
+      link.prepared.delete('');
     }
     for (const f of u.frames) {
       switch (f.type) {
@@ -939,16 +1081,19 @@ export class Session {
             };
           }
           link.expect.push({ kind: 'parse', swallow: false, undo });
+          link.needsSync = true;
           break;
         }
         case Frontend.Bind: {
           const b = readBind(f.payload);
           if (b) this.ensurePrepared(link, b.statement, out);
+          link.needsSync = true;
           break;
         }
         case Frontend.Describe: {
           const t = readTarget(f.payload);
           if (t && t.kind === 'S') this.ensurePrepared(link, t.name, out);
+          link.needsSync = true;
           break;
         }
         case Frontend.Close: {
@@ -966,10 +1111,17 @@ export class Session {
             };
           }
           link.expect.push({ kind: 'close', swallow: false, undo });
+          link.needsSync = true;
           break;
         }
+        case Frontend.Execute:
+        case Frontend.Flush:
+          link.needsSync = true;
+          break;
         case Frontend.Sync:
           link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx });
+          link.needsSync = false;
+          link.skipping = false;
           break;
         case Frontend.Query:
           // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
@@ -985,7 +1137,9 @@ export class Session {
       }
       out.add(f.raw);
     }
-    this.openBatchLink = u.kind === 'extended' && !u.complete ? link : null;
+    if (flush) out.add(FLUSH);
+    // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
+    this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.skipping ? link : null;
     this.lastLink = link;
     this.writeToServer(link, out.take());
   }
@@ -1078,7 +1232,7 @@ export class Session {
       if (t < 0) break;
       const head = link.expect[0];
       // The relay path: rows, descriptions and the like go through by position, with no object made.
-      if (TRACKED[t] !== 1 && link.held === null && !(head && head.kind === 'sync' && head.swallow) &&
+      if (TRACKED[t] !== 1 && link.held === null && this.copyPending === null && !(head && head.kind === 'sync' && head.swallow) &&
         !(t === Backend.CommandComplete && this.copyLink === link)) {
         out.addRange(reader.buf, reader.start, reader.end);
         continue;
@@ -1096,6 +1250,23 @@ export class Session {
           lostFrame = Buffer.from(f.raw);
           break;
         }
+      }
+      if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
+        // The batch before the probe ran without error.
+        link.expect.shift();
+        if (head.local !== undefined) {
+          // What the batch answered goes first, then pgsplit's own answer.
+          if (link.held !== null) {
+            for (const h of link.held) out.add(h);
+            link.held = null;
+            link.heldBytes = 0;
+          }
+          this.writeToClient(link, out.take());
+          this.awaitingProbe = false;
+          this.runLocal(head.local);
+          finishedUnit = true;
+        }
+        continue;
       }
       if (head && head.kind === 'sync' && head.swallow) {
         // Replayed settings, or the rest of a statement the replica refused: the client asked for none of it.
@@ -1122,7 +1293,7 @@ export class Session {
             link.held = null;
             link.heldBytes = 0;
             const sync = link.expect.find((e) => e.kind === 'sync');
-            skipToSync(link);
+            this.dropExpects(popUntil(link, (e) => e.kind === 'sync'));
             if (sync) {
               sync.swallow = true;
               sync.rerun = unit;
@@ -1144,30 +1315,25 @@ export class Session {
           continue;
         }
       }
-      if (this.trackAndForward(link, f, head, error?.C)) out.addRange(reader.buf, reader.start, reader.end);
-      // A CopyInResponse may free what waits behind the COPY's batch: pump as after a ReadyForQuery.
-      if (f.type === Backend.ReadyForQuery || f.type === Backend.CopyInResponse) finishedUnit = true;
+      const cp = this.copyPending;
+      if (cp !== null && cp.link === link && cp.executes > 0 &&
+        (t === Backend.CommandComplete || t === Backend.EmptyQueryResponse || t === Backend.PortalSuspended) && --cp.executes === 0) {
+        // Every Execute of the unsynced COPY unit ended without starting COPY FROM STDIN.
+        this.copyPending = null;
+        finishedUnit = true;
+      }
+      if (this.trackAndForward(link, f, head, error?.C)) {
+        out.addRange(reader.buf, reader.start, reader.end);
+        if (error !== null && (error.V ?? error.S) === 'FATAL') link.fatalForwarded = true;
+      }
+      // A CopyInResponse or an error may free what waits (behind a COPY, a probe): pump as after a ReadyForQuery.
+      if (f.type === Backend.ReadyForQuery || f.type === Backend.CopyInResponse || f.type === Backend.ErrorResponse) finishedUnit = true;
     }
     if (heldViews && link.held !== null) {
       const held = link.held;
       for (let i = 0; i < held.length; i++) if ((held[i] as Buffer).buffer === chunk.buffer) held[i] = Buffer.from(held[i] as Buffer);
     }
-    const bufs = out.take();
-    if (bufs.length > 0 && !this.client.destroyed) {
-      // A client already behind gets copies (sized to the data), so that queued views do not pin a
-      // whole read buffer each; otherwise views, and the buffer is retained only if this write queues.
-      const backedUp = this.client.writableLength > 0;
-      if (bufs.length === 1) this.client.write(backedUp ? Buffer.from(bufs[0] as Buffer) : (bufs[0] as Buffer));
-      else {
-        this.client.cork();
-        for (const b of bufs) this.client.write(backedUp ? Buffer.from(b) : b);
-        this.client.uncork();
-      }
-      // The kernel did not take it all: the socket now holds views of the server's read buffer.
-      if (!backedUp && this.client.writableLength > 0) link.conn.retainChunk();
-      // Backpressure: stop reading from servers until the client has taken what we gave it.
-      if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
-    }
+    this.writeToClient(link, out.take());
     if (lost !== null) {
       this.onServerLost(link, lost, lostFrame);
       if (this.state === 'ready') this.pump();
@@ -1178,6 +1344,24 @@ export class Session {
       if (link.node.retiring) this.letGoIfRetired(link);
       this.pump();
     }
+  }
+
+  /** Relays server frames (views of `link`'s read buffer) to the client, with backpressure. */
+  private writeToClient(link: ServerLink, bufs: Buffer[]): void {
+    if (bufs.length === 0 || this.client.destroyed) return;
+    // A client already behind gets copies (sized to the data), so that queued views do not pin a
+    // whole read buffer each; otherwise views, and the buffer is retained only if this write queues.
+    const backedUp = this.client.writableLength > 0;
+    if (bufs.length === 1) this.client.write(backedUp ? Buffer.from(bufs[0] as Buffer) : (bufs[0] as Buffer));
+    else {
+      this.client.cork();
+      for (const b of bufs) this.client.write(backedUp ? Buffer.from(b) : b);
+      this.client.uncork();
+    }
+    // The kernel did not take it all: the socket now holds views of the server's read buffer.
+    if (!backedUp && this.client.writableLength > 0) link.conn.retainChunk();
+    // Backpressure: stop reading from servers until the client has taken what we gave it.
+    if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
   }
 
   /** The unit whose answer `link` is holding back (the first client sync it expects). */
@@ -1211,23 +1395,29 @@ export class Session {
       }
       case Backend.ErrorResponse: {
         this.ctx.onError?.(errorCode ?? SqlState.internalError);
-        skipToSync(link);
-        const sync = link.expect[0];
-        if (sync) sync.failed = true;
+        this.afterError(link);
         return true;
       }
       case Backend.ReadyForQuery: {
-        while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') link.expect.shift();
+        // A Parse or Close still expected here was skipped by the server (it followed an error).
+        this.dropExpects(popUntil(link, (e) => e.kind === 'sync'));
         const done = link.expect.shift();
+        if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
         if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
         return true;
       }
       case Backend.CopyInResponse:
         this.copyLink = link;
+        // Until the client sends one more CopyDone or CopyFail, all it sends is read as this COPY's data.
+        link.copyInBase = link.copyBase++;
+        if (this.copyPending?.link === link) this.copyPending = null;
         if (head && head.kind === 'sync' && head.extended) {
-          // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after CopyDone.
+          // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after
+          // CopyDone, and until then the batch is open (an error in the COPY skips to that Sync).
           link.expect.shift();
+          link.needsSync = true;
+          this.openBatchLink = link;
         }
         return true;
       case Backend.CopyOutResponse:
@@ -1236,12 +1426,46 @@ export class Session {
         return true;
       case Backend.CommandComplete:
         if (this.copyLink === link) this.copyLink = null;
+        link.copyInBase = null;
         return true;
       case Backend.ParameterStatus:
         this.noteParameter(...readParameterStatus(f.payload));
         return true;
       default:
         return true;
+    }
+  }
+
+  /**
+   * An ErrorResponse: the Parse/Close messages still expected before the next sync never ran. If a probe
+   * was among them, the error came from the extended messages before it and the server now skips to the
+   * client's Sync, past the Queries and function calls queued behind the probe; with no Sync sent yet,
+   * it skips what comes next too (link.skipping). Otherwise the error is the next sync's unit's own.
+   */
+  private afterError(link: ServerLink): void {
+    if (this.copyLink === link) this.copyLink = null;
+    link.copyInBase = null;
+    const skipped = popUntil(link, (e) => e.kind === 'sync');
+    if (skipped.some((e) => e.probe === true)) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
+    this.dropExpects(skipped);
+    const head = link.expect[0];
+    const pending = this.copyPending;
+    // The COPY that was to start failed (its unit's own error, or one before it in its batch).
+    if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.copyPending = null;
+    if (head !== undefined) head.failed = true;
+    else if (link.needsSync) {
+      link.skipping = true;
+      this.openBatchLink = link;
+    }
+  }
+
+  /** Undoes the bookkeeping of expectations the server will never answer, newest first. */
+  private dropExpects(skipped: Expect[]): void {
+    for (let i = skipped.length - 1; i >= 0; i--) {
+      const e = skipped[i] as Expect;
+      e.undo?.();
+      // A statement pgsplit answers itself, behind a batch that failed: skipped like a Query would be.
+      if (e.local !== undefined) this.awaitingProbe = false;
     }
   }
 
@@ -1308,6 +1532,7 @@ export class Session {
     if (link.node.role === 'primary') this.primaryDoneAt = now;
     else this.replicaDoneAt = now;
     if (this.copyLink === link) this.copyLink = null;
+    link.copyInBase = null;
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     if (!unit || !unit.decision) return;
@@ -1427,6 +1652,12 @@ export class Session {
     if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
     this.detach(link, true);
     if (!inFlight && !holds) return;
+    if (link.fatalForwarded) {
+      // The client has the server's own FATAL (a protocol violation during COPY, a terminated backend).
+      if (!this.client.destroyed) this.client.end();
+      this.close();
+      return;
+    }
     if (serverError !== undefined && !this.client.destroyed) {
       this.client.end(serverError);
       this.close();
@@ -1530,17 +1761,27 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
   return false;
 }
 
+/**
+ * The unit holds a COPY ... FROM, so its server may start COPY FROM STDIN. In an unsynced batch the
+ * statement must name STDIN (a COPY from a file there is not worth holding the session for).
+ */
+function startsCopyFrom(classifications: readonly QueryClassification[], complete: boolean): boolean {
+  for (const c of classifications) {
+    for (const s of c.statements) {
+      if (s.reason === 'copy-from' && (complete || /\bfrom\s+stdin\b/i.test(s.text))) return true;
+    }
+  }
+  return false;
+}
+
 /** The same error with severity ERROR: the session survives it. */
 function asError(e: PgsplitError): PgsplitError {
   return e.severity === 'ERROR' ? e : new PgsplitError(e.code, e.sqlState, e.message, { detail: e.detail, hint: e.hint });
 }
 
-/**
- * After an error the server skips to the next Sync: the Parse/Close messages still expected before it
- * did not happen. Their bookkeeping is undone newest first, so each name gets back its earliest value.
- */
-function skipToSync(link: ServerLink): void {
-  const skipped: Expect[] = [];
-  while (link.expect.length > 0 && (link.expect[0] as Expect).kind !== 'sync') skipped.push(link.expect.shift() as Expect);
-  for (let i = skipped.length - 1; i >= 0; i--) skipped[i]?.undo?.();
+/** Removes and returns the expectations before the first one `stop` accepts (all, if none does). */
+function popUntil(link: ServerLink, stop: (e: Expect) => boolean): Expect[] {
+  const out: Expect[] = [];
+  while (link.expect.length > 0 && !stop(link.expect[0] as Expect)) out.push(link.expect.shift() as Expect);
+  return out;
 }
