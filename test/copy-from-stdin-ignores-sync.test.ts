@@ -29,6 +29,10 @@ const streams: Record<string, StreamPart[]> = {
   'extended COPY failed by the client, then a Query before Sync (skipped)': [...copyExtended, fe.sync(), copyFail('no'), fe.query("SELECT 'q'"), fe.sync(), after],
   'extended COPY, then a Query before Sync (runs, on the same server)': [...copyExtended, fe.sync(), copyData('1\n'), copyDone(), fe.query("SELECT 'q'"), fe.sync(), after],
   'unsynced extended COPY with bad data, then a Query before Sync': [...copyExtended, copyData('x\n'), copyDone(), fe.query("SELECT 'q'"), fe.sync(), after],
+  'unsynced extended COPY sent behind another statement, Sync after its CopyDone, more after': [
+    fe.query('SELECT 1'), ...copyExtended, copyData('1\n'), copyDone(), fe.sync(), fe.query('BEGIN'),
+    fe.parse('s1', 'SELECT 1'), fe.bind('', 's1'), fe.query('SELECT 2'), fe.sync(), fe.query('ROLLBACK'),
+  ],
   'COPY of a table that does not exist, Sync where the data would be': [fe.query('COPY no_such_table FROM STDIN'), copyData('1\n'), fe.sync(), copyDone(), after],
 };
 

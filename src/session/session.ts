@@ -64,6 +64,8 @@ export interface SessionContext {
 /** One server response we are waiting for, in the order the server will send it. */
 interface Expect {
   kind: 'parse' | 'close' | 'sync';
+  /** Position on its link: how many expectations were pushed there before it (see ServerLink.push). */
+  seq?: number;
   /** Injected by pgsplit (re-prepare, settings replay): the client never sees its response. */
   swallow: boolean;
   /** For 'sync': the client unit it completes, whose effects apply when it succeeds. */
@@ -156,15 +158,19 @@ class ServerLink {
   needsSync = false;
   /** One of them failed: the server ignores everything up to the client's Sync, Queries included. */
   skipping = false;
-  /** CopyDone and CopyFail messages sent to this server. */
-  copyEndsSent = 0;
-  /** copyEndsSent when the last unit was sent: the COPY that unit starts ends at the next one. */
-  copyBase = 0;
+  /** Expectations pushed so far (the next one's seq). */
+  pushed = 0;
   /**
-   * During COPY FROM STDIN, copyEndsSent at its start: while it is still that, the client is sending the
-   * COPY's data and the server reads every message as part of it. Null outside COPY FROM STDIN.
+   * Where each CopyDone and CopyFail went in the stream sent here, as the `pushed` count when it was
+   * sent: a Sync sent between the start of a COPY FROM STDIN and the next of these is read as part of
+   * the COPY (and ignored). Only the ones at or after the first expectation still open matter.
    */
-  copyInBase: number | null = null;
+  copyEndAt: number[] = [];
+  /** During COPY FROM STDIN: the client has not sent its CopyDone or CopyFail yet, so all it sends is the COPY's. */
+  copyWindow = false;
+  /** The expectation open when the last COPY FROM STDIN started, and how many started while it was. */
+  copyInHead = -1;
+  copyInsAtHead = 0;
   /** A FATAL from this server went to the client: it already knows why the session ends. */
   fatalForwarded = false;
 
@@ -179,6 +185,11 @@ class ServerLink {
 
   get busy(): boolean {
     return this.expect.length > 0;
+  }
+
+  push(e: Expect): void {
+    e.seq = this.pushed++;
+    this.expect.push(e);
   }
 }
 
@@ -577,7 +588,7 @@ export class Session {
       }
       if (this.copyPending !== null) return;
       const copyIn = this.copyLink;
-      if (copyIn !== null && copyIn.copyInBase === copyIn.copyEndsSent) {
+      if (copyIn !== null && copyIn.copyWindow) {
         this.shiftUnit();
         if (!this.duringCopyIn(u, copyIn)) return;
         continue;
@@ -670,7 +681,7 @@ export class Session {
 
   /** Sends a probe and Flush for a statement pgsplit answers itself behind `link`'s unsynced batch. */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.expect.push({ kind: 'parse', swallow: true, probe: true, local: cmd });
+    link.push({ kind: 'parse', swallow: true, probe: true, local: cmd });
     link.prepared.delete('');
     this.awaitingProbe = true;
     this.writeToServer(link, [PROBE_PARSE, FLUSH]);
@@ -678,7 +689,14 @@ export class Session {
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
   private sendCopy(link: ServerLink, u: Unit): void {
-    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.copyEndsSent++;
+    for (const f of u.frames) {
+      if (f.type !== Frontend.CopyDone && f.type !== Frontend.CopyFail) continue;
+      link.copyWindow = false;
+      const ends = link.copyEndAt;
+      // Ends before the first open expectation can no longer matter (a client sending them outside COPY).
+      if (ends.length >= 64) link.copyEndAt = ends.filter((p) => p >= (link.expect[0]?.seq ?? link.pushed));
+      link.copyEndAt.push(link.pushed);
+    }
     this.writeToServer(link, u.frames.map((f) => f.raw));
   }
 
@@ -1002,12 +1020,11 @@ export class Session {
     // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
     const out = new FrameCoalescer();
     const idle = !link.busy;
-    link.copyBase = link.copyEndsSent;
     const replay = this.settings.replayFor(link.settingsVersion);
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     if (replay !== null && this.txStatus === 'I' && !this.openBatchLink && !link.needsSync) {
       out.add(serialize.query(replay));
-      link.expect.push({ kind: 'sync', swallow: true });
+      link.push({ kind: 'sync', swallow: true });
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
       link.prepared.delete('');
@@ -1050,7 +1067,7 @@ export class Session {
     if ((u.kind === 'simple' || u.kind === 'function') && link.needsSync) {
       // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips it.
       out.add(PROBE_PARSE);
-      link.expect.push({ kind: 'parse', swallow: true, probe: true });
+      link.push({ kind: 'parse', swallow: true, probe: true });
       link.prepared.delete('');
     }
     for (const f of u.frames) {
@@ -1080,7 +1097,7 @@ export class Session {
               restore(link.prepared, p.name, linkBefore);
             };
           }
-          link.expect.push({ kind: 'parse', swallow: false, undo });
+          link.push({ kind: 'parse', swallow: false, undo });
           link.needsSync = true;
           break;
         }
@@ -1110,7 +1127,7 @@ export class Session {
               restore(link.prepared, t.name, linkBefore);
             };
           }
-          link.expect.push({ kind: 'close', swallow: false, undo });
+          link.push({ kind: 'close', swallow: false, undo });
           link.needsSync = true;
           break;
         }
@@ -1119,7 +1136,7 @@ export class Session {
           link.needsSync = true;
           break;
         case Frontend.Sync:
-          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx });
+          link.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx });
           link.needsSync = false;
           link.skipping = false;
           break;
@@ -1127,10 +1144,10 @@ export class Session {
           // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
           link.prepared.delete('');
           this.statements.delete('');
-          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
+          link.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
           break;
         case Frontend.FunctionCall:
-          link.expect.push({ kind: 'sync', swallow: false, unit: u, extended: false });
+          link.push({ kind: 'sync', swallow: false, unit: u, extended: false });
           break;
         default:
           break;
@@ -1156,13 +1173,13 @@ export class Session {
     msg.writeInt32BE(4 + want.length, 1);
     want.copy(msg, 5);
     out.add(msg);
-    link.expect.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
+    link.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
     link.prepared.set(name, want);
   }
 
   private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
     out.add(serialize.close({ type: 'S', name }));
-    link.expect.push({ kind: 'close', swallow: true });
+    link.push({ kind: 'close', swallow: true });
     link.prepared.delete(name);
   }
 
@@ -1409,16 +1426,8 @@ export class Session {
       }
       case Backend.CopyInResponse:
         this.copyLink = link;
-        // Until the client sends one more CopyDone or CopyFail, all it sends is read as this COPY's data.
-        link.copyInBase = link.copyBase++;
         if (this.copyPending?.link === link) this.copyPending = null;
-        if (head && head.kind === 'sync' && head.extended) {
-          // PostgreSQL ignores a Sync that arrives during COPY FROM STDIN; the client sends another after
-          // CopyDone, and until then the batch is open (an error in the COPY skips to that Sync).
-          link.expect.shift();
-          link.needsSync = true;
-          this.openBatchLink = link;
-        }
+        this.startCopyIn(link, head);
         return true;
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
@@ -1426,13 +1435,45 @@ export class Session {
         return true;
       case Backend.CommandComplete:
         if (this.copyLink === link) this.copyLink = null;
-        link.copyInBase = null;
+        link.copyWindow = false;
         return true;
       case Backend.ParameterStatus:
         this.noteParameter(...readParameterStatus(f.payload));
         return true;
       default:
         return true;
+    }
+  }
+
+  /**
+   * COPY FROM STDIN started on `link`, at a message sent after every expectation already answered (and
+   * before `head`, the first still open, or with it). The Syncs the client sent after that message and
+   * before its next CopyDone/CopyFail are read as part of the COPY and ignored: they get no answer. If
+   * one was, the batch stays open until the client's next Sync (an error in the COPY skips to it).
+   */
+  private startCopyIn(link: ServerLink, head: Expect | undefined): void {
+    const h = head?.seq ?? link.pushed;
+    // A Query with several COPY FROM STDIN starts one per CopyDone the client sent after it.
+    if (link.copyInHead === h) link.copyInsAtHead++;
+    else {
+      link.copyInHead = h;
+      link.copyInsAtHead = 0;
+    }
+    const ends = link.copyEndAt.filter((p) => p >= h);
+    const end = ends[link.copyInsAtHead] ?? Infinity;
+    link.copyWindow = end === Infinity;
+    let ignored = false;
+    for (let i = 0; i < link.expect.length;) {
+      const e = link.expect[i] as Expect;
+      if ((e.seq ?? 0) >= end) break;
+      if (e.kind === 'sync' && e.extended === true) {
+        link.expect.splice(i, 1);
+        ignored = true;
+      } else i++;
+    }
+    if (ignored) {
+      link.needsSync = true;
+      this.openBatchLink = link;
     }
   }
 
@@ -1444,7 +1485,7 @@ export class Session {
    */
   private afterError(link: ServerLink): void {
     if (this.copyLink === link) this.copyLink = null;
-    link.copyInBase = null;
+    link.copyWindow = false;
     const skipped = popUntil(link, (e) => e.kind === 'sync');
     if (skipped.some((e) => e.probe === true)) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
     this.dropExpects(skipped);
@@ -1532,7 +1573,7 @@ export class Session {
     if (link.node.role === 'primary') this.primaryDoneAt = now;
     else this.replicaDoneAt = now;
     if (this.copyLink === link) this.copyLink = null;
-    link.copyInBase = null;
+    link.copyWindow = false;
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     if (!unit || !unit.decision) return;
