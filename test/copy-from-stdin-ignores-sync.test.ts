@@ -10,7 +10,7 @@
 import t from 'tap';
 import { fe } from './fixtures/raw-pg-client.js';
 import { startProxy } from './fixtures/proxy-fixture.js';
-import { answerTo, copyData, copyDone, copyFail, expectDirectAnswers, type StreamPart } from './fixtures/stream-compare.js';
+import { PAUSE, answerTo, copyData, copyDone, copyFail, expectDirectAnswers, type StreamPart } from './fixtures/stream-compare.js';
 
 t.setTimeout(240_000);
 
@@ -32,6 +32,9 @@ const streams: Record<string, StreamPart[]> = {
   'unsynced extended COPY sent behind another statement, Sync after its CopyDone, more after': [
     fe.query('SELECT 1'), ...copyExtended, copyData('1\n'), copyDone(), fe.sync(), fe.query('BEGIN'),
     fe.parse('s1', 'SELECT 1'), fe.bind('', 's1'), fe.query('SELECT 2'), fe.sync(), fe.query('ROLLBACK'),
+  ],
+  'extended COPY whose Execute comes in a later piece (after Flush), Sync after CopyDone': [
+    fe.parse('', 'COPY copy_target FROM STDIN'), fe.bind('', ''), fe.flush(), PAUSE, fe.execute(), fe.sync(), copyData('1\n'), copyDone(), fe.sync(), after,
   ],
   'COPY of a table that does not exist, Sync where the data would be': [fe.query('COPY no_such_table FROM STDIN'), copyData('1\n'), fe.sync(), copyDone(), after],
 };

@@ -28,6 +28,10 @@ const streams: Record<string, StreamPart[]> = {
   'a named statement parsed after the error does not exist': [
     ...failing, fe.parse('s1', 'SELECT 1'), fe.sync(), fe.bind('', 's1'), fe.execute(), fe.sync(), after,
   ],
+  'a Query behind a batch ends it: a SET after that is replayed on the server the batch used': [
+    ...working, fe.query('SELECT 2'), fe.query('INSERT INTO skip_t VALUES (1)'), fe.sync(), PAUSE,
+    fe.query("SET statement_timeout = '100ms'"), fe.query('SELECT pg_sleep(0.5)'),
+  ],
   'error in a Query-separated batch, the unnamed statement is used again after Sync': [
     ...failing, fe.query('SELECT 2'), fe.sync(), fe.bind('', ''), fe.execute(), fe.sync(), after,
   ],
@@ -35,5 +39,7 @@ const streams: Record<string, StreamPart[]> = {
 
 t.test('extended-protocol errors skip to Sync through pgsplit as on a direct connection', async (t) => {
   const fx = await startProxy(t, { replicas: 1 });
+  await (await fx.client()).query('CREATE TABLE skip_t (n int)');
+  await fx.cluster.waitForReplication(15_000);
   await expectDirectAnswers(t, fx, streams);
 });

@@ -54,6 +54,27 @@ t.test('local statements and Terminate behind an unsynced batch', async (t) => {
     t.equal(p.stillServes, true, 'and the session still serves');
   }
 
+  // SET pgsplit.* ends the batch as a Query would: the INSERT before it is committed, and an error in a
+  // later batch does not take it back (pgsplit once answered the SET itself and left the batch open).
+  for (const tagged of [false, true]) {
+    const a = await answerTo(fx.port, [
+      fe.parse('', 'INSERT INTO batch_left VALUES (77)'), fe.bind('', ''), fe.execute(), fe.query("SET pgsplit.max_lag = '2s'"),
+      fe.parse('', 'SELECT 1/0'), fe.bind('', ''), fe.execute(), fe.sync(),
+    ], { options: tagged ? '-c pgsplit.route=replica' : undefined, atLeast: 8 });
+    a.client.close();
+    t.same(a.messages, ['ParseComplete', 'BindComplete', 'Complete:INSERT 0 1', 'Complete:SET', 'Ready:I', 'ParseComplete', 'Error:22012', 'Ready:I'],
+      `SET pgsplit.max_lag behind an INSERT, then a failing batch (${tagged ? 'tagged' : 'untagged'})`);
+    const { rows } = await primary.query('SELECT count(*)::int AS n FROM batch_left WHERE n = 77');
+    t.equal((rows[0] as { n: number }).n, 1, 'the INSERT was committed, as a direct Query would have committed it');
+    await primary.query('DELETE FROM batch_left');
+  }
+
+  // Terminate behind an unsynced batch: the answer to what came before it still comes first.
+  const first = await answerTo(fx.port, [fe.query("SELECT pg_sleep(0.3)::text, '42'"), fe.parse('', 'SELECT 1'), fe.bind('', ''), fe.execute(), fe.terminate()], { maxMs: 5000 });
+  first.client.close();
+  t.same(first.messages, ['Fields:pg_sleep,?column?', 'Row:,42', 'Complete:SELECT 1', 'Ready:I'], 'the answer before the batch arrives, then the close');
+  t.equal(first.closed, true, 'and the session closes');
+
   // Terminate behind an unsynced INSERT: pgsplit closes at once, and the row was never committed.
   for (const tagged of [false, true]) {
     const started = Date.now();

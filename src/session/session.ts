@@ -64,8 +64,8 @@ export interface SessionContext {
 /** One server response we are waiting for, in the order the server will send it. */
 interface Expect {
   kind: 'parse' | 'close' | 'sync';
-  /** Position on its link: how many expectations were pushed there before it (see ServerLink.push). */
-  seq?: number;
+  /** The number of the unit it belongs to on its link (see ServerLink.units). */
+  unitNo?: number;
   /** Injected by pgsplit (re-prepare, settings replay): the client never sees its response. */
   swallow: boolean;
   /** For 'sync': the client unit it completes, whose effects apply when it succeeds. */
@@ -83,7 +83,10 @@ interface Expect {
    * without error; skipped, one failed and the server now ignores everything up to the client's Sync.
    */
   probe?: boolean;
-  /** For a probe: the statement pgsplit answers itself once the probe shows where the batch stands. */
+  /**
+   * For the swallowed 'sync' of the empty Query sent after a probe: the statement pgsplit answers itself
+   * once the server has run (or skipped) it in the client's place.
+   */
   local?: LocalCommand;
 }
 
@@ -95,7 +98,13 @@ interface Expect {
  * unnamed statement must survive, the link forgets it and pgsplit prepares it again before its next use.
  */
 const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
-/** Makes the server send the probe's answer now (a statement pgsplit answers has no Query to do it). */
+/**
+ * An empty Query, sent after a probe in place of a statement pgsplit answers itself: it does to the
+ * batch what the client's Query would do on a direct connection (ends it, committing its implicit
+ * transaction, and flushes its answers), or is skipped with it after an error.
+ */
+const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
+/** Makes the server answer an unsynced batch now (see copyPending). */
 const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 
 /** Messages a replica may send before the first row of a result, which can be held back. */
@@ -158,19 +167,20 @@ class ServerLink {
   needsSync = false;
   /** One of them failed: the server ignores everything up to the client's Sync, Queries included. */
   skipping = false;
-  /** Expectations pushed so far (the next one's seq). */
-  pushed = 0;
   /**
-   * Where each CopyDone and CopyFail went in the stream sent here, as the `pushed` count when it was
-   * sent: a Sync sent between the start of a COPY FROM STDIN and the next of these is read as part of
-   * the COPY (and ignored). Only the ones at or after the first expectation still open matter.
+   * Units sent here (a unit, a COPY message, a probe each count one): the number of the last. They place
+   * a COPY FROM STDIN's start among the messages around it (see Session.startCopyIn).
    */
-  copyEndAt: number[] = [];
+  units = 0;
+  /** Numbers of the units sent that may start a COPY (a Query, or one with an Execute), recent ones. */
+  starters: number[] = [];
+  /** Numbers of the CopyDone and CopyFail messages sent, recent ones. */
+  copyEnds: number[] = [];
   /** During COPY FROM STDIN: the client has not sent its CopyDone or CopyFail yet, so all it sends is the COPY's. */
   copyWindow = false;
-  /** The expectation open when the last COPY FROM STDIN started, and how many started while it was. */
-  copyInHead = -1;
-  copyInsAtHead = 0;
+  /** The unit that started the last COPY FROM STDIN, and how many more it started since (a Query may hold several). */
+  copyInUnit = -1;
+  copyInsOfUnit = 0;
   /** A FATAL from this server went to the client: it already knows why the session ends. */
   fatalForwarded = false;
 
@@ -187,9 +197,26 @@ class ServerLink {
     return this.expect.length > 0;
   }
 
+  /** Adds an expectation of the unit being sent (numbered by the last nextUnit()). */
   push(e: Expect): void {
-    e.seq = this.pushed++;
+    e.unitNo = this.units;
     this.expect.push(e);
+  }
+
+  /** Numbers the next unit sent here; `starts` when it may start a COPY. Old numbers nobody can need go. */
+  nextUnit(starts: boolean): number {
+    const n = ++this.units;
+    if (starts) {
+      if (this.starters.length >= 64) {
+        // Keep the last one at or before the first open expectation's unit (a COPY may still start there).
+        const open = this.expect[0]?.unitNo ?? Infinity;
+        let floor = -1;
+        for (const x of this.starters) if (x <= open && x > floor) floor = x;
+        this.starters = this.starters.filter((x) => x >= floor);
+      }
+      this.starters.push(n);
+    }
+    return n;
   }
 }
 
@@ -595,8 +622,10 @@ export class Session {
       }
       const batch = this.openBatchLink;
       if (u.kind === 'terminate') {
-        // Answers to an unsynced batch never come (the server holds them for a Sync): leave at once; the
-        // server rolls the batch's implicit transaction back, as it does when a client leaves mid-batch.
+        // Answers up to the last Sync or Query sent still come, and go to the client first. Those of an
+        // unsynced batch never do (the server holds them for a Sync): then leave; the server rolls the
+        // batch's implicit transaction back, as it does when a client leaves mid-batch.
+        for (const l of this.links.values()) if (l.expect.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
         this.shiftUnit();
         if (batch !== null) batch.expect.length = 0;
@@ -679,12 +708,19 @@ export class Session {
     return true;
   }
 
-  /** Sends a probe and Flush for a statement pgsplit answers itself behind `link`'s unsynced batch. */
+  /**
+   * A statement pgsplit answers itself, behind `link`'s unsynced batch: a probe and an empty Query go in
+   * its place, and it is answered when the server has answered them (see EMPTY_QUERY).
+   */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.push({ kind: 'parse', swallow: true, probe: true, local: cmd });
+    link.nextUnit(true);
+    link.push({ kind: 'parse', swallow: true, probe: true });
+    link.push({ kind: 'sync', swallow: true, local: cmd });
     link.prepared.delete('');
+    // The Query ends the server's extended-protocol batch: an error before it skips it, not what follows.
+    link.needsSync = false;
     this.awaitingProbe = true;
-    this.writeToServer(link, [PROBE_PARSE, FLUSH]);
+    this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
   }
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
@@ -692,10 +728,9 @@ export class Session {
     for (const f of u.frames) {
       if (f.type !== Frontend.CopyDone && f.type !== Frontend.CopyFail) continue;
       link.copyWindow = false;
-      const ends = link.copyEndAt;
-      // Ends before the first open expectation can no longer matter (a client sending them outside COPY).
-      if (ends.length >= 64) link.copyEndAt = ends.filter((p) => p >= (link.expect[0]?.seq ?? link.pushed));
-      link.copyEndAt.push(link.pushed);
+      // Ends before the first open expectation no longer matter (a client sending them outside COPY).
+      if (link.copyEnds.length >= 64) link.copyEnds = link.copyEnds.filter((n) => n >= (link.expect[0]?.unitNo ?? link.units));
+      link.copyEnds.push(link.nextUnit(false));
     }
     this.writeToServer(link, u.frames.map((f) => f.raw));
   }
@@ -1020,6 +1055,7 @@ export class Session {
     // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
     const out = new FrameCoalescer();
     const idle = !link.busy;
+    link.nextUnit(u.kind === 'simple' || u.frames.some((f) => f.type === Frontend.Execute));
     const replay = this.settings.replayFor(link.settingsVersion);
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     if (replay !== null && this.txStatus === 'I' && !this.openBatchLink && !link.needsSync) {
@@ -1065,10 +1101,12 @@ export class Session {
       }
     }
     if ((u.kind === 'simple' || u.kind === 'function') && link.needsSync) {
-      // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips it.
+      // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips
+      // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
       out.add(PROBE_PARSE);
       link.push({ kind: 'parse', swallow: true, probe: true });
       link.prepared.delete('');
+      link.needsSync = false;
     }
     for (const f of u.frames) {
       switch (f.type) {
@@ -1271,25 +1309,25 @@ export class Session {
       if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
         // The batch before the probe ran without error.
         link.expect.shift();
-        if (head.local !== undefined) {
-          // What the batch answered goes first, then pgsplit's own answer.
-          if (link.held !== null) {
-            for (const h of link.held) out.add(h);
-            link.held = null;
-            link.heldBytes = 0;
-          }
-          this.writeToClient(link, out.take());
-          this.awaitingProbe = false;
-          this.runLocal(head.local);
-          finishedUnit = true;
-        }
         continue;
       }
       if (head && head.kind === 'sync' && head.swallow) {
-        // Replayed settings, or the rest of a statement the replica refused: the client asked for none of it.
+        // Replayed settings, the rest of a statement the replica refused, or the empty Query in place of a
+        // statement pgsplit answers: the client asked for none of it.
         if (f.type === Backend.ReadyForQuery) {
           link.expect.shift();
-          if (head.rerun) this.rerunOnPrimary(head.rerun);
+          if (head.local !== undefined) {
+            // What the batch answered goes first, then pgsplit's own answer, with the status the server has now.
+            this.afterUnit(link, undefined, (f.payload[0] ?? 0x49) as number);
+            if (link.held !== null) {
+              for (const h of link.held) out.add(h);
+              link.held = null;
+              link.heldBytes = 0;
+            }
+            this.writeToClient(link, out.take());
+            this.awaitingProbe = false;
+            this.runLocal(head.local);
+          } else if (head.rerun) this.rerunOnPrimary(head.rerun);
           else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
           finishedUnit = true;
         } else if (error !== null && !head.rerun) {
@@ -1452,26 +1490,30 @@ export class Session {
    * one was, the batch stays open until the client's next Sync (an error in the COPY skips to it).
    */
   private startCopyIn(link: ServerLink, head: Expect | undefined): void {
-    const h = head?.seq ?? link.pushed;
+    // The COPY is the last unit sent that may start one, up to the first open expectation's (which is
+    // that unit's own, or a Sync sent after it, the only messages a server in COPY does not choke on).
+    const upTo = head?.unitNo ?? link.units;
+    let start = -1;
+    for (const n of link.starters) if (n <= upTo && n > start) start = n;
     // A Query with several COPY FROM STDIN starts one per CopyDone the client sent after it.
-    if (link.copyInHead === h) link.copyInsAtHead++;
+    if (link.copyInUnit === start) link.copyInsOfUnit++;
     else {
-      link.copyInHead = h;
-      link.copyInsAtHead = 0;
+      link.copyInUnit = start;
+      link.copyInsOfUnit = 0;
     }
-    const ends = link.copyEndAt.filter((p) => p >= h);
-    const end = ends[link.copyInsAtHead] ?? Infinity;
+    const end = link.copyEnds.filter((n) => n > start)[link.copyInsOfUnit] ?? Infinity;
     link.copyWindow = end === Infinity;
     let ignored = false;
     for (let i = 0; i < link.expect.length;) {
       const e = link.expect[i] as Expect;
-      if ((e.seq ?? 0) >= end) break;
+      if ((e.unitNo ?? 0) >= end) break;
       if (e.kind === 'sync' && e.extended === true) {
         link.expect.splice(i, 1);
         ignored = true;
       } else i++;
     }
-    if (ignored) {
+    // Unless the client's Sync after its CopyDone is sent already, the batch is open until it comes.
+    if (ignored && !link.expect.some((e) => e.kind === 'sync' && e.extended === true && (e.unitNo ?? 0) >= end)) {
       link.needsSync = true;
       this.openBatchLink = link;
     }
@@ -1487,15 +1529,17 @@ export class Session {
     if (this.copyLink === link) this.copyLink = null;
     link.copyWindow = false;
     const skipped = popUntil(link, (e) => e.kind === 'sync');
-    if (skipped.some((e) => e.probe === true)) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
+    const probeSkipped = skipped.some((e) => e.probe === true);
+    if (probeSkipped) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
     this.dropExpects(skipped);
     const head = link.expect[0];
     const pending = this.copyPending;
     // The COPY that was to start failed (its unit's own error, or one before it in its batch).
     if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.copyPending = null;
     if (head !== undefined) head.failed = true;
-    else if (link.needsSync) {
+    else if (probeSkipped || link.needsSync) {
       link.skipping = true;
+      link.needsSync = true;
       this.openBatchLink = link;
     }
   }
