@@ -6,8 +6,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseScramVerifier } from './scram.js';
+import { isMd5Hash } from './md5-hash.js';
 
-const MD5_HASH_RE = /^md5[0-9a-f]{32}$/;
 
 function md5hex(data: string | Buffer): string {
   return createHash('md5').update(data).digest('hex');
@@ -44,7 +44,7 @@ export function md5StoredHash(user: string, password: string): string {
  */
 export function md5Verify(user: string, secret: string | null, salt: Buffer, response: string): boolean {
   if (secret === null || secret === '' || parseScramVerifier(secret) !== null) return false;
-  const inner = MD5_HASH_RE.test(secret) ? secret.slice(3) : innerHash(user, secret);
+  const inner = isMd5Hash(secret) ? secret.slice(3) : innerHash(user, secret);
   const expected = Buffer.from(saltedResponse(inner, salt), 'utf8');
   const actual = Buffer.from(response, 'utf8');
   return actual.length === expected.length && timingSafeEqual(actual, expected);

@@ -25,6 +25,7 @@
  * (a few milliseconds at 4096 iterations).
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isMd5Hash } from './md5-hash.js';
 
 /** Malformed or out-of-order SCRAM input, an unsupported option, or (client side) a bad server proof. */
 export class ScramError extends Error {
@@ -177,10 +178,6 @@ export function parseScramVerifier(text: string): ScramVerifier | null {
   return { iterations, salt, storedKey, serverKey };
 }
 
-/** PostgreSQL's md5 stored form; such a secret cannot be used for SCRAM. */
-function looksLikeMd5Hash(secret: string): boolean {
-  return /^md5[0-9a-f]{32}$/.test(secret);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Server side
@@ -226,7 +223,7 @@ export class ScramServerSession {
     if (parsed !== null) {
       this.verifier = parsed;
       this.usable = true;
-    } else if (secret !== null && secret !== '' && !looksLikeMd5Hash(secret)) {
+    } else if (secret !== null && secret !== '' && !isMd5Hash(secret)) {
       const salt = randomBytes(DEFAULT_SALT_LEN);
       const { storedKey, serverKey } = computeKeys(secret, salt, DEFAULT_ITERATIONS);
       this.verifier = { iterations: DEFAULT_ITERATIONS, salt, storedKey, serverKey };

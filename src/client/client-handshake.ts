@@ -11,6 +11,7 @@ import {
 } from '../codec/backend-messages.js';
 import { readCString, readStartupParams } from '../codec/message-fields.js';
 import { md5Verify } from '../auth/md5.js';
+import { isMd5Hash } from '../auth/md5-hash.js';
 import { ScramError, ScramServerSession, makeScramVerifier, mockSalt, parseScramVerifier } from '../auth/scram.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { AuthMethod, ClientTlsMode, UserEntry } from '../config/config.js';
@@ -26,7 +27,6 @@ export interface StartupResult {
   leftover: Buffer | null;
   /** The connection from here on: the TLS socket when the client asked for TLS, else the one accepted. */
   socket: net.Socket;
-  tls: boolean;
 }
 
 /** A CancelRequest: the connection carries nothing else and is closed. */
@@ -65,7 +65,7 @@ const derivedVerifiers = new WeakMap<UserEntry, string>();
  */
 function scramSecret(entry: UserEntry): string {
   const pw = entry.password;
-  if (pw === '' || parseScramVerifier(pw) !== null || /^md5[0-9a-f]{32}$/.test(pw)) return pw;
+  if (pw === '' || parseScramVerifier(pw) !== null || isMd5Hash(pw)) return pw;
   let v = derivedVerifiers.get(entry);
   if (v === undefined) {
     v = makeScramVerifier(pw);
@@ -257,7 +257,7 @@ export class ClientHandshake {
       params.database = params.database || user;
       this.reader.startupPhase = false;
       await this.authenticate(user);
-      return { kind: 'startup', user, database: params.database, params, leftover: null, socket: this.socket, tls: this.secure };
+      return { kind: 'startup', user, database: params.database, params, leftover: null, socket: this.socket };
     }
   }
 
@@ -279,9 +279,9 @@ export class ClientHandshake {
     const entry = users.find((u) => u.name === user);
     const secret = entry?.password ?? null;
     const isVerifier = secret !== null && parseScramVerifier(secret) !== null;
-    const isMd5Hash = secret !== null && /^md5[0-9a-f]{32}$/.test(secret);
+    const md5Hash = secret !== null && isMd5Hash(secret);
     // A stored verifier can only do SCRAM and a stored md5 hash only md5, whatever auth.method says.
-    const useScram = isVerifier || (!isMd5Hash && this.opts.method === 'scram-sha-256');
+    const useScram = isVerifier || (!md5Hash && this.opts.method === 'scram-sha-256');
     if (useScram) await this.scram(user, entry === undefined ? null : scramSecret(entry));
     else await this.md5(user, secret);
     this.socket.write(authenticationOk());

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { parse } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { isMd5Hash } from '../auth/md5-hash.js';
 import {
   AUTH_METHODS,
   CLIENT_TLS_MODES,
@@ -394,13 +395,12 @@ function serverFromRaw(v: unknown, key: string, defaultName: string, ctx: Ctx): 
   return out;
 }
 
-const MD5_RE = /^md5[0-9a-f]{32}$/;
 const B64 = '[A-Za-z0-9+/]+={0,2}';
 const SCRAM_RE = new RegExp(`^SCRAM-SHA-256\\$(\\d+):(${B64})\\$(${B64}):(${B64})$`);
 
 /** What kind of secret a configured password is. */
 export function passwordKind(password: string): 'plain' | 'md5' | 'scram-sha-256' | 'bad-scram' {
-  if (MD5_RE.test(password)) return 'md5';
+  if (isMd5Hash(password)) return 'md5';
   if (password.startsWith('SCRAM-SHA-256$')) {
     const m = SCRAM_RE.exec(password);
     if (m === null) return 'bad-scram';
