@@ -7,6 +7,7 @@
 /** SQLSTATE codes pgsplit itself emits. Names follow PostgreSQL's errcodes.txt. */
 export const SqlState = {
   protocolViolation: '08P01',
+  inFailedSqlTransaction: '25P02',
   connectionFailure: '08006',
   connectionException: '08000',
   sqlclientUnableToEstablishSqlconnection: '08001',
@@ -45,6 +46,7 @@ export type PgsplitErrorCode =
   | 'SETTING_INVALID'
   | 'SHUTTING_DOWN'
   | 'LIMIT_EXCEEDED'
+  | 'TRANSACTION_ABORTED'
   | 'INTERNAL';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
@@ -139,6 +141,11 @@ export const errors = {
   settingReadOnly: (name: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.cantChangeRuntimeParam,
       `parameter "${name}" cannot be changed`, { hint: 'pgsplit.lsn is read-only: SHOW it, and hand the value to another session with SET pgsplit.after' }),
+  inFailedTransaction: () =>
+    new PgsplitError('TRANSACTION_ABORTED', SqlState.inFailedSqlTransaction,
+      'current transaction is aborted, commands ignored until end of transaction block', {
+        hint: 'end the transaction with ROLLBACK first; pgsplit answers SHOW/SET pgsplit.* as PostgreSQL answers any statement there',
+      }),
   idleInTransactionTimeout: (ms: number) =>
     new PgsplitError('LIMIT_EXCEEDED', SqlState.idleInTransactionSessionTimeout,
       `terminating connection due to idle-in-transaction timeout: the session was idle inside a transaction for ${ms} ms ` +

@@ -36,6 +36,11 @@ const streams: Record<string, StreamPart[]> = {
   'extended COPY whose Execute comes in a later piece (after Flush), Sync after CopyDone': [
     fe.parse('', 'COPY copy_target FROM STDIN'), fe.bind('', ''), fe.flush(), PAUSE, fe.execute(), fe.sync(), copyData('1\n'), copyDone(), fe.sync(), after,
   ],
+  'unsynced extended COPY behind a busy link, then a complete batch and Queries pipelined behind its CopyDone': [
+    fe.query('SELECT pg_sleep(0.3)'), ...copyExtended, copyData('1\n'), copyDone(),
+    fe.parse('', 'INSERT INTO copy_target VALUES (2)'), fe.bind('', ''), fe.execute(), fe.sync(),
+    fe.query("INSERT INTO copy_target SELECT 3 FROM pg_sleep(0.3) RETURNING 'slow'"), fe.query("SET pgsplit.max_lag = '2s'"), fe.query("SELECT 'fast'"),
+  ],
   'COPY of a table that does not exist, Sync where the data would be': [fe.query('COPY no_such_table FROM STDIN'), copyData('1\n'), fe.sync(), copyDone(), after],
 };
 

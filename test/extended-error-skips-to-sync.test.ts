@@ -32,6 +32,14 @@ const streams: Record<string, StreamPart[]> = {
     ...working, fe.query('SELECT 2'), fe.query('INSERT INTO skip_t VALUES (1)'), fe.sync(), PAUSE,
     fe.query("SET statement_timeout = '100ms'"), fe.query('SELECT pg_sleep(0.5)'),
   ],
+  'COMMIT in an unsynced piece (Flush, then Sync): the SET of the transaction follows the session': [
+    fe.query('BEGIN'), fe.query("SET statement_timeout = '100ms'"), fe.parse('', 'COMMIT'), fe.bind('', ''), fe.execute(), fe.flush(), fe.sync(),
+    PAUSE, fe.query('SELECT pg_sleep(0.5)'),
+  ],
+  'COMMIT in a piece ended by a Query: the SET of the transaction follows the session': [
+    fe.query('BEGIN'), fe.query("SET statement_timeout = '100ms'"), fe.parse('', 'COMMIT'), fe.bind('', ''), fe.execute(), fe.query('SELECT 1'),
+    PAUSE, fe.query('SELECT pg_sleep(0.5)'),
+  ],
   'error in a Query-separated batch, the unnamed statement is used again after Sync': [
     ...failing, fe.query('SELECT 2'), fe.sync(), fe.bind('', ''), fe.execute(), fe.sync(), after,
   ],

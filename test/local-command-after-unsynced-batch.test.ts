@@ -10,7 +10,7 @@ import t from 'tap';
 import pg from 'pg';
 import { fe } from './fixtures/raw-pg-client.js';
 import { startProxy } from './fixtures/proxy-fixture.js';
-import { answerTo, compareWithDirect } from './fixtures/stream-compare.js';
+import { PAUSE, answerTo, compareWithDirect } from './fixtures/stream-compare.js';
 
 t.setTimeout(180_000);
 
@@ -74,6 +74,27 @@ t.test('local statements and Terminate behind an unsynced batch', async (t) => {
   first.client.close();
   t.same(first.messages, ['Fields:pg_sleep,?column?', 'Row:,42', 'Complete:SELECT 1', 'Ready:I'], 'the answer before the batch arrives, then the close');
   t.equal(first.closed, true, 'and the session closes');
+
+  // After a local statement behind a read batch on a replica, a write goes to the primary (the empty
+  // Query ended the batch; the write once followed the stale batch to the replica and got 25006).
+  const w = await answerTo(fx.port, [fe.parse('', 'SELECT 1'), fe.bind('', ''), fe.execute(), fe.query("SET pgsplit.max_lag = '5s'"), PAUSE, fe.query('INSERT INTO batch_left VALUES (9)')], { options: '-c pgsplit.route=replica', atLeast: 8 });
+  w.client.close();
+  t.same(w.messages, ['ParseComplete', 'BindComplete', 'Row:1', 'Complete:SELECT 1', 'Complete:SET', 'Ready:I', 'Complete:INSERT 0 1', 'Ready:I'], 'tagged: the write after it runs on the primary');
+  await primary.query('DELETE FROM batch_left');
+
+  // Inside a failed transaction PostgreSQL refuses every statement but ROLLBACK: pgsplit's too.
+  const aborted = await answerTo(fx.port, [fe.query('BEGIN'), fe.query('SELECT 1/0'), fe.query('SHOW pgsplit.route'), fe.query('ROLLBACK'), fe.query('SHOW pgsplit.route')], { atLeast: 13 });
+  aborted.client.close();
+  t.same(aborted.messages, [
+    'Complete:BEGIN', 'Ready:T', 'Error:22012', 'Ready:E', 'Error:25P02', 'Ready:E', 'Complete:ROLLBACK', 'Ready:I',
+    'Fields:pgsplit.route', 'Row:primary', 'Complete:SHOW', 'Ready:I',
+  ], 'SHOW pgsplit.route in a failed transaction gets 25P02, after ROLLBACK its answer');
+
+  // Terminate after a batch ended by Flush: what the server flushed reaches the client before the close.
+  const flushed = await answerTo(fx.port, [fe.parse('', "SELECT pg_sleep(0.3)::text, 'flushed'"), fe.bind('', ''), fe.execute(), fe.flush(), fe.terminate()], { maxMs: 5000 });
+  flushed.client.close();
+  t.same(flushed.messages, ['ParseComplete', 'BindComplete', 'Row:,flushed', 'Complete:SELECT 1'], 'the flushed answers, then the close');
+  t.equal(flushed.closed, true, 'closed');
 
   // Terminate behind an unsynced INSERT: pgsplit closes at once, and the row was never committed.
   for (const tagged of [false, true]) {

@@ -88,6 +88,8 @@ interface Expect {
    * once the server has run (or skipped) it in the client's place.
    */
   local?: LocalCommand;
+  /** For a 'sync': decisions of unsynced pieces sent before it, whose effects apply with its answer. */
+  carried?: RouteDecision[];
 }
 
 /**
@@ -197,9 +199,46 @@ class ServerLink {
     return this.expect.length > 0;
   }
 
+  /** The unit of the last expectation the server answered (or skipped past), and whether that ended it. */
+  doneUnit = 0;
+  doneSync = true;
+
+  /** Removes the first expectation: the server answered it (or went past it). */
+  shift(): Expect | undefined {
+    const e = this.expect.shift();
+    if (e !== undefined) {
+      this.doneUnit = e.unitNo ?? this.doneUnit;
+      // A swallowed Sync (settings replayed ahead of a unit, the empty Query of a probe) does not end its unit.
+      this.doneSync = e.kind === 'sync' && !e.swallow;
+    }
+    return e;
+  }
+
+  /**
+   * The unit a COPY FROM STDIN starting now was sent in: the earliest that may start one and was not yet
+   * seen to end (the server went past everything up to the last answered expectation; a unit whose
+   * Sync or Query was answered has ended).
+   */
+  copyStartUnit(): number {
+    for (const n of this.starters) if (this.doneSync ? n > this.doneUnit : n >= this.doneUnit) return n;
+    return this.units;
+  }
+
+  /**
+   * Route decisions of unsynced pieces sent here that carry effects (a SET, DISCARD, COMMIT, ...), until
+   * the next Sync or Query expected takes them (see push). Bounded: a client that never syncs loses the
+   * oldest.
+   */
+  openDecisions: RouteDecision[] = [];
+
   /** Adds an expectation of the unit being sent (numbered by the last nextUnit()). */
   push(e: Expect): void {
     e.unitNo = this.units;
+    // The first answer to end the batch (a Sync's, a Query's) carries its unsynced pieces' effects.
+    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined) && this.openDecisions.length > 0) {
+      e.carried = this.openDecisions;
+      this.openDecisions = [];
+    }
     this.expect.push(e);
   }
 
@@ -207,13 +246,8 @@ class ServerLink {
   nextUnit(starts: boolean): number {
     const n = ++this.units;
     if (starts) {
-      if (this.starters.length >= 64) {
-        // Keep the last one at or before the first open expectation's unit (a COPY may still start there).
-        const open = this.expect[0]?.unitNo ?? Infinity;
-        let floor = -1;
-        for (const x of this.starters) if (x <= open && x > floor) floor = x;
-        this.starters = this.starters.filter((x) => x >= floor);
-      }
+      // Units before the last answered expectation's have ended (or are running): older ones go.
+      if (this.starters.length >= 64) this.starters = this.starters.filter((x) => x >= this.doneUnit);
       this.starters.push(n);
     }
     return n;
@@ -263,6 +297,8 @@ export class Session {
   private discardUntilSync = false;
   /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
+  /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
+  private terminating = false;
   /**
    * A COPY ... FROM unit sent whose server has not yet said whether COPY FROM STDIN started: only COPY
    * data goes on until it does, as the server reads what follows the COPY as part of its data. A unit
@@ -475,7 +511,7 @@ export class Session {
   // ---------------------------------------------------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
-    if (this.state !== 'ready') return;
+    if (this.state !== 'ready' || this.terminating) return;
     this.lastActivityAt = performance.now();
     let frames: Frame[];
     try {
@@ -602,7 +638,7 @@ export class Session {
       this.closeIfDrained();
       return;
     }
-    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && this.units.length > 0) {
+    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.terminating && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
       const u = this.units[0] as Unit;
@@ -622,14 +658,22 @@ export class Session {
       }
       const batch = this.openBatchLink;
       if (u.kind === 'terminate') {
-        // Answers up to the last Sync or Query sent still come, and go to the client first. Those of an
-        // unsynced batch never do (the server holds them for a Sync): then leave; the server rolls the
-        // batch's implicit transaction back, as it does when a client leaves mid-batch.
+        // Answers up to the last Sync or Query sent still come, and go to the client first.
         for (const l of this.links.values()) if (l.expect.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
         this.shiftUnit();
-        if (batch !== null) batch.expect.length = 0;
-        this.leave();
+        if (batch === null) {
+          this.leave();
+          return;
+        }
+        // An unsynced batch: the Terminate goes to its server, as on a direct connection. What the server
+        // sends before it ends (answers a Flush asked for) still reaches the client; the server rolls the
+        // batch's implicit transaction back. The session leaves when that server has closed.
+        this.terminating = true;
+        batch.conn.close();
+        const timer = setTimeout(() => this.leave(), this.ctx.monitorTimeoutMs);
+        timer.unref();
+        batch.conn.socket.once('close', () => clearTimeout(timer));
         return;
       }
       if (batch !== null && batch.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
@@ -713,12 +757,13 @@ export class Session {
    * its place, and it is answered when the server has answered them (see EMPTY_QUERY).
    */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.nextUnit(true);
+    link.nextUnit(false);
     link.push({ kind: 'parse', swallow: true, probe: true });
     link.push({ kind: 'sync', swallow: true, local: cmd });
     link.prepared.delete('');
     // The Query ends the server's extended-protocol batch: an error before it skips it, not what follows.
     link.needsSync = false;
+    this.openBatchLink = null;
     this.awaitingProbe = true;
     this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
   }
@@ -1174,7 +1219,8 @@ export class Session {
           link.needsSync = true;
           break;
         case Frontend.Sync:
-          link.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx });
+          // After an error in the batch the server skipped to this Sync: the batch's effects do not apply.
+          link.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx, failed: link.skipping || undefined });
           link.needsSync = false;
           link.skipping = false;
           break;
@@ -1193,6 +1239,10 @@ export class Session {
       out.add(f.raw);
     }
     if (flush) out.add(FLUSH);
+    if (u.kind === 'extended' && !u.complete && d !== undefined && hasEffects(d)) {
+      if (link.openDecisions.length >= 1024) link.openDecisions.shift();
+      link.openDecisions.push(d);
+    }
     // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
     this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.skipping ? link : null;
     this.lastLink = link;
@@ -1308,17 +1358,17 @@ export class Session {
       }
       if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
         // The batch before the probe ran without error.
-        link.expect.shift();
+        link.shift();
         continue;
       }
       if (head && head.kind === 'sync' && head.swallow) {
         // Replayed settings, the rest of a statement the replica refused, or the empty Query in place of a
         // statement pgsplit answers: the client asked for none of it.
         if (f.type === Backend.ReadyForQuery) {
-          link.expect.shift();
+          link.shift();
           if (head.local !== undefined) {
             // What the batch answered goes first, then pgsplit's own answer, with the status the server has now.
-            this.afterUnit(link, undefined, (f.payload[0] ?? 0x49) as number);
+            this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
             if (link.held !== null) {
               for (const h of link.held) out.add(h);
               link.held = null;
@@ -1428,7 +1478,7 @@ export class Session {
   /** Bookkeeping for a frame that is held back (ParseComplete / CloseComplete consume expectations). */
   private trackHeld(link: ServerLink, f: Frame, head: Expect | undefined): void {
     if ((f.type === Backend.ParseComplete && head?.kind === 'parse') || (f.type === Backend.CloseComplete && head?.kind === 'close')) {
-      link.expect.shift();
+      link.shift();
       if (head.swallow) {
         // An injected re-prepare: never shown to the client, held or not.
         (link.held as Buffer[]).pop();
@@ -1443,7 +1493,7 @@ export class Session {
       case Backend.CloseComplete: {
         const kind = f.type === Backend.ParseComplete ? 'parse' : 'close';
         if (head && head.kind === kind) {
-          link.expect.shift();
+          link.shift();
           if (head.swallow) return false;
         }
         return true;
@@ -1456,7 +1506,7 @@ export class Session {
       case Backend.ReadyForQuery: {
         // A Parse or Close still expected here was skipped by the server (it followed an error).
         this.dropExpects(popUntil(link, (e) => e.kind === 'sync'));
-        const done = link.expect.shift();
+        const done = link.shift();
         if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
         if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
@@ -1465,7 +1515,7 @@ export class Session {
       case Backend.CopyInResponse:
         this.copyLink = link;
         if (this.copyPending?.link === link) this.copyPending = null;
-        this.startCopyIn(link, head);
+        this.startCopyIn(link);
         return true;
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
@@ -1489,12 +1539,8 @@ export class Session {
    * before its next CopyDone/CopyFail are read as part of the COPY and ignored: they get no answer. If
    * one was, the batch stays open until the client's next Sync (an error in the COPY skips to it).
    */
-  private startCopyIn(link: ServerLink, head: Expect | undefined): void {
-    // The COPY is the last unit sent that may start one, up to the first open expectation's (which is
-    // that unit's own, or a Sync sent after it, the only messages a server in COPY does not choke on).
-    const upTo = head?.unitNo ?? link.units;
-    let start = -1;
-    for (const n of link.starters) if (n <= upTo && n > start) start = n;
+  private startCopyIn(link: ServerLink): void {
+    const start = link.copyStartUnit();
     // A Query with several COPY FROM STDIN starts one per CopyDone the client sent after it.
     if (link.copyInUnit === start) link.copyInsOfUnit++;
     else {
@@ -1578,6 +1624,8 @@ export class Session {
     const unit = this.heldUnit(link);
     const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);
     if (!unit || !unit.retryable || syncs !== 1) return false;
+    // A statement pgsplit answers itself waits behind it there: it would be lost with the link.
+    if (link.expect.some((e) => e.local !== undefined)) return false;
     this.ctx.onRetry?.(link.name);
     this.log.warn({ node: link.name }, 'replica failed before answering a read; running it elsewhere');
     const undo = unit.registryUndo ?? [];
@@ -1620,14 +1668,16 @@ export class Session {
     link.copyWindow = false;
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
-    if (!unit || !unit.decision) return;
-    const ok = !done.failed;
+    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
+    const decisions = done?.carried ?? [];
+    if (unit?.decision) decisions.push(unit.decision);
+    const ok = done?.failed !== true;
     const committed = (cb: () => void) => {
       if (status === 'I' && before === 'I') cb();
       else this.txPendingSettings.push(cb);
     };
     let endsTx: 'commit' | 'rollback' | null = null;
-    for (const c of unit.decision.classifications) {
+    for (const c of decisions.flatMap((d) => d.classifications)) {
       for (const s of c.statements) {
         if (s.transaction === 'commit') endsTx = 'commit';
         else if (s.transaction === 'rollback') endsTx = 'rollback';
@@ -1730,6 +1780,12 @@ export class Session {
    */
   private onServerLost(link: ServerLink, why: string, serverError?: Buffer): void {
     if (this.links.get(link.node) !== link || this.state === 'closed') return;
+    if (this.terminating) {
+      // The end the client asked for (see pump, Terminate): it has had all the server sent.
+      this.detach(link);
+      this.leave();
+      return;
+    }
     const inFlight = link.busy;
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
@@ -1759,6 +1815,12 @@ export class Session {
     const rfq = readyForQuery(this.txStatus);
     if (cmd.kind === 'ready') {
       this.client.write(rfq);
+      return;
+    }
+    if (this.txStatus === 'E') {
+      const e = errors.inFailedTransaction();
+      this.ctx.onError?.(e.sqlState);
+      this.client.write(Buffer.concat([errorFor(e), rfq]));
       return;
     }
     if (cmd.kind === 'error') {
@@ -1859,6 +1921,14 @@ function startsCopyFrom(classifications: readonly QueryClassification[], complet
   return false;
 }
 
+/** Whether the statements of a decision change session settings or end a transaction. */
+function hasEffects(d: RouteDecision): boolean {
+  for (const c of d.classifications) {
+    for (const s of c.statements) if (s.setting || s.discard || s.transaction === 'commit' || s.transaction === 'rollback') return true;
+  }
+  return false;
+}
+
 /** The same error with severity ERROR: the session survives it. */
 function asError(e: PgsplitError): PgsplitError {
   return e.severity === 'ERROR' ? e : new PgsplitError(e.code, e.sqlState, e.message, { detail: e.detail, hint: e.hint });
@@ -1867,6 +1937,6 @@ function asError(e: PgsplitError): PgsplitError {
 /** Removes and returns the expectations before the first one `stop` accepts (all, if none does). */
 function popUntil(link: ServerLink, stop: (e: Expect) => boolean): Expect[] {
   const out: Expect[] = [];
-  while (link.expect.length > 0 && !stop(link.expect[0] as Expect)) out.push(link.expect.shift() as Expect);
+  while (link.expect.length > 0 && !stop(link.expect[0] as Expect)) out.push(link.shift() as Expect);
   return out;
 }
