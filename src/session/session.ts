@@ -242,15 +242,18 @@ class ServerLink {
     this.expect.push(e);
   }
 
-  /** Numbers the next unit sent here; `starts` when it may start a COPY. Old numbers nobody can need go. */
+  /** Numbers the next unit sent here; `starts` when it may start a COPY. */
   nextUnit(starts: boolean): number {
     const n = ++this.units;
-    if (starts) {
-      // Units before the last answered expectation's have ended (or are running): older ones go.
-      if (this.starters.length >= 64) this.starters = this.starters.filter((x) => x >= this.doneUnit);
-      this.starters.push(n);
-    }
+    if (starts) this.markStarter();
     return n;
+  }
+
+  /** The unit being sent may start a COPY (a Query, an Execute). Old numbers nobody can need go. */
+  markStarter(): void {
+    // Units before the last answered expectation's have ended (or are running): older ones go.
+    if (this.starters.length >= 64) this.starters = this.starters.filter((x) => x >= this.doneUnit);
+    this.starters.push(this.units);
   }
 }
 
@@ -1100,7 +1103,8 @@ export class Session {
     // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
     const out = new FrameCoalescer();
     const idle = !link.busy;
-    link.nextUnit(u.kind === 'simple' || u.frames.some((f) => f.type === Frontend.Execute));
+    // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
+    link.nextUnit(u.kind === 'simple');
     const replay = this.settings.replayFor(link.settingsVersion);
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     if (replay !== null && this.txStatus === 'I' && !this.openBatchLink && !link.needsSync) {
@@ -1215,6 +1219,9 @@ export class Session {
           break;
         }
         case Frontend.Execute:
+          if (link.starters.at(-1) !== link.units) link.markStarter();
+          link.needsSync = true;
+          break;
         case Frontend.Flush:
           link.needsSync = true;
           break;
