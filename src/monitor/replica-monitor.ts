@@ -224,11 +224,11 @@ export class ReplicaMonitor {
     return res.rows;
   }
 
-  /** Rejects when `work` takes longer than monitor.timeout_ms. */
+  /** Rejects when `work` takes longer than monitor.timeout. */
   private async withTimeout<T>(work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.timeoutMs} ms (monitor.timeout_ms)`)), this.opts.timeoutMs);
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.timeoutMs} ms (monitor.timeout)`)), this.opts.timeoutMs);
     });
     try {
       return await Promise.race([work, timeout]);
