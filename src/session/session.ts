@@ -108,6 +108,7 @@ const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
 const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
 /** Makes the server answer an unsynced batch now (see copyPending). */
 const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
+const NO_DECISIONS: readonly RouteDecision[] = [];
 
 /** Messages a replica may send before the first row of a result, which can be held back. */
 const HOLDABLE = new Set<number>([
@@ -240,6 +241,24 @@ class ServerLink {
       this.openDecisions = [];
     }
     this.expect.push(e);
+  }
+
+  /**
+   * Expects the answer to a probe (PROBE_PARSE) about to be sent. It destroys the server's unnamed
+   * statement (prepared again where the client uses it next), and what follows it (a Query, a
+   * FunctionCall, the empty Query) ends the server's extended batch.
+   */
+  pushProbe(): void {
+    this.push({ kind: 'parse', swallow: true, probe: true });
+    this.prepared.delete('');
+    this.needsSync = false;
+  }
+
+  /** Records a CopyDone/CopyFail sent now (its unit number). Ends before the last answered expectation's unit no longer matter. */
+  copyEndSent(): void {
+    this.copyWindow = false;
+    if (this.copyEnds.length >= 64) this.copyEnds = this.copyEnds.filter((n) => n >= this.doneUnit);
+    this.copyEnds.push(this.nextUnit(false));
   }
 
   /** Numbers the next unit sent here; `starts` when it may start a COPY. */
@@ -761,11 +780,9 @@ export class Session {
    */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
     link.nextUnit(false);
-    link.push({ kind: 'parse', swallow: true, probe: true });
+    link.pushProbe();
     link.push({ kind: 'sync', swallow: true, local: cmd });
-    link.prepared.delete('');
-    // The Query ends the server's extended-protocol batch: an error before it skips it, not what follows.
-    link.needsSync = false;
+    // The empty Query ends the batch: an error before it skips it, not what follows.
     this.openBatchLink = null;
     this.awaitingProbe = true;
     this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
@@ -773,13 +790,7 @@ export class Session {
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
   private sendCopy(link: ServerLink, u: Unit): void {
-    for (const f of u.frames) {
-      if (f.type !== Frontend.CopyDone && f.type !== Frontend.CopyFail) continue;
-      link.copyWindow = false;
-      // Ends before the first open expectation no longer matter (a client sending them outside COPY).
-      if (link.copyEnds.length >= 64) link.copyEnds = link.copyEnds.filter((n) => n >= (link.expect[0]?.unitNo ?? link.units));
-      link.copyEnds.push(link.nextUnit(false));
-    }
+    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.copyEndSent();
     this.writeToServer(link, u.frames.map((f) => f.raw));
   }
 
@@ -1153,11 +1164,11 @@ export class Session {
       // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips
       // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
       out.add(PROBE_PARSE);
-      link.push({ kind: 'parse', swallow: true, probe: true });
-      link.prepared.delete('');
-      link.needsSync = false;
+      link.pushProbe();
     }
     for (const f of u.frames) {
+      // Any extended message but Sync leaves the server something an error would skip to the next Sync.
+      if (u.kind === 'extended' && f.type !== Frontend.Sync) link.needsSync = true;
       switch (f.type) {
         case Frontend.Parse: {
           const p = readParse(f.payload);
@@ -1185,19 +1196,16 @@ export class Session {
             };
           }
           link.push({ kind: 'parse', swallow: false, undo });
-          link.needsSync = true;
           break;
         }
         case Frontend.Bind: {
           const b = readBind(f.payload);
           if (b) this.ensurePrepared(link, b.statement, out);
-          link.needsSync = true;
           break;
         }
         case Frontend.Describe: {
           const t = readTarget(f.payload);
           if (t && t.kind === 'S') this.ensurePrepared(link, t.name, out);
-          link.needsSync = true;
           break;
         }
         case Frontend.Close: {
@@ -1215,15 +1223,10 @@ export class Session {
             };
           }
           link.push({ kind: 'close', swallow: false, undo });
-          link.needsSync = true;
           break;
         }
         case Frontend.Execute:
           if (link.starters.at(-1) !== link.units) link.markStarter();
-          link.needsSync = true;
-          break;
-        case Frontend.Flush:
-          link.needsSync = true;
           break;
         case Frontend.Sync:
           // After an error in the batch the server skipped to this Sync: the batch's effects do not apply.
@@ -1529,8 +1532,7 @@ export class Session {
         this.copyLink = link;
         return true;
       case Backend.CommandComplete:
-        if (this.copyLink === link) this.copyLink = null;
-        link.copyWindow = false;
+        this.copyEnded(link);
         return true;
       case Backend.ParameterStatus:
         this.noteParameter(...readParameterStatus(f.payload));
@@ -1572,6 +1574,12 @@ export class Session {
     }
   }
 
+  /** A COPY on `link` (if any) is over: it completed, failed, or its statement's answer ended. */
+  private copyEnded(link: ServerLink): void {
+    if (this.copyLink === link) this.copyLink = null;
+    link.copyWindow = false;
+  }
+
   /**
    * An ErrorResponse: the Parse/Close messages still expected before the next sync never ran. If a probe
    * was among them, the error came from the extended messages before it and the server now skips to the
@@ -1579,8 +1587,7 @@ export class Session {
    * it skips what comes next too (link.skipping). Otherwise the error is the next sync's unit's own.
    */
   private afterError(link: ServerLink): void {
-    if (this.copyLink === link) this.copyLink = null;
-    link.copyWindow = false;
+    this.copyEnded(link);
     const skipped = popUntil(link, (e) => e.kind === 'sync');
     const probeSkipped = skipped.some((e) => e.probe === true);
     if (probeSkipped) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
@@ -1671,20 +1678,32 @@ export class Session {
     const now = performance.now();
     if (link.node.role === 'primary') this.primaryDoneAt = now;
     else this.replicaDoneAt = now;
-    if (this.copyLink === link) this.copyLink = null;
-    link.copyWindow = false;
+    this.copyEnded(link);
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
-    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
-    const decisions = done?.carried ?? [];
-    if (unit?.decision) decisions.push(unit.decision);
     const ok = done?.failed !== true;
     const committed = (cb: () => void) => {
       if (status === 'I' && before === 'I') cb();
       else this.txPendingSettings.push(cb);
     };
     let endsTx: 'commit' | 'rollback' | null = null;
-    for (const c of decisions.flatMap((d) => d.classifications)) {
+    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
+    for (const d of done?.carried ?? NO_DECISIONS) endsTx = this.unitEffects(link, d, ok, committed) ?? endsTx;
+    if (unit?.decision) endsTx = this.unitEffects(link, unit.decision, ok, committed) ?? endsTx;
+    if (before !== 'I' && status === 'I') {
+      const pending = this.txPendingSettings;
+      this.txPendingSettings = [];
+      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
+    }
+  }
+
+  /**
+   * The effects of one routed piece whose answer came (`ok`: without error): settings and DISCARD, through
+   * `committed` (at once, or when the transaction commits). Returns how it ends a transaction, if it does.
+   */
+  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean, committed: (cb: () => void) => void): 'commit' | 'rollback' | null {
+    let endsTx: 'commit' | 'rollback' | null = null;
+    for (const c of d.classifications) {
       for (const s of c.statements) {
         if (s.transaction === 'commit') endsTx = 'commit';
         else if (s.transaction === 'rollback') endsTx = 'rollback';
@@ -1704,11 +1723,7 @@ export class Session {
         }
       }
     }
-    if (before !== 'I' && status === 'I') {
-      const pending = this.txPendingSettings;
-      this.txPendingSettings = [];
-      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
-    }
+    return endsTx;
   }
 
   private applySetting(link: ServerLink, name: string, text: string): void {
@@ -1907,11 +1922,16 @@ function restore<V>(map: Map<string, V>, key: string, value: V | undefined): voi
 
 /** True when a unit ends the transaction it runs in, so the next unit's server depends on its outcome. */
 function endsTransaction(classifications: readonly QueryClassification[]): boolean {
-  for (const c of classifications) {
-    for (const s of c.statements) {
-      if ((s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain) return true;
-    }
-  }
+  return someStatement(classifications, isTransactionEnd);
+}
+
+type Statement = QueryClassification['statements'][number];
+const isTransactionEnd = (s: Statement): boolean => (s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain;
+const isEffect = (s: Statement): boolean => s.setting !== undefined || s.discard === true || s.transaction === 'commit' || s.transaction === 'rollback';
+
+/** Whether any statement of the classified queries passes `test` (a module-level predicate: no closure per call). */
+function someStatement(classifications: readonly QueryClassification[], test: (s: Statement) => boolean): boolean {
+  for (const c of classifications) for (const s of c.statements) if (test(s)) return true;
   return false;
 }
 
@@ -1920,20 +1940,14 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
  * statement must name STDIN (a COPY from a file there is not worth holding the session for).
  */
 function startsCopyFrom(classifications: readonly QueryClassification[], complete: boolean): boolean {
-  for (const c of classifications) {
-    for (const s of c.statements) {
-      if (s.reason === 'copy-from' && (complete || /\bfrom\s+stdin\b/i.test(s.text))) return true;
-    }
-  }
-  return false;
+  return someStatement(classifications, complete ? copyFrom : copyFromStdin);
 }
+const copyFrom = (s: Statement): boolean => s.reason === 'copy-from';
+const copyFromStdin = (s: Statement): boolean => s.reason === 'copy-from' && /\bfrom\s+stdin\b/i.test(s.text);
 
 /** Whether the statements of a decision change session settings or end a transaction. */
 function hasEffects(d: RouteDecision): boolean {
-  for (const c of d.classifications) {
-    for (const s of c.statements) if (s.setting || s.discard || s.transaction === 'commit' || s.transaction === 'rollback') return true;
-  }
-  return false;
+  return someStatement(d.classifications, isEffect);
 }
 
 /** The same error with severity ERROR: the session survives it. */
