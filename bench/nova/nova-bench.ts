@@ -38,6 +38,7 @@ import { LocalCluster, type LocalNode } from '../../src/cluster/local-cluster.js
 import { resolveConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ProxyServer } from '../../src/proxy/proxy-server.js';
+import { Rng } from '../../test/fixtures/rng.js';
 import { API_REQUESTS, COMPUTE_TASKS, NOVA_TABLES, NovaWorkload, sumCounters, type NovaIntervals, type NovaTaskName } from '../../src/demo/nova-workload.js';
 import {
   formatChange,
@@ -120,17 +121,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** mulberry32: a small seeded generator, so both phases make the same random choices. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function distribution(values: readonly (number | null)[]): Distribution {
   const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
@@ -431,6 +421,8 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
   const tagged = name === 'tagged';
   log(`${name}: recreating the nova database and seeding ${opts.computeHosts} hosts x ${opts.instancesPerHost} instances (through pgsplit, untagged)`);
   await recreateNovaDatabase(cluster);
+  // Seeded, so both phases make the same random choices.
+  const rng = new Rng(opts.seed);
   const workload = new NovaWorkload({
     connection: ctx.connection,
     slaveConnection: ctx.slaveConnection,
@@ -440,7 +432,7 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
     instancesPerHost: opts.instancesPerHost,
     intervals: opts.intervals,
     auditPeriodMs: opts.auditPeriodMs,
-    random: seededRandom(opts.seed),
+    random: () => rng.float(),
   });
   const harnessErrors: string[] = [];
   const probes: StalenessProbe[] = [];
