@@ -124,7 +124,7 @@ t.test('a file with only primary gets every default', async (t) => {
   t.equal(cfg.auth.method, 'scram-sha-256');
   t.strictSame(cfg.routing, {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
-    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
+    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
   t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
   t.strictSame(cfg.limits, {

@@ -4,9 +4,10 @@ import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import {
-  backendKeyData, commandComplete, dataRow, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
+  backendKeyData, bindComplete, closeComplete, commandComplete, dataRow, errorFor, errorResponse, noData, parameterDescription, parameterStatus,
+  parseComplete, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
-import { readBind, readDataRow, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readCString, readDataRow, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -19,7 +20,8 @@ import { parseDurationMs } from '../router/route-hint.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
-import { parseLocalCommand, type LocalCommand } from './local-command.js';
+import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
+import { LocalStatements, type LocalFrame } from './extended-local.js';
 import {
   TaggedTransaction, isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from './tagged-transaction.js';
@@ -95,6 +97,12 @@ interface Expect {
   local?: LocalCommand;
   /** For a 'sync': decisions of unsynced pieces sent before it, whose effects apply with its answer. */
   carried?: RouteDecision[];
+  /**
+   * For a swallowed 'sync': the Sync pgsplit sent (after a probe) to end a replica's unsynced batch before a
+   * statement that must run on the primary. Failed, the batch had an error: the client's messages up to its
+   * own Sync are skipped, as the server would have skipped them.
+   */
+  endsBatch?: boolean;
   /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
   capture?: (row: Array<string | null> | null) => void;
 }
@@ -124,6 +132,11 @@ const SHOW_ISOLATION = (() => {
 })();
 /** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
 const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
+/** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
+const SYNC: Frame = (() => {
+  const raw = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
+  return { type: Frontend.Sync, raw, payload: raw.subarray(5) } as Frame;
+})();
 /** Makes the server answer an unsynced batch now (see copyPending). */
 const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 const NO_DECISIONS: readonly RouteDecision[] = [];
@@ -265,7 +278,7 @@ class ServerLink {
   push(e: Expect): void {
     e.unitNo = this.units;
     // The first answer to end the batch (a Sync's, a Query's) carries its unsynced pieces' effects.
-    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined) && this.openDecisions.length > 0) {
+    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined || e.endsBatch === true) && this.openDecisions.length > 0) {
       e.carried = this.openDecisions;
       this.openDecisions = [];
     }
@@ -336,6 +349,8 @@ export class Session {
   /** By node: a replica replaced by a reload may share its name with the one in service. */
   private readonly links = new Map<NodeEntry, ServerLink>();
   private readonly statements = new Map<string, Buffer>();
+  /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
+  private readonly localStatements = new LocalStatements();
   private readonly settings = new SessionSettings();
   private readonly units: Unit[] = [];
   private building: Unit | null = null;
@@ -393,6 +408,10 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
+  /** The tag the session started with (RESET pgsplit.route returns to it). */
+  private readonly startupTag: { tagged: boolean; source: string };
+  /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
+  private startupError: PgsplitError | null = null;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
   private lastActivityAt = performance.now();
 
@@ -421,6 +440,14 @@ export class Session {
     this.serverParams = params;
 
     const appName = opts.params.application_name ?? '';
+    // pgsplit settings given at startup (options=-c pgsplit.NAME=VALUE) are checked like a SET: a mistake
+    // refuses the connection (see start) instead of leaving the session silently untagged.
+    for (const [name, raw] of Object.entries(split.pgsplit)) {
+      const cmd = checkSetting(name, raw);
+      if (cmd.kind === 'error') this.startupError ??= cmd.error;
+      else if (cmd.kind === 'set' && name === 'max_lag') this.maxLagMs = parseDurationMs(cmd.value) ?? null;
+      else if (cmd.kind === 'set' && name === 'after') this.afterLsn = parseLsn(cmd.value);
+    }
     const route = split.pgsplit.route?.toLowerCase();
     if (route === 'replica' || route === 'primary') {
       this.tagged = route === 'replica';
@@ -432,6 +459,7 @@ export class Session {
       this.tagged = opts.ctx.defaultRoute === 'replica';
       this.tagSource = 'default';
     }
+    this.startupTag = { tagged: this.tagged, source: this.tagSource };
   }
 
   /**
@@ -444,6 +472,10 @@ export class Session {
       this.log.debug({ err: e.message }, 'client socket error');
       this.close();
     });
+    if (this.startupError !== null) {
+      this.failStartup(this.startupError);
+      return;
+    }
     let home: ServerLink;
     try {
       home = await this.attachFor(this.tagged ? 'replica' : 'primary');
@@ -453,7 +485,10 @@ export class Session {
     }
     if (this.state === 'closed') return;
     const out: Buffer[] = [];
-    for (const [k, v] of home.conn.parameters) {
+    for (const [k, rv] of home.conn.parameters) {
+      // A tagged session's writes go to the primary: it must not look like a standby to the client (libpq
+      // target_session_attrs=read-write and pgjdbc targetServerType=primary would refuse it).
+      const v = k === 'in_hot_standby' && home.node.role === 'replica' ? 'off' : rv;
       out.push(parameterStatus(k, v));
       this.noteParameter(k, v);
     }
@@ -605,6 +640,7 @@ export class Session {
           return false;
         }
         const local = parseLocalCommand(q);
+        this.localStatements.forgetUnnamed();
         this.enqueue(local
           ? unit('local', [], true, [], 0, local)
           : unit('simple', [f], true, [q], f.raw.length));
@@ -662,6 +698,22 @@ export class Session {
   }
 
   private enqueue(u: Unit): void {
+    if (u.kind === 'extended') {
+      const parts = this.localStatements.split(u.frames);
+      if (parts !== null) {
+        // pgsplit's own statements in the batch: what comes before goes to the server first (unsynced), the
+        // run about them is answered here, and what follows is a batch of its own.
+        if (parts.before.length > 0) this.pushUnit(unit('extended', parts.before, false, [], sumBytes(parts.before)));
+        const sync = parts.local.some((l) => l.frame.type === Frontend.Sync);
+        this.pushUnit(unit('local', [], true, [], sumBytes(parts.local.map((l) => l.frame)), { kind: 'extended', frames: parts.local, sync }));
+        if (parts.after.length > 0) this.pushUnit(unit('extended', parts.after, u.complete, [], sumBytes(parts.after)));
+        return;
+      }
+    }
+    this.pushUnit(u);
+  }
+
+  private pushUnit(u: Unit): void {
     this.units.push(u);
     this.queuedBytes += u.bytes;
     // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
@@ -736,6 +788,11 @@ export class Session {
         batch.conn.socket.once('close', () => clearTimeout(timer));
         return;
       }
+      if (batch !== null && batch.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
+        // pgsplit's own messages behind a failed batch: skipped, but their Sync is the server's to answer.
+        this.units[0] = unit('extended', [SYNC], true, [], 0);
+        continue;
+      }
       if (batch !== null && batch.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
         // After an error in the batch the server ignores everything up to the client's Sync, Queries
         // included: this one gets no answer, exactly as on a direct connection.
@@ -777,6 +834,21 @@ export class Session {
         this.detach(tx, true);
         this.fatal(errors.transactionServerDown(tx.name, tx.node.failReason ?? 'out of rotation'));
         return;
+      }
+      const batchLink = this.openBatchLink;
+      if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.skipping && !u.forcePrimary &&
+        (u.kind === 'simple' || u.kind === 'extended' || u.kind === 'function')) {
+        // An unsynced batch of reads is open on a replica (a driver prepared with Parse/Describe/Flush): a
+        // statement that must run on the primary does not follow it there (it would fail with 25006). The
+        // batch is ended first; how it went decides what happens to what the client sent after it.
+        this.openBatchLink = null;
+        this.chooseTarget(u);
+        this.openBatchLink = batchLink;
+        if (u.decision?.target === 'primary') {
+          if (batchLink.busy && batchLink.expect.some((e) => e.kind === 'sync')) return;
+          this.endReplicaBatch(batchLink);
+          return;
+        }
       }
       const choice = this.chooseTarget(u);
       if (this.isolation === null && u.decision?.target === 'replica' && (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
@@ -868,6 +940,16 @@ export class Session {
       this.txStatus = 'I';
     }
     this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
+  }
+
+  /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsBatch). */
+  private endReplicaBatch(link: ServerLink): void {
+    link.nextUnit(false);
+    link.pushProbe();
+    link.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true });
+    this.openBatchLink = null;
+    this.awaitingInternal = true;
+    this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
   }
 
   /**
@@ -1635,6 +1717,10 @@ export class Session {
             this.writeToClient(link, out.take());
             this.awaitingProbe = false;
             this.runLocal(head.local);
+          } else if (head.endsBatch === true) {
+            this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
+            this.awaitingInternal = false;
+            if (head.failed === true) this.skipToClientSync();
           } else if (head.rerun) this.rerunOnPrimary(head.rerun);
           else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
           if (head.capture !== undefined) {
@@ -2109,50 +2195,101 @@ export class Session {
       this.client.write(rfq);
       return;
     }
-    if (this.txStatus === 'E') {
-      const e = errors.inFailedTransaction();
+    if (cmd.kind === 'extended') {
+      this.answerExtendedLocally(cmd.frames);
+      return;
+    }
+    const r = this.applyLocal(cmd);
+    if (r instanceof PgsplitError) {
+      this.ctx.onError?.(r.sqlState);
+      this.client.write(Buffer.concat([errorFor(r), rfq]));
+    } else if (r.show !== undefined) {
+      this.client.write(Buffer.concat([rowDescription([r.show.column]), dataRow([r.show.value]), commandComplete('SHOW'), rfq]));
+    } else {
+      this.client.write(Buffer.concat([commandComplete(r.tag), rfq]));
+    }
+  }
+
+  /**
+   * Parse, Bind, Describe, Execute, Close and Sync of pgsplit's own statements (see LocalStatements),
+   * answered as a server answers them. After an error the rest is skipped up to the client's Sync.
+   */
+  private answerExtendedLocally(frames: readonly LocalFrame[]): void {
+    const out: Buffer[] = [];
+    let failed = false;
+    const fail = (e: PgsplitError): void => {
       this.ctx.onError?.(e.sqlState);
-      this.client.write(Buffer.concat([errorFor(e), rfq]));
-      return;
+      out.push(errorFor(e));
+      failed = true;
+    };
+    for (const { frame: f, cmd } of frames) {
+      if (f.type === Frontend.Sync) {
+        out.push(readyForQuery(this.txStatus));
+        failed = false;
+        continue;
+      }
+      if (failed || f.type === Frontend.Flush) continue;
+      if (this.txStatus === 'E') {
+        fail(errors.inFailedTransaction());
+        continue;
+      }
+      if (f.type === Frontend.Parse) out.push(parseComplete());
+      else if (f.type === Frontend.Bind) out.push(bindComplete());
+      else if (f.type === Frontend.Close) out.push(closeComplete());
+      else if (f.type === Frontend.Describe) {
+        if (f.payload[0] === 0x53) out.push(parameterDescription());
+        out.push(cmd?.kind === 'show' ? rowDescription([`pgsplit.${cmd.name}`]) : noData());
+      } else if (f.type === Frontend.Execute) {
+        const r = cmd === undefined ? errors.internal('a pgsplit portal without its statement')
+          : cmd.kind === 'show' && cmd.name === 'lsn' ? errors.lsnNeedsSimpleQuery()
+            : cmd.kind === 'set' || cmd.kind === 'reset' || cmd.kind === 'show' || cmd.kind === 'error' ? this.applyLocal(cmd) : errors.internal('not a pgsplit statement');
+        if (r instanceof PgsplitError) fail(r);
+        else if (r.show !== undefined) out.push(dataRow([r.show.value]), commandComplete('SHOW'));
+        else out.push(commandComplete(r.tag));
+      }
     }
-    if (cmd.kind === 'error') {
-      this.ctx.onError?.(cmd.error.sqlState);
-      this.client.write(Buffer.concat([errorFor(cmd.error), rfq]));
-      return;
-    }
-    if (cmd.kind === 'show') {
-      const value = this.localSetting(cmd.name);
-      if (value === null) {
-        this.ctx.onError?.(SqlState.undefinedObject);
-        this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
+    this.client.write(Buffer.concat(out));
+    // An error with no Sync in this run: the server-side rule is to skip everything up to it.
+    if (failed) this.skipToClientSync();
+  }
+
+  /**
+   * After an error in pgsplit's own extended messages, as a server does: everything up to the client's
+   * next Sync is dropped, and that Sync is answered with ReadyForQuery.
+   */
+  private skipToClientSync(): void {
+    while (this.units.length > 0) {
+      const next = this.units[0] as Unit;
+      this.shiftUnit();
+      const synced = next.kind === 'extended' ? next.complete : next.kind === 'local' && next.local?.kind === 'extended' && next.local.sync;
+      if (synced) {
+        this.client.write(readyForQuery(this.txStatus));
         return;
       }
-      this.client.write(Buffer.concat([rowDescription([`pgsplit.${cmd.name}`]), dataRow([value]), commandComplete('SHOW'), rfq]));
-      return;
     }
-    // set / reset (values were checked by parseLocalCommand)
-    const done = (): void => {
-      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
-    };
-    if (cmd.name === 'max_lag') {
-      this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
-      done();
-      return;
+    this.building = null;
+    this.discardUntilSync = true;
+  }
+
+  /** Applies SET / RESET / SHOW of a pgsplit setting: the command tag (and the value SHOW shows), or the error. */
+  private applyLocal(cmd: Extract<LocalCommand, { kind: 'set' | 'reset' | 'show' | 'error' }>): PgsplitError | { tag: string; show?: { column: string; value: string } } {
+    if (this.txStatus === 'E') return errors.inFailedTransaction();
+    if (cmd.kind === 'error') return cmd.error;
+    if (cmd.kind === 'show') {
+      const value = this.localSetting(cmd.name);
+      if (value === null) return errors.unknownSetting(`pgsplit.${cmd.name}`);
+      return { tag: 'SHOW', show: { column: `pgsplit.${cmd.name}`, value } };
     }
-    if (cmd.name === 'after') {
-      this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
-      done();
-      return;
-    }
-    if (cmd.name === 'route') {
-      const v = cmd.value === null ? this.ctx.defaultRoute : cmd.value.toLowerCase();
-      this.tagged = v === 'replica';
-      this.tagSource = cmd.value === null ? 'default' : 'set';
-      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
-      return;
-    }
-    this.ctx.onError?.(SqlState.undefinedObject);
-    this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
+    const tag = cmd.kind === 'set' || cmd.viaSet === true ? 'SET' : 'RESET';
+    if (cmd.name === 'max_lag') this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
+    else if (cmd.name === 'after') this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
+    else if (cmd.name === 'route') {
+      // RESET returns to the session's value at startup (its options, application_name or the default),
+      // as PostgreSQL's RESET does.
+      this.tagged = cmd.value === null ? this.startupTag.tagged : cmd.value.toLowerCase() === 'replica';
+      this.tagSource = cmd.value === null ? this.startupTag.source : 'set';
+    } else return errors.unknownSetting(`pgsplit.${cmd.name}`);
+    return { tag };
   }
 
   private localSetting(name: string): string | null {
@@ -2183,6 +2320,12 @@ export class Session {
       }), rfq]));
     }
   }
+}
+
+function sumBytes(frames: readonly Frame[]): number {
+  let n = 0;
+  for (const f of frames) n += f.raw.length;
+  return n;
 }
 
 function restore<V>(map: Map<string, V>, key: string, value: V | undefined): void {
