@@ -3,7 +3,8 @@
  *
  * One run starts a local primary with two streaming replicas (the cluster kit), pgsplit in this process,
  * and the Nova-like workload of src/demo/nova-workload.ts, and runs that workload twice for the same time
- * on a freshly created and seeded `nova` database:
+ * on a freshly created and seeded `nova` database, once per client mode asked for (`oslo`: transactions
+ * opened with a plain BEGIN, as oslo.db sends them; `autocommit`: one statement at a time):
  *
  *   baseline  the compute hosts' periodic tasks connect through `connection` (untagged): everything runs
  *             on the primary, as it does without pgsplit's routing;
@@ -12,8 +13,9 @@
  *
  * API sessions use `connection` in both phases. What is measured, and where from:
  *   - where each read ran: every read of the workload also returns pg_is_in_recovery() (see locateRead in
- *     the workload), so replica share and "API reads on replicas" are counted per statement; pgsplit's own
- *     routing counters (ProxyServer.stats) are diffed per phase and checked against those counts;
+ *     the workload; inside a transaction it reports the server the transaction runs on), so replica share
+ *     and "API reads on replicas" are counted per statement; pgsplit's own routing counters
+ *     (ProxyServer.stats) are diffed per phase and checked against those counts;
  *   - the primary's read load: deltas of its own statistics, taken directly on the primary before and
  *     after each phase (pg_stat_user_tables seq_tup_read + idx_tup_fetch summed over the Nova tables, and
  *     pg_stat_database tup_returned / tup_fetched / xact_commit of the `nova` database); the same on each
@@ -39,7 +41,16 @@ import { resolveConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ProxyServer } from '../../src/proxy/proxy-server.js';
 import { Rng } from '../../test/fixtures/rng.js';
-import { API_REQUESTS, COMPUTE_TASKS, NOVA_TABLES, NovaWorkload, sumCounters, type NovaIntervals, type NovaTaskName } from '../../src/demo/nova-workload.js';
+import {
+  API_REQUESTS,
+  COMPUTE_TASKS,
+  NOVA_TABLES,
+  NovaWorkload,
+  sumCounters,
+  type NovaClientMode,
+  type NovaIntervals,
+  type NovaTaskName,
+} from '../../src/demo/nova-workload.js';
 import {
   formatChange,
   formatNovaMarkdown,
@@ -47,13 +58,14 @@ import {
   relativeChange,
   renderNovaSvg,
   type Distribution,
+  type NovaBenchResult,
   type NovaReport,
   type PhaseReport,
   type ProbeReport,
   type ServerLoad,
 } from './nova-report.js';
 
-export type { Change, Distribution, NovaReport, PhaseReport, ProbeReport, ServerLoad } from './nova-report.js';
+export type { Change, Distribution, NovaBenchResult, NovaReport, PhaseReport, ProbeReport, ServerLoad } from './nova-report.js';
 export { formatNovaMarkdown, formatNovaSummary, renderNovaSvg } from './nova-report.js';
 
 /**
@@ -84,6 +96,9 @@ export const STALENESS_SAMPLE_MS = 100;
  */
 export const BENCH_SERVER_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ synchronous_commit: 'on' });
 
+/** Share of periodic-task reads the tagged phase must run on replicas in oslo mode. */
+export const OSLO_REPLICA_SHARE_TARGET = 0.9;
+
 const TAG_QUERY = 'options=-c%20pgsplit.route%3Dreplica';
 const HEARTBEAT_TABLE = 'pgsplit_bench_heartbeat';
 
@@ -101,10 +116,16 @@ export interface NovaBenchOptions {
   intervals?: Partial<NovaIntervals>;
   /** Default {@link BENCH_AUDIT_PERIOD_MS}. */
   auditPeriodMs?: number;
+  /**
+   * The client modes to run, in this order, each with its own baseline and tagged phase (default
+   * ['oslo']): `oslo` sends every unit of work as a transaction opened with a plain BEGIN, as oslo.db
+   * does; `autocommit` sends one statement at a time.
+   */
+  clientModes?: readonly NovaClientMode[];
   /** When set, nova.md and nova.svg are written there (created if missing). */
   outDir?: string;
   /** Label of the configuration in the report (e.g. 'quick', 'full'); default 'custom'. */
-  mode?: string;
+  preset?: string;
   /** The command line, quoted in the report. */
   command?: string;
   /** Seed of the workload's random choices, the same in both phases (default 1). */
@@ -412,12 +433,13 @@ interface BenchContext {
   slaveConnection: string;
   /** The tagged URL of the staleness probe: slave_connection, on the `postgres` database. */
   probeConnection: string;
-  opts: Required<Omit<NovaBenchOptions, 'outDir' | 'log' | 'intervals' | 'command'>> & { intervals: NovaIntervals };
+  opts: Required<Omit<NovaBenchOptions, 'outDir' | 'log' | 'intervals' | 'command' | 'clientModes'>> & { intervals: NovaIntervals };
   log: (line: string) => void;
 }
 
-async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise<PhaseReport> {
-  const { cluster, proxy, opts, log } = ctx;
+async function runPhase(ctx: BenchContext, clientMode: NovaClientMode, name: 'baseline' | 'tagged'): Promise<PhaseReport> {
+  const { cluster, proxy, opts } = ctx;
+  const log = (line: string): void => ctx.log(`[${clientMode}] ${line}`);
   const tagged = name === 'tagged';
   log(`${name}: recreating the nova database and seeding ${opts.computeHosts} hosts x ${opts.instancesPerHost} instances (through pgsplit, untagged)`);
   await recreateNovaDatabase(cluster);
@@ -427,6 +449,7 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
     connection: ctx.connection,
     slaveConnection: ctx.slaveConnection,
     tagComputeSessions: tagged,
+    clientMode,
     computeHosts: opts.computeHosts,
     apiSessions: opts.apiSessions,
     instancesPerHost: opts.instancesPerHost,
@@ -477,6 +500,10 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
     const routedByNode = mapDelta(proxyBefore.byNode, proxyAfter.byNode);
     const proxyReplicaUnits = cluster.replicas.reduce((sum, r) => sum + (routedByNode[r.name] ?? 0), 0) - taggedProbe.onReplica;
     const workloadReadsOnReplica = compute.readsOnReplica + api.readsOnReplica;
+    // In oslo mode pgsplit may count the BEGIN and ROLLBACK/COMMIT of a transaction it ran on a replica as
+    // units of that replica too: at most two per transaction in which a read reported a replica.
+    const controlAllowance = 2 * (compute.replicaTransactions + api.replicaTransactions);
+    const extraUnits = proxyReplicaUnits - workloadReadsOnReplica;
     return {
       name,
       computeUrl: tagged ? ctx.slaveConnection : ctx.connection,
@@ -499,7 +526,13 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
         rerunsOnPrimary: proxyAfter.reruns - proxyBefore.reruns,
         retries: proxyAfter.retries - proxyBefore.retries,
       },
-      crossCheck: { proxyReplicaUnits, workloadReadsOnReplica, consistent: proxyReplicaUnits === workloadReadsOnReplica },
+      crossCheck: {
+        proxyReplicaUnits,
+        workloadReadsOnReplica,
+        controlAllowance,
+        exact: extraUnits === 0,
+        consistent: extraUnits >= 0 && extraUnits <= controlAllowance,
+      },
       staleness: {
         taggedSession: taggedProbe,
         byReplica: Object.fromEntries(cluster.replicas.map((r, i) => [r.name, replicaProbes[i] as ProbeReport])),
@@ -532,11 +565,12 @@ export function packageRoot(): string {
 }
 
 /**
- * Runs the benchmark end to end (cluster, pgsplit, both phases) and returns the report; with `outDir`,
- * also writes nova.md and nova.svg there. Everything it started is stopped before it returns or throws.
- * Whether the run passed is `report.ok` (see `failures`).
+ * Runs the benchmark end to end (cluster, pgsplit, a baseline and a tagged phase per client mode) and
+ * returns one report per mode; with `outDir`, also writes nova.md and nova.svg there. Everything it
+ * started is stopped before it returns or throws. Whether the run passed is `result.ok` (see each
+ * report's `failures`).
  */
-export async function runNovaBench(options: NovaBenchOptions): Promise<NovaReport> {
+export async function runNovaBench(options: NovaBenchOptions): Promise<NovaBenchResult> {
   const log = options.log ?? (() => {});
   const opts: BenchContext['opts'] = {
     seconds: options.seconds,
@@ -545,9 +579,11 @@ export async function runNovaBench(options: NovaBenchOptions): Promise<NovaRepor
     instancesPerHost: options.instancesPerHost ?? 20,
     intervals: { ...BENCH_INTERVALS, ...options.intervals },
     auditPeriodMs: options.auditPeriodMs ?? BENCH_AUDIT_PERIOD_MS,
-    mode: options.mode ?? 'custom',
+    preset: options.preset ?? 'custom',
     seed: options.seed ?? 1,
   };
+  const clientModes = options.clientModes ?? ['oslo'];
+  if (clientModes.length === 0) throw new Error('clientModes must name at least one mode');
   if (!(opts.seconds > 0)) throw new Error(`seconds must be positive, got ${opts.seconds}`);
   for (const key of ['computeHosts', 'apiSessions', 'instancesPerHost'] as const) {
     if (!Number.isInteger(opts[key]) || opts[key] < 0) throw new Error(`${key} must be a non-negative integer, got ${opts[key]}`);
@@ -593,41 +629,61 @@ export async function runNovaBench(options: NovaBenchOptions): Promise<NovaRepor
       opts,
       log,
     };
-    const baseline = await runPhase(ctx, 'baseline');
-    log(`baseline: ${summaryLine(baseline)}`);
-    const tagged = await runPhase(ctx, 'tagged');
-    log(`tagged: ${summaryLine(tagged)}`);
+    const reports: NovaReport[] = [];
+    for (const clientMode of clientModes) {
+      const heartbeatErrorsBefore = heartbeat.errors.length;
+      const baseline = await runPhase(ctx, clientMode, 'baseline');
+      log(`[${clientMode}] baseline: ${summaryLine(baseline)}`);
+      const tagged = await runPhase(ctx, clientMode, 'tagged');
+      log(`[${clientMode}] tagged: ${summaryLine(tagged)}`);
+      reports.push(buildReport({
+        date,
+        command: options.command ?? '',
+        postgres: version?.server_version ?? '?',
+        opts,
+        clientMode,
+        replicas: cluster.replicas.length,
+        connection,
+        slaveConnection,
+        pgsplit: { maxLagMs: config.routing.maxLagMs, readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs, monitorIntervalMs: config.monitor.intervalMs },
+        baseline,
+        tagged,
+        heartbeatErrors: heartbeat.errors.slice(heartbeatErrorsBefore),
+        loadAverageAtStart,
+      }));
+    }
     await heartbeat.stop();
-    const heartbeatErrors = [...heartbeat.errors];
 
-    const report = buildReport({
-      date,
-      command: options.command ?? '',
-      postgres: version?.server_version ?? '?',
-      opts,
-      replicas: cluster.replicas.length,
-      connection,
-      slaveConnection,
-      pgsplit: { maxLagMs: config.routing.maxLagMs, readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs, monitorIntervalMs: config.monitor.intervalMs },
-      baseline,
-      tagged,
-      heartbeatErrors,
-      loadAverageAtStart,
-    });
+    const result: NovaBenchResult = { reports, failures: compareModes(reports), ok: false };
+    result.ok = result.failures.length === 0 && reports.every((r) => r.ok);
     if (options.outDir !== undefined) {
       await fsp.mkdir(options.outDir, { recursive: true });
       const markdown = path.join(options.outDir, 'nova.md');
       const svg = path.join(options.outDir, 'nova.svg');
-      report.files = { markdown, svg };
-      await fsp.writeFile(markdown, formatNovaMarkdown(report));
-      await fsp.writeFile(svg, renderNovaSvg(report));
+      result.files = { markdown, svg };
+      await fsp.writeFile(markdown, formatNovaMarkdown(result));
+      await fsp.writeFile(svg, renderNovaSvg(result));
     }
-    return report;
+    return result;
   } finally {
     await heartbeat.stop().catch(() => {});
     await proxy?.close().catch(() => {});
     await cluster.stop();
   }
+}
+
+/**
+ * Across modes: an oslo.db client must take at least as much read load off the primary as the
+ * autocommit client does (the relative change of the primary's tuples read per second).
+ */
+function compareModes(reports: readonly NovaReport[]): string[] {
+  const oslo = reports.find((r) => r.config.clientMode === 'oslo');
+  const autocommit = reports.find((r) => r.config.clientMode === 'autocommit');
+  if (!oslo || !autocommit) return [];
+  const o = oslo.comparison.primaryTuplesReadPerSec.change;
+  const a = autocommit.comparison.primaryTuplesReadPerSec.change;
+  if (o === null || a === null || o <= a) return [];
+  return [`oslo mode took less read load off the primary than autocommit mode (${formatChange(o)} against ${formatChange(a)} tuples read per second)`];
 }
 
 function summaryLine(p: PhaseReport): string {
@@ -643,6 +699,7 @@ function buildReport(r: {
   command: string;
   postgres: string;
   opts: BenchContext['opts'];
+  clientMode: NovaClientMode;
   replicas: number;
   connection: string;
   slaveConnection: string;
@@ -677,7 +734,9 @@ function buildReport(r: {
     if (!p.crossCheck.consistent) {
       notes.push(
         `${p.name}: pgsplit routed ${p.crossCheck.proxyReplicaUnits} workload units to replicas, the workload saw ` +
-          `${p.crossCheck.workloadReadsOnReplica} reads there (retries and re-runs count twice in pgsplit's counters)`,
+          `${p.crossCheck.workloadReadsOnReplica} reads there` +
+          `${p.crossCheck.controlAllowance > 0 ? ` (plus at most ${p.crossCheck.controlAllowance} BEGIN/ROLLBACK of transactions that read there)` : ''} ` +
+          "(retries and re-runs count twice in pgsplit's counters)",
       );
     }
   }
@@ -687,6 +746,12 @@ function buildReport(r: {
   }
   if (b.compute.readsOnReplica > 0) failures.push(`baseline: ${b.compute.readsOnReplica} periodic-task read(s) of untagged sessions ran on a replica`);
   if (t.compute.readsOnReplica === 0) failures.push('tagged: no periodic-task read ran on a replica');
+  else if (r.clientMode === 'oslo' && (t.replicaShare ?? 0) < OSLO_REPLICA_SHARE_TARGET) {
+    failures.push(
+      `tagged: ${((t.replicaShare ?? 0) * 100).toFixed(1)} % of periodic-task reads ran on replicas, below the ` +
+        `${OSLO_REPLICA_SHARE_TARGET * 100} % an oslo.db client must reach`,
+    );
+  }
   if (r.heartbeatErrors.length > 0) failures.push(`heartbeat: ${r.heartbeatErrors.length} error(s): ${r.heartbeatErrors.slice(0, 3).join('; ')}`);
   return {
     date: r.date,
@@ -701,7 +766,8 @@ function buildReport(r: {
       loadAverage: { start: r.loadAverageAtStart, end: os.loadavg()[0] ?? 0 },
     },
     config: {
-      mode: r.opts.mode,
+      preset: r.opts.preset,
+      clientMode: r.clientMode,
       seconds: r.opts.seconds,
       computeHosts: r.opts.computeHosts,
       apiSessions: r.opts.apiSessions,
