@@ -455,7 +455,7 @@ export function renderNovaSvg(result: NovaBenchResult): string {
   const first = reports[0];
   if (!first) throw new Error('renderNovaSvg: the run has no report');
   const W = 760;
-  const H = 330;
+  const H = 340;
   const top = 70;
   const bottom = 250;
   const barH = bottom - top;
@@ -467,13 +467,13 @@ export function renderNovaSvg(result: NovaBenchResult): string {
         `${opts.weight ? ` font-weight="${opts.weight}"` : ''} fill="${opts.fill ?? '#222'}">${escapeXml(s)}</text>`,
     );
   };
-  const bar = (x: number, width: number, fraction: number, fill: string, label: string, value: string): void => {
+  /** A bar with its value on top and its label lines below (short lines: four bars share 320 px). */
+  const bar = (x: number, width: number, fraction: number, fill: string, label: readonly string[], value: string): void => {
     const h = Math.max(0, Math.min(1, fraction)) * barH;
     parts.push(`<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${width.toFixed(1)}" height="${h.toFixed(1)}" fill="${fill}"/>`);
     text(Math.round(x + width / 2), Math.round(bottom - h - 6), value, { weight: 'bold', size: 12 });
-    text(Math.round(x + width / 2), bottom + 16, label, { size: 11 });
+    label.forEach((line, k) => text(Math.round(x + width / 2), bottom + 15 + 13 * k, line, { size: 11 }));
   };
-  const modeLabel = (r: NovaReport): string => (reports.length > 1 ? `${r.config.clientMode}: ` : '');
   text(W / 2, 24, 'Nova periodic tasks through pgsplit', { size: 16, weight: 'bold' });
   text(
     W / 2,
@@ -486,21 +486,21 @@ export function renderNovaSvg(result: NovaBenchResult): string {
   const leftBars = reports.flatMap((r) => {
     const c = r.comparison.primaryTuplesReadPerSec;
     return [
-      { value: c.baseline, fill: '#9aa5b1', label: `${modeLabel(r)}baseline` },
-      { value: c.tagged, fill: '#2f6fb3', label: `${modeLabel(r)}pgsplit ${formatChange(c.change)}` },
+      { value: c.baseline, fill: '#9aa5b1', label: [r.config.clientMode, 'baseline'] },
+      { value: c.tagged, fill: '#2f6fb3', label: [r.config.clientMode, `pgsplit ${formatChange(c.change)}`] },
     ];
   });
   const leftWidth = 320 / leftBars.length;
   leftBars.forEach((b, k) => bar(50 + k * leftWidth + 6, leftWidth - 12, b.value / maxLoad, b.fill, b.label, fmt(b.value)));
-  text(210, bottom + 44, 'primary tuples read/s (Nova tables)', { size: 12 });
+  text(210, bottom + 58, 'primary tuples read/s (Nova tables)', { size: 12 });
   parts.push(`<line x1="40" y1="${bottom}" x2="380" y2="${bottom}" stroke="#444"/>`);
   // Right panel: share of periodic-task reads served by replicas (0-100 %), with pgsplit per mode.
   const rightWidth = 300 / reports.length;
-  reports.forEach((r, k) => bar(430 + k * rightWidth + 20, rightWidth - 40, r.tagged.replicaShare ?? 0, '#3a9a5b', `${r.config.clientMode} mode`, pct(r.tagged.replicaShare)));
+  reports.forEach((r, k) => bar(430 + k * rightWidth + 20, rightWidth - 40, r.tagged.replicaShare ?? 0, '#3a9a5b', [`${r.config.clientMode} mode`], pct(r.tagged.replicaShare)));
   parts.push(`<line x1="420" y1="${bottom}" x2="740" y2="${bottom}" stroke="#444"/>`);
   parts.push(`<line x1="420" y1="${top}" x2="740" y2="${top}" stroke="#bbb" stroke-dasharray="4 3"/>`);
   text(416, top + 4, '100 %', { anchor: 'end', size: 11, fill: '#777' });
-  text(580, bottom + 44, 'periodic-task reads served by replicas, with pgsplit', { size: 12 });
+  text(580, bottom + 58, 'periodic-task reads served by replicas, with pgsplit', { size: 12 });
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n` +
     `<rect width="${W}" height="${H}" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`
