@@ -34,6 +34,7 @@
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
+import { NOVA_SCHEMA } from './nova-schema.js';
 
 /** The periodic tasks of a compute host, named as in nova/compute/manager.py. */
 export const COMPUTE_TASKS = ['update_available_resource', '_poll_bandwidth_usage', '_instance_usage_audit', '_poll_volume_usage'] as const;
@@ -189,134 +190,7 @@ type StatementKind = 'replica-read' | 'primary-read' | 'write';
 /** The per-statement hint that keeps one read of a tagged session on the primary. */
 export const PRIMARY_HINT = '/* pgsplit:route=primary */';
 
-/** DDL for the slice of Nova's schema the workload touches (PostgreSQL spelling, timestamptz for times). */
-export const NOVA_SCHEMA: readonly string[] = [
-  `CREATE TABLE IF NOT EXISTS services (
-     id serial PRIMARY KEY,
-     host varchar(255) NOT NULL,
-     "binary" varchar(255) NOT NULL,
-     topic varchar(255),
-     report_count integer NOT NULL DEFAULT 0,
-     disabled boolean NOT NULL DEFAULT false,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (host, "binary", deleted))`,
-  `CREATE TABLE IF NOT EXISTS compute_nodes (
-     id serial PRIMARY KEY,
-     service_id integer REFERENCES services (id),
-     host varchar(255) NOT NULL,
-     hypervisor_hostname varchar(255) NOT NULL,
-     vcpus integer NOT NULL,
-     vcpus_used integer NOT NULL DEFAULT 0,
-     memory_mb integer NOT NULL,
-     memory_mb_used integer NOT NULL DEFAULT 0,
-     running_vms integer NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (host, hypervisor_hostname, deleted))`,
-  `CREATE TABLE IF NOT EXISTS instances (
-     id serial PRIMARY KEY,
-     uuid varchar(36) NOT NULL UNIQUE,
-     display_name varchar(255),
-     host varchar(255),
-     node varchar(255),
-     vm_state varchar(255),
-     task_state varchar(255),
-     vcpus integer NOT NULL DEFAULT 1,
-     memory_mb integer NOT NULL DEFAULT 2048,
-     launched_at timestamptz,
-     terminated_at timestamptz,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  // Nova's own indexes for the periodic tasks' lookups (instances_host_node_deleted_idx, ...).
-  'CREATE INDEX IF NOT EXISTS instances_host_deleted_idx ON instances (host, deleted)',
-  'CREATE INDEX IF NOT EXISTS instances_host_node_deleted_idx ON instances (host, node, deleted)',
-  'CREATE INDEX IF NOT EXISTS instances_deleted_created_at_idx ON instances (deleted, created_at)',
-  `CREATE TABLE IF NOT EXISTS bw_usage_cache (
-     id serial PRIMARY KEY,
-     uuid varchar(36) NOT NULL,
-     mac varchar(255) NOT NULL,
-     start_period timestamptz NOT NULL,
-     bw_in bigint NOT NULL DEFAULT 0,
-     bw_out bigint NOT NULL DEFAULT 0,
-     last_ctr_in bigint NOT NULL DEFAULT 0,
-     last_ctr_out bigint NOT NULL DEFAULT 0,
-     last_refreshed timestamptz,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (uuid, mac, start_period))`,
-  'CREATE INDEX IF NOT EXISTS bw_usage_cache_uuid_start_period_idx ON bw_usage_cache (uuid, start_period)',
-  `CREATE TABLE IF NOT EXISTS volume_usage_cache (
-     id serial PRIMARY KEY,
-     volume_id varchar(36) NOT NULL UNIQUE,
-     instance_uuid varchar(36),
-     availability_zone varchar(255),
-     tot_last_refreshed timestamptz,
-     tot_reads bigint NOT NULL DEFAULT 0,
-     tot_read_bytes bigint NOT NULL DEFAULT 0,
-     tot_writes bigint NOT NULL DEFAULT 0,
-     tot_write_bytes bigint NOT NULL DEFAULT 0,
-     curr_last_refreshed timestamptz,
-     curr_reads bigint NOT NULL DEFAULT 0,
-     curr_read_bytes bigint NOT NULL DEFAULT 0,
-     curr_writes bigint NOT NULL DEFAULT 0,
-     curr_write_bytes bigint NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  `CREATE TABLE IF NOT EXISTS block_device_mapping (
-     id serial PRIMARY KEY,
-     instance_uuid varchar(36) NOT NULL,
-     device_name varchar(255),
-     source_type varchar(255),
-     destination_type varchar(255),
-     volume_id varchar(36),
-     boot_index integer,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  'CREATE INDEX IF NOT EXISTS block_device_mapping_instance_uuid_idx ON block_device_mapping (instance_uuid)',
-  `CREATE TABLE IF NOT EXISTS task_log (
-     id serial PRIMARY KEY,
-     task_name varchar(255) NOT NULL,
-     state varchar(255) NOT NULL,
-     host varchar(255) NOT NULL,
-     period_beginning timestamptz NOT NULL,
-     period_ending timestamptz NOT NULL,
-     message varchar(255) NOT NULL,
-     task_items integer NOT NULL DEFAULT 0,
-     errors integer NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (task_name, host, period_beginning, period_ending))`,
-  `CREATE TABLE IF NOT EXISTS migrations (
-     id serial PRIMARY KEY,
-     source_compute varchar(255),
-     dest_compute varchar(255),
-     source_node varchar(255),
-     dest_node varchar(255),
-     instance_uuid varchar(36),
-     status varchar(255),
-     migration_type varchar(255),
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  `CREATE INDEX IF NOT EXISTS migrations_by_host_nodes_and_status_idx
-     ON migrations (deleted, source_compute, dest_compute, source_node, dest_node, status)`,
-];
-
-/** The tables of {@link NOVA_SCHEMA}, for statistics over the Nova slice (pg_stat_user_tables). */
-export const NOVA_TABLES: readonly string[] = [
-  'services', 'compute_nodes', 'instances', 'migrations', 'block_device_mapping', 'bw_usage_cache', 'volume_usage_cache', 'task_log',
-];
+export { NOVA_SCHEMA, NOVA_TABLES } from './nova-schema.js';
 
 /** Migration states Nova treats as finished (migration_get_in_progress_by_host_and_node). */
 const FINISHED_MIGRATION_STATES = ['confirmed', 'reverted', 'error', 'failed', 'completed', 'cancelled', 'done'];
