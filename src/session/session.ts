@@ -17,7 +17,7 @@ import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/ser
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import { parseDurationMs } from '../router/route-hint.js';
-import { SessionSettings } from './session-settings.js';
+import { CAPTURE_SETTINGS_SQL, SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
 import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
@@ -121,15 +121,11 @@ const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
  * transaction, and flushes its answers), or is skipped with it after an error.
  */
 const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
-/** Asks a server the session's default isolation (see Session.captureIsolation). */
-const SHOW_ISOLATION = (() => {
-  const text = Buffer.from('SHOW default_transaction_isolation\0');
-  const b = Buffer.alloc(5 + text.length);
-  b[0] = Frontend.Query;
-  b.writeInt32BE(4 + text.length, 1);
-  text.copy(b, 5);
-  return b;
-})();
+/** The row of a capture that carries the default isolation (no setting has a name with a space). */
+const ISOLATION_ROW = ' isolation';
+const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
+/** See Session.captureSession. */
+const CAPTURE_SESSION_SQL = `${CAPTURE_SETTINGS_SQL} UNION ALL ${CAPTURE_ISOLATION_SQL}`;
 /** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
 const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
 /** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
@@ -372,6 +368,11 @@ export class Session {
    * again after anything may have changed it; null = not known yet, 'unknown' = the server did not say.
    */
   private isolation: Isolation | 'unknown' | null = null;
+  /**
+   * The link where the session's settings last changed (SET, RESET, set_config, DISCARD, LOAD), until
+   * they are read back from it (captureSession): before any other server serves the session.
+   */
+  private settingsFrom: ServerLink | null = null;
   /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
   private terminating = false;
   /**
@@ -386,7 +387,6 @@ export class Session {
   private connectingTo: NodeEntry | null = null;
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
-  private txPendingSettings: Array<() => void> = [];
   private readonly cancelKey: { pid: number; secret: number };
   /** SET pgsplit.max_lag (ms); null = routing.max_lag. */
   private maxLagMs: number | null = null;
@@ -819,7 +819,7 @@ export class Session {
         if (tag !== null) {
           if (this.anyBusy()) return;
           if (tag === 'isolation') {
-            if (this.captureIsolation()) return;
+            if (this.captureSession()) return;
             continue;
           }
           this.shiftUnit();
@@ -851,11 +851,13 @@ export class Session {
         }
       }
       const choice = this.chooseTarget(u);
-      if (this.isolation === null && u.decision?.target === 'replica' && (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
-        // The first replica read of the session (or the first since its default isolation may have
-        // changed): a server says what that default is, as serializable transactions cannot run on a standby.
+      if (((this.isolation === null && u.decision?.target === 'replica') || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
+        (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
+        // Before another server serves the session, the settings it changed are read back (and replayed
+        // there); before the first replica read, the default isolation is asked, as serializable
+        // transactions cannot run on a standby.
         if (this.anyBusy()) return;
-        if (this.captureIsolation()) return;
+        if (this.captureSession()) return;
         continue;
       }
       if (choice instanceof ServerLink) {
@@ -924,6 +926,8 @@ export class Session {
     if (s.transaction !== 'begin') return null;
     const modes = parseBeginModes(s.text);
     if (modes === null || modes.readOnly === true) return null;
+    // Settings changed since they were last read: the default isolation may be among them.
+    if (modes.isolation === undefined && this.settingsFrom !== null) return 'isolation';
     const iso = modes.isolation ?? this.isolation;
     if (iso === null) return 'isolation';
     return iso !== 'unknown' && movableIsolation(iso) ? 'BEGIN' : null;
@@ -953,29 +957,51 @@ export class Session {
   }
 
   /**
-   * Asks a server the session's default_transaction_isolation (SHOW, swallowed), preferring the primary's
-   * link. False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads
-   * that depend on it until it is asked again.
+   * Asks a server what the session holds (one swallowed query): its default_transaction_isolation and,
+   * when settings changed there (settingsFrom), the settings made in the session, which then replace the
+   * known ones (replayed on the other servers). Prefers the link that changed them, else the primary's.
+   * False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads that
+   * depend on it until it is asked again.
    */
-  private captureIsolation(): boolean {
-    const usable = (l: ServerLink | undefined): l is ServerLink => l !== undefined && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
-    let link: ServerLink | undefined = this.links.get(this.ctx.nodes.primary);
-    if (!usable(link)) link = [...this.links.values()].find(usable);
+  private captureSession(): boolean {
+    const usable = (l: ServerLink): boolean =>
+      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
+    let from = this.settingsFrom;
+    if (from !== null && !usable(from)) {
+      // Gone or in a state nothing can be asked in: what it changed cannot be read back.
+      this.log.warn({ node: from.name }, 'session settings could not be read back from the server that changed them');
+      this.settingsFrom = from = null;
+    }
+    // Otherwise a link that has every setting the session made, the primary's if it has.
+    const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
+    let link: ServerLink | undefined = from ?? this.links.get(this.ctx.nodes.primary);
+    if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
     if (link === undefined) {
       this.isolation = 'unknown';
+      this.settingsFrom = null;
       return false;
     }
+    const target = link;
+    const withSettings = from === target;
     let seen: Isolation | 'unknown' = 'unknown';
-    link.nextUnit(false);
-    link.push({
+    const values = new Map<string, string>();
+    target.nextUnit(false);
+    target.push({
       kind: 'sync', swallow: true, capture: (row) => {
-        if (row !== null) seen = isolationOf(row[0] ?? '') ?? 'unknown';
-        else this.isolation = seen;
+        if (row === null) {
+          this.isolation = seen;
+          if (withSettings && this.settingsFrom === target) {
+            this.settingsFrom = null;
+            this.settings.replace(values);
+            target.settingsVersion = this.settings.version;
+          }
+        } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+        else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
       },
     });
-    link.prepared.delete('');
+    target.prepared.delete('');
     this.awaitingInternal = true;
-    this.writeToServer(link, [SHOW_ISOLATION]);
+    this.writeToServer(target, [serialize.query(withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL)]);
     return true;
   }
 
@@ -1390,6 +1416,10 @@ export class Session {
     if (link.expect.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
     if (link.expect.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
+    if (this.settingsFrom === link) {
+      this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
+      this.settingsFrom = null;
+    }
     if (link.busy || abort) link.conn.abort();
     else link.conn.close();
   }
@@ -1584,6 +1614,8 @@ export class Session {
     }
     link.prepared.delete('');
     this.txLink = link;
+    // What the replica's side changed is rolled back there; the replay makes it the primary's.
+    if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
     const tx = this.tx;
     if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
     else this.tx = null;
@@ -2023,14 +2055,9 @@ export class Session {
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     const ok = done?.failed !== true;
-    const committed = (cb: () => void) => {
-      if (status === 'I' && before === 'I') cb();
-      else this.txPendingSettings.push(cb);
-    };
-    let endsTx: 'commit' | 'rollback' | null = null;
-    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
-    for (const d of done?.carried ?? NO_DECISIONS) endsTx = this.unitEffects(link, d, ok, committed) ?? endsTx;
-    if (unit?.decision) endsTx = this.unitEffects(link, unit.decision, ok, committed) ?? endsTx;
+    // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
+    for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
+    if (unit?.decision) this.unitEffects(link, unit.decision, ok);
     const tx = this.tx;
     if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
@@ -2040,52 +2067,28 @@ export class Session {
         else if (needsReplay(s)) tx.replay.push(s.text);
       }
     }
-    if (before !== 'I' && status === 'I') {
-      const pending = this.txPendingSettings;
-      this.txPendingSettings = [];
-      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
-    }
   }
 
   /**
-   * The effects of one routed piece whose answer came (`ok`: without error): settings and DISCARD, through
-   * `committed` (at once, or when the transaction commits). Returns how it ends a transaction, if it does.
+   * The effects of one routed piece whose answer came (`ok`: without error): a statement that may change
+   * the session's settings marks them to be read back from `link` (see settingsFrom), whether it failed
+   * or ran in a transaction that ends later: the server's values once it is idle say what holds. DISCARD
+   * ALL also deallocates the statements prepared on `link`.
    */
-  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean, committed: (cb: () => void) => void): 'commit' | 'rollback' | null {
-    let endsTx: 'commit' | 'rollback' | null = null;
+  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean): void {
     for (const c of d.classifications) {
       for (const s of c.statements) {
-        if (s.transaction === 'commit') endsTx = 'commit';
-        else if (s.transaction === 'rollback') endsTx = 'rollback';
-        if (!ok) continue;
-        if (s.discard || (s.setting !== undefined && ISOLATION_SETTINGS.has(s.setting.name))) {
-          // The default isolation may have changed: asked again before the next replica read.
-          committed(() => {
-            this.isolation = null;
-          });
+        if (changesSettings(s)) {
+          this.settingsFrom = link;
+          // The default isolation may be among them: asked again with them, before the next replica read.
+          this.isolation = null;
         }
-        if (s.discard) {
-          committed(() => this.settings.resetAll());
-          if (s.reason === 'discard') {
-            // DISCARD ALL also deallocates every prepared statement on the server that ran it.
-            this.statements.clear();
-            link.prepared.clear();
-          }
-        }
-        else if (s.setting && !s.setting.local && s.text) {
-          const name = s.setting.name;
-          const text = s.text;
-          committed(() => this.applySetting(link, name, text));
+        if (ok && s.discard && s.reason === 'discard') {
+          this.statements.clear();
+          link.prepared.clear();
         }
       }
     }
-    return endsTx;
-  }
-
-  private applySetting(link: ServerLink, name: string, text: string): void {
-    const upToDate = link.settingsVersion === this.settings.version;
-    this.settings.apply(name, text);
-    if (upToDate) link.settingsVersion = this.settings.version;
   }
 
   /**
@@ -2339,8 +2342,15 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
-/** Settings after which the session's default isolation is asked again (see Session.isolation). */
-const ISOLATION_SETTINGS = new Set(['default_transaction_isolation', 'session_characteristics', 'all']);
+
+/** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
+function changesSettings(s: Statement): boolean {
+  if (s.replicaSafe) return false;
+  if (s.discard === true || s.reason === 'load' || s.reason === 'set-from-current') return true;
+  if (s.setting !== undefined) return !s.setting.local;
+  return SET_CONFIG.test(s.text);
+}
+const SET_CONFIG = /\bset_config\b/i;
 const isTransactionEnd = (s: Statement): boolean => (s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain;
 const isEffect = (s: Statement): boolean => s.setting !== undefined || s.discard === true || s.transaction === 'commit' || s.transaction === 'rollback';
 
