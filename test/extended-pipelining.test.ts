@@ -64,15 +64,17 @@ t.test('pipelining: Sync-delimited batches in one write, tagged', async (t) => {
   ], 'named statements follow their text: reads on a replica, writes on the primary');
   t.same(describeAll(await c.drain(200)), []);
 
-  // A transaction in the middle of a pipeline keeps every statement in it on the primary.
+  // A transaction in the middle of a pipeline: its read before the write on a replica, then it moves to
+  // the primary for the write and stays there (routing.transactions: replica-until-write).
   c.send(fe.query('BEGIN'), read(20), write(21), read(22), fe.query('COMMIT'));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(20, 'f', 'T'),
+    ...readOk(20, 't', 'T'),
     ...writeOk(21, 'T'),
     ...readOk(22, 'f', 'T'),
     'Complete:COMMIT', 'Ready:I',
-  ], 'a transaction pipelined in one write runs on the primary');
+  ], 'a transaction pipelined in one write: reads on a replica until the write moves it to the primary');
+  t.same((await fx.cluster.primary.query('SELECT seq FROM pipe_t WHERE seq = 21')).map((r) => r.seq), [21], 'its write committed on the primary');
   c.send(read(23));
   t.same(describeAll(await c.untilReady(1)), readOk(23, 't'), 'after it, reads go to a replica again');
 });

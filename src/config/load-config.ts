@@ -19,6 +19,7 @@ import {
   DEFAULT_SERVER_PORT,
   LOG_LEVELS,
   NO_REPLICA_POLICIES,
+  TRANSACTION_POLICIES,
   ROUTE_TARGETS,
   UNKNOWN_FUNCTION_POLICIES,
   maskUrl,
@@ -29,6 +30,7 @@ import {
   type ListenAddress,
   type LogLevel,
   type NoReplicaPolicy,
+  type TransactionPolicy,
   type PgsplitConfig,
   type RouteTarget,
   type ServerEndpoint,
@@ -74,7 +76,7 @@ const USER_KEYS = ['name', 'password'] as const;
 const AUTH_KEYS = ['method'] as const;
 const ROUTING_KEYS = [
   'application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions', 'max_lag',
-  'read_your_writes_timeout', 'when_no_replica',
+  'read_your_writes_timeout', 'when_no_replica', 'transactions',
 ] as const;
 const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
 const LIMITS_KEYS = [
@@ -96,6 +98,7 @@ const NESTED_HOME: Record<string, string> = {
   max_lag: 'routing',
   read_your_writes_timeout: 'routing',
   when_no_replica: 'routing',
+  transactions: 'routing',
   interval: 'monitor',
   rise: 'monitor',
   max_message_size: 'limits',
@@ -734,6 +737,9 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
   const whenNoReplica: NoReplicaPolicy = routingRaw['when_no_replica'] === undefined || routingRaw['when_no_replica'] === null
     ? d.routing.whenNoReplica
     : ctx.oneOf(routingRaw['when_no_replica'], NO_REPLICA_POLICIES, 'routing.when_no_replica', 'a policy for reads when no replica is eligible');
+  const transactions: TransactionPolicy = routingRaw['transactions'] === undefined || routingRaw['transactions'] === null
+    ? d.routing.transactions
+    : ctx.oneOf(routingRaw['transactions'], TRANSACTION_POLICIES, 'routing.transactions', 'where a tagged session runs its transactions');
 
   const monitorRaw = ctx.section(r, 'monitor', MONITOR_KEYS, 'monitor: {interval: 100ms, timeout: 1s, rise: 3}');
   const intervalMs = durationFromRaw(monitorRaw['interval'], 'monitor.interval', d.monitor.intervalMs, ctx, '100ms');
@@ -787,7 +793,7 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     users,
     auth: { method },
     tls,
-    routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica },
+    routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica, transactions },
     monitor: { intervalMs, timeoutMs, rise },
     limits: {
       maxMessageSize, maxClientConnections, maxUserConnections, idleInTransactionTimeoutMs, maxPendingBytes, startupTimeoutMs, connectTimeoutMs,
