@@ -11,8 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { parseCliArgs } from '../src/config/cli-args.js';
-import { envVariable, mistypedEnvVariables, SCALAR_KEYS, settingsFromEnv } from '../src/config/env-config.js';
-import { loadConfig, loadConfigWithSources, resolveConfig } from '../src/config/load-config.js';
+import { envVariable, LIST_KEYS, mistypedEnvVariables, SCALAR_KEYS, settingsFromEnv } from '../src/config/env-config.js';
+import { configKeys, loadConfig, loadConfigWithSources, resolveConfig } from '../src/config/load-config.js';
 import { DEFAULT_CONFIG, type PgsplitConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors.js';
 import { LocalCluster } from '../src/cluster/local-cluster.js';
@@ -66,6 +66,7 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'routing.max_lag': ['2500ms', (c) => c.routing.maxLagMs, 2500],
     'routing.read_your_writes_timeout': ['1s', (c) => c.routing.readYourWritesTimeoutMs, 1000],
     'routing.when_no_replica': ['error', (c) => c.routing.whenNoReplica, 'error'],
+    'routing.transactions': ['primary', (c) => c.routing.transactions, 'primary'],
     'monitor.interval': ['250ms', (c) => c.monitor.intervalMs, 250],
     'monitor.timeout': ['3s', (c) => c.monitor.timeoutMs, 3000],
     'monitor.rise': ['5', (c) => c.monitor.rise, 5],
@@ -81,6 +82,7 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'log.level': ['debug', (c) => c.log.level, 'debug'],
   };
   t.same(SCALAR_KEYS.map((k) => k.key).sort(), Object.keys(want).sort(), 'the test covers every scalar key');
+  t.same([...SCALAR_KEYS.map((k) => k.key), ...LIST_KEYS].sort(), configKeys().sort(), 'every key of the config file is a scalar (settable from the environment) or a list');
   const file = tmpFile(t, 'c.yaml', `primary: ${PRIMARY}\n`);
   const base = loadConfig({ file, env: {} });
   for (const [key, [text, get, expected]] of Object.entries(want)) {

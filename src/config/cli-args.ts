@@ -118,7 +118,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_lag: 1s                        # replicas lagging more serve no reads (also SET pgsplit.max_lag)
     read_your_writes_timeout: 200ms    # after a write, wait this long for a replica to replay it
     when_no_replica: primary           # no eligible replica: primary (default) or error (57P03)
-    transactions: replica-until-write  # tagged BEGIN ... reads on a replica, moved to the primary at the first write (or: primary)
+    transactions: replica-until-write  # tagged BEGIN ...: on a replica until its first write (or: primary)
   monitor:
     interval: 100ms                    # each server is checked this often
     timeout: 1s                        # a check taking longer takes the server out of rotation

@@ -38,6 +38,7 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'routing.max_lag', kind: 'text', shown: (c) => ms(c.routing.maxLagMs) },
   { key: 'routing.read_your_writes_timeout', kind: 'text', shown: (c) => ms(c.routing.readYourWritesTimeoutMs) },
   { key: 'routing.when_no_replica', kind: 'text', shown: (c) => c.routing.whenNoReplica },
+  { key: 'routing.transactions', kind: 'text', shown: (c) => c.routing.transactions },
   { key: 'monitor.interval', kind: 'text', shown: (c) => ms(c.monitor.intervalMs) },
   { key: 'monitor.timeout', kind: 'text', shown: (c) => ms(c.monitor.timeoutMs) },
   { key: 'monitor.rise', kind: 'count', shown: (c) => String(c.monitor.rise) },
@@ -51,6 +52,11 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'limits.shutdown_grace', kind: 'text', shown: (c) => ms(c.limits.shutdownGraceMs) },
   { key: 'metrics.listen', kind: 'text', shown: (c) => (c.metrics.listen === null ? '(off)' : addr(c.metrics.listen)) },
   { key: 'log.level', kind: 'text', shown: (c) => c.log.level },
+];
+
+/** The keys that hold lists: set in the file or by flags, not from the environment. */
+export const LIST_KEYS: readonly string[] = [
+  'replicas', 'users', 'routing.application_names', 'routing.writing_functions', 'routing.read_only_functions', 'admin.users',
 ];
 
 /**

@@ -87,6 +87,14 @@ const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
 const ADMIN_KEYS = ['users'] as const;
 
+/** Every key of the config file, dotted (`routing.max_lag`), for the environment's key list to be checked against. */
+export function configKeys(): string[] {
+  const sections: Record<string, readonly string[]> = {
+    auth: AUTH_KEYS, tls: TLS_KEYS, routing: ROUTING_KEYS, monitor: MONITOR_KEYS, limits: LIMITS_KEYS, metrics: METRICS_KEYS, admin: ADMIN_KEYS, log: LOG_KEYS,
+  };
+  return TOP_KEYS.flatMap((k) => (sections[k] === undefined ? [k] : sections[k].map((s) => `${k}.${s}`)));
+}
+
 /** Nested keys someone may write at the top level by mistake, with the section they belong to. */
 const NESTED_HOME: Record<string, string> = {
   method: 'auth',
