@@ -22,6 +22,7 @@ import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
 import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
 import { LocalStatements, type LocalFrame } from './extended-local.js';
+import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
 import {
   TaggedTransaction, isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from './tagged-transaction.js';
@@ -408,6 +409,8 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
+  /** pgsplit.* values as they were when the transaction began and at each savepoint (see LocalSettingsUndo). */
+  private readonly localUndo = new LocalSettingsUndo<LocalValues>();
   /** The tag the session started with (RESET pgsplit.route returns to it). */
   private readonly startupTag: { tagged: boolean; source: string };
   /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
@@ -939,9 +942,11 @@ export class Session {
       const s = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings).statements[0];
       this.tx = new TaggedTransaction('deferred', s?.text ?? 'BEGIN');
       this.txStatus = 'T';
+      this.localUndo.began(this.localValues());
     } else {
       this.tx = null;
       this.txStatus = 'I';
+      this.restoreLocalValues(this.localUndo.ended(tag === 'COMMIT'));
     }
     this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
   }
@@ -2058,6 +2063,7 @@ export class Session {
     // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
     for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
     if (unit?.decision) this.unitEffects(link, unit.decision, ok);
+    this.trackLocalUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
     if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
@@ -2067,6 +2073,40 @@ export class Session {
         else if (needsReplay(s)) tx.replay.push(s.text);
       }
     }
+  }
+
+  /** Keeps pgsplit's own settings transactional: snapshots at BEGIN and SAVEPOINT, restored on rollback. */
+  private trackLocalUndo(before: 'I' | 'T' | 'E', status: 'I' | 'T' | 'E', ok: boolean, carried: RouteDecision[] | undefined, d: RouteDecision | undefined): void {
+    if (before === 'I' && status !== 'I') this.localUndo.began(this.localValues());
+    if (this.localUndo.inTransaction && ok) {
+      for (const dd of [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])]) {
+        for (const s of statementsOf(dd.classifications)) {
+          const name = s.transaction === 'savepoint' || s.transaction === 'release' || s.transaction === 'rollback-to' ? savepointName(s.text) : null;
+          if (name === null) continue;
+          if (s.transaction === 'savepoint') this.localUndo.savepoint(name, this.localValues());
+          else if (s.transaction === 'release') this.localUndo.release(name);
+          else this.restoreLocalValues(this.localUndo.rollbackTo(name));
+        }
+      }
+    }
+    if (before !== 'I' && status === 'I') {
+      // Committed only when it ended without error by a COMMIT (a COMMIT of a failed transaction rolls back).
+      const all = [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])];
+      const committed = ok && before === 'T' && all.some((x) => someStatement(x.classifications, (s) => s.transaction === 'commit' || s.transaction === 'prepare-transaction'));
+      this.restoreLocalValues(this.localUndo.ended(committed));
+    }
+  }
+
+  private localValues(): LocalValues {
+    return { tagged: this.tagged, tagSource: this.tagSource, maxLagMs: this.maxLagMs, afterLsn: this.afterLsn };
+  }
+
+  private restoreLocalValues(v: LocalValues | null): void {
+    if (v === null) return;
+    this.tagged = v.tagged;
+    this.tagSource = v.tagSource;
+    this.maxLagMs = v.maxLagMs;
+    this.afterLsn = v.afterLsn;
   }
 
   /**
@@ -2342,6 +2382,14 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
+
+/** pgsplit's own session settings, as one value (see LocalSettingsUndo). */
+interface LocalValues {
+  tagged: boolean;
+  tagSource: string;
+  maxLagMs: number | null;
+  afterLsn: bigint | null;
+}
 
 /** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
 function changesSettings(s: Statement): boolean {
