@@ -194,3 +194,24 @@ t.test('tagged transactions opened with a plain BEGIN', async (t) => {
     }
   });
 });
+
+t.test('reads of a sequence relation go to the primary', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  await fx.cluster.primary.query('CREATE SEQUENCE counter_seq');
+  await fx.cluster.primary.query("SELECT nextval('counter_seq')");
+  await fx.cluster.waitForReplication();
+  const c = await fx.client({ options: TAGGED });
+  const direct = await fx.cluster.primary.query<{ last_value: string; log_cnt: string; is_called: boolean }>('SELECT last_value, log_cnt, is_called FROM counter_seq');
+  const r = await c.query<{ last_value: string; log_cnt: string; is_called: boolean; r: boolean }>('SELECT last_value, log_cnt, is_called, pg_is_in_recovery() AS r FROM counter_seq');
+  t.same(r.rows[0], { ...direct[0], r: false }, 'the same row as on the primary, read there (a standby shows its WAL-logged state)');
+  t.equal((await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r, true, 'other reads still go to the replica');
+  await c.query('CREATE SEQUENCE made_here_seq');
+  await fx.cluster.waitForReplication();
+  const m = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, last_value FROM made_here_seq');
+  t.equal(m.rows[0]?.r, false, 'a sequence created through pgsplit is known at once');
+  await c.query('BEGIN');
+  await c.query('SELECT count(*) FROM pg_class');
+  const inTx = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, is_called FROM public.counter_seq');
+  await c.query('COMMIT');
+  t.equal(inTx.rows[0]?.r, false, 'inside a replica transaction, the read of a sequence moves it to the primary');
+});

@@ -11,6 +11,7 @@ import { readBind, readCString, readDataRow, readErrorFields, readParameterStatu
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
+import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
@@ -411,6 +412,8 @@ export class Session {
   private replicaDoneAt = -Infinity;
   /** pgsplit.* values as they were when the transaction began and at each savepoint (see LocalSettingsUndo). */
   private readonly localUndo = new LocalSettingsUndo<LocalValues>();
+  /** The sequences of the session's database (reads of them go to the primary). */
+  private readonly sequences: SequenceCatalog;
   /** The tag the session started with (RESET pgsplit.route returns to it). */
   private readonly startupTag: { tagged: boolean; source: string };
   /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
@@ -463,6 +466,8 @@ export class Session {
       this.tagSource = 'default';
     }
     this.startupTag = { tagged: this.tagged, source: this.tagSource };
+    const p = opts.ctx.nodes.primary.endpoint;
+    this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
   }
 
   /**
@@ -753,6 +758,8 @@ export class Session {
       this.closeIfDrained();
       return;
     }
+    // No server could be asked (captureSession): routed with what is known rather than asked again.
+    let captureFailed = false;
     while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
@@ -854,13 +861,15 @@ export class Session {
         }
       }
       const choice = this.chooseTarget(u);
-      if (((this.isolation === null && u.decision?.target === 'replica') || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
+      const replicaBound = u.decision?.target === 'replica';
+      if (!captureFailed && ((replicaBound && (this.isolation === null || this.sequences.needsLoad(performance.now()))) || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
         (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
         // Before another server serves the session, the settings it changed are read back (and replayed
         // there); before the first replica read, the default isolation is asked, as serializable
         // transactions cannot run on a standby.
         if (this.anyBusy()) return;
         if (this.captureSession()) return;
+        captureFailed = true;
         continue;
       }
       if (choice instanceof ServerLink) {
@@ -990,23 +999,30 @@ export class Session {
     const withSettings = from === target;
     let seen: Isolation | 'unknown' = 'unknown';
     const values = new Map<string, string>();
+    const withSequences = this.sequences.needsLoad(performance.now());
+    const sequences: string[] = [];
     target.nextUnit(false);
     target.push({
       kind: 'sync', swallow: true, capture: (row) => {
         if (row === null) {
           this.isolation = seen;
+          if (withSequences) this.sequences.load(sequences, performance.now());
           if (withSettings && this.settingsFrom === target) {
             this.settingsFrom = null;
             this.settings.replace(values);
             target.settingsVersion = this.settings.version;
           }
         } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+        else if (row[0] === SEQUENCE_ROW) {
+          if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
+        }
         else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
       },
     });
     target.prepared.delete('');
     this.awaitingInternal = true;
-    this.writeToServer(target, [serialize.query(withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL)]);
+    const sql = `${withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
+    this.writeToServer(target, [serialize.query(sql)]);
     return true;
   }
 
@@ -1102,7 +1118,7 @@ export class Session {
     if (tx !== null && tx.phase === 'deferred') {
       // The BEGIN pgsplit answered opens here, on a replica if this unit only reads, else on the primary.
       u.txOpen = tx.opening();
-      if (d !== null && d.target === 'replica' && !u.namedPortal) {
+      if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
         u.decision = { ...d, reason: 'tx-read' };
         return this.replicaChoice(u.decision);
       }
@@ -1123,7 +1139,7 @@ export class Session {
     u.decision = d;
     if (d.target === 'primary' && d.reason === 'begin' && this.ctx.transactions === 'replica-until-write') {
       const begin = this.replicaTransactionBegin(u, d);
-      if (begin !== null) {
+      if (begin !== null && !this.readsSequence(d)) {
         u.txBegin = begin;
         u.decision = { ...d, target: 'replica', reason: 'tx-read' };
         return this.replicaChoice(u.decision);
@@ -1131,6 +1147,10 @@ export class Session {
       return primary ?? 'primary';
     }
     if (d.target === 'replica') {
+      if (this.readsSequence(d)) {
+        u.decision = { ...d, target: 'primary', reason: 'sequence-read' };
+        return primary ?? 'primary';
+      }
       if (this.isolationBlocksReplica(d)) {
         u.decision = { ...d, target: 'primary', reason: 'tx-isolation' };
         return primary ?? 'primary';
@@ -1138,6 +1158,12 @@ export class Session {
       return this.replicaChoice(d);
     }
     return primary ?? 'primary';
+  }
+
+  /** A read that names a sequence relation: the primary's state of it is the true one (see SequenceCatalog). */
+  private readsSequence(d: RouteDecision): boolean {
+    for (const c of d.classifications) for (const s of c.statements) if (this.sequences.mentions(s.text)) return true;
+    return false;
   }
 
   /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
@@ -1187,7 +1213,7 @@ export class Session {
     if (u.kind === 'function') return true;
     if (d === null) return false;
     if (u.namedPortal || d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return true;
-    if (d.target === 'replica') return false;
+    if (d.target === 'replica') return this.readsSequence(d);
     const all = statementsOf(d.classifications);
     let neutral = 0;
     for (const s of all) {
@@ -2118,6 +2144,7 @@ export class Session {
   private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean): void {
     for (const c of d.classifications) {
       for (const s of c.statements) {
+        if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') this.sequences.invalidate();
         if (changesSettings(s)) {
           this.settingsFrom = link;
           // The default isolation may be among them: asked again with them, before the next replica read.
