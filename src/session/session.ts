@@ -2234,13 +2234,18 @@ export class Session {
       this.leave();
       return;
     }
-    const inFlight = link.busy;
+    // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
+    const inFlight = link.expect.some((e) => e.capture === undefined);
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
+    const asked = link.busy;
     this.detach(link, true);
-    if (!inFlight && !holds) return;
+    if (!inFlight && !holds) {
+      if (asked && this.state === 'ready') this.pump();
+      return;
+    }
     if (link.fatalForwarded) {
       // The client has the server's own FATAL (a protocol violation during COPY, a terminated backend).
       if (!this.client.destroyed) this.client.end();
