@@ -4,6 +4,7 @@
  * direct one (see test/fixtures/driver-matrix.ts).
  */
 import t from 'tap';
+import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix } from './fixtures/driver-matrix.js';
 import { runPg } from './fixtures/drivers/matrix-pg.js';
 
@@ -15,6 +16,12 @@ await driverMatrix(t, {
   run: runPg,
   todo: {
     untagged: {},
-    tagged: {},
+    tagged: {
+      reported_status: BUG.hotStandbyReported,
+      tx_serializable: BUG.serializableBeginReadOnly,
+      set_config: BUG.setConfigNotReplayed,
+      set_rolled_back: BUG.rolledBackSetReplayed,
+      sequence: BUG.sequenceReadOnStandby,
+    },
   },
 });

@@ -8,6 +8,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix, runProgram } from './fixtures/driver-matrix.js';
 
 t.setTimeout(300_000);
@@ -28,6 +29,12 @@ await driverMatrix(t, {
   run: (target, phase) => runProgram('java', ['-cp', JAR, program], target, phase),
   todo: {
     untagged: {},
-    tagged: {},
+    tagged: {
+      reported_status: BUG.hotStandbyReported,
+      tx_serializable: BUG.serializableSessionDefault,
+      set_config: BUG.setConfigNotReplayed,
+      set_rolled_back: BUG.rolledBackSetReplayed,
+      sequence: BUG.sequenceReadOnStandby,
+    },
   },
 });

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { createRequire } from 'node:module';
+import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix } from './fixtures/driver-matrix.js';
 
 t.setTimeout(300_000);
@@ -24,6 +25,12 @@ await driverMatrix(t, {
   run: async (target, phase) => (await import('./fixtures/drivers/matrix-postgres.js')).runPostgresJs(target, phase),
   todo: {
     untagged: {},
-    tagged: {},
+    tagged: {
+      reported_status: BUG.hotStandbyReported,
+      tx_serializable: BUG.serializableBeginReadOnly,
+      set_config: BUG.setConfigNotReplayed,
+      set_rolled_back: BUG.rolledBackSetReplayed,
+      sequence: BUG.sequenceReadOnStandby,
+    },
   },
 });

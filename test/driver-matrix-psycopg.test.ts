@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
+import { BUG } from './fixtures/drivers/known-bugs.js';
 import { PYTHON, driverMatrix, pythonMissing, runProgram } from './fixtures/driver-matrix.js';
 
 t.setTimeout(300_000);
@@ -18,6 +19,9 @@ await driverMatrix(t, {
   run: (target, phase) => runProgram(PYTHON, [program], target, phase),
   todo: {
     untagged: {},
-    tagged: {},
+    tagged: {
+      reported_status: BUG.hotStandbyReported,
+      tx_serializable: BUG.serializableBeginReadOnly,
+    },
   },
 });
