@@ -4,7 +4,6 @@
  * direct one (see test/fixtures/driver-matrix.ts).
  */
 import t from 'tap';
-import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix } from './fixtures/driver-matrix.js';
 import { runPg } from './fixtures/drivers/matrix-pg.js';
 
@@ -16,8 +15,6 @@ await driverMatrix(t, {
   run: runPg,
   todo: {
     untagged: {},
-    tagged: {
-      sequence: BUG.sequenceReadOnStandby,
-    },
+    tagged: {},
   },
 });

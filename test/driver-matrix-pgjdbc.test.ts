@@ -8,7 +8,6 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix, runProgram } from './fixtures/driver-matrix.js';
 
 t.setTimeout(600_000);
@@ -29,8 +28,6 @@ await driverMatrix(t, {
   run: (target, phase) => runProgram('java', ['-cp', JAR, program], target, phase),
   todo: {
     untagged: {},
-    tagged: {
-      sequence: BUG.sequenceReadOnStandby,
-    },
+    tagged: {},
   },
 });

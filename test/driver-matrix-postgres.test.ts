@@ -5,7 +5,6 @@
  */
 import t from 'tap';
 import { createRequire } from 'node:module';
-import { BUG } from './fixtures/drivers/known-bugs.js';
 import { driverMatrix } from './fixtures/driver-matrix.js';
 
 t.setTimeout(600_000);
@@ -25,8 +24,6 @@ await driverMatrix(t, {
   run: async (target, phase) => (await import('./fixtures/drivers/matrix-postgres.js')).runPostgresJs(target, phase),
   todo: {
     untagged: {},
-    tagged: {
-      sequence: BUG.sequenceReadOnStandby,
-    },
+    tagged: {},
   },
 });

@@ -6,7 +6,6 @@
  */
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { BUG } from './fixtures/drivers/known-bugs.js';
 import { PYTHON, driverMatrix, pythonMissing, runProgram } from './fixtures/driver-matrix.js';
 
 t.setTimeout(600_000);
@@ -17,7 +16,6 @@ await driverMatrix(t, {
   name: 'psycopg',
   unavailable: () => pythonMissing(['psycopg']),
   run: (target, phase) => runProgram(PYTHON, [program], target, phase),
-  shareTodo: BUG.extendedBeginNotDeferred,
   todo: {
     untagged: {},
     tagged: {},

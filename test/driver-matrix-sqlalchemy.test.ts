@@ -7,7 +7,6 @@
  */
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { BUG } from './fixtures/drivers/known-bugs.js';
 import { PYTHON, driverMatrix, pythonMissing, runProgram } from './fixtures/driver-matrix.js';
 
 t.setTimeout(600_000);
@@ -18,7 +17,6 @@ await driverMatrix(t, {
   name: 'sqlalchemy',
   unavailable: () => pythonMissing(['sqlalchemy', 'psycopg']),
   run: (target, phase) => runProgram(PYTHON, [program], target, phase),
-  shareTodo: BUG.extendedBeginNotDeferred,
   todo: {
     untagged: {},
     tagged: {},

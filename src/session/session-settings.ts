@@ -33,7 +33,10 @@ export class SessionSettings {
  * (SET ROLE is not in pg_settings and survives RESET ALL).
  */
 export const CAPTURE_SETTINGS_SQL =
-  "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' AND name <> 'role' " +
+  // The transaction_* parameters belong to a transaction (a standby refuses transaction_isolation =
+  // serializable); the session's defaults for them are the default_transaction_* ones.
+  "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' " +
+  "AND name NOT IN ('role', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') " +
   "UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
 
 /** A string literal that reads the same whatever standard_conforming_strings is. */
