@@ -118,7 +118,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_user_connections: 0            # sessions one user may hold; 0 = no per-user limit (53300 past it)
     idle_in_transaction_timeout: 0     # close sessions idle in a transaction this long (25P03); 0 = never
     max_pending_bytes: 4MB             # client input held behind running statements; past it reading pauses
-    startup_timeout: 10s               # ms, or 500ms / 10s / 1min
+    startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   metrics:
