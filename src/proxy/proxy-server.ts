@@ -255,9 +255,13 @@ export class ProxyServer {
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
     this.monitor.configure(c.monitor);
-    for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
+    const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
+    for (const { node, endpoint } of plan.keep) {
+      node.endpoint = endpoint;
+      node.configKey = keyOf(endpoint);
+    }
     const added = plan.add.map((e) => {
-      const n = this.nodes.addReplica(e);
+      const n = this.nodes.addReplica(e, keyOf(e));
       this.monitor.addNode(n);
       return e.name;
     });

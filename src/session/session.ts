@@ -434,7 +434,12 @@ export class Session {
   }
 
   private failStartup(e: unknown): void {
-    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
+    const code = e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError;
+    this.ctx.onError?.(code);
+    // A server refusing pgsplit's own login is the operator's to fix (error); one refusing the client (no such database) is the client's (info).
+    const level = e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : e instanceof ServerStartupError ? 'info' : 'warn';
+    this.log[level]({ client: `${this.client.remoteAddress ?? ''}:${this.client.remotePort ?? 0}`, user: this.user, database: this.database, code,
+      err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
     if (e instanceof ServerStartupError) {
       this.client.end(e.raw);
     } else if (e instanceof PgsplitError) {
@@ -1099,7 +1104,7 @@ export class Session {
     const err = e instanceof ServerStartupError
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
-    this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
+    this.log[e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : 'warn']({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
     this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
