@@ -352,7 +352,7 @@ export class ProxyServer {
   }
 
   /** Every server connection of every session. */
-  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; client: number }> {
+  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number; client: number }> {
     return [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
   }
 
@@ -372,8 +372,19 @@ export class ProxyServer {
       clients: () => [...this.sessions.values()].map((s) => ({
         id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
         tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
+        applicationName: s.applicationName, tagSource: s.tagSource, connectedAt: s.connectedAt, lastActiveAt: s.lastActiveAt,
       })),
-      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client })),
+      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client, backendPid: l.backendPid })),
+      kill: (id) => {
+        const s = this.sessions.get(id);
+        if (s === undefined) return `no client with id ${id}`;
+        this.log.warn({ session: id, user: s.user, client: clientAddress(s.client) }, 'client session closed by hand (admin console KILL)');
+        this.ctx.onError?.(SqlState.adminShutdown);
+        // The FATAL first; close() then cancels what runs on the servers and drops the socket.
+        if (!s.client.destroyed) s.client.write(errorFor(errors.terminatedByAdmin(id)));
+        s.close();
+        return null;
+      },
       // By name, as counted (a replica drained after a reload shares its namesake's row).
       stats: () => [...new Set(this.nodes.all.map((n) => n.endpoint.name))].map((node) => {
         const h = this.stats.durations.get(node);

@@ -457,9 +457,18 @@ export class Session {
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
-  /** Each attached server connection: its node and whether a statement is running on it. */
-  serverLinks(): Array<{ node: NodeEntry; busy: boolean }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy }));
+  /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
+  serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
+    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy, backendPid: l.conn.backendPid }));
+  }
+
+  /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
+  readonly connectedAt = Date.now();
+  get lastActiveAt(): number {
+    return performance.timeOrigin + this.lastActivityAt;
+  }
+  get applicationName(): string {
+    return this.serverParams.application_name ?? '';
   }
 
   /**
