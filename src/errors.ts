@@ -44,6 +44,8 @@ export type PgsplitErrorCode =
   | 'SERVER_LOST'
   | 'NO_REPLICA'
   | 'SETTING_INVALID'
+  | 'SETTING_UNKNOWN'
+  | 'SETTING_NOT_ALONE'
   | 'SHUTTING_DOWN'
   | 'LIMIT_EXCEEDED'
   | 'TRANSACTION_ABORTED'
@@ -141,6 +143,19 @@ export const errors = {
   settingInvalid: (name: string, value: string, allowed: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.invalidParameterValue,
       `invalid value for parameter "${name}": "${value}"`, { hint: `Allowed values: ${allowed}.` }),
+  unknownSetting: (name: string) =>
+    new PgsplitError('SETTING_UNKNOWN', SqlState.undefinedObject,
+      `unrecognized configuration parameter "${name}"`, { hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }),
+  lsnNeedsSimpleQuery: () =>
+    new PgsplitError('PROTOCOL_UNSUPPORTED', SqlState.featureNotSupported,
+      'SHOW pgsplit.lsn is answered in the simple query protocol only', {
+        hint: 'send it as a simple Query (pgjdbc: preferQueryMode=simple for that statement\'s connection, psql, or a driver\'s simple-query call)',
+      }),
+  localCommandAlone: () =>
+    new PgsplitError('SETTING_NOT_ALONE', SqlState.featureNotSupported,
+      'pgsplit.* settings must be SET or RESET in a statement of their own', {
+        hint: "send it alone, e.g. SET pgsplit.route = 'replica' (not SET LOCAL, and not together with other statements in one query string)",
+      }),
   settingReadOnly: (name: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.cantChangeRuntimeParam,
       `parameter "${name}" cannot be changed`, { hint: 'pgsplit.lsn is read-only: SHOW it, and hand the value to another session with SET pgsplit.after' }),

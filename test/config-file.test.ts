@@ -53,6 +53,7 @@ routing:
   writing_functions: [audit_touch, app.log_access]
   read_only_functions: [report_totals, reporting.monthly, '"MixedCase"']
   unknown_functions: replica
+  transactions: primary
 limits:
   max_message_size: 512kB
   max_client_connections: 50
@@ -99,6 +100,7 @@ log:
       maxLagMs: 1000,
       readYourWritesTimeoutMs: 200,
       whenNoReplica: 'primary',
+      transactions: 'primary',
     },
     monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
     limits: {
@@ -122,7 +124,7 @@ t.test('a file with only primary gets every default', async (t) => {
   t.equal(cfg.auth.method, 'scram-sha-256');
   t.strictSame(cfg.routing, {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
-    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
+    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
   t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
   t.strictSame(cfg.limits, {

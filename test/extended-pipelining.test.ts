@@ -64,15 +64,17 @@ t.test('pipelining: Sync-delimited batches in one write, tagged', async (t) => {
   ], 'named statements follow their text: reads on a replica, writes on the primary');
   t.same(describeAll(await c.drain(200)), []);
 
-  // A transaction in the middle of a pipeline keeps every statement in it on the primary.
+  // A transaction in the middle of a pipeline: its read before the write on a replica, then it moves to
+  // the primary for the write and stays there (routing.transactions: replica-until-write).
   c.send(fe.query('BEGIN'), read(20), write(21), read(22), fe.query('COMMIT'));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(20, 'f', 'T'),
+    ...readOk(20, 't', 'T'),
     ...writeOk(21, 'T'),
     ...readOk(22, 'f', 'T'),
     'Complete:COMMIT', 'Ready:I',
-  ], 'a transaction pipelined in one write runs on the primary');
+  ], 'a transaction pipelined in one write: reads on a replica until the write moves it to the primary');
+  t.same((await fx.cluster.primary.query('SELECT seq FROM pipe_t WHERE seq = 21')).map((r) => r.seq), [21], 'its write committed on the primary');
   c.send(read(23));
   t.same(describeAll(await c.untilReady(1)), readOk(23, 't'), 'after it, reads go to a replica again');
 });
@@ -174,8 +176,9 @@ for (const tagged of [true, false]) {
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},2`, 'Complete:SELECT 1', 'Ready:I'], 'the new text runs');
 
-    // In a transaction on the primary, which still has the old (INSERT) text under that name in a tagged session.
-    c.send(fe.query('BEGIN'));
+    // In a transaction on the primary (repeatable read: it starts there), which still has the old (INSERT)
+    // text under that name in a tagged session.
+    c.send(fe.query('BEGIN ISOLATION LEVEL REPEATABLE READ'));
     t.same(describeAll(await c.untilReady(1)), ['Complete:BEGIN', 'Ready:T']);
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', 'Row:f,2', 'Complete:SELECT 1', 'Ready:T'], 'the current text runs on the primary, not the old one');
@@ -198,7 +201,7 @@ for (const tagged of [true, false]) {
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},3,33`, 'Complete:SELECT 1', 'Ready:I'], 'the existing one is unchanged');
     // ... wherever it runs next: the refused Parse must not replace the statement pgsplit re-prepares elsewhere.
-    c.send(fe.query('BEGIN'), ...exec('cs'), fe.query('COMMIT'));
+    c.send(fe.query('BEGIN ISOLATION LEVEL REPEATABLE READ'), ...exec('cs'), fe.query('COMMIT'));
     t.same(describeAll(await c.untilReady(3)), [
       'Complete:BEGIN', 'Ready:T',
       'BindComplete', 'Row:f,3,33', 'Complete:SELECT 1', 'Ready:T',
@@ -323,13 +326,12 @@ t.test('tagged: units pipelined right behind COMMIT/ROLLBACK are routed as outsi
     'Fields:r,seq', 'Row:f,111', 'Complete:INSERT 0 1', 'Ready:I',
   ], 'write pipelined behind ROLLBACK of a read-only (replica) transaction runs on the primary');
   t.same(describeAll(await c.drain(200)), []);
-  // A write transaction runs on the primary; a read pipelined behind its COMMIT goes to a replica.
-  // (The read right after BEGIN makes pgsplit wait for BEGIN's answer, so the transaction is known open
-  // when the rest of the pipeline is routed.)
+  // A transaction that writes: its first read on a replica, then it moves to the primary for the write;
+  // a read pipelined behind its COMMIT goes to a replica.
   c.send(fe.query('BEGIN'), read(3), write(112), fe.query('COMMIT'), read(4));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(3, 'f', 'T'),
+    ...readOk(3, 't', 'T'),
     ...writeOk(112, 'T'),
     'Complete:COMMIT', 'Ready:I',
     ...readOk(4, 't'),
@@ -337,7 +339,7 @@ t.test('tagged: units pipelined right behind COMMIT/ROLLBACK are routed as outsi
   c.send(fe.query('BEGIN'), read(5), write(113), fe.query('ROLLBACK'), read(6));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(5, 'f', 'T'),
+    ...readOk(5, 't', 'T'),
     ...writeOk(113, 'T'),
     'Complete:ROLLBACK', 'Ready:I',
     ...readOk(6, 't'),

@@ -70,7 +70,7 @@ t.test('local statements and Terminate behind an unsynced batch', async (t) => {
   }
 
   // Terminate behind an unsynced batch: the answer to what came before it still comes first.
-  const first = await answerTo(fx.port, [fe.query("SELECT pg_sleep(0.3)::text, '42'"), fe.parse('', 'SELECT 1'), fe.bind('', ''), fe.execute(), fe.terminate()], { maxMs: 5000 });
+  const first = await answerTo(fx.port, [fe.query("SELECT pg_sleep(0.3)::text, '42'"), fe.parse('', 'SELECT 1'), fe.bind('', ''), fe.execute(), fe.terminate()], { maxMs: 5000, atLeast: 4 });
   first.client.close();
   t.same(first.messages, ['Fields:pg_sleep,?column?', 'Row:,42', 'Complete:SELECT 1', 'Ready:I'], 'the answer before the batch arrives, then the close');
   t.equal(first.closed, true, 'and the session closes');
@@ -91,7 +91,7 @@ t.test('local statements and Terminate behind an unsynced batch', async (t) => {
   ], 'SHOW pgsplit.route in a failed transaction gets 25P02, after ROLLBACK its answer');
 
   // Terminate after a batch ended by Flush: what the server flushed reaches the client before the close.
-  const flushed = await answerTo(fx.port, [fe.parse('', "SELECT pg_sleep(0.3)::text, 'flushed'"), fe.bind('', ''), fe.execute(), fe.flush(), fe.terminate()], { maxMs: 5000 });
+  const flushed = await answerTo(fx.port, [fe.parse('', "SELECT pg_sleep(0.3)::text, 'flushed'"), fe.bind('', ''), fe.execute(), fe.flush(), fe.terminate()], { maxMs: 5000, atLeast: 4 });
   flushed.client.close();
   t.same(flushed.messages, ['ParseComplete', 'BindComplete', 'Row:,flushed', 'Complete:SELECT 1'], 'the flushed answers, then the close');
   t.equal(flushed.closed, true, 'closed');

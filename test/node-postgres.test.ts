@@ -106,7 +106,7 @@ t.test('transactions through pg', async (t) => {
   const tagged = await fx.client({ options: TAGGED });
   t.equal((await tagged.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, true, 'tagged read outside a transaction: replica');
   await tagged.query('BEGIN');
-  t.equal((await tagged.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, false, 'tagged: read before the write inside the transaction runs on the primary');
+  t.equal((await tagged.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, true, 'tagged: a read before the write inside the transaction runs on a replica');
   const ins = await tagged.query("INSERT INTO tx_t VALUES (3, 'tagged tx') RETURNING pg_is_in_recovery() AS r");
   t.equal(ins.rows[0].r, false, 'tagged: the write runs on the primary');
   const inTx = await tagged.query('SELECT pg_is_in_recovery() AS r, note FROM tx_t WHERE id = $1', [3]);
@@ -161,15 +161,17 @@ t.test('named prepared statements move between a replica and the primary', async
   t.same((await read(8)).rows, [{ r: true, v: 8 }], 'after COMMIT read-one is back on a replica');
   t.same((await direct.query('SELECT v FROM t ORDER BY v')).rows.map((r) => r.v), [101, 102, 103, 104, 200], 'the writes all reached the primary, once each');
 
-  // Prepared first on the primary (inside a transaction), executed later on a replica.
+  // Prepared first on the primary (inside a transaction that wrote), executed later on a replica.
   const c2 = await fx.client({ options: TAGGED });
   await c2.query('BEGIN');
+  await c2.query('SELECT txid_current()');
   const p = (s: string) => c2.query({ name: 'p-first', text: 'SELECT pg_is_in_recovery() AS r, $1::text AS s, length($1) AS n', values: [s] });
   t.same((await p('inside')).rows, [{ r: false, s: 'inside', n: 6 }], 'prepared on the primary inside a transaction');
   await c2.query('COMMIT');
   t.same((await p('outside')).rows, [{ r: true, s: 'outside', n: 7 }], 'executed outside it on a replica (re-prepared there)');
   t.same((await p('again')).rows, [{ r: true, s: 'again', n: 5 }], 'and again');
   await c2.query('BEGIN');
+  await c2.query('SELECT txid_current()');
   t.same((await p('back')).rows, [{ r: false, s: 'back', n: 4 }], 'back on the primary inside a new transaction');
   await c2.query('ROLLBACK');
 
@@ -422,6 +424,6 @@ t.test('pipeline mode: statements queued behind COMMIT are routed as outside the
     ['BEGIN READ ONLY'],
     ['SELECT pg_is_in_recovery() AS r, 3 AS v'],
     ['COMMIT'],
-  ]), ['BEGIN', { r: false, v: 1 }, { r: false, v: 302 }, 'COMMIT', { r: true, v: 2 }, 'BEGIN', { r: true, v: 3 }, 'COMMIT'],
-  'the write transaction on the primary; the read and the read-only transaction after its COMMIT on a replica');
+  ]), ['BEGIN', { r: true, v: 1 }, { r: false, v: 302 }, 'COMMIT', { r: true, v: 2 }, 'BEGIN', { r: true, v: 3 }, 'COMMIT'],
+  'the transaction reads on a replica until its write moves it to the primary; the read and the read-only transaction after its COMMIT on a replica');
 });

@@ -3,7 +3,8 @@
  *
  * One run starts a local primary with two streaming replicas (the cluster kit), pgsplit in this process,
  * and the Nova-like workload of src/demo/nova-workload.ts, and runs that workload twice for the same time
- * on a freshly created and seeded `nova` database:
+ * on a freshly created and seeded `nova` database, once per client mode asked for (`oslo`: transactions
+ * opened with a plain BEGIN, as oslo.db sends them; `autocommit`: one statement at a time):
  *
  *   baseline  the compute hosts' periodic tasks connect through `connection` (untagged): everything runs
  *             on the primary, as it does without pgsplit's routing;
@@ -12,8 +13,9 @@
  *
  * API sessions use `connection` in both phases. What is measured, and where from:
  *   - where each read ran: every read of the workload also returns pg_is_in_recovery() (see locateRead in
- *     the workload), so replica share and "API reads on replicas" are counted per statement; pgsplit's own
- *     routing counters (ProxyServer.stats) are diffed per phase and checked against those counts;
+ *     the workload; inside a transaction it reports the server the transaction runs on), so replica share
+ *     and "API reads on replicas" are counted per statement; pgsplit's own routing counters
+ *     (ProxyServer.stats) are diffed per phase and checked against those counts;
  *   - the primary's read load: deltas of its own statistics, taken directly on the primary before and
  *     after each phase (pg_stat_user_tables seq_tup_read + idx_tup_fetch summed over the Nova tables, and
  *     pg_stat_database tup_returned / tup_fetched / xact_commit of the `nova` database); the same on each
@@ -33,13 +35,34 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { LocalCluster, type LocalNode } from '../../src/cluster/local-cluster.js';
+import { LocalCluster } from '../../src/cluster/local-cluster.js';
 import { resolveConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ProxyServer } from '../../src/proxy/proxy-server.js';
 import { Rng } from '../../test/fixtures/rng.js';
-import { API_REQUESTS, COMPUTE_TASKS, NOVA_TABLES, NovaWorkload, sumCounters, type NovaIntervals, type NovaTaskName } from '../../src/demo/nova-workload.js';
+import {
+  API_REQUESTS,
+  COMPUTE_TASKS,
+  NovaWorkload,
+  sumCounters,
+  type NovaClientMode,
+  type NovaIntervals,
+  type NovaTaskName,
+} from '../../src/demo/nova-workload.js';
+import {
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_TABLE,
+  Heartbeat,
+  STALENESS_SAMPLE_MS,
+  StalenessProbe,
+  directClient,
+  loadDelta,
+  quiesce,
+  sampleLoad,
+  sampleMonitorLag,
+  sleep,
+  urlClient,
+} from './nova-measurements.js';
 import {
   formatChange,
   formatNovaMarkdown,
@@ -47,14 +70,16 @@ import {
   relativeChange,
   renderNovaSvg,
   type Distribution,
+  type NovaBenchResult,
   type NovaReport,
   type PhaseReport,
   type ProbeReport,
   type ServerLoad,
 } from './nova-report.js';
 
-export type { Change, Distribution, NovaReport, PhaseReport, ProbeReport, ServerLoad } from './nova-report.js';
+export type { Change, Distribution, NovaBenchResult, NovaReport, PhaseReport, ProbeReport, ServerLoad } from './nova-report.js';
 export { formatNovaMarkdown, formatNovaSummary, renderNovaSvg } from './nova-report.js';
+export { HEARTBEAT_INTERVAL_MS, STALENESS_SAMPLE_MS } from './nova-measurements.js';
 
 /**
  * Task intervals of the benchmark. Nova runs update_available_resource every 60 s, polls bandwidth every
@@ -71,10 +96,6 @@ export const BENCH_INTERVALS: Readonly<NovaIntervals> = Object.freeze({
 
 /** Length of an audit (and bandwidth) period in the benchmark: several audits per phase. */
 export const BENCH_AUDIT_PERIOD_MS = 5000;
-/** How often the heartbeat row is updated on the primary: the resolution of the staleness measurement. */
-export const HEARTBEAT_INTERVAL_MS = 25;
-/** How often the staleness probes read the heartbeat and pgsplit's lag estimates are sampled. */
-export const STALENESS_SAMPLE_MS = 100;
 
 /**
  * Server settings over the cluster kit's. The kit turns synchronous_commit off for speed; then WAL
@@ -84,8 +105,10 @@ export const STALENESS_SAMPLE_MS = 100;
  */
 export const BENCH_SERVER_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ synchronous_commit: 'on' });
 
+/** Share of periodic-task reads the tagged phase must run on replicas in oslo mode. */
+export const OSLO_REPLICA_SHARE_TARGET = 0.9;
+
 const TAG_QUERY = 'options=-c%20pgsplit.route%3Dreplica';
-const HEARTBEAT_TABLE = 'pgsplit_bench_heartbeat';
 
 /** What {@link runNovaBench} runs. */
 export interface NovaBenchOptions {
@@ -101,261 +124,22 @@ export interface NovaBenchOptions {
   intervals?: Partial<NovaIntervals>;
   /** Default {@link BENCH_AUDIT_PERIOD_MS}. */
   auditPeriodMs?: number;
+  /**
+   * The client modes to run, in this order, each with its own baseline and tagged phase (default
+   * ['oslo']): `oslo` sends every unit of work as a transaction opened with a plain BEGIN, as oslo.db
+   * does; `autocommit` sends one statement at a time.
+   */
+  clientModes?: readonly NovaClientMode[];
   /** When set, nova.md and nova.svg are written there (created if missing). */
   outDir?: string;
   /** Label of the configuration in the report (e.g. 'quick', 'full'); default 'custom'. */
-  mode?: string;
+  preset?: string;
   /** The command line, quoted in the report. */
   command?: string;
   /** Seed of the workload's random choices, the same in both phases (default 1). */
   seed?: number;
   /** Progress lines; default none. */
   log?: (line: string) => void;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Small helpers
-// ---------------------------------------------------------------------------------------------------
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-
-function distribution(values: readonly (number | null)[]): Distribution {
-  const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
-  const at = (q: number): number | null => (known.length === 0 ? null : (known[Math.min(known.length - 1, Math.ceil(q * known.length) - 1)] ?? null));
-  return {
-    samples: values.length,
-    unknown: values.length - known.length,
-    mean: known.length === 0 ? null : known.reduce((a, b) => a + b, 0) / known.length,
-    p50: at(0.5),
-    p95: at(0.95),
-    max: known.length === 0 ? null : (known[known.length - 1] ?? null),
-  };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A client straight to a cluster node (not through pgsplit), as the superuser. */
-async function directClient(node: LocalNode, database: string, applicationName: string): Promise<pg.Client> {
-  const client = new pg.Client({
-    host: node.host,
-    port: node.port,
-    user: node.superuser,
-    database,
-    application_name: applicationName,
-    connectionTimeoutMillis: 10_000,
-  });
-  client.on('error', () => {});
-  await client.connect();
-  return client;
-}
-
-async function urlClient(url: string, applicationName: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  await client.connect();
-  return client;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Statistics of the servers
-// ---------------------------------------------------------------------------------------------------
-
-interface RawLoad {
-  seq_tup_read: string;
-  idx_tup_fetch: string;
-  seq_scan: string;
-  idx_scan: string;
-  n_tup_ins: string;
-  n_tup_upd: string;
-}
-
-interface RawDb {
-  tup_returned: string;
-  tup_fetched: string;
-  xact_commit: string;
-  xact_rollback: string;
-}
-
-/** One node's counters now: the `nova` database's row of pg_stat_database, then its Nova tables. */
-async function sampleLoad(node: LocalNode): Promise<ServerLoad> {
-  const [db] = await node.query<RawDb>(
-    "SELECT tup_returned, tup_fetched, xact_commit, xact_rollback FROM pg_stat_database WHERE datname = 'nova'",
-  );
-  const [tables] = await node.query<RawLoad>(
-    `SELECT coalesce(sum(seq_tup_read), 0) AS seq_tup_read, coalesce(sum(idx_tup_fetch), 0) AS idx_tup_fetch,
-            coalesce(sum(seq_scan), 0) AS seq_scan, coalesce(sum(idx_scan), 0) AS idx_scan,
-            coalesce(sum(n_tup_ins), 0) AS n_tup_ins, coalesce(sum(n_tup_upd), 0) AS n_tup_upd
-       FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = ANY($1::text[])`,
-    [[...NOVA_TABLES]],
-    'nova',
-  );
-  const n = (v: string | undefined): number => Number(v ?? 0);
-  const seqTupRead = n(tables?.seq_tup_read);
-  const idxTupFetch = n(tables?.idx_tup_fetch);
-  return {
-    seqTupRead,
-    idxTupFetch,
-    tuplesRead: seqTupRead + idxTupFetch,
-    seqScan: n(tables?.seq_scan),
-    idxScan: n(tables?.idx_scan),
-    nTupIns: n(tables?.n_tup_ins),
-    nTupUpd: n(tables?.n_tup_upd),
-    tupReturned: n(db?.tup_returned),
-    tupFetched: n(db?.tup_fetched),
-    xactCommit: n(db?.xact_commit),
-    xactRollback: n(db?.xact_rollback),
-  };
-}
-
-function loadDelta(before: ServerLoad, after: ServerLoad): ServerLoad {
-  const out = { ...after };
-  for (const k of Object.keys(out) as (keyof ServerLoad)[]) out[k] = after[k] - before[k];
-  return out;
-}
-
-/**
- * Waits until no client backend uses the `nova` database on any node, then a little more: a backend
- * flushes its statistics when it exits, just after leaving pg_stat_activity (and an idle one only about
- * once a second), so counters read earlier could miss the end of a phase.
- */
-async function quiesce(cluster: LocalCluster): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (const node of cluster.nodes) {
-    for (;;) {
-      const [row] = await node.query<{ n: string }>(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'nova' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-      );
-      if (Number(row?.n ?? 0) === 0) break;
-      if (Date.now() > deadline) throw new Error(`${node.name}: sessions on the nova database did not end within 15 s`);
-      await sleep(50);
-    }
-  }
-  await sleep(1200);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Staleness: heartbeat writer, probes, pgsplit's lag estimates
-// ---------------------------------------------------------------------------------------------------
-
-/** Updates the heartbeat row on the primary every {@link HEARTBEAT_INTERVAL_MS} and remembers when each write was acknowledged. */
-class Heartbeat {
-  readonly errors: string[] = [];
-  /** Sequence number -> local time (performance.now()) its write was acknowledged. */
-  readonly #ackedAt = new Map<number, number>();
-  #seq = 0;
-  #running = true;
-  #loop: Promise<void> | undefined;
-  #client: pg.Client | undefined;
-
-  async start(primary: LocalNode): Promise<void> {
-    this.#client = await directClient(primary, 'postgres', 'nova-bench-heartbeat');
-    const client = this.#client;
-    this.#loop = (async () => {
-      while (this.#running) {
-        const seq = this.#seq + 1;
-        try {
-          await client.query(`UPDATE ${HEARTBEAT_TABLE} SET seq = $1, written_at = clock_timestamp() WHERE id = 1`, [seq]);
-          this.#seq = seq;
-          const now = performance.now();
-          this.#ackedAt.set(seq, now);
-          // Keep about a minute: probes never see anything older without failing anyway.
-          this.#ackedAt.delete(seq - 2400);
-        } catch (err) {
-          this.errors.push(`heartbeat: ${errorText(err)}`);
-          if (this.errors.length > 20) return;
-        }
-        await sleep(HEARTBEAT_INTERVAL_MS);
-      }
-    })();
-  }
-
-  /**
-   * Staleness of a read that started at local time `t0` and saw heartbeat `seen`: how long before `t0`
-   * the first write it missed (seen + 1) had been acknowledged; 0 if none had been. A lower bound.
-   */
-  stalenessAt(seen: number, t0: number): number {
-    const missed = this.#ackedAt.get(seen + 1);
-    return missed !== undefined && missed <= t0 ? t0 - missed : 0;
-  }
-
-  /** Idempotent. */
-  async stop(): Promise<void> {
-    this.#running = false;
-    await this.#loop;
-    const client = this.#client;
-    this.#client = undefined;
-    await client?.end().catch(() => {});
-  }
-}
-
-/** Reads the heartbeat over one session every {@link STALENESS_SAMPLE_MS}, noting where it ran and how stale it was. */
-class StalenessProbe {
-  readonly samples: number[] = [];
-  onReplica = 0;
-  onPrimary = 0;
-  readonly errors: string[] = [];
-  #running = true;
-  #loop: Promise<void> | undefined;
-
-  constructor(
-    readonly label: string,
-    private readonly client: pg.Client,
-    private readonly heartbeat: Heartbeat,
-  ) {}
-
-  start(): void {
-    this.#loop = (async () => {
-      while (this.#running) {
-        const t0 = performance.now();
-        try {
-          const { rows } = await this.client.query<{ seq: string; in_recovery: boolean }>(
-            `SELECT seq, pg_is_in_recovery() AS in_recovery FROM ${HEARTBEAT_TABLE} WHERE id = 1`,
-          );
-          const row = rows[0];
-          if (!row) throw new Error('no heartbeat row');
-          if (row.in_recovery) this.onReplica++;
-          else this.onPrimary++;
-          this.samples.push(this.heartbeat.stalenessAt(Number(row.seq), t0));
-        } catch (err) {
-          this.errors.push(`${this.label}: ${errorText(err)}`);
-          if (this.errors.length > 20) return;
-        }
-        await sleep(STALENESS_SAMPLE_MS);
-      }
-    })();
-  }
-
-  async stop(): Promise<ProbeReport> {
-    this.#running = false;
-    await this.#loop;
-    await this.client.end().catch(() => {});
-    return {
-      reads: this.onReplica + this.onPrimary,
-      onReplica: this.onReplica,
-      onPrimary: this.onPrimary,
-      staleReads: this.samples.filter((s) => s > 0).length,
-      staleness: distribution(this.samples),
-    };
-  }
-}
-
-/** Samples pgsplit's lag estimate of each replica every {@link STALENESS_SAMPLE_MS}. */
-function sampleMonitorLag(proxy: ProxyServer): { stop(): Record<string, Distribution> } {
-  const samples = new Map<string, (number | null)[]>(proxy.nodes.replicas.map((r) => [r.endpoint.name, []]));
-  const timer = setInterval(() => {
-    for (const r of proxy.nodes.replicas) samples.get(r.endpoint.name)?.push(proxy.monitor.lagMs(r));
-  }, STALENESS_SAMPLE_MS);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Object.fromEntries([...samples].map(([name, values]) => [name, distribution(values)]));
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -412,12 +196,13 @@ interface BenchContext {
   slaveConnection: string;
   /** The tagged URL of the staleness probe: slave_connection, on the `postgres` database. */
   probeConnection: string;
-  opts: Required<Omit<NovaBenchOptions, 'outDir' | 'log' | 'intervals' | 'command'>> & { intervals: NovaIntervals };
+  opts: Required<Omit<NovaBenchOptions, 'outDir' | 'log' | 'intervals' | 'command' | 'clientModes'>> & { intervals: NovaIntervals };
   log: (line: string) => void;
 }
 
-async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise<PhaseReport> {
-  const { cluster, proxy, opts, log } = ctx;
+async function runPhase(ctx: BenchContext, clientMode: NovaClientMode, name: 'baseline' | 'tagged'): Promise<PhaseReport> {
+  const { cluster, proxy, opts } = ctx;
+  const log = (line: string): void => ctx.log(`[${clientMode}] ${line}`);
   const tagged = name === 'tagged';
   log(`${name}: recreating the nova database and seeding ${opts.computeHosts} hosts x ${opts.instancesPerHost} instances (through pgsplit, untagged)`);
   await recreateNovaDatabase(cluster);
@@ -427,6 +212,7 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
     connection: ctx.connection,
     slaveConnection: ctx.slaveConnection,
     tagComputeSessions: tagged,
+    clientMode,
     computeHosts: opts.computeHosts,
     apiSessions: opts.apiSessions,
     instancesPerHost: opts.instancesPerHost,
@@ -477,6 +263,10 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
     const routedByNode = mapDelta(proxyBefore.byNode, proxyAfter.byNode);
     const proxyReplicaUnits = cluster.replicas.reduce((sum, r) => sum + (routedByNode[r.name] ?? 0), 0) - taggedProbe.onReplica;
     const workloadReadsOnReplica = compute.readsOnReplica + api.readsOnReplica;
+    // In oslo mode pgsplit may count the BEGIN and ROLLBACK/COMMIT of a transaction it ran on a replica as
+    // units of that replica too: at most two per transaction in which a read reported a replica.
+    const controlAllowance = 2 * (compute.replicaTransactions + api.replicaTransactions);
+    const extraUnits = proxyReplicaUnits - workloadReadsOnReplica;
     return {
       name,
       computeUrl: tagged ? ctx.slaveConnection : ctx.connection,
@@ -499,7 +289,13 @@ async function runPhase(ctx: BenchContext, name: 'baseline' | 'tagged'): Promise
         rerunsOnPrimary: proxyAfter.reruns - proxyBefore.reruns,
         retries: proxyAfter.retries - proxyBefore.retries,
       },
-      crossCheck: { proxyReplicaUnits, workloadReadsOnReplica, consistent: proxyReplicaUnits === workloadReadsOnReplica },
+      crossCheck: {
+        proxyReplicaUnits,
+        workloadReadsOnReplica,
+        controlAllowance,
+        exact: extraUnits === 0,
+        consistent: extraUnits >= 0 && extraUnits <= controlAllowance,
+      },
       staleness: {
         taggedSession: taggedProbe,
         byReplica: Object.fromEntries(cluster.replicas.map((r, i) => [r.name, replicaProbes[i] as ProbeReport])),
@@ -532,11 +328,12 @@ export function packageRoot(): string {
 }
 
 /**
- * Runs the benchmark end to end (cluster, pgsplit, both phases) and returns the report; with `outDir`,
- * also writes nova.md and nova.svg there. Everything it started is stopped before it returns or throws.
- * Whether the run passed is `report.ok` (see `failures`).
+ * Runs the benchmark end to end (cluster, pgsplit, a baseline and a tagged phase per client mode) and
+ * returns one report per mode; with `outDir`, also writes nova.md and nova.svg there. Everything it
+ * started is stopped before it returns or throws. Whether the run passed is `result.ok` (see each
+ * report's `failures`).
  */
-export async function runNovaBench(options: NovaBenchOptions): Promise<NovaReport> {
+export async function runNovaBench(options: NovaBenchOptions): Promise<NovaBenchResult> {
   const log = options.log ?? (() => {});
   const opts: BenchContext['opts'] = {
     seconds: options.seconds,
@@ -545,9 +342,11 @@ export async function runNovaBench(options: NovaBenchOptions): Promise<NovaRepor
     instancesPerHost: options.instancesPerHost ?? 20,
     intervals: { ...BENCH_INTERVALS, ...options.intervals },
     auditPeriodMs: options.auditPeriodMs ?? BENCH_AUDIT_PERIOD_MS,
-    mode: options.mode ?? 'custom',
+    preset: options.preset ?? 'custom',
     seed: options.seed ?? 1,
   };
+  const clientModes = options.clientModes ?? ['oslo'];
+  if (clientModes.length === 0) throw new Error('clientModes must name at least one mode');
   if (!(opts.seconds > 0)) throw new Error(`seconds must be positive, got ${opts.seconds}`);
   for (const key of ['computeHosts', 'apiSessions', 'instancesPerHost'] as const) {
     if (!Number.isInteger(opts[key]) || opts[key] < 0) throw new Error(`${key} must be a non-negative integer, got ${opts[key]}`);
@@ -593,41 +392,61 @@ export async function runNovaBench(options: NovaBenchOptions): Promise<NovaRepor
       opts,
       log,
     };
-    const baseline = await runPhase(ctx, 'baseline');
-    log(`baseline: ${summaryLine(baseline)}`);
-    const tagged = await runPhase(ctx, 'tagged');
-    log(`tagged: ${summaryLine(tagged)}`);
+    const reports: NovaReport[] = [];
+    for (const clientMode of clientModes) {
+      const heartbeatErrorsBefore = heartbeat.errors.length;
+      const baseline = await runPhase(ctx, clientMode, 'baseline');
+      log(`[${clientMode}] baseline: ${summaryLine(baseline)}`);
+      const tagged = await runPhase(ctx, clientMode, 'tagged');
+      log(`[${clientMode}] tagged: ${summaryLine(tagged)}`);
+      reports.push(buildReport({
+        date,
+        command: options.command ?? '',
+        postgres: version?.server_version ?? '?',
+        opts,
+        clientMode,
+        replicas: cluster.replicas.length,
+        connection,
+        slaveConnection,
+        pgsplit: { maxLagMs: config.routing.maxLagMs, readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs, monitorIntervalMs: config.monitor.intervalMs },
+        baseline,
+        tagged,
+        heartbeatErrors: heartbeat.errors.slice(heartbeatErrorsBefore),
+        loadAverageAtStart,
+      }));
+    }
     await heartbeat.stop();
-    const heartbeatErrors = [...heartbeat.errors];
 
-    const report = buildReport({
-      date,
-      command: options.command ?? '',
-      postgres: version?.server_version ?? '?',
-      opts,
-      replicas: cluster.replicas.length,
-      connection,
-      slaveConnection,
-      pgsplit: { maxLagMs: config.routing.maxLagMs, readYourWritesTimeoutMs: config.routing.readYourWritesTimeoutMs, monitorIntervalMs: config.monitor.intervalMs },
-      baseline,
-      tagged,
-      heartbeatErrors,
-      loadAverageAtStart,
-    });
+    const result: NovaBenchResult = { reports, failures: compareModes(reports), ok: false };
+    result.ok = result.failures.length === 0 && reports.every((r) => r.ok);
     if (options.outDir !== undefined) {
       await fsp.mkdir(options.outDir, { recursive: true });
       const markdown = path.join(options.outDir, 'nova.md');
       const svg = path.join(options.outDir, 'nova.svg');
-      report.files = { markdown, svg };
-      await fsp.writeFile(markdown, formatNovaMarkdown(report));
-      await fsp.writeFile(svg, renderNovaSvg(report));
+      result.files = { markdown, svg };
+      await fsp.writeFile(markdown, formatNovaMarkdown(result));
+      await fsp.writeFile(svg, renderNovaSvg(result));
     }
-    return report;
+    return result;
   } finally {
     await heartbeat.stop().catch(() => {});
     await proxy?.close().catch(() => {});
     await cluster.stop();
   }
+}
+
+/**
+ * Across modes: an oslo.db client must take at least as much read load off the primary as the
+ * autocommit client does (the relative change of the primary's tuples read per second).
+ */
+function compareModes(reports: readonly NovaReport[]): string[] {
+  const oslo = reports.find((r) => r.config.clientMode === 'oslo');
+  const autocommit = reports.find((r) => r.config.clientMode === 'autocommit');
+  if (!oslo || !autocommit) return [];
+  const o = oslo.comparison.primaryTuplesReadPerSec.change;
+  const a = autocommit.comparison.primaryTuplesReadPerSec.change;
+  if (o === null || a === null || o <= a) return [];
+  return [`oslo mode took less read load off the primary than autocommit mode (${formatChange(o)} against ${formatChange(a)} tuples read per second)`];
 }
 
 function summaryLine(p: PhaseReport): string {
@@ -643,6 +462,7 @@ function buildReport(r: {
   command: string;
   postgres: string;
   opts: BenchContext['opts'];
+  clientMode: NovaClientMode;
   replicas: number;
   connection: string;
   slaveConnection: string;
@@ -677,7 +497,9 @@ function buildReport(r: {
     if (!p.crossCheck.consistent) {
       notes.push(
         `${p.name}: pgsplit routed ${p.crossCheck.proxyReplicaUnits} workload units to replicas, the workload saw ` +
-          `${p.crossCheck.workloadReadsOnReplica} reads there (retries and re-runs count twice in pgsplit's counters)`,
+          `${p.crossCheck.workloadReadsOnReplica} reads there` +
+          `${p.crossCheck.controlAllowance > 0 ? ` (plus at most ${p.crossCheck.controlAllowance} BEGIN/ROLLBACK of transactions that read there)` : ''} ` +
+          "(retries and re-runs count twice in pgsplit's counters)",
       );
     }
   }
@@ -687,6 +509,12 @@ function buildReport(r: {
   }
   if (b.compute.readsOnReplica > 0) failures.push(`baseline: ${b.compute.readsOnReplica} periodic-task read(s) of untagged sessions ran on a replica`);
   if (t.compute.readsOnReplica === 0) failures.push('tagged: no periodic-task read ran on a replica');
+  else if (r.clientMode === 'oslo' && (t.replicaShare ?? 0) < OSLO_REPLICA_SHARE_TARGET) {
+    failures.push(
+      `tagged: ${((t.replicaShare ?? 0) * 100).toFixed(1)} % of periodic-task reads ran on replicas, below the ` +
+        `${OSLO_REPLICA_SHARE_TARGET * 100} % an oslo.db client must reach`,
+    );
+  }
   if (r.heartbeatErrors.length > 0) failures.push(`heartbeat: ${r.heartbeatErrors.length} error(s): ${r.heartbeatErrors.slice(0, 3).join('; ')}`);
   return {
     date: r.date,
@@ -701,7 +529,8 @@ function buildReport(r: {
       loadAverage: { start: r.loadAverageAtStart, end: os.loadavg()[0] ?? 0 },
     },
     config: {
-      mode: r.opts.mode,
+      preset: r.opts.preset,
+      clientMode: r.clientMode,
       seconds: r.opts.seconds,
       computeHosts: r.opts.computeHosts,
       apiSessions: r.opts.apiSessions,

@@ -1,9 +1,17 @@
 /**
- * The Nova benchmark's report: its shape (NovaReport), and its forms: the summary lines printed on
- * stdout, the Markdown of bench/results/nova.md and the SVG chart of bench/results/nova.svg. The
+ * The Nova benchmark's report: its shape (NovaReport per client mode, NovaBenchResult per run), and its
+ * forms: the summary lines printed on stdout, the Markdown nova.md and the SVG chart nova.svg. The
  * measuring is in nova-bench.ts.
  */
-import { API_REQUESTS, COMPUTE_TASKS, type CounterTotals, type NovaIntervals, type NovaTaskName, type NovaWorkloadStats } from '../../src/demo/nova-workload.js';
+import {
+  API_REQUESTS,
+  COMPUTE_TASKS,
+  type CounterTotals,
+  type NovaClientMode,
+  type NovaIntervals,
+  type NovaTaskName,
+  type NovaWorkloadStats,
+} from '../../src/demo/nova-workload.js';
 
 /** Statistics deltas of one server over a phase. */
 export interface ServerLoad {
@@ -78,9 +86,11 @@ export interface PhaseReport {
   };
   /**
    * pgsplit's replica units minus the probe's, against the workload's reads that reported a replica:
-   * two independent counts of the same thing.
+   * two independent counts of the same thing. In oslo mode pgsplit may also count a transaction's BEGIN
+   * and ROLLBACK/COMMIT on the replica it ran on: `controlAllowance` is two per transaction in which a
+   * read reported a replica; `consistent` allows that many extra units, `exact` none.
    */
-  crossCheck: { proxyReplicaUnits: number; workloadReadsOnReplica: number; consistent: boolean };
+  crossCheck: { proxyReplicaUnits: number; workloadReadsOnReplica: number; controlAllowance: number; exact: boolean; consistent: boolean };
   staleness: {
     /** A tagged session through pgsplit, like the compute hosts' ones. */
     taggedSession: ProbeReport;
@@ -94,7 +104,17 @@ export interface PhaseReport {
 /** Relative change from baseline to tagged, in percent (null when the baseline is 0). */
 export type Change = number | null;
 
-/** What one benchmark run found. */
+/** What one run found: a report per client mode, and the checks across modes. */
+export interface NovaBenchResult {
+  reports: NovaReport[];
+  /** Failures of the comparison across modes (empty with one mode). */
+  failures: string[];
+  /** No failure here nor in any report. */
+  ok: boolean;
+  files?: { markdown: string; svg: string };
+}
+
+/** What one client mode of a benchmark run found. */
 export interface NovaReport {
   date: string;
   command: string;
@@ -109,7 +129,10 @@ export interface NovaReport {
     loadAverage: { start: number; end: number };
   };
   config: {
-    mode: string;
+    /** The size of the run ('quick', 'full', 'smoke', ...). */
+    preset: string;
+    /** How the workload's sessions sent their statements (see NovaClientMode). */
+    clientMode: NovaClientMode;
     seconds: number;
     computeHosts: number;
     apiSessions: number;
@@ -143,8 +166,18 @@ export interface NovaReport {
   /** Observations that do not fail the run. */
   notes: string[];
   ok: boolean;
-  files?: { markdown: string; svg: string };
 }
+
+/** What each client mode is, for the reports. */
+export const CLIENT_MODE_TEXT: Readonly<Record<NovaClientMode, string>> = Object.freeze({
+  oslo:
+    'as oslo.db sends them: every unit of work is a transaction opened with a plain `BEGIN` (autocommit off). The periodic tasks read ' +
+    'in reader transactions through `slave_connection` (`BEGIN`, reads, `ROLLBACK`) and write in writer transactions through ' +
+    '`connection` (`BEGIN`, writes, `COMMIT`), one session per URL and compute host, as Nova\'s two engines; API requests run as ' +
+    'writer and reader transactions through `connection`',
+  autocommit:
+    'every statement on its own (autocommit), each compute host with one session through which it also writes',
+});
 
 /** Relative change from `baseline` to `tagged` in percent (null when the baseline is 0). */
 export function relativeChange(baseline: number, tagged: number): Change {
@@ -191,6 +224,9 @@ export function formatNovaSummary(r: NovaReport): string[] {
   const worstReplicaMax = Math.max(...replicas.map((p) => p.staleness.max ?? 0));
   const errors = r.baseline.errors + r.tagged.errors;
   return [
+    `client mode: ${r.config.clientMode} (${r.config.clientMode === 'oslo' ? 'BEGIN ... COMMIT/ROLLBACK, as oslo.db' : 'autocommit statements'}); ` +
+      `transactions opened with BEGIN: ${fmt(t.compute.transactions + t.api.transactions)} with pgsplit, ` +
+      `${fmt(t.compute.replicaTransactions)} of the periodic tasks' on a replica`,
     `periodic-task reads served by replicas: baseline ${pct(r.baseline.replicaShare)}, with pgsplit ${pct(t.replicaShare)} ` +
       `(${fmt(t.compute.readsOnReplica)} of ${fmt(t.compute.readsOnReplica + t.compute.readsOnPrimary)}; ` +
       `${pct(t.eligibleReplicaShare)} of the unhinted ones)`,
@@ -249,30 +285,34 @@ function loadRows(r: NovaReport): string[] {
 
 function taskRows(p: PhaseReport): string[] {
   const lines = [
-    '| task | runs | statements | reads | on replica | on primary | writes | errors | avg ms | max ms |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| task | runs | transactions | statements | reads | on replica | on primary | writes | errors | avg ms | max ms |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const name of [...COMPUTE_TASKS, ...API_REQUESTS] as NovaTaskName[]) {
     const c = p.workload.tasks[name];
     const avg = c.runs === 0 ? null : c.totalMs / c.runs;
     lines.push(
-      `| ${name} | ${c.runs} | ${c.statements} | ${c.replicaReads + c.primaryReads} | ${c.readsOnReplica} | ${c.readsOnPrimary} | ` +
+      `| ${name} | ${c.runs} | ${c.transactions} | ${c.statements} | ${c.replicaReads + c.primaryReads} | ${c.readsOnReplica} | ${c.readsOnPrimary} | ` +
         `${c.writes} | ${c.errors} | ${fmt(avg, 1)} | ${fmt(c.maxMs)} |`,
     );
   }
   return lines;
 }
 
-function phaseSection(p: PhaseReport): string[] {
-  const title = p.name === 'baseline' ? 'Phase 1: baseline (compute hosts untagged, through `connection`)' : 'Phase 2: with pgsplit (compute hosts tagged, through `slave_connection`)';
+function phaseSection(p: PhaseReport, mode: NovaClientMode): string[] {
+  const title = p.name === 'baseline' ? 'Baseline (compute hosts untagged, through `connection`)' : 'With pgsplit (compute hosts tagged, through `slave_connection`)';
   const byReason = Object.entries(p.proxy.routedByReason).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
   const byNode = Object.entries(p.proxy.routedByNode).map(([k, v]) => `${k} ${v}`).join(', ');
+  const x = p.crossCheck;
+  const allowance = x.controlAllowance > 0 ? `, allowing ${x.controlAllowance} BEGIN/ROLLBACK units of transactions that read on a replica` : '';
+  const verdict = x.exact ? 'equal' : x.consistent ? 'consistent' : 'DIFFERENT';
   const lines = [
-    `### ${title}`,
+    `### ${title}, ${mode} mode`,
     '',
     `Ran ${fmt(p.elapsedMs / 1000, 1)} s. Periodic-task reads on replicas: ${pct(p.replicaShare)} ` +
       `(${p.compute.readsOnReplica} of ${p.compute.readsOnReplica + p.compute.readsOnPrimary}; unhinted reads that may use a replica: ${p.compute.replicaReads}, ` +
       `reads that must see the primary: ${p.compute.primaryReads}). API reads on replicas: ${p.apiReadsOnReplica} of ${p.api.primaryReads}. ` +
+      `Transactions opened with BEGIN: periodic tasks ${p.compute.transactions} (${p.compute.replicaTransactions} read on a replica), API ${p.api.transactions}. ` +
       `Errors: ${p.errors}. Read-your-writes misses (API): ${p.workload.readYourWritesMisses}. Duplicate audits: ${p.workload.duplicateAudits}. ` +
       `Bandwidth counter rollovers handled: ${p.workload.bandwidthRollovers}.`,
     '',
@@ -280,8 +320,8 @@ function phaseSection(p: PhaseReport): string[] {
     '',
     `pgsplit routed (units, this phase, including the tagged probe's ${p.staleness.taggedSession.reads} reads): by node ${byNode || '-'}; by reason ${byReason || '-'}; ` +
       `re-runs on the primary ${p.proxy.rerunsOnPrimary}, retries ${p.proxy.retries}. ` +
-      `Cross-check: pgsplit's replica units minus the probe's = ${p.crossCheck.proxyReplicaUnits}, workload reads that reported a replica = ` +
-      `${p.crossCheck.workloadReadsOnReplica} (${p.crossCheck.consistent ? 'equal' : 'DIFFERENT'}).`,
+      `Cross-check: pgsplit's replica units minus the probe's = ${x.proxyReplicaUnits}, workload reads that reported a replica = ` +
+      `${x.workloadReadsOnReplica}${allowance} (${verdict}).`,
     '',
     `URL check before the phase: \`connection\` read from ${p.urlCheck.connectionOnReplica ? 'a replica' : 'the primary'}, ` +
       `\`slave_connection\` from ${p.urlCheck.slaveConnectionOnReplica ? 'a replica' : 'the primary'}.`,
@@ -302,50 +342,84 @@ function phaseSection(p: PhaseReport): string[] {
   return lines;
 }
 
-/** The Markdown report (bench/results/nova.md). */
-export function formatNovaMarkdown(r: NovaReport): string {
-  const cfg = r.config;
+/** One line per client mode: what the issue's targets are about. */
+function modeRows(result: NovaBenchResult): string[] {
+  const lines = [
+    '| client mode | periodic-task reads on replicas (with pgsplit) | API reads on replicas (both phases) | errors (both phases) | primary tuples read/s: baseline, with pgsplit (change) | result |',
+    '|---|--:|--:|--:|--:|---|',
+  ];
+  for (const r of result.reports) {
+    const t = r.tagged;
+    const c = r.comparison.primaryTuplesReadPerSec;
+    lines.push(
+      `| ${r.config.clientMode} | ${pct(t.replicaShare)} (${t.compute.readsOnReplica} of ${t.compute.readsOnReplica + t.compute.readsOnPrimary}) | ` +
+        `${r.baseline.apiReadsOnReplica + t.apiReadsOnReplica} of ${r.baseline.api.primaryReads + t.api.primaryReads} | ${r.baseline.errors + t.errors} | ` +
+        `${fmt(c.baseline)}, ${fmt(c.tagged)} (${formatChange(c.change)}) | ${r.ok ? 'passed' : 'FAILED'} |`,
+    );
+  }
+  return lines;
+}
+
+/** The Markdown report (nova.md): every client mode of the run. */
+export function formatNovaMarkdown(result: NovaBenchResult): string {
+  const first = result.reports[0];
+  if (!first) throw new Error('formatNovaMarkdown: the run has no report');
+  const cfg = first.config;
   const i = cfg.intervals;
+  const modes = result.reports.map((r) => r.config.clientMode);
   const lines = [
     '# Nova periodic-task benchmark',
     '',
-    `Date: ${r.date}${r.command ? `  \nCommand: \`${r.command}\`` : ''}  `,
-    `Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memoryGiB.toFixed(1)} GiB memory, ${r.machine.os}, ` +
-      `Node ${r.machine.node}, PostgreSQL ${r.machine.postgres} (local cluster kit: primary + ${cfg.replicas} streaming replicas, fsync off, ` +
-      `synchronous_commit on); 1-minute load average ${r.machine.loadAverage.start.toFixed(2)} before the run, ${r.machine.loadAverage.end.toFixed(2)} after  `,
-    `Configuration (${cfg.mode}): ${cfg.computeHosts} compute hosts with ${cfg.instancesPerHost} seeded instances each, ${cfg.apiSessions} API sessions, ` +
+    `Date: ${first.date}${first.command ? `  \nCommand: \`${first.command}\`` : ''}  `,
+    `Machine: ${first.machine.cpus} CPUs (${first.machine.cpuModel}), ${first.machine.memoryGiB.toFixed(1)} GiB memory, ${first.machine.os}, ` +
+      `Node ${first.machine.node}, PostgreSQL ${first.machine.postgres} (local cluster kit: primary + ${cfg.replicas} streaming replicas, fsync off, ` +
+      `synchronous_commit on); 1-minute load average ${first.machine.loadAverage.start.toFixed(2)} before the run, ` +
+      `${(result.reports[result.reports.length - 1] ?? first).machine.loadAverage.end.toFixed(2)} after  `,
+    `Configuration (${cfg.preset}): ${cfg.computeHosts} compute hosts with ${cfg.instancesPerHost} seeded instances each, ${cfg.apiSessions} API sessions, ` +
       `${cfg.seconds} s per phase, seed ${cfg.seed}. Task intervals: update_available_resource ${i.update_available_resource} ms, ` +
       `_poll_bandwidth_usage ${i._poll_bandwidth_usage} ms, _instance_usage_audit ${i._instance_usage_audit} ms (audit and bandwidth period ` +
       `${cfg.auditPeriodMs} ms), _poll_volume_usage ${i._poll_volume_usage} ms, API pause ${i.api_request} ms (jittered x0.5-1.5). ` +
       `pgsplit defaults: max_lag ${cfg.pgsplit.maxLagMs} ms, read_your_writes_timeout ${cfg.pgsplit.readYourWritesTimeoutMs} ms, ` +
       `monitor interval ${cfg.pgsplit.monitorIntervalMs} ms.  `,
-    `oslo.db URLs: \`connection = ${cfg.connection}\`, \`slave_connection = ${cfg.slaveConnection}\` (the port is the run's).`,
+    `oslo.db URLs: \`connection = ${cfg.connection}\`, \`slave_connection = ${cfg.slaveConnection}\` (the port is the run's).  `,
+    `Client mode${modes.length > 1 ? 's' : ''}: ${modes.map((m) => `\`${m}\``).join(', ')}.`,
     '',
-    `**Result: ${r.ok ? 'passed' : 'FAILED'}.**`,
+    `**Result: ${result.ok ? 'passed' : 'FAILED'}.**`,
     '',
-    ...formatNovaSummary(r).map((l) => `- ${l}`),
+    ...modeRows(result),
     '',
     '![primary read load and replica share](nova.svg)',
-    '',
-    '## Comparison',
-    '',
-    ...loadRows(r),
-    '',
-    '## Phases',
-    '',
-    ...phaseSection(r.baseline),
-    '',
-    ...phaseSection(r.tagged),
+  ];
+  for (const r of result.reports) {
+    lines.push(
+      '',
+      `## Client mode \`${r.config.clientMode}\``,
+      '',
+      `The workload's sessions send their statements ${CLIENT_MODE_TEXT[r.config.clientMode]}.`,
+      '',
+      ...formatNovaSummary(r).map((l) => `- ${l}`),
+      '',
+      ...loadRows(r),
+      '',
+      ...phaseSection(r.baseline, r.config.clientMode),
+      '',
+      ...phaseSection(r.tagged, r.config.clientMode),
+    );
+  }
+  lines.push(
     '',
     '## How this was measured',
     '',
-    '- Both phases run the same workload for the same time on a freshly created and seeded `nova` database, with the same random seed. ' +
-      'API sessions connect through `connection` in both; the compute hosts through `connection` in the baseline (everything on the primary, ' +
-      'as without pgsplit\'s routing) and through `slave_connection` with pgsplit.',
+    '- For each client mode, two phases run the same workload for the same time on a freshly created and seeded `nova` database, with the same ' +
+      'random seed. API sessions connect through `connection` in both; the compute hosts read through `connection` in the baseline (everything ' +
+      'on the primary, as without pgsplit\'s routing) and through `slave_connection` with pgsplit.',
+    `- Client modes: \`oslo\` sends the statements ${CLIENT_MODE_TEXT.oslo}. \`autocommit\` sends ${CLIENT_MODE_TEXT.autocommit}.`,
     '- Where a read ran is measured per statement: every read of the workload is wrapped so that it also returns `pg_is_in_recovery()` ' +
-      '(true on a replica) and one row even when it finds nothing. pgsplit\'s own routing counters are shown alongside and cross-checked.',
+      '(true on a replica) and one row even when it finds nothing. Inside a transaction that call runs where the transaction runs. pgsplit\'s own ' +
+      'routing counters are shown alongside and cross-checked (in `oslo` mode allowing for the `BEGIN` and `ROLLBACK` of transactions that ran on a replica).',
     '- The `_instance_usage_audit` check of `task_log` carries `/* pgsplit:route=primary */` (it gates a one-shot action), so it counts ' +
-      'among the reads that must see the primary, like every API read.',
+      'among the reads that must see the primary, like every API read. (Nova reads it through its main engine; here it goes through ' +
+      '`slave_connection` with the hint, in a reader transaction of its own in `oslo` mode, so the run also checks the hint.)',
     '- Primary read load: deltas of the primary\'s own `pg_stat_user_tables` (summed over the Nova tables) and `pg_stat_database` ' +
       '(the `nova` database) taken directly on the primary before and after each phase, once no session used `nova` any more and its ' +
       'statistics were flushed. pgsplit\'s monitor and the heartbeat use the `postgres` database, so `nova` holds the workload\'s ' +
@@ -355,13 +429,16 @@ export function formatNovaMarkdown(r: NovaReport): string {
       'missed had been committed (0 if none): a lower bound, which catches a replica d ms behind in about d / ' +
       `${cfg.heartbeatIntervalMs} of its reads; "stale reads" counts the reads that missed a committed heartbeat. pgsplit's lag estimate ` +
       '(ReplicaMonitor.lagMs, an upper bound used for routing against max_lag) is sampled at the same rate.',
-    '- The run fails on any error, any API read on a replica, any hinted read on a replica, any read-your-writes miss or duplicate audit, ' +
-      'and when no periodic-task read reached a replica in the tagged phase.',
+    '- A mode fails on any error, any API read on a replica, any hinted read on a replica, any read-your-writes miss or duplicate audit, ' +
+      'when no periodic-task read reached a replica in the tagged phase, and in `oslo` mode when fewer than 90 % of them did. With both modes, ' +
+      'the run also fails when `oslo` mode took less read load off the primary than `autocommit` mode.',
     '- The workload batches what Nova does per instance (bandwidth and volume usage) into one statement per host and task; the mix of ' +
       'reads and writes per task is Nova\'s, the statement count is lower.',
-  ];
-  if (r.failures.length > 0) lines.push('', '## Failures', '', ...r.failures.map((f) => `- ${f}`));
-  if (r.notes.length > 0) lines.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
+  );
+  const failures = [...result.failures, ...result.reports.flatMap((r) => r.failures.map((f) => `${r.config.clientMode}: ${f}`))];
+  const notes = result.reports.flatMap((r) => r.notes.map((n) => `${r.config.clientMode}: ${n}`));
+  if (failures.length > 0) lines.push('', '## Failures', '', ...failures.map((f) => `- ${f}`));
+  if (notes.length > 0) lines.push('', '## Notes', '', ...notes.map((n) => `- ${n}`));
   return `${lines.join('\n')}\n`;
 }
 
@@ -369,15 +446,20 @@ function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** A small bar chart (bench/results/nova.svg): primary read load baseline vs tagged, and the replica share. */
-export function renderNovaSvg(r: NovaReport): string {
-  const W = 720;
-  const H = 320;
+/**
+ * A small bar chart (nova.svg): for each client mode, the primary's read load baseline and with pgsplit,
+ * and the share of periodic-task reads served by replicas.
+ */
+export function renderNovaSvg(result: NovaBenchResult): string {
+  const reports = result.reports;
+  const first = reports[0];
+  if (!first) throw new Error('renderNovaSvg: the run has no report');
+  const W = 760;
+  const H = 340;
   const top = 70;
-  const bottom = 260;
+  const bottom = 250;
   const barH = bottom - top;
-  const c = r.comparison.primaryTuplesReadPerSec;
-  const maxLoad = Math.max(c.baseline, c.tagged, 1);
+  const maxLoad = Math.max(1, ...reports.flatMap((r) => [r.comparison.primaryTuplesReadPerSec.baseline, r.comparison.primaryTuplesReadPerSec.tagged]));
   const parts: string[] = [];
   const text = (x: number, y: number, s: string, opts: { anchor?: string; size?: number; weight?: string; fill?: string } = {}): void => {
     parts.push(
@@ -385,33 +467,40 @@ export function renderNovaSvg(r: NovaReport): string {
         `${opts.weight ? ` font-weight="${opts.weight}"` : ''} fill="${opts.fill ?? '#222'}">${escapeXml(s)}</text>`,
     );
   };
-  const bar = (x: number, width: number, fraction: number, fill: string, label: string, value: string): void => {
+  /** A bar with its value on top and its label lines below (short lines: four bars share 320 px). */
+  const bar = (x: number, width: number, fraction: number, fill: string, label: readonly string[], value: string): void => {
     const h = Math.max(0, Math.min(1, fraction)) * barH;
-    parts.push(`<rect x="${x}" y="${(bottom - h).toFixed(1)}" width="${width}" height="${h.toFixed(1)}" fill="${fill}"/>`);
-    text(x + width / 2, Math.round(bottom - h - 6), value, { weight: 'bold' });
-    text(x + width / 2, bottom + 18, label);
+    parts.push(`<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${width.toFixed(1)}" height="${h.toFixed(1)}" fill="${fill}"/>`);
+    text(Math.round(x + width / 2), Math.round(bottom - h - 6), value, { weight: 'bold', size: 12 });
+    label.forEach((line, k) => text(Math.round(x + width / 2), bottom + 15 + 13 * k, line, { size: 11 }));
   };
   text(W / 2, 24, 'Nova periodic tasks through pgsplit', { size: 16, weight: 'bold' });
   text(
     W / 2,
     44,
-    `${r.config.computeHosts} compute hosts, ${r.config.apiSessions} API sessions, ${r.config.seconds} s per phase, PostgreSQL ${r.machine.postgres}`,
+    `${first.config.computeHosts} compute hosts, ${first.config.apiSessions} API sessions, ${first.config.seconds} s per phase, ` +
+      `client mode ${reports.map((r) => r.config.clientMode).join(' and ')}, PostgreSQL ${first.machine.postgres}`,
     { size: 12, fill: '#555' },
   );
-  // Left panel: the primary's read load.
-  bar(80, 100, c.baseline / maxLoad, '#9aa5b1', 'baseline', fmt(c.baseline));
-  bar(220, 100, c.tagged / maxLoad, '#2f6fb3', 'with pgsplit', fmt(c.tagged));
-  text(200, bottom + 42, `primary tuples read/s (Nova tables) ${formatChange(c.change)}`, { size: 12 });
-  parts.push(`<line x1="60" y1="${bottom}" x2="340" y2="${bottom}" stroke="#444"/>`);
-  // Right panel: share of periodic-task reads served by replicas (0-100 %).
-  const sb = r.baseline.replicaShare ?? 0;
-  const st = r.tagged.replicaShare ?? 0;
-  bar(440, 100, sb, '#9aa5b1', 'baseline', pct(r.baseline.replicaShare));
-  bar(580, 100, st, '#3a9a5b', 'with pgsplit', pct(r.tagged.replicaShare));
-  parts.push(`<line x1="420" y1="${bottom}" x2="700" y2="${bottom}" stroke="#444"/>`);
-  parts.push(`<line x1="420" y1="${top}" x2="700" y2="${top}" stroke="#bbb" stroke-dasharray="4 3"/>`);
+  // Left panel: the primary's read load, baseline and with pgsplit per mode.
+  const leftBars = reports.flatMap((r) => {
+    const c = r.comparison.primaryTuplesReadPerSec;
+    return [
+      { value: c.baseline, fill: '#9aa5b1', label: [r.config.clientMode, 'baseline'] },
+      { value: c.tagged, fill: '#2f6fb3', label: [r.config.clientMode, `pgsplit ${formatChange(c.change)}`] },
+    ];
+  });
+  const leftWidth = 320 / leftBars.length;
+  leftBars.forEach((b, k) => bar(50 + k * leftWidth + 6, leftWidth - 12, b.value / maxLoad, b.fill, b.label, fmt(b.value)));
+  text(210, bottom + 58, 'primary tuples read/s (Nova tables)', { size: 12 });
+  parts.push(`<line x1="40" y1="${bottom}" x2="380" y2="${bottom}" stroke="#444"/>`);
+  // Right panel: share of periodic-task reads served by replicas (0-100 %), with pgsplit per mode.
+  const rightWidth = 300 / reports.length;
+  reports.forEach((r, k) => bar(430 + k * rightWidth + 20, rightWidth - 40, r.tagged.replicaShare ?? 0, '#3a9a5b', [`${r.config.clientMode} mode`], pct(r.tagged.replicaShare)));
+  parts.push(`<line x1="420" y1="${bottom}" x2="740" y2="${bottom}" stroke="#444"/>`);
+  parts.push(`<line x1="420" y1="${top}" x2="740" y2="${top}" stroke="#bbb" stroke-dasharray="4 3"/>`);
   text(416, top + 4, '100 %', { anchor: 'end', size: 11, fill: '#777' });
-  text(560, bottom + 42, 'periodic-task reads served by replicas', { size: 12 });
+  text(580, bottom + 58, 'periodic-task reads served by replicas, with pgsplit', { size: 12 });
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n` +
     `<rect width="${W}" height="${H}" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`

@@ -159,6 +159,10 @@ export function bindComplete(): Buffer {
 export function closeComplete(): Buffer {
   return message(0x33, Buffer.alloc(0));
 }
+/** ParameterDescription of a statement without parameters. */
+export function parameterDescription(): Buffer {
+  return message(0x74, Buffer.alloc(2));
+}
 export function noData(): Buffer {
   return message(0x6e, Buffer.alloc(0));
 }

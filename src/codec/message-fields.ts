@@ -80,3 +80,22 @@ export function readParameterStatus(payload: Buffer): [string, string] {
   const z = payload.indexOf(0);
   return [payload.toString('utf8', 0, z), payload.toString('utf8', z + 1, payload.length - 1)];
 }
+
+/** DataRow ('D'): the column values as text (null for SQL NULL); stops at a value that overruns the payload. */
+export function readDataRow(payload: Buffer): Array<string | null> {
+  const out: Array<string | null> = [];
+  if (payload.length < 2) return out;
+  const n = payload.readInt16BE(0);
+  let off = 2;
+  for (let i = 0; i < n && off + 4 <= payload.length; i++) {
+    const len = payload.readInt32BE(off);
+    off += 4;
+    if (len < 0) out.push(null);
+    else {
+      if (off + len > payload.length) break;
+      out.push(payload.toString('utf8', off, off + len));
+      off += len;
+    }
+  }
+  return out;
+}

@@ -9,7 +9,8 @@ import { levenshtein, type ConfigOverrides } from './load-config.js';
 export type CliCommand =
   | { command: 'run'; configFile?: string; overrides: ConfigOverrides }
   | { command: 'demo'; duration?: number /* seconds */; replicas: number; listen?: string }
-  | { command: 'check-config'; configFile: string }
+  /** configFile is absent only when flags give the configuration; overrides only when flags are given. */
+  | { command: 'check-config'; configFile?: string; overrides?: ConfigOverrides }
   /** Exactly one of sql and file is set. */
   | { command: 'explain'; json: boolean; sql?: string; file?: string; configFile?: string }
   | { command: 'help' }
@@ -26,7 +27,9 @@ USAGE
                                           run a self-contained demo: a real PostgreSQL primary
                                           and N streaming replicas in a temporary folder, with
                                           pgsplit in front of them and a Nova-like workload
-  pgsplit check-config FILE               validate a config file and report any problem
+  pgsplit check-config FILE [FLAGS]       validate a config file (with PGSPLIT_* variables and the
+                                          run flags over it), report any problem, show each
+                                          value and where it came from
   pgsplit explain [--json] [--config FILE] 'SQL'
                                           show how a query string would be classified and routed
   pgsplit explain [--json] [--config FILE] --file FILE.sql
@@ -44,6 +47,13 @@ FLAGS FOR RUN (flags override the config file; --flag=value works too)
   --tag-application-name PATTERN tag sessions whose application_name matches PATTERN (* and ?
                                  wildcards) for replicas; repeat for several (replaces the file's list)
   --max-lag DURATION             routing.max_lag: a replica lagging more serves no reads (default 1s)
+
+ENVIRONMENT (flags override these, these override the config file)
+  Every single-value config key can be set as PGSPLIT_ and the key in capitals, dots as underscores:
+  PGSPLIT_LISTEN, PGSPLIT_PRIMARY, PGSPLIT_LOG_LEVEL, PGSPLIT_ROUTING_MAX_LAG, PGSPLIT_METRICS_LISTEN,
+  PGSPLIT_LIMITS_SHUTDOWN_GRACE, ... Lists (replicas, users, application names) stay in the file or flags.
+  An empty variable counts as unset. PGSPLIT_LOG_FORMAT=json|pretty chooses the log format (default
+  pretty on a terminal, else json).
 
 DEMO FLAGS
   --duration SECONDS             stop after this many seconds (default: run until Ctrl-C)
@@ -113,6 +123,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_lag: 1s                        # replicas lagging more serve no reads (also SET pgsplit.max_lag)
     read_your_writes_timeout: 200ms    # after a write, wait this long for a replica to replay it
     when_no_replica: primary           # no eligible replica: primary (default) or error (57P03)
+    transactions: replica-until-write  # tagged BEGIN ...: on a replica until its first write (or: primary)
   monitor:
     interval: 100ms                    # each server is checked this often
     timeout: 1s                        # a check taking longer takes the server out of rotation
@@ -191,7 +202,7 @@ const DEMO_FLAGS: Record<string, FlagSpec> = {
   '--replicas': { kind: 'value', metavar: 'N' },
   '--listen': { kind: 'value', metavar: 'HOST:PORT' },
 };
-const CHECK_FLAGS: Record<string, FlagSpec> = { '--config': { kind: 'value', metavar: 'FILE' } };
+const CHECK_FLAGS: Record<string, FlagSpec> = RUN_FLAGS;
 const EXPLAIN_FLAGS: Record<string, FlagSpec> = {
   '--json': { kind: 'bool' },
   '--file': { kind: 'value', metavar: 'FILE' },
@@ -296,6 +307,13 @@ function checkHostPort(flag: string, value: string): void {
 function parseRun(args: string[]): CliCommand {
   const p = parseFlags(args, RUN_FLAGS, '');
   noPositionals(p, 'pgsplit [run] [--config FILE] [--primary URL] [--replica URL ...]');
+  const overrides = overridesOf(p);
+  const configFile = one(p, '--config');
+  return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
+}
+
+/** The config values given as flags (run and check-config take the same ones). */
+function overridesOf(p: Parsed): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   const listen = one(p, '--listen');
   if (listen !== undefined) overrides.listen = listen;
@@ -311,8 +329,7 @@ function parseRun(args: string[]): CliCommand {
   if (names !== undefined) overrides.applicationNames = names;
   const maxLag = one(p, '--max-lag');
   if (maxLag !== undefined) overrides.maxLag = maxLag;
-  const configFile = one(p, '--config');
-  return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
+  return overrides;
 }
 
 function parseDemo(args: string[]): CliCommand {
@@ -349,11 +366,16 @@ function parseCheckConfig(args: string[]): CliCommand {
   const flagFile = one(p, '--config');
   const files = flagFile === undefined ? p.positionals : [flagFile, ...p.positionals];
   const [file, extra] = files;
-  if (file === undefined) throw new Error(`check-config needs a file: pgsplit check-config FILE; ${HELP_HINT}`);
+  const overrides = overridesOf(p);
+  const flagged = Object.keys(overrides).length > 0;
+  if (file === undefined && !flagged) throw new Error(`check-config needs a file: pgsplit check-config FILE; ${HELP_HINT}`);
   if (extra !== undefined) {
     throw new Error(`unexpected argument ${shown(extra)}; check-config takes one file: pgsplit check-config FILE; ${HELP_HINT}`);
   }
-  return { command: 'check-config', configFile: file };
+  const out: Extract<CliCommand, { command: 'check-config' }> = { command: 'check-config' };
+  if (file !== undefined) out.configFile = file;
+  if (flagged) out.overrides = overrides;
+  return out;
 }
 
 function parseExplain(args: string[]): CliCommand {

@@ -115,6 +115,12 @@ export interface PgsplitConfig {
     readYourWritesTimeoutMs: number;
     /** routing.when_no_replica: tagged reads when no replica is eligible: 'primary' (default) or 'error'. */
     whenNoReplica: NoReplicaPolicy;
+    /**
+     * routing.transactions: where a tagged session's explicit READ COMMITTED transaction runs.
+     * 'replica-until-write' (default): on a replica while it only reads, moved to the primary before its
+     * first statement that can write. 'primary': on the primary from its BEGIN.
+     */
+    transactions: TransactionPolicy;
   };
   /** The replica monitor (monitor.interval, monitor.timeout, monitor.rise). */
   monitor: { intervalMs: number; timeoutMs: number; rise: number };
@@ -153,6 +159,8 @@ export const AUTH_METHODS: readonly AuthMethod[] = ['scram-sha-256', 'md5'];
 export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
 export const UNKNOWN_FUNCTION_POLICIES: readonly UnknownFunctionPolicy[] = ['primary', 'replica'];
 export const NO_REPLICA_POLICIES: readonly NoReplicaPolicy[] = ['primary', 'error'];
+export type TransactionPolicy = 'replica-until-write' | 'primary';
+export const TRANSACTION_POLICIES: readonly TransactionPolicy[] = ['replica-until-write', 'primary'];
 export const CLIENT_TLS_MODES: readonly ClientTlsMode[] = ['disable', 'allow', 'require'];
 export const SERVER_SSL_MODES: readonly ServerSslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -181,7 +189,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
   routing: {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
-    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary',
+    maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   },
   monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
   limits: {

@@ -13,20 +13,35 @@
  * `?options=-c%20pgsplit.route%3Dreplica`, which node-postgres sends as the `options` startup parameter).
  * A plain host and port with the tag passed as `options` works too (the demo uses that).
  *
+ * And they speak the way oslo.db does ({@link NovaClientMode}, default `oslo`): oslo.db's enginefacade runs
+ * on SQLAlchemy over psycopg, autocommit off, so every unit of work is a transaction opened with a plain
+ * `BEGIN`. A reader context (`use_slave=True` in Nova: the `slave_connection` engine) sends `BEGIN`, its
+ * reads, then `ROLLBACK` (the session is closed without a commit and the pool resets the connection); a
+ * writer context (the `connection` engine) sends `BEGIN`, its statements, `COMMIT`. So in `oslo` mode each
+ * compute host has two sessions, a reader through `slave_connection` and a writer through `connection`,
+ * as Nova's two engines; the API sessions run each request as writer and reader transactions through
+ * `connection`. The `autocommit` mode is the older client: every statement on its own, the compute
+ * hosts' writes through their tagged session.
+ *
  * Every read also reports where it ran (`pg_is_in_recovery()`, see {@link locateRead}), so the counters
  * say which reads a replica served, measured rather than inferred from the routing rules: an API read or
  * a hinted read that reached a replica shows up in `primaryReadsOnReplica`.
  *
  * The class is meant to be reused: the demo runs it for a few seconds, the Nova benchmark
- * (bench/nova/nova-bench.ts) runs it twice, untagged and tagged. It knows nothing about clusters or the
+ * (bench/nova/nova-bench.ts) runs it untagged and tagged, in each client mode. It knows nothing about clusters or the
  * proxy beyond where to connect; schema creation, host count, task intervals and counters are all
  * parameters or public state.
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
+import { NOVA_SCHEMA } from './nova-schema.js';
 
 /** The periodic tasks of a compute host, named as in nova/compute/manager.py. */
 export const COMPUTE_TASKS = ['update_available_resource', '_poll_bandwidth_usage', '_instance_usage_audit', '_poll_volume_usage'] as const;
+/** How the sessions send their statements: as oslo.db (BEGIN ... COMMIT/ROLLBACK) or one autocommit statement at a time. */
+export const NOVA_CLIENT_MODES = ['oslo', 'autocommit'] as const;
+export type NovaClientMode = (typeof NOVA_CLIENT_MODES)[number];
+
 /** The request kinds of an API session. */
 export const API_REQUESTS = ['api_create_instance', 'api_show_instance', 'api_list_instances', 'api_delete_instance'] as const;
 
@@ -102,6 +117,12 @@ export interface NovaWorkloadOptions {
    * goes to the primary; their reads then count as primaryReads.
    */
   tagComputeSessions?: boolean;
+  /**
+   * `oslo` (default): reader transactions (`BEGIN`, reads, `ROLLBACK`) through slave_connection and writer
+   * transactions (`BEGIN`, writes, `COMMIT`) through connection, as oslo.db's enginefacade sends them;
+   * `autocommit`: every statement on its own, compute writes through the compute host's tagged session.
+   */
+  clientMode?: NovaClientMode;
   /** Default 10000. */
   connectTimeoutMs?: number;
   /**
@@ -124,6 +145,10 @@ export interface TaskCounters {
   /** Reads that must see the primary: hinted ones in tagged sessions, and every read of an untagged session. */
   primaryReads: number;
   writes: number;
+  /** Transactions opened with `BEGIN` (oslo mode; 0 in autocommit mode). */
+  transactions: number;
+  /** Of those, reader transactions in which a read ran on a replica (their BEGIN/ROLLBACK may have gone there too). */
+  replicaTransactions: number;
   /** Reads that ran on a replica, as the server itself answered (pg_is_in_recovery()): measured, not intended. */
   readsOnReplica: number;
   /** Reads that ran on the primary (pg_is_in_recovery() false). */
@@ -156,7 +181,8 @@ export interface NovaWorkloadStats {
 /** Sums of counters over a group of tasks. */
 export type CounterTotals = Pick<
   TaskCounters,
-  'runs' | 'statements' | 'replicaReads' | 'primaryReads' | 'writes' | 'readsOnReplica' | 'readsOnPrimary' | 'primaryReadsOnReplica' | 'errors'
+  | 'runs' | 'statements' | 'replicaReads' | 'primaryReads' | 'writes' | 'transactions' | 'replicaTransactions' | 'readsOnReplica' | 'readsOnPrimary'
+  | 'primaryReadsOnReplica' | 'errors'
 >;
 
 type StatementKind = 'replica-read' | 'primary-read' | 'write';
@@ -164,149 +190,23 @@ type StatementKind = 'replica-read' | 'primary-read' | 'write';
 /** The per-statement hint that keeps one read of a tagged session on the primary. */
 export const PRIMARY_HINT = '/* pgsplit:route=primary */';
 
-/** DDL for the slice of Nova's schema the workload touches (PostgreSQL spelling, timestamptz for times). */
-export const NOVA_SCHEMA: readonly string[] = [
-  `CREATE TABLE IF NOT EXISTS services (
-     id serial PRIMARY KEY,
-     host varchar(255) NOT NULL,
-     "binary" varchar(255) NOT NULL,
-     topic varchar(255),
-     report_count integer NOT NULL DEFAULT 0,
-     disabled boolean NOT NULL DEFAULT false,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (host, "binary", deleted))`,
-  `CREATE TABLE IF NOT EXISTS compute_nodes (
-     id serial PRIMARY KEY,
-     service_id integer REFERENCES services (id),
-     host varchar(255) NOT NULL,
-     hypervisor_hostname varchar(255) NOT NULL,
-     vcpus integer NOT NULL,
-     vcpus_used integer NOT NULL DEFAULT 0,
-     memory_mb integer NOT NULL,
-     memory_mb_used integer NOT NULL DEFAULT 0,
-     running_vms integer NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (host, hypervisor_hostname, deleted))`,
-  `CREATE TABLE IF NOT EXISTS instances (
-     id serial PRIMARY KEY,
-     uuid varchar(36) NOT NULL UNIQUE,
-     display_name varchar(255),
-     host varchar(255),
-     node varchar(255),
-     vm_state varchar(255),
-     task_state varchar(255),
-     vcpus integer NOT NULL DEFAULT 1,
-     memory_mb integer NOT NULL DEFAULT 2048,
-     launched_at timestamptz,
-     terminated_at timestamptz,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  // Nova's own indexes for the periodic tasks' lookups (instances_host_node_deleted_idx, ...).
-  'CREATE INDEX IF NOT EXISTS instances_host_deleted_idx ON instances (host, deleted)',
-  'CREATE INDEX IF NOT EXISTS instances_host_node_deleted_idx ON instances (host, node, deleted)',
-  'CREATE INDEX IF NOT EXISTS instances_deleted_created_at_idx ON instances (deleted, created_at)',
-  `CREATE TABLE IF NOT EXISTS bw_usage_cache (
-     id serial PRIMARY KEY,
-     uuid varchar(36) NOT NULL,
-     mac varchar(255) NOT NULL,
-     start_period timestamptz NOT NULL,
-     bw_in bigint NOT NULL DEFAULT 0,
-     bw_out bigint NOT NULL DEFAULT 0,
-     last_ctr_in bigint NOT NULL DEFAULT 0,
-     last_ctr_out bigint NOT NULL DEFAULT 0,
-     last_refreshed timestamptz,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (uuid, mac, start_period))`,
-  'CREATE INDEX IF NOT EXISTS bw_usage_cache_uuid_start_period_idx ON bw_usage_cache (uuid, start_period)',
-  `CREATE TABLE IF NOT EXISTS volume_usage_cache (
-     id serial PRIMARY KEY,
-     volume_id varchar(36) NOT NULL UNIQUE,
-     instance_uuid varchar(36),
-     availability_zone varchar(255),
-     tot_last_refreshed timestamptz,
-     tot_reads bigint NOT NULL DEFAULT 0,
-     tot_read_bytes bigint NOT NULL DEFAULT 0,
-     tot_writes bigint NOT NULL DEFAULT 0,
-     tot_write_bytes bigint NOT NULL DEFAULT 0,
-     curr_last_refreshed timestamptz,
-     curr_reads bigint NOT NULL DEFAULT 0,
-     curr_read_bytes bigint NOT NULL DEFAULT 0,
-     curr_writes bigint NOT NULL DEFAULT 0,
-     curr_write_bytes bigint NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  `CREATE TABLE IF NOT EXISTS block_device_mapping (
-     id serial PRIMARY KEY,
-     instance_uuid varchar(36) NOT NULL,
-     device_name varchar(255),
-     source_type varchar(255),
-     destination_type varchar(255),
-     volume_id varchar(36),
-     boot_index integer,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  'CREATE INDEX IF NOT EXISTS block_device_mapping_instance_uuid_idx ON block_device_mapping (instance_uuid)',
-  `CREATE TABLE IF NOT EXISTS task_log (
-     id serial PRIMARY KEY,
-     task_name varchar(255) NOT NULL,
-     state varchar(255) NOT NULL,
-     host varchar(255) NOT NULL,
-     period_beginning timestamptz NOT NULL,
-     period_ending timestamptz NOT NULL,
-     message varchar(255) NOT NULL,
-     task_items integer NOT NULL DEFAULT 0,
-     errors integer NOT NULL DEFAULT 0,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0,
-     UNIQUE (task_name, host, period_beginning, period_ending))`,
-  `CREATE TABLE IF NOT EXISTS migrations (
-     id serial PRIMARY KEY,
-     source_compute varchar(255),
-     dest_compute varchar(255),
-     source_node varchar(255),
-     dest_node varchar(255),
-     instance_uuid varchar(36),
-     status varchar(255),
-     migration_type varchar(255),
-     created_at timestamptz NOT NULL DEFAULT now(),
-     updated_at timestamptz,
-     deleted integer NOT NULL DEFAULT 0)`,
-  `CREATE INDEX IF NOT EXISTS migrations_by_host_nodes_and_status_idx
-     ON migrations (deleted, source_compute, dest_compute, source_node, dest_node, status)`,
-];
-
-/** The tables of {@link NOVA_SCHEMA}, for statistics over the Nova slice (pg_stat_user_tables). */
-export const NOVA_TABLES: readonly string[] = [
-  'services', 'compute_nodes', 'instances', 'migrations', 'block_device_mapping', 'bw_usage_cache', 'volume_usage_cache', 'task_log',
-];
+export { NOVA_SCHEMA, NOVA_TABLES } from './nova-schema.js';
 
 /** Migration states Nova treats as finished (migration_get_in_progress_by_host_and_node). */
 const FINISHED_MIGRATION_STATES = ['confirmed', 'reverted', 'error', 'failed', 'completed', 'cancelled', 'done'];
 
 function emptyCounters(): TaskCounters {
   return {
-    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, readsOnReplica: 0, readsOnPrimary: 0, primaryReadsOnReplica: 0,
-    errors: 0, totalMs: 0, maxMs: 0,
+    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, transactions: 0, replicaTransactions: 0, readsOnReplica: 0,
+    readsOnPrimary: 0, primaryReadsOnReplica: 0, errors: 0, totalMs: 0, maxMs: 0,
   };
 }
 
 /** Sums the counters of the given tasks (default: all). */
 export function sumCounters(stats: NovaWorkloadStats, tasks: readonly NovaTaskName[] = [...COMPUTE_TASKS, ...API_REQUESTS]): CounterTotals {
   const out: CounterTotals = {
-    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, readsOnReplica: 0, readsOnPrimary: 0, primaryReadsOnReplica: 0, errors: 0,
+    runs: 0, statements: 0, replicaReads: 0, primaryReads: 0, writes: 0, transactions: 0, replicaTransactions: 0, readsOnReplica: 0,
+    readsOnPrimary: 0, primaryReadsOnReplica: 0, errors: 0,
   };
   for (const name of tasks) {
     const c = stats.tasks[name];
@@ -315,6 +215,8 @@ export function sumCounters(stats: NovaWorkloadStats, tasks: readonly NovaTaskNa
     out.replicaReads += c.replicaReads;
     out.primaryReads += c.primaryReads;
     out.writes += c.writes;
+    out.transactions += c.transactions;
+    out.replicaTransactions += c.replicaTransactions;
     out.readsOnReplica += c.readsOnReplica;
     out.readsOnPrimary += c.readsOnPrimary;
     out.primaryReadsOnReplica += c.primaryReadsOnReplica;
@@ -352,7 +254,10 @@ class Sleeper {
 interface ComputeHost {
   name: string;
   node: string;
+  /** The session of the periodic tasks (tagged through slave_connection unless untagged as a baseline). */
   client?: pg.Client;
+  /** oslo mode: the writer session through `connection` (Nova's main engine); autocommit mode: none, writes use `client`. */
+  writer?: pg.Client;
   /** The hypervisor's interface counters per instance uuid (bytes in/out since the guest booted). */
   counters: Map<string, { in: number; out: number }>;
 }
@@ -426,6 +331,8 @@ export class NovaWorkload {
   readonly #sleepers: Sleeper[] = [];
   readonly #loops: Promise<void>[] = [];
   readonly #clients: pg.Client[] = [];
+  /** The transaction a session has open (oslo mode), with how many of its reads ran on a replica so far. */
+  readonly #openTx = new WeakMap<pg.Client, { readsOnReplica: number }>();
   /** Instance uuids known to exist (seeded or created by an API session), for show requests. */
   readonly #knownInstances: string[] = [];
   #readYourWritesMisses = 0;
@@ -456,6 +363,7 @@ export class NovaWorkload {
       auditPeriodMs: opts.auditPeriodMs ?? 2000,
       taggedOptions: opts.taggedOptions ?? '-c pgsplit.route=replica',
       tagComputeSessions: opts.tagComputeSessions ?? true,
+      clientMode: opts.clientMode ?? 'oslo',
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       counterResetProbability: opts.counterResetProbability ?? 0.02,
       random: opts.random ?? Math.random,
@@ -463,6 +371,9 @@ export class NovaWorkload {
     };
     for (const key of ['computeHosts', 'apiSessions', 'instancesPerHost'] as const) {
       if (!Number.isInteger(options[key]) || options[key] < 0) throw new Error(`NovaWorkload: ${key} must be a non-negative integer, got ${options[key]}`);
+    }
+    if (!(NOVA_CLIENT_MODES as readonly string[]).includes(options.clientMode)) {
+      throw new Error(`NovaWorkload: clientMode must be one of ${NOVA_CLIENT_MODES.join(', ')}, got ${String(options.clientMode)}`);
     }
     if (!(options.auditPeriodMs > 0)) throw new Error(`NovaWorkload: auditPeriodMs must be positive, got ${options.auditPeriodMs}`);
     if (!(options.counterResetProbability >= 0 && options.counterResetProbability <= 1)) {
@@ -598,6 +509,10 @@ export class NovaWorkload {
       for (const host of this.hosts) {
         host.client = await this.connect('nova-compute', this.options.tagComputeSessions);
         this.#clients.push(host.client);
+        if (this.options.clientMode === 'oslo') {
+          host.writer = await this.connect('nova-compute', false);
+          this.#clients.push(host.writer);
+        }
       }
       const apiClients: pg.Client[] = [];
       for (let i = 0; i < this.options.apiSessions; i++) {
@@ -669,6 +584,8 @@ export class NovaWorkload {
     if (first === undefined) throw new CheckFailed(`${task}: a located read returned no row`);
     if (first.pgsplit_in_recovery === true) {
       c.readsOnReplica++;
+      const tx = this.#openTx.get(client);
+      if (tx) tx.readsOnReplica++;
       if (!mayUseReplica) c.primaryReadsOnReplica++;
     } else {
       c.readsOnPrimary++;
@@ -681,6 +598,38 @@ export class NovaWorkload {
       rows.push(own as R);
     }
     return { ...res, rows, rowCount: rows.length, fields: res.fields.filter((f) => !LOCATION_COLUMNS.has(f.name)) };
+  }
+
+  /**
+   * One unit of work as oslo.db's enginefacade sends it. oslo mode: `BEGIN`, the body, then `COMMIT` for a
+   * writer or `ROLLBACK` for a reader (a reader session is closed uncommitted and the pool rolls the
+   * connection back); on an error, `ROLLBACK` and the error goes on. autocommit mode: the body alone.
+   * The location column of each read ({@link locateRead}) runs inside the transaction, so it reports the
+   * server the transaction is on.
+   */
+  async #transaction<T>(client: pg.Client, task: NovaTaskName, kind: 'reader' | 'writer', body: () => Promise<T>): Promise<T> {
+    if (this.options.clientMode === 'autocommit') return body();
+    const c = this.#counters[task];
+    const tx = { readsOnReplica: 0 };
+    await client.query('BEGIN');
+    c.transactions++;
+    this.#openTx.set(client, tx);
+    try {
+      const result = await body();
+      await client.query(kind === 'writer' ? 'COMMIT' : 'ROLLBACK');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      this.#openTx.delete(client);
+      if (tx.readsOnReplica > 0) c.replicaTransactions++;
+    }
+  }
+
+  /** The session a compute host writes through: its writer (oslo mode) or its only session. */
+  #writerOf(host: ComputeHost, client: pg.Client): pg.Client {
+    return host.writer ?? client;
   }
 
   /** Runs one task, timing it and counting a failure (SQL error or failed check) as an error. */
@@ -743,29 +692,33 @@ export class NovaWorkload {
   /** The resource tracker: read the node, its instances and migrations (replica), write the usage (primary). */
   async #updateAvailableResource(client: pg.Client, host: ComputeHost): Promise<void> {
     const task = 'update_available_resource';
-    await this.#exec(client, task, 'replica-read',
-      `SELECT id, vcpus, vcpus_used, memory_mb, memory_mb_used, running_vms
-         FROM compute_nodes WHERE host = $1 AND hypervisor_hostname = $2 AND deleted = 0`,
-      [host.name, host.node]);
-    const instances = await this.#exec<{ uuid: string; vcpus: number; memory_mb: number }>(client, task, 'replica-read',
-      `SELECT uuid, vcpus, memory_mb, vm_state, task_state
-         FROM instances WHERE host = $1 AND node = $2 AND deleted = 0`,
-      [host.name, host.node]);
-    await this.#exec(client, task, 'replica-read',
-      `SELECT id, instance_uuid, source_compute, dest_compute, status
-         FROM migrations
-        WHERE (source_compute = $1 OR dest_compute = $1) AND deleted = 0 AND NOT (status = ANY($2::varchar[]))`,
-      [host.name, FINISHED_MIGRATION_STATES]);
+    const instances = await this.#transaction(client, task, 'reader', async () => {
+      await this.#exec(client, task, 'replica-read',
+        `SELECT id, vcpus, vcpus_used, memory_mb, memory_mb_used, running_vms
+           FROM compute_nodes WHERE host = $1 AND hypervisor_hostname = $2 AND deleted = 0`,
+        [host.name, host.node]);
+      const found = await this.#exec<{ uuid: string; vcpus: number; memory_mb: number }>(client, task, 'replica-read',
+        `SELECT uuid, vcpus, memory_mb, vm_state, task_state
+           FROM instances WHERE host = $1 AND node = $2 AND deleted = 0`,
+        [host.name, host.node]);
+      await this.#exec(client, task, 'replica-read',
+        `SELECT id, instance_uuid, source_compute, dest_compute, status
+           FROM migrations
+          WHERE (source_compute = $1 OR dest_compute = $1) AND deleted = 0 AND NOT (status = ANY($2::varchar[]))`,
+        [host.name, FINISHED_MIGRATION_STATES]);
+      return found;
+    });
     let vcpus = 0;
     let memory = 0;
     for (const i of instances.rows) {
       vcpus += i.vcpus;
       memory += i.memory_mb;
     }
-    await this.#exec(client, task, 'write',
+    const writer = this.#writerOf(host, client);
+    await this.#transaction(writer, task, 'writer', () => this.#exec(writer, task, 'write',
       `UPDATE compute_nodes SET vcpus_used = $3, memory_mb_used = $4, running_vms = $5, updated_at = now()
         WHERE host = $1 AND hypervisor_hostname = $2 AND deleted = 0`,
-      [host.name, host.node, vcpus, memory, instances.rows.length]);
+      [host.name, host.node, vcpus, memory, instances.rows.length]));
   }
 
   /** The start of the audit period containing `t` (Nova's bandwidth and usage periods). */
@@ -805,30 +758,35 @@ export class NovaWorkload {
     const task = '_poll_bandwidth_usage';
     const startPeriod = this.#periodStart(Date.now());
     const prevPeriod = new Date(startPeriod.getTime() - this.options.auditPeriodMs);
-    const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
-      `SELECT uuid FROM instances WHERE host = $1 AND deleted = 0 AND vm_state = 'active'`,
-      [host.name]);
-    if (instances.rows.length === 0) return;
-    const counters = instances.rows.map((row) => ({ uuid: row.uuid, mac: macFor(row.uuid), ...this.#hypervisorCounters(host, row.uuid) }));
-    const uuids = counters.map((c) => c.uuid);
     type Usage = { uuid: string; mac: string; bw_in: string; bw_out: string; last_ctr_in: string; last_ctr_out: string };
     const key = (uuid: string, mac: string): string => `${uuid}/${mac}`;
-    // Nova reads these one instance at a time (BandwidthUsage.get_by_instance_uuid_and_mac, use_slave);
-    // one statement per host and period keeps the same rows and the same replica/primary split.
-    const current = await this.#exec<Usage>(client, task, 'replica-read',
-      `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
-         FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[]) AND deleted = 0`,
-      [startPeriod, uuids]);
-    const thisPeriod = new Map(current.rows.map((r) => [key(r.uuid, r.mac), r]));
-    const missing = counters.filter((c) => !thisPeriod.has(key(c.uuid, c.mac))).map((c) => c.uuid);
-    let lastPeriod = new Map<string, Usage>();
-    if (missing.length > 0) {
-      const previous = await this.#exec<Usage>(client, task, 'replica-read',
+    const read = await this.#transaction(client, task, 'reader', async () => {
+      const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
+        `SELECT uuid FROM instances WHERE host = $1 AND deleted = 0 AND vm_state = 'active'`,
+        [host.name]);
+      if (instances.rows.length === 0) return undefined;
+      const counters = instances.rows.map((row) => ({ uuid: row.uuid, mac: macFor(row.uuid), ...this.#hypervisorCounters(host, row.uuid) }));
+      const uuids = counters.map((c) => c.uuid);
+      // Nova reads these one instance at a time (BandwidthUsage.get_by_instance_uuid_and_mac, use_slave);
+      // one statement per host and period keeps the same rows and the same replica/primary split.
+      const current = await this.#exec<Usage>(client, task, 'replica-read',
         `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
            FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[]) AND deleted = 0`,
-        [prevPeriod, missing]);
-      lastPeriod = new Map(previous.rows.map((r) => [key(r.uuid, r.mac), r]));
-    }
+        [startPeriod, uuids]);
+      const thisPeriod = new Map(current.rows.map((r) => [key(r.uuid, r.mac), r]));
+      const missing = counters.filter((c) => !thisPeriod.has(key(c.uuid, c.mac))).map((c) => c.uuid);
+      let lastPeriod = new Map<string, Usage>();
+      if (missing.length > 0) {
+        const previous = await this.#exec<Usage>(client, task, 'replica-read',
+          `SELECT uuid, mac, bw_in, bw_out, last_ctr_in, last_ctr_out
+             FROM bw_usage_cache WHERE start_period = $1 AND uuid = ANY($2::varchar[]) AND deleted = 0`,
+          [prevPeriod, missing]);
+        lastPeriod = new Map(previous.rows.map((r) => [key(r.uuid, r.mac), r]));
+      }
+      return { counters, thisPeriod, lastPeriod };
+    });
+    if (read === undefined) return;
+    const { counters, thisPeriod, lastPeriod } = read;
     // Counters read from a replica may be a moment old; Nova's bandwidth accounting tolerates that.
     const rows = counters.map((ctr) => {
       const usage = thisPeriod.get(key(ctr.uuid, ctr.mac));
@@ -848,7 +806,8 @@ export class NovaWorkload {
     });
     // One statement for the whole host (Nova calls bw_usage_update per instance; batching keeps the
     // read/write mix close to Nova's, where reads of instance data dominate).
-    await this.#exec(client, task, 'write',
+    const writer = this.#writerOf(host, client);
+    await this.#transaction(writer, task, 'writer', () => this.#exec(writer, task, 'write',
       `INSERT INTO bw_usage_cache (uuid, mac, start_period, bw_in, bw_out, last_ctr_in, last_ctr_out, last_refreshed, updated_at)
        SELECT u, m, $1, bi, bo, ci, co, now(), now()
          FROM unnest($2::varchar[], $3::varchar[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS t(u, m, bi, bo, ci, co)
@@ -856,7 +815,7 @@ export class NovaWorkload {
           SET bw_in = EXCLUDED.bw_in, bw_out = EXCLUDED.bw_out, last_ctr_in = EXCLUDED.last_ctr_in,
               last_ctr_out = EXCLUDED.last_ctr_out, last_refreshed = EXCLUDED.last_refreshed, updated_at = EXCLUDED.updated_at`,
       [startPeriod, rows.map((r) => r.uuid), rows.map((r) => r.mac), rows.map((r) => r.bwIn), rows.map((r) => r.bwOut),
-        rows.map((r) => r.ctrIn), rows.map((r) => r.ctrOut)]);
+        rows.map((r) => r.ctrIn), rows.map((r) => r.ctrOut)]));
   }
 
   /**
@@ -868,28 +827,32 @@ export class NovaWorkload {
     const now = Date.now();
     const ending = this.#periodStart(now);
     const beginning = new Date(ending.getTime() - this.options.auditPeriodMs);
-    const done = await this.#exec(client, task, 'primary-read',
+    // Each step is its own unit of work in Nova (TaskLog.get, InstanceList.get_active_by_window_joined,
+    // task_log_begin_task, task_log_end_task). Nova reads task_log through its main engine; here the read
+    // goes through slave_connection with the hint, so the run also shows the hint holding in a transaction.
+    const done = await this.#transaction(client, task, 'reader', () => this.#exec(client, task, 'primary-read',
       `${PRIMARY_HINT} SELECT id, state FROM task_log
         WHERE task_name = 'instance_usage_audit' AND host = $1 AND period_beginning = $2 AND period_ending = $3 AND deleted = 0`,
-      [host.name, beginning, ending]);
+      [host.name, beginning, ending]));
     if (done.rows.length > 0) return;
-    const active = await this.#exec(client, task, 'replica-read',
+    const active = await this.#transaction(client, task, 'reader', () => this.#exec(client, task, 'replica-read',
       `SELECT uuid, vm_state, launched_at, terminated_at FROM instances
         WHERE host = $1 AND (terminated_at IS NULL OR terminated_at > $2) AND (launched_at IS NULL OR launched_at < $3)`,
-      [host.name, beginning, ending]);
-    const begun = await this.#exec(client, task, 'write',
+      [host.name, beginning, ending]));
+    const writer = this.#writerOf(host, client);
+    const begun = await this.#transaction(writer, task, 'writer', () => this.#exec(writer, task, 'write',
       `INSERT INTO task_log (task_name, state, host, period_beginning, period_ending, message, task_items)
        VALUES ('instance_usage_audit', 'RUNNING', $1, $2, $3, 'Instance usage audit started', $4)
        ON CONFLICT (task_name, host, period_beginning, period_ending) DO NOTHING`,
-      [host.name, beginning, ending, active.rows.length]);
+      [host.name, beginning, ending, active.rows.length]));
     if (begun.rowCount === 0) {
       this.#duplicateAudits++;
       throw new CheckFailed(`${host.name}: audit period ${beginning.toISOString()} was already logged although the hinted read found nothing`);
     }
-    await this.#exec(client, task, 'write',
+    await this.#transaction(writer, task, 'writer', () => this.#exec(writer, task, 'write',
       `UPDATE task_log SET state = 'DONE', message = $4, updated_at = now()
         WHERE task_name = 'instance_usage_audit' AND host = $1 AND period_beginning = $2 AND period_ending = $3`,
-      [host.name, beginning, ending, `Instance usage audit ran for ${active.rows.length} instances`]);
+      [host.name, beginning, ending, `Instance usage audit ran for ${active.rows.length} instances`]));
   }
 
   /**
@@ -899,19 +862,24 @@ export class NovaWorkload {
    */
   async #pollVolumeUsage(client: pg.Client, host: ComputeHost): Promise<void> {
     const task = '_poll_volume_usage';
-    const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
-      'SELECT uuid FROM instances WHERE host = $1 AND deleted = 0',
-      [host.name]);
-    if (instances.rows.length === 0) return;
-    const volumes = await this.#exec<{ instance_uuid: string; volume_id: string }>(client, task, 'replica-read',
-      `SELECT instance_uuid, volume_id, device_name FROM block_device_mapping
-        WHERE instance_uuid = ANY($1::varchar[]) AND deleted = 0 AND destination_type = 'volume' AND volume_id IS NOT NULL`,
-      [instances.rows.map((i) => i.uuid)]);
-    if (volumes.rows.length === 0) return;
-    const cached = await this.#exec<{ volume_id: string; curr_reads: string; curr_writes: string }>(client, task, 'replica-read',
-      `SELECT volume_id, curr_reads, curr_read_bytes, curr_writes, curr_write_bytes
-         FROM volume_usage_cache WHERE volume_id = ANY($1::varchar[])`,
-      [volumes.rows.map((v) => v.volume_id)]);
+    const read = await this.#transaction(client, task, 'reader', async () => {
+      const instances = await this.#exec<{ uuid: string }>(client, task, 'replica-read',
+        'SELECT uuid FROM instances WHERE host = $1 AND deleted = 0',
+        [host.name]);
+      if (instances.rows.length === 0) return undefined;
+      const volumes = await this.#exec<{ instance_uuid: string; volume_id: string }>(client, task, 'replica-read',
+        `SELECT instance_uuid, volume_id, device_name FROM block_device_mapping
+          WHERE instance_uuid = ANY($1::varchar[]) AND deleted = 0 AND destination_type = 'volume' AND volume_id IS NOT NULL`,
+        [instances.rows.map((i) => i.uuid)]);
+      if (volumes.rows.length === 0) return undefined;
+      const cached = await this.#exec<{ volume_id: string; curr_reads: string; curr_writes: string }>(client, task, 'replica-read',
+        `SELECT volume_id, curr_reads, curr_read_bytes, curr_writes, curr_write_bytes
+           FROM volume_usage_cache WHERE volume_id = ANY($1::varchar[])`,
+        [volumes.rows.map((v) => v.volume_id)]);
+      return { volumes, cached };
+    });
+    if (read === undefined) return;
+    const { volumes, cached } = read;
     const previous = new Map(cached.rows.map((r) => [r.volume_id, r]));
     const rows = volumes.rows.map((v) => {
       const prev = previous.get(v.volume_id);
@@ -919,7 +887,8 @@ export class NovaWorkload {
       const writes = Number(prev?.curr_writes ?? 0) + Math.floor(this.options.random() * 50);
       return { volume: v.volume_id, instance: v.instance_uuid, reads, writes };
     });
-    await this.#exec(client, task, 'write',
+    const writer = this.#writerOf(host, client);
+    await this.#transaction(writer, task, 'writer', () => this.#exec(writer, task, 'write',
       `INSERT INTO volume_usage_cache (volume_id, instance_uuid, availability_zone, curr_last_refreshed,
                                        curr_reads, curr_read_bytes, curr_writes, curr_write_bytes, updated_at)
        SELECT v, i, 'nova', now(), r, r * 4096, w, w * 4096, now()
@@ -928,7 +897,7 @@ export class NovaWorkload {
           SET curr_last_refreshed = EXCLUDED.curr_last_refreshed, curr_reads = EXCLUDED.curr_reads,
               curr_read_bytes = EXCLUDED.curr_read_bytes, curr_writes = EXCLUDED.curr_writes,
               curr_write_bytes = EXCLUDED.curr_write_bytes, updated_at = EXCLUDED.updated_at`,
-      [rows.map((r) => r.volume), rows.map((r) => r.instance), rows.map((r) => r.reads), rows.map((r) => r.writes)]);
+      [rows.map((r) => r.volume), rows.map((r) => r.instance), rows.map((r) => r.reads), rows.map((r) => r.writes)]));
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -962,19 +931,22 @@ export class NovaWorkload {
         const uuid = crypto.randomUUID();
         const host = this.hosts.length > 0 ? this.#pick(this.hosts) : undefined;
         const vcpus = this.#pick([1, 2, 4]);
-        await this.#exec(client, request, 'write',
-          `INSERT INTO instances (uuid, display_name, host, node, vm_state, vcpus, memory_mb, launched_at, created_at)
-           VALUES ($1, $2, $3, $4, 'active', $5, $6, now(), now())`,
-          [uuid, `vm-${uuid.slice(0, 8)}`, host?.name ?? null, host?.node ?? null, vcpus, vcpus * 2048]);
-        await this.#exec(client, request, 'write',
-          `INSERT INTO block_device_mapping (instance_uuid, device_name, source_type, destination_type, volume_id, boot_index)
-           VALUES ($1, '/dev/vda', 'volume', 'volume', $2, 0)`,
-          [uuid, crypto.randomUUID()]);
+        // One writer transaction for the instance and its root volume, committed; then the answer is read
+        // back in a reader transaction of its own, which must see the commit (the primary has it).
+        await this.#transaction(client, request, 'writer', async () => {
+          await this.#exec(client, request, 'write',
+            `INSERT INTO instances (uuid, display_name, host, node, vm_state, vcpus, memory_mb, launched_at, created_at)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, now(), now())`,
+            [uuid, `vm-${uuid.slice(0, 8)}`, host?.name ?? null, host?.node ?? null, vcpus, vcpus * 2048]);
+          await this.#exec(client, request, 'write',
+            `INSERT INTO block_device_mapping (instance_uuid, device_name, source_type, destination_type, volume_id, boot_index)
+             VALUES ($1, '/dev/vda', 'volume', 'volume', $2, 0)`,
+            [uuid, crypto.randomUUID()]);
+        });
         mine.push(uuid);
         this.#knownInstances.push(uuid);
-        // The API answers with the instance it just created: it must be there (the primary has it).
-        const shown = await this.#exec(client, request, 'primary-read',
-          'SELECT uuid, vm_state, host FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]);
+        const shown = await this.#transaction(client, request, 'reader', () => this.#exec(client, request, 'primary-read',
+          'SELECT uuid, vm_state, host FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]));
         if (shown.rows.length !== 1) {
           this.#readYourWritesMisses++;
           throw new CheckFailed(`created instance ${uuid} was not visible to the next statement of the same API session`);
@@ -984,17 +956,17 @@ export class NovaWorkload {
       case 'api_show_instance': {
         if (this.#knownInstances.length === 0) return;
         const uuid = this.#pick(this.#knownInstances);
-        await this.#exec(client, request, 'primary-read',
+        await this.#transaction(client, request, 'reader', () => this.#exec(client, request, 'primary-read',
           `SELECT i.uuid, i.display_name, i.vm_state, i.host, i.vcpus, i.memory_mb, i.launched_at, b.volume_id
              FROM instances i LEFT JOIN block_device_mapping b ON b.instance_uuid = i.uuid AND b.deleted = 0
             WHERE i.uuid = $1`,
-          [uuid]);
+          [uuid]));
         return;
       }
       case 'api_list_instances':
-        await this.#exec(client, request, 'primary-read',
+        await this.#transaction(client, request, 'reader', () => this.#exec(client, request, 'primary-read',
           `SELECT uuid, display_name, vm_state, host, created_at FROM instances
-            WHERE deleted = 0 ORDER BY created_at DESC, id DESC LIMIT 50`);
+            WHERE deleted = 0 ORDER BY created_at DESC, id DESC LIMIT 50`));
         return;
       case 'api_delete_instance': {
         const index = Math.floor(this.options.random() * mine.length);
@@ -1004,15 +976,17 @@ export class NovaWorkload {
         const known = this.#knownInstances.indexOf(uuid);
         if (known >= 0) this.#knownInstances.splice(known, 1);
         // Nova soft-deletes: deleted = id marks the row deleted while keeping it for the audit.
-        await this.#exec(client, request, 'write',
-          `UPDATE instances SET vm_state = 'deleted', deleted = id, deleted_at = now(), terminated_at = now(), updated_at = now()
-            WHERE uuid = $1 AND deleted = 0`,
-          [uuid]);
-        await this.#exec(client, request, 'write',
-          'UPDATE block_device_mapping SET deleted = id, deleted_at = now() WHERE instance_uuid = $1 AND deleted = 0',
-          [uuid]);
-        const shown = await this.#exec(client, request, 'primary-read',
-          'SELECT uuid FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]);
+        await this.#transaction(client, request, 'writer', async () => {
+          await this.#exec(client, request, 'write',
+            `UPDATE instances SET vm_state = 'deleted', deleted = id, deleted_at = now(), terminated_at = now(), updated_at = now()
+              WHERE uuid = $1 AND deleted = 0`,
+            [uuid]);
+          await this.#exec(client, request, 'write',
+            'UPDATE block_device_mapping SET deleted = id, deleted_at = now() WHERE instance_uuid = $1 AND deleted = 0',
+            [uuid]);
+        });
+        const shown = await this.#transaction(client, request, 'reader', () => this.#exec(client, request, 'primary-read',
+          'SELECT uuid FROM instances WHERE uuid = $1 AND deleted = 0', [uuid]));
         if (shown.rows.length !== 0) {
           this.#readYourWritesMisses++;
           throw new CheckFailed(`deleted instance ${uuid} was still visible to the next statement of the same API session`);

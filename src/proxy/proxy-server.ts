@@ -166,7 +166,7 @@ export class ProxyServer {
   /** The session settings that come from the configuration: set at start, and again by each reload. */
   private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
     'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
-    'whenNoReplica' | 'monitorTimeoutMs' | 'maxPendingBytes'> {
+    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes'> {
     return {
       router,
       maxMessageSize: c.limits.maxMessageSize,
@@ -176,6 +176,7 @@ export class ProxyServer {
       maxLagMs: c.routing.maxLagMs,
       readYourWritesTimeoutMs: c.routing.readYourWritesTimeoutMs,
       whenNoReplica: c.routing.whenNoReplica,
+      transactions: c.routing.transactions,
       monitorTimeoutMs: c.monitor.timeoutMs,
       maxPendingBytes: c.limits.maxPendingBytes,
     };
@@ -408,6 +409,7 @@ export class ProxyServer {
           { key: 'routing.max_lag', value: `${c.routing.maxLagMs}ms` },
           { key: 'routing.read_your_writes_timeout', value: `${c.routing.readYourWritesTimeoutMs}ms` },
           { key: 'routing.when_no_replica', value: c.routing.whenNoReplica },
+          { key: 'routing.transactions', value: c.routing.transactions },
           { key: 'routing.unknown_functions', value: c.routing.unknownFunctions },
           { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
           { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },

@@ -4,22 +4,29 @@ import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import {
-  backendKeyData, commandComplete, dataRow, errorFor, errorResponse, parameterStatus, readyForQuery, rowDescription,
+  backendKeyData, bindComplete, closeComplete, commandComplete, dataRow, errorFor, errorResponse, noData, parameterDescription, parameterStatus,
+  parseComplete, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
-import { readBind, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readCString, readDataRow, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { Router, RouteDecision } from '../router/router.js';
+import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
+import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import { parseDurationMs } from '../router/route-hint.js';
-import { SessionSettings } from './session-settings.js';
+import { CAPTURE_SETTINGS_SQL, SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
-import { parseLocalCommand, type LocalCommand } from './local-command.js';
+import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
+import { LocalStatements, type LocalFrame } from './extended-local.js';
+import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
+import {
+  TaggedTransaction, isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
+} from './tagged-transaction.js';
 
 /** Everything a session needs from the proxy around it. */
 export interface SessionContext {
@@ -41,6 +48,8 @@ export interface SessionContext {
   readYourWritesTimeoutMs: number;
   /** routing.when_no_replica. */
   whenNoReplica: 'primary' | 'error';
+  /** routing.transactions: tagged READ COMMITTED transactions start on a replica and move at their first write. */
+  transactions: 'replica-until-write' | 'primary';
   /** monitor.timeout, ms: how long a busy link to a replica taken out may stay silent. */
   monitorTimeoutMs: number;
   /** limits.max_pending_bytes: client input held behind running statements before reading pauses. */
@@ -90,6 +99,14 @@ interface Expect {
   local?: LocalCommand;
   /** For a 'sync': decisions of unsynced pieces sent before it, whose effects apply with its answer. */
   carried?: RouteDecision[];
+  /**
+   * For a swallowed 'sync': the Sync pgsplit sent (after a probe) to end a replica's unsynced batch before a
+   * statement that must run on the primary. Failed, the batch had an error: the client's messages up to its
+   * own Sync are skipped, as the server would have skipped them.
+   */
+  endsBatch?: boolean;
+  /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
+  capture?: (row: Array<string | null> | null) => void;
 }
 
 /**
@@ -106,6 +123,18 @@ const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
  * transaction, and flushes its answers), or is skipped with it after an error.
  */
 const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
+/** The row of a capture that carries the default isolation (no setting has a name with a space). */
+const ISOLATION_ROW = ' isolation';
+const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
+/** See Session.captureSession. */
+const CAPTURE_SESSION_SQL = `${CAPTURE_SETTINGS_SQL} UNION ALL ${CAPTURE_ISOLATION_SQL}`;
+/** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
+const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
+/** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
+const SYNC: Frame = (() => {
+  const raw = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
+  return { type: Frontend.Sync, raw, payload: raw.subarray(5) } as Frame;
+})();
 /** Makes the server answer an unsynced batch now (see copyPending). */
 const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 const NO_DECISIONS: readonly RouteDecision[] = [];
@@ -146,11 +175,22 @@ interface Unit {
   avoid?: NodeEntry;
   /** performance.now() when it was sent (for the duration histogram). */
   sentAt: number;
+  /** Binds a named portal: a cursor the client may use after a later write, so it never runs on a replica inside a movable transaction. */
+  namedPortal: boolean;
+  /** Statements that open the session's transaction on the unit's server before it (BEGIN, then replayed ones). */
+  txOpen: string[] | undefined;
+  /** The replica the transaction leaves for the primary with this unit (see TaggedTransaction). */
+  txMoveFrom: ServerLink | undefined;
+  /** The unit begins a transaction (its first statement, this BEGIN) that may move off a replica later. */
+  txBegin: string | undefined;
 }
 
 /** A unit with every field present from the start, so all units share one object shape (hot path). */
 function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries: string[], bytes: number, local?: LocalCommand): Unit {
-  return { kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined, avoid: undefined, sentAt: 0 };
+  return {
+    kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined,
+    avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined,
+  };
 }
 
 /** A server connection as this session uses it. */
@@ -236,7 +276,7 @@ class ServerLink {
   push(e: Expect): void {
     e.unitNo = this.units;
     // The first answer to end the batch (a Sync's, a Query's) carries its unsynced pieces' effects.
-    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined) && this.openDecisions.length > 0) {
+    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined || e.endsBatch === true) && this.openDecisions.length > 0) {
       e.carried = this.openDecisions;
       this.openDecisions = [];
     }
@@ -307,6 +347,8 @@ export class Session {
   /** By node: a replica replaced by a reload may share its name with the one in service. */
   private readonly links = new Map<NodeEntry, ServerLink>();
   private readonly statements = new Map<string, Buffer>();
+  /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
+  private readonly localStatements = new LocalStatements();
   private readonly settings = new SessionSettings();
   private readonly units: Unit[] = [];
   private building: Unit | null = null;
@@ -319,6 +361,20 @@ export class Session {
   private discardUntilSync = false;
   /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
+  /** An internal query (see captureIsolation) is under way: nothing goes on until it is answered. */
+  private awaitingInternal = false;
+  /** A tagged session's transaction that is deferred or open on a replica (routing.transactions). */
+  private tx: TaggedTransaction | null = null;
+  /**
+   * The session's default_transaction_isolation, asked of a server before its first replica read and
+   * again after anything may have changed it; null = not known yet, 'unknown' = the server did not say.
+   */
+  private isolation: Isolation | 'unknown' | null = null;
+  /**
+   * The link where the session's settings last changed (SET, RESET, set_config, DISCARD, LOAD), until
+   * they are read back from it (captureSession): before any other server serves the session.
+   */
+  private settingsFrom: ServerLink | null = null;
   /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
   private terminating = false;
   /**
@@ -333,7 +389,6 @@ export class Session {
   private connectingTo: NodeEntry | null = null;
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
-  private txPendingSettings: Array<() => void> = [];
   private readonly cancelKey: { pid: number; secret: number };
   /** SET pgsplit.max_lag (ms); null = routing.max_lag. */
   private maxLagMs: number | null = null;
@@ -355,6 +410,14 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
+  /** pgsplit.* values as they were when the transaction began and at each savepoint (see LocalSettingsUndo). */
+  private readonly localUndo = new LocalSettingsUndo<LocalValues>();
+  /** The sequences of the session's database (reads of them go to the primary). */
+  private readonly sequences: SequenceCatalog;
+  /** The tag the session started with (RESET pgsplit.route returns to it). */
+  private readonly startupTag: { tagged: boolean; source: string };
+  /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
+  private startupError: PgsplitError | null = null;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
   private lastActivityAt = performance.now();
 
@@ -383,6 +446,14 @@ export class Session {
     this.serverParams = params;
 
     const appName = opts.params.application_name ?? '';
+    // pgsplit settings given at startup (options=-c pgsplit.NAME=VALUE) are checked like a SET: a mistake
+    // refuses the connection (see start) instead of leaving the session silently untagged.
+    for (const [name, raw] of Object.entries(split.pgsplit)) {
+      const cmd = checkSetting(name, raw);
+      if (cmd.kind === 'error') this.startupError ??= cmd.error;
+      else if (cmd.kind === 'set' && name === 'max_lag') this.maxLagMs = parseDurationMs(cmd.value) ?? null;
+      else if (cmd.kind === 'set' && name === 'after') this.afterLsn = parseLsn(cmd.value);
+    }
     const route = split.pgsplit.route?.toLowerCase();
     if (route === 'replica' || route === 'primary') {
       this.tagged = route === 'replica';
@@ -394,6 +465,9 @@ export class Session {
       this.tagged = opts.ctx.defaultRoute === 'replica';
       this.tagSource = 'default';
     }
+    this.startupTag = { tagged: this.tagged, source: this.tagSource };
+    const p = opts.ctx.nodes.primary.endpoint;
+    this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
   }
 
   /**
@@ -406,6 +480,10 @@ export class Session {
       this.log.debug({ err: e.message }, 'client socket error');
       this.close();
     });
+    if (this.startupError !== null) {
+      this.failStartup(this.startupError);
+      return;
+    }
     let home: ServerLink;
     try {
       home = await this.attachFor(this.tagged ? 'replica' : 'primary');
@@ -415,7 +493,10 @@ export class Session {
     }
     if (this.state === 'closed') return;
     const out: Buffer[] = [];
-    for (const [k, v] of home.conn.parameters) {
+    for (const [k, rv] of home.conn.parameters) {
+      // A tagged session's writes go to the primary: it must not look like a standby to the client (libpq
+      // target_session_attrs=read-write and pgjdbc targetServerType=primary would refuse it).
+      const v = k === 'in_hot_standby' && home.node.role === 'replica' ? 'off' : rv;
       out.push(parameterStatus(k, v));
       this.noteParameter(k, v);
     }
@@ -581,6 +662,7 @@ export class Session {
           return false;
         }
         const local = parseLocalCommand(q);
+        this.localStatements.forgetUnnamed();
         this.enqueue(local
           ? unit('local', [], true, [], 0, local)
           : unit('simple', [f], true, [q], f.raw.length));
@@ -638,6 +720,22 @@ export class Session {
   }
 
   private enqueue(u: Unit): void {
+    if (u.kind === 'extended') {
+      const parts = this.localStatements.split(u.frames);
+      if (parts !== null) {
+        // pgsplit's own statements in the batch: what comes before goes to the server first (unsynced), the
+        // run about them is answered here, and what follows is a batch of its own.
+        if (parts.before.length > 0) this.pushUnit(unit('extended', parts.before, false, [], sumBytes(parts.before)));
+        const sync = parts.local.some((l) => l.frame.type === Frontend.Sync);
+        this.pushUnit(unit('local', [], true, [], sumBytes(parts.local.map((l) => l.frame)), { kind: 'extended', frames: parts.local, sync }));
+        if (parts.after.length > 0) this.pushUnit(unit('extended', parts.after, u.complete, [], sumBytes(parts.after)));
+        return;
+      }
+    }
+    this.pushUnit(u);
+  }
+
+  private pushUnit(u: Unit): void {
     this.units.push(u);
     this.queuedBytes += u.bytes;
     // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
@@ -674,7 +772,9 @@ export class Session {
       this.closeIfDrained();
       return;
     }
-    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.terminating && this.units.length > 0) {
+    // No server could be asked (captureSession): routed with what is known rather than asked again.
+    let captureFailed = false;
+    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
       const u = this.units[0] as Unit;
@@ -712,6 +812,11 @@ export class Session {
         batch.conn.socket.once('close', () => clearTimeout(timer));
         return;
       }
+      if (batch !== null && batch.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
+        // pgsplit's own messages behind a failed batch: skipped, but their Sync is the server's to answer.
+        this.units[0] = unit('extended', [SYNC], true, [], 0);
+        continue;
+      }
       if (batch !== null && batch.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
         // After an error in the batch the server ignores everything up to the client's Sync, Queries
         // included: this one gets no answer, exactly as on a direct connection.
@@ -733,6 +838,19 @@ export class Session {
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
       if (this.txEndInFlight()) return;
+      if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.openBatchLink === null) {
+        const tag = this.deferredTag(u);
+        if (tag !== null) {
+          if (this.anyBusy()) return;
+          if (tag === 'isolation') {
+            if (this.captureSession()) return;
+            continue;
+          }
+          this.shiftUnit();
+          this.answerDeferred(tag, u);
+          continue;
+        }
+      }
       const tx = this.txLink;
       if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.busy) {
         // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
@@ -741,7 +859,33 @@ export class Session {
         this.fatal(errors.transactionServerDown(tx.name, tx.node.failReason ?? 'out of rotation'));
         return;
       }
+      const batchLink = this.openBatchLink;
+      if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.skipping && !u.forcePrimary &&
+        (u.kind === 'simple' || u.kind === 'extended' || u.kind === 'function')) {
+        // An unsynced batch of reads is open on a replica (a driver prepared with Parse/Describe/Flush): a
+        // statement that must run on the primary does not follow it there (it would fail with 25006). The
+        // batch is ended first; how it went decides what happens to what the client sent after it.
+        this.openBatchLink = null;
+        this.chooseTarget(u);
+        this.openBatchLink = batchLink;
+        if (u.decision?.target === 'primary') {
+          if (batchLink.busy && batchLink.expect.some((e) => e.kind === 'sync')) return;
+          this.endReplicaBatch(batchLink);
+          return;
+        }
+      }
       const choice = this.chooseTarget(u);
+      const replicaBound = u.decision?.target === 'replica';
+      if (!captureFailed && ((replicaBound && (this.isolation === null || this.sequences.needsLoad(performance.now()))) || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
+        (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
+        // Before another server serves the session, the settings it changed are read back (and replayed
+        // there); before the first replica read, the default isolation is asked, as serializable
+        // transactions cannot run on a standby.
+        if (this.anyBusy()) return;
+        if (this.captureSession()) return;
+        captureFailed = true;
+        continue;
+      }
       if (choice instanceof ServerLink) {
         if (this.anyBusy(choice)) return;
         this.shiftUnit();
@@ -785,6 +929,114 @@ export class Session {
       return false;
     }
     this.answerLocally(cmd);
+    return true;
+  }
+
+  /**
+   * What pgsplit answers itself of a tagged session's transaction control (routing.transactions:
+   * replica-until-write): 'BEGIN' for a plain BEGIN it defers (see TaggedTransaction), 'COMMIT' /
+   * 'ROLLBACK' for the end of a deferred transaction that never ran anything; 'isolation' when the
+   * session's default isolation must be asked first; null when the Query goes to a server.
+   */
+  private deferredTag(u: Unit): 'BEGIN' | 'COMMIT' | 'ROLLBACK' | 'isolation' | null {
+    const tx = this.tx;
+    if (tx === null ? this.txStatus !== 'I' || !this.tagged || this.pinned !== null : tx.phase !== 'deferred') return null;
+    if (u.queries.length !== 1 || this.copyLink !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
+    const c = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings);
+    const s = c.statements[0];
+    if (s === undefined || c.statements.length !== 1 || c.hints.route !== undefined) return null;
+    if (tx !== null) {
+      if ((s.transaction === 'commit' || s.transaction === 'rollback') && !s.chain) return s.transaction === 'commit' ? 'COMMIT' : 'ROLLBACK';
+      return null;
+    }
+    if (s.transaction !== 'begin') return null;
+    const modes = parseBeginModes(s.text);
+    if (modes === null || modes.readOnly === true) return null;
+    // Settings changed since they were last read: the default isolation may be among them.
+    if (modes.isolation === undefined && this.settingsFrom !== null) return 'isolation';
+    const iso = modes.isolation ?? this.isolation;
+    if (iso === null) return 'isolation';
+    return iso !== 'unknown' && movableIsolation(iso) ? 'BEGIN' : null;
+  }
+
+  /** Answers a deferred BEGIN, or the COMMIT/ROLLBACK of a deferred transaction, as the server would. */
+  private answerDeferred(tag: 'BEGIN' | 'COMMIT' | 'ROLLBACK', u: Unit): void {
+    if (tag === 'BEGIN') {
+      const s = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings).statements[0];
+      this.tx = new TaggedTransaction('deferred', s?.text ?? 'BEGIN');
+      this.txStatus = 'T';
+      this.localUndo.began(this.localValues());
+    } else {
+      this.tx = null;
+      this.txStatus = 'I';
+      this.restoreLocalValues(this.localUndo.ended(tag === 'COMMIT'));
+    }
+    this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
+  }
+
+  /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsBatch). */
+  private endReplicaBatch(link: ServerLink): void {
+    link.nextUnit(false);
+    link.pushProbe();
+    link.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true });
+    this.openBatchLink = null;
+    this.awaitingInternal = true;
+    this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
+  }
+
+  /**
+   * Asks a server what the session holds (one swallowed query): its default_transaction_isolation and,
+   * when settings changed there (settingsFrom), the settings made in the session, which then replace the
+   * known ones (replayed on the other servers). Prefers the link that changed them, else the primary's.
+   * False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads that
+   * depend on it until it is asked again.
+   */
+  private captureSession(): boolean {
+    const usable = (l: ServerLink): boolean =>
+      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
+    let from = this.settingsFrom;
+    if (from !== null && !usable(from)) {
+      // Gone or in a state nothing can be asked in: what it changed cannot be read back.
+      this.log.warn({ node: from.name }, 'session settings could not be read back from the server that changed them');
+      this.settingsFrom = from = null;
+    }
+    // Otherwise a link that has every setting the session made, the primary's if it has.
+    const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
+    let link: ServerLink | undefined = from ?? this.links.get(this.ctx.nodes.primary);
+    if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
+    if (link === undefined) {
+      this.isolation = 'unknown';
+      this.settingsFrom = null;
+      return false;
+    }
+    const target = link;
+    const withSettings = from === target;
+    let seen: Isolation | 'unknown' = 'unknown';
+    const values = new Map<string, string>();
+    const withSequences = this.sequences.needsLoad(performance.now());
+    const sequences: string[] = [];
+    target.nextUnit(false);
+    target.push({
+      kind: 'sync', swallow: true, capture: (row) => {
+        if (row === null) {
+          this.isolation = seen;
+          if (withSequences) this.sequences.load(sequences, performance.now());
+          if (withSettings && this.settingsFrom === target) {
+            this.settingsFrom = null;
+            this.settings.replace(values);
+            target.settingsVersion = this.settings.version;
+          }
+        } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+        else if (row[0] === SEQUENCE_ROW) {
+          if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
+        }
+        else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
+      },
+    });
+    target.prepared.delete('');
+    this.awaitingInternal = true;
+    const sql = `${withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
+    this.writeToServer(target, [serialize.query(sql)]);
     return true;
   }
 
@@ -843,6 +1095,9 @@ export class Session {
    * open extended batches and COPY stay where they began; otherwise the router decides.
    */
   private chooseTarget(u: Unit): ServerLink | 'primary' | 'replica' {
+    u.txOpen = undefined;
+    u.txMoveFrom = undefined;
+    u.txBegin = undefined;
     const queries = u.kind === 'function' ? [] : this.unitQueries(u);
     // Classify even when affinity decides the server: the session still applies the unit's effects
     // (settings, pins, transaction end) when it completes.
@@ -861,8 +1116,30 @@ export class Session {
       return p ?? 'primary';
     }
     if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
-    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') return follow(this.txLink, 'transaction');
     const primary = this.links.get(this.ctx.nodes.primary);
+    const tx = this.tx;
+    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') {
+      const txLink = this.txLink;
+      if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
+        // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
+        u.txOpen = tx.opening();
+        u.txMoveFrom = txLink;
+        u.decision = { target: 'primary', reason: 'tx-moved', classifications: d?.classifications ?? [] };
+        return primary ?? 'primary';
+      }
+      return follow(txLink, tx !== null && d?.target === 'replica' ? 'tx-read' : 'transaction');
+    }
+    if (tx !== null && tx.phase === 'deferred') {
+      // The BEGIN pgsplit answered opens here, on a replica if this unit only reads, else on the primary.
+      u.txOpen = tx.opening();
+      if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
+        u.decision = { ...d, reason: 'tx-read' };
+        return this.replicaChoice(u.decision);
+      }
+      u.decision = d ?? { target: 'primary', reason: u.kind === 'function' ? 'function-call' : 'no-statement', classifications: [] };
+      if (d !== null && d.target === 'replica') u.decision = { ...d, target: 'primary', reason: 'tx-cursor' };
+      return primary ?? 'primary';
+    }
     if (u.kind === 'function') {
       if (primary) return follow(primary, 'function-call');
       u.decision = { target: 'primary', reason: 'function-call', classifications: [] };
@@ -874,14 +1151,92 @@ export class Session {
       return primary ?? 'primary';
     }
     u.decision = d;
+    if (d.target === 'primary' && d.reason === 'begin' && this.ctx.transactions === 'replica-until-write') {
+      const begin = this.replicaTransactionBegin(u, d);
+      if (begin !== null && !this.readsSequence(d)) {
+        u.txBegin = begin;
+        u.decision = { ...d, target: 'replica', reason: 'tx-read' };
+        return this.replicaChoice(u.decision);
+      }
+      return primary ?? 'primary';
+    }
     if (d.target === 'replica') {
-      // The attached replica serves at once if it still meets the read's requirement; anything else
-      // (raising the floor after a write, waiting for replay, another replica, the primary) is async.
-      const r = this.replica ? this.links.get(this.replica) : undefined;
-      if (r && !this.raiseFloor && this.ctx.nodes.ineligibility(r.node, this.readRequirement(d)) === null) return r;
-      return 'replica';
+      if (this.readsSequence(d)) {
+        u.decision = { ...d, target: 'primary', reason: 'sequence-read' };
+        return primary ?? 'primary';
+      }
+      if (this.isolationBlocksReplica(d)) {
+        u.decision = { ...d, target: 'primary', reason: 'tx-isolation' };
+        return primary ?? 'primary';
+      }
+      return this.replicaChoice(d);
     }
     return primary ?? 'primary';
+  }
+
+  /** A read that names a sequence relation: the primary's state of it is the true one (see SequenceCatalog). */
+  private readsSequence(d: RouteDecision): boolean {
+    for (const c of d.classifications) for (const s of c.statements) if (this.sequences.mentions(s.text)) return true;
+    return false;
+  }
+
+  /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
+  private replicaChoice(d: RouteDecision): ServerLink | 'replica' {
+    const r = this.replica ? this.links.get(this.replica) : undefined;
+    if (r && !this.raiseFloor && this.ctx.nodes.ineligibility(r.node, this.readRequirement(d)) === null) return r;
+    return 'replica';
+  }
+
+  /**
+   * A read of a tagged session outside a transaction (or one opening with BEGIN READ ONLY) that must not
+   * run on a standby: the session's default isolation is serializable (PostgreSQL refuses it there, 0A000),
+   * or no server said what it is.
+   */
+  private isolationBlocksReplica(d: RouteDecision): boolean {
+    if (this.isolation === null) return false; // asked before the read is sent (see pump)
+    const first = d.classifications[0]?.statements[0];
+    const modes = first !== undefined && first.transaction === 'begin-read-only' ? parseBeginModes(first.text) : null;
+    const iso = modes?.isolation ?? this.isolation;
+    return iso === 'serializable' || iso === 'unknown';
+  }
+
+  /**
+   * For a unit that opens a transaction with BEGIN followed only by reads (as pgjdbc sends it): the BEGIN
+   * text when the transaction may start on a replica and move later, else null (it runs on the primary).
+   */
+  private replicaTransactionBegin(u: Unit, d: RouteDecision): string | null {
+    if (!this.tagged || this.pinned !== null || u.namedPortal) return null;
+    const all = statementsOf(d.classifications);
+    const first = all[0];
+    if (first === undefined || first.transaction !== 'begin' || all.length < 2) return null;
+    for (let i = 1; i < all.length; i++) if (!(all[i] as (typeof all)[number]).replicaSafe) return null;
+    const modes = parseBeginModes(first.text);
+    if (modes === null || modes.readOnly === true) return null;
+    const iso = modes.isolation ?? this.isolation;
+    // Not known yet: asked before the unit is sent (see pump), and decided again then.
+    if (iso === null) return first.text;
+    return iso !== 'unknown' && movableIsolation(iso) ? first.text : null;
+  }
+
+  /**
+   * Inside a transaction open on a replica: whether this unit must run on the primary (so the transaction
+   * moves first). Reads, and single transaction-neutral statements (SAVEPOINT, SET, ...), stay; a statement
+   * that may write, a named portal (a cursor that must survive a later move), a primary hint or a pin move it.
+   */
+  private mustLeaveReplica(u: Unit, d: RouteDecision | null): boolean {
+    if (u.kind === 'function') return true;
+    if (d === null) return false;
+    if (u.namedPortal || d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return true;
+    if (d.target === 'replica') return this.readsSequence(d);
+    const all = statementsOf(d.classifications);
+    let neutral = 0;
+    for (const s of all) {
+      if (s.replicaSafe) continue;
+      if (!isTransactionNeutral(s)) return true;
+      neutral++;
+    }
+    // Its effects are replayed on the primary only if it is known to have run: one statement, synced.
+    return neutral > 0 && (all.length > 1 || !u.complete);
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
@@ -1038,6 +1393,7 @@ export class Session {
         }
       } else if (f.type === Frontend.Bind) {
         const b = readBind(f.payload);
+        if (b && b.portal !== '') u.namedPortal = true;
         if (b && !parsedHere.has(b.statement)) {
           const stored = this.statements.get(b.statement);
           const q = stored ? readParse(stored)?.query : undefined;
@@ -1103,6 +1459,12 @@ export class Session {
     if (this.openBatchLink === link) this.openBatchLink = null;
     if (this.copyPending?.link === link) this.copyPending = null;
     if (link.expect.some((e) => e.local !== undefined)) this.awaitingProbe = false;
+    // Its default isolation stays unknown (null): asked again of another link before the next replica read.
+    if (link.expect.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
+    if (this.settingsFrom === link) {
+      this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
+      this.settingsFrom = null;
+    }
     if (link.busy || abort) link.conn.abort();
     else link.conn.close();
   }
@@ -1131,14 +1493,18 @@ export class Session {
     // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
     link.nextUnit(u.kind === 'simple');
     const replay = this.settings.replayFor(link.settingsVersion);
+    const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
-    if (replay !== null && this.txStatus === 'I' && !this.openBatchLink && !link.needsSync) {
+    // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
+    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.needsSync) {
       out.add(serialize.query(replay));
       link.push({ kind: 'sync', swallow: true });
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
       link.prepared.delete('');
     }
+    if (opening !== undefined) this.openTransaction(u, link, opening, out);
+    else if (u.txBegin !== undefined) this.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
     const d = u.decision;
     // What ran on the primary may be newer than any replica: later replica reads must catch up first.
     if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.raiseFloor = true;
@@ -1273,6 +1639,33 @@ export class Session {
     this.writeToServer(link, out.take());
   }
 
+  /**
+   * Opens the session's transaction on `link` ahead of `u`: the BEGIN pgsplit answered (and, when it moves
+   * from a replica, the statements the primary must know), each a Query whose answer the client never sees.
+   * The replica it leaves rolls its side back: it only read.
+   */
+  private openTransaction(u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
+    const from = u.txMoveFrom;
+    if (from !== undefined && from !== link && this.links.get(from.node) === from) {
+      from.nextUnit(false);
+      from.push({ kind: 'sync', swallow: true });
+      from.prepared.delete('');
+      this.writeToServer(from, [ROLLBACK]);
+      this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
+    }
+    for (const sql of opening) {
+      out.add(serialize.query(sql));
+      link.push({ kind: 'sync', swallow: true });
+    }
+    link.prepared.delete('');
+    this.txLink = link;
+    // What the replica's side changed is rolled back there; the replay makes it the primary's.
+    if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
+    const tx = this.tx;
+    if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
+    else this.tx = null;
+  }
+
   /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
   private ensurePrepared(link: ServerLink, name: string, out: FrameCoalescer): void {
     const want = this.statements.get(name);
@@ -1401,9 +1794,19 @@ export class Session {
             this.writeToClient(link, out.take());
             this.awaitingProbe = false;
             this.runLocal(head.local);
+          } else if (head.endsBatch === true) {
+            this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
+            this.awaitingInternal = false;
+            if (head.failed === true) this.skipToClientSync();
           } else if (head.rerun) this.rerunOnPrimary(head.rerun);
           else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
+          if (head.capture !== undefined) {
+            head.capture(null);
+            this.awaitingInternal = false;
+          }
           finishedUnit = true;
+        } else if (f.type === Backend.DataRow && head.capture !== undefined) {
+          head.capture(readDataRow(f.payload));
         } else if (error !== null && !head.rerun) {
           this.log.warn({ node: link.name, err: error.M }, 'replaying session settings failed');
         } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
@@ -1689,6 +2092,7 @@ export class Session {
     const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
     this.txStatus = status;
     this.txLink = status === 'I' ? null : link;
+    if (status === 'I') this.tx = null;
     const now = performance.now();
     if (link.node.role === 'primary') this.primaryDoneAt = now;
     else this.replicaDoneAt = now;
@@ -1696,54 +2100,76 @@ export class Session {
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     const ok = done?.failed !== true;
-    const committed = (cb: () => void) => {
-      if (status === 'I' && before === 'I') cb();
-      else this.txPendingSettings.push(cb);
-    };
-    let endsTx: 'commit' | 'rollback' | null = null;
-    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
-    for (const d of done?.carried ?? NO_DECISIONS) endsTx = this.unitEffects(link, d, ok, committed) ?? endsTx;
-    if (unit?.decision) endsTx = this.unitEffects(link, unit.decision, ok, committed) ?? endsTx;
-    if (before !== 'I' && status === 'I') {
-      const pending = this.txPendingSettings;
-      this.txPendingSettings = [];
-      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
+    // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
+    for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
+    if (unit?.decision) this.unitEffects(link, unit.decision, ok);
+    this.trackLocalUndo(before, status, ok, done?.carried, unit?.decision);
+    const tx = this.tx;
+    if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
+      // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
+      // such a statement holds only that one, so having run is certain).
+      for (const s of statementsOf(unit.decision.classifications)) {
+        if (s.chain) tx.replay.length = 0;
+        else if (needsReplay(s)) tx.replay.push(s.text);
+      }
     }
   }
 
-  /**
-   * The effects of one routed piece whose answer came (`ok`: without error): settings and DISCARD, through
-   * `committed` (at once, or when the transaction commits). Returns how it ends a transaction, if it does.
-   */
-  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean, committed: (cb: () => void) => void): 'commit' | 'rollback' | null {
-    let endsTx: 'commit' | 'rollback' | null = null;
-    for (const c of d.classifications) {
-      for (const s of c.statements) {
-        if (s.transaction === 'commit') endsTx = 'commit';
-        else if (s.transaction === 'rollback') endsTx = 'rollback';
-        if (!ok) continue;
-        if (s.discard) {
-          committed(() => this.settings.resetAll());
-          if (s.reason === 'discard') {
-            // DISCARD ALL also deallocates every prepared statement on the server that ran it.
-            this.statements.clear();
-            link.prepared.clear();
-          }
-        }
-        else if (s.setting && !s.setting.local && s.text) {
-          const name = s.setting.name;
-          const text = s.text;
-          committed(() => this.applySetting(link, name, text));
+  /** Keeps pgsplit's own settings transactional: snapshots at BEGIN and SAVEPOINT, restored on rollback. */
+  private trackLocalUndo(before: 'I' | 'T' | 'E', status: 'I' | 'T' | 'E', ok: boolean, carried: RouteDecision[] | undefined, d: RouteDecision | undefined): void {
+    if (before === 'I' && status !== 'I') this.localUndo.began(this.localValues());
+    if (this.localUndo.inTransaction && ok) {
+      for (const dd of [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])]) {
+        for (const s of statementsOf(dd.classifications)) {
+          const name = s.transaction === 'savepoint' || s.transaction === 'release' || s.transaction === 'rollback-to' ? savepointName(s.text) : null;
+          if (name === null) continue;
+          if (s.transaction === 'savepoint') this.localUndo.savepoint(name, this.localValues());
+          else if (s.transaction === 'release') this.localUndo.release(name);
+          else this.restoreLocalValues(this.localUndo.rollbackTo(name));
         }
       }
     }
-    return endsTx;
+    if (before !== 'I' && status === 'I') {
+      // Committed only when it ended without error by a COMMIT (a COMMIT of a failed transaction rolls back).
+      const all = [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])];
+      const committed = ok && before === 'T' && all.some((x) => someStatement(x.classifications, (s) => s.transaction === 'commit' || s.transaction === 'prepare-transaction'));
+      this.restoreLocalValues(this.localUndo.ended(committed));
+    }
   }
 
-  private applySetting(link: ServerLink, name: string, text: string): void {
-    const upToDate = link.settingsVersion === this.settings.version;
-    this.settings.apply(name, text);
-    if (upToDate) link.settingsVersion = this.settings.version;
+  private localValues(): LocalValues {
+    return { tagged: this.tagged, tagSource: this.tagSource, maxLagMs: this.maxLagMs, afterLsn: this.afterLsn };
+  }
+
+  private restoreLocalValues(v: LocalValues | null): void {
+    if (v === null) return;
+    this.tagged = v.tagged;
+    this.tagSource = v.tagSource;
+    this.maxLagMs = v.maxLagMs;
+    this.afterLsn = v.afterLsn;
+  }
+
+  /**
+   * The effects of one routed piece whose answer came (`ok`: without error): a statement that may change
+   * the session's settings marks them to be read back from `link` (see settingsFrom), whether it failed
+   * or ran in a transaction that ends later: the server's values once it is idle say what holds. DISCARD
+   * ALL also deallocates the statements prepared on `link`.
+   */
+  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean): void {
+    for (const c of d.classifications) {
+      for (const s of c.statements) {
+        if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') this.sequences.invalidate();
+        if (changesSettings(s)) {
+          this.settingsFrom = link;
+          // The default isolation may be among them: asked again with them, before the next replica read.
+          this.isolation = null;
+        }
+        if (ok && s.discard && s.reason === 'discard') {
+          this.statements.clear();
+          link.prepared.clear();
+        }
+      }
+    }
   }
 
   /**
@@ -1822,13 +2248,18 @@ export class Session {
       this.leave();
       return;
     }
-    const inFlight = link.busy;
+    // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
+    const inFlight = link.expect.some((e) => e.capture === undefined);
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
+    const asked = link.busy;
     this.detach(link, true);
-    if (!inFlight && !holds) return;
+    if (!inFlight && !holds) {
+      if (asked && this.state === 'ready') this.pump();
+      return;
+    }
     if (link.fatalForwarded) {
       // The client has the server's own FATAL (a protocol violation during COPY, a terminated backend).
       if (!this.client.destroyed) this.client.end();
@@ -1853,50 +2284,101 @@ export class Session {
       this.client.write(rfq);
       return;
     }
-    if (this.txStatus === 'E') {
-      const e = errors.inFailedTransaction();
+    if (cmd.kind === 'extended') {
+      this.answerExtendedLocally(cmd.frames);
+      return;
+    }
+    const r = this.applyLocal(cmd);
+    if (r instanceof PgsplitError) {
+      this.ctx.onError?.(r.sqlState);
+      this.client.write(Buffer.concat([errorFor(r), rfq]));
+    } else if (r.show !== undefined) {
+      this.client.write(Buffer.concat([rowDescription([r.show.column]), dataRow([r.show.value]), commandComplete('SHOW'), rfq]));
+    } else {
+      this.client.write(Buffer.concat([commandComplete(r.tag), rfq]));
+    }
+  }
+
+  /**
+   * Parse, Bind, Describe, Execute, Close and Sync of pgsplit's own statements (see LocalStatements),
+   * answered as a server answers them. After an error the rest is skipped up to the client's Sync.
+   */
+  private answerExtendedLocally(frames: readonly LocalFrame[]): void {
+    const out: Buffer[] = [];
+    let failed = false;
+    const fail = (e: PgsplitError): void => {
       this.ctx.onError?.(e.sqlState);
-      this.client.write(Buffer.concat([errorFor(e), rfq]));
-      return;
+      out.push(errorFor(e));
+      failed = true;
+    };
+    for (const { frame: f, cmd } of frames) {
+      if (f.type === Frontend.Sync) {
+        out.push(readyForQuery(this.txStatus));
+        failed = false;
+        continue;
+      }
+      if (failed || f.type === Frontend.Flush) continue;
+      if (this.txStatus === 'E') {
+        fail(errors.inFailedTransaction());
+        continue;
+      }
+      if (f.type === Frontend.Parse) out.push(parseComplete());
+      else if (f.type === Frontend.Bind) out.push(bindComplete());
+      else if (f.type === Frontend.Close) out.push(closeComplete());
+      else if (f.type === Frontend.Describe) {
+        if (f.payload[0] === 0x53) out.push(parameterDescription());
+        out.push(cmd?.kind === 'show' ? rowDescription([`pgsplit.${cmd.name}`]) : noData());
+      } else if (f.type === Frontend.Execute) {
+        const r = cmd === undefined ? errors.internal('a pgsplit portal without its statement')
+          : cmd.kind === 'show' && cmd.name === 'lsn' ? errors.lsnNeedsSimpleQuery()
+            : cmd.kind === 'set' || cmd.kind === 'reset' || cmd.kind === 'show' || cmd.kind === 'error' ? this.applyLocal(cmd) : errors.internal('not a pgsplit statement');
+        if (r instanceof PgsplitError) fail(r);
+        else if (r.show !== undefined) out.push(dataRow([r.show.value]), commandComplete('SHOW'));
+        else out.push(commandComplete(r.tag));
+      }
     }
-    if (cmd.kind === 'error') {
-      this.ctx.onError?.(cmd.error.sqlState);
-      this.client.write(Buffer.concat([errorFor(cmd.error), rfq]));
-      return;
-    }
-    if (cmd.kind === 'show') {
-      const value = this.localSetting(cmd.name);
-      if (value === null) {
-        this.ctx.onError?.(SqlState.undefinedObject);
-        this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
+    this.client.write(Buffer.concat(out));
+    // An error with no Sync in this run: the server-side rule is to skip everything up to it.
+    if (failed) this.skipToClientSync();
+  }
+
+  /**
+   * After an error in pgsplit's own extended messages, as a server does: everything up to the client's
+   * next Sync is dropped, and that Sync is answered with ReadyForQuery.
+   */
+  private skipToClientSync(): void {
+    while (this.units.length > 0) {
+      const next = this.units[0] as Unit;
+      this.shiftUnit();
+      const synced = next.kind === 'extended' ? next.complete : next.kind === 'local' && next.local?.kind === 'extended' && next.local.sync;
+      if (synced) {
+        this.client.write(readyForQuery(this.txStatus));
         return;
       }
-      this.client.write(Buffer.concat([rowDescription([`pgsplit.${cmd.name}`]), dataRow([value]), commandComplete('SHOW'), rfq]));
-      return;
     }
-    // set / reset (values were checked by parseLocalCommand)
-    const done = (): void => {
-      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
-    };
-    if (cmd.name === 'max_lag') {
-      this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
-      done();
-      return;
+    this.building = null;
+    this.discardUntilSync = true;
+  }
+
+  /** Applies SET / RESET / SHOW of a pgsplit setting: the command tag (and the value SHOW shows), or the error. */
+  private applyLocal(cmd: Extract<LocalCommand, { kind: 'set' | 'reset' | 'show' | 'error' }>): PgsplitError | { tag: string; show?: { column: string; value: string } } {
+    if (this.txStatus === 'E') return errors.inFailedTransaction();
+    if (cmd.kind === 'error') return cmd.error;
+    if (cmd.kind === 'show') {
+      const value = this.localSetting(cmd.name);
+      if (value === null) return errors.unknownSetting(`pgsplit.${cmd.name}`);
+      return { tag: 'SHOW', show: { column: `pgsplit.${cmd.name}`, value } };
     }
-    if (cmd.name === 'after') {
-      this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
-      done();
-      return;
-    }
-    if (cmd.name === 'route') {
-      const v = cmd.value === null ? this.ctx.defaultRoute : cmd.value.toLowerCase();
-      this.tagged = v === 'replica';
-      this.tagSource = cmd.value === null ? 'default' : 'set';
-      this.client.write(Buffer.concat([commandComplete(cmd.kind === 'set' ? 'SET' : 'RESET'), rfq]));
-      return;
-    }
-    this.ctx.onError?.(SqlState.undefinedObject);
-    this.client.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: SqlState.undefinedObject, message: `unrecognized configuration parameter "pgsplit.${cmd.name}"`, hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }), rfq]));
+    const tag = cmd.kind === 'set' || cmd.viaSet === true ? 'SET' : 'RESET';
+    if (cmd.name === 'max_lag') this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
+    else if (cmd.name === 'after') this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
+    else if (cmd.name === 'route') {
+      // RESET returns to the session's value at startup (its options, application_name or the default),
+      // as PostgreSQL's RESET does.
+      this.tagged = cmd.value === null ? this.startupTag.tagged : cmd.value.toLowerCase() === 'replica';
+      this.tagSource = cmd.value === null ? this.startupTag.source : 'set';
+    } else return errors.unknownSetting(`pgsplit.${cmd.name}`);
+    return { tag };
   }
 
   private localSetting(name: string): string | null {
@@ -1929,6 +2411,12 @@ export class Session {
   }
 }
 
+function sumBytes(frames: readonly Frame[]): number {
+  let n = 0;
+  for (const f of frames) n += f.raw.length;
+  return n;
+}
+
 function restore<V>(map: Map<string, V>, key: string, value: V | undefined): void {
   if (value === undefined) map.delete(key);
   else map.set(key, value);
@@ -1940,6 +2428,23 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
+
+/** pgsplit's own session settings, as one value (see LocalSettingsUndo). */
+interface LocalValues {
+  tagged: boolean;
+  tagSource: string;
+  maxLagMs: number | null;
+  afterLsn: bigint | null;
+}
+
+/** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
+function changesSettings(s: Statement): boolean {
+  if (s.replicaSafe) return false;
+  if (s.discard === true || s.reason === 'load' || s.reason === 'set-from-current') return true;
+  if (s.setting !== undefined) return !s.setting.local;
+  return SET_CONFIG.test(s.text);
+}
+const SET_CONFIG = /\bset_config\b/i;
 const isTransactionEnd = (s: Statement): boolean => (s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain;
 const isEffect = (s: Statement): boolean => s.setting !== undefined || s.discard === true || s.transaction === 'commit' || s.transaction === 'rollback';
 

@@ -1,0 +1,133 @@
+import type { Frame } from '../codec/frame-reader.js';
+import { Frontend } from '../codec/message-types.js';
+import { readBind, readCString, readParse, readTarget } from '../codec/message-fields.js';
+import { parseLocalCommand, type LocalCommand } from './local-command.js';
+
+/**
+ * pgsplit's own statements (SET / RESET / SHOW pgsplit.*) sent through the extended protocol, as pgjdbc
+ * and other drivers send everything: Parse, Bind, Describe, Execute and Close of such a statement are
+ * answered by pgsplit, exactly as a simple Query of it is, and never reach a server (which would take
+ * SET pgsplit.route as a placeholder and leave the session untagged).
+ *
+ * The client's statement and portal names that hold such a statement are remembered here; a Parse or
+ * Bind of something else under the same name forgets it.
+ */
+export class LocalStatements {
+  private readonly statements = new Map<string, LocalCommand>();
+  private readonly portals = new Map<string, LocalCommand>();
+
+  /** The command a portal runs, if it is pgsplit's. */
+  portal(name: string): LocalCommand | undefined {
+    return this.portals.get(name);
+  }
+
+  statement(name: string): LocalCommand | undefined {
+    return this.statements.get(name);
+  }
+
+  /** A simple Query destroys the unnamed statement and portal. */
+  forgetUnnamed(): void {
+    this.statements.delete('');
+    this.portals.delete('');
+  }
+
+  /**
+   * Splits an extended batch's frames into what goes to a server before, the run of frames about
+   * pgsplit's statements, and what follows (to the end of the batch); null when no frame is pgsplit's.
+   * Names are recorded as the frames are read: later frames of the batch see them.
+   */
+  split(frames: readonly Frame[]): { before: Frame[]; local: LocalFrame[]; after: Frame[] } | null {
+    let first = -1;
+    let last = -1;
+    const cmds: Array<LocalCommand | undefined> = [];
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i] as Frame;
+      const cmd = this.localCommandOf(f);
+      cmds.push(cmd === null ? undefined : cmd);
+      if (cmd !== null) {
+        if (first < 0) first = i;
+        last = i;
+      }
+    }
+    if (first < 0) return null;
+    // A Sync or Flush right after the run ends it: answered with it.
+    while (last + 1 < frames.length && (frames[last + 1]?.type === Frontend.Sync || frames[last + 1]?.type === Frontend.Flush)) last++;
+    const local: LocalFrame[] = [];
+    for (let i = first; i <= last; i++) local.push({ frame: frames[i] as Frame, cmd: cmds[i] });
+    return { before: frames.slice(0, first), local, after: frames.slice(last + 1) };
+  }
+
+  /**
+   * The pgsplit statement a frame is about (a Sync or Flush: none, undefined), or null when it is not
+   * pgsplit's. Read when the batch arrives: later batches may reuse the names before this one is answered.
+   */
+  private localCommandOf(f: Frame): LocalCommand | undefined | null {
+    if (f.type === Frontend.Sync || f.type === Frontend.Flush) return null;
+    if (!this.isLocal(f)) return null;
+    if (f.type === Frontend.Parse) return this.statements.get(readParse(f.payload)?.name ?? '');
+    if (f.type === Frontend.Bind) return this.portals.get(readBind(f.payload)?.portal ?? '');
+    if (f.type === Frontend.Execute) return this.portals.get(readCString(f.payload, 0)?.[0] ?? '');
+    const t = readTarget(f.payload);
+    if (t === null) return undefined;
+    const map = t.kind === 'S' ? this.statements : this.portals;
+    const cmd = map.get(t.name);
+    // A Close ends the name here: the frames after it no longer see it as pgsplit's.
+    if (f.type === Frontend.Close) map.delete(t.name);
+    return cmd;
+  }
+
+  private isLocal(f: Frame): boolean {
+    switch (f.type) {
+      case Frontend.Parse: {
+        const p = readParse(f.payload);
+        if (p === null) return false;
+        const cmd = parseLocalCommand(p.query);
+        if (cmd === null) {
+          this.statements.delete(p.name);
+          return false;
+        }
+        this.statements.set(p.name, cmd);
+        return true;
+      }
+      case Frontend.Bind: {
+        if (this.statements.size === 0 && this.portals.size === 0) return false;
+        const b = readBind(f.payload);
+        if (b === null) return false;
+        const cmd = this.statements.get(b.statement);
+        if (cmd === undefined) {
+          this.portals.delete(b.portal);
+          return false;
+        }
+        this.portals.set(b.portal, cmd);
+        return true;
+      }
+      case Frontend.Describe: {
+        if (this.statements.size === 0 && this.portals.size === 0) return false;
+        const t = readTarget(f.payload);
+        return t !== null && (t.kind === 'S' ? this.statements.has(t.name) : this.portals.has(t.name));
+      }
+      case Frontend.Execute: {
+        if (this.portals.size === 0) return false;
+        const name = readCString(f.payload, 0);
+        return name !== null && this.portals.has(name[0]);
+      }
+      case Frontend.Close: {
+        if (this.statements.size === 0 && this.portals.size === 0) return false;
+        const t = readTarget(f.payload);
+        if (t === null) return false;
+        const map = t.kind === 'S' ? this.statements : this.portals;
+        // Closed when answered; the name is no longer pgsplit's for the frames after it.
+        return map.has(t.name);
+      }
+      default:
+        return false;
+    }
+  }
+
+}
+
+/** A frame about a pgsplit statement, with the command it names as it stood when the batch arrived. */
+export interface LocalFrame {
+  frame: Frame;
+  cmd: LocalCommand | undefined;
+}

@@ -1,0 +1,111 @@
+import type { QueryClassification, StatementInfo } from '../router/statement-classifier.js';
+
+/**
+ * Explicit transactions of tagged sessions (routing.transactions: replica-until-write).
+ *
+ * A plain `BEGIN` is answered by pgsplit and opened on a server together with the first statement that
+ * needs one. While the transaction only reads it runs on a replica; before its first statement that can
+ * write, the replica transaction is rolled back (it only read) and the transaction is opened again on the
+ * primary, where the statements the primary must know (SET, SET LOCAL, savepoints) are replayed in order.
+ * Under READ COMMITTED every statement takes a new snapshot anyway, so the client sees no difference
+ * beyond the staleness its tag accepts. Only READ COMMITTED (and READ UNCOMMITTED, which PostgreSQL runs
+ * as READ COMMITTED) transactions move: REPEATABLE READ and SERIALIZABLE ones run on the primary from
+ * their start.
+ */
+
+export type Isolation = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
+
+/** The modes of a BEGIN / START TRANSACTION, when pgsplit understands all of them. */
+export interface BeginModes {
+  isolation?: Isolation;
+  readOnly?: boolean;
+}
+
+const BEGIN_HEAD = /^(?:begin|start\s+transaction)(?:\s+(?:work|transaction))?/i;
+const MODE = /^(?:isolation\s+level\s+(serializable|repeatable\s+read|read\s+committed|read\s+uncommitted)|read\s+(only|write)|(?:not\s+)?deferrable)/i;
+
+/**
+ * Parses the modes of a BEGIN statement (its text as the classifier gives it: no comments around it).
+ * Null when the text holds anything else (a comment inside, an unknown word): such a BEGIN is not
+ * deferred, since only the server could say whether it is valid.
+ */
+export function parseBeginModes(text: string): BeginModes | null {
+  const head = BEGIN_HEAD.exec(text);
+  if (!head) return null;
+  let rest = text.slice(head[0].length).replace(/;\s*$/, '').trim();
+  const modes: BeginModes = {};
+  let first = true;
+  while (rest.length > 0) {
+    if (!first && rest.startsWith(',')) rest = rest.slice(1).trimStart();
+    const m = MODE.exec(rest);
+    if (!m) return null;
+    if (m[1] !== undefined) modes.isolation = isolationOf(m[1]) ?? undefined;
+    if (m[2] !== undefined) modes.readOnly = m[2].toLowerCase() === 'only';
+    rest = rest.slice(m[0].length).trimStart();
+    first = false;
+  }
+  return modes;
+}
+
+/** An isolation level as SHOW prints it or a SET writes it (any case and spacing); null if none. */
+export function isolationOf(value: string): Isolation | null {
+  const v = value.trim().replace(/^'|'$/g, '').replace(/[\s_]+/g, ' ').toLowerCase();
+  if (v === 'serializable' || v === 'repeatable read' || v === 'read committed' || v === 'read uncommitted') return v;
+  return null;
+}
+
+/** Whether transactions of this isolation may start on a replica and move to the primary later. */
+export function movableIsolation(i: Isolation): boolean {
+  return i === 'read committed' || i === 'read uncommitted';
+}
+
+/**
+ * A statement that runs inside a replica transaction without making it move: it changes no data, and
+ * the primary learns it from the replay when the transaction moves.
+ */
+export function isTransactionNeutral(s: StatementInfo): boolean {
+  const t = s.transaction;
+  if (t === 'savepoint' || t === 'release' || t === 'rollback-to' || t === 'commit' || t === 'rollback') return true;
+  if (s.reason === 'set-constraints') return true;
+  // The transaction's own characteristics are not: a standby refuses some of them (serializable, read
+  // write), and they mean something else on the primary once moved.
+  return s.setting !== undefined && s.setting.all !== true && !TRANSACTION_SETTINGS.has(s.setting.name);
+}
+
+/** Whether the statement must be replayed on the primary when the transaction moves there. */
+export function needsReplay(s: StatementInfo): boolean {
+  const t = s.transaction;
+  return t === 'savepoint' || t === 'release' || t === 'rollback-to' || s.setting !== undefined || s.reason === 'set-constraints';
+}
+
+const TRANSACTION_SETTINGS = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
+
+/** The statements of a unit's classifications, in order. */
+export function statementsOf(classifications: readonly QueryClassification[]): StatementInfo[] {
+  const out: StatementInfo[] = [];
+  for (const c of classifications) for (const s of c.statements) out.push(s);
+  return out;
+}
+
+/** A tagged session's transaction while it may still run on (or move off) a replica. */
+export class TaggedTransaction {
+  /**
+   * 'deferred': BEGIN was answered by pgsplit and nothing is open on a server yet. 'replica': open on
+   * the session's replica, and it will move before its first statement that can write.
+   */
+  phase: 'deferred' | 'replica';
+  /** The client's BEGIN, sent as written when the transaction opens on a server. */
+  readonly begin: string;
+  /** Statements that ran on the replica and that the primary must run too if the transaction moves. */
+  readonly replay: string[] = [];
+
+  constructor(phase: 'deferred' | 'replica', begin: string) {
+    this.phase = phase;
+    this.begin = begin;
+  }
+
+  /** What opens this transaction again on another server: the BEGIN, then the replayed statements. */
+  opening(): string[] {
+    return [this.begin, ...this.replay];
+  }
+}
