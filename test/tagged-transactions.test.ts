@@ -215,3 +215,19 @@ t.test('reads of a sequence relation go to the primary', async (t) => {
   await c.query('COMMIT');
   t.equal(inTx.rows[0]?.r, false, 'inside a replica transaction, the read of a sequence moves it to the primary');
 });
+
+t.test('a BEGIN sent through the extended protocol (psycopg, a named statement) opens on a replica too', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  for (const begin of [{ text: 'BEGIN', name: 'begin_ext' }, { text: 'BEGIN', queryMode: 'extended' }, { text: 'BEGIN', name: 'begin_ext' }]) {
+    await c.query(begin as { text: string });
+    const r = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    await c.query({ text: 'COMMIT', queryMode: 'extended' } as { text: string });
+    t.equal(r.rows[0]?.r, true, `${JSON.stringify(begin)}: the read runs on a replica`);
+  }
+  await c.query({ text: 'BEGIN', name: 'begin_ext' });
+  await c.query('SELECT 1');
+  const w = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, txid_current()');
+  await c.query('ROLLBACK');
+  t.equal(w.rows[0]?.r, false, 'and moves to the primary at its first write');
+});

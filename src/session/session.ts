@@ -1201,14 +1201,17 @@ export class Session {
   }
 
   /**
-   * For a unit that opens a transaction with BEGIN followed only by reads (as pgjdbc sends it): the BEGIN
+   * For a unit that opens a transaction with BEGIN, alone or followed only by reads (as pgjdbc and psycopg
+   * send it): the BEGIN
    * text when the transaction may start on a replica and move later, else null (it runs on the primary).
    */
   private replicaTransactionBegin(u: Unit, d: RouteDecision): string | null {
     if (!this.tagged || this.pinned !== null || u.namedPortal) return null;
     const all = statementsOf(d.classifications);
     const first = all[0];
-    if (first === undefined || first.transaction !== 'begin' || all.length < 2) return null;
+    // A BEGIN alone in an extended batch (psycopg sends it so) opens on the replica by itself: answering
+    // it here would mean answering Parse/Bind/Describe/Execute of it, and a server does that as cheaply.
+    if (first === undefined || first.transaction !== 'begin') return null;
     for (let i = 1; i < all.length; i++) if (!(all[i] as (typeof all)[number]).replicaSafe) return null;
     const modes = parseBeginModes(first.text);
     if (modes === null || modes.readOnly === true) return null;
