@@ -49,6 +49,11 @@ const REASON_MEANING: Readonly<Record<string, string>> = {
   begin: 'BEGIN: starts the transaction on the primary',
   commit: 'COMMIT: ends the transaction where it ran',
   rollback: 'ROLLBACK: ends the transaction where it ran',
+  'tx-read': 'a read inside (or opening) a transaction of a tagged session: a replica, until the transaction writes',
+  'tx-moved': 'the first statement of a tagged transaction that can write: the transaction moves to the primary',
+  'tx-isolation': 'a REPEATABLE READ or SERIALIZABLE transaction: the primary from its start',
+  'tx-cursor': 'a cursor or named portal in a tagged transaction: the primary',
+  'sequence-read': 'a read of a sequence relation: the primary (a standby shows its own state of a sequence)',
 };
 
 /** Result of the routing check: what one session saw. */
