@@ -49,7 +49,10 @@ export type PgsplitErrorCode =
   | 'SHUTTING_DOWN'
   | 'LIMIT_EXCEEDED'
   | 'TRANSACTION_ABORTED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'STARTING_UP'
+  | 'SERVER_LOGIN_FAILED'
+  | 'TERMINATED';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
 export class PgsplitError extends Error {
@@ -179,6 +182,22 @@ export const errors = {
   shuttingDown: () =>
     new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
       'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),
+  startingUp: (ms: number) =>
+    new PgsplitError('STARTING_UP', SqlState.cannotConnectNow,
+      `the database system is starting up: pgsplit was still checking its servers ${ms} ms after this connection arrived (limits.startup_timeout)`, {
+        severity: 'FATAL',
+        hint: 'connect again in a moment; if pgsplit takes this long to start, check that its servers answer (monitor.timeout) or raise limits.startup_timeout',
+      }),
+  /** pgsplit's own credentials (the server URL's user and password) were refused: the operator's to fix, not the client's. */
+  serverLoginFailed: (node: string, key: string, user: string, serverMessage: string) =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit could not log in to server ${node} as "${user}" with the credentials in its URL (${key} in the pgsplit config): the server said: ${serverMessage}`, {
+        hint: `this is pgsplit's configuration, not your connection: the operator must fix the user and password in the URL of ${key}, then ` +
+          (key === 'primary' ? 'restart pgsplit (a reload does not change the primary)' : 'reload pgsplit (SIGHUP, or RELOAD in the admin console)'),
+      }),
+  terminatedByAdmin: (id: number) =>
+    new PgsplitError('TERMINATED', SqlState.adminShutdown,
+      `terminating connection due to administrator command: KILL ${id} in the pgsplit admin console`, { severity: 'FATAL' }),
   internal: (why: string) =>
     new PgsplitError('INTERNAL', SqlState.internalError, `pgsplit internal error: ${why}`, { severity: 'FATAL' }),
 };

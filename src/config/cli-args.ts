@@ -24,8 +24,9 @@ export const HELP_TEXT = `pgsplit - a PostgreSQL proxy that sends tagged read-on
 USAGE
   pgsplit [run] [--config FILE] [FLAGS]   start the proxy
   pgsplit demo [--duration SECONDS] [--replicas N] [--listen HOST:PORT]
-                                          run a self-contained demo: a simulated primary and
-                                          N replicas behind pgsplit
+                                          run a self-contained demo: a real PostgreSQL primary
+                                          and N streaming replicas in a temporary folder, with
+                                          pgsplit in front of them and a Nova-like workload
   pgsplit check-config FILE [FLAGS]       validate a config file (with PGSPLIT_* variables and the
                                           run flags over it), report any problem, show each
                                           value and where it came from
@@ -56,8 +57,10 @@ ENVIRONMENT (flags override these, these override the config file)
 
 DEMO FLAGS
   --duration SECONDS             stop after this many seconds (default: run until Ctrl-C)
-  --replicas N                   number of simulated replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
+  --replicas N                   number of replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
   --listen HOST:PORT             where the demo proxy listens (default 127.0.0.1:6432)
+  The demo runs PostgreSQL's own programs (initdb, pg_ctl, pg_basebackup): it finds them through
+  pg_config on PATH, else in PG_BINDIR (e.g. PG_BINDIR=/usr/lib/postgresql/16/bin).
 
 EXPLAIN FLAGS (explain assumes a tagged session with healthy replicas)
   --json                         print JSON lines: route and reason (with --file also line and
@@ -107,6 +110,8 @@ CONFIG FILE (YAML; every key is optional except primary)
   users:                               # who may connect to pgsplit
     - name: app
       password: "change-me"            # plaintext, md5 hash, or SCRAM-SHA-256$... verifier
+    - name: ops
+      password: "change-me-too"        # ops opens the admin console (admin: below)
   auth:
     method: scram-sha-256              # or md5 (default scram-sha-256)
   routing:
@@ -129,11 +134,13 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_user_connections: 0            # sessions one user may hold; 0 = no per-user limit (53300 past it)
     idle_in_transaction_timeout: 0     # close sessions idle in a transaction this long (25P03); 0 = never
     max_pending_bytes: 4MB             # client input held behind running statements; past it reading pauses
-    startup_timeout: 10s               # ms, or 500ms / 10s / 1min
+    startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   metrics:
     listen: "127.0.0.1:9187"           # default off
+  admin:
+    users: [ops]                       # users (from users:) who may open the admin console
   log:
     level: info
 
@@ -149,6 +156,15 @@ SIGNALS
            The admin console's RELOAD does the same.
   SIGTERM  drain: in-flight statements finish (limits.shutdown_grace), idle sessions close, exit 0
   SIGINT   close at once
+
+ADMIN CONSOLE
+  psql -h HOST -p PORT -U ops -d pgsplit opens pgsplit's own console (users in admin.users; anyone in
+  development mode). SHOW HELP lists its commands: SHOW NODES / CLIENTS / SERVERS / STATS / CONFIG,
+  PAUSE, RESUME, RELOAD, DISABLE / ENABLE <replica>, KILL <client id>. Nothing typed there reaches a server.
+
+LOGS
+  JSON lines on stderr; human-readable lines when stderr is a terminal. PGSPLIT_LOG_FORMAT=pretty or
+  PGSPLIT_LOG_FORMAT=json chooses either way. Passwords, query texts and parameters are never logged.
 
 DEVELOPMENT MODE
   With no users: configured, pgsplit runs in development mode: it trusts every client (no password)

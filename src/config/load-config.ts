@@ -785,6 +785,12 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
 
   const adminRaw = ctx.section(r, 'admin', ADMIN_KEYS, 'admin: {users: [ops]}');
   const adminUsers = stringList(adminRaw['users'], 'admin.users', ctx, '"ops"');
+  adminUsers.forEach((name, i) => {
+    if (users.some((u) => u.name === name)) return;
+    ctx.fail(`admin.users[${i}]`, users.length === 0
+      ? `names "${name}", but no users: are configured (development mode, where any client may open the admin console); add ${JSON.stringify(name)} to users: with a password, or remove it from admin.users`
+      : `names "${name}", who is not in users:, so nobody could log in as that admin; add ${JSON.stringify(name)} to users: with a password, or correct the name`);
+  });
   const logRaw = ctx.section(r, 'log', LOG_KEYS, 'log: {level: info}');
   const level: LogLevel = logRaw['level'] === undefined || logRaw['level'] === null
     ? d.log.level

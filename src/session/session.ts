@@ -515,7 +515,12 @@ export class Session {
   }
 
   private failStartup(e: unknown): void {
-    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
+    const code = e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError;
+    this.ctx.onError?.(code);
+    // A server refusing pgsplit's own login is the operator's to fix (error); one refusing the client (no such database) is the client's (info).
+    const level = e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : e instanceof ServerStartupError ? 'info' : 'warn';
+    this.log[level]({ client: `${this.client.remoteAddress ?? ''}:${this.client.remotePort ?? 0}`, user: this.user, database: this.database, code,
+      err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
     if (e instanceof ServerStartupError) {
       this.client.end(e.raw);
     } else if (e instanceof PgsplitError) {
@@ -533,9 +538,18 @@ export class Session {
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
-  /** Each attached server connection: its node and whether a statement is running on it. */
-  serverLinks(): Array<{ node: NodeEntry; busy: boolean }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy }));
+  /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
+  serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
+    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy, backendPid: l.conn.backendPid }));
+  }
+
+  /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
+  readonly connectedAt = Date.now();
+  get lastActiveAt(): number {
+    return performance.timeOrigin + this.lastActivityAt;
+  }
+  get applicationName(): string {
+    return this.serverParams.application_name ?? '';
   }
 
   /**
@@ -1464,7 +1478,7 @@ export class Session {
     const err = e instanceof ServerStartupError
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
-    this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
+    this.log[e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : 'warn']({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
     this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
