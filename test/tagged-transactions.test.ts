@@ -231,3 +231,17 @@ t.test('a BEGIN sent through the extended protocol (psycopg, a named statement) 
   await c.query('ROLLBACK');
   t.equal(w.rows[0]?.r, false, 'and moves to the primary at its first write');
 });
+
+t.test('BEGIN READ WRITE (psycopg and SQLAlchemy after a read-only unit of work) reads on a replica too', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  await c.query('BEGIN READ WRITE');
+  const r = await c.query<{ r: boolean; ro: string }>("SELECT pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro");
+  const w = await c.query<{ r: boolean; ro: string }>("SELECT pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro, txid_current() > 0 AS x");
+  await c.query('COMMIT');
+  t.same(r.rows[0], { r: true, ro: 'on' }, 'the read ran on a standby (no 0A000 for READ WRITE there)');
+  t.same({ r: w.rows[0]?.r, ro: w.rows[0]?.ro }, { r: false, ro: 'off' }, 'moved to the primary, opened there READ WRITE as the client asked');
+  const e = await c.query({ text: 'BEGIN READ WRITE', name: 'brw' }).then(() => null, (err: { code?: string }) => err.code ?? 'error');
+  t.equal(e, null, 'an extended-protocol BEGIN READ WRITE succeeds (it opens on the primary)');
+  await c.query('ROLLBACK');
+});

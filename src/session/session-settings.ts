@@ -18,13 +18,21 @@ export class SessionSettings {
     this.version++;
   }
 
-  /** SQL that brings a server from `linkVersion` up to date, or null when it already is. */
-  replayFor(linkVersion: number): string | null {
+  /**
+   * The queries that bring a server from `linkVersion` up to date, or null when it already is: RESET ALL,
+   * then every value, each in a transaction of its own (a transaction's isolation is fixed when it
+   * starts). A standby never gets a serializable default: it would refuse every statement after it, and
+   * such a session sends it no reads anyway.
+   */
+  replayFor(linkVersion: number, standby: boolean): string[] | null {
     if (linkVersion >= this.version) return null;
     const rows: string[] = [];
-    for (const [n, v] of this.values) rows.push(`(${literal(n)}, ${literal(v)})`);
-    if (rows.length === 0) return 'RESET ALL';
-    return `RESET ALL;\nSELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`;
+    for (const [n, v] of this.values) {
+      if (standby && n === 'default_transaction_isolation' && v === 'serializable') continue;
+      rows.push(`(${literal(n)}, ${literal(v)})`);
+    }
+    if (rows.length === 0) return ['RESET ALL'];
+    return ['RESET ALL', `SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`];
   }
 }
 

@@ -1026,6 +1026,14 @@ export class Session {
             this.settings.replace(values);
             target.settingsVersion = this.settings.version;
           }
+          // A standby session whose default became serializable (a SET inside a READ ONLY transaction
+          // there) refuses every statement after it: let it go; the next replica read gets a fresh
+          // connection, and the replay never gives a standby a serializable default.
+          if (seen === 'serializable' && target.node.role === 'replica' && this.links.get(target.node) === target) {
+            queueMicrotask(() => {
+              if (this.links.get(target.node) === target && !target.busy && !this.holdsState(target)) this.detach(target);
+            });
+          }
         } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
         else if (row[0] === SEQUENCE_ROW) {
           if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
@@ -1122,7 +1130,7 @@ export class Session {
       const txLink = this.txLink;
       if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
         // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
-        u.txOpen = tx.opening();
+        u.txOpen = tx.opening(false);
         u.txMoveFrom = txLink;
         u.decision = { target: 'primary', reason: 'tx-moved', classifications: d?.classifications ?? [] };
         return primary ?? 'primary';
@@ -1131,7 +1139,7 @@ export class Session {
     }
     if (tx !== null && tx.phase === 'deferred') {
       // The BEGIN pgsplit answered opens here, on a replica if this unit only reads, else on the primary.
-      u.txOpen = tx.opening();
+      u.txOpen = tx.opening(false);
       if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
         u.decision = { ...d, reason: 'tx-read' };
         return this.replicaChoice(u.decision);
@@ -1214,7 +1222,8 @@ export class Session {
     if (first === undefined || first.transaction !== 'begin') return null;
     for (let i = 1; i < all.length; i++) if (!(all[i] as (typeof all)[number]).replicaSafe) return null;
     const modes = parseBeginModes(first.text);
-    if (modes === null || modes.readOnly === true) return null;
+    // READ WRITE sent as the client wrote it would be refused by a standby (0A000).
+    if (modes === null || modes.readOnly !== undefined) return null;
     const iso = modes.isolation ?? this.isolation;
     // Not known yet: asked before the unit is sent (see pump), and decided again then.
     if (iso === null) return first.text;
@@ -1495,13 +1504,15 @@ export class Session {
     const idle = !link.busy;
     // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
     link.nextUnit(u.kind === 'simple');
-    const replay = this.settings.replayFor(link.settingsVersion);
+    const replay = this.settings.replayFor(link.settingsVersion, link.node.role === 'replica');
     const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
     if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.needsSync) {
-      out.add(serialize.query(replay));
-      link.push({ kind: 'sync', swallow: true });
+      for (const q of replay) {
+        out.add(serialize.query(q));
+        link.push({ kind: 'sync', swallow: true });
+      }
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
       link.prepared.delete('');
@@ -1656,7 +1667,9 @@ export class Session {
       this.writeToServer(from, [ROLLBACK]);
       this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
     }
-    for (const sql of opening) {
+    // Decided when the unit's server was chosen: a replica gets a BEGIN it accepts (see opening).
+    const texts = link.node.role === 'replica' && this.tx !== null ? this.tx.opening(true) : opening;
+    for (const sql of texts) {
       out.add(serialize.query(sql));
       link.push({ kind: 'sync', swallow: true });
     }
