@@ -134,12 +134,9 @@ export const errors = {
     new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
       `the transaction's server ${node} was taken out of rotation (${why}); the transaction is lost and nothing more was sent to it`,
       { severity: 'FATAL', hint: 'run the transaction again: a new one goes to a server in rotation' }),
-  noReplica: (detail: string) =>
+  noReplica: (detail: string, hint: string) =>
     new PgsplitError('NO_REPLICA', SqlState.cannotConnectNow,
-      'no replica can serve this read now, and routing.when_no_replica is error', {
-        detail,
-        hint: 'raise the bound (SET pgsplit.max_lag, routing.max_lag), wait for the replicas, or set routing.when_no_replica: primary',
-      }),
+      'no replica can serve this read now, and routing.when_no_replica is error', { detail, hint }),
   settingInvalid: (name: string, value: string, allowed: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.invalidParameterValue,
       `invalid value for parameter "${name}": "${value}"`, { hint: `Allowed values: ${allowed}.` }),

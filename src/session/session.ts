@@ -1344,7 +1344,9 @@ export class Session {
         this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
       }
     }
-    if (this.ctx.whenNoReplica === 'error') throw errors.noReplica(this.noReplicaDetail(req));
+    // routing.when_no_replica: error refuses reads, not sessions: a session starting now gets the primary
+    // as its first server (its writes work), and its reads are refused one by one.
+    if (this.ctx.whenNoReplica === 'error' && u !== undefined) throw errors.noReplica(this.noReplicaDetail(req), this.noReplicaHint(req));
     note(this.fallbackReason(req));
     return this.attachPrimary();
   }
@@ -1359,6 +1361,17 @@ export class Session {
     if (why.includes('position')) return 'fallback-causal';
     if (why.includes('lag')) return 'fallback-lag';
     return 'fallback-no-replica';
+  }
+
+  /** What to do about it, for the reasons the replicas give (the first that applies). */
+  private noReplicaHint(req: ReadRequirement): string {
+    const why = new Set(this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req)));
+    if (this.ctx.nodes.replicas.length === 0) return 'configure replicas (replicas: in the config), or set routing.when_no_replica: primary';
+    if (why.has('position')) return 'the replicas have not replayed this session\'s writes yet: retry, raise routing.read_your_writes_timeout, or set routing.when_no_replica: primary';
+    if (why.has('lag')) return 'the replicas lag more than the bound: raise it (SET pgsplit.max_lag, routing.max_lag), wait for them, or set routing.when_no_replica: primary';
+    if (why.has('disabled')) return 'a replica was disabled (admin console DISABLE, or weight 0): ENABLE it, or set routing.when_no_replica: primary';
+    if (why.has('down')) return 'the replicas are down or failing their checks (SHOW NODES in the admin console): bring them back, or set routing.when_no_replica: primary';
+    return 'no replica is in recovery (promoted or removed): fix the replicas: list, or set routing.when_no_replica: primary';
   }
 
   private noReplicaDetail(req: ReadRequirement): string {
