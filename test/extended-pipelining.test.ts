@@ -140,7 +140,8 @@ for (const tagged of [true, false]) {
     c.send(fe.parse('b', 'BEGIN'), fe.bind('', 'b'), fe.execute(), fe.sync());
     t.same(describeAll(await c.untilReady(1)), ['ParseComplete', 'BindComplete', 'Complete:BEGIN', 'Ready:T']);
     c.send(fe.bind('', '', ['3']), fe.execute(), fe.sync());
-    t.same(describeAll(await c.untilReady(1)), ['BindComplete', 'Row:f,3', 'Complete:SELECT 1', 'Ready:T'], 'in the transaction it runs on the primary');
+    // A read-only transaction: on a replica in a tagged session (it starts there), the primary otherwise.
+    t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},3`, 'Complete:SELECT 1', 'Ready:T'], 'in the transaction it runs where the transaction is');
     c.send(fe.parse('c', 'COMMIT'), fe.bind('', 'c'), fe.execute(), fe.sync());
     t.same(describeAll(await c.untilReady(1)), ['ParseComplete', 'BindComplete', 'Complete:COMMIT', 'Ready:I']);
     c.send(fe.bind('', '', ['4']), fe.execute(), fe.sync(), fe.bind('', '', ['5']), fe.execute(), fe.sync());
