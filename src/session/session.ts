@@ -987,7 +987,7 @@ export class Session {
   /**
    * Asks a server what the session holds (one swallowed query): its default_transaction_isolation and,
    * when settings changed there (settingsFrom), the settings made in the session, which then replace the
-   * known ones (replayed on the other servers). Prefers the link that changed them, else the primary's.
+   * known ones (replayed on the other servers). Asks the link that changed them, else the replica's.
    * False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads that
    * depend on it until it is asked again.
    */
@@ -1000,9 +1000,10 @@ export class Session {
       this.log.warn({ node: from.name }, 'session settings could not be read back from the server that changed them');
       this.settingsFrom = from = null;
     }
-    // Otherwise a link that has every setting the session made, the primary's if it has.
+    // Otherwise a link that has every setting the session made: its replica's first (what is asked is the
+    // same there, and it answers while the primary is down), else any.
     const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
-    let link: ServerLink | undefined = from ?? this.links.get(this.ctx.nodes.primary);
+    let link: ServerLink | undefined = from ?? (this.replica !== null ? this.links.get(this.replica) : undefined);
     if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
     if (link === undefined) {
       this.isolation = 'unknown';
