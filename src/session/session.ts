@@ -868,7 +868,8 @@ export class Session {
         this.openBatchLink = null;
         this.chooseTarget(u);
         this.openBatchLink = batchLink;
-        if (u.decision?.target === 'primary') {
+        // So is a transaction pgsplit would open itself (it must start outside the batch to be movable).
+        if (u.decision?.target === 'primary' || u.txBegin !== undefined || u.txOpen !== undefined) {
           if (batchLink.busy && batchLink.expect.some((e) => e.kind === 'sync')) return;
           this.endReplicaBatch(batchLink);
           return;
