@@ -87,6 +87,35 @@ const TAGGED_DIFFERENCES_EXPECTED: ReadonlySet<string> = new Set([
   "new connection (\\c) read before the replica replayed the previous connection's writes",
 ]);
 
+const ISOLATION_AFTER_READ_BUG =
+  'pgsplit bug: in a tagged plain-BEGIN transaction, SET TRANSACTION ISOLATION LEVEL (or a nested BEGIN ISOLATION LEVEL) after a read ' +
+  'moves the transaction to the primary and succeeds there; PostgreSQL fails it with 25001 and aborts the transaction';
+
+/**
+ * A pgsplit bug the (autocommit) tagged run found in temp.sql (`\c -`, `SET search_path TO 'pg_temp'`,
+ * `BEGIN`, `SELECT current_schema() ...`), reduced: current_schema() with pg_temp first in search_path
+ * creates the session's temporary schema on first use. In a tagged plain-BEGIN transaction pgsplit runs it
+ * on the replica, which refuses with 25006 "cannot create temporary tables during recovery"; the
+ * transaction is then aborted (the rest of temp.sql's block fails, PREPARE TRANSACTION reaches the standby:
+ * "cannot execute PREPARE TRANSACTION during recovery"). In autocommit pgsplit runs the same read again on
+ * the primary after the 25006, so only transactions show it; a direct connection answers `t`.
+ */
+const TEMP_SCHEMA_IN_TX_BUG =
+  "pgsplit bug: in a tagged plain-BEGIN transaction, SELECT current_schema() with search_path = pg_temp (first use creates the " +
+  'temporary schema) runs on the replica and fails with 25006 "cannot create temporary tables during recovery", aborting the transaction';
+
+/**
+ * Files whose tagged runs differ because of a known pgsplit bug (reproduced in the subtest at the end):
+ * reported, asserted as todo, and left out of the other assertions on that run.
+ */
+const KNOWN_TAGGED_BUGS: ReadonlyMap<string, string> = new Map([['temp', TEMP_SCHEMA_IN_TX_BUG]]);
+
+/**
+ * Files whose AUTOCOMMIT-off tagged run differs because of a known pgsplit bug (reproduced in its own
+ * subtest at the end): reported, asserted as todo, and left out of the other AUTOCOMMIT-off assertions.
+ */
+const KNOWN_OFF_BUGS: ReadonlyMap<string, string> = new Map([['transactions', ISOLATION_AFTER_READ_BUG]]);
+
 interface Run extends PsqlResult {
   mode: Mode;
   /** What restoreClusterState undid after the run. */
@@ -465,15 +494,28 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
   ];
   t.comment(lines.join('\n'));
   t.equal(untaggedMismatch.length, 0, 'every deterministic file gives identical output untagged through pgsplit');
-  const unexpected = Object.keys(hunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c));
-  t.same(unexpected.map((c) => `${c}: ${(filesByHunkCategory[c] ?? []).join(', ')}`), [],
-    `tagged through pgsplit, every difference is of an expected kind (${taggedMatched.length}/${deterministicCount} files identical)`);
+  for (const d of taggedDiffs.filter((x) => KNOWN_TAGGED_BUGS.has(x.name))) {
+    t.ok(false, `${d.name}: tagged equals the direct run (differs from line ${d.firstLine}: ${d.category})`, { todo: KNOWN_TAGGED_BUGS.get(d.name), diff: d.excerpt });
+  }
+  const unexpected = Object.keys(hunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c))
+    .filter((c) => (filesByHunkCategory[c] ?? []).some((n) => !KNOWN_TAGGED_BUGS.has(n)));
+  t.same(unexpected.map((c) => `${c}: ${(filesByHunkCategory[c] ?? []).filter((n) => !KNOWN_TAGGED_BUGS.has(n)).join(', ')}`), [],
+    `tagged through pgsplit, every difference is of an expected kind (${taggedMatched.length}/${deterministicCount} files identical; known bugs: ${[...KNOWN_TAGGED_BUGS.keys()].join(', ')})`);
   if (AUTOCOMMIT_OFF) {
-    const offUnexpected = Object.keys(offHunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c));
-    t.same(offUnexpected.map((c) => `${c}: ${(offFilesByHunk[c] ?? []).join(', ')}`), [],
-      `tagged with AUTOCOMMIT off, every difference is of an expected kind (${offMatched.length}/${offCompared.length} files identical)`);
-    t.ok(offMatched.length >= taggedMatchedOfOffCompared,
-      `tagged with AUTOCOMMIT off, as many files identical to the direct run as tagged in autocommit (${offMatched.length} >= ${taggedMatchedOfOffCompared} of ${offCompared.length})`);
+    for (const d of offDiffs.filter((x) => KNOWN_OFF_BUGS.has(x.name))) {
+      t.ok(false, `${d.name}: tagged with AUTOCOMMIT off equals the direct run (differs from line ${d.firstLine}: ${d.category})`,
+        { todo: KNOWN_OFF_BUGS.get(d.name), diff: d.excerpt });
+    }
+    const offUnexpected = Object.keys(offHunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c))
+      .filter((c) => (offFilesByHunk[c] ?? []).some((n) => !KNOWN_OFF_BUGS.has(n)));
+    t.same(offUnexpected.map((c) => `${c}: ${(offFilesByHunk[c] ?? []).filter((n) => !KNOWN_OFF_BUGS.has(n)).join(', ')}`), [],
+      `tagged with AUTOCOMMIT off, every difference is of an expected kind (${offMatched.length}/${offCompared.length} files identical; known bugs: ${[...KNOWN_OFF_BUGS.keys()].join(', ')})`);
+    // Counted over the files without a known bug, so that the bug is asserted once (as todo above).
+    const fair = offCompared.filter((n) => !KNOWN_OFF_BUGS.has(n));
+    const offFair = offMatched.filter((n) => fair.includes(n)).length;
+    const taggedFair = fair.filter((n) => taggedMatched.includes(n)).length;
+    t.ok(offFair >= taggedFair,
+      `tagged with AUTOCOMMIT off, as many files identical to the direct run as tagged in autocommit (${offFair} >= ${taggedFair} of ${fair.length}, known-bug files left out)`);
   }
   t.equal(fx.proxy.state, 'listening', 'pgsplit is still listening after the whole suite');
   t.equal(timeouts.filter((x) => x.mode === 'untagged' || isTagged(x.mode)).length, 0, 'no run through pgsplit hung');
@@ -483,3 +525,59 @@ async function runPsqlVersion(psqlPath: string): Promise<string> {
   const { execFile } = await import('node:child_process');
   return new Promise((resolve) => execFile(psqlPath, ['--version'], (err, stdout) => resolve(err ? 'unknown' : stdout)));
 }
+
+/**
+ * A pgsplit bug the AUTOCOMMIT-off run found (in transactions.sql: `BEGIN TRANSACTION ISOLATION LEVEL
+ * SERIALIZABLE` sent inside the transaction psql opened), reduced: in a tagged session's transaction opened
+ * with a plain BEGIN, after a read has run on the replica, `SET TRANSACTION ISOLATION LEVEL ...` (or a
+ * nested `BEGIN ISOLATION LEVEL ...`) must fail as PostgreSQL fails it (25001 "SET TRANSACTION ISOLATION
+ * LEVEL must be called before any query", the transaction aborted, COMMIT answering ROLLBACK). pgsplit
+ * instead moves the transaction to the primary, where no query has run yet, so the statement succeeds,
+ * the transaction silently becomes REPEATABLE READ / SERIALIZABLE after reading at READ COMMITTED, and the
+ * write after it commits where a direct connection commits nothing.
+ */
+
+
+t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain-BEGIN transactions)', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  await fx.cluster.primary.query('CREATE TABLE iso_after_read (a int)');
+  await fx.cluster.waitForReplication();
+  const run = async (port: number, tagged: boolean, statements: readonly string[]): Promise<string[]> => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', options: tagged ? '-c pgsplit.route=replica' : undefined });
+    await c.connect();
+    const out: string[] = [];
+    c.on('notice', (n) => out.push(`notice ${n.code}`));
+    for (const q of statements) {
+      try {
+        const r = await c.query(q);
+        out.push(`${q}: ${r.command} ${JSON.stringify(r.rows)}`);
+      } catch (e) {
+        out.push(`${q}: ERROR ${(e as { code?: string }).code}`);
+      }
+    }
+    await c.end();
+    return out;
+  };
+  const cases: Array<[string, string[]]> = [
+    ['SET TRANSACTION', ['BEGIN', 'SELECT count(*) FROM iso_after_read', 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+      'INSERT INTO iso_after_read VALUES (1)', 'COMMIT']],
+    ['nested BEGIN', ['BEGIN', 'SELECT count(*) FROM iso_after_read', 'BEGIN ISOLATION LEVEL SERIALIZABLE',
+      'INSERT INTO iso_after_read VALUES (2)', 'COMMIT']],
+  ];
+  for (const [label, statements] of cases) {
+    const direct = await run(fx.cluster.primary.port, false, statements);
+    const [afterDirect] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
+    const tagged = await run(fx.port, true, statements);
+    const [afterTagged] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
+    t.match(direct[2], /ERROR 25001$/, `${label}: a direct connection refuses it with 25001`);
+    t.same(tagged, direct, `${label}: tagged through pgsplit, every answer as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
+    t.equal(afterTagged?.n, afterDirect?.n, `${label}: the write after it commits nothing, as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
+    await fx.cluster.primary.query('DELETE FROM iso_after_read');
+  }
+
+  const temp = ["SET search_path TO 'pg_temp'", 'BEGIN', "SELECT current_schema() ~ 'pg_temp' AS is_temp", 'COMMIT'];
+  const direct = await run(fx.cluster.primary.port, false, temp);
+  t.same(direct[2], `${temp[2]}: SELECT [{"is_temp":true}]`, 'current_schema() creates the temporary schema on a direct connection');
+  t.same(await run(fx.port, true, temp), direct, 'current_schema() creating the temporary schema in a tagged transaction: answers as on a direct connection',
+    { todo: TEMP_SCHEMA_IN_TX_BUG });
+});
