@@ -573,7 +573,7 @@ t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain
     const [afterDirect] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
     const tagged = await run(fx.port, true, statements);
     const [afterTagged] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
-    t.match(direct[2], /ERROR 25001$/, `${label}: a direct connection refuses it with 25001`);
+    t.match(direct.find((l) => l.startsWith(`${statements[2]}:`)), /ERROR 25001$/, `${label}: a direct connection refuses it with 25001`);
     t.same(tagged, direct, `${label}: tagged through pgsplit, every answer as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
     t.equal(afterTagged?.n, afterDirect?.n, `${label}: the write after it commits nothing, as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
     await fx.cluster.primary.query('DELETE FROM iso_after_read');
@@ -581,7 +581,7 @@ t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain
 
   const temp = ["SET search_path TO 'pg_temp'", 'BEGIN', "SELECT current_schema() ~ 'pg_temp' AS is_temp", 'COMMIT'];
   const direct = await run(fx.cluster.primary.port, false, temp);
-  t.same(direct[2], `${temp[2]}: SELECT [{"is_temp":true}]`, 'current_schema() creates the temporary schema on a direct connection');
+  t.same(direct.find((l) => l.startsWith(`${temp[2]}:`)), `${temp[2]}: SELECT [{"is_temp":true}]`, 'current_schema() creates the temporary schema on a direct connection');
   t.same(await run(fx.port, true, temp), direct, 'current_schema() creating the temporary schema in a tagged transaction: answers as on a direct connection',
     { todo: TEMP_SCHEMA_IN_TX_BUG });
 });
