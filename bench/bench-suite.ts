@@ -30,11 +30,88 @@ const root = path.resolve(here, path.basename(path.dirname(here)) === 'dist' ? '
 
 export type BenchMode = 'smoke' | 'quick' | 'full';
 
+export const BENCH_USAGE = `usage: node dist/bench/run.js [--smoke | --full] [--only LOAD:MODE:CLIENTS] [--throughput-only]
+                             [--idle N,N] [--publish | --out DIR]
+  (default)          quick mode: 3 rounds of 3 s, 1 and 16 clients, idle 1,000 and 5,000, slow read 1 GiB (~15 min)
+  --full             5 rounds of 10 s, 1/16/64 clients, idle 1,000 and 5,000, slow read 3 GiB
+  --smoke            one 1 s round of one cell and small resource runs: proves the harness works
+  --only -S:simple:16  one cell of the matrix (parts may be *); implies --throughput-only
+  --throughput-only  skip the idle-client, slow-client and classifier parts
+  --idle 1000,5000   idle-client counts for the memory measurement
+  --publish          write the report to bench/results/ (the committed summary the README links)
+  --out DIR          write the report to DIR
+  -h, --help         print this and exit
+Without --publish or --out, each run writes to bench/results/runs/<time>/ (not committed).
+Ctrl-C or SIGTERM stops every server the run started and removes its folders.`;
+
+/** What the command line asks for; `help` when it asks for usage. */
+export type BenchArgs = { help: true } | { help: false; options: Omit<BenchOptions, 'log'> };
+
+/**
+ * Parses bench/run.ts's command line; throws an Error naming the bad argument. `now` names the run's
+ * folder under bench/results/runs/ when neither --publish nor --out is given.
+ */
+export function parseBenchArgs(argv: readonly string[], now: Date = new Date()): BenchArgs {
+  if (argv.includes('--help') || argv.includes('-h')) return { help: true };
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (['--full', '--smoke', '--throughput-only', '--publish'].includes(a)) flags.add(a);
+    else if (['--only', '--idle', '--out'].includes(a)) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
+      values.set(a, v);
+      i++;
+    } else throw new Error(`unknown argument ${JSON.stringify(a)}`);
+  }
+  if (flags.has('--full') && flags.has('--smoke')) throw new Error('--full and --smoke exclude each other; give one');
+  if (flags.has('--publish') && values.has('--out')) throw new Error('--publish writes to bench/results/; drop --out, or drop --publish');
+  const idleText = values.get('--idle');
+  const idleCounts = idleText?.split(',').map(Number);
+  if (idleCounts !== undefined && idleCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--idle ${JSON.stringify(idleText)}: write whole numbers, e.g. --idle 1000,5000`);
+  const only = values.get('--only')?.split(':');
+  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const outDir = flags.has('--publish') ? path.join(root, 'bench/results')
+    : values.get('--out') !== undefined ? path.resolve(values.get('--out') as string)
+    : path.join(root, 'bench/results/runs', stamp);
+  const options: Omit<BenchOptions, 'log'> = {
+    mode: flags.has('--full') ? 'full' : flags.has('--smoke') ? 'smoke' : 'quick',
+    outDir,
+    throughputOnly: only !== undefined || flags.has('--throughput-only'),
+  };
+  if (only !== undefined) options.only = only;
+  if (idleCounts !== undefined) options.idleCounts = idleCounts;
+  return { help: false, options };
+}
+
+/** Child processes and peer proxies a run has going, so that a signal handler can stop them. */
+const running = new Set<() => Promise<void>>();
+
+/** Stops every child process and peer proxy the current run started (and removes the peers' folders). */
+export async function stopBenchProcesses(): Promise<void> {
+  const stops = [...running];
+  running.clear();
+  await Promise.all(stops.map((stop) => stop().catch(() => undefined)));
+}
+
+/** Tracks `stop` until it runs: the returned function runs it once and forgets it. */
+function track(stop: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const once = (): Promise<void> => {
+    running.delete(once);
+    done ??= stop();
+    return done;
+  };
+  running.add(once);
+  return once;
+}
+
 export interface BenchOptions {
   mode: BenchMode;
   /** `LOAD:MODE:CLIENTS` filter (parts may be `*`), e.g. ['-S', 'simple', '16']. */
   only?: readonly string[];
-  /** Where the Markdown report and SVG charts go (default bench/results). */
+  /** Where the Markdown report and SVG charts go (default bench/results/runs/<time>/; bench/results/ is the published one). */
   outDir?: string;
   /** Idle-client counts for the memory measurement, instead of the mode's. */
   idleCounts?: readonly number[];
@@ -93,6 +170,7 @@ async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = f
   const args = [path.join(root, 'bin/pgsplit.js'), ...(configFile ? ['--config', configFile] : []), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
     ...(primaryOnly ? [] : cluster.replicas.flatMap((r) => ['--replica', r.url()])), '--log-level', 'warn'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  track(() => stopChild(child));
   await waitForListener(port, child);
   return child;
 }
@@ -139,6 +217,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const scale = opts.mode === 'smoke' ? 1 : 10;
   const maxClients = Math.max(...clientCounts, 8);
   const cluster = await LocalCluster.start({ replicas: 2, settings: { max_connections: String(Math.max(100, 4 * maxClients + 60)) } });
+  log(`cluster: primary and 2 replicas in ${cluster.baseDir}`);
   const children: ChildProcess[] = [];
   const peers: PeerProxy[] = [];
   const peersLeftOut: string[] = [];
@@ -156,6 +235,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         peersLeftOut.push(p);
         log(`peer left out: ${p}`);
       } else {
+        p.stop = track(p.stop);
         peers.push(p);
         log(`peer: ${p.version} on port ${p.port}`);
       }
@@ -163,6 +243,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     // The bare Node relay: Node's own I/O floor, beside the real proxies.
     const relayPort = await claimFreePort();
     const relay = spawn(process.execPath, [path.join(root, 'dist/bench/node-relay.js'), String(relayPort), String(cluster.primary.port)], { stdio: 'ignore' });
+    track(() => stopChild(relay));
     children.push(relay);
     await waitForListener(relayPort, relay);
     const tagged = { ...env, PGOPTIONS: '-c pgsplit.route=replica' };
@@ -242,7 +323,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       slowClient: slow,
       classifier,
     };
-    await writeReport(report, opts.outDir ?? path.join(root, 'bench/results'));
+    await writeReport(report, opts.outDir ?? path.join(root, 'bench/results/runs', report.date.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')));
     return report;
   } finally {
     for (const p of peers) await p.stop();
@@ -272,6 +353,7 @@ async function idleClients(counts: readonly number[], log: (l: string) => void):
     let pgbouncer: IdleMemory[] = [];
     const b = await startPgBouncer(cluster, 20);
     if (typeof b !== 'string') {
+      b.stop = track(b.stop);
       try {
         pgbouncer = await idleMemory(b.port, b.pid, counts);
       } finally {

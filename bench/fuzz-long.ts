@@ -13,7 +13,7 @@
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { LocalCluster, stopAllClustersSync } from '../src/cluster/local-cluster.js';
+import { LocalCluster, stopAllClustersSync, stopClustersOnSignal } from '../src/cluster/local-cluster.js';
 import { resolveConfig } from '../src/config/load-config.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
 import { createLogger, silentLogger } from '../src/log/logger.js';
@@ -84,13 +84,8 @@ async function main(): Promise<number> {
     say(USAGE);
     return 0;
   }
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`fuzz:long: ${signal}: stopping the servers\n`);
-    stopAllClustersSync();
-    process.exit(signal === 'SIGTERM' ? 143 : 130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // The proxies run in this process and go with it; the servers are separate processes.
+  stopClustersOnSignal('fuzz:long');
 
   // The proxy runs in this process: anything it throws outside a promise chain lands here. Counted as a
   // crash and reported, and the run goes on so that the count is complete.

@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LocalCluster } from '../src/cluster/local-cluster.js';
+import { LocalCluster, stopClustersOnSignal } from '../src/cluster/local-cluster.js';
 import { claimFreePort } from '../src/cluster/local-node.js';
 import {
   MixedLoad, attribute, createSchema, faultTable, formatCodes, primaryFrozen, primaryRestarted, replicaFrozen, replicaKilled,
@@ -187,20 +187,23 @@ async function main(): Promise<number> {
   };
   log(`${opts.minutes} min, a fault every ${opts.faultEvery} s, samples every ${opts.sampleEvery} s, ${opts.tagged} tagged + ${opts.readers} tagged read-only + ${opts.untagged} untagged clients`);
 
+  let child: ChildProcess | null = null;
+  let silentServer: Awaited<ReturnType<typeof startSilentServer>> | null = null;
+  let folder: string | null = null;
+  // SIGINT/SIGTERM, from here on: stop what this run started (servers, pgsplit, the silent server, the
+  // folder), then leave.
+  const removeSignalHandlers = stopClustersOnSignal('soak', async () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await silentServer?.close();
+    if (folder !== null) await fsp.rm(folder, { recursive: true, force: true });
+  });
   const cluster = await LocalCluster.start({ replicas: 2, log: (m) => log(`cluster: ${m}`) });
   const silent = await startSilentServer();
+  silentServer = silent;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgsplit-soak-'));
-  let child: ChildProcess | null = null;
+  folder = dir;
   let admin: Admin | null = null;
   let load: MixedLoad | null = null;
-  // Ctrl-C: stop what this run started, then leave.
-  const onSignal = (): void => {
-    log('interrupted: cleaning up');
-    if (child && child.exitCode === null) child.kill('SIGKILL');
-    cluster.stopSync();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
   try {
     await createSchema(cluster.primary);
     await cluster.waitForReplication();
@@ -355,7 +358,7 @@ async function main(): Promise<number> {
     await silent.close();
     await cluster.stop();
     await fsp.rm(dir, { recursive: true, force: true });
-    process.removeListener('SIGINT', onSignal);
+    removeSignalHandlers();
   }
 }
 

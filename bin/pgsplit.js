@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The compiled entry point; `npm install` builds dist/ through the prepare script.
+// The compiled entry point: dist/ is built by the prepare script (npm ci in a checkout) and by prepack (npm pack).
 import { main } from '../dist/src/cli/main.js';
 
 main(process.argv.slice(2)).then(

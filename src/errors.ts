@@ -49,7 +49,10 @@ export type PgsplitErrorCode =
   | 'SHUTTING_DOWN'
   | 'LIMIT_EXCEEDED'
   | 'TRANSACTION_ABORTED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'STARTING_UP'
+  | 'SERVER_LOGIN_FAILED'
+  | 'TERMINATED';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
 export class PgsplitError extends Error {
@@ -131,12 +134,9 @@ export const errors = {
     new PgsplitError('SERVER_LOST', SqlState.connectionFailure,
       `the transaction's server ${node} was taken out of rotation (${why}); the transaction is lost and nothing more was sent to it`,
       { severity: 'FATAL', hint: 'run the transaction again: a new one goes to a server in rotation' }),
-  noReplica: (detail: string) =>
+  noReplica: (detail: string, hint: string) =>
     new PgsplitError('NO_REPLICA', SqlState.cannotConnectNow,
-      'no replica can serve this read now, and routing.when_no_replica is error', {
-        detail,
-        hint: 'raise the bound (SET pgsplit.max_lag, routing.max_lag), wait for the replicas, or set routing.when_no_replica: primary',
-      }),
+      'no replica can serve this read now, and routing.when_no_replica is error', { detail, hint }),
   settingInvalid: (name: string, value: string, allowed: string) =>
     new PgsplitError('SETTING_INVALID', SqlState.invalidParameterValue,
       `invalid value for parameter "${name}": "${value}"`, { hint: `Allowed values: ${allowed}.` }),
@@ -179,6 +179,22 @@ export const errors = {
   shuttingDown: () =>
     new PgsplitError('SHUTTING_DOWN', SqlState.adminShutdown,
       'terminating connection because pgsplit is shutting down', { severity: 'FATAL' }),
+  startingUp: (ms: number) =>
+    new PgsplitError('STARTING_UP', SqlState.cannotConnectNow,
+      `the database system is starting up: pgsplit was still checking its servers ${ms} ms after this connection arrived (limits.startup_timeout)`, {
+        severity: 'FATAL',
+        hint: 'connect again in a moment; if pgsplit takes this long to start, check that its servers answer (monitor.timeout) or raise limits.startup_timeout',
+      }),
+  /** pgsplit's own credentials (the server URL's user and password) were refused: the operator's to fix, not the client's. */
+  serverLoginFailed: (node: string, key: string, user: string, serverMessage: string) =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit could not log in to server ${node} as "${user}" with the credentials in its URL (${key} in the pgsplit config): the server said: ${serverMessage}`, {
+        hint: `this is pgsplit's configuration, not your connection: the operator must fix the user and password in the URL of ${key}, then ` +
+          (key === 'primary' ? 'restart pgsplit (a reload does not change the primary)' : 'reload pgsplit (SIGHUP, or RELOAD in the admin console)'),
+      }),
+  terminatedByAdmin: (id: number) =>
+    new PgsplitError('TERMINATED', SqlState.adminShutdown,
+      `terminating connection due to administrator command: KILL ${id} in the pgsplit admin console`, { severity: 'FATAL' }),
   internal: (why: string) =>
     new PgsplitError('INTERNAL', SqlState.internalError, `pgsplit internal error: ${why}`, { severity: 'FATAL' }),
 };

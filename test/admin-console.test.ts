@@ -118,3 +118,78 @@ t.test('only admin users open the console when users are configured', async (t) 
   t.equal((await app.query('SELECT 1 AS one')).rows[0].one, 1, 'that user still reaches the servers');
   await app.end();
 });
+
+/** A pg.Client on the admin console: simple queries, so node-postgres parses each column by its declared type. */
+async function consoleClient(port: number): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'pgsplit' });
+  await c.connect();
+  return c;
+}
+
+t.test('typed columns; SHOW CLIENTS with application_name, tag and times; SHOW SERVERS with the backend pid; KILL', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const before = Date.now();
+  const tagged = await fx.client({ options: '-c pgsplit.route=replica', applicationName: 'console-probe' });
+  const pid = (await tagged.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+  const admin = await consoleClient(fx.port);
+  t.teardown(() => admin.end());
+
+  const clients = await admin.query('SHOW CLIENTS');
+  const types = Object.fromEntries(clients.fields.map((f) => [f.name, f.dataTypeID]));
+  t.match(types, { id: 20, port: 23, tagged: 16, connect_time: 1184, last_activity: 1184, application_name: 25, tag: 25, addr: 25 },
+    'SHOW CLIENTS: int8 id, int4 port, bool tagged, timestamptz times');
+  const mine = clients.rows.find((r: Record<string, unknown>) => r.application_name === 'console-probe') as Record<string, unknown> | undefined;
+  t.ok(mine, 'the session is listed with its application_name');
+  t.equal(mine?.tag, 'startup-option', 'and why it is tagged');
+  t.equal(mine?.tagged, true);
+  t.equal(mine?.addr, '127.0.0.1');
+  t.equal(mine?.port, (tagged as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort, "the port is the client's own");
+  const connectedAt = mine?.connect_time as Date;
+  const lastActive = mine?.last_activity as Date;
+  t.ok(connectedAt instanceof Date && lastActive instanceof Date, 'times arrive as timestamps');
+  t.ok(connectedAt.getTime() >= before - 1000 && connectedAt.getTime() <= Date.now(), `connect_time ${connectedAt.toISOString()} is when it connected`);
+  t.ok(lastActive.getTime() >= connectedAt.getTime(), 'last_activity is not before connect_time');
+
+  const servers = await admin.query('SHOW SERVERS');
+  t.match(Object.fromEntries(servers.fields.map((f) => [f.name, f.dataTypeID])), { client: 20, backend_pid: 23 }, 'SHOW SERVERS: int8 client, int4 backend_pid');
+  const link = servers.rows.find((r: Record<string, unknown>) => String(r.client) === String(mine?.id));
+  t.equal(link?.backend_pid, pid, 'backend_pid is the pid the server reports for that session (pg_stat_activity.pid)');
+  t.equal(link?.node, 'replica1');
+
+  const nodes = await admin.query('SHOW NODES');
+  t.match(Object.fromEntries(nodes.fields.map((f) => [f.name, f.dataTypeID])), { lag_seconds: 701, lag_bytes: 20, in_flight: 20, connections: 20 }, 'SHOW NODES: numbers typed');
+  const stats = await admin.query('SHOW STATS');
+  t.match(Object.fromEntries(stats.fields.map((f) => [f.name, f.dataTypeID])), { total_query_count: 20, total_query_time: 20, avg_query_time: 20 }, 'SHOW STATS: int8 counts');
+  t.ok((await admin.query('SHOW HELP')).rows.some((r: Record<string, unknown>) => String(r.command).startsWith('KILL')), 'SHOW HELP lists KILL');
+
+  // KILL: that client gets FATAL 57P01 and its session is gone; others are untouched.
+  const other = await fx.client();
+  const fatal = new Promise<Error & { code?: string }>((resolve) => tagged.once('error', resolve));
+  t.equal((await admin.query(`KILL ${String(mine?.id)}`)).command, 'KILL');
+  const err = await fatal;
+  t.equal(err.code, '57P01', `the killed client hears 57P01: ${err.message}`);
+  t.match(err.message, /administrator command: KILL/);
+  const after = await admin.query('SHOW CLIENTS');
+  t.notOk(after.rows.some((r: Record<string, unknown>) => String(r.id) === String(mine?.id)), 'it is gone from SHOW CLIENTS');
+  t.equal((await other.query('SELECT 1 AS one')).rows[0].one, 1, 'another session goes on');
+  await t.rejects(admin.query('KILL 999999'), { message: /no client with id 999999/, code: '42704' });
+  await t.rejects(admin.query('KILL everyone'), { message: /KILL takes a client id/ });
+});
+
+t.test('check-config refuses admin.users naming a user not in users:', async (t) => {
+  const { resolveConfig } = await import('../src/config/load-config.js');
+  const base = { primary: 'postgres://u@db:5432/app' };
+  t.throws(() => resolveConfig({ ...base, users: [{ name: 'app', password: 'x' }], admin: { users: ['app', 'opz'] } }),
+    /config admin\.users\[1\]: names "opz", who is not in users:/, 'a name that is not a user');
+  t.throws(() => resolveConfig({ ...base, admin: { users: ['ops'] } }), /config admin\.users\[0\]: names "ops", but no users: are configured/, 'admin users without users:');
+  t.same(resolveConfig({ ...base, users: [{ name: 'ops', password: 'x' }], admin: { users: ['ops'] } }).admin.users, ['ops'], 'a configured user is accepted');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-admin-users-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'pgsplit.yaml');
+  fs.writeFileSync(file, 'primary: postgres://u@db:5432/app\nusers: [{name: app, password: x}]\nadmin: {users: [ops]}\n');
+  const out = await run(process.execPath, [path.resolve('bin/pgsplit.js'), 'check-config', file]).then(() => null, (e: { code?: number; stderr?: string }) => e);
+  t.equal(out?.code, 2, 'pgsplit check-config exits 2');
+  t.match(out?.stderr, /admin\.users\[0\]: names "ops", who is not in users:/, 'and says why');
+});

@@ -174,7 +174,8 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.replicas.length, 2);
   t.equal(cfg.replicas[1]?.name, 'replica-east');
   t.equal(cfg.replicas[1]?.weight, 2);
-  t.equal(cfg.users.length, 1);
+  t.equal(cfg.users.length, 2);
+  t.strictSame(cfg.admin.users, ['ops']);
   t.strictSame(cfg.routing.applicationNames, ['reporting-*', 'metabase']);
   t.strictSame(cfg.routing.writingFunctions, ['audit_touch']);
   t.strictSame(cfg.routing.readOnlyFunctions, ['report_totals', 'reporting.monthly']);

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import t from 'tap';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -69,10 +70,10 @@ function processesUsing(dir: string): string[] {
   return found;
 }
 
-/** The routed-units lines of the report: node name -> units. */
+/** The routed-statements lines of the report: node name -> routed statements. */
 function routedByNode(stdout: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const m of stdout.matchAll(/^ {2}(primary|replica\d+) +(\d+) units$/gm)) out.set(m[1] as string, Number(m[2]));
+  for (const m of stdout.matchAll(/^ {2}(primary|replica\d+) +(\d+) statements$/gm)) out.set(m[1] as string, Number(m[2]));
   return out;
 }
 
@@ -104,7 +105,14 @@ t.test('demo --duration 8 routes Nova traffic to the primary and replicas, then 
   const replicaUnits = [...routed].filter(([name]) => name.startsWith('replica')).map(([, n]) => n);
   t.equal(replicaUnits.length, 2, 'the report lists both replicas', diag);
   t.ok(replicaUnits.some((n) => n > 0), 'units were routed to at least one replica', { routed: Object.fromEntries(routed) });
-  t.match(run.stdout, /^ {2}tagged-read +[1-9]\d* *$/m, 'routed by reason lists tagged reads');
+  t.match(run.stdout, /^ {2}tagged-read +[1-9]\d* {2}a read-only statement of a tagged session: a replica$/m, 'routed by reason lists tagged reads, with what the reason means');
+  const report = run.stdout.slice(run.stdout.indexOf('=== pgsplit demo report'));
+  t.match(report, /^A routed statement is what pgsplit sends to one server in one go: a query string/m, 'the report says what a routed statement is');
+  t.notMatch(report, /\bunits?\b/, 'and never says "units"');
+  const reasonLines = report.slice(report.indexOf('routed statements, by reason'), report.indexOf('workload (')).split('\n').slice(1).filter((l) => l.trim() !== '');
+  t.ok(reasonLines.length > 0 && reasonLines.every((l) => /^ {2}[a-z0-9-]+ +\d+ {2}\S.*$/.test(l)), 'every reason is explained on its own line', { reasonLines });
+  t.match(run.stdout, `  psql "host=127.0.0.1 port=${port} user=postgres dbname=pgsplit"`, 'says where the admin console is');
+  t.match(run.stdout, /^ {2}curl http:\/\/127\.0\.0\.1:\d+\/metrics$/m, 'and the metrics URL');
 
   t.match(run.stdout, /tagged session +SELECT pg_is_in_recovery\(\) -> true .* OK$/m, 'a tagged session reads from a replica');
   t.match(run.stdout, /untagged session +SELECT pg_is_in_recovery\(\) -> false .* OK$/m, 'an untagged session reads from the primary');
@@ -120,15 +128,33 @@ t.test('demo --duration 8 routes Nova traffic to the primary and replicas, then 
 t.test('SIGTERM stops a demo that runs until interrupted, with a report and without leftovers', async (t) => {
   t.setTimeout(120_000);
   let signalled = false;
+  let live: Promise<{ syncCommit: string; consoleNodes: number; metrics: string }> | undefined;
   const run = await startDemo(['--listen', '127.0.0.1:0', '--replicas', '1'], {
     timeoutMs: 90_000,
     onOutput: (stdout, child) => {
       if (signalled || !/^running the Nova-like workload until Ctrl-C/m.test(stdout)) return;
       signalled = true;
-      // Let the workload do some work first.
-      setTimeout(() => child.kill('SIGTERM'), 1500);
+      // While it runs: the primary's setting, the admin console and the metrics URL the demo printed.
+      const port = Number(/^pgsplit listening on 127\.0\.0\.1:(\d+)$/m.exec(stdout)?.[1]);
+      const metricsUrl = /^ {2}curl (http:\S+)$/m.exec(stdout)?.[1] ?? '';
+      live = (async () => {
+        const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+        await c.connect();
+        const syncCommit = String((await c.query('SHOW synchronous_commit')).rows[0]?.synchronous_commit);
+        await c.end();
+        const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'pgsplit' });
+        await admin.connect();
+        const consoleNodes = (await admin.query('SHOW NODES')).rowCount ?? 0;
+        await admin.end();
+        const metrics = await (await fetch(metricsUrl)).text();
+        return { syncCommit, consoleNodes, metrics };
+      })().finally(() => setTimeout(() => child.kill('SIGTERM'), 500));
     },
   });
+  const seen = await live;
+  t.equal(seen?.syncCommit, 'on', 'the demo primary runs with synchronous_commit = on');
+  t.equal(seen?.consoleNodes, 2, 'the admin console the demo names answers SHOW NODES (primary and one replica)');
+  t.match(seen?.metrics, /^pgsplit_statements_routed_total\{/m, 'the metrics URL the demo names serves the metrics');
   const diag = { stdout: run.stdout, stderr: run.stderr.slice(0, 4000) };
   t.ok(signalled, 'the workload started', diag);
   t.equal(run.code, 0, 'exit code 0 after SIGTERM', diag);

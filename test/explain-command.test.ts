@@ -134,12 +134,18 @@ t.test('explain', { skip: built ? false : 'dist/ is not built: run npx tsc -p ts
     t.equal(lines[11], '11 statement(s): 4 replica, 7 primary');
   });
 
-  await t.test('a transaction stays where BEGIN went; a pin keeps the session on the primary', async (t) => {
-    const d = t.testdir({ 'tx.sql': 'SELECT 1;\nBEGIN;\nSELECT 2;\nCOMMIT;\nSELECT 3;\nBEGIN READ ONLY;\nSELECT 4;\nROLLBACK;\nLISTEN chan;\nSELECT 5;\n' });
+  await t.test('a transaction reads on a replica until its write; a pin keeps the session on the primary', async (t) => {
+    const d = t.testdir({ 'tx.sql': 'SELECT 1;\nBEGIN;\nSELECT 2;\nSAVEPOINT a;\nINSERT INTO t VALUES (1);\nSELECT 2;\nCOMMIT;\nBEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 2;\nCOMMIT;\nSELECT 3;\nBEGIN READ ONLY;\nSELECT 4;\nROLLBACK;\nLISTEN chan;\nSELECT 5;\n' });
     const r = await pgsplit('explain', '--json', '--file', join(d, 'tx.sql'));
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { route?: string; reason?: string });
     t.strictSame(rows.slice(0, -1).map((x) => `${x.route} ${x.reason}`), [
       'replica tagged-read',
+      'replica tx-begin',
+      'replica tx-read',
+      'replica transaction',
+      'primary tx-moved',
+      'primary transaction',
+      'primary transaction',
       'primary begin',
       'primary transaction',
       'primary transaction',

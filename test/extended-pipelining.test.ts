@@ -140,7 +140,8 @@ for (const tagged of [true, false]) {
     c.send(fe.parse('b', 'BEGIN'), fe.bind('', 'b'), fe.execute(), fe.sync());
     t.same(describeAll(await c.untilReady(1)), ['ParseComplete', 'BindComplete', 'Complete:BEGIN', 'Ready:T']);
     c.send(fe.bind('', '', ['3']), fe.execute(), fe.sync());
-    t.same(describeAll(await c.untilReady(1)), ['BindComplete', 'Row:f,3', 'Complete:SELECT 1', 'Ready:T'], 'in the transaction it runs on the primary');
+    // A read-only transaction: on a replica in a tagged session (it starts there), the primary otherwise.
+    t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},3`, 'Complete:SELECT 1', 'Ready:T'], 'in the transaction it runs where the transaction is');
     c.send(fe.parse('c', 'COMMIT'), fe.bind('', 'c'), fe.execute(), fe.sync());
     t.same(describeAll(await c.untilReady(1)), ['ParseComplete', 'BindComplete', 'Complete:COMMIT', 'Ready:I']);
     c.send(fe.bind('', '', ['4']), fe.execute(), fe.sync(), fe.bind('', '', ['5']), fe.execute(), fe.sync());
@@ -176,8 +177,9 @@ for (const tagged of [true, false]) {
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},2`, 'Complete:SELECT 1', 'Ready:I'], 'the new text runs');
 
-    // In a transaction on the primary, which still has the old (INSERT) text under that name in a tagged session.
-    c.send(fe.query('BEGIN'));
+    // In a transaction on the primary (repeatable read: it starts there), which still has the old (INSERT)
+    // text under that name in a tagged session.
+    c.send(fe.query('BEGIN ISOLATION LEVEL REPEATABLE READ'));
     t.same(describeAll(await c.untilReady(1)), ['Complete:BEGIN', 'Ready:T']);
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', 'Row:f,2', 'Complete:SELECT 1', 'Ready:T'], 'the current text runs on the primary, not the old one');
@@ -200,7 +202,7 @@ for (const tagged of [true, false]) {
     c.send(...exec('cs'));
     t.same(describeAll(await c.untilReady(1)), ['BindComplete', `Row:${where},3,33`, 'Complete:SELECT 1', 'Ready:I'], 'the existing one is unchanged');
     // ... wherever it runs next: the refused Parse must not replace the statement pgsplit re-prepares elsewhere.
-    c.send(fe.query('BEGIN'), ...exec('cs'), fe.query('COMMIT'));
+    c.send(fe.query('BEGIN ISOLATION LEVEL REPEATABLE READ'), ...exec('cs'), fe.query('COMMIT'));
     t.same(describeAll(await c.untilReady(3)), [
       'Complete:BEGIN', 'Ready:T',
       'BindComplete', 'Row:f,3,33', 'Complete:SELECT 1', 'Ready:T',
@@ -325,13 +327,12 @@ t.test('tagged: units pipelined right behind COMMIT/ROLLBACK are routed as outsi
     'Fields:r,seq', 'Row:f,111', 'Complete:INSERT 0 1', 'Ready:I',
   ], 'write pipelined behind ROLLBACK of a read-only (replica) transaction runs on the primary');
   t.same(describeAll(await c.drain(200)), []);
-  // A write transaction runs on the primary; a read pipelined behind its COMMIT goes to a replica.
-  // (The read right after BEGIN makes pgsplit wait for BEGIN's answer, so the transaction is known open
-  // when the rest of the pipeline is routed.)
+  // A transaction that writes: its first read on a replica, then it moves to the primary for the write;
+  // a read pipelined behind its COMMIT goes to a replica.
   c.send(fe.query('BEGIN'), read(3), write(112), fe.query('COMMIT'), read(4));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(3, 'f', 'T'),
+    ...readOk(3, 't', 'T'),
     ...writeOk(112, 'T'),
     'Complete:COMMIT', 'Ready:I',
     ...readOk(4, 't'),
@@ -339,7 +340,7 @@ t.test('tagged: units pipelined right behind COMMIT/ROLLBACK are routed as outsi
   c.send(fe.query('BEGIN'), read(5), write(113), fe.query('ROLLBACK'), read(6));
   t.same(describeAll(await c.untilReady(5)), [
     'Complete:BEGIN', 'Ready:T',
-    ...readOk(5, 'f', 'T'),
+    ...readOk(5, 't', 'T'),
     ...writeOk(113, 'T'),
     'Complete:ROLLBACK', 'Ready:I',
     ...readOk(6, 't'),

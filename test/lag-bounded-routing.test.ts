@@ -143,7 +143,15 @@ t.test('routing.when_no_replica: error refuses tagged reads when no replica is e
     const e = err as { code?: string; message: string; detail?: string } | null;
     t.equal(e?.code, '57P03', `refused with 57P03: ${e?.message}`);
     t.match(e?.detail ?? '', /replica1: lag/, `the detail says why for each replica: ${e?.detail}`);
+    t.match((e as { hint?: string } | null)?.hint ?? '', /max_lag/, 'the hint matches the reason (lag: raise the bound)');
     t.equal((await (await fx.client()).query('SELECT pg_is_in_recovery() AS r')).rows[0].r, false, 'untagged sessions are not affected');
+    // A tagged session can still connect (it starts on the primary), write, and is refused only its reads.
+    const late = await fx.client({ options: TAGGED });
+    const w = await late.query('SELECT txid_current() > 0 AS ok');
+    t.equal(w.rows[0].ok, true, 'a tagged session connects while no replica is eligible, and its writes work');
+    const lateErr = await late.query('SELECT 1').then(() => null, (x: { code?: string; detail?: string }) => x);
+    t.equal(lateErr?.code, '57P03', 'its read is refused');
+    t.match(lateErr?.detail ?? '', /replica1: lag/, 'with the per-replica detail');
     await fx.cluster.replicas[0]!.resumeReplay();
     t.ok((await within(10_000, async () => (await c.query('SELECT pg_is_in_recovery() AS r').then((r) => r.rows[0].r as boolean, () => false)))) !== null, 'the same session reads from the replica again once it caught up');
   } finally {

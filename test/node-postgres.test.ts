@@ -424,6 +424,6 @@ t.test('pipeline mode: statements queued behind COMMIT are routed as outside the
     ['BEGIN READ ONLY'],
     ['SELECT pg_is_in_recovery() AS r, 3 AS v'],
     ['COMMIT'],
-  ]), ['BEGIN', { r: false, v: 1 }, { r: false, v: 302 }, 'COMMIT', { r: true, v: 2 }, 'BEGIN', { r: true, v: 3 }, 'COMMIT'],
-  'the write transaction on the primary; the read and the read-only transaction after its COMMIT on a replica');
+  ]), ['BEGIN', { r: true, v: 1 }, { r: false, v: 302 }, 'COMMIT', { r: true, v: 2 }, 'BEGIN', { r: true, v: 3 }, 'COMMIT'],
+  'the transaction reads on a replica until its write moves it to the primary; the read and the read-only transaction after its COMMIT on a replica');
 });

@@ -176,3 +176,32 @@ t.test('an unsynced batch of reads on a replica does not take the next write the
   t.same(await fx.cluster.primary.query('SELECT v FROM s_t WHERE id = 3'), []);
   t.ok(count().replica >= 1, 'the prepared reads were on a replica');
 });
+
+t.test('pgsplit settings are transactional, as PostgreSQL settings are', async (t) => {
+  const c = await fx.client({ options: TAGGED });
+  const show = async (name: string): Promise<string> => (await c.query(`SHOW pgsplit.${name}`)).rows[0][`pgsplit.${name}`] as string;
+  await c.query('BEGIN');
+  await c.query("SET pgsplit.route = 'primary'");
+  t.equal(await show('route'), 'primary', 'inside the transaction the SET holds');
+  await c.query('ROLLBACK');
+  t.equal(await show('route'), 'replica', 'ROLLBACK undoes it');
+  await c.query('BEGIN');
+  await c.query('SELECT 1');
+  await c.query('SAVEPOINT a');
+  await c.query("SET pgsplit.max_lag = '5s'");
+  await c.query('ROLLBACK TO SAVEPOINT a');
+  t.equal(await show('max_lag'), '1000ms', 'ROLLBACK TO SAVEPOINT undoes what followed the savepoint');
+  await c.query("SET pgsplit.max_lag = '3s'");
+  await c.query('RELEASE SAVEPOINT a');
+  await c.query('COMMIT');
+  t.equal(await show('max_lag'), '3000ms', 'a SET committed with its transaction stays');
+  await c.query('BEGIN');
+  await c.query("SET pgsplit.route = 'primary'");
+  await c.query('SELECT 1/0').catch(() => undefined);
+  await c.query('COMMIT');
+  t.equal(await show('route'), 'replica', 'COMMIT of a failed transaction rolls it back, and the SET with it');
+  await c.query('BEGIN');
+  await c.query("SET pgsplit.route = 'primary'");
+  await c.query('COMMIT');
+  t.equal(await show('route'), 'primary', 'committed');
+});

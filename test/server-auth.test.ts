@@ -106,7 +106,7 @@ for (const role of [MD5_ROLE, SCRAM_ROLE]) {
     await Promise.all([untagged, tagged, ...many].map((c) => c.end()));
   });
 
-  t.test(`a wrong password in the ${role.method} server URL: the client gets the server's 28P01`, async (t) => {
+  t.test(`a wrong password in the ${role.method} server URL: the client hears it is pgsplit's login that failed (08001)`, async (t) => {
     const wrongPrimary = await startProxy(t, {
       reuseCluster: cluster,
       config: {
@@ -115,9 +115,10 @@ for (const role of [MD5_ROLE, SCRAM_ROLE]) {
       },
     });
     const e1 = await connectError(wrongPrimary);
-    t.equal(e1?.code, '28P01', `untagged connect fails with 28P01 (${e1?.message})`);
-    t.equal(e1?.severity, 'FATAL', 'FATAL, as the server said');
-    t.match(e1?.message, new RegExp(`password authentication failed for user "${role.name}"`), "the server's own message is relayed");
+    t.equal(e1?.code, '08001', `untagged connect fails with 08001, not the server's 28P01 (${e1?.message})`);
+    t.equal(e1?.severity, 'FATAL');
+    t.match(e1?.message, new RegExp(`pgsplit could not log in to server primary .*: the server said: password authentication failed for user "${role.name}"`),
+      "pgsplit's own login, with the server's message");
     t.notMatch(e1?.message ?? '', /wrong-password/, 'the URL password is not echoed');
     // The monitor logs in with the same URL: it cannot read the primary's WAL position, so every
     // replica's lag is unknown (too much), and tagged sessions need the primary as well.
@@ -125,7 +126,7 @@ for (const role of [MD5_ROLE, SCRAM_ROLE]) {
     t.match(wrongPrimary.proxy.nodes.primary.failReason ?? '', /password authentication failed/, 'with the server\'s reason');
     t.notMatch(wrongPrimary.proxy.nodes.primary.failReason ?? '', /wrong-password/, 'the URL password is not in the reason');
     const e1t = await connectError(wrongPrimary, { options: TAGGED });
-    t.equal(e1t?.code, '28P01', `tagged connect also fails with 28P01: replica lag cannot be known without the primary (${e1t?.message})`);
+    t.equal(e1t?.code, '08001', `tagged connect also fails with 08001: replica lag cannot be known without the primary (${e1t?.message})`);
 
     const wrongReplica = await startProxy(t, {
       reuseCluster: cluster,

@@ -63,3 +63,35 @@ t.test('debug logs of real traffic: JSON, session ids, no secrets', async (t) =>
     t.notOk(stderr.includes(secret), `the logs never contain ${secret}`);
   }
 });
+
+t.test('PGSPLIT_LOG_FORMAT=pretty: readable lines off a terminal too; a rejected client is logged with its address', async (t) => {
+  const cluster = await startCluster(t, { replicas: 0 });
+  const port = await claimFreePort();
+  const child = spawn(process.execPath, [path.resolve('bin/pgsplit.js'), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url()],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PGSPLIT_LOG_FORMAT: 'pretty' } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise((r) => child.once('exit', r));
+  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')));
+  for (let i = 0; i < 100 && !stderr.includes('pgsplit listening'); i++) await new Promise((r) => setTimeout(r, 100));
+  // A client that is not speaking PostgreSQL: refused during startup.
+  const { default: net } = await import('node:net');
+  const local = await new Promise<number>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      const p = s.localPort ?? 0;
+      s.end(Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+      s.resume();
+      s.on('close', () => resolve(p));
+    });
+    s.on('error', reject);
+  });
+  for (let i = 0; i < 50 && !stderr.includes('client rejected during startup'); i++) await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGTERM');
+  await exited;
+  const lines = stderr.split('\n').filter((l) => l.length > 0);
+  t.ok(lines.length >= 2, `${lines.length} lines`);
+  t.ok(lines.every((l) => /^\d\d:\d\d:\d\d\.\d{3} (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) /.test(l)), 'every line is in the pretty format, not JSON');
+  const rejected = lines.find((l) => l.includes('client rejected during startup'));
+  t.match(rejected, new RegExp(`client=127\\.0\\.0\\.1:${local}\\b`), `the rejection names the client address: ${rejected}`);
+  t.match(rejected, /code=08P01/, 'and the SQLSTATE');
+});

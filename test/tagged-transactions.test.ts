@@ -194,3 +194,54 @@ t.test('tagged transactions opened with a plain BEGIN', async (t) => {
     }
   });
 });
+
+t.test('reads of a sequence relation go to the primary', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  await fx.cluster.primary.query('CREATE SEQUENCE counter_seq');
+  await fx.cluster.primary.query("SELECT nextval('counter_seq')");
+  await fx.cluster.waitForReplication();
+  const c = await fx.client({ options: TAGGED });
+  const direct = await fx.cluster.primary.query<{ last_value: string; log_cnt: string; is_called: boolean }>('SELECT last_value, log_cnt, is_called FROM counter_seq');
+  const r = await c.query<{ last_value: string; log_cnt: string; is_called: boolean; r: boolean }>('SELECT last_value, log_cnt, is_called, pg_is_in_recovery() AS r FROM counter_seq');
+  t.same(r.rows[0], { ...direct[0], r: false }, 'the same row as on the primary, read there (a standby shows its WAL-logged state)');
+  t.equal((await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r, true, 'other reads still go to the replica');
+  await c.query('CREATE SEQUENCE made_here_seq');
+  await fx.cluster.waitForReplication();
+  const m = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, last_value FROM made_here_seq');
+  t.equal(m.rows[0]?.r, false, 'a sequence created through pgsplit is known at once');
+  await c.query('BEGIN');
+  await c.query('SELECT count(*) FROM pg_class');
+  const inTx = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, is_called FROM public.counter_seq');
+  await c.query('COMMIT');
+  t.equal(inTx.rows[0]?.r, false, 'inside a replica transaction, the read of a sequence moves it to the primary');
+});
+
+t.test('a BEGIN sent through the extended protocol (psycopg, a named statement) opens on a replica too', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  for (const begin of [{ text: 'BEGIN', name: 'begin_ext' }, { text: 'BEGIN', queryMode: 'extended' }, { text: 'BEGIN', name: 'begin_ext' }]) {
+    await c.query(begin as { text: string });
+    const r = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    await c.query({ text: 'COMMIT', queryMode: 'extended' } as { text: string });
+    t.equal(r.rows[0]?.r, true, `${JSON.stringify(begin)}: the read runs on a replica`);
+  }
+  await c.query({ text: 'BEGIN', name: 'begin_ext' });
+  await c.query('SELECT 1');
+  const w = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r, txid_current()');
+  await c.query('ROLLBACK');
+  t.equal(w.rows[0]?.r, false, 'and moves to the primary at its first write');
+});
+
+t.test('BEGIN READ WRITE (psycopg and SQLAlchemy after a read-only unit of work) reads on a replica too', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  await c.query('BEGIN READ WRITE');
+  const r = await c.query<{ r: boolean; ro: string }>("SELECT pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro");
+  const w = await c.query<{ r: boolean; ro: string }>("SELECT pg_is_in_recovery() AS r, current_setting('transaction_read_only') AS ro, txid_current() > 0 AS x");
+  await c.query('COMMIT');
+  t.same(r.rows[0], { r: true, ro: 'on' }, 'the read ran on a standby (no 0A000 for READ WRITE there)');
+  t.same({ r: w.rows[0]?.r, ro: w.rows[0]?.ro }, { r: false, ro: 'off' }, 'moved to the primary, opened there READ WRITE as the client asked');
+  const e = await c.query({ text: 'BEGIN READ WRITE', name: 'brw' }).then(() => null, (err: { code?: string }) => err.code ?? 'error');
+  t.equal(e, null, 'an extended-protocol BEGIN READ WRITE succeeds (it opens on the primary)');
+  await c.query('ROLLBACK');
+});

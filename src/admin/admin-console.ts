@@ -3,7 +3,7 @@ import { FrameReader } from '../codec/frame-reader.js';
 import { Frontend } from '../codec/message-types.js';
 import { readQuery } from '../codec/message-fields.js';
 import {
-  backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, noticeResponse, parameterStatus, readyForQuery, rowDescription,
+  PgType, backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, noticeResponse, parameterStatus, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
 import { PgsplitError, SqlState } from '../errors.js';
 
@@ -11,8 +11,13 @@ import { PgsplitError, SqlState } from '../errors.js';
 export interface AdminSource {
   version: string;
   nodes(): Array<{ name: string; role: 'primary' | 'replica'; state: string; lagSeconds: number | null; lagBytes: number | null; inFlight: number; connections: number; lastError: string | null }>;
-  clients(): Array<{ id: number; user: string; database: string; state: string; addr: string; port: number; tagged: boolean; servers: string }>;
-  servers(): Array<{ node: string; state: string; client: number }>;
+  clients(): Array<{
+    id: number; user: string; database: string; state: string; addr: string; port: number; tagged: boolean; servers: string;
+    applicationName: string; tagSource: string;
+    /** Epoch milliseconds. */
+    connectedAt: number; lastActiveAt: number;
+  }>;
+  servers(): Array<{ node: string; state: string; client: number; backendPid: number }>;
   stats(): Array<{ node: string; queries: number; totalTimeUs: number; errors?: number }>;
   config(): Array<{ key: string; value: string }>;
   /** PAUSE (true): no new work starts outside transactions; RESUME (false): it goes on. */
@@ -21,14 +26,16 @@ export interface AdminSource {
   setDisabled(node: string, disabled: boolean): string | null;
   /** Reads the configuration file again and applies it; throws (the reason) when it is refused. */
   reload(): { changed: string[]; needsRestart: string[]; added: string[]; removed: string[] };
+  /** Closes a client's session (FATAL 57P01 to it, its statement cancelled); an error message if there is no such client. */
+  kill(clientId: number): string | null;
 }
 
 const HELP: ReadonlyArray<[string, string]> = [
   ['SHOW HELP', 'this list'],
   ['SHOW VERSION', 'pgsplit version'],
   ['SHOW NODES', 'one row per server: role, state, lag in seconds and bytes, statements in flight, last error'],
-  ['SHOW CLIENTS', 'one row per client session'],
-  ['SHOW SERVERS', 'one row per server connection'],
+  ['SHOW CLIENTS', 'one row per client session: id, user, database, state, address, tag, application_name, connect and last-activity times'],
+  ['SHOW SERVERS', 'one row per server connection, with the client id it serves and the backend pid (pg_stat_activity.pid)'],
   ['SHOW STATS', 'statements and time per node since start'],
   ['SHOW CONFIG', 'the configuration in force (no secrets)'],
   ['PAUSE', 'new work waits (transactions under way go on to their end); see in_flight in SHOW NODES'],
@@ -36,9 +43,24 @@ const HELP: ReadonlyArray<[string, string]> = [
   ['RELOAD', 'read the --config file again and apply it (an invalid file is refused; the running configuration stays)'],
   ['DISABLE <node>', 'take a replica out of rotation (its sessions move on at their next read)'],
   ['ENABLE <node>', 'put it back'],
+  ['KILL <client id>', 'close that client session at once (FATAL 57P01 to the client; a running statement is cancelled); ids from SHOW CLIENTS'],
 ];
 
-const cell = (v: string | number | boolean | null): string | null => (v === null ? null : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v));
+type Cell = string | number | boolean | null;
+/** A column and the type its RowDescription declares (counts int8, times timestamptz, ...). */
+type Column = readonly [name: string, typeOid: number];
+const col = {
+  text: (name: string): Column => [name, PgType.text],
+  int8: (name: string): Column => [name, PgType.int8],
+};
+
+/** Epoch milliseconds as timestamptz text output (DateStyle ISO, UTC). */
+function timestamptz(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}+00`;
+}
+
+const cell = (v: Cell): string | null => (v === null ? null : typeof v === 'boolean' ? (v ? 't' : 'f') : String(v));
 
 /**
  * The admin console: a client that connects to the database `pgsplit` as an admin user gets this
@@ -83,8 +105,10 @@ export class AdminConsole {
     }
   }
 
-  private table(columns: string[], rows: Array<Array<string | number | boolean | null>>, tag: string): Buffer {
-    return Buffer.concat([rowDescription(columns), ...rows.map((r) => dataRow(r.map(cell))), commandComplete(`${tag} ${rows.length}`)]);
+  private table(columns: readonly Column[], rows: Cell[][], tag: string): Buffer {
+    return Buffer.concat([
+      rowDescription(columns.map((c) => c[0]), columns.map((c) => c[1])), ...rows.map((r) => dataRow(r.map(cell))), commandComplete(`${tag} ${rows.length}`),
+    ]);
   }
 
   private error(message: string, hint: string, code: string = SqlState.syntaxError): Buffer {
@@ -118,22 +142,26 @@ export class AdminConsole {
     if (verb === 'SHOW' && words.length === 2) {
       switch (what) {
         case 'HELP':
-          return this.table(['command', 'description'], HELP.map(([c, d]) => [c, d]), 'SHOW');
+          return this.table([col.text('command'), col.text('description')], HELP.map(([c, d]) => [c, d]), 'SHOW');
         case 'VERSION':
-          return this.table(['version'], [[`pgsplit ${this.src.version}`]], 'SHOW');
+          return this.table([col.text('version')], [[`pgsplit ${this.src.version}`]], 'SHOW');
         case 'NODES':
-          return this.table(['name', 'role', 'state', 'lag_seconds', 'lag_bytes', 'in_flight', 'connections', 'last_error'],
+          return this.table([col.text('name'), col.text('role'), col.text('state'), ['lag_seconds', PgType.float8], col.int8('lag_bytes'), col.int8('in_flight'), col.int8('connections'), col.text('last_error')],
             this.src.nodes().map((n) => [n.name, n.role, n.state, n.lagSeconds === null ? null : n.lagSeconds.toFixed(3), n.lagBytes, n.inFlight, n.connections, n.lastError]), 'SHOW');
         case 'CLIENTS':
-          return this.table(['type', 'id', 'user', 'database', 'state', 'addr', 'port', 'tagged', 'servers'],
-            this.src.clients().map((c) => ['C', c.id, c.user, c.database, c.state, c.addr, c.port, c.tagged, c.servers]), 'SHOW');
+          // The first nine columns as before; what was added since comes after them.
+          return this.table([col.text('type'), col.int8('id'), col.text('user'), col.text('database'), col.text('state'), col.text('addr'), ['port', PgType.int4], ['tagged', PgType.bool],
+            col.text('servers'), col.text('application_name'), col.text('tag'), ['connect_time', PgType.timestamptz], ['last_activity', PgType.timestamptz]],
+          this.src.clients().map((c) => ['C', c.id, c.user, c.database, c.state, c.addr, c.port, c.tagged, c.servers, c.applicationName, c.tagSource,
+            timestamptz(c.connectedAt), timestamptz(c.lastActiveAt)]), 'SHOW');
         case 'SERVERS':
-          return this.table(['type', 'node', 'state', 'client'], this.src.servers().map((s) => ['S', s.node, s.state, s.client]), 'SHOW');
+          return this.table([col.text('type'), col.text('node'), col.text('state'), col.int8('client'), ['backend_pid', PgType.int4]],
+            this.src.servers().map((s) => ['S', s.node, s.state, s.client, s.backendPid]), 'SHOW');
         case 'STATS':
-          return this.table(['node', 'total_query_count', 'total_query_time', 'avg_query_time'],
+          return this.table([col.text('node'), col.int8('total_query_count'), col.int8('total_query_time'), col.int8('avg_query_time')],
             this.src.stats().map((s) => [s.node, s.queries, Math.round(s.totalTimeUs), s.queries > 0 ? Math.round(s.totalTimeUs / s.queries) : 0]), 'SHOW');
         case 'CONFIG':
-          return this.table(['key', 'value'], this.src.config().map((c) => [c.key, c.value]), 'SHOW');
+          return this.table([col.text('key'), col.text('value')], this.src.config().map((c) => [c.key, c.value]), 'SHOW');
         default:
           break;
       }
@@ -148,6 +176,13 @@ export class AdminConsole {
       const why = this.src.setDisabled(node, verb === 'DISABLE');
       if (why !== null) return this.error(why, 'SHOW NODES lists the replicas by name', SqlState.undefinedObject);
       return commandComplete(verb);
+    }
+    if (verb === 'KILL' && words.length === 2) {
+      const id = words[1] as string;
+      if (!/^\d{1,15}$/.test(id)) return this.error(`KILL takes a client id (a number), not "${id.slice(0, 40)}"`, 'SHOW CLIENTS lists the ids');
+      const why = this.src.kill(Number(id));
+      if (why !== null) return this.error(why, 'SHOW CLIENTS lists the ids', SqlState.undefinedObject);
+      return commandComplete('KILL');
     }
     return this.error(`the admin console does not know "${text.length > 60 ? `${text.slice(0, 60)}...` : text}"`, 'SHOW HELP lists the commands');
   }

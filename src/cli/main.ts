@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { HELP_TEXT, parseCliArgs, type CliCommand } from '../config/cli-args.js';
-import { loadConfig, loadRoutingPolicy } from '../config/load-config.js';
+import { describeConfigSources, mistypedEnvVariables } from '../config/env-config.js';
+import { loadConfig, loadConfigWithSources, loadRoutingPolicy } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
@@ -17,6 +18,7 @@ async function runProxy(cmd: Extract<CliCommand, { command: 'run' }>): Promise<v
   const load = () => loadConfig({ file: cmd.configFile, overrides: cmd.overrides });
   const config = load();
   const log = createLogger(config.log.level);
+  for (const m of mistypedEnvVariables(process.env)) log.warn(m, 'environment variable is not a pgsplit setting; did you mean the other name?');
   // The flags stay in force over the file on every reload, as they were at start.
   const proxy = new ProxyServer(config, log, { reloadSource: cmd.configFile === undefined ? undefined : load });
   // SIGHUP reloads the file (PgBouncer's and PostgreSQL's habit); a refused file is logged, nothing changes.
@@ -101,8 +103,10 @@ export async function main(argv: string[]): Promise<number | null> {
         process.stdout.write(`pgsplit ${version()}\n`);
         return 0;
       case 'check-config': {
-        const c = loadConfig({ file: cmd.configFile });
-        process.stdout.write(`${cmd.configFile}: ok (primary ${c.primary.name}, ${c.replicas.length} replica(s), ${c.users.length} user(s))\n`);
+        const { config: c, sources } = loadConfigWithSources({ file: cmd.configFile, overrides: cmd.overrides });
+        const notes = mistypedEnvVariables(process.env).map((m) => `note: ${m.variable} is not a pgsplit setting (did you mean ${m.meant}?)\n`);
+        process.stdout.write(`${cmd.configFile ?? 'configuration'}: ok (primary ${c.primary.name}, ${c.replicas.length} replica(s), ${c.users.length} user(s))\n`
+          + `${describeConfigSources(c, sources).join('\n')}\n${notes.join('')}`);
         return 0;
       }
       case 'explain':

@@ -107,21 +107,27 @@ export function emptyQueryResponse(): Buffer {
 }
 
 /** RowDescription for text columns (type text, oid 25). */
-export function rowDescription(columns: string[]): Buffer {
+/** Type OIDs (pg_type) pgsplit declares for the columns it answers itself. */
+export const PgType = { bool: 16, int8: 20, int4: 23, text: 25, float8: 701, timestamptz: 1184 } as const;
+const TYPE_SIZE = new Map<number, number>([[16, 1], [20, 8], [23, 4], [701, 8], [1184, 8]]);
+
+/** Columns of text, unless `typeOids` gives a column's type (values are still sent as text). */
+export function rowDescription(columns: string[], typeOids: readonly number[] = []): Buffer {
   const parts: Buffer[] = [];
   const count = Buffer.alloc(2);
   count.writeInt16BE(columns.length, 0);
   parts.push(count);
-  for (const c of columns) {
+  columns.forEach((c, i) => {
+    const oid = typeOids[i] ?? PgType.text;
     const f = Buffer.alloc(18);
     f.writeInt32BE(0, 0); // table oid
     f.writeInt16BE(0, 4); // column attnum
-    f.writeInt32BE(25, 6); // type oid: text
-    f.writeInt16BE(-1, 10); // type size
+    f.writeInt32BE(oid, 6); // type oid
+    f.writeInt16BE(TYPE_SIZE.get(oid) ?? -1, 10); // type size
     f.writeInt32BE(-1, 12); // type modifier
     f.writeInt16BE(0, 16); // text format
     parts.push(cstr(c), f);
-  }
+  });
   return message(0x54, Buffer.concat(parts));
 }
 

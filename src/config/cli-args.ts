@@ -9,7 +9,8 @@ import { levenshtein, type ConfigOverrides } from './load-config.js';
 export type CliCommand =
   | { command: 'run'; configFile?: string; overrides: ConfigOverrides }
   | { command: 'demo'; duration?: number /* seconds */; replicas: number; listen?: string }
-  | { command: 'check-config'; configFile: string }
+  /** configFile is absent only when flags give the configuration; overrides only when flags are given. */
+  | { command: 'check-config'; configFile?: string; overrides?: ConfigOverrides }
   /** Exactly one of sql and file is set. */
   | { command: 'explain'; json: boolean; sql?: string; file?: string; configFile?: string }
   | { command: 'help' }
@@ -23,9 +24,12 @@ export const HELP_TEXT = `pgsplit - a PostgreSQL proxy that sends tagged read-on
 USAGE
   pgsplit [run] [--config FILE] [FLAGS]   start the proxy
   pgsplit demo [--duration SECONDS] [--replicas N] [--listen HOST:PORT]
-                                          run a self-contained demo: a simulated primary and
-                                          N replicas behind pgsplit
-  pgsplit check-config FILE               validate a config file and report any problem
+                                          run a self-contained demo: a real PostgreSQL primary
+                                          and N streaming replicas in a temporary folder, with
+                                          pgsplit in front of them and a Nova-like workload
+  pgsplit check-config FILE [FLAGS]       validate a config file (with PGSPLIT_* variables and the
+                                          run flags over it), report any problem, show each
+                                          value and where it came from
   pgsplit explain [--json] [--config FILE] 'SQL'
                                           show how a query string would be classified and routed
   pgsplit explain [--json] [--config FILE] --file FILE.sql
@@ -44,10 +48,19 @@ FLAGS FOR RUN (flags override the config file; --flag=value works too)
                                  wildcards) for replicas; repeat for several (replaces the file's list)
   --max-lag DURATION             routing.max_lag: a replica lagging more serves no reads (default 1s)
 
+ENVIRONMENT (flags override these, these override the config file)
+  Every single-value config key can be set as PGSPLIT_ and the key in capitals, dots as underscores:
+  PGSPLIT_LISTEN, PGSPLIT_PRIMARY, PGSPLIT_LOG_LEVEL, PGSPLIT_ROUTING_MAX_LAG, PGSPLIT_METRICS_LISTEN,
+  PGSPLIT_LIMITS_SHUTDOWN_GRACE, ... Lists (replicas, users, application names) stay in the file or flags.
+  An empty variable counts as unset. PGSPLIT_LOG_FORMAT=json|pretty chooses the log format (default
+  pretty on a terminal, else json).
+
 DEMO FLAGS
   --duration SECONDS             stop after this many seconds (default: run until Ctrl-C)
-  --replicas N                   number of simulated replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
+  --replicas N                   number of replicas, 0-${DEMO_MAX_REPLICAS} (default ${DEMO_DEFAULT_REPLICAS})
   --listen HOST:PORT             where the demo proxy listens (default 127.0.0.1:6432)
+  The demo runs PostgreSQL's own programs (initdb, pg_ctl, pg_basebackup): it finds them through
+  pg_config on PATH, else in PG_BINDIR (e.g. PG_BINDIR=/usr/lib/postgresql/16/bin).
 
 EXPLAIN FLAGS (explain assumes a tagged session with healthy replicas)
   --json                         print JSON lines: route and reason (with --file also line and
@@ -97,6 +110,8 @@ CONFIG FILE (YAML; every key is optional except primary)
   users:                               # who may connect to pgsplit
     - name: app
       password: "change-me"            # plaintext, md5 hash, or SCRAM-SHA-256$... verifier
+    - name: ops
+      password: "change-me-too"        # ops opens the admin console (admin: below)
   auth:
     method: scram-sha-256              # or md5 (default scram-sha-256)
   routing:
@@ -108,7 +123,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_lag: 1s                        # replicas lagging more serve no reads (also SET pgsplit.max_lag)
     read_your_writes_timeout: 200ms    # after a write, wait this long for a replica to replay it
     when_no_replica: primary           # no eligible replica: primary (default) or error (57P03)
-    transactions: replica-until-write  # tagged BEGIN ... reads on a replica, moved to the primary at the first write (or: primary)
+    transactions: replica-until-write  # tagged BEGIN ...: on a replica until its first write (or: primary)
   monitor:
     interval: 100ms                    # each server is checked this often
     timeout: 1s                        # a check taking longer takes the server out of rotation
@@ -119,11 +134,13 @@ CONFIG FILE (YAML; every key is optional except primary)
     max_user_connections: 0            # sessions one user may hold; 0 = no per-user limit (53300 past it)
     idle_in_transaction_timeout: 0     # close sessions idle in a transaction this long (25P03); 0 = never
     max_pending_bytes: 4MB             # client input held behind running statements; past it reading pauses
-    startup_timeout: 10s               # ms, or 500ms / 10s / 1min
+    startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   metrics:
     listen: "127.0.0.1:9187"           # default off
+  admin:
+    users: [ops]                       # users (from users:) who may open the admin console
   log:
     level: info
 
@@ -139,6 +156,15 @@ SIGNALS
            The admin console's RELOAD does the same.
   SIGTERM  drain: in-flight statements finish (limits.shutdown_grace), idle sessions close, exit 0
   SIGINT   close at once
+
+ADMIN CONSOLE
+  psql -h HOST -p PORT -U ops -d pgsplit opens pgsplit's own console (users in admin.users; anyone in
+  development mode). SHOW HELP lists its commands: SHOW NODES / CLIENTS / SERVERS / STATS / CONFIG,
+  PAUSE, RESUME, RELOAD, DISABLE / ENABLE <replica>, KILL <client id>. Nothing typed there reaches a server.
+
+LOGS
+  JSON lines on stderr; human-readable lines when stderr is a terminal. PGSPLIT_LOG_FORMAT=pretty or
+  PGSPLIT_LOG_FORMAT=json chooses either way. Passwords, query texts and parameters are never logged.
 
 DEVELOPMENT MODE
   With no users: configured, pgsplit runs in development mode: it trusts every client (no password)
@@ -176,7 +202,7 @@ const DEMO_FLAGS: Record<string, FlagSpec> = {
   '--replicas': { kind: 'value', metavar: 'N' },
   '--listen': { kind: 'value', metavar: 'HOST:PORT' },
 };
-const CHECK_FLAGS: Record<string, FlagSpec> = { '--config': { kind: 'value', metavar: 'FILE' } };
+const CHECK_FLAGS: Record<string, FlagSpec> = RUN_FLAGS;
 const EXPLAIN_FLAGS: Record<string, FlagSpec> = {
   '--json': { kind: 'bool' },
   '--file': { kind: 'value', metavar: 'FILE' },
@@ -281,6 +307,13 @@ function checkHostPort(flag: string, value: string): void {
 function parseRun(args: string[]): CliCommand {
   const p = parseFlags(args, RUN_FLAGS, '');
   noPositionals(p, 'pgsplit [run] [--config FILE] [--primary URL] [--replica URL ...]');
+  const overrides = overridesOf(p);
+  const configFile = one(p, '--config');
+  return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
+}
+
+/** The config values given as flags (run and check-config take the same ones). */
+function overridesOf(p: Parsed): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   const listen = one(p, '--listen');
   if (listen !== undefined) overrides.listen = listen;
@@ -296,8 +329,7 @@ function parseRun(args: string[]): CliCommand {
   if (names !== undefined) overrides.applicationNames = names;
   const maxLag = one(p, '--max-lag');
   if (maxLag !== undefined) overrides.maxLag = maxLag;
-  const configFile = one(p, '--config');
-  return configFile === undefined ? { command: 'run', overrides } : { command: 'run', configFile, overrides };
+  return overrides;
 }
 
 function parseDemo(args: string[]): CliCommand {
@@ -334,11 +366,16 @@ function parseCheckConfig(args: string[]): CliCommand {
   const flagFile = one(p, '--config');
   const files = flagFile === undefined ? p.positionals : [flagFile, ...p.positionals];
   const [file, extra] = files;
-  if (file === undefined) throw new Error(`check-config needs a file: pgsplit check-config FILE; ${HELP_HINT}`);
+  const overrides = overridesOf(p);
+  const flagged = Object.keys(overrides).length > 0;
+  if (file === undefined && !flagged) throw new Error(`check-config needs a file: pgsplit check-config FILE; ${HELP_HINT}`);
   if (extra !== undefined) {
     throw new Error(`unexpected argument ${shown(extra)}; check-config takes one file: pgsplit check-config FILE; ${HELP_HINT}`);
   }
-  return { command: 'check-config', configFile: file };
+  const out: Extract<CliCommand, { command: 'check-config' }> = { command: 'check-config' };
+  if (file !== undefined) out.configFile = file;
+  if (flagged) out.overrides = overrides;
+  return out;
 }
 
 function parseExplain(args: string[]): CliCommand {

@@ -37,6 +37,7 @@ import {
   type UnknownFunctionPolicy,
   type UserEntry,
 } from './config.js';
+import { settingsFromEnv, SCALAR_KEYS, type EnvSetting } from './env-config.js';
 import { parseFunctionName } from '../router/function-policy.js';
 import { isWritingFunctionName } from '../router/statement-classifier.js';
 
@@ -85,6 +86,14 @@ const LIMITS_KEYS = [
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
 const ADMIN_KEYS = ['users'] as const;
+
+/** Every key of the config file, dotted (`routing.max_lag`), for the environment's key list to be checked against. */
+export function configKeys(): string[] {
+  const sections: Record<string, readonly string[]> = {
+    auth: AUTH_KEYS, tls: TLS_KEYS, routing: ROUTING_KEYS, monitor: MONITOR_KEYS, limits: LIMITS_KEYS, metrics: METRICS_KEYS, admin: ADMIN_KEYS, log: LOG_KEYS,
+  };
+  return TOP_KEYS.flatMap((k) => (sections[k] === undefined ? [k] : sections[k].map((s) => `${k}.${s}`)));
+}
 
 /** Nested keys someone may write at the top level by mistake, with the section they belong to. */
 const NESTED_HOME: Record<string, string> = {
@@ -618,7 +627,8 @@ function durationFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, exampl
 // ---------------------------------------------------------------------------------------------------------
 // Overrides and resolution
 
-function applyOverrides(raw: Raw, o: ConfigOverrides, sources: Map<string, string>): Raw {
+/** Environment settings, then flags: flags over environment over file. */
+function applyOverrides(raw: Raw, o: ConfigOverrides, env: readonly EnvSetting[], sources: Map<string, string>): Raw {
   const out: Raw = { ...raw };
   const setIn = (section: string, key: string, value: unknown) => {
     const cur = out[section];
@@ -626,6 +636,12 @@ function applyOverrides(raw: Raw, o: ConfigOverrides, sources: Map<string, strin
     else if (isMap(cur)) out[section] = { ...cur, [key]: value };
     // otherwise leave the invalid section for validation to report
   };
+  for (const e of env) {
+    const dot = e.key.indexOf('.');
+    if (dot < 0) out[e.key] = e.value;
+    else setIn(e.key.slice(0, dot), e.key.slice(dot + 1), e.value);
+    sources.set(e.key, e.variable);
+  }
   if (o.listen !== undefined) { out['listen'] = o.listen; sources.set('listen', '--listen'); }
   if (o.primary !== undefined) { out['primary'] = o.primary; sources.set('primary', '--primary'); }
   if (o.replicas !== undefined) { out['replicas'] = [...o.replicas]; sources.set('replicas', '--replica'); }
@@ -643,8 +659,22 @@ function applyOverrides(raw: Raw, o: ConfigOverrides, sources: Map<string, strin
   return out;
 }
 
-/** Same validation as loadConfig, from an already-parsed object (snake_case keys, as in the YAML file). */
-export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): PgsplitConfig {
+/**
+ * Same validation as loadConfig, from an already-parsed object (snake_case keys, as in the YAML file).
+ * `env` holds PGSPLIT_* settings (settingsFromEnv); none unless given.
+ */
+export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}, env: readonly EnvSetting[] = []): PgsplitConfig {
+  return resolveWithSources(raw, overrides, env).config;
+}
+
+/** A resolved config, and where each value that is not a default came from: 'file', a PGSPLIT_* variable or a flag. */
+export interface SourcedConfig {
+  config: PgsplitConfig;
+  /** Dotted key → 'file', 'PGSPLIT_…' or '--flag'; keys left at their default are absent. */
+  sources: Map<string, string>;
+}
+
+function resolveWithSources(raw: unknown, overrides: ConfigOverrides, env: readonly EnvSetting[]): SourcedConfig {
   const sources = new Map<string, string>();
   const ctx: Ctx = new Ctx(sources);
   if (raw === undefined || raw === null) raw = {};
@@ -652,7 +682,21 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
     throw new ConfigError('(file)', `the configuration must be a YAML mapping of keys such as primary: and listen:, not ${describe(raw)}; see pgsplit --help for an example file`);
   }
   ctx.checkKeys(raw, TOP_KEYS, '');
-  const r = applyOverrides(raw, overrides, sources);
+  const config = resolveMerged(applyOverrides(raw, overrides, env, sources), ctx);
+  const fileRaw = raw;
+  const inFile = (key: string): boolean => {
+    const [a, b] = key.split('.') as [string, string | undefined];
+    const v = b === undefined ? fileRaw[a] : (isMap(fileRaw[a]) ? (fileRaw[a] as Raw)[b] : undefined);
+    return v !== undefined && v !== null;
+  };
+  const all = new Map(sources);
+  for (const key of [...SCALAR_KEYS.map((k) => k.key), 'replicas', 'users', 'routing.application_names']) {
+    if (!all.has(key) && inFile(key)) all.set(key, 'file');
+  }
+  return { config, sources: all };
+}
+
+function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
   const d = DEFAULT_CONFIG;
 
   const listen = r['listen'] === undefined || r['listen'] === null
@@ -741,6 +785,12 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}): Pg
 
   const adminRaw = ctx.section(r, 'admin', ADMIN_KEYS, 'admin: {users: [ops]}');
   const adminUsers = stringList(adminRaw['users'], 'admin.users', ctx, '"ops"');
+  adminUsers.forEach((name, i) => {
+    if (users.some((u) => u.name === name)) return;
+    ctx.fail(`admin.users[${i}]`, users.length === 0
+      ? `names "${name}", but no users: are configured (development mode, where any client may open the admin console); add ${JSON.stringify(name)} to users: with a password, or remove it from admin.users`
+      : `names "${name}", who is not in users:, so nobody could log in as that admin; add ${JSON.stringify(name)} to users: with a password, or correct the name`);
+  });
   const logRaw = ctx.section(r, 'log', LOG_KEYS, 'log: {level: info}');
   const level: LogLevel = logRaw['level'] === undefined || logRaw['level'] === null
     ? d.log.level
@@ -856,8 +906,17 @@ export function loadRoutingPolicy(file: string, env: NodeJS.ProcessEnv = process
   return functionPolicyFromRaw(routingRaw, ctx);
 }
 
-/** Read the YAML file (if a path is given), apply flag overrides, validate, return the resolved config. */
+/**
+ * Read the YAML file (if a path is given), apply PGSPLIT_* environment settings and then flag
+ * overrides, validate, return the resolved config.
+ */
 export function loadConfig(opts: { file?: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv } = {}): PgsplitConfig {
-  const raw = opts.file === undefined ? {} : readConfigFile(opts.file, opts.env ?? process.env);
-  return resolveConfig(raw, opts.overrides);
+  return loadConfigWithSources(opts).config;
+}
+
+/** loadConfig, also saying where each value came from (for check-config). */
+export function loadConfigWithSources(opts: { file?: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv } = {}): SourcedConfig {
+  const env = opts.env ?? process.env;
+  const raw = opts.file === undefined ? {} : readConfigFile(opts.file, env);
+  return resolveWithSources(raw, opts.overrides ?? {}, settingsFromEnv(env));
 }

@@ -24,6 +24,37 @@ const REPORT_EVERY_MS = 10_000;
 /** After a stop signal, how long a clean shutdown may take before servers are killed. */
 const SHUTDOWN_GRACE_MS = 30_000;
 const TAGGED_OPTIONS = '-c pgsplit.route=replica';
+/**
+ * Over the cluster kit's settings: the kit turns synchronous_commit off for speed, which lets replicas
+ * trail by up to ~200 ms (the WAL writer's delay), so most reads after a write would wait for a replica
+ * and then fall back to the primary. A real primary commits durably: so does the demo's.
+ */
+const DEMO_SERVER_SETTINGS = { synchronous_commit: 'on' };
+
+/** What each routing reason means, one line each, for the report (a reason not listed is a write's). */
+const REASON_MEANING: Readonly<Record<string, string>> = {
+  'tagged-read': 'a read-only statement of a tagged session: a replica',
+  untagged: 'any statement of an untagged session: the primary',
+  transaction: 'inside a transaction: the server the transaction runs on',
+  'hint-primary': 'a /* pgsplit:route=primary */ hint: the primary',
+  'hint-replica': 'a /* pgsplit:route=replica */ hint on a read: a replica',
+  'causal-wait': 'a tagged read after this session wrote: waited for a replica to replay the write, then ran there',
+  'fallback-causal': 'a tagged read after this session wrote: no replica replayed the write in time (routing.read_your_writes_timeout), so the primary',
+  'fallback-lag': 'a tagged read while every replica lagged past routing.max_lag: the primary',
+  'fallback-no-replica': 'a tagged read with no replica up: the primary',
+  'fallback-no-position': "a tagged read after a write while the primary's WAL position was unknown: the primary",
+  'rerun-25006': 'a replica refused it as a write (SQLSTATE 25006): run again on the primary',
+  'function-call': 'a fastpath function call: the primary',
+  'no-statement': 'a message with no statement in it (e.g. Sync alone): the primary',
+  begin: 'BEGIN: starts the transaction on the primary',
+  commit: 'COMMIT: ends the transaction where it ran',
+  rollback: 'ROLLBACK: ends the transaction where it ran',
+  'tx-read': 'a read inside (or opening) a transaction of a tagged session: a replica, until the transaction writes',
+  'tx-moved': 'the first statement of a tagged transaction that can write: the transaction moves to the primary',
+  'tx-isolation': 'a REPEATABLE READ or SERIALIZABLE transaction: the primary from its start',
+  'tx-cursor': 'a cursor or named portal in a tagged transaction: the primary',
+  'sequence-read': 'a read of a sequence relation: the primary (a standby shows its own state of a sequence)',
+};
 
 /** Result of the routing check: what one session saw. */
 interface RoutingCheck {
@@ -74,6 +105,8 @@ async function startProxy(
         listen: hostPort(listen.host, port),
         primary: cluster.primary.url(),
         replicas: cluster.replicas.map((r) => r.url()),
+        // On a free port, so that a second demo or a real pgsplit on 9187 does not stop this one.
+        metrics: { listen: hostPort(listen.host, 0) },
       }),
       log,
     );
@@ -86,6 +119,15 @@ async function startProxy(
     const fallback = make(0);
     return { proxy: fallback, ...(await fallback.listen()) };
   }
+}
+
+/** Where to watch the proxy while it runs: the admin console and the metrics URL. */
+function liveViews(host: string, port: number, metrics: { host: string; port: number } | null): string[] {
+  return [
+    'watch it live: the admin console (SHOW NODES, SHOW CLIENTS, SHOW STATS, SHOW HELP) and the metrics',
+    `  psql "host=${host} port=${port} user=postgres dbname=pgsplit"`,
+    ...(metrics !== null ? [`  curl http://${hostPort(metrics.host, metrics.port)}/metrics`] : []),
+  ];
 }
 
 /** Asks a tagged and an untagged session whether they talk to a server in recovery (a replica). */
@@ -152,17 +194,21 @@ function finalReport(proxy: ProxyServer, cluster: LocalCluster, stats: NovaWorkl
   const lines: string[] = [];
   const seconds = (stats.elapsedMs / 1000).toFixed(1);
   lines.push(`=== pgsplit demo report (workload ran ${seconds} s) ===`);
-  lines.push('units routed by pgsplit, by node:');
+  lines.push('A routed statement is what pgsplit sends to one server in one go: a query string (usually one');
+  lines.push('statement), or an extended-protocol batch up to its Sync. Each goes whole to one server.');
+  lines.push('routed statements, by server:');
   for (const name of nodeNames(cluster)) {
-    lines.push(`  ${pad(name, 10)} ${lpad(proxy.stats.routedByNode.get(name) ?? 0, 7)} units`);
+    lines.push(`  ${pad(name, 10)} ${lpad(proxy.stats.routedByNode.get(name) ?? 0, 7)} statements`);
   }
   const total = [...proxy.stats.routedByNode.values()].reduce((a, b) => a + b, 0);
   const onReplicas = cluster.replicas.reduce((sum, r) => sum + (proxy.stats.routedByNode.get(r.name) ?? 0), 0);
-  if (total > 0 && cluster.replicas.length > 0) lines.push(`  replicas served ${onReplicas} of ${total} units (${((100 * onReplicas) / total).toFixed(0)}%)`);
-  lines.push('units routed by reason:');
+  if (total > 0 && cluster.replicas.length > 0) lines.push(`  replicas served ${onReplicas} of ${total} (${((100 * onReplicas) / total).toFixed(0)}%)`);
+  lines.push('routed statements, by reason (why pgsplit chose that server):');
   const reasons = [...proxy.stats.routedByReason].sort((a, b) => b[1] - a[1]);
   if (reasons.length === 0) lines.push('  (none)');
-  for (const [reason, count] of reasons) lines.push(`  ${pad(reason, 22)} ${lpad(count, 7)}`);
+  for (const [reason, count] of reasons) {
+    lines.push(`  ${pad(reason, 22)} ${lpad(count, 7)}  ${REASON_MEANING[reason] ?? 'a statement that writes or may write: always the primary'}`);
+  }
 
   const compute = sumCounters(stats, COMPUTE_TASKS);
   const api = sumCounters(stats, API_REQUESTS);
@@ -182,12 +228,14 @@ function finalReport(proxy: ProxyServer, cluster: LocalCluster, stats: NovaWorkl
     lines.push(`  ${pad(name, 28)} ${lpad(c.runs, 6)} ${lpad(c.statements, 7)} ${lpad(c.errors, 6)} ${lpad(avg, 7)}`);
     if (c.lastError) lines.push(`    last error: ${c.lastError}`);
   }
-  lines.push('routing check:');
+  lines.push('routing check (one tagged and one untagged session ask the server they reach whether it is a replica):');
   for (const c of checks) {
     const got = c.inRecovery === undefined ? `failed: ${c.error ?? 'no row'}` : String(c.inRecovery);
     const ok = c.inRecovery === c.expected;
     lines.push(`  ${c.label} SELECT pg_is_in_recovery() -> ${got} (served by ${c.servedBy}; expected ${c.expected}) ${ok ? 'OK' : 'FAILED'}`);
   }
+  lines.push('to watch a run live, start the demo without --duration (it runs until Ctrl-C); while it runs:');
+  lines.push(...liveViews(proxy.address.host, proxy.address.port, proxy.metricsAddress).slice(1));
   return lines;
 }
 
@@ -249,7 +297,7 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
   const baseDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgsplit-demo-'));
   try {
     write(`starting a primary and ${cmd.replicas} replica${cmd.replicas === 1 ? '' : 's'} in ${baseDir}`);
-    cluster = await LocalCluster.start({ replicas: cmd.replicas, baseDir, log: (msg) => write(`  ${msg}`) });
+    cluster = await LocalCluster.start({ replicas: cmd.replicas, baseDir, settings: DEMO_SERVER_SETTINGS, log: (msg) => write(`  ${msg}`) });
     if (stopSignal !== undefined) return signalExitCode(stopSignal);
 
     const bound = await startProxy(listen, cluster, log);
@@ -262,6 +310,7 @@ export async function runDemo(cmd: DemoCommand): Promise<number> {
     write(`  psql "${conninfo}"`);
     write('tagged for replicas (reads go to a replica, writes still to the primary):');
     write(`  PGOPTIONS='${TAGGED_OPTIONS}' psql "${conninfo}"`);
+    for (const line of liveViews(host, port, proxy.metricsAddress)) write(line);
     write('');
 
     if (cluster.replicas.length === 0) write('no replicas: tagged sessions fall back to the primary, so everything goes there');

@@ -52,13 +52,23 @@ interface NodeSnapshot {
   lagBytes: number | null;
 }
 
-/** Lifecycle of the proxy listener. */
-export type ProxyState = 'created' | 'listening' | 'closing' | 'closed';
+/**
+ * Lifecycle of the proxy listener. 'starting': the port is open but the monitor's first checks are still
+ * running; connections that arrive then wait for 'listening' (up to limits.startup_timeout).
+ */
+export type ProxyState = 'created' | 'starting' | 'listening' | 'closing' | 'closed';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/** A client's address for logs and the admin console: host:port, [v6]:port, or '' once the socket is gone. */
+function clientAddress(s: net.Socket): string {
+  const host = s.remoteAddress;
+  if (host === undefined) return '';
+  return host.includes(':') ? `[${host}]:${s.remotePort ?? 0}` : `${host}:${s.remotePort ?? 0}`;
 }
 
 /**
@@ -99,6 +109,8 @@ export class ProxyServer {
   private clientTls: ClientTls;
   /** Client sessions by user (limits.max_user_connections). */
   private readonly perUser = new Map<string, number>();
+  /** Clients that finished their handshake while pgsplit was starting, waiting for it to be ready. */
+  private readonly readyWaiters = new Set<(how: 'ready' | 'closed') => void>();
 
   constructor(config: PgsplitConfig, log: Logger, opts: ProxyOptions = {}) {
     this.current = config;
@@ -244,9 +256,13 @@ export class ProxyServer {
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
     this.monitor.configure(c.monitor);
-    for (const { node, endpoint } of plan.keep) node.endpoint = endpoint;
+    const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
+    for (const { node, endpoint } of plan.keep) {
+      node.endpoint = endpoint;
+      node.configKey = keyOf(endpoint);
+    }
     const added = plan.add.map((e) => {
-      const n = this.nodes.addReplica(e);
+      const n = this.nodes.addReplica(e, keyOf(e));
       this.monitor.addNode(n);
       return e.name;
     });
@@ -314,7 +330,7 @@ export class ProxyServer {
   private openAdminConsole(socket: net.Socket, user: string, leftover: Buffer | null): void {
     if (this.config.users.length > 0 && !this.config.admin.users.includes(user)) {
       this.refuse(socket, new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
-        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' }));
+        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' }), user);
       return;
     }
     this.log.info({ user }, 'admin console opened');
@@ -337,7 +353,7 @@ export class ProxyServer {
   }
 
   /** Every server connection of every session. */
-  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; client: number }> {
+  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number; client: number }> {
     return [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
   }
 
@@ -357,8 +373,19 @@ export class ProxyServer {
       clients: () => [...this.sessions.values()].map((s) => ({
         id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
         tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
+        applicationName: s.applicationName, tagSource: s.tagSource, connectedAt: s.connectedAt, lastActiveAt: s.lastActiveAt,
       })),
-      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client })),
+      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client, backendPid: l.backendPid })),
+      kill: (id) => {
+        const s = this.sessions.get(id);
+        if (s === undefined) return `no client with id ${id}`;
+        this.log.warn({ session: id, user: s.user, client: clientAddress(s.client) }, 'client session closed by hand (admin console KILL)');
+        this.ctx.onError?.(SqlState.adminShutdown);
+        // The FATAL first; close() then cancels what runs on the servers and drops the socket.
+        if (!s.client.destroyed) s.client.write(errorFor(errors.terminatedByAdmin(id)));
+        s.close();
+        return null;
+      },
       // By name, as counted (a replica drained after a reload shares its namesake's row).
       stats: () => [...new Set(this.nodes.all.map((n) => n.endpoint.name))].map((node) => {
         const h = this.stats.durations.get(node);
@@ -477,6 +504,8 @@ export class ProxyServer {
 
   /** Starts listening; resolves with the bound address (port 0 in the config picks a free port). */
   async listen(): Promise<{ host: string; port: number }> {
+    // From the moment the port opens, clients are accepted and wait for the end of the warm-up below.
+    this.state = 'starting';
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.listen.port, this.config.listen.host, () => {
@@ -486,6 +515,7 @@ export class ProxyServer {
     });
     // Checks first, so that the first tagged sessions can already use the replicas.
     await this.monitor.warmUp();
+    if (this.state !== 'starting') throw errors.shuttingDown();
     const ml = this.config.metrics.listen;
     if (ml !== null) {
       this.metricsServer = new MetricsServer(this.metrics, () => this.readiness());
@@ -501,6 +531,7 @@ export class ProxyServer {
     }
     this.monitor.start();
     this.state = 'listening';
+    this.settleWaiters('ready');
     this.armIdleSweep();
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
@@ -522,18 +553,45 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
-  /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE. */
-  private refuse(socket: net.Socket, e: PgsplitError): void {
+  /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE, and logged with its address. */
+  private refuse(socket: net.Socket, e: PgsplitError, user?: string): void {
     this.stats.clientsRejected++;
     this.ctx.onError?.(e.sqlState);
+    this.log.info({ client: clientAddress(socket), ...(user !== undefined ? { user } : {}), code: e.sqlState, err: e.message }, 'client rejected during startup');
     socket.end(errorFor(e));
   }
 
+  /**
+   * Resolves once pgsplit is ready ('ready'), closes ('closed'), or `waitMs` passes ('timeout'): a client
+   * that connects while the monitor's first checks run waits instead of being refused.
+   */
+  private whenReady(waitMs: number): Promise<'ready' | 'closed' | 'timeout'> {
+    if (this.state === 'listening') return Promise.resolve('ready');
+    if (this.state !== 'starting') return Promise.resolve('closed');
+    return new Promise((resolve) => {
+      const done = (how: 'ready' | 'closed' | 'timeout'): void => {
+        clearTimeout(timer);
+        this.readyWaiters.delete(done);
+        resolve(how);
+      };
+      const timer = setTimeout(() => done('timeout'), Math.max(0, waitMs));
+      this.readyWaiters.add(done);
+    });
+  }
+
+  private settleWaiters(how: 'ready' | 'closed'): void {
+    for (const w of [...this.readyWaiters]) w(how);
+  }
+
   private onConnection(socket: net.Socket): void {
-    if (this.state !== 'listening') {
+    if (this.state !== 'listening' && this.state !== 'starting') {
       socket.end(errorFor(errors.shuttingDown()));
       return;
     }
+    // limits.startup_timeout bounds the handshake and any wait for pgsplit's own start together.
+    const arrivedAt = performance.now();
+    // Taken now: once the handshake has closed the socket its address is gone.
+    const addr = clientAddress(socket);
     socket.setNoDelay(true);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
@@ -549,7 +607,7 @@ export class ProxyServer {
       timeoutMs: this.config.limits.startupTimeoutMs,
       tls: this.clientTls,
     });
-    hs.run().then((r) => {
+    hs.run().then(async (r) => {
       if (r.kind === 'cancel') {
         this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
         socket.destroy();
@@ -557,6 +615,17 @@ export class ProxyServer {
       }
       // From here on the client's connection is r.socket: the TLS socket when it asked for TLS.
       const client = r.socket;
+      if (this.state === 'starting') {
+        // Held, not read, while waiting: a flowing socket with no listener would drop what the client sends.
+        client.pause();
+        const limit = this.config.limits.startupTimeoutMs;
+        const how = await this.whenReady(limit - (performance.now() - arrivedAt));
+        if (how === 'timeout') {
+          this.refuse(client, errors.startingUp(limit), r.user);
+          return;
+        }
+        if (client.destroyed) return;
+      }
       if (this.state !== 'listening') {
         client.end(errorFor(errors.shuttingDown()));
         return;
@@ -568,7 +637,7 @@ export class ProxyServer {
       const perUserLimit = this.config.limits.maxUserConnections;
       const mine = this.perUser.get(r.user) ?? 0;
       if (perUserLimit > 0 && mine >= perUserLimit) {
-        this.refuse(client, errors.tooManyForUser(r.user, perUserLimit));
+        this.refuse(client, errors.tooManyForUser(r.user, perUserLimit), r.user);
         return;
       }
       // Bytes the client sends while the session connects its first server wait in the socket
@@ -602,7 +671,11 @@ export class ProxyServer {
       this.stats.clientsRejected++;
       // Wrong passwords (28P01), startup timeouts (57014), bad startup packets (08P01): worth alerting on.
       if (e instanceof PgsplitError) this.ctx.onError?.(e.sqlState);
-      this.log.info({ err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
+      this.log.info({ client: addr, ...(e instanceof PgsplitError ? { code: e.sqlState } : {}), err: e instanceof Error ? e.message : String(e) },
+        'client rejected during startup');
+    }).catch((e: unknown) => {
+      this.log.error({ client: addr, err: String(e) }, 'client setup failed');
+      socket.destroy();
     });
   }
 
@@ -638,6 +711,8 @@ export class ProxyServer {
   }
 
   private async finishClose(serverClosed: Promise<void>): Promise<void> {
+    // Clients waiting for the start hear that pgsplit is shutting down (their sockets go below).
+    this.settleWaiters('closed');
     if (this.retireSweep !== null) clearInterval(this.retireSweep);
     this.retireSweep = null;
     if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);

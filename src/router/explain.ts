@@ -2,14 +2,18 @@
  * `pgsplit explain`: how the router would route a query string, or each statement of a psql script,
  * for a tagged session with healthy replicas.
  *
- * For a script, the session is approximated the way it behaves: statements after BEGIN run where the
- * BEGIN went until COMMIT/ROLLBACK (reason 'transaction'), and once a statement pins the session
+ * For a script, the session is approximated the way it behaves with the default routing.transactions
+ * (replica-until-write): a plain BEGIN is answered by pgsplit ('tx-begin'), the transaction's reads run on
+ * a replica ('tx-read') until its first statement that may write moves it to the primary ('tx-moved'),
+ * where the rest runs ('transaction'); a repeatable read / serializable BEGIN runs on the primary with
+ * everything after it until COMMIT/ROLLBACK; and once a statement pins the session
  * (LISTEN, a temporary table, a session-level advisory lock, ...) the rest goes to the primary
  * ('pinned:<why>'). `SET pgsplit.route` is not simulated: the session is assumed tagged throughout.
  */
 import { lexSql, metaCommandStart, type Token } from './sql-lexer.js';
 import type { Router } from './router.js';
 import type { QueryClassification } from './statement-classifier.js';
+import { isTransactionNeutral, movableIsolation, parseBeginModes } from '../session/tagged-transaction.js';
 
 export type Route = 'primary' | 'replica';
 
@@ -186,20 +190,38 @@ export function statementPreview(sql: string, max = 80): string {
 export function explainScript(router: Router, script: string): { rows: ScriptRow[]; summary: ScriptSummary } {
   const rows: ScriptRow[] = [];
   let pinned: string | null = null;
-  let txRoute: Route | null = null;
+  // The transaction: where it runs, or (routing.transactions: replica-until-write) 'movable' while a plain
+  // READ COMMITTED BEGIN has only read, on a replica until its first statement that may write.
+  let txRoute: Route | 'movable' | null = null;
   for (const st of splitPsqlScript(script)) {
     let route: Route;
     let reason: string;
     let c: QueryClassification | undefined;
-    if (txRoute !== null) {
+    const d = router.decide([st.sql], { tagged: true, pinned });
+    c = d.classifications[0];
+    const first = c?.statements[0];
+    if (txRoute === 'movable') {
+      const neutral = c !== undefined && c.statements.every((s) => s.replicaSafe || isTransactionNeutral(s));
+      if (d.target === 'replica' || (neutral && d.reason !== 'hint-primary' && !d.reason.startsWith('pinned:'))) {
+        route = 'replica';
+        reason = d.target === 'replica' ? 'tx-read' : 'transaction';
+      } else {
+        route = 'primary';
+        reason = 'tx-moved';
+        txRoute = 'primary';
+      }
+    } else if (txRoute !== null) {
       route = txRoute;
       reason = 'transaction';
-      c = router.classify(st.sql);
+    } else if (first?.transaction === 'begin' && c?.statements.length === 1 && d.reason === 'begin' && pinned === null) {
+      const modes = parseBeginModes(first.text);
+      const movable = modes !== null && modes.readOnly !== true && (modes.isolation === undefined || movableIsolation(modes.isolation));
+      route = movable ? 'replica' : 'primary';
+      reason = movable ? 'tx-begin' : 'begin';
+      txRoute = movable ? 'movable' : 'primary';
     } else {
-      const d = router.decide([st.sql], { tagged: true, pinned });
       route = d.target;
       reason = d.reason;
-      c = d.classifications[0];
     }
     for (const s of c?.statements ?? []) {
       if (s.transaction === 'begin' || s.transaction === 'begin-read-only') txRoute ??= route;

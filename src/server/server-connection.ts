@@ -13,6 +13,8 @@ import type { ServerTls } from '../config/config.js';
 export interface ServerTarget {
   /** Node name for messages and logs ('primary', 'replica1', ...). */
   name: string;
+  /** Where its URL is in the configuration ('primary', 'replicas[0]', ...), for messages that say what to fix. */
+  configKey?: string | undefined;
   host: string;
   port: number;
   /** Overrides the client's user when set (the URL's user). */
@@ -24,6 +26,15 @@ export interface ServerTarget {
 
 /** SSLRequest: length 8, code 1234.5679. */
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/**
+ * The server refused pgsplit's own credentials: the password always comes from the server URL (a client's
+ * password never reaches a server), and so does the user when the URL names one. Relayed as the server
+ * said it, 28P01 would tell the client that its own password is wrong.
+ */
+function ownLoginRefused(target: ServerTarget, fields: Record<string, string>): boolean {
+  return fields.C === SqlState.invalidPassword || (fields.C === SqlState.invalidAuthorizationSpecification && target.user !== undefined);
+}
 
 /** Whether `mode` asks for TLS at all (disable and allow talk plain text first, as libpq does). */
 function wantsTls(t: ServerTls | undefined): boolean {
@@ -158,9 +169,13 @@ export class ServerConnection {
             conn.backendPid = f.payload.readInt32BE(0);
             conn.backendSecret = f.payload.readInt32BE(4);
             return;
-          case Backend.ErrorResponse:
-            fail(new ServerStartupError(readErrorFields(f.payload), Buffer.from(f.raw)));
+          case Backend.ErrorResponse: {
+            const fields = readErrorFields(f.payload);
+            fail(ownLoginRefused(target, fields)
+              ? errors.serverLoginFailed(target.name, target.configKey ?? 'primary / replicas', user, fields.M ?? 'authentication failed')
+              : new ServerStartupError(fields, Buffer.from(f.raw)));
             return;
+          }
           case Backend.ReadyForQuery:
             if (settled) return;
             settled = true;

@@ -9,6 +9,8 @@ export interface NodeEntry {
   /** Replaced by a reload only when nothing but its weight changed (same server, same credentials). */
   endpoint: ServerEndpoint;
   readonly role: 'primary' | 'replica';
+  /** Where it is in the configuration, for messages: 'primary' or 'replicas[i]' (a reload may renumber it). */
+  configKey: string;
   /** Sessions currently attached to this node as their replica. */
   sessions: number;
   /** Taken out by hand (admin) or by configuration; never chosen while set. */
@@ -41,9 +43,9 @@ export interface ReadRequirement {
 /** Reports a replica's lag in ms at this moment (an upper bound), or null when unknown. */
 export type LagSource = (n: NodeEntry) => number | null;
 
-function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica'): NodeEntry {
+function entry(endpoint: ServerEndpoint, role: 'primary' | 'replica', configKey: string): NodeEntry {
   return {
-    endpoint, role, sessions: 0, disabled: false, retiring: false, health: 'unknown', failReason: null, okStreak: 0,
+    endpoint, role, configKey, sessions: 0, disabled: false, retiring: false, health: 'unknown', failReason: null, okStreak: 0,
     inRecovery: null, promoted: false, receivedLsn: null, replayedLsn: null,
   };
 }
@@ -70,8 +72,8 @@ export class ServerNodes {
   }
 
   constructor(primary: ServerEndpoint, replicas: ServerEndpoint[]) {
-    this.primary = entry(primary, 'primary');
-    this.replicas = replicas.map((r) => entry(r, 'replica'));
+    this.primary = entry(primary, 'primary', 'primary');
+    this.replicas = replicas.map((r, i) => entry(r, 'replica', `replicas[${i}]`));
   }
 
   /** Why replica `n` cannot serve a read with requirement `req` now, or null when it can. */
@@ -113,8 +115,8 @@ export class ServerNodes {
   }
 
   /** A replica added by a reload; it serves reads once the monitor has checked it. */
-  addReplica(endpoint: ServerEndpoint): NodeEntry {
-    const n = entry(endpoint, 'replica');
+  addReplica(endpoint: ServerEndpoint, configKey: string): NodeEntry {
+    const n = entry(endpoint, 'replica', configKey);
     this.replicas.push(n);
     return n;
   }
@@ -128,6 +130,6 @@ export class ServerNodes {
   /** Connection target for a node: host, port and the URL's credentials. */
   static target(n: NodeEntry): ServerTarget {
     const e = n.endpoint;
-    return { name: e.name, host: e.host, port: e.port, user: e.user, password: e.password, tls: e.tls };
+    return { name: e.name, configKey: n.configKey, host: e.host, port: e.port, user: e.user, password: e.password, tls: e.tls };
   }
 }

@@ -1,36 +1,53 @@
 /**
- * The SET/RESET statements a session has made, so that every server the session uses runs with the same
- * settings. Each committed change bumps `version`; a server link remembers the version it has seen and,
- * before its next statement, receives `replayFor(linkVersion)`.
+ * The session settings a client has made (SET, RESET, set_config(..., false), DISCARD, LOAD), as the
+ * values a server holds after them, so that every server the session uses runs with the same ones.
  *
- * Chosen simplifications (written down in the README): the statement text is replayed as the client
- * wrote it; a SET inside a transaction counts when the transaction commits; SET LOCAL is not replayed.
+ * The values are read from the server that ran the change (pg_settings rows whose source is 'session',
+ * and the role), once the session is outside a transaction: what a rollback undid is gone by then, and a
+ * partial value (DateStyle) or one set through set_config is what the server made of it. Each capture
+ * bumps `version`; a server link remembers the version it has seen and, before its next statement,
+ * receives `replayFor(linkVersion)`: RESET ALL, then every captured value.
  */
 export class SessionSettings {
-  private readonly byName = new Map<string, string>();
-  private resetAllVersion = 0;
+  private values = new Map<string, string>();
   version = 0;
 
-  /** Records a committed SET or RESET of one parameter (statement text as sent). */
-  apply(name: string, statement: string): void {
-    this.byName.delete(name);
-    this.byName.set(name, statement);
+  /** Takes the values a server reports (see CAPTURE_SETTINGS_SQL): they replace what was known. */
+  replace(values: Map<string, string>): void {
+    this.values = values;
     this.version++;
   }
 
-  /** RESET ALL / DISCARD ALL: every server must be reset, and nothing is left to replay. */
-  resetAll(): void {
-    this.byName.clear();
-    this.version++;
-    this.resetAllVersion = this.version;
-  }
-
-  /** SQL that brings a server from `linkVersion` up to date, or null when it already is. */
-  replayFor(linkVersion: number): string | null {
+  /**
+   * The queries that bring a server from `linkVersion` up to date, or null when it already is: RESET ALL,
+   * then every value, each in a transaction of its own (a transaction's isolation is fixed when it
+   * starts). A standby never gets a serializable default: it would refuse every statement after it, and
+   * such a session sends it no reads anyway.
+   */
+  replayFor(linkVersion: number, standby: boolean): string[] | null {
     if (linkVersion >= this.version) return null;
-    const parts: string[] = [];
-    if (linkVersion > 0 && linkVersion < this.resetAllVersion) parts.push('RESET ALL');
-    for (const s of this.byName.values()) parts.push(s);
-    return parts.length === 0 ? null : parts.join(';\n');
+    const rows: string[] = [];
+    for (const [n, v] of this.values) {
+      if (standby && n === 'default_transaction_isolation' && v === 'serializable') continue;
+      rows.push(`(${literal(n)}, ${literal(v)})`);
+    }
+    if (rows.length === 0) return ['RESET ALL'];
+    return ['RESET ALL', `SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`];
   }
+}
+
+/**
+ * What a server's session holds beyond its startup: the settings made in the session, and the role
+ * (SET ROLE is not in pg_settings and survives RESET ALL).
+ */
+export const CAPTURE_SETTINGS_SQL =
+  // The transaction_* parameters belong to a transaction (a standby refuses transaction_isolation =
+  // serializable); the session's defaults for them are the default_transaction_* ones.
+  "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' " +
+  "AND name NOT IN ('role', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') " +
+  "UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+
+/** A string literal that reads the same whatever standard_conforming_strings is. */
+function literal(s: string): string {
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }

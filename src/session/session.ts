@@ -11,17 +11,19 @@ import { readBind, readCString, readDataRow, readErrorFields, readParameterStatu
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
+import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import { parseDurationMs } from '../router/route-hint.js';
-import { SessionSettings } from './session-settings.js';
+import { CAPTURE_SETTINGS_SQL, SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
 import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
 import { LocalStatements, type LocalFrame } from './extended-local.js';
+import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
 import {
   TaggedTransaction, isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from './tagged-transaction.js';
@@ -121,15 +123,11 @@ const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
  * transaction, and flushes its answers), or is skipped with it after an error.
  */
 const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
-/** Asks a server the session's default isolation (see Session.captureIsolation). */
-const SHOW_ISOLATION = (() => {
-  const text = Buffer.from('SHOW default_transaction_isolation\0');
-  const b = Buffer.alloc(5 + text.length);
-  b[0] = Frontend.Query;
-  b.writeInt32BE(4 + text.length, 1);
-  text.copy(b, 5);
-  return b;
-})();
+/** The row of a capture that carries the default isolation (no setting has a name with a space). */
+const ISOLATION_ROW = ' isolation';
+const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
+/** See Session.captureSession. */
+const CAPTURE_SESSION_SQL = `${CAPTURE_SETTINGS_SQL} UNION ALL ${CAPTURE_ISOLATION_SQL}`;
 /** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
 const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
 /** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
@@ -372,6 +370,11 @@ export class Session {
    * again after anything may have changed it; null = not known yet, 'unknown' = the server did not say.
    */
   private isolation: Isolation | 'unknown' | null = null;
+  /**
+   * The link where the session's settings last changed (SET, RESET, set_config, DISCARD, LOAD), until
+   * they are read back from it (captureSession): before any other server serves the session.
+   */
+  private settingsFrom: ServerLink | null = null;
   /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
   private terminating = false;
   /**
@@ -386,7 +389,6 @@ export class Session {
   private connectingTo: NodeEntry | null = null;
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
-  private txPendingSettings: Array<() => void> = [];
   private readonly cancelKey: { pid: number; secret: number };
   /** SET pgsplit.max_lag (ms); null = routing.max_lag. */
   private maxLagMs: number | null = null;
@@ -408,6 +410,10 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
+  /** pgsplit.* values as they were when the transaction began and at each savepoint (see LocalSettingsUndo). */
+  private readonly localUndo = new LocalSettingsUndo<LocalValues>();
+  /** The sequences of the session's database (reads of them go to the primary). */
+  private readonly sequences: SequenceCatalog;
   /** The tag the session started with (RESET pgsplit.route returns to it). */
   private readonly startupTag: { tagged: boolean; source: string };
   /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
@@ -460,6 +466,8 @@ export class Session {
       this.tagSource = 'default';
     }
     this.startupTag = { tagged: this.tagged, source: this.tagSource };
+    const p = opts.ctx.nodes.primary.endpoint;
+    this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
   }
 
   /**
@@ -507,7 +515,12 @@ export class Session {
   }
 
   private failStartup(e: unknown): void {
-    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
+    const code = e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError;
+    this.ctx.onError?.(code);
+    // A server refusing pgsplit's own login is the operator's to fix (error); one refusing the client (no such database) is the client's (info).
+    const level = e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : e instanceof ServerStartupError ? 'info' : 'warn';
+    this.log[level]({ client: `${this.client.remoteAddress ?? ''}:${this.client.remotePort ?? 0}`, user: this.user, database: this.database, code,
+      err: e instanceof Error ? e.message : String(e) }, 'client rejected during startup');
     if (e instanceof ServerStartupError) {
       this.client.end(e.raw);
     } else if (e instanceof PgsplitError) {
@@ -525,9 +538,18 @@ export class Session {
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
-  /** Each attached server connection: its node and whether a statement is running on it. */
-  serverLinks(): Array<{ node: NodeEntry; busy: boolean }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy }));
+  /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
+  serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
+    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy, backendPid: l.conn.backendPid }));
+  }
+
+  /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
+  readonly connectedAt = Date.now();
+  get lastActiveAt(): number {
+    return performance.timeOrigin + this.lastActivityAt;
+  }
+  get applicationName(): string {
+    return this.serverParams.application_name ?? '';
   }
 
   /**
@@ -750,6 +772,8 @@ export class Session {
       this.closeIfDrained();
       return;
     }
+    // No server could be asked (captureSession): routed with what is known rather than asked again.
+    let captureFailed = false;
     while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
@@ -819,7 +843,7 @@ export class Session {
         if (tag !== null) {
           if (this.anyBusy()) return;
           if (tag === 'isolation') {
-            if (this.captureIsolation()) return;
+            if (this.captureSession()) return;
             continue;
           }
           this.shiftUnit();
@@ -851,11 +875,15 @@ export class Session {
         }
       }
       const choice = this.chooseTarget(u);
-      if (this.isolation === null && u.decision?.target === 'replica' && (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
-        // The first replica read of the session (or the first since its default isolation may have
-        // changed): a server says what that default is, as serializable transactions cannot run on a standby.
+      const replicaBound = u.decision?.target === 'replica';
+      if (!captureFailed && ((replicaBound && (this.isolation === null || this.sequences.needsLoad(performance.now()))) || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
+        (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
+        // Before another server serves the session, the settings it changed are read back (and replayed
+        // there); before the first replica read, the default isolation is asked, as serializable
+        // transactions cannot run on a standby.
         if (this.anyBusy()) return;
-        if (this.captureIsolation()) return;
+        if (this.captureSession()) return;
+        captureFailed = true;
         continue;
       }
       if (choice instanceof ServerLink) {
@@ -924,6 +952,8 @@ export class Session {
     if (s.transaction !== 'begin') return null;
     const modes = parseBeginModes(s.text);
     if (modes === null || modes.readOnly === true) return null;
+    // Settings changed since they were last read: the default isolation may be among them.
+    if (modes.isolation === undefined && this.settingsFrom !== null) return 'isolation';
     const iso = modes.isolation ?? this.isolation;
     if (iso === null) return 'isolation';
     return iso !== 'unknown' && movableIsolation(iso) ? 'BEGIN' : null;
@@ -935,9 +965,11 @@ export class Session {
       const s = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings).statements[0];
       this.tx = new TaggedTransaction('deferred', s?.text ?? 'BEGIN');
       this.txStatus = 'T';
+      this.localUndo.began(this.localValues());
     } else {
       this.tx = null;
       this.txStatus = 'I';
+      this.restoreLocalValues(this.localUndo.ended(tag === 'COMMIT'));
     }
     this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
   }
@@ -953,29 +985,67 @@ export class Session {
   }
 
   /**
-   * Asks a server the session's default_transaction_isolation (SHOW, swallowed), preferring the primary's
-   * link. False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads
-   * that depend on it until it is asked again.
+   * Asks a server what the session holds (one swallowed query): its default_transaction_isolation and,
+   * when settings changed there (settingsFrom), the settings made in the session, which then replace the
+   * known ones (replayed on the other servers). Asks the link that changed them, else the replica's.
+   * False when no link can be asked: the isolation is then 'unknown', and replicas serve no reads that
+   * depend on it until it is asked again.
    */
-  private captureIsolation(): boolean {
-    const usable = (l: ServerLink | undefined): l is ServerLink => l !== undefined && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
-    let link: ServerLink | undefined = this.links.get(this.ctx.nodes.primary);
-    if (!usable(link)) link = [...this.links.values()].find(usable);
+  private captureSession(): boolean {
+    const usable = (l: ServerLink): boolean =>
+      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
+    let from = this.settingsFrom;
+    if (from !== null && !usable(from)) {
+      // Gone or in a state nothing can be asked in: what it changed cannot be read back.
+      this.log.warn({ node: from.name }, 'session settings could not be read back from the server that changed them');
+      this.settingsFrom = from = null;
+    }
+    // Otherwise a link that has every setting the session made: its replica's first (what is asked is the
+    // same there, and it answers while the primary is down), else any.
+    const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
+    let link: ServerLink | undefined = from ?? (this.replica !== null ? this.links.get(this.replica) : undefined);
+    if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
     if (link === undefined) {
       this.isolation = 'unknown';
+      this.settingsFrom = null;
       return false;
     }
+    const target = link;
+    const withSettings = from === target;
     let seen: Isolation | 'unknown' = 'unknown';
-    link.nextUnit(false);
-    link.push({
+    const values = new Map<string, string>();
+    const withSequences = this.sequences.needsLoad(performance.now());
+    const sequences: string[] = [];
+    target.nextUnit(false);
+    target.push({
       kind: 'sync', swallow: true, capture: (row) => {
-        if (row !== null) seen = isolationOf(row[0] ?? '') ?? 'unknown';
-        else this.isolation = seen;
+        if (row === null) {
+          this.isolation = seen;
+          if (withSequences) this.sequences.load(sequences, performance.now());
+          if (withSettings && this.settingsFrom === target) {
+            this.settingsFrom = null;
+            this.settings.replace(values);
+            target.settingsVersion = this.settings.version;
+          }
+          // A standby session whose default became serializable (a SET inside a READ ONLY transaction
+          // there) refuses every statement after it: let it go; the next replica read gets a fresh
+          // connection, and the replay never gives a standby a serializable default.
+          if (seen === 'serializable' && target.node.role === 'replica' && this.links.get(target.node) === target) {
+            queueMicrotask(() => {
+              if (this.links.get(target.node) === target && !target.busy && !this.holdsState(target)) this.detach(target);
+            });
+          }
+        } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+        else if (row[0] === SEQUENCE_ROW) {
+          if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
+        }
+        else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
       },
     });
-    link.prepared.delete('');
+    target.prepared.delete('');
     this.awaitingInternal = true;
-    this.writeToServer(link, [SHOW_ISOLATION]);
+    const sql = `${withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
+    this.writeToServer(target, [serialize.query(sql)]);
     return true;
   }
 
@@ -1061,7 +1131,7 @@ export class Session {
       const txLink = this.txLink;
       if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
         // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
-        u.txOpen = tx.opening();
+        u.txOpen = tx.opening(false);
         u.txMoveFrom = txLink;
         u.decision = { target: 'primary', reason: 'tx-moved', classifications: d?.classifications ?? [] };
         return primary ?? 'primary';
@@ -1070,8 +1140,8 @@ export class Session {
     }
     if (tx !== null && tx.phase === 'deferred') {
       // The BEGIN pgsplit answered opens here, on a replica if this unit only reads, else on the primary.
-      u.txOpen = tx.opening();
-      if (d !== null && d.target === 'replica' && !u.namedPortal) {
+      u.txOpen = tx.opening(false);
+      if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
         u.decision = { ...d, reason: 'tx-read' };
         return this.replicaChoice(u.decision);
       }
@@ -1092,7 +1162,7 @@ export class Session {
     u.decision = d;
     if (d.target === 'primary' && d.reason === 'begin' && this.ctx.transactions === 'replica-until-write') {
       const begin = this.replicaTransactionBegin(u, d);
-      if (begin !== null) {
+      if (begin !== null && !this.readsSequence(d)) {
         u.txBegin = begin;
         u.decision = { ...d, target: 'replica', reason: 'tx-read' };
         return this.replicaChoice(u.decision);
@@ -1100,6 +1170,10 @@ export class Session {
       return primary ?? 'primary';
     }
     if (d.target === 'replica') {
+      if (this.readsSequence(d)) {
+        u.decision = { ...d, target: 'primary', reason: 'sequence-read' };
+        return primary ?? 'primary';
+      }
       if (this.isolationBlocksReplica(d)) {
         u.decision = { ...d, target: 'primary', reason: 'tx-isolation' };
         return primary ?? 'primary';
@@ -1107,6 +1181,12 @@ export class Session {
       return this.replicaChoice(d);
     }
     return primary ?? 'primary';
+  }
+
+  /** A read that names a sequence relation: the primary's state of it is the true one (see SequenceCatalog). */
+  private readsSequence(d: RouteDecision): boolean {
+    for (const c of d.classifications) for (const s of c.statements) if (this.sequences.mentions(s.text)) return true;
+    return false;
   }
 
   /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
@@ -1130,17 +1210,21 @@ export class Session {
   }
 
   /**
-   * For a unit that opens a transaction with BEGIN followed only by reads (as pgjdbc sends it): the BEGIN
+   * For a unit that opens a transaction with BEGIN, alone or followed only by reads (as pgjdbc and psycopg
+   * send it): the BEGIN
    * text when the transaction may start on a replica and move later, else null (it runs on the primary).
    */
   private replicaTransactionBegin(u: Unit, d: RouteDecision): string | null {
     if (!this.tagged || this.pinned !== null || u.namedPortal) return null;
     const all = statementsOf(d.classifications);
     const first = all[0];
-    if (first === undefined || first.transaction !== 'begin' || all.length < 2) return null;
+    // A BEGIN alone in an extended batch (psycopg sends it so) opens on the replica by itself: answering
+    // it here would mean answering Parse/Bind/Describe/Execute of it, and a server does that as cheaply.
+    if (first === undefined || first.transaction !== 'begin') return null;
     for (let i = 1; i < all.length; i++) if (!(all[i] as (typeof all)[number]).replicaSafe) return null;
     const modes = parseBeginModes(first.text);
-    if (modes === null || modes.readOnly === true) return null;
+    // READ WRITE sent as the client wrote it would be refused by a standby (0A000).
+    if (modes === null || modes.readOnly !== undefined) return null;
     const iso = modes.isolation ?? this.isolation;
     // Not known yet: asked before the unit is sent (see pump), and decided again then.
     if (iso === null) return first.text;
@@ -1156,7 +1240,7 @@ export class Session {
     if (u.kind === 'function') return true;
     if (d === null) return false;
     if (u.namedPortal || d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return true;
-    if (d.target === 'replica') return false;
+    if (d.target === 'replica') return this.readsSequence(d);
     const all = statementsOf(d.classifications);
     let neutral = 0;
     for (const s of all) {
@@ -1261,7 +1345,9 @@ export class Session {
         this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
       }
     }
-    if (this.ctx.whenNoReplica === 'error') throw errors.noReplica(this.noReplicaDetail(req));
+    // routing.when_no_replica: error refuses reads, not sessions: a session starting now gets the primary
+    // as its first server (its writes work), and its reads are refused one by one.
+    if (this.ctx.whenNoReplica === 'error' && u !== undefined) throw errors.noReplica(this.noReplicaDetail(req), this.noReplicaHint(req));
     note(this.fallbackReason(req));
     return this.attachPrimary();
   }
@@ -1276,6 +1362,17 @@ export class Session {
     if (why.includes('position')) return 'fallback-causal';
     if (why.includes('lag')) return 'fallback-lag';
     return 'fallback-no-replica';
+  }
+
+  /** What to do about it, for the reasons the replicas give (the first that applies). */
+  private noReplicaHint(req: ReadRequirement): string {
+    const why = new Set(this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req)));
+    if (this.ctx.nodes.replicas.length === 0) return 'configure replicas (replicas: in the config), or set routing.when_no_replica: primary';
+    if (why.has('position')) return 'the replicas have not replayed this session\'s writes yet: retry, raise routing.read_your_writes_timeout, or set routing.when_no_replica: primary';
+    if (why.has('lag')) return 'the replicas lag more than the bound: raise it (SET pgsplit.max_lag, routing.max_lag), wait for them, or set routing.when_no_replica: primary';
+    if (why.has('disabled')) return 'a replica was disabled (admin console DISABLE, or weight 0): ENABLE it, or set routing.when_no_replica: primary';
+    if (why.has('down')) return 'the replicas are down or failing their checks (SHOW NODES in the admin console): bring them back, or set routing.when_no_replica: primary';
+    return 'no replica is in recovery (promoted or removed): fix the replicas: list, or set routing.when_no_replica: primary';
   }
 
   private noReplicaDetail(req: ReadRequirement): string {
@@ -1390,6 +1487,10 @@ export class Session {
     if (link.expect.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
     if (link.expect.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
+    if (this.settingsFrom === link) {
+      this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
+      this.settingsFrom = null;
+    }
     if (link.busy || abort) link.conn.abort();
     else link.conn.close();
   }
@@ -1400,7 +1501,7 @@ export class Session {
     const err = e instanceof ServerStartupError
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
-    this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
+    this.log[e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : 'warn']({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
     this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
@@ -1417,13 +1518,15 @@ export class Session {
     const idle = !link.busy;
     // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
     link.nextUnit(u.kind === 'simple');
-    const replay = this.settings.replayFor(link.settingsVersion);
+    const replay = this.settings.replayFor(link.settingsVersion, link.node.role === 'replica');
     const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
     if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.needsSync) {
-      out.add(serialize.query(replay));
-      link.push({ kind: 'sync', swallow: true });
+      for (const q of replay) {
+        out.add(serialize.query(q));
+        link.push({ kind: 'sync', swallow: true });
+      }
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
       link.prepared.delete('');
@@ -1578,12 +1681,16 @@ export class Session {
       this.writeToServer(from, [ROLLBACK]);
       this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
     }
-    for (const sql of opening) {
+    // Decided when the unit's server was chosen: a replica gets a BEGIN it accepts (see opening).
+    const texts = link.node.role === 'replica' && this.tx !== null ? this.tx.opening(true) : opening;
+    for (const sql of texts) {
       out.add(serialize.query(sql));
       link.push({ kind: 'sync', swallow: true });
     }
     link.prepared.delete('');
     this.txLink = link;
+    // What the replica's side changed is rolled back there; the replay makes it the primary's.
+    if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
     const tx = this.tx;
     if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
     else this.tx = null;
@@ -2023,14 +2130,10 @@ export class Session {
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
     const ok = done?.failed !== true;
-    const committed = (cb: () => void) => {
-      if (status === 'I' && before === 'I') cb();
-      else this.txPendingSettings.push(cb);
-    };
-    let endsTx: 'commit' | 'rollback' | null = null;
-    // This answer ends the unsynced pieces sent before it too (their SET, COMMIT, ...).
-    for (const d of done?.carried ?? NO_DECISIONS) endsTx = this.unitEffects(link, d, ok, committed) ?? endsTx;
-    if (unit?.decision) endsTx = this.unitEffects(link, unit.decision, ok, committed) ?? endsTx;
+    // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
+    for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
+    if (unit?.decision) this.unitEffects(link, unit.decision, ok);
+    this.trackLocalUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
     if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
@@ -2040,52 +2143,63 @@ export class Session {
         else if (needsReplay(s)) tx.replay.push(s.text);
       }
     }
-    if (before !== 'I' && status === 'I') {
-      const pending = this.txPendingSettings;
-      this.txPendingSettings = [];
-      if (ok && before === 'T' && endsTx === 'commit') for (const cb of pending) cb();
-    }
   }
 
-  /**
-   * The effects of one routed piece whose answer came (`ok`: without error): settings and DISCARD, through
-   * `committed` (at once, or when the transaction commits). Returns how it ends a transaction, if it does.
-   */
-  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean, committed: (cb: () => void) => void): 'commit' | 'rollback' | null {
-    let endsTx: 'commit' | 'rollback' | null = null;
-    for (const c of d.classifications) {
-      for (const s of c.statements) {
-        if (s.transaction === 'commit') endsTx = 'commit';
-        else if (s.transaction === 'rollback') endsTx = 'rollback';
-        if (!ok) continue;
-        if (s.discard || (s.setting !== undefined && ISOLATION_SETTINGS.has(s.setting.name))) {
-          // The default isolation may have changed: asked again before the next replica read.
-          committed(() => {
-            this.isolation = null;
-          });
-        }
-        if (s.discard) {
-          committed(() => this.settings.resetAll());
-          if (s.reason === 'discard') {
-            // DISCARD ALL also deallocates every prepared statement on the server that ran it.
-            this.statements.clear();
-            link.prepared.clear();
-          }
-        }
-        else if (s.setting && !s.setting.local && s.text) {
-          const name = s.setting.name;
-          const text = s.text;
-          committed(() => this.applySetting(link, name, text));
+  /** Keeps pgsplit's own settings transactional: snapshots at BEGIN and SAVEPOINT, restored on rollback. */
+  private trackLocalUndo(before: 'I' | 'T' | 'E', status: 'I' | 'T' | 'E', ok: boolean, carried: RouteDecision[] | undefined, d: RouteDecision | undefined): void {
+    if (before === 'I' && status !== 'I') this.localUndo.began(this.localValues());
+    if (this.localUndo.inTransaction && ok) {
+      for (const dd of [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])]) {
+        for (const s of statementsOf(dd.classifications)) {
+          const name = s.transaction === 'savepoint' || s.transaction === 'release' || s.transaction === 'rollback-to' ? savepointName(s.text) : null;
+          if (name === null) continue;
+          if (s.transaction === 'savepoint') this.localUndo.savepoint(name, this.localValues());
+          else if (s.transaction === 'release') this.localUndo.release(name);
+          else this.restoreLocalValues(this.localUndo.rollbackTo(name));
         }
       }
     }
-    return endsTx;
+    if (before !== 'I' && status === 'I') {
+      // Committed only when it ended without error by a COMMIT (a COMMIT of a failed transaction rolls back).
+      const all = [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])];
+      const committed = ok && before === 'T' && all.some((x) => someStatement(x.classifications, (s) => s.transaction === 'commit' || s.transaction === 'prepare-transaction'));
+      this.restoreLocalValues(this.localUndo.ended(committed));
+    }
   }
 
-  private applySetting(link: ServerLink, name: string, text: string): void {
-    const upToDate = link.settingsVersion === this.settings.version;
-    this.settings.apply(name, text);
-    if (upToDate) link.settingsVersion = this.settings.version;
+  private localValues(): LocalValues {
+    return { tagged: this.tagged, tagSource: this.tagSource, maxLagMs: this.maxLagMs, afterLsn: this.afterLsn };
+  }
+
+  private restoreLocalValues(v: LocalValues | null): void {
+    if (v === null) return;
+    this.tagged = v.tagged;
+    this.tagSource = v.tagSource;
+    this.maxLagMs = v.maxLagMs;
+    this.afterLsn = v.afterLsn;
+  }
+
+  /**
+   * The effects of one routed piece whose answer came (`ok`: without error): a statement that may change
+   * the session's settings marks them to be read back from `link` (see settingsFrom), whether it failed
+   * or ran in a transaction that ends later: the server's values once it is idle say what holds. DISCARD
+   * ALL also deallocates the statements prepared on `link`.
+   */
+  private unitEffects(link: ServerLink, d: RouteDecision, ok: boolean): void {
+    for (const c of d.classifications) {
+      for (const s of c.statements) {
+        if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') this.sequences.invalidate();
+        if (changesSettings(s)) {
+          this.settingsFrom = link;
+          // The default isolation may be among them: asked again with them, before the next replica read.
+          this.isolation = null;
+        }
+        if (ok && s.discard && s.reason === 'discard') {
+          this.statements.clear();
+          link.prepared.clear();
+        }
+      }
+    }
   }
 
   /**
@@ -2164,13 +2278,18 @@ export class Session {
       this.leave();
       return;
     }
-    const inFlight = link.busy;
+    // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
+    const inFlight = link.expect.some((e) => e.capture === undefined);
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
+    const asked = link.busy;
     this.detach(link, true);
-    if (!inFlight && !holds) return;
+    if (!inFlight && !holds) {
+      if (asked && this.state === 'ready') this.pump();
+      return;
+    }
     if (link.fatalForwarded) {
       // The client has the server's own FATAL (a protocol violation during COPY, a terminated backend).
       if (!this.client.destroyed) this.client.end();
@@ -2339,8 +2458,23 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
-/** Settings after which the session's default isolation is asked again (see Session.isolation). */
-const ISOLATION_SETTINGS = new Set(['default_transaction_isolation', 'session_characteristics', 'all']);
+
+/** pgsplit's own session settings, as one value (see LocalSettingsUndo). */
+interface LocalValues {
+  tagged: boolean;
+  tagSource: string;
+  maxLagMs: number | null;
+  afterLsn: bigint | null;
+}
+
+/** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
+function changesSettings(s: Statement): boolean {
+  if (s.replicaSafe) return false;
+  if (s.discard === true || s.reason === 'load' || s.reason === 'set-from-current') return true;
+  if (s.setting !== undefined) return !s.setting.local;
+  return SET_CONFIG.test(s.text);
+}
+const SET_CONFIG = /\bset_config\b/i;
 const isTransactionEnd = (s: Statement): boolean => (s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain;
 const isEffect = (s: Statement): boolean => s.setting !== undefined || s.discard === true || s.transaction === 'commit' || s.transaction === 'rollback';
 

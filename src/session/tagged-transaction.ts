@@ -47,6 +47,13 @@ export function parseBeginModes(text: string): BeginModes | null {
   return modes;
 }
 
+/** A BEGIN as a replica may run it: the client's isolation level, without READ WRITE (see opening). */
+export function replicaBegin(text: string): string {
+  const modes = parseBeginModes(text);
+  if (modes === null || modes.readOnly !== false) return text;
+  return modes.isolation !== undefined ? `BEGIN ISOLATION LEVEL ${modes.isolation.toUpperCase()}` : 'BEGIN';
+}
+
 /** An isolation level as SHOW prints it or a SET writes it (any case and spacing); null if none. */
 export function isolationOf(value: string): Isolation | null {
   const v = value.trim().replace(/^'|'$/g, '').replace(/[\s_]+/g, ' ').toLowerCase();
@@ -78,7 +85,11 @@ export function needsReplay(s: StatementInfo): boolean {
   return t === 'savepoint' || t === 'release' || t === 'rollback-to' || s.setting !== undefined || s.reason === 'set-constraints';
 }
 
-const TRANSACTION_SETTINGS = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
+const TRANSACTION_SETTINGS = new Set([
+  'transaction_isolation', 'transaction_read_only', 'transaction_deferrable',
+  // The session's defaults for them too: a serializable default makes a standby refuse what follows.
+  'default_transaction_isolation', 'session_characteristics', 'default_transaction_read_only', 'default_transaction_deferrable',
+]);
 
 /** The statements of a unit's classifications, in order. */
 export function statementsOf(classifications: readonly QueryClassification[]): StatementInfo[] {
@@ -104,8 +115,12 @@ export class TaggedTransaction {
     this.begin = begin;
   }
 
-  /** What opens this transaction again on another server: the BEGIN, then the replayed statements. */
-  opening(): string[] {
-    return [this.begin, ...this.replay];
+  /**
+   * What opens this transaction on a server: the BEGIN, then the replayed statements. On a replica the
+   * BEGIN leaves out READ WRITE (a standby refuses it with 0A000; the transaction only reads there), and
+   * the primary gets the client's own.
+   */
+  opening(onReplica: boolean): string[] {
+    return [onReplica ? replicaBegin(this.begin) : this.begin, ...this.replay];
   }
 }
