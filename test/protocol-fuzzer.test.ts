@@ -3,6 +3,14 @@
  * authentication, during it and after it, over raw TCP connections to pgsplit, 32 at a time, while two
  * well-behaved clients (one tagged for replicas) run checked queries the whole time.
  *
+ * Beside them, two tagged clients run explicit transactions opened with a plain BEGIN (which pgsplit
+ * defers, runs on a replica while they read, and moves to the primary before their first write), with
+ * SET LOCAL and savepoints in between, in five forms (one Query per statement, pipelined Queries, one
+ * multi-statement Query, and the extended protocol with BEGIN and the first read under one Sync as pgjdbc
+ * sends them, awaited or pipelined): every answer as a model predicts, and afterwards on the primary every
+ * acknowledged write exactly once, nothing run twice, nothing of a rolled-back transaction, no hang
+ * (test/fixtures/tagged-tx-client.ts).
+ *
  * Per case: pgsplit closes the connection, or answers a probe sent after a complete stream, or (for a
  * stream that stops inside a message) waits and lets the session go once the fuzzer closes; all it
  * sends parses as backend messages; every ErrorResponse has a SQLSTATE and a message. Overall: the
@@ -16,6 +24,7 @@
 import t from 'tap';
 import crypto from 'node:crypto';
 import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { TaggedTxClient, prepareTxTable, verifyTxTable } from './fixtures/tagged-tx-client.js';
 import {
   AUTH_PASSWORD, CLIENT_BACKENDS_SQL, FUZZ_LIMITS, MD5_USER, MiB, RssSampler, WellBehavedClient, authUsers, formatReport, prepareFuzzDatabase, runFuzz,
   type ViolationKind,
@@ -39,6 +48,7 @@ t.comment(`seed ${seed}: reproduce with FUZZ_SEED=${seed}${process.env.FUZZ_CASE
 
 const fx: ProxyFixture = await startProxy(t, { replicas: 1, config: { limits: FUZZ_LIMITS } });
 await prepareFuzzDatabase(fx.cluster.primary);
+await prepareTxTable(fx.cluster.primary);
 await fx.cluster.waitForReplication(15_000);
 const authFx: ProxyFixture = await startProxy(t, {
   reuseCluster: fx.cluster,
@@ -61,6 +71,8 @@ t.test('protocol fuzzing: pgsplit survives, answers well-formed, and leaks nothi
     new WellBehavedClient('untagged (primary)', await fx.client()).start(),
     new WellBehavedClient('tagged (replica)', await fx.client({ options: '-c pgsplit.route=replica' })).start(),
   ];
+  const movedBefore = fx.proxy.stats.routedByReason.get('tx-moved') ?? 0;
+  const txClients = [1, 2].map((k) => new TaggedTxClient(`tx${k}`, (seed ^ (k * 0x5bd1e995)) >>> 0, fx.port).start());
   await sleep(200);
   const rss = new RssSampler();
   const report = await runFuzz({
@@ -69,6 +81,8 @@ t.test('protocol fuzzing: pgsplit survives, answers well-formed, and leaks nothi
   rss.stop();
   await sleep(200);
   for (const g of good) await g.stop();
+  for (const x of txClients) await x.stop();
+  const moved = (fx.proxy.stats.routedByReason.get('tx-moved') ?? 0) - movedBefore;
 
   for (const line of formatReport(report)) t.comment(line);
   t.comment(`RSS: ${(rss.baseline / MiB).toFixed(0)} MiB before, peak ${(rss.peak / MiB).toFixed(0)} MiB (+${(rss.growth / MiB).toFixed(0)} MiB)`);
@@ -88,6 +102,25 @@ t.test('protocol fuzzing: pgsplit survives, answers well-formed, and leaks nothi
     t.same(g.errors, [], `well-behaved client ${g.label}: no errors`);
     t.ok(g.iterations > 0, `well-behaved client ${g.label} ran ${g.iterations} checked queries during the fuzz`);
   }
+
+  // Transactions of tagged sessions (deferred BEGIN, replica, moved) beside the fuzz.
+  const txv = await verifyTxTable(fx.cluster.primary, txClients.map((x) => x.report));
+  const sum = (f: (r: TaggedTxClient['report']) => number): number => txClients.reduce((n, x) => n + f(x.report), 0);
+  const forms: Record<string, number> = {};
+  for (const x of txClients) for (const [k, n] of Object.entries(x.report.byForm)) forms[k] = (forms[k] ?? 0) + n;
+  t.comment(`tagged plain-BEGIN transactions: ${sum((r) => r.transactions)} (${Object.entries(forms).map(([k, n]) => `${k} ${n}`).join(', ')}); ` +
+    `${sum((r) => r.committed)} committed, ${sum((r) => r.rolledBack)} rolled back; ${sum((r) => r.moving)} wrote after reading ` +
+    `(statements routed tx-moved: ${moved}); reads before a write on a standby: ${sum((r) => r.readsOnStandby)}/${sum((r) => r.readsBeforeWrite)}; ` +
+    `acknowledged writes ${txv.acked}, on the primary once: ${txv.ackedPresentOnce}; outcome unknown: ${txv.unknownOutcome}`);
+  for (const x of txClients) for (const e of x.report.errors.slice(0, 10)) t.comment(`tagged transaction client: ${e}`);
+  t.same(txClients.flatMap((x) => x.report.errors), [], 'tagged transaction clients: every answer as the model predicts, no error');
+  t.equal(sum((r) => r.hangs), 0, 'tagged transaction clients: no hang');
+  t.same(txv.lost, [], 'acknowledged writes of tagged transactions lost: 0');
+  t.same(txv.twice, [], 'writes of tagged transactions run twice: 0');
+  t.same(txv.phantom, [], 'no write of a rolled-back transaction or savepoint on the primary');
+  t.ok(sum((r) => r.transactions) >= (only === undefined && cases >= MIN_CASES ? 100 : 10), `tagged transaction clients ran ${sum((r) => r.transactions)} transactions during the fuzz`);
+  t.ok(moved > 0 && sum((r) => r.moving) > 0, `transactions moved from a replica to the primary (${moved})`);
+  t.ok(sum((r) => r.readsOnStandby) > 0, 'reads of tagged transactions ran on a standby');
 
   t.ok(rss.growth < RSS_GROWTH_BOUND, `RSS grew by ${(rss.growth / MiB).toFixed(0)} MiB, under ${RSS_GROWTH_BOUND / MiB} MiB`);
 

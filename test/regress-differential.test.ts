@@ -12,6 +12,22 @@
  *   such as statistics, which no replica shares, and the first reads of a new connection made with \c,
  *   which does not inherit the previous session's position). Every difference is classified and
  *   reported; one of any other kind fails the test, as does a hang or pgsplit failing to serve.
+ *
+ * Then, with psql's AUTOCOMMIT off (every statement inside a transaction psql opens with a plain BEGIN,
+ * as JDBC with autocommit off and most ORMs do; in a tagged session pgsplit defers that BEGIN, runs the
+ * transaction on a replica while it only reads and moves it to the primary before its first write),
+ * each file runs 5. directly and 6. through pgsplit tagged, both with the same psql variables:
+ * AUTOCOMMIT=off and ON_ERROR_ROLLBACK=off (psql's default). With it the first error of a file aborts the
+ * transaction psql opened, and what follows fails with 25P02 until the script's own COMMIT/ROLLBACK
+ * (insert.sql: 350 of its 352 errors), so less of each file is compared than in autocommit; but it is
+ * what an application sees, and its transactions do run on the replica and move (tx-read, tx-moved in
+ * the summary). PGSPLIT_REGRESS_ON_ERROR_ROLLBACK=on makes psql wrap every statement in SAVEPOINT /
+ * RELEASE, so the files run through as in autocommit; but pgsplit then opens every transaction on the
+ * primary (its first statement is psql's SAVEPOINT, routed `savepoint`: no tx-read at all in a 17-file
+ * run), so that mode compares primary transactions only. The tagged run must
+ * equal run 5 except for the same expected kinds of difference, and must have at least as many files
+ * identical as the autocommit tagged run. If it differs, run 5 is made again: a file whose two direct
+ * AUTOCOMMIT-off runs differ is left out of that comparison only.
  * The summary goes to t.comment and to $TMPDIR/pgsplit-regress-differential/summary.json (with a diff
  * excerpt for every file that differs). Every run's full output (NAME.MODE.out) is kept in the run's work
  * directory when PGSPLIT_REGRESS_KEEP=1 (the summary names it).
@@ -29,7 +45,8 @@
  * - The direct output is also compared with expected/NAME.out (and NAME_N.out) the way pg_regress does
  *   (diff -w), for information only: the server is PostgreSQL 15 and the suite is 16's.
  *
- * Knobs: PGSPLIT_REGRESS_ONLY=a,b,c runs only those files; PGSPLIT_REGRESS_TIMEOUT_MS (default 60000) is
+ * Knobs: PGSPLIT_REGRESS_ONLY=a,b,c runs only those files; PGSPLIT_REGRESS_AUTOCOMMIT_OFF=0 leaves out
+ * runs 5 and 6 (they add about half again to the run time); PGSPLIT_REGRESS_ON_ERROR_ROLLBACK=on|off; PGSPLIT_REGRESS_TIMEOUT_MS (default 60000) is
  * the per-run psql timeout; PGSPLIT_REGRESS_KEEP=1 keeps the outputs; PGSPLIT_REGRESS_CORPUS=DIR uses that
  * corpus instead of ../shared/corpus/pg-regress (beside the repo) or /work/shared/corpus/pg-regress.
  */
@@ -60,13 +77,50 @@ const skip = !corpus
     ? 'psql not found (pg_config --bindir, PG_BINDIR, PATH)'
     : false;
 
-type Mode = 'direct1' | 'direct2' | 'direct3' | 'untagged' | 'tagged';
+type Mode = 'direct1' | 'direct2' | 'direct3' | 'untagged' | 'tagged' | 'directOff' | 'directOff2' | 'taggedOff';
+
+/** The AUTOCOMMIT-off variant (runs 5 and 6 in the header), unless PGSPLIT_REGRESS_AUTOCOMMIT_OFF=0. */
+const AUTOCOMMIT_OFF = process.env.PGSPLIT_REGRESS_AUTOCOMMIT_OFF !== '0';
+/** psql's default (off) unless PGSPLIT_REGRESS_ON_ERROR_ROLLBACK=on; see the header for what each compares. */
+const ON_ERROR_ROLLBACK = process.env.PGSPLIT_REGRESS_ON_ERROR_ROLLBACK === 'on' ? 'on' : 'off';
+const OFF_VARIABLES: Readonly<Record<string, string>> = { AUTOCOMMIT: 'off', ON_ERROR_ROLLBACK };
+const isOff = (m: Mode): boolean => m === 'directOff' || m === 'directOff2' || m === 'taggedOff';
+const isTagged = (m: Mode): boolean => m === 'tagged' || m === 'taggedOff';
 
 /** The kinds of tagged differences that read-your-writes does not remove (see the header). */
 const TAGGED_DIFFERENCES_EXPECTED: ReadonlySet<string> = new Set([
   'server-local state differs (statistics, locks, backend)',
   "new connection (\\c) read before the replica replayed the previous connection's writes",
 ]);
+
+const ISOLATION_AFTER_READ_BUG =
+  'pgsplit bug: in a tagged plain-BEGIN transaction, SET TRANSACTION ISOLATION LEVEL (or a nested BEGIN ISOLATION LEVEL) after a read ' +
+  'moves the transaction to the primary and succeeds there; PostgreSQL fails it with 25001 and aborts the transaction';
+
+/**
+ * A pgsplit bug the (autocommit) tagged run found in temp.sql (`\c -`, `SET search_path TO 'pg_temp'`,
+ * `BEGIN`, `SELECT current_schema() ...`), reduced: current_schema() with pg_temp first in search_path
+ * creates the session's temporary schema on first use. In a tagged plain-BEGIN transaction pgsplit runs it
+ * on the replica, which refuses with 25006 "cannot create temporary tables during recovery"; the
+ * transaction is then aborted (the rest of temp.sql's block fails, PREPARE TRANSACTION reaches the standby:
+ * "cannot execute PREPARE TRANSACTION during recovery"). In autocommit pgsplit runs the same read again on
+ * the primary after the 25006, so only transactions show it; a direct connection answers `t`.
+ */
+const TEMP_SCHEMA_IN_TX_BUG =
+  "pgsplit bug: in a tagged plain-BEGIN transaction, SELECT current_schema() with search_path = pg_temp (first use creates the " +
+  'temporary schema) runs on the replica and fails with 25006 "cannot create temporary tables during recovery", aborting the transaction';
+
+/**
+ * Files whose tagged runs differ because of a known pgsplit bug (reproduced in the subtest at the end):
+ * reported, asserted as todo, and left out of the other assertions on that run.
+ */
+const KNOWN_TAGGED_BUGS: ReadonlyMap<string, string> = new Map([['temp', TEMP_SCHEMA_IN_TX_BUG]]);
+
+/**
+ * Files whose AUTOCOMMIT-off tagged run differs because of a known pgsplit bug (reproduced in its own
+ * subtest at the end): reported, asserted as todo, and left out of the other AUTOCOMMIT-off assertions.
+ */
+const KNOWN_OFF_BUGS: ReadonlyMap<string, string> = new Map([['transactions', ISOLATION_AFTER_READ_BUG]]);
 
 interface Run extends PsqlResult {
   mode: Mode;
@@ -145,15 +199,16 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
   const overhead = { freshDatabaseMs: 0, restoreMs: 0, livenessMs: 0, psqlMs: 0 };
   const run = async (name: string, mode: Mode): Promise<Run> => {
     let t0 = Date.now();
-    await runner.freshDatabase(name, { waitForReplicas: mode === 'tagged' });
+    await runner.freshDatabase(name, { waitForReplicas: isTagged(mode) });
     overhead.freshDatabaseMs += Date.now() - t0;
     const res = await runPsql({
       psql: psql as string,
       sqlFile: runner.sqlFile(name),
       outFile: path.join(outDir, `${name}.${mode}.out`),
       cwd: runner.buildDir,
-      env: runner.env(mode.startsWith('direct') ? primary.port : fx.port, REGRESS_DB, mode === 'tagged'),
+      env: runner.env(mode.startsWith('direct') ? primary.port : fx.port, REGRESS_DB, isTagged(mode)),
       timeoutMs: FILE_TIMEOUT_MS,
+      variables: isOff(mode) ? OFF_VARIABLES : undefined,
     });
     overhead.psqlMs += res.ms;
     t0 = Date.now();
@@ -172,6 +227,47 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
   const expectedMatched: Array<{ name: string; file: string }> = [];
   const residue: Array<{ name: string; mode: Mode; undone: string[] }> = [];
   const timings: Record<string, Partial<Record<Mode, number>>> = {};
+  // The AUTOCOMMIT-off variant: compared over the files deterministic both ways.
+  const offCompared: string[] = [];
+  const offMatched: string[] = [];
+  const offDiffs: TaggedDiff[] = [];
+  const offNondeterministic: Array<{ name: string; excerpt: string }> = [];
+  /** What pgsplit routed during the tagged AUTOCOMMIT-off runs, by reason (tx-read, tx-moved, ...). */
+  const offReasons = new Map<string, number>();
+
+  /** Checks a run through pgsplit: finished in time, not killed, and pgsplit serves both kinds of session afterwards. */
+  const checkProxyRun = async (name: string, r: Run): Promise<void> => {
+    const mode = r.mode;
+    t.notOk(r.timedOut, `${name} ${mode}: psql through pgsplit finishes within ${FILE_TIMEOUT_MS} ms`);
+    if (!r.timedOut) t.equal(r.signal, null, `${name} ${mode}: psql was not killed by a signal`);
+    for (const tagged of [false, true]) {
+      const t0 = Date.now();
+      const err = await proxyServes(fx.port, tagged);
+      overhead.livenessMs += Date.now() - t0;
+      if (err !== null) liveness.push({ name, mode, error: `${tagged ? 'tagged' : 'untagged'} session: ${err}` });
+      t.equal(err, null, `${name} ${mode}: pgsplit still serves ${tagged ? 'tagged' : 'untagged'} sessions afterwards`);
+    }
+  };
+
+  /** The classified differences of a tagged output from the direct one, or null when identical. */
+  const tagDiff = (name: string, dLines: string[], gLines: string[]): TaggedDiff | null => {
+    const gHunks = diffHunks(dLines, gLines);
+    if (gHunks.length === 0) return null;
+    const hunkCategories: Partial<Record<DiffCategory, number>> = {};
+    for (const h of gHunks) {
+      const c = classifyHunk(dLines, gLines, h);
+      hunkCategories[c] = (hunkCategories[c] ?? 0) + 1;
+    }
+    const first = gHunks[0]!;
+    return {
+      name,
+      category: classifyHunk(dLines, gLines, first),
+      firstLine: first.aStart + 1,
+      hunks: gHunks.length,
+      hunkCategories,
+      excerpt: diffExcerpt(dLines, gLines, gHunks, { maxHunks: 1, maxLines: 12 }),
+    };
+  };
 
   for (const name of files) {
     const runs = {} as Record<Mode, Run>;
@@ -180,17 +276,7 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
       runs[mode] = r;
       if (r.timedOut) timeouts.push({ name, mode });
       if (r.undone.length > 0) residue.push({ name, mode, undone: r.undone });
-      if (mode === 'untagged' || mode === 'tagged') {
-        t.notOk(r.timedOut, `${name} ${mode}: psql through pgsplit finishes within ${FILE_TIMEOUT_MS} ms`);
-        if (!r.timedOut) t.equal(r.signal, null, `${name} ${mode}: psql was not killed by a signal`);
-        for (const tagged of [false, true]) {
-          const t0 = Date.now();
-          const err = await proxyServes(fx.port, tagged);
-          overhead.livenessMs += Date.now() - t0;
-          if (err !== null) liveness.push({ name, mode, error: `${tagged ? 'tagged' : 'untagged'} session: ${err}` });
-          t.equal(err, null, `${name} ${mode}: pgsplit still serves ${tagged ? 'tagged' : 'untagged'} sessions afterwards`);
-        }
-      }
+      if (mode === 'untagged' || mode === 'tagged') await checkProxyRun(name, r);
     }
     timings[name] = { direct1: runs.direct1.ms, direct2: runs.direct2.ms, untagged: runs.untagged.ms, tagged: runs.tagged.ms };
 
@@ -245,31 +331,57 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
       });
       t.equal(runs.untagged.exitCode, runs.direct1.exitCode, `${name}: psql exit status through pgsplit (untagged) equals the direct one`);
 
-      const gHunks = runs.tagged.timedOut ? [] : diffHunks(d1Lines, gLines);
+      const gDiff = runs.tagged.timedOut ? null : tagDiff(name, d1Lines, gLines);
       if (runs.tagged.timedOut) {
         verdict = 'tagged TIMEOUT';
-      } else if (gHunks.length === 0) {
+      } else if (gDiff === null) {
         taggedMatched.push(name);
         verdict = 'tagged matches';
       } else {
-        const hunkCategories: Partial<Record<DiffCategory, number>> = {};
-        for (const h of gHunks) {
-          const c = classifyHunk(d1Lines, gLines, h);
-          hunkCategories[c] = (hunkCategories[c] ?? 0) + 1;
-        }
-        const first = gHunks[0]!;
-        const category = classifyHunk(d1Lines, gLines, first);
-        taggedDiffs.push({
-          name,
-          category,
-          firstLine: first.aStart + 1,
-          hunks: gHunks.length,
-          hunkCategories,
-          excerpt: diffExcerpt(d1Lines, gLines, gHunks, { maxHunks: 1, maxLines: 12 }),
-        });
-        verdict = `tagged differs from line ${first.aStart + 1}: ${category}`;
+        taggedDiffs.push(gDiff);
+        verdict = `tagged differs from line ${gDiff.firstLine}: ${gDiff.category}`;
       }
       verdict = `${uHunks.length === 0 ? 'untagged matches' : 'UNTAGGED DIFFERS'}, ${verdict}`;
+
+      if (AUTOCOMMIT_OFF) {
+        const dOff = await run(name, 'directOff');
+        const reasonsBefore = new Map(fx.proxy.stats.routedByReason);
+        const gOff = await run(name, 'taggedOff');
+        for (const [reason, n] of fx.proxy.stats.routedByReason) {
+          const d = n - (reasonsBefore.get(reason) ?? 0);
+          if (d > 0) offReasons.set(reason, (offReasons.get(reason) ?? 0) + d);
+        }
+        await checkProxyRun(name, gOff);
+        if (gOff.timedOut) timeouts.push({ name, mode: 'taggedOff' });
+        timings[name] = { ...timings[name], directOff: dOff.ms, taggedOff: gOff.ms };
+        const dOffLines = normalise(dOff.output, ports).split('\n');
+        let offDiff = gOff.timedOut ? null : tagDiff(name, dOffLines, normalise(gOff.output, ports).split('\n'));
+        let offDeterministic = !dOff.timedOut;
+        if (offDeterministic && offDiff !== null) {
+          // As for run 3: a second direct AUTOCOMMIT-off run tells a timing-dependent file from a pgsplit difference.
+          const d2 = await run(name, 'directOff2');
+          timings[name] = { ...timings[name], directOff2: d2.ms };
+          if (d2.timedOut || d2.output !== dOff.output) {
+            offDeterministic = false;
+            const d2Lines = normalise(d2.output, ports).split('\n');
+            offNondeterministic.push({ name, excerpt: diffExcerpt(dOffLines, d2Lines, diffHunks(dOffLines, d2Lines), { maxHunks: 2, labels: ['direct off 1', 'direct off 2'] }) });
+          }
+        }
+        if (!offDeterministic) {
+          offDiff = null;
+          verdict += '; AUTOCOMMIT off: direct runs differ (excluded)';
+        } else {
+          offCompared.push(name);
+          if (gOff.timedOut) verdict += '; AUTOCOMMIT off tagged TIMEOUT';
+          else if (offDiff === null) {
+            offMatched.push(name);
+            verdict += '; AUTOCOMMIT off tagged matches';
+          } else {
+            offDiffs.push(offDiff);
+            verdict += `; AUTOCOMMIT off tagged differs from line ${offDiff.firstLine}: ${offDiff.category}`;
+          }
+        }
+      }
     }
     t.comment(`${name}: ${verdict} (${Object.values(timings[name]).map((ms) => (ms / 1000).toFixed(1)).join('/')} s)`);
   }
@@ -286,6 +398,18 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
       (filesByHunkCategory[c] ??= []).push(d.name);
     }
   }
+  const offByFirst: Record<string, string[]> = {};
+  const offHunkTotals: Record<string, number> = {};
+  const offFilesByHunk: Record<string, string[]> = {};
+  for (const d of offDiffs) {
+    (offByFirst[d.category] ??= []).push(d.name);
+    for (const [c, n] of Object.entries(d.hunkCategories)) {
+      offHunkTotals[c] = (offHunkTotals[c] ?? 0) + (n ?? 0);
+      (offFilesByHunk[c] ??= []).push(d.name);
+    }
+  }
+  // The autocommit tagged run, counted over the same files, for the "as many identical" comparison.
+  const taggedMatchedOfOffCompared = offCompared.filter((n) => taggedMatched.includes(n)).length;
   const [version] = await runner.query<{ v: string }>('SELECT version() AS v');
   const psqlVersion = (await runPsqlVersion(psql as string)).trim();
   const totalMs = Date.now() - started;
@@ -315,6 +439,22 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
       filesByHunkCategory,
       files: taggedDiffs,
     },
+    autocommitOff: AUTOCOMMIT_OFF
+      ? {
+        psqlVariables: OFF_VARIABLES,
+        compared: offCompared.length,
+        matched: offMatched.length,
+        autocommitTaggedMatchedOfThese: taggedMatchedOfOffCompared,
+        matchedFiles: offMatched,
+        differing: offDiffs.length,
+        byFirstDifference: Object.fromEntries(Object.entries(offByFirst).sort((a, b) => b[1].length - a[1].length)),
+        allHunks: Object.fromEntries(Object.entries(offHunkTotals).sort((a, b) => b[1] - a[1])),
+        filesByHunkCategory: offFilesByHunk,
+        files: offDiffs,
+        nondeterministic: offNondeterministic,
+        routedByReason: Object.fromEntries([...offReasons].sort((a, b) => b[1] - a[1])),
+      }
+      : 'not run (PGSPLIT_REGRESS_AUTOCOMMIT_OFF=0)',
     timeouts,
     liveness,
     expected: { matched: expectedMatched.length, files: expectedMatched },
@@ -339,6 +479,17 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
       const names = filesByHunkCategory[c] ?? [];
       return `    ${c}: ${n} in ${names.length}${c.startsWith('stale read') ? '' : ` (${names.join(', ')})`}`;
     }),
+    ...(AUTOCOMMIT_OFF
+      ? [
+        `tagged through pgsplit with psql AUTOCOMMIT off (ON_ERROR_ROLLBACK ${ON_ERROR_ROLLBACK}), against direct runs with the same settings: ` +
+          `${offMatched.length}/${offCompared.length} identical (autocommit tagged, same files: ${taggedMatchedOfOffCompared}/${offCompared.length}); ` +
+          `left out (two direct AUTOCOMMIT-off runs differ): ${offNondeterministic.map((n) => n.name).join(', ') || 'none'}; ${offDiffs.length} differ, by first difference:`,
+        ...Object.entries(offByFirst).sort((a, b) => b[1].length - a[1].length).map(([c, names]) => `  ${names.length} ${c}: ${names.join(', ')}`),
+        `  routed during those runs, by reason: ${[...offReasons].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`).join(', ')}`,
+        '  all differing hunks (category: hunks in files):',
+        ...Object.entries(offHunkTotals).sort((a, b) => b[1] - a[1]).map(([c, n]) => `    ${c}: ${n} in ${(offFilesByHunk[c] ?? []).length} (${(offFilesByHunk[c] ?? []).join(', ')})`),
+      ]
+      : ['AUTOCOMMIT off variant not run (PGSPLIT_REGRESS_AUTOCOMMIT_OFF=0)']),
     `timeouts: ${timeouts.map((x) => `${x.name} ${x.mode}`).join(', ') || 'none'}`,
     `direct output equal to expected/ (diff -w; PG15 server vs PG16 suite): ${expectedMatched.length}/${files.length}`,
     `cluster-wide state undone after ${residue.length} run(s)${residue.some((r) => r.undone.some((u) => /FAILED|RESIDUE/.test(u))) ? ' (with failures or residue: see summary)' : ''}`,
@@ -349,14 +500,90 @@ t.test('pg-regress suite: direct vs through pgsplit', { skip }, async (t) => {
   ];
   t.comment(lines.join('\n'));
   t.equal(untaggedMismatch.length, 0, 'every deterministic file gives identical output untagged through pgsplit');
-  const unexpected = Object.keys(hunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c));
-  t.same(unexpected.map((c) => `${c}: ${(filesByHunkCategory[c] ?? []).join(', ')}`), [],
-    `tagged through pgsplit, every difference is of an expected kind (${taggedMatched.length}/${deterministicCount} files identical)`);
+  for (const d of taggedDiffs.filter((x) => KNOWN_TAGGED_BUGS.has(x.name))) {
+    t.ok(false, `${d.name}: tagged equals the direct run (differs from line ${d.firstLine}: ${d.category})`, { todo: KNOWN_TAGGED_BUGS.get(d.name), diff: d.excerpt });
+  }
+  const unexpected = Object.keys(hunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c))
+    .filter((c) => (filesByHunkCategory[c] ?? []).some((n) => !KNOWN_TAGGED_BUGS.has(n)));
+  t.same(unexpected.map((c) => `${c}: ${(filesByHunkCategory[c] ?? []).filter((n) => !KNOWN_TAGGED_BUGS.has(n)).join(', ')}`), [],
+    `tagged through pgsplit, every difference is of an expected kind (${taggedMatched.length}/${deterministicCount} files identical; known bugs: ${[...KNOWN_TAGGED_BUGS.keys()].join(', ')})`);
+  if (AUTOCOMMIT_OFF) {
+    for (const d of offDiffs.filter((x) => KNOWN_OFF_BUGS.has(x.name))) {
+      t.ok(false, `${d.name}: tagged with AUTOCOMMIT off equals the direct run (differs from line ${d.firstLine}: ${d.category})`,
+        { todo: KNOWN_OFF_BUGS.get(d.name), diff: d.excerpt });
+    }
+    const offUnexpected = Object.keys(offHunkTotals).filter((c) => !TAGGED_DIFFERENCES_EXPECTED.has(c))
+      .filter((c) => (offFilesByHunk[c] ?? []).some((n) => !KNOWN_OFF_BUGS.has(n)));
+    t.same(offUnexpected.map((c) => `${c}: ${(offFilesByHunk[c] ?? []).filter((n) => !KNOWN_OFF_BUGS.has(n)).join(', ')}`), [],
+      `tagged with AUTOCOMMIT off, every difference is of an expected kind (${offMatched.length}/${offCompared.length} files identical; known bugs: ${[...KNOWN_OFF_BUGS.keys()].join(', ')})`);
+    // Counted over the files without a known bug, so that the bug is asserted once (as todo above).
+    const fair = offCompared.filter((n) => !KNOWN_OFF_BUGS.has(n));
+    const offFair = offMatched.filter((n) => fair.includes(n)).length;
+    const taggedFair = fair.filter((n) => taggedMatched.includes(n)).length;
+    t.ok(offFair >= taggedFair,
+      `tagged with AUTOCOMMIT off, as many files identical to the direct run as tagged in autocommit (${offFair} >= ${taggedFair} of ${fair.length}, known-bug files left out)`);
+  }
   t.equal(fx.proxy.state, 'listening', 'pgsplit is still listening after the whole suite');
-  t.equal(timeouts.filter((x) => x.mode === 'untagged' || x.mode === 'tagged').length, 0, 'no run through pgsplit hung');
+  t.equal(timeouts.filter((x) => x.mode === 'untagged' || isTagged(x.mode)).length, 0, 'no run through pgsplit hung');
 });
 
 async function runPsqlVersion(psqlPath: string): Promise<string> {
   const { execFile } = await import('node:child_process');
   return new Promise((resolve) => execFile(psqlPath, ['--version'], (err, stdout) => resolve(err ? 'unknown' : stdout)));
 }
+
+/**
+ * A pgsplit bug the AUTOCOMMIT-off run found (in transactions.sql: `BEGIN TRANSACTION ISOLATION LEVEL
+ * SERIALIZABLE` sent inside the transaction psql opened), reduced: in a tagged session's transaction opened
+ * with a plain BEGIN, after a read has run on the replica, `SET TRANSACTION ISOLATION LEVEL ...` (or a
+ * nested `BEGIN ISOLATION LEVEL ...`) must fail as PostgreSQL fails it (25001 "SET TRANSACTION ISOLATION
+ * LEVEL must be called before any query", the transaction aborted, COMMIT answering ROLLBACK). pgsplit
+ * instead moves the transaction to the primary, where no query has run yet, so the statement succeeds,
+ * the transaction silently becomes REPEATABLE READ / SERIALIZABLE after reading at READ COMMITTED, and the
+ * write after it commits where a direct connection commits nothing.
+ */
+
+
+t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain-BEGIN transactions)', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  await fx.cluster.primary.query('CREATE TABLE iso_after_read (a int)');
+  await fx.cluster.waitForReplication();
+  const run = async (port: number, tagged: boolean, statements: readonly string[]): Promise<string[]> => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', options: tagged ? '-c pgsplit.route=replica' : undefined });
+    await c.connect();
+    const out: string[] = [];
+    c.on('notice', (n) => out.push(`notice ${n.code}`));
+    for (const q of statements) {
+      try {
+        const r = await c.query(q);
+        out.push(`${q}: ${r.command} ${JSON.stringify(r.rows)}`);
+      } catch (e) {
+        out.push(`${q}: ERROR ${(e as { code?: string }).code}`);
+      }
+    }
+    await c.end();
+    return out;
+  };
+  const cases: Array<[string, string[]]> = [
+    ['SET TRANSACTION', ['BEGIN', 'SELECT count(*) FROM iso_after_read', 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+      'INSERT INTO iso_after_read VALUES (1)', 'COMMIT']],
+    ['nested BEGIN', ['BEGIN', 'SELECT count(*) FROM iso_after_read', 'BEGIN ISOLATION LEVEL SERIALIZABLE',
+      'INSERT INTO iso_after_read VALUES (2)', 'COMMIT']],
+  ];
+  for (const [label, statements] of cases) {
+    const direct = await run(fx.cluster.primary.port, false, statements);
+    const [afterDirect] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
+    const tagged = await run(fx.port, true, statements);
+    const [afterTagged] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
+    t.match(direct.find((l) => l.startsWith(`${statements[2]}:`)), /ERROR 25001$/, `${label}: a direct connection refuses it with 25001`);
+    t.same(tagged, direct, `${label}: tagged through pgsplit, every answer as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
+    t.equal(afterTagged?.n, afterDirect?.n, `${label}: the write after it commits nothing, as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
+    await fx.cluster.primary.query('DELETE FROM iso_after_read');
+  }
+
+  const temp = ["SET search_path TO 'pg_temp'", 'BEGIN', "SELECT current_schema() ~ 'pg_temp' AS is_temp", 'COMMIT'];
+  const direct = await run(fx.cluster.primary.port, false, temp);
+  t.same(direct.find((l) => l.startsWith(`${temp[2]}:`)), `${temp[2]}: SELECT [{"is_temp":true}]`, 'current_schema() creates the temporary schema on a direct connection');
+  t.same(await run(fx.port, true, temp), direct, 'current_schema() creating the temporary schema in a tagged transaction: answers as on a direct connection',
+    { todo: TEMP_SCHEMA_IN_TX_BUG });
+});
