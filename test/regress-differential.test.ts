@@ -93,34 +93,17 @@ const TAGGED_DIFFERENCES_EXPECTED: ReadonlySet<string> = new Set([
   "new connection (\\c) read before the replica replayed the previous connection's writes",
 ]);
 
-const ISOLATION_AFTER_READ_BUG =
-  'pgsplit bug: in a tagged plain-BEGIN transaction, SET TRANSACTION ISOLATION LEVEL (or a nested BEGIN ISOLATION LEVEL) after a read ' +
-  'moves the transaction to the primary and succeeds there; PostgreSQL fails it with 25001 and aborts the transaction';
-
 /**
- * A pgsplit bug the (autocommit) tagged run found in temp.sql (`\c -`, `SET search_path TO 'pg_temp'`,
- * `BEGIN`, `SELECT current_schema() ...`), reduced: current_schema() with pg_temp first in search_path
- * creates the session's temporary schema on first use. In a tagged plain-BEGIN transaction pgsplit runs it
- * on the replica, which refuses with 25006 "cannot create temporary tables during recovery"; the
- * transaction is then aborted (the rest of temp.sql's block fails, PREPARE TRANSACTION reaches the standby:
- * "cannot execute PREPARE TRANSACTION during recovery"). In autocommit pgsplit runs the same read again on
- * the primary after the 25006, so only transactions show it; a direct connection answers `t`.
+ * Files whose tagged runs differ because of a known pgsplit bug (reproduced in a subtest at the end):
+ * reported, asserted as todo, and left out of the other assertions on that run. None now: the two the
+ * runs found (an isolation change after a read in a tagged transaction succeeded on the primary;
+ * current_schema() creating the temporary schema failed with 25006 inside one) are fixed, and their
+ * reductions at the end are plain tests.
  */
-const TEMP_SCHEMA_IN_TX_BUG =
-  "pgsplit bug: in a tagged plain-BEGIN transaction, SELECT current_schema() with search_path = pg_temp (first use creates the " +
-  'temporary schema) runs on the replica and fails with 25006 "cannot create temporary tables during recovery", aborting the transaction';
+const KNOWN_TAGGED_BUGS: ReadonlyMap<string, string> = new Map();
 
-/**
- * Files whose tagged runs differ because of a known pgsplit bug (reproduced in the subtest at the end):
- * reported, asserted as todo, and left out of the other assertions on that run.
- */
-const KNOWN_TAGGED_BUGS: ReadonlyMap<string, string> = new Map([['temp', TEMP_SCHEMA_IN_TX_BUG]]);
-
-/**
- * Files whose AUTOCOMMIT-off tagged run differs because of a known pgsplit bug (reproduced in its own
- * subtest at the end): reported, asserted as todo, and left out of the other AUTOCOMMIT-off assertions.
- */
-const KNOWN_OFF_BUGS: ReadonlyMap<string, string> = new Map([['transactions', ISOLATION_AFTER_READ_BUG]]);
+/** The same for the AUTOCOMMIT-off tagged run. */
+const KNOWN_OFF_BUGS: ReadonlyMap<string, string> = new Map();
 
 interface Run extends PsqlResult {
   mode: Mode;
@@ -544,7 +527,7 @@ async function runPsqlVersion(psqlPath: string): Promise<string> {
  */
 
 
-t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain-BEGIN transactions)', async (t) => {
+t.test('pgsplit bugs the differential runs found, reduced (tagged plain-BEGIN transactions)', async (t) => {
   const fx = await startProxy(t, { replicas: 1 });
   await fx.cluster.primary.query('CREATE TABLE iso_after_read (a int)');
   await fx.cluster.waitForReplication();
@@ -576,14 +559,13 @@ t.test('known pgsplit bugs found by the differential runs, reduced (tagged plain
     const tagged = await run(fx.port, true, statements);
     const [afterTagged] = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM iso_after_read');
     t.match(direct.find((l) => l.startsWith(`${statements[2]}:`)), /ERROR 25001$/, `${label}: a direct connection refuses it with 25001`);
-    t.same(tagged, direct, `${label}: tagged through pgsplit, every answer as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
-    t.equal(afterTagged?.n, afterDirect?.n, `${label}: the write after it commits nothing, as on a direct connection`, { todo: ISOLATION_AFTER_READ_BUG });
+    t.same(tagged, direct, `${label}: tagged through pgsplit, every answer as on a direct connection`);
+    t.equal(afterTagged?.n, afterDirect?.n, `${label}: the write after it commits nothing, as on a direct connection`);
     await fx.cluster.primary.query('DELETE FROM iso_after_read');
   }
 
   const temp = ["SET search_path TO 'pg_temp'", 'BEGIN', "SELECT current_schema() ~ 'pg_temp' AS is_temp", 'COMMIT'];
   const direct = await run(fx.cluster.primary.port, false, temp);
   t.same(direct.find((l) => l.startsWith(`${temp[2]}:`)), `${temp[2]}: SELECT [{"is_temp":true}]`, 'current_schema() creates the temporary schema on a direct connection');
-  t.same(await run(fx.port, true, temp), direct, 'current_schema() creating the temporary schema in a tagged transaction: answers as on a direct connection',
-    { todo: TEMP_SCHEMA_IN_TX_BUG });
+  t.same(await run(fx.port, true, temp), direct, 'current_schema() creating the temporary schema in a tagged transaction: answers as on a direct connection');
 });

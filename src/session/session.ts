@@ -1123,6 +1123,12 @@ export class Session {
     if (u.forcePrimary) {
       const p = this.links.get(this.ctx.nodes.primary);
       u.decision = { target: 'primary', reason: 'rerun-25006', classifications: d?.classifications ?? [] };
+      const mover = this.tx;
+      if (mover !== null && mover.phase === 'replica' && this.txLink !== null && this.txLink.node.role === 'replica') {
+        // Refused inside a transaction that may move: it moves (its replica side, now failed, is rolled back).
+        u.txOpen = mover.opening(false);
+        u.txMoveFrom = this.txLink;
+      }
       return p ?? 'primary';
     }
     if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
@@ -1246,7 +1252,11 @@ export class Session {
     let neutral = 0;
     for (const s of all) {
       if (s.replicaSafe) continue;
-      if (!isTransactionNeutral(s)) return true;
+      const characteristics = transactionCharacteristics(s);
+      if (characteristics === 'read-write') return true;
+      // After a read, a change of isolation fails on the replica exactly as on the primary (25001: must
+      // be called before any query); moved, it would run first there and succeed.
+      if (characteristics === null && !isTransactionNeutral(s)) return true;
       neutral++;
     }
     // Its effects are replayed on the primary only if it is known to have run: one statement, synced.
@@ -1549,7 +1559,10 @@ export class Session {
     }
     const endsTx = d !== undefined && endsTransaction(d.classifications);
     u.sentAt = performance.now();
-    u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && this.txStatus === 'I' &&
+    // Inside a transaction that may still move, a 25006 (a read that wrote after all) moves it, and the
+    // unit runs again on the primary: its answer is held back the same way.
+    const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link && this.txStatus === 'T';
+    u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && (this.txStatus === 'I' || movable) &&
       !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
     if (u.retryable && !link.busy) {
       link.held = [];
@@ -1852,7 +1865,8 @@ export class Session {
           // Only outside a transaction, and only when nothing was sent after it to this replica: a later
           // unit's answer would otherwise reach the client before the re-run's.
           const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
-          if (unit && this.txStatus === 'I' && syncs === 1) {
+          const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link;
+          if (unit && (this.txStatus === 'I' || movable) && syncs === 1) {
             link.held = null;
             link.heldBytes = 0;
             const sync = link.expect.find((e) => e.kind === 'sync');
@@ -2459,6 +2473,20 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
+
+/**
+ * For a statement that sets transaction characteristics (SET TRANSACTION, a BEGIN inside the transaction,
+ * SET transaction_*): 'read-write' when it asks for READ WRITE (a standby refuses what the primary accepts),
+ * 'other' for anything else, null for any other statement.
+ */
+function transactionCharacteristics(s: Statement): 'read-write' | 'other' | null {
+  const name = s.setting?.name;
+  const isTx = s.transaction === 'begin' || s.reason === 'set-transaction' ||
+    name === 'transaction_isolation' || name === 'transaction_read_only' || name === 'transaction_deferrable';
+  if (!isTx) return null;
+  if (/\bread\s+write\b/i.test(s.text) || (name === 'transaction_read_only' && /\b(off|false|0|no)\b/i.test(s.setting?.value ?? ''))) return 'read-write';
+  return 'other';
+}
 
 /** pgsplit's own session settings, as one value (see LocalSettingsUndo). */
 interface LocalValues {

@@ -82,7 +82,10 @@ export function isTransactionNeutral(s: StatementInfo): boolean {
 /** Whether the statement must be replayed on the primary when the transaction moves there. */
 export function needsReplay(s: StatementInfo): boolean {
   const t = s.transaction;
-  return t === 'savepoint' || t === 'release' || t === 'rollback-to' || s.setting !== undefined || s.reason === 'set-constraints';
+  return t === 'savepoint' || t === 'release' || t === 'rollback-to' || s.setting !== undefined || s.reason === 'set-constraints' ||
+    // SET TRANSACTION READ ONLY (or a nested BEGIN with modes) that the replica accepted: the primary must make
+    // the transaction read-only too.
+    s.reason === 'set-transaction' || (t === 'begin' && /\bread\s+only\b/i.test(s.text));
 }
 
 const TRANSACTION_SETTINGS = new Set([
