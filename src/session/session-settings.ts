@@ -27,24 +27,36 @@ export class SessionSettings {
   replayFor(linkVersion: number, standby: boolean): string[] | null {
     if (linkVersion >= this.version) return null;
     const rows: string[] = [];
+    const out = ['RESET ALL'];
     for (const [n, v] of this.values) {
       if (standby && n === 'default_transaction_isolation' && v === 'serializable') continue;
+      if (IDENTITY.includes(n)) continue;
       rows.push(`(${literal(n)}, ${literal(v)})`);
     }
-    if (rows.length === 0) return ['RESET ALL'];
-    return ['RESET ALL', `SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`];
+    if (rows.length > 0) out.push(`SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`);
+    // Who the session is, last and in this order: SET SESSION AUTHORIZATION resets the role. Neither is
+    // reset by RESET ALL.
+    for (const n of IDENTITY) {
+      const v = this.values.get(n);
+      if (v !== undefined) out.push(`SELECT pg_catalog.set_config(${literal(n)}, ${literal(v)}, false)`);
+    }
+    return out;
   }
 }
 
 /**
- * What a server's session holds beyond its startup: the settings made in the session, and the role
- * (SET ROLE is not in pg_settings and survives RESET ALL).
+ * What a server's session holds beyond its startup: the settings made in the session, the session user and
+ * the role (SET SESSION AUTHORIZATION and SET ROLE are not in pg_settings and survive RESET ALL).
  */
+/** The session's identity (not in pg_settings), replayed after the other settings, in this order. */
+const IDENTITY = ['session_authorization', 'role'];
+
 export const CAPTURE_SETTINGS_SQL =
   // The transaction_* parameters belong to a transaction (a standby refuses transaction_isolation =
   // serializable); the session's defaults for them are the default_transaction_* ones.
   "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' " +
-  "AND name NOT IN ('role', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') " +
+  "AND name NOT IN ('role', 'session_authorization', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') " +
+  "UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization') " +
   "UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
 
 /** A string literal that reads the same whatever standard_conforming_strings is. */
