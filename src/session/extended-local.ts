@@ -16,15 +16,6 @@ export class LocalStatements {
   private readonly statements = new Map<string, LocalCommand>();
   private readonly portals = new Map<string, LocalCommand>();
 
-  /** The command a portal runs, if it is pgsplit's. */
-  portal(name: string): LocalCommand | undefined {
-    return this.portals.get(name);
-  }
-
-  statement(name: string): LocalCommand | undefined {
-    return this.statements.get(name);
-  }
-
   /** A simple Query destroys the unnamed statement and portal. */
   forgetUnnamed(): void {
     this.statements.delete('');
