@@ -143,10 +143,10 @@ export const errors = {
   unknownSetting: (name: string) =>
     new PgsplitError('SETTING_UNKNOWN', SqlState.undefinedObject,
       `unrecognized configuration parameter "${name}"`, { hint: 'pgsplit knows pgsplit.route, pgsplit.max_lag, pgsplit.after and pgsplit.lsn' }),
-  lsnNeedsSimpleQuery: () =>
-    new PgsplitError('PROTOCOL_UNSUPPORTED', SqlState.featureNotSupported,
-      'SHOW pgsplit.lsn is answered in the simple query protocol only', {
-        hint: 'send it as a simple Query (pgjdbc: preferQueryMode=simple for that statement\'s connection, psql, or a driver\'s simple-query call)',
+  primaryLsnUnknown: (why: string) =>
+    new PgsplitError('SERVER_UNAVAILABLE', SqlState.connectionFailure,
+      `the primary did not report its WAL position: ${why}`, {
+        hint: 'SHOW pgsplit.lsn asks the primary; try again once it is reachable',
       }),
   localCommandAlone: () =>
     new PgsplitError('SETTING_NOT_ALONE', SqlState.featureNotSupported,

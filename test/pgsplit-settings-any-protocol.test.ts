@@ -69,9 +69,29 @@ t.test('node-postgres in extended mode', async (t) => {
   t.equal((await q('SELECT pg_is_in_recovery() AS r')).rows[0].r, true, 'RESET returns to the startup tag');
   const e = await q('SHOW pgsplit.nothing').then(() => null, (err: { code?: string }) => err.code);
   t.equal(e, '42704', 'an unknown pgsplit setting: 42704');
-  const lsn = await q('SHOW pgsplit.lsn').then(() => null, (err: { code?: string; hint?: string }) => err.code);
-  t.equal(lsn, '0A000', 'SHOW pgsplit.lsn needs the simple protocol, and says so');
-  t.equal((await c.query('SHOW pgsplit.lsn')).rows.length, 1, 'simple SHOW pgsplit.lsn works');
+  await fx.cluster.primary.query("INSERT INTO s_t VALUES (90, 'lsn') ON CONFLICT DO NOTHING");
+  const [{ l: before }] = await fx.cluster.primary.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l') as [{ l: string }];
+  const lsn = (await q('SHOW pgsplit.lsn')).rows[0]['pgsplit.lsn'] as string;
+  t.match(lsn, /^[0-9A-F]+\/[0-9A-F]+$/, `extended SHOW pgsplit.lsn gives the primary's WAL position: ${lsn}`);
+  const covers = await fx.cluster.primary.query<{ covers: boolean }>('SELECT ($1::pg_lsn >= $2::pg_lsn) AS covers', [lsn, before]);
+  t.same(covers, [{ covers: true }], 'at or past the last write seen before it was asked');
+  t.match((await c.query('SHOW pgsplit.lsn')).rows[0]['pgsplit.lsn'], /^[0-9A-F]+\/[0-9A-F]+$/, 'simple SHOW pgsplit.lsn gives one too');
+});
+
+t.test('extended SHOW pgsplit.lsn in a batch: answered in order, then the rest of the batch', async (t) => {
+  const c = await raw(t, TAGGED);
+  c.send(
+    fe.parse('lsn', 'SHOW pgsplit.lsn'), fe.describe('S', 'lsn'), fe.bind('', 'lsn'), fe.execute(),
+    fe.parse('', 'SELECT 2 AS two'), fe.bind('', ''), fe.execute(), fe.sync(),
+  );
+  const got = describeAll(await c.untilReady(1));
+  t.same(got.slice(0, 4), ['ParseComplete', 'Params:', 'Fields:pgsplit.lsn', 'BindComplete'], 'Parse, Describe and Bind answered as a server would');
+  t.match(got[4], /^Row:[0-9A-F]+\/[0-9A-F]+$/, 'Execute: the WAL position');
+  t.same(got.slice(5), ['Complete:SHOW', 'ParseComplete', 'BindComplete', 'Row:2', 'Complete:SELECT 1', 'Ready:I'], 'then the read behind it, in order');
+  c.send(fe.bind('', 'lsn'), fe.execute(), fe.parse('', "SET pgsplit.route = 'nowhere'"), fe.bind('', ''), fe.execute(), fe.bind('', 'lsn'), fe.execute(), fe.sync());
+  const bad = describeAll(await c.untilReady(1));
+  t.same([bad[0], bad[2], bad[3], bad[4], bad[5]], ['BindComplete', 'Complete:SHOW', 'ParseComplete', 'BindComplete', 'Error:22023'], 'an error after a SHOW pgsplit.lsn in the same batch');
+  t.same(bad.slice(6), ['Ready:I'], 'skips the rest up to Sync, as a server does');
 });
 
 t.test('a batch with BEGIN, then SET pgsplit.route, then a read (pgjdbc with autocommit off)', async (t) => {

@@ -921,10 +921,14 @@ export class Session {
    * primary): the units behind it wait until it is written.
    */
   private runLocal(cmd: LocalCommand): boolean {
-    if (cmd.kind === 'show' && cmd.name === 'lsn') {
+    const asksLsn = cmd.kind === 'show' ? cmd.name === 'lsn'
+      : cmd.kind === 'extended' && cmd.frames.some((f) => f.frame.type === Frontend.Execute && f.cmd?.kind === 'show' && f.cmd.name === 'lsn');
+    if (asksLsn) {
       this.connecting = true;
-      void this.showLsn().finally(() => {
+      void this.primaryLsn().then((lsn) => {
         this.connecting = false;
+        if (this.state === 'closed') return;
+        this.answerLocally(cmd, lsn);
         if (this.state === 'ready') this.pump();
       });
       return false;
@@ -2323,17 +2327,18 @@ export class Session {
   // Statements pgsplit answers itself
   // ---------------------------------------------------------------------------------------------------
 
-  private answerLocally(cmd: LocalCommand): void {
+  /** lsn: the primary's WAL position (or why it is unknown) when the command shows pgsplit.lsn. */
+  private answerLocally(cmd: LocalCommand, lsn?: bigint | PgsplitError): void {
     const rfq = readyForQuery(this.txStatus);
     if (cmd.kind === 'ready') {
       this.client.write(rfq);
       return;
     }
     if (cmd.kind === 'extended') {
-      this.answerExtendedLocally(cmd.frames);
+      this.answerExtendedLocally(cmd.frames, lsn);
       return;
     }
-    const r = this.applyLocal(cmd);
+    const r = this.applyLocal(cmd, lsn);
     if (r instanceof PgsplitError) {
       this.ctx.onError?.(r.sqlState);
       this.client.write(Buffer.concat([errorFor(r), rfq]));
@@ -2348,7 +2353,7 @@ export class Session {
    * Parse, Bind, Describe, Execute, Close and Sync of pgsplit's own statements (see LocalStatements),
    * answered as a server answers them. After an error the rest is skipped up to the client's Sync.
    */
-  private answerExtendedLocally(frames: readonly LocalFrame[]): void {
+  private answerExtendedLocally(frames: readonly LocalFrame[], lsn?: bigint | PgsplitError): void {
     const out: Buffer[] = [];
     let failed = false;
     const fail = (e: PgsplitError): void => {
@@ -2375,8 +2380,7 @@ export class Session {
         out.push(cmd?.kind === 'show' ? rowDescription([`pgsplit.${cmd.name}`]) : noData());
       } else if (f.type === Frontend.Execute) {
         const r = cmd === undefined ? errors.internal('a pgsplit portal without its statement')
-          : cmd.kind === 'show' && cmd.name === 'lsn' ? errors.lsnNeedsSimpleQuery()
-            : cmd.kind === 'set' || cmd.kind === 'reset' || cmd.kind === 'show' || cmd.kind === 'error' ? this.applyLocal(cmd) : errors.internal('not a pgsplit statement');
+          : cmd.kind === 'set' || cmd.kind === 'reset' || cmd.kind === 'show' || cmd.kind === 'error' ? this.applyLocal(cmd, lsn) : errors.internal('not a pgsplit statement');
         if (r instanceof PgsplitError) fail(r);
         else if (r.show !== undefined) out.push(dataRow([r.show.value]), commandComplete('SHOW'));
         else out.push(commandComplete(r.tag));
@@ -2406,10 +2410,14 @@ export class Session {
   }
 
   /** Applies SET / RESET / SHOW of a pgsplit setting: the command tag (and the value SHOW shows), or the error. */
-  private applyLocal(cmd: Extract<LocalCommand, { kind: 'set' | 'reset' | 'show' | 'error' }>): PgsplitError | { tag: string; show?: { column: string; value: string } } {
+  private applyLocal(cmd: Extract<LocalCommand, { kind: 'set' | 'reset' | 'show' | 'error' }>, lsn?: bigint | PgsplitError): PgsplitError | { tag: string; show?: { column: string; value: string } } {
     if (this.txStatus === 'E') return errors.inFailedTransaction();
     if (cmd.kind === 'error') return cmd.error;
     if (cmd.kind === 'show') {
+      if (cmd.name === 'lsn') {
+        if (lsn === undefined) return errors.internal('SHOW pgsplit.lsn answered before the primary was asked');
+        return lsn instanceof PgsplitError ? lsn : { tag: 'SHOW', show: { column: 'pgsplit.lsn', value: formatLsn(lsn) } };
+      }
       const value = this.localSetting(cmd.name);
       if (value === null) return errors.unknownSetting(`pgsplit.${cmd.name}`);
       return { tag: 'SHOW', show: { column: `pgsplit.${cmd.name}`, value } };
@@ -2436,22 +2444,13 @@ export class Session {
   /**
    * SHOW pgsplit.lsn: the primary's WAL position now, which covers every write this session (or anyone)
    * has seen complete. Another session given it with SET pgsplit.after (or an after= hint) reads only
-   * from replicas that have replayed that far.
+   * from replicas that have replayed that far. Asked before the answer is built, in either protocol.
    */
-  private async showLsn(): Promise<void> {
-    const rfq = readyForQuery(this.txStatus);
+  private async primaryLsn(): Promise<bigint | PgsplitError> {
     try {
-      const lsn = await this.ctx.monitor.primaryLsnNow();
-      if (this.state === 'closed') return;
-      this.client.write(Buffer.concat([rowDescription(['pgsplit.lsn']), dataRow([formatLsn(lsn)]), commandComplete('SHOW'), rfq]));
+      return await this.ctx.monitor.primaryLsnNow();
     } catch (e) {
-      if (this.state === 'closed') return;
-      this.ctx.onError?.(SqlState.connectionFailure);
-      this.client.write(Buffer.concat([errorResponse({
-        severity: 'ERROR', code: SqlState.connectionFailure,
-        message: `the primary did not report its WAL position: ${(e as Error).message}`,
-        hint: 'SHOW pgsplit.lsn asks the primary; try again once it is reachable',
-      }), rfq]));
+      return errors.primaryLsnUnknown((e as Error).message);
     }
   }
 }
