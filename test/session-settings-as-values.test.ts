@@ -4,6 +4,7 @@
  * set_config(..., false), partial values that merge (DateStyle), and changes a rollback undid.
  */
 import t from 'tap';
+import pg from 'pg';
 import { startProxy } from './fixtures/proxy-fixture.js';
 
 t.setTimeout(180_000);
@@ -50,4 +51,56 @@ t.test('settings follow a tagged session to its replica as values', async (t) =>
     const rows = await fx.cluster.primary.query<{ v: string }>(`SELECT current_setting('${name}') AS v`);
     return rows[0]?.v ?? '?';
   }
+});
+
+t.test('a placeholder LOAD drops on the primary is dropped on the replica too', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  const direct = new pg.Client({ host: '127.0.0.1', port: fx.cluster.primary.port, user: 'postgres', database: 'postgres' });
+  await direct.connect();
+  t.teardown(() => direct.end());
+  const steps = async (q: (sql: string) => Promise<{ rows: Array<Record<string, unknown>> }>): Promise<unknown[]> => {
+    const seen: unknown[] = [];
+    const show = async (): Promise<void> => {
+      seen.push((await q("SELECT current_setting('plpgsql.pgsplit_test', true) AS v")).rows[0]?.v);
+    };
+    await q("SET plpgsql.pgsplit_test = 'x'");
+    await show();
+    // plpgsql reserves its prefix when it loads: the placeholder is removed (with a WARNING).
+    await q("LOAD 'plpgsql'");
+    await show();
+    await q('RESET ALL');
+    await show();
+    seen.push(await q("SET plpgsql.pgsplit_test = 'y'").then(() => 'accepted', (e: { code?: string }) => e.code));
+    return seen;
+  };
+  const want = await steps((sql) => direct.query(sql));
+  t.same(want, ['x', null, null, '42602'], 'direct: the placeholder is gone after LOAD, and the prefix reserved');
+  t.same(await steps((sql) => c.query(sql)), want, 'tagged: the same, its reads on the replica');
+  t.equal((await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r, true, 'the reads ran on the replica');
+});
+
+t.test('custom parameters (app.tenant_id, as row-level security policies read them) reach the replica', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const c = await fx.client({ options: TAGGED });
+  const read = async (name: string): Promise<{ r: boolean; v: string | null }> =>
+    (await c.query<{ r: boolean; v: string | null }>(`SELECT pg_is_in_recovery() AS r, current_setting('${name}', true) AS v`)).rows[0]!;
+  await c.query("SET app.tenant_id = '42'");
+  t.same(await read('app.tenant_id'), { r: true, v: '42' }, 'SET app.tenant_id: the replica has it');
+  await c.query("SELECT set_config('app.user_name', $1, false)", ["o'brien"]);
+  t.same(await read('app.user_name'), { r: true, v: "o'brien" }, 'set_config with a parameter value: the replica has it');
+  await c.query('BEGIN');
+  await c.query("SET LOCAL app.tenant_id = '7'");
+  t.same(await read('app.tenant_id'), { r: true, v: '7' }, 'SET LOCAL in a transaction: its reads on the replica see it');
+  await c.query('SAVEPOINT s');
+  await c.query("SET LOCAL app.tenant_id = '9'");
+  await c.query('ROLLBACK TO SAVEPOINT s');
+  t.same(await read('app.tenant_id'), { r: true, v: '7' }, 'a SET LOCAL undone by ROLLBACK TO SAVEPOINT: undone there too');
+  // set_config is a function call the classifier sends to the primary: the transaction moves, with its SET LOCAL.
+  await c.query("SELECT set_config('app.tenant_id', $1, true)", ['8']);
+  t.same(await read('app.tenant_id'), { r: false, v: '8' }, 'set_config(..., true) in a transaction: moved to the primary, the value holds');
+  await c.query('COMMIT');
+  t.same(await read('app.tenant_id'), { r: true, v: '42' }, 'after COMMIT the session value is back');
+  await c.query('RESET app.tenant_id');
+  t.same(await read('app.tenant_id'), { r: true, v: '' }, 'RESET: empty, as on the primary');
 });

@@ -75,6 +75,25 @@ t.test('tagged transactions opened with a plain BEGIN', async (t) => {
     t.equal(st.rows[0]?.st, '0', 'SET LOCAL ended with the transaction');
   });
 
+  t.test('a transaction that opens with SET LOCAL or SAVEPOINT opens on a replica, and moves with it', async (t) => {
+    const c = await fx.client({ options: TAGGED });
+    await c.query('BEGIN');
+    await c.query("SET LOCAL lock_timeout = '1234ms'");
+    const first = await c.query<{ r: boolean; lt: string }>("SELECT pg_is_in_recovery() AS r, current_setting('lock_timeout') AS lt");
+    t.same(first.rows[0], { r: true, lt: '1234ms' }, 'SET LOCAL first: the transaction opened on a standby, with it');
+    await c.query('COMMIT');
+    const count = routeCounter(fx);
+    await c.query('BEGIN');
+    await c.query('SAVEPOINT first');
+    await c.query("INSERT INTO items VALUES (110, 'after a savepoint')");
+    await c.query('ROLLBACK TO SAVEPOINT first');
+    await c.query("INSERT INTO items VALUES (111, 'kept')");
+    await c.query('COMMIT');
+    t.ok(count().replica >= 1, 'SAVEPOINT first ran on the replica');
+    t.same(await fx.cluster.primary.query('SELECT id FROM items WHERE id IN (110, 111) ORDER BY id'), [{ id: 111 }],
+      'the savepoint was replayed on the primary: ROLLBACK TO it undid the first insert only');
+  });
+
   t.test('an error in a replica transaction, then ROLLBACK: as on a direct connection', async (t) => {
     const c = await fx.client({ options: TAGGED });
     await c.query('BEGIN');

@@ -3,19 +3,44 @@
  * values a server holds after them, so that every server the session uses runs with the same ones.
  *
  * The values are read from the server that ran the change (pg_settings rows whose source is 'session',
- * and the role), once the session is outside a transaction: what a rollback undid is gone by then, and a
+ * custom parameters the session named, the session user and the role), once the session is outside a transaction: what a rollback undid is gone by then, and a
  * partial value (DateStyle) or one set through set_config is what the server made of it. Each capture
  * bumps `version`; a server link remembers the version it has seen and, before its next statement,
- * receives `replayFor(linkVersion)`: RESET ALL, then every captured value.
+ * receives `replayFor(linkVersion)`: RESET ALL, the session's LOADs, then every captured value.
  */
 export class SessionSettings {
   private values = new Map<string, string>();
+  /**
+   * Custom (dotted) parameter names the session has set, such as app.tenant_id: pg_settings does not list
+   * such placeholders, so they are asked for by name (see captureSql).
+   */
+  private readonly custom = new Set<string>();
+  /** LOAD statements that ran, in order: a library that reserves its prefix removes placeholders of it. */
+  private readonly loads: string[] = [];
   version = 0;
 
-  /** Takes the values a server reports (see CAPTURE_SETTINGS_SQL): they replace what was known. */
+  /** Takes the values a server reports (see captureSql): they replace what was known. */
   replace(values: Map<string, string>): void {
     this.values = values;
     this.version++;
+  }
+
+  /** A statement set (or reset) `name`: a custom one is asked for from now on. */
+  noteName(name: string): void {
+    if (name.includes('.') && this.custom.size < MAX_CUSTOM_NAMES) this.custom.add(name.toLowerCase());
+  }
+
+  /** A LOAD ran without error: replayed (once) before the values, as the primary ran it before them. */
+  noteLoad(statement: string): void {
+    if (!this.loads.includes(statement) && this.loads.length < MAX_LOADS) this.loads.push(statement);
+  }
+
+  /** The query that reads back what the session holds: the rows of CAPTURE_SETTINGS_SQL and each custom name that exists. */
+  captureSql(): string {
+    if (this.custom.size === 0) return CAPTURE_SETTINGS_SQL;
+    const names = [...this.custom].map(literal).join(', ');
+    return `${CAPTURE_SETTINGS_SQL} UNION ALL SELECT c.n, c.v FROM (SELECT n, pg_catalog.current_setting(n, true) AS v ` +
+      `FROM pg_catalog.unnest(ARRAY[${names}]::text[]) AS n) AS c WHERE c.v IS NOT NULL`;
   }
 
   /**
@@ -27,7 +52,7 @@ export class SessionSettings {
   replayFor(linkVersion: number, standby: boolean): string[] | null {
     if (linkVersion >= this.version) return null;
     const rows: string[] = [];
-    const out = ['RESET ALL'];
+    const out = ['RESET ALL', ...this.loads];
     for (const [n, v] of this.values) {
       if (standby && n === 'default_transaction_isolation' && v === 'serializable') continue;
       if (IDENTITY.includes(n)) continue;
@@ -50,6 +75,9 @@ export class SessionSettings {
  */
 /** The session's identity (not in pg_settings), replayed after the other settings, in this order. */
 const IDENTITY = ['session_authorization', 'role'];
+/** Bounds on what one session's settings keep (a client inventing names must not grow memory without end). */
+const MAX_CUSTOM_NAMES = 256;
+const MAX_LOADS = 32;
 
 export const CAPTURE_SETTINGS_SQL =
   // The transaction_* parameters belong to a transaction (a standby refuses transaction_isolation =

@@ -18,7 +18,7 @@ import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/ser
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import { parseDurationMs } from '../router/route-hint.js';
-import { CAPTURE_SETTINGS_SQL, SessionSettings } from './session-settings.js';
+import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { matchesAnyGlob } from './glob.js';
 import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
@@ -127,7 +127,6 @@ const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
 const ISOLATION_ROW = ' isolation';
 const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
 /** See Session.captureSession. */
-const CAPTURE_SESSION_SQL = `${CAPTURE_SETTINGS_SQL} UNION ALL ${CAPTURE_ISOLATION_SQL}`;
 /** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
 const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
 /** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
@@ -1049,7 +1048,7 @@ export class Session {
     });
     target.prepared.delete('');
     this.awaitingInternal = true;
-    const sql = `${withSettings ? CAPTURE_SESSION_SQL : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
+    const sql = `${withSettings ? `${this.settings.captureSql()} UNION ALL ${CAPTURE_ISOLATION_SQL}` : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
     this.writeToServer(target, [serialize.query(sql)]);
     return true;
   }
@@ -1154,6 +1153,10 @@ export class Session {
       u.txOpen = tx.opening(false);
       if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
         u.decision = { ...d, reason: 'tx-read' };
+        return this.replicaChoice(u.decision);
+      }
+      if (d !== null && d.target === 'primary' && this.opensNeutral(u, d)) {
+        u.decision = { ...d, target: 'replica', reason: 'transaction' };
         return this.replicaChoice(u.decision);
       }
       u.decision = d ?? { target: 'primary', reason: u.kind === 'function' ? 'function-call' : 'no-statement', classifications: [] };
@@ -1265,6 +1268,20 @@ export class Session {
     }
     // Its effects are replayed on the primary only if it is known to have run: one statement, synced.
     return neutral > 0 && (all.length > 1 || !u.complete);
+  }
+
+  /**
+   * A deferred transaction whose first statement is a SAVEPOINT or a SET (LOCAL) that a standby runs as
+   * the primary would (as ORMs and row-level security setups open with SET LOCAL app.tenant_id): it opens
+   * on the replica with it, and the statement is replayed if the transaction moves (see needsReplay), as
+   * when it follows a read. One synced statement only, so that having run is certain.
+   */
+  private opensNeutral(u: Unit, d: RouteDecision): boolean {
+    if (!u.complete || u.namedPortal || this.pinned !== null || (u.kind !== 'simple' && u.kind !== 'extended')) return false;
+    if (d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return false;
+    const all = statementsOf(d.classifications);
+    const s = all[0];
+    return all.length === 1 && s !== undefined && s.transaction !== 'commit' && s.transaction !== 'rollback' && isTransactionNeutral(s);
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
@@ -2209,6 +2226,9 @@ export class Session {
       for (const s of c.statements) {
         if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') this.sequences.invalidate();
         if (changesSettings(s)) {
+          if (s.setting !== undefined) this.settings.noteName(s.setting.name);
+          for (const m of s.text.matchAll(SET_CONFIG_NAME)) this.settings.noteName((m[1] ?? '').replace(/''/g, "'"));
+          if (ok && s.reason === 'load') this.settings.noteLoad(s.text);
           this.settingsFrom = link;
           // The default isolation may be among them: asked again with them, before the next replica read.
           this.isolation = null;
@@ -2503,6 +2523,8 @@ function changesSettings(s: Statement): boolean {
   return SET_CONFIG.test(s.text);
 }
 const SET_CONFIG = /\bset_config\b/i;
+/** The parameter a set_config call names with a literal (a custom one, such as app.tenant_id, is then asked for). */
+const SET_CONFIG_NAME = /\bset_config\s*\(\s*'((?:[^']|'')*)'/gi;
 const isTransactionEnd = (s: Statement): boolean => (s.transaction === 'commit' || s.transaction === 'rollback' || s.transaction === 'prepare-transaction') && !s.chain;
 const isEffect = (s: Statement): boolean => s.setting !== undefined || s.discard === true || s.transaction === 'commit' || s.transaction === 'rollback';
 
