@@ -13,7 +13,7 @@
 import { lexSql, metaCommandStart, type Token } from './sql-lexer.js';
 import type { Router } from './router.js';
 import type { QueryClassification } from './statement-classifier.js';
-import { isTransactionNeutral, movableIsolation, parseBeginModes } from '../session/tagged-transaction.js';
+import { isTransactionNeutral, movableIsolation, parseBeginModes } from './transaction-statements.js';
 
 export type Route = 'primary' | 'replica';
 

@@ -24,9 +24,10 @@ import { matchesAnyGlob } from './glob.js';
 import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
 import { LocalStatements, type LocalFrame } from './extended-local.js';
 import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
+import { TaggedTransaction } from './tagged-transaction.js';
 import {
-  TaggedTransaction, isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
-} from './tagged-transaction.js';
+  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
+} from '../router/transaction-statements.js';
 
 /** Everything a session needs from the proxy around it. */
 export interface SessionContext {
