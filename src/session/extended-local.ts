@@ -50,71 +50,55 @@ export class LocalStatements {
 
   /**
    * The pgsplit statement a frame is about (a Sync or Flush: none, undefined), or null when it is not
-   * pgsplit's. Read when the batch arrives: later batches may reuse the names before this one is answered.
+   * pgsplit's; the names it creates or ends are recorded on the way (one read of each frame). Read when
+   * the batch arrives: later batches may reuse the names before this one is answered.
    */
   private localCommandOf(f: Frame): LocalCommand | undefined | null {
-    if (f.type === Frontend.Sync || f.type === Frontend.Flush) return null;
-    if (!this.isLocal(f)) return null;
-    if (f.type === Frontend.Parse) return this.statements.get(readParse(f.payload)?.name ?? '');
-    if (f.type === Frontend.Bind) return this.portals.get(readBind(f.payload)?.portal ?? '');
-    if (f.type === Frontend.Execute) return this.portals.get(readCString(f.payload, 0)?.[0] ?? '');
-    const t = readTarget(f.payload);
-    if (t === null) return undefined;
-    const map = t.kind === 'S' ? this.statements : this.portals;
-    const cmd = map.get(t.name);
-    // A Close ends the name here: the frames after it no longer see it as pgsplit's.
-    if (f.type === Frontend.Close) map.delete(t.name);
-    return cmd;
-  }
-
-  private isLocal(f: Frame): boolean {
     switch (f.type) {
       case Frontend.Parse: {
         const p = readParse(f.payload);
-        if (p === null) return false;
+        if (p === null) return null;
         const cmd = parseLocalCommand(p.query);
         if (cmd === null) {
           this.statements.delete(p.name);
-          return false;
+          return null;
         }
         this.statements.set(p.name, cmd);
-        return true;
+        return cmd;
       }
       case Frontend.Bind: {
-        if (this.statements.size === 0 && this.portals.size === 0) return false;
+        if (this.statements.size === 0 && this.portals.size === 0) return null;
         const b = readBind(f.payload);
-        if (b === null) return false;
+        if (b === null) return null;
         const cmd = this.statements.get(b.statement);
         if (cmd === undefined) {
           this.portals.delete(b.portal);
-          return false;
+          return null;
         }
         this.portals.set(b.portal, cmd);
-        return true;
-      }
-      case Frontend.Describe: {
-        if (this.statements.size === 0 && this.portals.size === 0) return false;
-        const t = readTarget(f.payload);
-        return t !== null && (t.kind === 'S' ? this.statements.has(t.name) : this.portals.has(t.name));
+        return cmd;
       }
       case Frontend.Execute: {
-        if (this.portals.size === 0) return false;
+        if (this.portals.size === 0) return null;
         const name = readCString(f.payload, 0);
-        return name !== null && this.portals.has(name[0]);
+        return name === null ? null : this.portals.get(name[0]) ?? null;
       }
+      case Frontend.Describe:
       case Frontend.Close: {
-        if (this.statements.size === 0 && this.portals.size === 0) return false;
+        if (this.statements.size === 0 && this.portals.size === 0) return null;
         const t = readTarget(f.payload);
-        if (t === null) return false;
+        if (t === null) return null;
         const map = t.kind === 'S' ? this.statements : this.portals;
-        // Closed when answered; the name is no longer pgsplit's for the frames after it.
-        return map.has(t.name);
+        const cmd = map.get(t.name);
+        if (cmd === undefined) return null;
+        // A Close ends the name here: the frames after it no longer see it as pgsplit's.
+        if (f.type === Frontend.Close) map.delete(t.name);
+        return cmd;
       }
       default:
-        return false;
+        return null;
     }
   }
-
 }
 
 /** A frame about a pgsplit statement, with the command it names as it stood when the batch arrived. */
