@@ -4,6 +4,8 @@
  * set_config(..., false), partial values that merge (DateStyle), and changes a rollback undid.
  */
 import t from 'tap';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { startProxy } from './fixtures/proxy-fixture.js';
 
@@ -103,4 +105,26 @@ t.test('custom parameters (app.tenant_id, as row-level security policies read th
   t.same(await read('app.tenant_id'), { r: true, v: '42' }, 'after COMMIT the session value is back');
   await c.query('RESET app.tenant_id');
   t.same(await read('app.tenant_id'), { r: true, v: '' }, 'RESET: empty, as on the primary');
+});
+
+t.test('settings a replica refuses: the read runs on the primary instead of with the wrong settings', async (t) => {
+  const fx = await startProxy(t, { replicas: 1 });
+  const replica = fx.cluster.replicas[0]!;
+  // The replica alone loads auto_explain in every session, so the prefix is reserved there: a placeholder
+  // under it, which the primary accepts, is refused by the replica when the session's settings are replayed.
+  await fsp.appendFile(path.join(replica.dataDir, 'postgresql.conf'), "\nsession_preload_libraries = 'auto_explain'\n");
+  await replica.query('SELECT pg_reload_conf()');
+  const c = await fx.client({ options: TAGGED });
+  t.equal((await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r, true, 'reads go to the replica at first');
+  await c.query("SET TimeZone = 'Asia/Tokyo'");
+  await c.query("SET auto_explain.pgsplit_only_on_primary = 'x'");
+  const read = await c.query<{ r: boolean; tz: string }>("SELECT pg_is_in_recovery() AS r, current_setting('TimeZone') AS tz");
+  t.same(read.rows[0], { r: false, tz: 'Asia/Tokyo' }, 'the replay failed on the replica: the read ran on the primary, with the session\'s settings');
+  const again = await c.query<{ r: boolean; tz: string }>("SELECT pg_is_in_recovery() AS r, current_setting('TimeZone') AS tz");
+  t.same(again.rows[0], { r: false, tz: 'Asia/Tokyo' }, 'and the next one too (never with the replica\'s defaults)');
+  await c.query('RESET auto_explain.pgsplit_only_on_primary');
+  await c.query('BEGIN');
+  const inTx = await c.query<{ r: boolean; tz: string }>("SELECT pg_is_in_recovery() AS r, current_setting('TimeZone') AS tz");
+  await c.query('COMMIT');
+  t.equal(inTx.rows[0]?.tz, 'Asia/Tokyo', 'in a transaction too');
 });

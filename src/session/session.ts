@@ -86,8 +86,9 @@ interface Expect {
   undo?: () => void;
   /** For 'sync': the unit ends a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
   endsTx?: boolean;
-  /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered. */
+  /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered, and why. */
   rerun?: Unit;
+  rerunWhy?: 'rerun-25006' | 'rerun-settings';
   /**
    * For a swallowed 'parse': a probe (see PROBE_PARSE). Answered, the extended messages before it ran
    * without error; skipped, one failed and the server now ignores everything up to the client's Sync.
@@ -108,6 +109,8 @@ interface Expect {
   endsBatch?: boolean;
   /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
   capture?: (row: Array<string | null> | null) => void;
+  /** For a swallowed 'sync': one query of the session's settings replay (see SessionSettings.replayFor). */
+  replay?: boolean;
 }
 
 /**
@@ -167,8 +170,8 @@ interface Unit {
   decision?: RouteDecision;
   /** Sent to a replica outside a transaction as a whole: a 25006 refusal may re-run it on the primary. */
   retryable?: boolean;
-  /** Re-run after a replica refused it: the primary, whatever the router says. */
-  forcePrimary?: boolean;
+  /** Re-run after a replica refused it (the reason: rerun-25006, rerun-settings): the primary, whatever the router says. */
+  forcePrimary?: 'rerun-25006' | 'rerun-settings';
   /** Restores the client's statement registry as it was before this unit was sent (for a re-run). */
   registryUndo?: Array<() => void>;
   /** A replica this unit failed on: its re-run goes elsewhere. */
@@ -226,6 +229,11 @@ class ServerLink {
   copyInsOfUnit = 0;
   /** A FATAL from this server went to the client: it already knows why the session ends. */
   fatalForwarded = false;
+  /**
+   * The settings replay before the unit now running failed here (the replica refused a value the primary
+   * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
+   */
+  replayFailed = false;
 
   constructor(node: NodeEntry, conn: ServerConnection) {
     this.node = node;
@@ -1126,7 +1134,7 @@ export class Session {
     };
     if (u.forcePrimary) {
       const p = this.links.get(this.ctx.nodes.primary);
-      u.decision = { target: 'primary', reason: 'rerun-25006', classifications: d?.classifications ?? [] };
+      u.decision = { target: 'primary', reason: u.forcePrimary, classifications: d?.classifications ?? [] };
       const mover = this.tx;
       if (mover !== null && mover.phase === 'replica' && this.txLink !== null && this.txLink.node.role === 'replica') {
         // Refused inside a transaction that may move: it moves (its replica side, now failed, is rolled back).
@@ -1558,7 +1566,7 @@ export class Session {
     if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.needsSync) {
       for (const q of replay) {
         out.add(serialize.query(q));
-        link.push({ kind: 'sync', swallow: true });
+        link.push({ kind: 'sync', swallow: true, replay: true });
       }
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
@@ -1864,7 +1872,7 @@ export class Session {
             this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
             this.awaitingInternal = false;
             if (head.failed === true) this.skipToClientSync();
-          } else if (head.rerun) this.rerunOnPrimary(head.rerun);
+          } else if (head.rerun) this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
           else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
           if (head.capture !== undefined) {
             head.capture(null);
@@ -1875,6 +1883,11 @@ export class Session {
           head.capture(readDataRow(f.payload));
         } else if (error !== null && !head.rerun) {
           this.log.warn({ node: link.name, err: error.M }, 'replaying session settings failed');
+          if (head.replay === true && link.node.role === 'replica') {
+            link.replayFailed = true;
+            // Replayed again before the next unit here (and refused again: each read then runs on the primary).
+            link.settingsVersion = -1;
+          }
         } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
         continue;
       }
@@ -1882,7 +1895,9 @@ export class Session {
         // A replica's answer is held back until its first row: a read-only refusal (25006) before that
         // can still be re-run on the primary without the client seeing anything twice.
         const held = link.held;
-        if (error?.C === SqlState.readOnlySqlTransaction) {
+        const wrongSettings = link.replayFailed;
+        link.replayFailed = false;
+        if (error?.C === SqlState.readOnlySqlTransaction || wrongSettings) {
           const unit = this.heldUnit(link);
           // Only outside a transaction, and only when nothing was sent after it to this replica: a later
           // unit's answer would otherwise reach the client before the re-run's.
@@ -1896,6 +1911,7 @@ export class Session {
             if (sync) {
               sync.swallow = true;
               sync.rerun = unit;
+              sync.rerunWhy = wrongSettings ? 'rerun-settings' : 'rerun-25006';
             }
             continue;
           }
@@ -2139,11 +2155,13 @@ export class Session {
     return true;
   }
 
-  /** A replica refused the unit as a write (25006) before anything reached the client: run it on the primary. */
-  private rerunOnPrimary(u: Unit): void {
+  /** A replica refused the unit as a write (25006), or refused the session's settings, before anything reached the client: run it on the primary. */
+  private rerunOnPrimary(u: Unit, why: 'rerun-25006' | 'rerun-settings'): void {
     this.ctx.onRerun?.(u.decision?.reason ?? 'unknown');
-    this.log.warn({ reason: u.decision?.reason }, 'replica refused a statement as a write (25006); re-running it on the primary');
-    u.forcePrimary = true;
+    this.log.warn({ reason: u.decision?.reason }, why === 'rerun-25006'
+      ? 'replica refused a statement as a write (25006); re-running it on the primary'
+      : 'the replica refused the session\'s settings; running the statement on the primary');
+    u.forcePrimary = why;
     u.retryable = false;
     // The client's Parse/Close in this unit take effect with the re-run, not with the refused attempt.
     const undo = u.registryUndo ?? [];
