@@ -262,7 +262,7 @@ t.test('session settings follow the session', async (t) => {
   // A SET inside a rolled-back transaction does not stick.
   await c.query('BEGIN');
   await c.query('SET search_path = otherschema');
-  t.same(await where("SELECT current_setting('search_path') AS sp, pg_is_in_recovery() AS r"), { sp: 'otherschema', r: false }, 'inside the transaction the SET applies');
+  t.same(await where("SELECT current_setting('search_path') AS sp, pg_is_in_recovery() AS r"), { sp: 'otherschema', r: true }, 'inside the transaction the SET applies (the transaction opened on the replica with it)');
   await c.query('ROLLBACK');
   t.same(await where("SELECT current_setting('search_path') AS sp, pg_is_in_recovery() AS r"), { sp: '"$user", public', r: true }, 'after ROLLBACK the replica has the old value');
   t.same(await where(`${onPrimary}SELECT current_setting('search_path') AS sp, pg_is_in_recovery() AS r`), { sp: '"$user", public', r: false }, 'and so does the primary');
