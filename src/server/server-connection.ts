@@ -265,7 +265,9 @@ export class ServerConnection {
   cancel(): void {
     if (this.state !== 'ready' || this.backendPid === 0) return;
     const s = net.connect({ host: this.target.host, port: this.target.port });
-    s.on('connect', () => s.end(serialize.cancel(this.backendPid, this.backendSecret)));
+    // Written, not ended: the server closes the connection once it has taken the request. PgBouncer drops a
+    // cancel whose sender has already closed its side (as libpq, wait for the server to close instead).
+    s.on('connect', () => s.write(serialize.cancel(this.backendPid, this.backendSecret)));
     s.on('error', () => s.destroy());
     s.setTimeout(5000, () => s.destroy());
     inFlightCancels.add(s);

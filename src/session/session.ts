@@ -589,20 +589,27 @@ export class Session {
   private closeIfDrained(): void {
     if (this.state !== 'ready' || this.connecting || this.anyBusy()) return;
     this.ctx.onError?.(SqlState.adminShutdown);
-    this.leave(errorFor(errors.shuttingDown()));
+    // No timer of leave()'s own: the drain is bounded by limits.shutdown_grace (ProxyServer.shutdown).
+    this.leave(errorFor(errors.shuttingDown()), null);
   }
 
   /**
    * Ends the session politely (Terminate, or a drain): every server link is closed with Terminate, and
    * unlike fatal() the client takes what is still queued for it (the tail of the last answer) before its
-   * socket goes, with `last` after it; destroyed only if it does not within a few seconds.
+   * socket goes, with `last` after it; destroyed if it does not within `destroyAfterMs` (null: no limit
+   * here, the caller has one).
    */
-  private leave(last?: Buffer): void {
+  private leave(last?: Buffer, destroyAfterMs: number | null = 5000): void {
     const client = this.client;
     if (!client.destroyed) {
-      const timer = setTimeout(() => client.destroy(), 5000);
-      timer.unref();
-      client.once('close', () => clearTimeout(timer));
+      if (destroyAfterMs !== null) {
+        const timer = setTimeout(() => client.destroy(), destroyAfterMs);
+        timer.unref();
+        client.once('close', () => clearTimeout(timer));
+      }
+      // Once all of it, the end included, is with the kernel, the socket need not wait for the client to
+      // close its side: a client that does not read, or keeps its half open, would hold it (and a drain).
+      client.once('finish', () => client.destroy());
       if (last !== undefined) client.end(last);
       else client.end();
     }
