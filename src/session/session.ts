@@ -1536,7 +1536,8 @@ export class Session {
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
     if (link.expect.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
     if (this.settingsFrom === link) {
-      this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
+      // Worth a warning only while the session goes on (its other servers miss those settings), not at its end.
+      if (this.state !== 'closed') this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
       this.settingsFrom = null;
     }
     if (link.busy || abort) link.conn.abort();
