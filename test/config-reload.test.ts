@@ -96,7 +96,8 @@ t.test('SIGHUP adds and removes replicas under open sessions; invalid files are 
   t.equal(await serverPort(idle), r1.port, 'the idle session reads on east');
   await inTx.query('BEGIN READ ONLY');
   t.equal(await serverPort(inTx), r1.port, 'the transaction runs on east');
-  const slow = serverPort(running, 'SELECT inet_server_port() AS port, pg_sleep(1.5)').catch((e: Error) => e);
+  // Long enough to outlast the reload and the checks below on a loaded machine (1.5 s did not, once).
+  const slow = serverPort(running, 'SELECT inet_server_port() AS port, pg_sleep(5)').catch((e: Error) => e);
   await until('the slow statement running on east', async () => (await nodes(port)).get('east')?.[5] === '1');
 
   // Reload: east removed, west added, a routing bound changed.
