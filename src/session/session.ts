@@ -25,6 +25,8 @@ import { checkSetting, parseLocalCommand, type LocalCommand } from './local-comm
 import { LocalStatements, type LocalFrame } from './extended-local.js';
 import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
 import { TaggedTransaction } from './tagged-transaction.js';
+import { ServerLink, type Expect } from './server-link.js';
+import { unit, type Unit } from './unit.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from '../router/transaction-statements.js';
@@ -71,48 +73,6 @@ export interface SessionContext {
   onError?: (sqlState: string) => void;
 }
 
-/** One server response we are waiting for, in the order the server will send it. */
-interface Expect {
-  kind: 'parse' | 'close' | 'sync';
-  /** The number of the unit it belongs to on its link (see ServerLink.units). */
-  unitNo?: number;
-  /** Injected by pgsplit (re-prepare, settings replay): the client never sees its response. */
-  swallow: boolean;
-  /** For 'sync': the client unit it completes, whose effects apply when it succeeds. */
-  unit?: Unit;
-  extended?: boolean;
-  failed?: boolean;
-  /** Undoes the bookkeeping of a Parse/Close the server never carried out (it failed or was skipped). */
-  undo?: () => void;
-  /** For 'sync': the unit ends a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
-  endsTx?: boolean;
-  /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered, and why. */
-  rerun?: Unit;
-  rerunWhy?: 'rerun-25006' | 'rerun-settings';
-  /**
-   * For a swallowed 'parse': a probe (see PROBE_PARSE). Answered, the extended messages before it ran
-   * without error; skipped, one failed and the server now ignores everything up to the client's Sync.
-   */
-  probe?: boolean;
-  /**
-   * For the swallowed 'sync' of the empty Query sent after a probe: the statement pgsplit answers itself
-   * once the server has run (or skipped) it in the client's place.
-   */
-  local?: LocalCommand;
-  /** For a 'sync': decisions of unsynced pieces sent before it, whose effects apply with its answer. */
-  carried?: RouteDecision[];
-  /**
-   * For a swallowed 'sync': the Sync pgsplit sent (after a probe) to end a replica's unsynced batch before a
-   * statement that must run on the primary. Failed, the batch had an error: the client's messages up to its
-   * own Sync are skipped, as the server would have skipped them.
-   */
-  endsBatch?: boolean;
-  /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
-  capture?: (row: Array<string | null> | null) => void;
-  /** For a swallowed 'sync': one query of the session's settings replay (see SessionSettings.replayFor). */
-  replay?: boolean;
-}
-
 /**
  * Parse of an empty unnamed statement, sent after unsynced extended-protocol messages and before what
  * follows them on the same server (a Query, a FunctionCall, or a statement pgsplit answers itself). The
@@ -154,175 +114,6 @@ const HOLD_LIMIT = 64 * 1024;
 const TRACKED = new Uint8Array(256);
 for (const t of [Backend.ParseComplete, Backend.CloseComplete, Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CopyInResponse,
   Backend.CopyOutResponse, Backend.CopyBothResponse, Backend.ParameterStatus]) TRACKED[t] = 1;
-
-type UnitKind = 'simple' | 'extended' | 'function' | 'copy' | 'local' | 'terminate';
-
-/** A piece of client traffic routed as a whole: one Query, or an extended batch up to Sync (or Flush). */
-interface Unit {
-  kind: UnitKind;
-  frames: Frame[];
-  /** Ends the batch (Sync, or a message that is its own batch). False for a piece sent on Flush. */
-  complete: boolean;
-  /** Query texts that decide the route. */
-  queries: string[];
-  bytes: number;
-  local?: LocalCommand;
-  decision?: RouteDecision;
-  /** Sent to a replica outside a transaction as a whole: a 25006 refusal may re-run it on the primary. */
-  retryable?: boolean;
-  /** Re-run after a replica refused it (the reason: rerun-25006, rerun-settings): the primary, whatever the router says. */
-  forcePrimary?: 'rerun-25006' | 'rerun-settings';
-  /** Restores the client's statement registry as it was before this unit was sent (for a re-run). */
-  registryUndo?: Array<() => void>;
-  /** A replica this unit failed on: its re-run goes elsewhere. */
-  avoid?: NodeEntry;
-  /** performance.now() when it was sent (for the duration histogram). */
-  sentAt: number;
-  /** Binds a named portal: a cursor the client may use after a later write, so it never runs on a replica inside a movable transaction. */
-  namedPortal: boolean;
-  /** Statements that open the session's transaction on the unit's server before it (BEGIN, then replayed ones). */
-  txOpen: string[] | undefined;
-  /** The replica the transaction leaves for the primary with this unit (see TaggedTransaction). */
-  txMoveFrom: ServerLink | undefined;
-  /** The unit begins a transaction (its first statement, this BEGIN) that may move off a replica later. */
-  txBegin: string | undefined;
-}
-
-/** A unit with every field present from the start, so all units share one object shape (hot path). */
-function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries: string[], bytes: number, local?: LocalCommand): Unit {
-  return {
-    kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined,
-    avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined,
-  };
-}
-
-/** A server connection as this session uses it. */
-class ServerLink {
-  readonly node: NodeEntry;
-  readonly conn: ServerConnection;
-  readonly expect: Expect[] = [];
-  /** Named statements prepared on this server: name -> Parse payload. */
-  readonly prepared = new Map<string, Buffer>();
-  settingsVersion = 0;
-  /** Frames of a replica's answer held back until its first row (see Session.startHold). */
-  held: Buffer[] | null = null;
-  heldBytes = 0;
-  /** performance.now() when the server last sent something (a frozen server sends nothing). */
-  lastDataAt = performance.now();
-  /** Extended-protocol messages were sent since the last Sync: an error among them skips to the next Sync. */
-  needsSync = false;
-  /** One of them failed: the server ignores everything up to the client's Sync, Queries included. */
-  skipping = false;
-  /**
-   * Units sent here (a unit, a COPY message, a probe each count one): the number of the last. They place
-   * a COPY FROM STDIN's start among the messages around it (see Session.startCopyIn).
-   */
-  units = 0;
-  /** Numbers of the units sent that may start a COPY (a Query, or one with an Execute), recent ones. */
-  starters: number[] = [];
-  /** Numbers of the CopyDone and CopyFail messages sent, recent ones. */
-  copyEnds: number[] = [];
-  /** During COPY FROM STDIN: the client has not sent its CopyDone or CopyFail yet, so all it sends is the COPY's. */
-  copyWindow = false;
-  /** The unit that started the last COPY FROM STDIN, and how many more it started since (a Query may hold several). */
-  copyInUnit = -1;
-  copyInsOfUnit = 0;
-  /** A FATAL from this server went to the client: it already knows why the session ends. */
-  fatalForwarded = false;
-  /**
-   * The settings replay before the unit now running failed here (the replica refused a value the primary
-   * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
-   */
-  replayFailed = false;
-
-  constructor(node: NodeEntry, conn: ServerConnection) {
-    this.node = node;
-    this.conn = conn;
-  }
-
-  get name(): string {
-    return this.node.endpoint.name;
-  }
-
-  get busy(): boolean {
-    return this.expect.length > 0;
-  }
-
-  /** The unit of the last expectation the server answered (or skipped past), and whether that ended it. */
-  doneUnit = 0;
-  doneSync = true;
-
-  /** Removes the first expectation: the server answered it (or went past it). */
-  shift(): Expect | undefined {
-    const e = this.expect.shift();
-    if (e !== undefined) {
-      this.doneUnit = e.unitNo ?? this.doneUnit;
-      // A swallowed Sync (settings replayed ahead of a unit, the empty Query of a probe) does not end its unit.
-      this.doneSync = e.kind === 'sync' && !e.swallow;
-    }
-    return e;
-  }
-
-  /**
-   * The unit a COPY FROM STDIN starting now was sent in: the earliest that may start one and was not yet
-   * seen to end (the server went past everything up to the last answered expectation; a unit whose
-   * Sync or Query was answered has ended).
-   */
-  copyStartUnit(): number {
-    for (const n of this.starters) if (this.doneSync ? n > this.doneUnit : n >= this.doneUnit) return n;
-    return this.units;
-  }
-
-  /**
-   * Route decisions of unsynced pieces sent here that carry effects (a SET, DISCARD, COMMIT, ...), until
-   * the next Sync or Query expected takes them (see push). Bounded: a client that never syncs loses the
-   * oldest.
-   */
-  openDecisions: RouteDecision[] = [];
-
-  /** Adds an expectation of the unit being sent (numbered by the last nextUnit()). */
-  push(e: Expect): void {
-    e.unitNo = this.units;
-    // The first answer to end the batch (a Sync's, a Query's) carries its unsynced pieces' effects.
-    if (e.kind === 'sync' && (!e.swallow || e.local !== undefined || e.endsBatch === true) && this.openDecisions.length > 0) {
-      e.carried = this.openDecisions;
-      this.openDecisions = [];
-    }
-    this.expect.push(e);
-  }
-
-  /**
-   * Expects the answer to a probe (PROBE_PARSE) about to be sent. It destroys the server's unnamed
-   * statement (prepared again where the client uses it next), and what follows it (a Query, a
-   * FunctionCall, the empty Query) ends the server's extended batch.
-   */
-  pushProbe(): void {
-    this.push({ kind: 'parse', swallow: true, probe: true });
-    this.prepared.delete('');
-    this.needsSync = false;
-  }
-
-  /** Records a CopyDone/CopyFail sent now (its unit number). Ends before the last answered expectation's unit no longer matter. */
-  copyEndSent(): void {
-    this.copyWindow = false;
-    if (this.copyEnds.length >= 64) this.copyEnds = this.copyEnds.filter((n) => n >= this.doneUnit);
-    this.copyEnds.push(this.nextUnit(false));
-  }
-
-  /** Numbers the next unit sent here; `starts` when it may start a COPY. */
-  nextUnit(starts: boolean): number {
-    const n = ++this.units;
-    if (starts) this.markStarter();
-    return n;
-  }
-
-  /** The unit being sent may start a COPY (a Query, an Execute). Old numbers nobody can need go. */
-  markStarter(): void {
-    // Units before the last answered expectation's have ended (or are running): older ones go.
-    if (this.starters.length >= 64) this.starters = this.starters.filter((x) => x >= this.doneUnit);
-    this.starters.push(this.units);
-  }
-}
 
 /** Lifecycle of a session. */
 export type SessionState = 'starting' | 'ready' | 'closed';
@@ -548,7 +339,7 @@ export class Session {
 
   /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
   serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.busy, backendPid: l.conn.backendPid }));
+    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
   }
 
   /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
@@ -619,7 +410,7 @@ export class Session {
 
   /** Asks every server running something for this session to cancel it. */
   cancel(): void {
-    for (const l of this.links.values()) if (l.busy) l.conn.cancel();
+    for (const l of this.links.values()) if (l.tracker.busy) l.conn.cancel();
   }
 
   /** Ends the session: closes the client and every server connection. Idempotent. */
@@ -766,13 +557,13 @@ export class Session {
 
   private txEndInFlight(): boolean {
     for (const l of this.links.values()) {
-      for (const e of l.expect) if (e.endsTx) return true;
+      for (const e of l.tracker.queue) if (e.endsTx) return true;
     }
     return false;
   }
 
   private anyBusy(except?: ServerLink): boolean {
-    for (const l of this.links.values()) if (l !== except && l.busy) return true;
+    for (const l of this.links.values()) if (l !== except && l.tracker.busy) return true;
     return false;
   }
 
@@ -802,7 +593,7 @@ export class Session {
       }
       if (this.copyPending !== null) return;
       const copyIn = this.copyLink;
-      if (copyIn !== null && copyIn.copyWindow) {
+      if (copyIn !== null && copyIn.tracker.copyWindow) {
         this.shiftUnit();
         if (!this.duringCopyIn(u, copyIn)) return;
         continue;
@@ -810,7 +601,7 @@ export class Session {
       const batch = this.openBatchLink;
       if (u.kind === 'terminate') {
         // Answers up to the last Sync or Query sent still come, and go to the client first.
-        for (const l of this.links.values()) if (l.expect.some((e) => e.kind === 'sync')) return;
+        for (const l of this.links.values()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
         this.shiftUnit();
         if (batch === null) {
@@ -827,12 +618,12 @@ export class Session {
         batch.conn.socket.once('close', () => clearTimeout(timer));
         return;
       }
-      if (batch !== null && batch.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
+      if (batch !== null && batch.tracker.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
         // pgsplit's own messages behind a failed batch: skipped, but their Sync is the server's to answer.
         this.units[0] = unit('extended', [SYNC], true, [], 0);
         continue;
       }
-      if (batch !== null && batch.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
+      if (batch !== null && batch.tracker.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
         // After an error in the batch the server ignores everything up to the client's Sync, Queries
         // included: this one gets no answer, exactly as on a direct connection.
         this.shiftUnit();
@@ -840,7 +631,7 @@ export class Session {
       }
       if (u.kind === 'local') {
         const cmd = u.local as LocalCommand;
-        if (batch !== null && batch.needsSync) {
+        if (batch !== null && batch.tracker.needsSync) {
           // Behind an unsynced batch: whether it is answered (and after what) depends on how the batch went.
           this.shiftUnit();
           this.sendLocalProbe(batch, cmd);
@@ -867,7 +658,7 @@ export class Session {
         }
       }
       const tx = this.txLink;
-      if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.busy) {
+      if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.tracker.busy) {
         // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
         // gone) could wait for good: the session ends with 08006 instead.
         this.detach(tx, true);
@@ -875,7 +666,7 @@ export class Session {
         return;
       }
       const batchLink = this.openBatchLink;
-      if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.skipping && !u.forcePrimary &&
+      if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.tracker.skipping && !u.forcePrimary &&
         (u.kind === 'simple' || u.kind === 'extended' || u.kind === 'function')) {
         // An unsynced batch of reads is open on a replica (a driver prepared with Parse/Describe/Flush): a
         // statement that must run on the primary does not follow it there (it would fail with 25006). The
@@ -885,7 +676,7 @@ export class Session {
         this.openBatchLink = batchLink;
         // So is a transaction pgsplit would open itself (it must start outside the batch to be movable).
         if (u.decision?.target === 'primary' || u.txBegin !== undefined || u.txOpen !== undefined) {
-          if (batchLink.busy && batchLink.expect.some((e) => e.kind === 'sync')) return;
+          if (batchLink.tracker.busy && batchLink.tracker.queue.some((e) => e.kind === 'sync')) return;
           this.endReplicaBatch(batchLink);
           return;
         }
@@ -994,11 +785,11 @@ export class Session {
     this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
   }
 
-  /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsBatch). */
+  /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsReplicaBatch). */
   private endReplicaBatch(link: ServerLink): void {
-    link.nextUnit(false);
+    link.tracker.nextUnit(false);
     link.pushProbe();
-    link.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true });
+    link.tracker.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true, endsReplicaBatch: true });
     this.openBatchLink = null;
     this.awaitingInternal = true;
     this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
@@ -1013,7 +804,7 @@ export class Session {
    */
   private captureSession(): boolean {
     const usable = (l: ServerLink): boolean =>
-      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.busy && !l.needsSync && !l.skipping && this.copyLink !== l;
+      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.tracker.busy && !l.tracker.needsSync && !l.tracker.skipping && this.copyLink !== l;
     let from = this.settingsFrom;
     if (from !== null && !usable(from)) {
       // Gone or in a state nothing can be asked in: what it changed cannot be read back.
@@ -1036,8 +827,8 @@ export class Session {
     const values = new Map<string, string>();
     const withSequences = this.sequences.needsLoad(performance.now());
     const sequences: string[] = [];
-    target.nextUnit(false);
-    target.push({
+    target.tracker.nextUnit(false);
+    target.tracker.push({
       kind: 'sync', swallow: true, capture: (row) => {
         if (row === null) {
           this.isolation = seen;
@@ -1052,7 +843,7 @@ export class Session {
           // connection, and the replay never gives a standby a serializable default.
           if (seen === 'serializable' && target.node.role === 'replica' && this.links.get(target.node) === target) {
             queueMicrotask(() => {
-              if (this.links.get(target.node) === target && !target.busy && !this.holdsState(target)) this.detach(target);
+              if (this.links.get(target.node) === target && !target.tracker.busy && !this.holdsState(target)) this.detach(target);
             });
           }
         } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
@@ -1074,9 +865,9 @@ export class Session {
    * its place, and it is answered when the server has answered them (see EMPTY_QUERY).
    */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.nextUnit(false);
+    link.tracker.nextUnit(false);
     link.pushProbe();
-    link.push({ kind: 'sync', swallow: true, local: cmd });
+    link.tracker.push({ kind: 'sync', swallow: true, local: cmd, endsBatch: true });
     // The empty Query ends the batch: an error before it skips it, not what follows.
     this.openBatchLink = null;
     this.awaitingProbe = true;
@@ -1085,7 +876,7 @@ export class Session {
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
   private sendCopy(link: ServerLink, u: Unit): void {
-    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.copyEndSent();
+    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.tracker.copyEndSent();
     this.writeToServer(link, u.frames.map((f) => f.raw));
   }
 
@@ -1437,7 +1228,7 @@ export class Session {
       const old = this.links.get(this.replica);
       // A switch: replicaFor raised the floor for it already.
       const raise = this.raiseFloor;
-      if (old && !old.busy) this.detach(old);
+      if (old && !old.tracker.busy) this.detach(old);
       this.raiseFloor = raise;
     }
     if (this.replica !== node) {
@@ -1507,7 +1298,7 @@ export class Session {
       conn.close();
       throw errors.shuttingDown();
     }
-    const link = new ServerLink(node, conn);
+    const link = new ServerLink(node, conn, this.skipped);
     this.links.set(node, link);
     conn.onData = (chunk: Buffer) => this.onServerData(link, chunk);
     conn.socket.on('drain', () => this.resumeClient());
@@ -1532,15 +1323,15 @@ export class Session {
     if (this.copyLink === link) this.copyLink = null;
     if (this.openBatchLink === link) this.openBatchLink = null;
     if (this.copyPending?.link === link) this.copyPending = null;
-    if (link.expect.some((e) => e.local !== undefined)) this.awaitingProbe = false;
+    if (link.tracker.queue.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
-    if (link.expect.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
+    if (link.tracker.queue.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
     if (this.settingsFrom === link) {
       // Worth a warning only while the session goes on (its other servers miss those settings), not at its end.
       if (this.state !== 'closed') this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
       this.settingsFrom = null;
     }
-    if (link.busy || abort) link.conn.abort();
+    if (link.tracker.busy || abort) link.conn.abort();
     else link.conn.close();
   }
 
@@ -1564,17 +1355,17 @@ export class Session {
   private send(u: Unit, link: ServerLink): void {
     // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
     const out = new FrameCoalescer();
-    const idle = !link.busy;
+    const idle = !link.tracker.busy;
     // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
-    link.nextUnit(u.kind === 'simple');
+    link.tracker.nextUnit(u.kind === 'simple');
     const replay = this.settings.replayFor(link.settingsVersion, link.node.role === 'replica');
     const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
-    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.needsSync) {
+    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.tracker.needsSync) {
       for (const q of replay) {
         out.add(serialize.query(q));
-        link.push({ kind: 'sync', swallow: true, replay: true });
+        link.tracker.push({ kind: 'sync', swallow: true, replay: true });
       }
       link.settingsVersion = this.settings.version;
       // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
@@ -1602,12 +1393,12 @@ export class Session {
     const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link && this.txStatus === 'T';
     u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && (this.txStatus === 'I' || movable) &&
       !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
-    if (u.retryable && !link.busy) {
+    if (u.retryable && !link.tracker.busy) {
       link.held = [];
       link.heldBytes = 0;
     }
     let flush = false;
-    if (d !== undefined && !link.skipping && startsCopyFrom(d.classifications, u.complete)) {
+    if (d !== undefined && !link.tracker.skipping && startsCopyFrom(d.classifications, u.complete)) {
       if (u.complete) this.copyPending = { link, unit: u, executes: 0 };
       else {
         // Unsynced: a Flush makes the server answer each Execute (or start the COPY) now. Only on an idle
@@ -1620,7 +1411,7 @@ export class Session {
         }
       }
     }
-    if ((u.kind === 'simple' || u.kind === 'function') && link.needsSync) {
+    if ((u.kind === 'simple' || u.kind === 'function') && link.tracker.needsSync) {
       // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips
       // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
       out.add(PROBE_PARSE);
@@ -1628,7 +1419,7 @@ export class Session {
     }
     for (const f of u.frames) {
       // Any extended message but Sync leaves the server something an error would skip to the next Sync.
-      if (u.kind === 'extended' && f.type !== Frontend.Sync) link.needsSync = true;
+      if (u.kind === 'extended' && f.type !== Frontend.Sync) link.tracker.extendedSent();
       switch (f.type) {
         case Frontend.Parse: {
           const p = readParse(f.payload);
@@ -1655,7 +1446,7 @@ export class Session {
               restore(link.prepared, p.name, linkBefore);
             };
           }
-          link.push({ kind: 'parse', swallow: false, undo });
+          link.tracker.push({ kind: 'parse', swallow: false, undo });
           break;
         }
         case Frontend.Bind: {
@@ -1682,26 +1473,24 @@ export class Session {
               restore(link.prepared, t.name, linkBefore);
             };
           }
-          link.push({ kind: 'close', swallow: false, undo });
+          link.tracker.push({ kind: 'close', swallow: false, undo });
           break;
         }
         case Frontend.Execute:
-          if (link.starters.at(-1) !== link.units) link.markStarter();
+          link.tracker.executeSent();
           break;
         case Frontend.Sync:
           // After an error in the batch the server skipped to this Sync: the batch's effects do not apply.
-          link.push({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx, failed: link.skipping || undefined });
-          link.needsSync = false;
-          link.skipping = false;
+          link.tracker.pushSync({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx, failed: link.tracker.skipping || undefined });
           break;
         case Frontend.Query:
           // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
           link.prepared.delete('');
           this.statements.delete('');
-          link.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
+          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
           break;
         case Frontend.FunctionCall:
-          link.push({ kind: 'sync', swallow: false, unit: u, extended: false });
+          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false });
           break;
         default:
           break;
@@ -1710,11 +1499,10 @@ export class Session {
     }
     if (flush) out.add(FLUSH);
     if (u.kind === 'extended' && !u.complete && d !== undefined && hasEffects(d)) {
-      if (link.openDecisions.length >= 1024) link.openDecisions.shift();
-      link.openDecisions.push(d);
+      link.tracker.carry(d);
     }
     // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
-    this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.skipping ? link : null;
+    this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
     this.lastLink = link;
     this.writeToServer(link, out.take());
   }
@@ -1727,8 +1515,8 @@ export class Session {
   private openTransaction(u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
     const from = u.txMoveFrom;
     if (from !== undefined && from !== link && this.links.get(from.node) === from) {
-      from.nextUnit(false);
-      from.push({ kind: 'sync', swallow: true });
+      from.tracker.nextUnit(false);
+      from.tracker.push({ kind: 'sync', swallow: true });
       from.prepared.delete('');
       this.writeToServer(from, [ROLLBACK]);
       this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
@@ -1737,7 +1525,7 @@ export class Session {
     const texts = link.node.role === 'replica' && this.tx !== null ? this.tx.opening(true) : opening;
     for (const sql of texts) {
       out.add(serialize.query(sql));
-      link.push({ kind: 'sync', swallow: true });
+      link.tracker.push({ kind: 'sync', swallow: true });
     }
     link.prepared.delete('');
     this.txLink = link;
@@ -1760,13 +1548,13 @@ export class Session {
     msg.writeInt32BE(4 + want.length, 1);
     want.copy(msg, 5);
     out.add(msg);
-    link.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
+    link.tracker.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
     link.prepared.set(name, want);
   }
 
   private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
     out.add(serialize.close({ type: 'S', name }));
-    link.push({ kind: 'close', swallow: true });
+    link.tracker.push({ kind: 'close', swallow: true });
     link.prepared.delete(name);
   }
 
@@ -1834,7 +1622,7 @@ export class Session {
         break;
       }
       if (t < 0) break;
-      const head = link.expect[0];
+      const head = link.tracker.head;
       // The relay path: rows, descriptions and the like go through by position, with no object made.
       if (TRACKED[t] !== 1 && link.held === null && this.copyPending === null && !(head && head.kind === 'sync' && head.swallow) &&
         !(t === Backend.CommandComplete && this.copyLink === link)) {
@@ -1844,7 +1632,7 @@ export class Session {
       const f = reader.frame(t);
       // Parsed once here for every check below (errors are rare: no cost on the relay path).
       const error = f.type === Backend.ErrorResponse ? readErrorFields(f.payload) : null;
-      if (error !== null && (!link.busy || (link.held !== null && link.node.role === 'replica'))) {
+      if (error !== null && (!link.tracker.busy || (link.held !== null && link.node.role === 'replica'))) {
         // A server shutting down (or crashing) says FATAL before it closes. On an idle link, or on a
         // replica whose answer nothing has reached the client of yet, that is the server going away:
         // the close handling lets it go and runs the held read elsewhere, and the client sees nothing.
@@ -1857,14 +1645,14 @@ export class Session {
       }
       if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
         // The batch before the probe ran without error.
-        link.shift();
+        link.tracker.shift();
         continue;
       }
       if (head && head.kind === 'sync' && head.swallow) {
         // Replayed settings, the rest of a statement the replica refused, or the empty Query in place of a
         // statement pgsplit answers: the client asked for none of it.
         if (f.type === Backend.ReadyForQuery) {
-          link.shift();
+          link.tracker.shift();
           if (head.local !== undefined) {
             // What the batch answered goes first, then pgsplit's own answer, with the status the server has now.
             this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
@@ -1876,12 +1664,12 @@ export class Session {
             this.writeToClient(link, out.take());
             this.awaitingProbe = false;
             this.runLocal(head.local);
-          } else if (head.endsBatch === true) {
+          } else if (head.endsReplicaBatch === true) {
             this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
             this.awaitingInternal = false;
             if (head.failed === true) this.skipToClientSync();
           } else if (head.rerun) this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
-          else if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
+          else if (link.tracker.busy && link.node.role === 'replica') this.startHold(link);
           if (head.capture !== undefined) {
             head.capture(null);
             this.awaitingInternal = false;
@@ -1909,13 +1697,13 @@ export class Session {
           const unit = this.heldUnit(link);
           // Only outside a transaction, and only when nothing was sent after it to this replica: a later
           // unit's answer would otherwise reach the client before the re-run's.
-          const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
+          const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
           const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link;
           if (unit && (this.txStatus === 'I' || movable) && syncs === 1) {
             link.held = null;
             link.heldBytes = 0;
-            const sync = link.expect.find((e) => e.kind === 'sync');
-            this.dropExpects(popUntil(link, (e) => e.kind === 'sync'));
+            const sync = link.tracker.queue.find((e) => e.kind === 'sync');
+            link.tracker.skipBeforeSync();
             if (sync) {
               sync.swallow = true;
               sync.rerun = unit;
@@ -1933,7 +1721,7 @@ export class Session {
           heldViews = true;
           held.push(f.raw);
           link.heldBytes += f.raw.length;
-          this.trackHeld(link, f, head);
+          this.trackHeld(link, f);
           if (f.type === Backend.ParameterStatus) this.noteParameter(...readParameterStatus(f.payload));
           continue;
         }
@@ -1945,7 +1733,7 @@ export class Session {
         this.copyPending = null;
         finishedUnit = true;
       }
-      if (this.trackAndForward(link, f, head, error?.C)) {
+      if (this.trackAndForward(link, f, error?.C)) {
         out.addRange(reader.buf, reader.start, reader.end);
         if (error !== null && (error.V ?? error.S) === 'FATAL') link.fatalForwarded = true;
       }
@@ -1989,32 +1777,24 @@ export class Session {
 
   /** The unit whose answer `link` is holding back (the first client sync it expects). */
   private heldUnit(link: ServerLink): Unit | undefined {
-    for (const e of link.expect) if (e.kind === 'sync') return e.swallow ? undefined : e.unit;
+    for (const e of link.tracker.queue) if (e.kind === 'sync') return e.swallow ? undefined : e.unit;
     return undefined;
   }
 
   /** Bookkeeping for a frame that is held back (ParseComplete / CloseComplete consume expectations). */
-  private trackHeld(link: ServerLink, f: Frame, head: Expect | undefined): void {
-    if ((f.type === Backend.ParseComplete && head?.kind === 'parse') || (f.type === Backend.CloseComplete && head?.kind === 'close')) {
-      link.shift();
-      if (head.swallow) {
-        // An injected re-prepare: never shown to the client, held or not.
-        (link.held as Buffer[]).pop();
-      }
-    }
+  private trackHeld(link: ServerLink, f: Frame): void {
+    const kind = f.type === Backend.ParseComplete ? 'parse' : f.type === Backend.CloseComplete ? 'close' : null;
+    // An injected re-prepare: never shown to the client, held or not.
+    if (kind !== null && link.tracker.completed(kind)?.swallow === true) (link.held as Buffer[]).pop();
   }
 
   /** Expectation and session bookkeeping for one server frame; returns whether the client gets it. */
-  private trackAndForward(link: ServerLink, f: Frame, head: Expect | undefined, errorCode: string | undefined): boolean {
+  private trackAndForward(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     switch (f.type) {
       case Backend.ParseComplete:
       case Backend.CloseComplete: {
-        const kind = f.type === Backend.ParseComplete ? 'parse' : 'close';
-        if (head && head.kind === kind) {
-          link.shift();
-          if (head.swallow) return false;
-        }
-        return true;
+        // An injected re-prepare or Close: the client never sees its answer.
+        return link.tracker.completed(f.type === Backend.ParseComplete ? 'parse' : 'close')?.swallow !== true;
       }
       case Backend.ErrorResponse: {
         this.ctx.onError?.(errorCode ?? SqlState.internalError);
@@ -2023,11 +1803,10 @@ export class Session {
       }
       case Backend.ReadyForQuery: {
         // A Parse or Close still expected here was skipped by the server (it followed an error).
-        this.dropExpects(popUntil(link, (e) => e.kind === 'sync'));
-        const done = link.shift();
+        const done = link.tracker.readyForQuery();
         if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
-        if (link.expect.length > 0 && link.node.role === 'replica') this.startHold(link);
+        if (link.tracker.busy && link.node.role === 'replica') this.startHold(link);
         return true;
       }
       case Backend.CopyInResponse:
@@ -2051,76 +1830,42 @@ export class Session {
   }
 
   /**
-   * COPY FROM STDIN started on `link`, at a message sent after every expectation already answered (and
-   * before `head`, the first still open, or with it). The Syncs the client sent after that message and
-   * before its next CopyDone/CopyFail are read as part of the COPY and ignored: they get no answer. If
-   * one was, the batch stays open until the client's next Sync (an error in the COPY skips to it).
+   * COPY FROM STDIN started on `link`: the Syncs the client sent inside the COPY get no answer (see
+   * ProtocolTracker.copyInStarted); if one was among them, the batch stays open until the client's next Sync.
    */
   private startCopyIn(link: ServerLink): void {
-    const start = link.copyStartUnit();
-    // A Query with several COPY FROM STDIN starts one per CopyDone the client sent after it.
-    if (link.copyInUnit === start) link.copyInsOfUnit++;
-    else {
-      link.copyInUnit = start;
-      link.copyInsOfUnit = 0;
-    }
-    const end = link.copyEnds.filter((n) => n > start)[link.copyInsOfUnit] ?? Infinity;
-    link.copyWindow = end === Infinity;
-    let ignored = false;
-    for (let i = 0; i < link.expect.length;) {
-      const e = link.expect[i] as Expect;
-      if ((e.unitNo ?? 0) >= end) break;
-      if (e.kind === 'sync' && e.extended === true) {
-        link.expect.splice(i, 1);
-        ignored = true;
-      } else i++;
-    }
-    // Unless the client's Sync after its CopyDone is sent already, the batch is open until it comes.
-    if (ignored && !link.expect.some((e) => e.kind === 'sync' && e.extended === true && (e.unitNo ?? 0) >= end)) {
-      link.needsSync = true;
-      this.openBatchLink = link;
-    }
+    if (link.tracker.copyInStarted()) this.openBatchLink = link;
   }
 
   /** A COPY on `link` (if any) is over: it completed, failed, or its statement's answer ended. */
   private copyEnded(link: ServerLink): void {
     if (this.copyLink === link) this.copyLink = null;
-    link.copyWindow = false;
+    link.tracker.copyEnded();
   }
 
   /**
-   * An ErrorResponse: the Parse/Close messages still expected before the next sync never ran. If a probe
-   * was among them, the error came from the extended messages before it and the server now skips to the
-   * client's Sync, past the Queries and function calls queued behind the probe; with no Sync sent yet,
-   * it skips what comes next too (link.skipping). Otherwise the error is the next sync's unit's own.
+   * An ErrorResponse: the tracker drops what the server will not run now (see ProtocolTracker.error). When
+   * the server skips to a Sync the client has not sent yet, the batch is open until it comes.
    */
   private afterError(link: ServerLink): void {
     this.copyEnded(link);
-    const skipped = popUntil(link, (e) => e.kind === 'sync');
-    const probeSkipped = skipped.some((e) => e.probe === true);
-    if (probeSkipped) skipped.push(...popUntil(link, (e) => e.kind === 'sync' && e.extended === true));
-    this.dropExpects(skipped);
-    const head = link.expect[0];
+    const skipsToSync = link.tracker.error();
+    const head = link.tracker.head;
     const pending = this.copyPending;
     // The COPY that was to start failed (its unit's own error, or one before it in its batch).
     if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.copyPending = null;
-    if (head !== undefined) head.failed = true;
-    else if (probeSkipped || link.needsSync) {
-      link.skipping = true;
-      link.needsSync = true;
-      this.openBatchLink = link;
-    }
+    if (skipsToSync) this.openBatchLink = link;
   }
 
-  /** Undoes the bookkeeping of expectations the server will never answer, newest first. */
-  private dropExpects(skipped: Expect[]): void {
-    for (let i = skipped.length - 1; i >= 0; i--) {
-      const e = skipped[i] as Expect;
-      e.undo?.();
-      // A statement pgsplit answers itself, behind a batch that failed: skipped like a Query would be.
-      if (e.local !== undefined) this.awaitingProbe = false;
-    }
-  }
+  /**
+   * An expectation the server will never answer (it followed an error), newest first: the bookkeeping of
+   * its Parse/Close is undone. One function per session, handed to each link's tracker (no closure per message).
+   */
+  private readonly skipped = (e: Expect): void => {
+    e.undo?.();
+    // A statement pgsplit answers itself, behind a batch that failed: skipped like a Query would be.
+    if (e.local !== undefined) this.awaitingProbe = false;
+  };
 
   private noteParameter(name: string, value: string): void {
     if (name === 'client_encoding') this.clientEncoding = value;
@@ -2144,17 +1889,17 @@ export class Session {
   private retryElsewhere(link: ServerLink): boolean {
     if (link.held === null || this.txStatus !== 'I') return false;
     const unit = this.heldUnit(link);
-    const syncs = link.expect.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);
+    const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);
     if (!unit || !unit.retryable || syncs !== 1) return false;
     // A statement pgsplit answers itself waits behind it there: it would be lost with the link.
-    if (link.expect.some((e) => e.local !== undefined)) return false;
+    if (link.tracker.queue.some((e) => e.local !== undefined)) return false;
     this.ctx.onRetry?.(link.name);
     this.log.warn({ node: link.name }, 'replica failed before answering a read; running it elsewhere');
     const undo = unit.registryUndo ?? [];
     for (let i = undo.length - 1; i >= 0; i--) undo[i]?.();
     unit.registryUndo = undefined;
     link.held = null;
-    link.expect.length = 0;
+    link.tracker.clear();
     this.detach(link, true);
     unit.avoid = link.node;
     this.units.unshift(unit);
@@ -2282,10 +2027,10 @@ export class Session {
       // hold it for as long as the server stays so; let it go, so that the write connects afresh and
       // fails within the down-server connect bound (see connect). A link with state the client relies
       // on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
-      if (!link.busy && !this.holdsState(link) && this.pinned === null) this.detach(link, true);
+      if (!link.tracker.busy && !this.holdsState(link) && this.pinned === null) this.detach(link, true);
       return;
     }
-    if (!link.busy && !this.holdsState(link)) {
+    if (!link.tracker.busy && !this.holdsState(link)) {
       this.detach(link, true);
       return;
     }
@@ -2299,7 +2044,7 @@ export class Session {
       return;
     }
     setTimeout(() => {
-      if (this.links.get(link.node) === link && link.busy && performance.now() - link.lastDataAt >= limit) {
+      if (this.links.get(link.node) === link && link.tracker.busy && performance.now() - link.lastDataAt >= limit) {
         this.onServerLost(link, `out of rotation, and silent for ${limit} ms: ${reason}`);
       }
     }, limit - quietMs + 10).unref();
@@ -2322,7 +2067,7 @@ export class Session {
   }
 
   private letGoIfRetired(link: ServerLink): void {
-    if (link.node.retiring && !link.busy && !this.holdsState(link)) this.detach(link);
+    if (link.node.retiring && !link.tracker.busy && !this.holdsState(link)) this.detach(link);
   }
 
   /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
@@ -2345,12 +2090,12 @@ export class Session {
       return;
     }
     // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
-    const inFlight = link.expect.some((e) => e.capture === undefined);
+    const inFlight = link.tracker.queue.some((e) => e.capture === undefined);
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
-    const asked = link.busy;
+    const asked = link.tracker.busy;
     this.detach(link, true);
     if (!inFlight && !holds) {
       if (asked && this.state === 'ready') this.pump();
@@ -2579,11 +2324,4 @@ function hasEffects(d: RouteDecision): boolean {
 /** The same error with severity ERROR: the session survives it. */
 function asError(e: PgsplitError): PgsplitError {
   return e.severity === 'ERROR' ? e : new PgsplitError(e.code, e.sqlState, e.message, { detail: e.detail, hint: e.hint });
-}
-
-/** Removes and returns the expectations before the first one `stop` accepts (all, if none does). */
-function popUntil(link: ServerLink, stop: (e: Expect) => boolean): Expect[] {
-  const out: Expect[] = [];
-  while (link.expect.length > 0 && !stop(link.expect[0] as Expect)) out.push(link.shift() as Expect);
-  return out;
 }

@@ -1,0 +1,84 @@
+import type { RouteDecision } from '../router/router.js';
+import { ProtocolTracker, type Expectation } from '../server/protocol-tracker.js';
+import type { ServerConnection } from '../server/server-connection.js';
+import type { NodeEntry } from '../server/server-nodes.js';
+import type { LocalCommand } from './local-command.js';
+import type { Unit } from './unit.js';
+
+/**
+ * One server reply the session waits for: the tracker's fields (see Expectation), and what the session
+ * does when it comes. Carried effects are route decisions (a SET, DISCARD, COMMIT sent unsynced).
+ */
+export interface Expect extends Expectation<RouteDecision> {
+  /** For 'sync': the client unit it completes, whose effects apply when it succeeds. */
+  unit?: Unit;
+  /** Undoes the bookkeeping of a Parse/Close the server never carried out (it failed or was skipped). */
+  undo?: () => void;
+  /** For 'sync': the unit ends a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION). */
+  endsTx?: boolean;
+  /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered, and why. */
+  rerun?: Unit;
+  rerunWhy?: 'rerun-25006' | 'rerun-settings';
+  /**
+   * For the swallowed 'sync' of the empty Query sent after a probe: the statement pgsplit answers itself
+   * once the server has run (or skipped) it in the client's place.
+   */
+  local?: LocalCommand;
+  /**
+   * For a swallowed 'sync': the Sync pgsplit sent (after a probe) to end a replica's unsynced batch before a
+   * statement that must run on the primary. Failed, the batch had an error: the client's messages up to its
+   * own Sync are skipped, as the server would have skipped them.
+   */
+  endsReplicaBatch?: boolean;
+  /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
+  capture?: (row: Array<string | null> | null) => void;
+  /** For a swallowed 'sync': one query of the session's settings replay (see SessionSettings.replayFor). */
+  replay?: boolean;
+}
+
+/**
+ * A server connection as one session uses it: its protocol state (the tracker), the statements prepared
+ * on it, and the session's own state about it (settings replayed, an answer held back, how it failed).
+ */
+export class ServerLink {
+  readonly node: NodeEntry;
+  readonly conn: ServerConnection;
+  /** The replies this server owes, skip-to-Sync after an error, COPY windows. */
+  readonly tracker: ProtocolTracker<RouteDecision, Expect>;
+  /** Named statements prepared on this server: name -> Parse payload. */
+  readonly prepared = new Map<string, Buffer>();
+  settingsVersion = 0;
+  /** Frames of a replica's answer held back until its first row (see Session.startHold). */
+  held: Buffer[] | null = null;
+  heldBytes = 0;
+  /** performance.now() when the server last sent something (a frozen server sends nothing). */
+  lastDataAt = performance.now();
+  /** A FATAL from this server went to the client: it already knows why the session ends. */
+  fatalForwarded = false;
+  /**
+   * The settings replay before the unit now running failed here (the replica refused a value the primary
+   * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
+   */
+  replayFailed = false;
+
+  /** `onSkipped`: an expectation the server will never answer (it followed an error), newest first. */
+  constructor(node: NodeEntry, conn: ServerConnection, onSkipped: (e: Expect) => void) {
+    this.node = node;
+    this.conn = conn;
+    this.tracker = new ProtocolTracker<RouteDecision, Expect>(onSkipped);
+  }
+
+  get name(): string {
+    return this.node.endpoint.name;
+  }
+
+  /**
+   * Expects the answer to a probe (PROBE_PARSE) about to be sent. It destroys the server's unnamed
+   * statement (prepared again where the client uses it next), and what follows it (a Query, a
+   * FunctionCall, the empty Query) ends the server's extended batch.
+   */
+  pushProbe(): void {
+    this.tracker.pushProbe({ kind: 'parse', swallow: true, probe: true });
+    this.prepared.delete('');
+  }
+}
