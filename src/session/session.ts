@@ -3,10 +3,7 @@ import { serialize } from '../codec/frontend-messages.js';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
-import {
-  backendKeyData, bindComplete, closeComplete, commandComplete, dataRow, errorFor, errorResponse, noData, parameterDescription, parameterStatus,
-  parseComplete, readyForQuery, rowDescription,
-} from '../codec/backend-messages.js';
+import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
 import { readBind, readCString, readDataRow, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -17,13 +14,11 @@ import { ServerConnection, ServerStartupError, isUnreachable } from '../server/s
 import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
-import { parseDurationMs } from '../router/route-hint.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
-import { matchesAnyGlob } from './glob.js';
-import { checkSetting, parseLocalCommand, type LocalCommand } from './local-command.js';
-import { LocalStatements, type LocalFrame } from './extended-local.js';
-import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
+import { parseLocalCommand, type LocalCommand } from './local-command.js';
+import { LocalStatements } from './extended-local.js';
+import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
 import { unit, type Unit } from './unit.js';
@@ -130,9 +125,6 @@ export class Session {
   readonly user: string;
   readonly database: string;
   state: SessionState = 'starting';
-  /** Reads may go to replicas. */
-  tagged: boolean;
-  tagSource: string;
   pinned: string | null = null;
   txStatus: 'I' | 'T' | 'E' = 'I';
   /** As the server last reported them (ParameterStatus): they decide how statement text is lexed. */
@@ -148,6 +140,8 @@ export class Session {
   private readonly statements = new Map<string, Buffer>();
   /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
   private readonly localStatements = new LocalStatements();
+  /** pgsplit's own settings (tag, max_lag, after) and the answers to SET / RESET / SHOW of them. */
+  private readonly local: LocalAnswers;
   private readonly settings = new SessionSettings();
   private readonly units: Unit[] = [];
   private building: Unit | null = null;
@@ -189,10 +183,6 @@ export class Session {
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
   private readonly cancelKey: { pid: number; secret: number };
-  /** SET pgsplit.max_lag (ms); null = routing.max_lag. */
-  private maxLagMs: number | null = null;
-  /** SET pgsplit.after: a position handed over from another session; replicas must have replayed it. */
-  private afterLsn: bigint | null = null;
   /**
    * Read-your-writes and monotonic reads: the position every replica serving this session's reads
    * must have replayed (raised from the primary's position after the session used the primary, and
@@ -209,14 +199,8 @@ export class Session {
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
   private replicaDoneAt = -Infinity;
-  /** pgsplit.* values as they were when the transaction began and at each savepoint (see LocalSettingsUndo). */
-  private readonly localUndo = new LocalSettingsUndo<LocalValues>();
   /** The sequences of the session's database (reads of them go to the primary). */
   private readonly sequences: SequenceCatalog;
-  /** The tag the session started with (RESET pgsplit.route returns to it). */
-  private readonly startupTag: { tagged: boolean; source: string };
-  /** A pgsplit setting in the startup options that is unknown or has a bad value: the connection is refused with it. */
-  private startupError: PgsplitError | null = null;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
   private lastActivityAt = performance.now();
 
@@ -244,29 +228,24 @@ export class Session {
     else delete params.options;
     this.serverParams = params;
 
-    const appName = opts.params.application_name ?? '';
-    // pgsplit settings given at startup (options=-c pgsplit.NAME=VALUE) are checked like a SET: a mistake
-    // refuses the connection (see start) instead of leaving the session silently untagged.
-    for (const [name, raw] of Object.entries(split.pgsplit)) {
-      const cmd = checkSetting(name, raw);
-      if (cmd.kind === 'error') this.startupError ??= cmd.error;
-      else if (cmd.kind === 'set' && name === 'max_lag') this.maxLagMs = parseDurationMs(cmd.value) ?? null;
-      else if (cmd.kind === 'set' && name === 'after') this.afterLsn = parseLsn(cmd.value);
-    }
-    const route = split.pgsplit.route?.toLowerCase();
-    if (route === 'replica' || route === 'primary') {
-      this.tagged = route === 'replica';
-      this.tagSource = 'startup-option';
-    } else if (appName && matchesAnyGlob(appName, opts.ctx.tagApplicationNames)) {
-      this.tagged = true;
-      this.tagSource = 'application_name';
-    } else {
-      this.tagged = opts.ctx.defaultRoute === 'replica';
-      this.tagSource = 'default';
-    }
-    this.startupTag = { tagged: this.tagged, source: this.tagSource };
+    this.local = new LocalAnswers(opts.ctx, {
+      options: split.pgsplit,
+      applicationName: opts.params.application_name ?? '',
+      tagApplicationNames: opts.ctx.tagApplicationNames,
+      defaultRoute: opts.ctx.defaultRoute,
+    });
     const p = opts.ctx.nodes.primary.endpoint;
     this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
+  }
+
+  /** Reads may go to replicas (for the admin console and stats; see LocalAnswers). */
+  get tagged(): boolean {
+    return this.local.tagged;
+  }
+
+  /** Why the session is tagged or not (startup option, application_name, default, SET). */
+  get tagSource(): string {
+    return this.local.tagSource;
   }
 
   /**
@@ -279,13 +258,13 @@ export class Session {
       this.log.debug({ err: e.message }, 'client socket error');
       this.close();
     });
-    if (this.startupError !== null) {
-      this.failStartup(this.startupError);
+    if (this.local.startupError !== null) {
+      this.failStartup(this.local.startupError);
       return;
     }
     let home: ServerLink;
     try {
-      home = await this.attachFor(this.tagged ? 'replica' : 'primary');
+      home = await this.attachFor(this.local.tagged ? 'replica' : 'primary');
     } catch (e) {
       this.failStartup(e);
       return;
@@ -304,7 +283,7 @@ export class Session {
     this.state = 'ready';
     // A reload may have removed the home replica while it was being connected to.
     if (home.node.retiring) this.letGoIfRetired(home);
-    this.log.debug({ user: this.user, database: this.database, tagged: this.tagged, tag: this.tagSource, home: home.name }, 'session ready');
+    this.log.debug({ user: this.user, database: this.database, tagged: this.local.tagged, tag: this.local.tagSource, home: home.name }, 'session ready');
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     this.client.on('drain', () => this.resumeServers());
     if (leftover && leftover.length > 0) this.onClientData(leftover);
@@ -727,20 +706,25 @@ export class Session {
    * primary): the units behind it wait until it is written.
    */
   private runLocal(cmd: LocalCommand): boolean {
-    const asksLsn = cmd.kind === 'show' ? cmd.name === 'lsn'
-      : cmd.kind === 'extended' && cmd.frames.some((f) => f.frame.type === Frontend.Execute && f.cmd?.kind === 'show' && f.cmd.name === 'lsn');
-    if (asksLsn) {
+    if (this.local.needsLsn(cmd)) {
       this.connecting = true;
-      void this.primaryLsn().then((lsn) => {
+      void this.local.primaryLsn().then((lsn) => {
         this.connecting = false;
         if (this.state === 'closed') return;
-        this.answerLocally(cmd, lsn);
+        this.writeLocalAnswer(this.local.answer(cmd, this.txStatus, lsn));
         if (this.state === 'ready') this.pump();
       });
       return false;
     }
-    this.answerLocally(cmd);
+    this.writeLocalAnswer(this.local.answer(cmd, this.txStatus));
     return true;
+  }
+
+  /** Writes what LocalAnswers built; after an extended-protocol error, skips to the client's Sync as a server does. */
+  private writeLocalAnswer(a: LocalAnswer): void {
+    for (const code of a.errors) this.ctx.onError?.(code);
+    this.client.write(a.bytes);
+    if (a.skipToSync) this.skipToClientSync();
   }
 
   /**
@@ -751,7 +735,7 @@ export class Session {
    */
   private deferredTag(u: Unit): 'BEGIN' | 'COMMIT' | 'ROLLBACK' | 'isolation' | null {
     const tx = this.tx;
-    if (tx === null ? this.txStatus !== 'I' || !this.tagged || this.pinned !== null : tx.phase !== 'deferred') return null;
+    if (tx === null ? this.txStatus !== 'I' || !this.local.tagged || this.pinned !== null : tx.phase !== 'deferred') return null;
     if (u.queries.length !== 1 || this.copyLink !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
     const c = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings);
     const s = c.statements[0];
@@ -776,11 +760,11 @@ export class Session {
       const s = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings).statements[0];
       this.tx = new TaggedTransaction('deferred', s?.text ?? 'BEGIN');
       this.txStatus = 'T';
-      this.localUndo.began(this.localValues());
+      this.local.transactionBegan();
     } else {
       this.tx = null;
       this.txStatus = 'I';
-      this.restoreLocalValues(this.localUndo.ended(tag === 'COMMIT'));
+      this.local.transactionEnded(tag === 'COMMIT');
     }
     this.client.write(Buffer.concat([commandComplete(tag), readyForQuery(this.txStatus)]));
   }
@@ -923,7 +907,7 @@ export class Session {
     // (settings, pins, transaction end) when it completes.
     const d = queries.length > 0
       ? this.ctx.router.decide(queries, {
-        tagged: this.tagged, pinned: this.pinned, clientEncoding: this.clientEncoding, standardConformingStrings: this.standardConformingStrings,
+        tagged: this.local.tagged, pinned: this.pinned, clientEncoding: this.clientEncoding, standardConformingStrings: this.standardConformingStrings,
       })
       : null;
     const follow = (link: ServerLink, reason: string): ServerLink => {
@@ -1036,7 +1020,7 @@ export class Session {
    * text when the transaction may start on a replica and move later, else null (it runs on the primary).
    */
   private replicaTransactionBegin(u: Unit, d: RouteDecision): string | null {
-    if (!this.tagged || this.pinned !== null || u.namedPortal) return null;
+    if (!this.local.tagged || this.pinned !== null || u.namedPortal) return null;
     const all = statementsOf(d.classifications);
     const first = all[0];
     // A BEGIN alone in an extended batch (psycopg sends it so) opens on the replica by itself: answering
@@ -1093,9 +1077,10 @@ export class Session {
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
   private readRequirement(d: RouteDecision | undefined): ReadRequirement {
-    let maxLagMs = this.maxLagMs ?? this.ctx.maxLagMs;
+    let maxLagMs = this.local.maxLagMs ?? this.ctx.maxLagMs;
     let minLsn = this.floorLsn;
-    if (this.afterLsn !== null && (minLsn === null || this.afterLsn > minLsn)) minLsn = this.afterLsn;
+    const afterLsn = this.local.afterLsn;
+    if (afterLsn !== null && (minLsn === null || afterLsn > minLsn)) minLsn = afterLsn;
     for (const c of d?.classifications ?? []) {
       if (c.hints.maxLagMs !== undefined) maxLagMs = Math.min(maxLagMs, c.hints.maxLagMs);
       const after = c.hints.after !== undefined ? parseLsn(c.hints.after) : null;
@@ -1941,7 +1926,7 @@ export class Session {
     // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
     for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
     if (unit?.decision) this.unitEffects(link, unit.decision, ok);
-    this.trackLocalUndo(before, status, ok, done?.carried, unit?.decision);
+    this.local.trackUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
     if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
@@ -1951,40 +1936,6 @@ export class Session {
         else if (needsReplay(s)) tx.replay.push(s.text);
       }
     }
-  }
-
-  /** Keeps pgsplit's own settings transactional: snapshots at BEGIN and SAVEPOINT, restored on rollback. */
-  private trackLocalUndo(before: 'I' | 'T' | 'E', status: 'I' | 'T' | 'E', ok: boolean, carried: RouteDecision[] | undefined, d: RouteDecision | undefined): void {
-    if (before === 'I' && status !== 'I') this.localUndo.began(this.localValues());
-    if (this.localUndo.inTransaction && ok) {
-      for (const dd of [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])]) {
-        for (const s of statementsOf(dd.classifications)) {
-          const name = s.transaction === 'savepoint' || s.transaction === 'release' || s.transaction === 'rollback-to' ? savepointName(s.text) : null;
-          if (name === null) continue;
-          if (s.transaction === 'savepoint') this.localUndo.savepoint(name, this.localValues());
-          else if (s.transaction === 'release') this.localUndo.release(name);
-          else this.restoreLocalValues(this.localUndo.rollbackTo(name));
-        }
-      }
-    }
-    if (before !== 'I' && status === 'I') {
-      // Committed only when it ended without error by a COMMIT (a COMMIT of a failed transaction rolls back).
-      const all = [...(carried ?? NO_DECISIONS), ...(d !== undefined ? [d] : [])];
-      const committed = ok && before === 'T' && all.some((x) => someStatement(x.classifications, (s) => s.transaction === 'commit' || s.transaction === 'prepare-transaction'));
-      this.restoreLocalValues(this.localUndo.ended(committed));
-    }
-  }
-
-  private localValues(): LocalValues {
-    return { tagged: this.tagged, tagSource: this.tagSource, maxLagMs: this.maxLagMs, afterLsn: this.afterLsn };
-  }
-
-  private restoreLocalValues(v: LocalValues | null): void {
-    if (v === null) return;
-    this.tagged = v.tagged;
-    this.tagSource = v.tagSource;
-    this.maxLagMs = v.maxLagMs;
-    this.afterLsn = v.afterLsn;
   }
 
   /**
@@ -2119,70 +2070,6 @@ export class Session {
   // Statements pgsplit answers itself
   // ---------------------------------------------------------------------------------------------------
 
-  /** lsn: the primary's WAL position (or why it is unknown) when the command shows pgsplit.lsn. */
-  private answerLocally(cmd: LocalCommand, lsn?: bigint | PgsplitError): void {
-    const rfq = readyForQuery(this.txStatus);
-    if (cmd.kind === 'ready') {
-      this.client.write(rfq);
-      return;
-    }
-    if (cmd.kind === 'extended') {
-      this.answerExtendedLocally(cmd.frames, lsn);
-      return;
-    }
-    const r = this.applyLocal(cmd, lsn);
-    if (r instanceof PgsplitError) {
-      this.ctx.onError?.(r.sqlState);
-      this.client.write(Buffer.concat([errorFor(r), rfq]));
-    } else if (r.show !== undefined) {
-      this.client.write(Buffer.concat([rowDescription([r.show.column]), dataRow([r.show.value]), commandComplete('SHOW'), rfq]));
-    } else {
-      this.client.write(Buffer.concat([commandComplete(r.tag), rfq]));
-    }
-  }
-
-  /**
-   * Parse, Bind, Describe, Execute, Close and Sync of pgsplit's own statements (see LocalStatements),
-   * answered as a server answers them. After an error the rest is skipped up to the client's Sync.
-   */
-  private answerExtendedLocally(frames: readonly LocalFrame[], lsn?: bigint | PgsplitError): void {
-    const out: Buffer[] = [];
-    let failed = false;
-    const fail = (e: PgsplitError): void => {
-      this.ctx.onError?.(e.sqlState);
-      out.push(errorFor(e));
-      failed = true;
-    };
-    for (const { frame: f, cmd } of frames) {
-      if (f.type === Frontend.Sync) {
-        out.push(readyForQuery(this.txStatus));
-        failed = false;
-        continue;
-      }
-      if (failed || f.type === Frontend.Flush) continue;
-      if (this.txStatus === 'E') {
-        fail(errors.inFailedTransaction());
-        continue;
-      }
-      if (f.type === Frontend.Parse) out.push(parseComplete());
-      else if (f.type === Frontend.Bind) out.push(bindComplete());
-      else if (f.type === Frontend.Close) out.push(closeComplete());
-      else if (f.type === Frontend.Describe) {
-        if (f.payload[0] === 0x53) out.push(parameterDescription());
-        out.push(cmd?.kind === 'show' ? rowDescription([`pgsplit.${cmd.name}`]) : noData());
-      } else if (f.type === Frontend.Execute) {
-        const r = cmd === undefined ? errors.internal('a pgsplit portal without its statement')
-          : cmd.kind === 'set' || cmd.kind === 'reset' || cmd.kind === 'show' || cmd.kind === 'error' ? this.applyLocal(cmd, lsn) : errors.internal('not a pgsplit statement');
-        if (r instanceof PgsplitError) fail(r);
-        else if (r.show !== undefined) out.push(dataRow([r.show.value]), commandComplete('SHOW'));
-        else out.push(commandComplete(r.tag));
-      }
-    }
-    this.client.write(Buffer.concat(out));
-    // An error with no Sync in this run: the server-side rule is to skip everything up to it.
-    if (failed) this.skipToClientSync();
-  }
-
   /**
    * After an error in pgsplit's own extended messages, as a server does: everything up to the client's
    * next Sync is dropped, and that Sync is answered with ReadyForQuery.
@@ -2199,51 +2086,6 @@ export class Session {
     }
     this.building = null;
     this.discardUntilSync = true;
-  }
-
-  /** Applies SET / RESET / SHOW of a pgsplit setting: the command tag (and the value SHOW shows), or the error. */
-  private applyLocal(cmd: Extract<LocalCommand, { kind: 'set' | 'reset' | 'show' | 'error' }>, lsn?: bigint | PgsplitError): PgsplitError | { tag: string; show?: { column: string; value: string } } {
-    if (this.txStatus === 'E') return errors.inFailedTransaction();
-    if (cmd.kind === 'error') return cmd.error;
-    if (cmd.kind === 'show') {
-      if (cmd.name === 'lsn') {
-        if (lsn === undefined) return errors.internal('SHOW pgsplit.lsn answered before the primary was asked');
-        return lsn instanceof PgsplitError ? lsn : { tag: 'SHOW', show: { column: 'pgsplit.lsn', value: formatLsn(lsn) } };
-      }
-      const value = this.localSetting(cmd.name);
-      if (value === null) return errors.unknownSetting(`pgsplit.${cmd.name}`);
-      return { tag: 'SHOW', show: { column: `pgsplit.${cmd.name}`, value } };
-    }
-    const tag = cmd.kind === 'set' || cmd.viaSet === true ? 'SET' : 'RESET';
-    if (cmd.name === 'max_lag') this.maxLagMs = cmd.value === null ? null : (parseDurationMs(cmd.value) ?? null);
-    else if (cmd.name === 'after') this.afterLsn = cmd.value === null ? null : parseLsn(cmd.value);
-    else if (cmd.name === 'route') {
-      // RESET returns to the session's value at startup (its options, application_name or the default),
-      // as PostgreSQL's RESET does.
-      this.tagged = cmd.value === null ? this.startupTag.tagged : cmd.value.toLowerCase() === 'replica';
-      this.tagSource = cmd.value === null ? this.startupTag.source : 'set';
-    } else return errors.unknownSetting(`pgsplit.${cmd.name}`);
-    return { tag };
-  }
-
-  private localSetting(name: string): string | null {
-    if (name === 'route') return this.tagged ? 'replica' : 'primary';
-    if (name === 'max_lag') return `${this.maxLagMs ?? this.ctx.maxLagMs}ms`;
-    if (name === 'after') return this.afterLsn === null ? '' : formatLsn(this.afterLsn);
-    return null;
-  }
-
-  /**
-   * SHOW pgsplit.lsn: the primary's WAL position now, which covers every write this session (or anyone)
-   * has seen complete. Another session given it with SET pgsplit.after (or an after= hint) reads only
-   * from replicas that have replayed that far. Asked before the answer is built, in either protocol.
-   */
-  private async primaryLsn(): Promise<bigint | PgsplitError> {
-    try {
-      return await this.ctx.monitor.primaryLsnNow();
-    } catch (e) {
-      return errors.primaryLsnUnknown((e as Error).message);
-    }
   }
 }
 
@@ -2277,14 +2119,6 @@ function transactionCharacteristics(s: Statement): 'read-write' | 'other' | null
   if (!isTx) return null;
   if (/\bread\s+write\b/i.test(s.text) || (name === 'transaction_read_only' && /\b(off|false|0|no)\b/i.test(s.setting?.value ?? ''))) return 'read-write';
   return 'other';
-}
-
-/** pgsplit's own session settings, as one value (see LocalSettingsUndo). */
-interface LocalValues {
-  tagged: boolean;
-  tagSource: string;
-  maxLagMs: number | null;
-  afterLsn: bigint | null;
 }
 
 /** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
