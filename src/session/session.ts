@@ -85,7 +85,6 @@ const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
 /** The row of a capture that carries the default isolation (no setting has a name with a space). */
 const ISOLATION_ROW = ' isolation';
 const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
-/** See Session.captureSession. */
 /** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
 const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
 /** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
