@@ -11,9 +11,8 @@ import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/
 import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
-import { ServerNodes, type NodeEntry, type ReadRequirement } from '../server/server-nodes.js';
+import { ServerNodes, type NodeEntry } from '../server/server-nodes.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
-import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
 import { parseLocalCommand, type LocalCommand } from './local-command.js';
@@ -22,6 +21,7 @@ import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
 import { unit, type Unit } from './unit.js';
+import { Consistency } from './consistency.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from '../router/transaction-statements.js';
@@ -182,22 +182,10 @@ export class Session {
   private clientPausedForServer = 0;
   private clientPausedForQueue = false;
   private readonly cancelKey: { pid: number; secret: number };
-  /**
-   * Read-your-writes and monotonic reads: the position every replica serving this session's reads
-   * must have replayed (raised from the primary's position after the session used the primary, and
-   * when it moves to another replica).
-   */
-  private floorLsn: bigint | null = null;
-  /**
-   * The session used the primary (or lost its replica) since floorLsn was last raised: the next
-   * replica read raises it to the primary's position first.
-   */
-  private raiseFloor = false;
-  /** performance.now() when a unit last finished on the primary, and on a replica (see raiseFloorFromPrimary). */
-  private primaryDoneAt = -Infinity;
+  /** Read-your-writes and monotonic reads: the session's floor, and the choice of a replica for a read. */
+  private readonly consistency: Consistency;
   /** Set by drain(): finish what is in flight, start nothing new. */
   private draining = false;
-  private replicaDoneAt = -Infinity;
   /** The sequences of the session's database (reads of them go to the primary). */
   private readonly sequences: SequenceCatalog;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
@@ -233,6 +221,7 @@ export class Session {
       tagApplicationNames: opts.ctx.tagApplicationNames,
       defaultRoute: opts.ctx.defaultRoute,
     });
+    this.consistency = new Consistency(opts.ctx, this.local, this.log);
     const p = opts.ctx.nodes.primary.endpoint;
     this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
   }
@@ -996,7 +985,7 @@ export class Session {
   /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
   private replicaChoice(d: RouteDecision): ServerLink | 'replica' {
     const r = this.replica ? this.links.get(this.replica) : undefined;
-    if (r && !this.raiseFloor && this.ctx.nodes.ineligibility(r.node, this.readRequirement(d)) === null) return r;
+    if (r && this.consistency.mayStayOn(r.node, d)) return r;
     return 'replica';
   }
 
@@ -1074,90 +1063,19 @@ export class Session {
     return all.length === 1 && s !== undefined && s.transaction !== 'commit' && s.transaction !== 'rollback' && isTransactionNeutral(s);
   }
 
-  /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
-  private readRequirement(d: RouteDecision | undefined): ReadRequirement {
-    let maxLagMs = this.local.maxLagMs ?? this.ctx.maxLagMs;
-    let minLsn = this.floorLsn;
-    const afterLsn = this.local.afterLsn;
-    if (afterLsn !== null && (minLsn === null || afterLsn > minLsn)) minLsn = afterLsn;
-    for (const c of d?.classifications ?? []) {
-      if (c.hints.maxLagMs !== undefined) maxLagMs = Math.min(maxLagMs, c.hints.maxLagMs);
-      const after = c.hints.after !== undefined ? parseLsn(c.hints.after) : null;
-      if (after !== null && (minLsn === null || after > minLsn)) minLsn = after;
-    }
-    return { maxLagMs, minLsn };
-  }
-
-  /** Raises the session's floor to the primary's position now; false when the primary cannot tell. */
-  private async raiseFloorFromPrimary(): Promise<boolean> {
-    let lsn: bigint | null;
-    try {
-      lsn = await this.ctx.monitor.primaryLsnNow();
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'primary position unavailable');
-      // With the primary out, its last known position will do, if it was read after everything this
-      // session saw finished (on the primary or on a replica); else nothing replica-side is safe.
-      const lag = this.ctx.monitor.lag;
-      const fresh = lag.primarySampledAt > Math.max(this.primaryDoneAt, this.replicaDoneAt);
-      lsn = this.ctx.nodes.primary.health === 'down' && fresh ? lag.primaryLsn : null;
-      if (lsn === null) return false;
-    }
-    if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
-    return true;
-  }
-
   /**
-   * The replica a read runs on, or the primary. In order: raise the floor if the session used the
-   * primary since its last replica read (read-your-writes, monotonic reads); keep the attached replica
-   * if it qualifies, or wait up to routing.read_your_writes_timeout for it to replay the floor; else
-   * move to another qualifying replica (raising the floor first, so reads never go back in time), or
-   * wait for one; else the primary (or an error, routing.when_no_replica: error).
+   * The replica a read runs on, or the primary, as Consistency chooses (raising the floor, keeping or
+   * waiting for the attached replica, another one, or the primary); a replica that cannot be reached is
+   * reported to the monitor and the next choice taken. Else the primary, or an error under
+   * routing.when_no_replica: error.
    */
   private async replicaFor(u: Unit | undefined): Promise<ServerLink> {
     const d = u?.decision;
-    const note = (reason: string): void => {
-      if (u && d) u.decision = { ...d, reason };
-    };
-    if (this.raiseFloor) {
-      if (!(await this.raiseFloorFromPrimary())) {
-        // The primary cannot say where it is: only it can serve a read that must see its writes.
-        note('fallback-no-position');
-        return this.attachPrimary();
-      }
-      this.raiseFloor = false;
-    }
-    const nodes = this.ctx.nodes;
-    const waitMs = this.ctx.readYourWritesTimeoutMs;
-    let req = this.readRequirement(d);
-    const current = this.replica;
-    if (current) {
-      const why = nodes.ineligibility(current, req);
-      if (why === null) return this.connectReplica(current);
-      if (why === 'position' && req.minLsn !== null && (await this.ctx.monitor.waitForReplay(current, req.minLsn, waitMs))) {
-        if (nodes.ineligibility(current, req) === null) {
-          note('causal-wait');
-          return this.connectReplica(current);
-        }
-      }
-      // Moving to another replica: it must hold everything the current one may have shown.
-      if (!(await this.raiseFloorFromPrimary())) {
-        note('fallback-no-position');
-        return this.attachPrimary();
-      }
-      req = this.readRequirement(d);
-    }
-    const tried = new Set<NodeEntry>(u?.avoid !== undefined ? [u.avoid] : []);
-    for (;;) {
-      let node = nodes.pickReplica(req, tried);
-      if (!node && req.minLsn !== null) {
-        const behind = nodes.pickReplica(req, tried, true);
-        if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, waitMs)) && nodes.ineligibility(behind, req) === null) {
-          note('causal-wait');
-          node = behind;
-        }
-      }
-      if (!node) break;
-      tried.add(node);
+    const choice = await this.consistency.choose(this.replica, d, u?.avoid);
+    for (let node = choice.node; node !== null; node = choice.node) {
+      if (u && d && choice.reason !== null) u.decision = { ...d, reason: choice.reason };
+      // The attached replica: its link exists already.
+      if (choice.kept) return this.connectReplica(node);
       try {
         return await this.connectReplica(node);
       } catch (e) {
@@ -1167,40 +1085,13 @@ export class Session {
         this.ctx.monitor.reportUnreachable(node, (e as Error).message);
         this.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
       }
+      await this.consistency.next(choice);
     }
     // routing.when_no_replica: error refuses reads, not sessions: a session starting now gets the primary
     // as its first server (its writes work), and its reads are refused one by one.
-    if (this.ctx.whenNoReplica === 'error' && u !== undefined) throw errors.noReplica(this.noReplicaDetail(req), this.noReplicaHint(req));
-    note(this.fallbackReason(req));
+    if (choice.noReplica && this.ctx.whenNoReplica === 'error' && u !== undefined) throw this.consistency.noReplicaError(choice.req);
+    if (u && d && choice.reason !== null) u.decision = { ...d, reason: choice.reason };
     return this.attachPrimary();
-  }
-
-  /**
-   * Why the primary serves a tagged read: 'fallback-causal' when a replica is only behind the position
-   * the read needs, 'fallback-lag' when one is only past the lag bound, else 'fallback-no-replica'
-   * (all down, disabled or promoted, or none configured).
-   */
-  private fallbackReason(req: ReadRequirement): string {
-    const why = this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req));
-    if (why.includes('position')) return 'fallback-causal';
-    if (why.includes('lag')) return 'fallback-lag';
-    return 'fallback-no-replica';
-  }
-
-  /** What to do about it, for the reasons the replicas give (the first that applies). */
-  private noReplicaHint(req: ReadRequirement): string {
-    const why = new Set(this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req)));
-    if (this.ctx.nodes.replicas.length === 0) return 'configure replicas (replicas: in the config), or set routing.when_no_replica: primary';
-    if (why.has('position')) return 'the replicas have not replayed this session\'s writes yet: retry, raise routing.read_your_writes_timeout, or set routing.when_no_replica: primary';
-    if (why.has('lag')) return 'the replicas lag more than the bound: raise it (SET pgsplit.max_lag, routing.max_lag), wait for them, or set routing.when_no_replica: primary';
-    if (why.has('disabled')) return 'a replica was disabled (admin console DISABLE, or weight 0): ENABLE it, or set routing.when_no_replica: primary';
-    if (why.has('down')) return 'the replicas are down or failing their checks (SHOW NODES in the admin console): bring them back, or set routing.when_no_replica: primary';
-    return 'no replica is in recovery (promoted or removed): fix the replicas: list, or set routing.when_no_replica: primary';
-  }
-
-  private noReplicaDetail(req: ReadRequirement): string {
-    const parts = this.ctx.nodes.replicas.map((r) => `${r.endpoint.name}: ${this.ctx.nodes.ineligibility(r, req) ?? 'eligible'}`);
-    return `max_lag ${req.maxLagMs} ms${req.minLsn !== null ? `, after ${formatLsn(req.minLsn)}` : ''}; ${parts.join(', ') || 'no replicas configured'}`;
   }
 
   /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
@@ -1211,9 +1102,9 @@ export class Session {
     if (this.replica && this.replica !== node) {
       const old = this.links.get(this.replica);
       // A switch: replicaFor raised the floor for it already.
-      const raise = this.raiseFloor;
+      const raise = this.consistency.raiseFloor;
       if (old && !old.tracker.busy) this.detach(old);
-      this.raiseFloor = raise;
+      this.consistency.raiseFloor = raise;
     }
     if (this.replica !== node) {
       this.replica = node;
@@ -1300,7 +1191,7 @@ export class Session {
       this.replica = null;
       link.node.sessions--;
       // The next replica may be behind this one: raise the floor before reading there.
-      this.raiseFloor = true;
+      this.consistency.raiseFloor = true;
     }
     if (this.txLink === link) this.txLink = null;
     if (this.lastLink === link) this.lastLink = null;
@@ -1359,7 +1250,7 @@ export class Session {
     else if (u.txBegin !== undefined) this.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
     const d = u.decision;
     // What ran on the primary may be newer than any replica: later replica reads must catch up first.
-    if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.raiseFloor = true;
+    if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.consistency.raiseFloor = true;
     if (d) {
       this.ctx.onRouted?.(link.name, d.reason);
       for (const c of d.classifications) {
@@ -1916,8 +1807,7 @@ export class Session {
     this.txLink = status === 'I' ? null : link;
     if (status === 'I') this.tx = null;
     const now = performance.now();
-    if (link.node.role === 'primary') this.primaryDoneAt = now;
-    else this.replicaDoneAt = now;
+    this.consistency.answered(link.node.role, now);
     this.copyEnded(link);
     const unit = done?.unit;
     if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);

@@ -1,0 +1,241 @@
+import { errors, type PgsplitError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { formatLsn, parseLsn } from '../monitor/lsn.js';
+import type { RouteDecision } from '../router/router.js';
+import type { NodeEntry, ReadRequirement, ServerNodes } from '../server/server-nodes.js';
+
+/**
+ * What Consistency needs of the proxy around the session (the session's context satisfies it). Read
+ * live, not copied: a reload changes the settings in place.
+ */
+export interface ConsistencyContext {
+  readonly nodes: ServerNodes;
+  readonly monitor: {
+    /** The primary's WAL position, read after the call; rejects when the primary cannot tell. */
+    primaryLsnNow(): Promise<bigint>;
+    /** True once `n` has replayed `lsn`, false after `timeoutMs` or when `n` fails. */
+    waitForReplay(n: NodeEntry, lsn: bigint, timeoutMs: number): Promise<boolean>;
+    /** The primary's last known position and when it was read (performance.now()). */
+    readonly lag: { readonly primaryLsn: bigint | null; readonly primarySampledAt: number };
+  };
+  /** routing.max_lag, ms. */
+  readonly maxLagMs: number;
+  /** routing.read_your_writes_timeout, ms. */
+  readonly readYourWritesTimeoutMs: number;
+}
+
+/** The session's own bounds, SET pgsplit.max_lag and SET pgsplit.after (LocalAnswers satisfies it). */
+export interface SessionBounds {
+  /** null: routing.max_lag. */
+  readonly maxLagMs: number | null;
+  readonly afterLsn: bigint | null;
+}
+
+/**
+ * Where a read may run, and why when that is not the router's reason. One value per choice (it replaces
+ * the closure the session made per choice before); next() changes it in place when the session could not
+ * reach the replica it names.
+ */
+export interface ReadChoice {
+  /** The replica, or null: the primary. */
+  node: NodeEntry | null;
+  /** The reason to report instead of the router's ('causal-wait', 'fallback-...'), or null to keep it. */
+  reason: string | null;
+  /**
+   * `node` is the replica the session has attached, kept: the session has a connection to it already,
+   * so a failure to reach it is not retried elsewhere (it is not in `tried`).
+   */
+  kept: boolean;
+  /** Null `node` because no replica qualifies: with routing.when_no_replica: error a read is refused (noReplicaError). */
+  noReplica: boolean;
+  /** What the read needs of a replica, with the floor as last raised. */
+  req: ReadRequirement;
+  /** The replicas named so far (and the one the unit avoids); null until the choice looks past the attached replica. */
+  tried: Set<NodeEntry> | null;
+  /** routing.read_your_writes_timeout as it was when the choice began: each wait of one choice uses the same bound. */
+  readonly waitMs: number;
+}
+
+/**
+ * A session's read consistency: the position its replica reads must have replayed (its floor), raised
+ * from the primary's position after it used the primary and when it moves to another replica, so that it
+ * reads its own writes and its reads never go back in time; and the choice of a replica for a read
+ * (waiting for one to catch up, or falling back to the primary, and why). No sockets: the session
+ * connects to what it is told, and asks next() when it cannot.
+ */
+export class Consistency {
+  /**
+   * The session used the primary (or lost its replica) since the floor was last raised: the next replica
+   * choice raises it to the primary's position first. Set by the session (it sees the units and the links).
+   */
+  raiseFloor = false;
+  /** The position every replica serving this session's reads must have replayed; null: none yet. */
+  private floorLsn: bigint | null = null;
+  /** performance.now() when a unit last finished on the primary, and on a replica (see raiseFloorFromPrimary). */
+  private primaryDoneAt = -Infinity;
+  private replicaDoneAt = -Infinity;
+
+  constructor(
+    private readonly ctx: ConsistencyContext,
+    private readonly bounds: SessionBounds,
+    private readonly log: Logger,
+  ) {}
+
+  /** A unit's answer completed on a node with this role at `now` (performance.now()). */
+  answered(role: 'primary' | 'replica', now: number): void {
+    if (role === 'primary') this.primaryDoneAt = now;
+    else this.replicaDoneAt = now;
+  }
+
+  /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
+  requirement(d: RouteDecision | undefined): ReadRequirement {
+    let maxLagMs = this.bounds.maxLagMs ?? this.ctx.maxLagMs;
+    let minLsn = this.floorLsn;
+    const afterLsn = this.bounds.afterLsn;
+    if (afterLsn !== null && (minLsn === null || afterLsn > minLsn)) minLsn = afterLsn;
+    for (const c of d?.classifications ?? []) {
+      if (c.hints.maxLagMs !== undefined) maxLagMs = Math.min(maxLagMs, c.hints.maxLagMs);
+      const after = c.hints.after !== undefined ? parseLsn(c.hints.after) : null;
+      if (after !== null && (minLsn === null || after > minLsn)) minLsn = after;
+    }
+    return { maxLagMs, minLsn };
+  }
+
+  /**
+   * The read may stay on the attached replica `node` without asking anyone (the fast path, checked for
+   * every routed read): the floor needs no raising and the replica meets the requirement now.
+   */
+  mayStayOn(node: NodeEntry, d: RouteDecision): boolean {
+    return !this.raiseFloor && this.ctx.nodes.ineligibility(node, this.requirement(d)) === null;
+  }
+
+  /**
+   * The replica a read runs on, or the primary. In order: raise the floor if the session used the
+   * primary since its last replica read (read-your-writes, monotonic reads); keep the attached replica
+   * `current` if it qualifies, or wait up to routing.read_your_writes_timeout for it to replay the floor;
+   * else move to another qualifying replica (raising the floor first, so reads never go back in time),
+   * or wait for one; else the primary. `avoid` is never chosen (a replica that just failed the unit).
+   */
+  async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined): Promise<ReadChoice> {
+    const choice: ReadChoice = { node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs };
+    if (this.raiseFloor) {
+      // The primary cannot say where it is: only it can serve a read that must see its writes.
+      if (!(await this.raiseFloorFromPrimary())) return primary(choice, 'fallback-no-position');
+      this.raiseFloor = false;
+    }
+    const nodes = this.ctx.nodes;
+    let req = this.requirement(d);
+    choice.req = req;
+    if (current) {
+      const why = nodes.ineligibility(current, req);
+      if (why === null) return kept(choice, current);
+      if (why === 'position' && req.minLsn !== null && (await this.ctx.monitor.waitForReplay(current, req.minLsn, choice.waitMs))) {
+        if (nodes.ineligibility(current, req) === null) {
+          choice.reason = 'causal-wait';
+          return kept(choice, current);
+        }
+      }
+      // Moving to another replica: it must hold everything the current one may have shown.
+      if (!(await this.raiseFloorFromPrimary())) return primary(choice, 'fallback-no-position');
+      req = this.requirement(d);
+      choice.req = req;
+    }
+    choice.tried = new Set<NodeEntry>(avoid !== undefined ? [avoid] : []);
+    return this.pick(choice);
+  }
+
+  /** The session could not reach `choice.node` (refused, unreachable, not accepting connections): the next choice, in place. */
+  next(choice: ReadChoice): Promise<ReadChoice> {
+    choice.node = null;
+    choice.kept = false;
+    return this.pick(choice);
+  }
+
+  /** The error for a read refused under routing.when_no_replica: error, naming each replica's reason and the fix. */
+  noReplicaError(req: ReadRequirement): PgsplitError {
+    return errors.noReplica(this.noReplicaDetail(req), this.noReplicaHint(req));
+  }
+
+  /** A qualifying replica not tried yet (the least loaded), or one behind only the floor once it has caught up; else the primary. */
+  private async pick(choice: ReadChoice): Promise<ReadChoice> {
+    const nodes = this.ctx.nodes;
+    const req = choice.req;
+    const tried = choice.tried ?? (choice.tried = new Set<NodeEntry>());
+    let node = nodes.pickReplica(req, tried);
+    if (!node && req.minLsn !== null) {
+      const behind = nodes.pickReplica(req, tried, true);
+      if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, choice.waitMs)) && nodes.ineligibility(behind, req) === null) {
+        choice.reason = 'causal-wait';
+        node = behind;
+      }
+    }
+    if (!node) {
+      choice.noReplica = true;
+      return primary(choice, this.fallbackReason(req));
+    }
+    tried.add(node);
+    choice.node = node;
+    return choice;
+  }
+
+  /** Raises the session's floor to the primary's position now; false when the primary cannot tell. */
+  private async raiseFloorFromPrimary(): Promise<boolean> {
+    let lsn: bigint | null;
+    try {
+      lsn = await this.ctx.monitor.primaryLsnNow();
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'primary position unavailable');
+      // With the primary out, its last known position will do, if it was read after everything this
+      // session saw finished (on the primary or on a replica); else nothing replica-side is safe.
+      const lag = this.ctx.monitor.lag;
+      const fresh = lag.primarySampledAt > Math.max(this.primaryDoneAt, this.replicaDoneAt);
+      lsn = this.ctx.nodes.primary.health === 'down' && fresh ? lag.primaryLsn : null;
+      if (lsn === null) return false;
+    }
+    if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+    return true;
+  }
+
+  /**
+   * Why the primary serves a tagged read: 'fallback-causal' when a replica is only behind the position
+   * the read needs, 'fallback-lag' when one is only past the lag bound, else 'fallback-no-replica'
+   * (all down, disabled or promoted, or none configured).
+   */
+  private fallbackReason(req: ReadRequirement): string {
+    const why = this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req));
+    if (why.includes('position')) return 'fallback-causal';
+    if (why.includes('lag')) return 'fallback-lag';
+    return 'fallback-no-replica';
+  }
+
+  /** What to do about it, for the reasons the replicas give (the first that applies). */
+  private noReplicaHint(req: ReadRequirement): string {
+    const why = new Set(this.ctx.nodes.replicas.map((r) => this.ctx.nodes.ineligibility(r, req)));
+    if (this.ctx.nodes.replicas.length === 0) return 'configure replicas (replicas: in the config), or set routing.when_no_replica: primary';
+    if (why.has('position')) return 'the replicas have not replayed this session\'s writes yet: retry, raise routing.read_your_writes_timeout, or set routing.when_no_replica: primary';
+    if (why.has('lag')) return 'the replicas lag more than the bound: raise it (SET pgsplit.max_lag, routing.max_lag), wait for them, or set routing.when_no_replica: primary';
+    if (why.has('disabled')) return 'a replica was disabled (admin console DISABLE, or weight 0): ENABLE it, or set routing.when_no_replica: primary';
+    if (why.has('down')) return 'the replicas are down or failing their checks (SHOW NODES in the admin console): bring them back, or set routing.when_no_replica: primary';
+    return 'no replica is in recovery (promoted or removed): fix the replicas: list, or set routing.when_no_replica: primary';
+  }
+
+  private noReplicaDetail(req: ReadRequirement): string {
+    const parts = this.ctx.nodes.replicas.map((r) => `${r.endpoint.name}: ${this.ctx.nodes.ineligibility(r, req) ?? 'eligible'}`);
+    return `max_lag ${req.maxLagMs} ms${req.minLsn !== null ? `, after ${formatLsn(req.minLsn)}` : ''}; ${parts.join(', ') || 'no replicas configured'}`;
+  }
+}
+
+/** The requirement of a choice that went to the primary before one was worked out (never read then). */
+const NO_REQUIREMENT: ReadRequirement = Object.freeze({ maxLagMs: 0, minLsn: null });
+
+function primary(choice: ReadChoice, reason: string): ReadChoice {
+  choice.node = null;
+  choice.reason = reason;
+  return choice;
+}
+
+function kept(choice: ReadChoice, node: NodeEntry): ReadChoice {
+  choice.node = node;
+  choice.kept = true;
+  return choice;
+}
