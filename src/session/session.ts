@@ -1073,7 +1073,8 @@ export class Session {
     const d = u?.decision;
     const choice = await this.consistency.choose(this.replica, d, u?.avoid);
     for (let node = choice.node; node !== null; node = choice.node) {
-      if (u && d && choice.reason !== null) u.decision = { ...d, reason: choice.reason };
+      // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
+      if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
       // The attached replica: its link exists already.
       if (choice.kept) return this.connectReplica(node);
       try {
