@@ -1593,7 +1593,7 @@ export class Session {
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // Server side: responses back to the client
+  // Server side: the session's books on what servers answer (ResponseRelay takes the answers to the client)
   // ---------------------------------------------------------------------------------------------------
 
   /**
@@ -1801,7 +1801,8 @@ export class Session {
 
   /**
    * A reload removed this replica: an idle link to it is let go now (politely: the server is fine); one
-   * running a statement or holding a transaction, batch or COPY is let go when that ends (onServerData).
+   * running a statement or holding a transaction, batch or COPY is let go when that ends (the relay's
+   * `answered`, see the constructor).
    * The next read goes to another replica, after raising the floor (monotonic reads).
    */
   retire(node: NodeEntry): void {
