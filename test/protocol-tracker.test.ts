@@ -2,7 +2,7 @@
  * The protocol state of one server connection (src/server/protocol-tracker.ts), without a server: scripted
  * client messages, then the server's replies as bytes (built with the codec's encoders), one message at a
  * time, with the tracker's state asserted after each. `Wire` calls the tracker as Session.send and
- * Session.onServerData do; the expected states are PostgreSQL's: which reply answers which message, what
+ * ResponseRelay.onServerData do; the expected states are PostgreSQL's: which reply answers which message, what
  * an error makes the server skip, which Syncs a COPY FROM STDIN reads as data.
  */
 import t from 'tap';

@@ -48,7 +48,7 @@ export class ServerLink {
   /** Named statements prepared on this server: name -> Parse payload. */
   readonly prepared = new Map<string, Buffer>();
   settingsVersion = 0;
-  /** Frames of a replica's answer held back until its first row (see Session.startHold). */
+  /** Frames of a replica's answer held back until its first row (see ResponseRelay). */
   held: Buffer[] | null = null;
   heldBytes = 0;
   /** performance.now() when the server last sent something (a frozen server sends nothing). */

@@ -4,7 +4,7 @@ import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readCString, readDataRow, readErrorFields, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readCString, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -20,6 +20,7 @@ import { LocalStatements } from './extended-local.js';
 import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
+import { ResponseRelay } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import {
@@ -96,19 +97,6 @@ const SYNC: Frame = (() => {
 const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 const NO_DECISIONS: readonly RouteDecision[] = [];
 
-/** Messages a replica may send before the first row of a result, which can be held back. */
-const HOLDABLE = new Set<number>([
-  Backend.ParseComplete, Backend.BindComplete, Backend.CloseComplete, Backend.ParameterDescription,
-  Backend.RowDescription, Backend.NoData, Backend.NoticeResponse, Backend.ParameterStatus,
-]);
-/** At most this much is held back per unit; past it the answer streams and can no longer be re-run. */
-const HOLD_LIMIT = 64 * 1024;
-
-/** Server message types the session must look at (the rest are relayed by position): 1 = tracked. */
-const TRACKED = new Uint8Array(256);
-for (const t of [Backend.ParseComplete, Backend.CloseComplete, Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CopyInResponse,
-  Backend.CopyOutResponse, Backend.CopyBothResponse, Backend.ParameterStatus]) TRACKED[t] = 1;
-
 /** Lifecycle of a session. */
 export type SessionState = 'starting' | 'ready' | 'closed';
 
@@ -133,6 +121,8 @@ export class Session {
   private readonly ctx: SessionContext;
   private readonly log: Logger;
   private readonly reader: FrameReader;
+  /** Takes servers' answers to the client (fast path, held replica answers, re-runs). */
+  private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
   /** By node: a replica replaced by a reload may share its name with the one in service. */
   private readonly links = new Map<NodeEntry, ServerLink>();
@@ -207,6 +197,31 @@ export class Session {
     this.ctx = opts.ctx;
     this.cancelKey = opts.cancelKey;
     this.log = opts.ctx.log.child({ session: opts.id });
+    // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
+    this.relay = new ResponseRelay({
+      client: opts.client,
+      serves: (link) => this.state !== 'closed' && this.links.get(link.node) === link,
+      pauseServers: () => {
+        for (const l of this.links.values()) l.conn.socket.pause();
+      },
+      watchesCopy: (link, t) => this.copyPending !== null || (t === Backend.CommandComplete && this.copyLink === link),
+      observe: (link, f, errorCode) => this.observe(link, f, errorCode),
+      ownQueryAnswered: (link, head, status) => this.ownQueryAnswered(link, head, status),
+      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.txLink === link),
+      requeue: (u) => {
+        this.units.unshift(u);
+        this.queuedBytes += u.bytes;
+      },
+      serverLost: (link, why, frame) => {
+        this.onServerLost(link, why, frame);
+        if (this.state === 'ready') this.pump();
+      },
+      answered: (link) => {
+        this.lastActivityAt = performance.now();
+        if (link.node.retiring) this.letGoIfRetired(link);
+        this.pump();
+      },
+    }, this.log, opts.ctx);
     this.reader = new FrameReader({ maxMessageSize: opts.ctx.maxMessageSize });
 
     const split = splitStartupOptions(opts.params.options);
@@ -1176,7 +1191,7 @@ export class Session {
     }
     const link = new ServerLink(node, conn, this.skipped);
     this.links.set(node, link);
-    conn.onData = (chunk: Buffer) => this.onServerData(link, chunk);
+    conn.onData = (chunk: Buffer) => this.relay.onServerData(link, chunk);
     conn.socket.on('drain', () => this.resumeClient());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
     conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
@@ -1269,10 +1284,7 @@ export class Session {
     const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link && this.txStatus === 'T';
     u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && (this.txStatus === 'I' || movable) &&
       !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
-    if (u.retryable && !link.tracker.busy) {
-      link.held = [];
-      link.heldBytes = 0;
-    }
+    if (u.retryable && !link.tracker.busy) this.relay.hold(link);
     let flush = false;
     if (d !== undefined && !link.tracker.skipping && startsCopyFrom(d.classifications, u.complete)) {
       if (u.complete) this.copyPending = { link, unit: u, executes: 0 };
@@ -1473,238 +1485,77 @@ export class Session {
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // Server side: responses back to the client
+  // Server side: the session's books on what servers answer (ResponseRelay takes the answers to the client)
   // ---------------------------------------------------------------------------------------------------
 
-  private onServerData(link: ServerLink, chunk: Buffer): void {
-    // A link let go (its read runs elsewhere now) may still deliver a late answer: nobody asked for it.
-    if (this.state === 'closed' || this.links.get(link.node) !== link) return;
-    link.lastDataAt = performance.now();
-    const reader = link.conn.reader;
-    const out = new FrameCoalescer();
-    let finishedUnit = false;
-    let lost: string | null = null;
-    let lostFrame: Buffer | undefined;
-    let heldViews = false;
-    reader.feed(chunk);
-    for (;;) {
-      let t: number;
-      try {
-        t = reader.next();
-      } catch (e) {
-        // What came before the bad message is complete and still goes to the client (below); then the
-        // link is let go like a lost one: a busy link's client gets an error, an idle link reconnects.
-        lost = `bad message from server: ${(e as Error).message}`;
-        break;
-      }
-      if (t < 0) break;
-      const head = link.tracker.head;
-      // The relay path: rows, descriptions and the like go through by position, with no object made.
-      if (TRACKED[t] !== 1 && link.held === null && this.copyPending === null && !(head && head.kind === 'sync' && head.swallow) &&
-        !(t === Backend.CommandComplete && this.copyLink === link)) {
-        out.addRange(reader.buf, reader.start, reader.end);
-        continue;
-      }
-      const f = reader.frame(t);
-      // Parsed once here for every check below (errors are rare: no cost on the relay path).
-      const error = f.type === Backend.ErrorResponse ? readErrorFields(f.payload) : null;
-      if (error !== null && (!link.tracker.busy || (link.held !== null && link.node.role === 'replica'))) {
-        // A server shutting down (or crashing) says FATAL before it closes. On an idle link, or on a
-        // replica whose answer nothing has reached the client of yet, that is the server going away:
-        // the close handling lets it go and runs the held read elsewhere, and the client sees nothing.
-        const severity = error.V ?? error.S;
-        if (severity === 'FATAL' || severity === 'PANIC') {
-          lost = `${error.C ?? ''} ${error.M ?? 'FATAL'}`.trim();
-          lostFrame = Buffer.from(f.raw);
-          break;
-        }
-      }
-      if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
-        // The batch before the probe ran without error.
-        link.tracker.shift();
-        continue;
-      }
-      if (head && head.kind === 'sync' && head.swallow) {
-        // Replayed settings, the rest of a statement the replica refused, or the empty Query in place of a
-        // statement pgsplit answers: the client asked for none of it.
-        if (f.type === Backend.ReadyForQuery) {
-          link.tracker.shift();
-          if (head.local !== undefined) {
-            // What the batch answered goes first, then pgsplit's own answer, with the status the server has now.
-            this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
-            if (link.held !== null) {
-              for (const h of link.held) out.add(h);
-              link.held = null;
-              link.heldBytes = 0;
-            }
-            this.writeToClient(link, out.take());
-            this.awaitingProbe = false;
-            this.runLocal(head.local);
-          } else if (head.endsReplicaBatch === true) {
-            this.afterUnit(link, head, (f.payload[0] ?? 0x49) as number);
-            this.awaitingInternal = false;
-            if (head.failed === true) this.skipToClientSync();
-          } else if (head.rerun) this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
-          else if (link.tracker.busy && link.node.role === 'replica') this.startHold(link);
-          if (head.capture !== undefined) {
-            head.capture(null);
-            this.awaitingInternal = false;
-          }
-          finishedUnit = true;
-        } else if (f.type === Backend.DataRow && head.capture !== undefined) {
-          head.capture(readDataRow(f.payload));
-        } else if (error !== null && !head.rerun) {
-          this.log.warn({ node: link.name, err: error.M }, 'replaying session settings failed');
-          if (head.replay === true && link.node.role === 'replica') {
-            link.replayFailed = true;
-            // Replayed again before the next unit here (and refused again: each read then runs on the primary).
-            link.settingsVersion = -1;
-          }
-        } else if (f.type === Backend.NotificationResponse) out.add(f.raw);
-        continue;
-      }
-      if (link.held !== null) {
-        // A replica's answer is held back until its first row: a read-only refusal (25006) before that
-        // can still be re-run on the primary without the client seeing anything twice.
-        const held = link.held;
-        const wrongSettings = link.replayFailed;
-        link.replayFailed = false;
-        if (error?.C === SqlState.readOnlySqlTransaction || wrongSettings) {
-          const unit = this.heldUnit(link);
-          // Only outside a transaction, and only when nothing was sent after it to this replica: a later
-          // unit's answer would otherwise reach the client before the re-run's.
-          const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
-          const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link;
-          if (unit && (this.txStatus === 'I' || movable) && syncs === 1) {
-            link.held = null;
-            link.heldBytes = 0;
-            const sync = link.tracker.queue.find((e) => e.kind === 'sync');
-            link.tracker.skipBeforeSync();
-            if (sync) {
-              sync.swallow = true;
-              sync.rerun = unit;
-              sync.rerunWhy = wrongSettings ? 'rerun-settings' : 'rerun-25006';
-            }
-            continue;
-          }
-        }
-        if (!HOLDABLE.has(f.type) || link.heldBytes + f.raw.length > HOLD_LIMIT) {
-          for (const h of held) out.add(h);
-          link.held = null;
-          link.heldBytes = 0;
-        } else {
-          // A view for now: copied at the end of this chunk if still held (the chunk's memory is reused).
-          heldViews = true;
-          held.push(f.raw);
-          link.heldBytes += f.raw.length;
-          this.trackHeld(link, f);
-          if (f.type === Backend.ParameterStatus) this.noteParameter(...readParameterStatus(f.payload));
-          continue;
-        }
-      }
-      const cp = this.copyPending;
-      if (cp !== null && cp.link === link && cp.executes > 0 &&
-        (t === Backend.CommandComplete || t === Backend.EmptyQueryResponse || t === Backend.PortalSuspended) && --cp.executes === 0) {
-        // Every Execute of the unsynced COPY unit ended without starting COPY FROM STDIN.
-        this.copyPending = null;
-        finishedUnit = true;
-      }
-      if (this.trackAndForward(link, f, error?.C)) {
-        out.addRange(reader.buf, reader.start, reader.end);
-        if (error !== null && (error.V ?? error.S) === 'FATAL') link.fatalForwarded = true;
-      }
-      // A CopyInResponse or an error may free what waits (behind a COPY, a probe): pump as after a ReadyForQuery.
-      if (f.type === Backend.ReadyForQuery || f.type === Backend.CopyInResponse || f.type === Backend.ErrorResponse) finishedUnit = true;
+  /**
+   * The session's books on a server message the client gets (see RelaySession.observe): the end of a
+   * unit, an error, a COPY starting or ending, a ParameterStatus. True when it may free waiting units.
+   */
+  private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
+    const t = f.type;
+    const cp = this.copyPending;
+    let freed = false;
+    if (cp !== null && cp.link === link && cp.executes > 0 &&
+      (t === Backend.CommandComplete || t === Backend.EmptyQueryResponse || t === Backend.PortalSuspended) && --cp.executes === 0) {
+      // Every Execute of the unsynced COPY unit ended without starting COPY FROM STDIN.
+      this.copyPending = null;
+      freed = true;
     }
-    if (heldViews && link.held !== null) {
-      const held = link.held;
-      for (let i = 0; i < held.length; i++) if ((held[i] as Buffer).buffer === chunk.buffer) held[i] = Buffer.from(held[i] as Buffer);
-    }
-    this.writeToClient(link, out.take());
-    if (lost !== null) {
-      this.onServerLost(link, lost, lostFrame);
-      if (this.state === 'ready') this.pump();
-      return;
-    }
-    if (finishedUnit) {
-      this.lastActivityAt = performance.now();
-      if (link.node.retiring) this.letGoIfRetired(link);
-      this.pump();
-    }
-  }
-
-  /** Relays server frames (views of `link`'s read buffer) to the client, with backpressure. */
-  private writeToClient(link: ServerLink, bufs: Buffer[]): void {
-    if (bufs.length === 0 || this.client.destroyed) return;
-    // A client already behind gets copies (sized to the data), so that queued views do not pin a
-    // whole read buffer each; otherwise views, and the buffer is retained only if this write queues.
-    const backedUp = this.client.writableLength > 0;
-    if (bufs.length === 1) this.client.write(backedUp ? Buffer.from(bufs[0] as Buffer) : (bufs[0] as Buffer));
-    else {
-      this.client.cork();
-      for (const b of bufs) this.client.write(backedUp ? Buffer.from(b) : b);
-      this.client.uncork();
-    }
-    // The kernel did not take it all: the socket now holds views of the server's read buffer.
-    if (!backedUp && this.client.writableLength > 0) link.conn.retainChunk();
-    // Backpressure: stop reading from servers until the client has taken what we gave it.
-    if (this.client.writableNeedDrain) for (const l of this.links.values()) l.conn.socket.pause();
-  }
-
-  /** The unit whose answer `link` is holding back (the first client sync it expects). */
-  private heldUnit(link: ServerLink): Unit | undefined {
-    for (const e of link.tracker.queue) if (e.kind === 'sync') return e.swallow ? undefined : e.unit;
-    return undefined;
-  }
-
-  /** Bookkeeping for a frame that is held back (ParseComplete / CloseComplete consume expectations). */
-  private trackHeld(link: ServerLink, f: Frame): void {
-    const kind = f.type === Backend.ParseComplete ? 'parse' : f.type === Backend.CloseComplete ? 'close' : null;
-    // An injected re-prepare: never shown to the client, held or not.
-    if (kind !== null && link.tracker.completed(kind)?.swallow === true) (link.held as Buffer[]).pop();
-  }
-
-  /** Expectation and session bookkeeping for one server frame; returns whether the client gets it. */
-  private trackAndForward(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
-    switch (f.type) {
-      case Backend.ParseComplete:
-      case Backend.CloseComplete: {
-        // An injected re-prepare or Close: the client never sees its answer.
-        return link.tracker.completed(f.type === Backend.ParseComplete ? 'parse' : 'close')?.swallow !== true;
-      }
-      case Backend.ErrorResponse: {
+    switch (t) {
+      case Backend.ErrorResponse:
         this.ctx.onError?.(errorCode ?? SqlState.internalError);
         this.afterError(link);
+        // An error may free what waits (behind a COPY, a probe).
         return true;
-      }
       case Backend.ReadyForQuery: {
         // A Parse or Close still expected here was skipped by the server (it followed an error).
         const done = link.tracker.readyForQuery();
         if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
-        if (link.tracker.busy && link.node.role === 'replica') this.startHold(link);
         return true;
       }
       case Backend.CopyInResponse:
         this.copyLink = link;
         if (this.copyPending?.link === link) this.copyPending = null;
         this.startCopyIn(link);
+        // COPY data waiting behind the COPY statement may go now.
         return true;
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
         this.copyLink = link;
-        return true;
+        return freed;
       case Backend.CommandComplete:
         this.copyEnded(link);
-        return true;
+        return freed;
       case Backend.ParameterStatus:
         this.noteParameter(...readParameterStatus(f.payload));
-        return true;
+        return freed;
       default:
-        return true;
+        return freed;
     }
   }
 
+  /**
+   * The ReadyForQuery of something pgsplit sent itself (see RelaySession.ownQueryAnswered): the empty
+   * Query in place of a statement pgsplit answers (answered now, behind the batch's answer), the Sync
+   * ending a replica's batch (a failed one skips the client's messages up to its own Sync), an internal query.
+   */
+  private ownQueryAnswered(link: ServerLink, head: Expect, status: number): void {
+    if (head.local !== undefined) {
+      this.afterUnit(link, head, status);
+      this.awaitingProbe = false;
+      this.runLocal(head.local);
+    } else if (head.endsReplicaBatch === true) {
+      this.afterUnit(link, head, status);
+      this.awaitingInternal = false;
+      if (head.failed === true) this.skipToClientSync();
+    }
+    if (head.capture !== undefined) {
+      head.capture(null);
+      this.awaitingInternal = false;
+    }
+  }
   /**
    * COPY FROM STDIN started on `link`: the Syncs the client sent inside the COPY get no answer (see
    * ProtocolTracker.copyInStarted); if one was among them, the batch stays open until the client's next Sync.
@@ -1746,58 +1597,6 @@ export class Session {
   private noteParameter(name: string, value: string): void {
     if (name === 'client_encoding') this.clientEncoding = value;
     else if (name === 'standard_conforming_strings') this.standardConformingStrings = value !== 'off';
-  }
-
-  /** Starts holding back the answer of the next unit on a replica, when that unit could be re-run. */
-  private startHold(link: ServerLink): void {
-    const u = this.heldUnit(link);
-    if (u && u.retryable) {
-      link.held = [];
-      link.heldBytes = 0;
-    }
-  }
-
-  /**
-   * A replica failed while running a read of which nothing reached the client, outside a transaction,
-   * with no later unit sent to it: the read runs again elsewhere (another eligible replica, or the
-   * primary). It only read, so running it twice changes nothing. Returns false when that is not so.
-   */
-  private retryElsewhere(link: ServerLink): boolean {
-    if (link.held === null || this.txStatus !== 'I') return false;
-    const unit = this.heldUnit(link);
-    const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);
-    if (!unit || !unit.retryable || syncs !== 1) return false;
-    // A statement pgsplit answers itself waits behind it there: it would be lost with the link.
-    if (link.tracker.queue.some((e) => e.local !== undefined)) return false;
-    this.ctx.onRetry?.(link.name);
-    this.log.warn({ node: link.name }, 'replica failed before answering a read; running it elsewhere');
-    const undo = unit.registryUndo ?? [];
-    for (let i = undo.length - 1; i >= 0; i--) undo[i]?.();
-    unit.registryUndo = undefined;
-    link.held = null;
-    link.tracker.clear();
-    this.detach(link, true);
-    unit.avoid = link.node;
-    this.units.unshift(unit);
-    this.queuedBytes += unit.bytes;
-    this.pump();
-    return true;
-  }
-
-  /** A replica refused the unit as a write (25006), or refused the session's settings, before anything reached the client: run it on the primary. */
-  private rerunOnPrimary(u: Unit, why: 'rerun-25006' | 'rerun-settings'): void {
-    this.ctx.onRerun?.(u.decision?.reason ?? 'unknown');
-    this.log.warn({ reason: u.decision?.reason }, why === 'rerun-25006'
-      ? 'replica refused a statement as a write (25006); re-running it on the primary'
-      : 'the replica refused the session\'s settings; running the statement on the primary');
-    u.forcePrimary = why;
-    u.retryable = false;
-    // The client's Parse/Close in this unit take effect with the re-run, not with the refused attempt.
-    const undo = u.registryUndo ?? [];
-    for (let i = undo.length - 1; i >= 0; i--) undo[i]?.();
-    u.registryUndo = undefined;
-    this.units.unshift(u);
-    this.queuedBytes += u.bytes;
   }
 
   /** Bookkeeping when a unit's ReadyForQuery arrives: transaction status and the unit's effects. */
@@ -1893,7 +1692,8 @@ export class Session {
 
   /**
    * A reload removed this replica: an idle link to it is let go now (politely: the server is fine); one
-   * running a statement or holding a transaction, batch or COPY is let go when that ends (onServerData).
+   * running a statement or holding a transaction, batch or COPY is let go when that ends (the relay's
+   * `answered`, see the constructor).
    * The next read goes to another replica, after raising the floor (monotonic reads).
    */
   retire(node: NodeEntry): void {
@@ -1935,7 +1735,12 @@ export class Session {
     const holds = this.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
-    if (link.node.role === 'replica' && inFlight && !holds && this.retryElsewhere(link)) return;
+    if (link.node.role === 'replica' && inFlight && !holds && this.txStatus === 'I' && this.relay.retryElsewhere(link)) {
+      // The read is back at the front of the queue, to run elsewhere.
+      this.detach(link, true);
+      this.pump();
+      return;
+    }
     const asked = link.tracker.busy;
     this.detach(link, true);
     if (!inFlight && !holds) {
