@@ -15,6 +15,7 @@ import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import pg from 'pg';
 import { startCluster } from './fixtures/proxy-fixture.js';
+import { spawnPgsplit } from './fixtures/pgsplit-process.js';
 import { claimFreePort, runningAsRoot, POSTGRES_OS_USER } from '../src/cluster/local-node.js';
 
 t.setTimeout(240_000);
@@ -142,19 +143,8 @@ t.test('the README recipe: pgsplit in front of one PgBouncer (session pooling) p
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const configFile = path.join(dir, 'pgsplit.yaml');
   fs.writeFileSync(configFile, `${yaml}\nlisten: 127.0.0.1:${port}\n`);
-  const child = spawn(process.execPath, [path.resolve('bin/pgsplit.js'), '--config', configFile],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PGSPLIT_LOG_FORMAT: 'json' } });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise((r) => child.once('exit', r));
-  t.teardown(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGINT');
-      await exited;
-    }
-  });
   const url = (tagged: boolean) => ({ host: '127.0.0.1', port, user: 'nova', database: 'nova', ...(tagged ? { options: '-c pgsplit.route=replica' } : {}) });
-  await untilConnects(url(false), () => child.exitCode === null, () => stderr);
+  await spawnPgsplit(t, ['--config', configFile], port, {}, { user: 'nova', database: 'nova' });
 
   await t.test('tagged reads on the replica, writes on the primary, read-your-writes, through the PgBouncers', async (t) => {
     const tagged = new pg.Client(url(true));
