@@ -6,7 +6,7 @@
 import t from 'tap';
 import { classifyQuery } from '../src/router/statement-classifier.js';
 import {
-  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, replicaBegin,
+  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, replicaBegin, transactionCharacteristics,
 } from '../src/router/transaction-statements.js';
 
 const stmt = (sql: string) => {
@@ -52,4 +52,13 @@ t.test('what stays in a replica transaction, and what a move replays', async (t)
   }
   t.ok(needsReplay(stmt('SET TRANSACTION READ ONLY')), 'SET TRANSACTION READ ONLY the replica accepted: the primary must make it read-only too');
   t.notOk(needsReplay(stmt('SELECT 1')), 'a read: nothing to replay');
+});
+
+t.test('statements that set the transaction\'s characteristics', async (t) => {
+  t.equal(transactionCharacteristics(stmt('SET TRANSACTION READ WRITE')), 'read-write', 'READ WRITE: a standby refuses it');
+  t.equal(transactionCharacteristics(stmt('SET transaction_read_only = off')), 'read-write');
+  t.equal(transactionCharacteristics(stmt('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE')), 'other');
+  t.equal(transactionCharacteristics(stmt('SET transaction_read_only = on')), 'other');
+  t.equal(transactionCharacteristics(stmt("SET LOCAL app.tenant_id = '7'")), null, 'any other setting: none');
+  t.equal(transactionCharacteristics(stmt('SELECT 1')), null);
 });

@@ -93,3 +93,17 @@ export function statementsOf(classifications: readonly QueryClassification[]): S
   for (const c of classifications) for (const s of c.statements) out.push(s);
   return out;
 }
+
+/**
+ * For a statement that sets transaction characteristics (SET TRANSACTION, a BEGIN inside the transaction,
+ * SET transaction_*): 'read-write' when it asks for READ WRITE (a standby refuses what the primary accepts),
+ * 'other' for anything else, null for any other statement.
+ */
+export function transactionCharacteristics(s: StatementInfo): 'read-write' | 'other' | null {
+  const name = s.setting?.name;
+  const isTx = s.transaction === 'begin' || s.reason === 'set-transaction' ||
+    name === 'transaction_isolation' || name === 'transaction_read_only' || name === 'transaction_deferrable';
+  if (!isTx) return null;
+  if (/\bread\s+write\b/i.test(s.text) || (name === 'transaction_read_only' && /\b(off|false|0|no)\b/i.test(s.setting?.value ?? ''))) return 'read-write';
+  return 'other';
+}

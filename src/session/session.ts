@@ -24,7 +24,7 @@ import { ResponseRelay } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import {
-  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
+  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
 
 /** Everything a session needs from the proxy around it. */
@@ -1047,7 +1047,7 @@ export class Session {
   private mustLeaveReplica(u: Unit, d: RouteDecision | null): boolean {
     if (u.kind === 'function') return true;
     if (d === null) return false;
-    if (u.namedPortal || d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return true;
+    if (u.namedPortal || mustRunOnPrimary(d)) return true;
     if (d.target === 'replica') return this.readsSequence(d);
     const all = statementsOf(d.classifications);
     let neutral = 0;
@@ -1072,7 +1072,7 @@ export class Session {
    */
   private opensNeutral(u: Unit, d: RouteDecision): boolean {
     if (!u.complete || u.namedPortal || this.pinned !== null || (u.kind !== 'simple' && u.kind !== 'extended')) return false;
-    if (d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:')) return false;
+    if (mustRunOnPrimary(d)) return false;
     const all = statementsOf(d.classifications);
     const s = all[0];
     return all.length === 1 && s !== undefined && s.transaction !== 'commit' && s.transaction !== 'rollback' && isTransactionNeutral(s);
@@ -1802,18 +1802,9 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 
 type Statement = QueryClassification['statements'][number];
 
-/**
- * For a statement that sets transaction characteristics (SET TRANSACTION, a BEGIN inside the transaction,
- * SET transaction_*): 'read-write' when it asks for READ WRITE (a standby refuses what the primary accepts),
- * 'other' for anything else, null for any other statement.
- */
-function transactionCharacteristics(s: Statement): 'read-write' | 'other' | null {
-  const name = s.setting?.name;
-  const isTx = s.transaction === 'begin' || s.reason === 'set-transaction' ||
-    name === 'transaction_isolation' || name === 'transaction_read_only' || name === 'transaction_deferrable';
-  if (!isTx) return null;
-  if (/\bread\s+write\b/i.test(s.text) || (name === 'transaction_read_only' && /\b(off|false|0|no)\b/i.test(s.setting?.value ?? ''))) return 'read-write';
-  return 'other';
+/** The router sent the unit to the primary for a reason no replica transaction may override: a primary hint, a client encoding, a pin. */
+function mustRunOnPrimary(d: RouteDecision): boolean {
+  return d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:');
 }
 
 /** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
