@@ -4,7 +4,7 @@ import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readCString, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
