@@ -3,8 +3,9 @@
  * values a server holds after them, so that every server the session uses runs with the same ones.
  *
  * The values are read from the server that ran the change (pg_settings rows whose source is 'session',
- * custom parameters the session named, the session user and the role), once the session is outside a transaction: what a rollback undid is gone by then, and a
- * partial value (DateStyle) or one set through set_config is what the server made of it. Each capture
+ * custom parameters the session named, the session user and the role), once the session is outside a
+ * transaction: what a rollback undid is gone by then, and a partial value (DateStyle) or one set through
+ * set_config is what the server made of it. Each capture
  * bumps `version`; a server link remembers the version it has seen and, before its next statement,
  * receives `replayFor(linkVersion)`: RESET ALL, the session's LOADs, then every captured value.
  */
@@ -45,7 +46,7 @@ export class SessionSettings {
 
   /**
    * The queries that bring a server from `linkVersion` up to date, or null when it already is: RESET ALL,
-   * then every value, each in a transaction of its own (a transaction's isolation is fixed when it
+   * the session's LOADs, then every value, each in a transaction of its own (a transaction's isolation is fixed when it
    * starts). A standby never gets a serializable default: it would refuse every statement after it, and
    * such a session sends it no reads anyway.
    */
@@ -69,16 +70,16 @@ export class SessionSettings {
   }
 }
 
-/**
- * What a server's session holds beyond its startup: the settings made in the session, the session user and
- * the role (SET SESSION AUTHORIZATION and SET ROLE are not in pg_settings and survive RESET ALL).
- */
 /** The session's identity (not in pg_settings), replayed after the other settings, in this order. */
 const IDENTITY = ['session_authorization', 'role'];
 /** Bounds on what one session's settings keep (a client inventing names must not grow memory without end). */
 const MAX_CUSTOM_NAMES = 256;
 const MAX_LOADS = 32;
 
+/**
+ * What a server's session holds beyond its startup: the settings made in the session, the session user and
+ * the role (SET SESSION AUTHORIZATION and SET ROLE are not in pg_settings and survive RESET ALL).
+ */
 export const CAPTURE_SETTINGS_SQL =
   // The transaction_* parameters belong to a transaction (a standby refuses transaction_isolation =
   // serializable); the session's defaults for them are the default_transaction_* ones.
