@@ -23,6 +23,7 @@ import { ServerLink, type Expect } from './server-link.js';
 import { ResponseRelay } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
+import { Binding } from './binding.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
@@ -124,8 +125,8 @@ export class Session {
   /** Takes servers' answers to the client (fast path, held replica answers, re-runs). */
   private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
-  /** By node: a replica replaced by a reload may share its name with the one in service. */
-  private readonly links = new Map<NodeEntry, ServerLink>();
+  /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
+  private readonly binding = new Binding();
   private readonly statements = new Map<string, Buffer>();
   /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
   private readonly localStatements = new LocalStatements();
@@ -135,11 +136,6 @@ export class Session {
   private readonly units: Unit[] = [];
   private building: Unit | null = null;
   private queuedBytes = 0;
-  private txLink: ServerLink | null = null;
-  private openBatchLink: ServerLink | null = null;
-  private lastLink: ServerLink | null = null;
-  private copyLink: ServerLink | null = null;
-  private replica: NodeEntry | null = null;
   private discardUntilSync = false;
   /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
@@ -159,13 +155,6 @@ export class Session {
   private settingsFrom: ServerLink | null = null;
   /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
   private terminating = false;
-  /**
-   * A COPY ... FROM unit sent whose server has not yet said whether COPY FROM STDIN started: only COPY
-   * data goes on until it does, as the server reads what follows the COPY as part of its data. A unit
-   * ending in Sync is settled by its ReadyForQuery at the latest; an unsynced one (sent with a Flush) when
-   * each of its `executes` Execute messages has ended.
-   */
-  private copyPending: { link: ServerLink; unit: Unit; executes: number } | null = null;
   private connecting = false;
   /** The node a connection is being opened to, if any. */
   private connectingTo: NodeEntry | null = null;
@@ -200,14 +189,14 @@ export class Session {
     // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
     this.relay = new ResponseRelay({
       client: opts.client,
-      serves: (link) => this.state !== 'closed' && this.links.get(link.node) === link,
+      serves: (link) => this.state !== 'closed' && this.binding.holds(link),
       pauseServers: () => {
-        for (const l of this.links.values()) l.conn.socket.pause();
+        for (const l of this.binding.attached()) l.conn.socket.pause();
       },
-      watchesCopy: (link, t) => this.copyPending !== null || (t === Backend.CommandComplete && this.copyLink === link),
+      watchesCopy: (link, t) => this.binding.copyPending !== null || (t === Backend.CommandComplete && this.binding.copy === link),
       observe: (link, f, errorCode) => this.observe(link, f, errorCode),
       ownQueryAnswered: (link, head, status) => this.ownQueryAnswered(link, head, status),
-      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.txLink === link),
+      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link),
       requeue: (u) => {
         this.units.unshift(u);
         this.queuedBytes += u.bytes;
@@ -321,7 +310,7 @@ export class Session {
 
   /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
   serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
+    return [...this.binding.attached()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
   }
 
   /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
@@ -387,19 +376,19 @@ export class Session {
       else client.end();
     }
     this.state = 'closed';
-    for (const l of this.links.values()) this.detach(l);
+    for (const l of this.binding.attached()) this.detach(l);
   }
 
   /** Asks every server running something for this session to cancel it. */
   cancel(): void {
-    for (const l of this.links.values()) if (l.tracker.busy) l.conn.cancel();
+    for (const l of this.binding.attached()) if (l.tracker.busy) l.conn.cancel();
   }
 
   /** Ends the session: closes the client and every server connection. Idempotent. */
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const l of this.links.values()) this.detach(l);
+    for (const l of this.binding.attached()) this.detach(l);
     if (!this.client.destroyed) this.client.destroy();
   }
 
@@ -538,14 +527,14 @@ export class Session {
   // ---------------------------------------------------------------------------------------------------
 
   private txEndInFlight(): boolean {
-    for (const l of this.links.values()) {
+    for (const l of this.binding.attached()) {
       for (const e of l.tracker.queue) if (e.endsTx) return true;
     }
     return false;
   }
 
   private anyBusy(except?: ServerLink): boolean {
-    for (const l of this.links.values()) if (l !== except && l.tracker.busy) return true;
+    for (const l of this.binding.attached()) if (l !== except && l.tracker.busy) return true;
     return false;
   }
 
@@ -553,8 +542,8 @@ export class Session {
   private pump(): void {
     if (this.draining) {
       // COPY data belongs to a statement already sent: it goes on, so that the COPY can end.
-      while (this.copyLink !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
-        this.sendCopy(this.copyLink, this.units[0] as Unit);
+      while (this.binding.copy !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
+        this.sendCopy(this.binding.copy, this.units[0] as Unit);
         this.shiftUnit();
       }
       this.closeIfDrained();
@@ -564,26 +553,26 @@ export class Session {
     let captureFailed = false;
     while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
-      if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
+      if (this.ctx.control.paused && this.txStatus === 'I' && this.binding.openBatch === null && this.binding.copy === null) return;
       const u = this.units[0] as Unit;
       if (u.kind === 'copy') {
         // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
-        const link = this.copyLink ?? this.lastLink;
+        const link = this.binding.copy ?? this.binding.last;
         if (link) this.sendCopy(link, u);
         this.shiftUnit();
         continue;
       }
-      if (this.copyPending !== null) return;
-      const copyIn = this.copyLink;
+      if (this.binding.copyPending !== null) return;
+      const copyIn = this.binding.copy;
       if (copyIn !== null && copyIn.tracker.copyWindow) {
         this.shiftUnit();
         if (!this.duringCopyIn(u, copyIn)) return;
         continue;
       }
-      const batch = this.openBatchLink;
+      const batch = this.binding.openBatch;
       if (u.kind === 'terminate') {
         // Answers up to the last Sync or Query sent still come, and go to the client first.
-        for (const l of this.links.values()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
+        for (const l of this.binding.attached()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
         this.shiftUnit();
         if (batch === null) {
@@ -626,7 +615,7 @@ export class Session {
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
       if (this.txEndInFlight()) return;
-      if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.openBatchLink === null) {
+      if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.binding.openBatch === null) {
         const tag = this.deferredTag(u);
         if (tag !== null) {
           if (this.anyBusy()) return;
@@ -639,7 +628,7 @@ export class Session {
           continue;
         }
       }
-      const tx = this.txLink;
+      const tx = this.binding.tx;
       if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.tracker.busy) {
         // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
         // gone) could wait for good: the session ends with 08006 instead.
@@ -647,15 +636,15 @@ export class Session {
         this.fatal(errors.transactionServerDown(tx.name, tx.node.failReason ?? 'out of rotation'));
         return;
       }
-      const batchLink = this.openBatchLink;
+      const batchLink = this.binding.openBatch;
       if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.tracker.skipping && !u.forcePrimary &&
         (u.kind === 'simple' || u.kind === 'extended' || u.kind === 'function')) {
         // An unsynced batch of reads is open on a replica (a driver prepared with Parse/Describe/Flush): a
         // statement that must run on the primary does not follow it there (it would fail with 25006). The
         // batch is ended first; how it went decides what happens to what the client sent after it.
-        this.openBatchLink = null;
+        this.binding.openBatch = null;
         this.chooseTarget(u);
-        this.openBatchLink = batchLink;
+        this.binding.openBatch = batchLink;
         // So is a transaction pgsplit would open itself (it must start outside the batch to be movable).
         if (u.decision?.target === 'primary' || u.txBegin !== undefined || u.txOpen !== undefined) {
           if (batchLink.tracker.busy && batchLink.tracker.queue.some((e) => e.kind === 'sync')) return;
@@ -739,7 +728,7 @@ export class Session {
   private deferredTag(u: Unit): 'BEGIN' | 'COMMIT' | 'ROLLBACK' | 'isolation' | null {
     const tx = this.tx;
     if (tx === null ? this.txStatus !== 'I' || !this.local.tagged || this.pinned !== null : tx.phase !== 'deferred') return null;
-    if (u.queries.length !== 1 || this.copyLink !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
+    if (u.queries.length !== 1 || this.binding.copy !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
     const c = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings);
     const s = c.statements[0];
     if (s === undefined || c.statements.length !== 1 || c.hints.route !== undefined) return null;
@@ -777,7 +766,7 @@ export class Session {
     link.tracker.nextUnit(false);
     link.pushProbe();
     link.tracker.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true, endsReplicaBatch: true });
-    this.openBatchLink = null;
+    this.binding.openBatch = null;
     this.awaitingInternal = true;
     this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
   }
@@ -791,7 +780,7 @@ export class Session {
    */
   private captureSession(): boolean {
     const usable = (l: ServerLink): boolean =>
-      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.tracker.busy && !l.tracker.needsSync && !l.tracker.skipping && this.copyLink !== l;
+      this.binding.holds(l) && l.conn.state === 'ready' && !l.tracker.busy && !l.tracker.needsSync && !l.tracker.skipping && this.binding.copy !== l;
     let from = this.settingsFrom;
     if (from !== null && !usable(from)) {
       // Gone or in a state nothing can be asked in: what it changed cannot be read back.
@@ -801,8 +790,8 @@ export class Session {
     // Otherwise a link that has every setting the session made: its replica's first (what is asked is the
     // same there, and it answers while the primary is down), else any.
     const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
-    let link: ServerLink | undefined = from ?? (this.replica !== null ? this.links.get(this.replica) : undefined);
-    if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
+    let link: ServerLink | undefined = from ?? this.binding.replicaLink;
+    if (link === undefined || !current(link)) link = from ?? [...this.binding.attached()].find(current);
     if (link === undefined) {
       this.isolation = 'unknown';
       this.settingsFrom = null;
@@ -828,9 +817,9 @@ export class Session {
           // A standby session whose default became serializable (a SET inside a READ ONLY transaction
           // there) refuses every statement after it: let it go; the next replica read gets a fresh
           // connection, and the replay never gives a standby a serializable default.
-          if (seen === 'serializable' && target.node.role === 'replica' && this.links.get(target.node) === target) {
+          if (seen === 'serializable' && target.node.role === 'replica' && this.binding.holds(target)) {
             queueMicrotask(() => {
-              if (this.links.get(target.node) === target && !target.tracker.busy && !this.holdsState(target)) this.detach(target);
+              if (this.binding.holds(target) && !target.tracker.busy && !this.binding.holdsState(target)) this.detach(target);
             });
           }
         } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
@@ -856,7 +845,7 @@ export class Session {
     link.pushProbe();
     link.tracker.push({ kind: 'sync', swallow: true, local: cmd, endsBatch: true });
     // The empty Query ends the batch: an error before it skips it, not what follows.
-    this.openBatchLink = null;
+    this.binding.openBatch = null;
     this.awaitingProbe = true;
     this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
   }
@@ -918,21 +907,21 @@ export class Session {
       return link;
     };
     if (u.forcePrimary) {
-      const p = this.links.get(this.ctx.nodes.primary);
+      const p = this.binding.linkTo(this.ctx.nodes.primary);
       u.decision = { target: 'primary', reason: u.forcePrimary, classifications: d?.classifications ?? [] };
       const mover = this.tx;
-      if (mover !== null && mover.phase === 'replica' && this.txLink !== null && this.txLink.node.role === 'replica') {
+      if (mover !== null && mover.phase === 'replica' && this.binding.tx !== null && this.binding.tx.node.role === 'replica') {
         // Refused inside a transaction that may move: it moves (its replica side, now failed, is rolled back).
         u.txOpen = mover.opening(false);
-        u.txMoveFrom = this.txLink;
+        u.txMoveFrom = this.binding.tx;
       }
       return p ?? 'primary';
     }
-    if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
-    const primary = this.links.get(this.ctx.nodes.primary);
+    if (this.binding.openBatch) return follow(this.binding.openBatch, 'open-batch');
+    const primary = this.binding.linkTo(this.ctx.nodes.primary);
     const tx = this.tx;
-    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') {
-      const txLink = this.txLink;
+    if (this.txStatus !== 'I' && this.binding.tx && this.binding.tx.conn.state === 'ready') {
+      const txLink = this.binding.tx;
       if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
         // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
         u.txOpen = tx.opening(false);
@@ -963,7 +952,7 @@ export class Session {
       return 'primary';
     }
     if (d === null) {
-      if (this.lastLink && this.lastLink.conn.state === 'ready') return follow(this.lastLink, 'follows-previous');
+      if (this.binding.last && this.binding.last.conn.state === 'ready') return follow(this.binding.last, 'follows-previous');
       u.decision = { target: 'primary', reason: 'no-statement', classifications: [] };
       return primary ?? 'primary';
     }
@@ -999,7 +988,7 @@ export class Session {
 
   /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
   private replicaChoice(d: RouteDecision): ServerLink | 'replica' {
-    const r = this.replica ? this.links.get(this.replica) : undefined;
+    const r = this.binding.replicaLink;
     if (r && this.consistency.mayStayOn(r.node, d)) return r;
     return 'replica';
   }
@@ -1086,7 +1075,7 @@ export class Session {
    */
   private async replicaFor(u: Unit | undefined): Promise<ServerLink> {
     const d = u?.decision;
-    const choice = await this.consistency.choose(this.replica, d, u?.avoid);
+    const choice = await this.consistency.choose(this.binding.replica, d, u?.avoid);
     for (let node = choice.node; node !== null; node = choice.node) {
       // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
       if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
@@ -1112,25 +1101,23 @@ export class Session {
 
   /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
   private async connectReplica(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node);
+    const existing = this.binding.linkTo(node);
     if (existing) return existing;
     const link = await this.connect(node);
-    if (this.replica && this.replica !== node) {
-      const old = this.links.get(this.replica);
+    const before = this.binding.replica;
+    if (before !== null && before !== node) {
+      const old = this.binding.linkTo(before);
       // A switch: replicaFor raised the floor for it already.
       const raise = this.consistency.raiseFloor;
       if (old && !old.tracker.busy) this.detach(old);
       this.consistency.raiseFloor = raise;
     }
-    if (this.replica !== node) {
-      this.replica = node;
-      node.sessions++;
-    }
+    this.binding.bindReplica(node);
     return link;
   }
 
   private async attachPrimary(): Promise<ServerLink> {
-    const existing = this.links.get(this.ctx.nodes.primary);
+    const existing = this.binding.linkTo(this.ctx.nodes.primary);
     if (existing) return existing;
     return this.connect(this.ctx.nodes.primary);
   }
@@ -1171,7 +1158,7 @@ export class Session {
   }
 
   private async connect(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node);
+    const existing = this.binding.linkTo(node);
     if (existing) return existing;
     let conn: ServerConnection;
     // Counted as in use while connecting, so that a reload removing the node waits for this link too.
@@ -1190,7 +1177,7 @@ export class Session {
       throw errors.shuttingDown();
     }
     const link = new ServerLink(node, conn, this.skipped);
-    this.links.set(node, link);
+    this.binding.attach(link);
     conn.onData = (chunk: Buffer) => this.relay.onServerData(link, chunk);
     conn.socket.on('drain', () => this.resumeClient());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
@@ -1201,19 +1188,10 @@ export class Session {
 
   /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
   private detach(link: ServerLink, abort = false): void {
-    if (this.links.get(link.node) !== link) return;
-    this.links.delete(link.node);
-    if (this.replica === link.node) {
-      this.replica = null;
-      link.node.sessions--;
-      // The next replica may be behind this one: raise the floor before reading there.
-      this.consistency.raiseFloor = true;
-    }
-    if (this.txLink === link) this.txLink = null;
-    if (this.lastLink === link) this.lastLink = null;
-    if (this.copyLink === link) this.copyLink = null;
-    if (this.openBatchLink === link) this.openBatchLink = null;
-    if (this.copyPending?.link === link) this.copyPending = null;
+    const released = this.binding.release(link);
+    if (released === null) return;
+    // The next replica may be behind this one: raise the floor before reading there.
+    if (released.wasReplica) this.consistency.raiseFloor = true;
     if (link.tracker.queue.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
     if (link.tracker.queue.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
@@ -1253,7 +1231,7 @@ export class Session {
     const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
-    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.tracker.needsSync) {
+    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.binding.openBatch && !link.tracker.needsSync) {
       for (const q of replay) {
         out.add(serialize.query(q));
         link.tracker.push({ kind: 'sync', swallow: true, replay: true });
@@ -1281,20 +1259,20 @@ export class Session {
     u.sentAt = performance.now();
     // Inside a transaction that may still move, a 25006 (a read that wrote after all) moves it, and the
     // unit runs again on the primary: its answer is held back the same way.
-    const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link && this.txStatus === 'T';
+    const movable = this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link && this.txStatus === 'T';
     u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && (this.txStatus === 'I' || movable) &&
-      !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
+      !this.binding.openBatch && (u.kind === 'simple' || u.kind === 'extended');
     if (u.retryable && !link.tracker.busy) this.relay.hold(link);
     let flush = false;
     if (d !== undefined && !link.tracker.skipping && startsCopyFrom(d.classifications, u.complete)) {
-      if (u.complete) this.copyPending = { link, unit: u, executes: 0 };
+      if (u.complete) this.binding.copyPending = { link, unit: u, executes: 0 };
       else {
         // Unsynced: a Flush makes the server answer each Execute (or start the COPY) now. Only on an idle
         // link, so that every Execute's end that comes back is this unit's.
         let executes = 0;
         for (const f of u.frames) if (f.type === Frontend.Execute) executes++;
         if (executes > 0 && idle) {
-          this.copyPending = { link, unit: u, executes };
+          this.binding.copyPending = { link, unit: u, executes };
           flush = true;
         }
       }
@@ -1390,8 +1368,8 @@ export class Session {
       link.tracker.carry(d);
     }
     // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
-    this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
-    this.lastLink = link;
+    this.binding.openBatch = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
+    this.binding.last = link;
     this.writeToServer(link, out.take());
   }
 
@@ -1402,7 +1380,7 @@ export class Session {
    */
   private openTransaction(u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
     const from = u.txMoveFrom;
-    if (from !== undefined && from !== link && this.links.get(from.node) === from) {
+    if (from !== undefined && from !== link && this.binding.holds(from)) {
       from.tracker.nextUnit(false);
       from.tracker.push({ kind: 'sync', swallow: true });
       from.prepared.delete('');
@@ -1416,7 +1394,7 @@ export class Session {
       link.tracker.push({ kind: 'sync', swallow: true });
     }
     link.prepared.delete('');
-    this.txLink = link;
+    this.binding.tx = link;
     // What the replica's side changed is rolled back there; the replay makes it the primary's.
     if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
     const tx = this.tx;
@@ -1481,7 +1459,7 @@ export class Session {
   }
 
   private resumeServers(): void {
-    for (const l of this.links.values()) l.conn.socket.resume();
+    for (const l of this.binding.attached()) l.conn.socket.resume();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -1494,12 +1472,12 @@ export class Session {
    */
   private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     const t = f.type;
-    const cp = this.copyPending;
+    const cp = this.binding.copyPending;
     let freed = false;
     if (cp !== null && cp.link === link && cp.executes > 0 &&
       (t === Backend.CommandComplete || t === Backend.EmptyQueryResponse || t === Backend.PortalSuspended) && --cp.executes === 0) {
       // Every Execute of the unsynced COPY unit ended without starting COPY FROM STDIN.
-      this.copyPending = null;
+      this.binding.copyPending = null;
       freed = true;
     }
     switch (t) {
@@ -1511,19 +1489,19 @@ export class Session {
       case Backend.ReadyForQuery: {
         // A Parse or Close still expected here was skipped by the server (it followed an error).
         const done = link.tracker.readyForQuery();
-        if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
+        if (this.binding.copyPending !== null && done !== undefined && done.unit === this.binding.copyPending.unit) this.binding.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
         return true;
       }
       case Backend.CopyInResponse:
-        this.copyLink = link;
-        if (this.copyPending?.link === link) this.copyPending = null;
+        this.binding.copy = link;
+        if (this.binding.copyPending?.link === link) this.binding.copyPending = null;
         this.startCopyIn(link);
         // COPY data waiting behind the COPY statement may go now.
         return true;
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
-        this.copyLink = link;
+        this.binding.copy = link;
         return freed;
       case Backend.CommandComplete:
         this.copyEnded(link);
@@ -1561,12 +1539,12 @@ export class Session {
    * ProtocolTracker.copyInStarted); if one was among them, the batch stays open until the client's next Sync.
    */
   private startCopyIn(link: ServerLink): void {
-    if (link.tracker.copyInStarted()) this.openBatchLink = link;
+    if (link.tracker.copyInStarted()) this.binding.openBatch = link;
   }
 
   /** A COPY on `link` (if any) is over: it completed, failed, or its statement's answer ended. */
   private copyEnded(link: ServerLink): void {
-    if (this.copyLink === link) this.copyLink = null;
+    if (this.binding.copy === link) this.binding.copy = null;
     link.tracker.copyEnded();
   }
 
@@ -1578,10 +1556,10 @@ export class Session {
     this.copyEnded(link);
     const skipsToSync = link.tracker.error();
     const head = link.tracker.head;
-    const pending = this.copyPending;
+    const pending = this.binding.copyPending;
     // The COPY that was to start failed (its unit's own error, or one before it in its batch).
-    if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.copyPending = null;
-    if (skipsToSync) this.openBatchLink = link;
+    if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.binding.copyPending = null;
+    if (skipsToSync) this.binding.openBatch = link;
   }
 
   /**
@@ -1604,7 +1582,7 @@ export class Session {
     const before = this.txStatus;
     const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
     this.txStatus = status;
-    this.txLink = status === 'I' ? null : link;
+    this.binding.tx = status === 'I' ? null : link;
     if (status === 'I') this.tx = null;
     const now = performance.now();
     this.consistency.answered(link.node.role, now);
@@ -1617,7 +1595,7 @@ export class Session {
     if (unit?.decision) this.unitEffects(link, unit.decision, ok);
     this.local.trackUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
-    if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
+    if (tx !== null && ok && status === 'T' && unit?.decision && link === this.binding.tx && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
       // such a statement holds only that one, so having run is certain).
       for (const s of statementsOf(unit.decision.classifications)) {
@@ -1660,17 +1638,17 @@ export class Session {
    */
   serverDown(node: NodeEntry, reason: string): void {
     if (this.state === 'closed') return;
-    const link = this.links.get(node);
+    const link = this.binding.linkTo(node);
     if (!link) return;
     if (node.role === 'primary') {
       // An idle link to a primary the monitor finds down (frozen, gone) would take the next write and
       // hold it for as long as the server stays so; let it go, so that the write connects afresh and
       // fails within the down-server connect bound (see connect). A link with state the client relies
       // on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
-      if (!link.tracker.busy && !this.holdsState(link) && this.pinned === null) this.detach(link, true);
+      if (!link.tracker.busy && !this.binding.holdsState(link) && this.pinned === null) this.detach(link, true);
       return;
     }
-    if (!link.tracker.busy && !this.holdsState(link)) {
+    if (!link.tracker.busy && !this.binding.holdsState(link)) {
       this.detach(link, true);
       return;
     }
@@ -1684,7 +1662,7 @@ export class Session {
       return;
     }
     setTimeout(() => {
-      if (this.links.get(link.node) === link && link.tracker.busy && performance.now() - link.lastDataAt >= limit) {
+      if (this.binding.holds(link) && link.tracker.busy && performance.now() - link.lastDataAt >= limit) {
         this.onServerLost(link, `out of rotation, and silent for ${limit} ms: ${reason}`);
       }
     }, limit - quietMs + 10).unref();
@@ -1698,22 +1676,17 @@ export class Session {
    */
   retire(node: NodeEntry): void {
     if (this.state === 'closed') return;
-    const link = this.links.get(node);
+    const link = this.binding.linkTo(node);
     if (link) this.letGoIfRetired(link);
   }
 
   /** Whether this session still has (or is opening) a connection to `node`. */
   uses(node: NodeEntry): boolean {
-    return this.connectingTo === node || this.links.has(node);
+    return this.connectingTo === node || this.binding.hasNode(node);
   }
 
   private letGoIfRetired(link: ServerLink): void {
-    if (link.node.retiring && !link.tracker.busy && !this.holdsState(link)) this.detach(link);
-  }
-
-  /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
-  private holdsState(link: ServerLink): boolean {
-    return this.txLink === link || this.openBatchLink === link || this.copyLink === link;
+    if (link.node.retiring && !link.tracker.busy && !this.binding.holdsState(link)) this.detach(link);
   }
 
   /**
@@ -1723,7 +1696,7 @@ export class Session {
    * it sent one (`serverError`), else 08006.
    */
   private onServerLost(link: ServerLink, why: string, serverError?: Buffer): void {
-    if (this.links.get(link.node) !== link || this.state === 'closed') return;
+    if (!this.binding.holds(link) || this.state === 'closed') return;
     if (this.terminating) {
       // The end the client asked for (see pump, Terminate): it has had all the server sent.
       this.detach(link);
@@ -1732,7 +1705,7 @@ export class Session {
     }
     // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
     const inFlight = link.tracker.queue.some((e) => e.capture === undefined);
-    const holds = this.holdsState(link);
+    const holds = this.binding.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.txStatus === 'I' && this.relay.retryElsewhere(link)) {
