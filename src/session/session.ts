@@ -1,10 +1,9 @@
 import type net from 'node:net';
-import { serialize } from '../codec/frontend-messages.js';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend, typeChar } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readParameterStatus, readParse, readQuery } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -24,6 +23,7 @@ import { ResponseRelay } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import { Binding } from './binding.js';
+import { RequestWriter, SYNC } from './request-writer.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
@@ -70,32 +70,9 @@ export interface SessionContext {
   onError?: (sqlState: string) => void;
 }
 
-/**
- * Parse of an empty unnamed statement, sent after unsynced extended-protocol messages and before what
- * follows them on the same server (a Query, a FunctionCall, or a statement pgsplit answers itself). The
- * server answers it only if those messages ran without error; after an error it skips it, and skips the
- * rest up to the client's Sync too. A Query destroys the unnamed statement anyway; where the client's
- * unnamed statement must survive, the link forgets it and pgsplit prepares it again before its next use.
- */
-const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
-/**
- * An empty Query, sent after a probe in place of a statement pgsplit answers itself: it does to the
- * batch what the client's Query would do on a direct connection (ends it, committing its implicit
- * transaction, and flushes its answers), or is skipped with it after an error.
- */
-const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
 /** The row of a capture that carries the default isolation (no setting has a name with a space). */
 const ISOLATION_ROW = ' isolation';
 const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
-/** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
-const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
-/** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
-const SYNC: Frame = (() => {
-  const raw = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
-  return { type: Frontend.Sync, raw, payload: raw.subarray(5) } as Frame;
-})();
-/** Makes the server answer an unsynced batch now (see copyPending). */
-const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 const NO_DECISIONS: readonly RouteDecision[] = [];
 
 /** Lifecycle of a session. */
@@ -127,7 +104,8 @@ export class Session {
   private readonly serverParams: Record<string, string>;
   /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
   private readonly binding = new Binding();
-  private readonly statements = new Map<string, Buffer>();
+  /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
+  private readonly writer = new RequestWriter();
   /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
   private readonly localStatements = new LocalStatements();
   /** pgsplit's own settings (tag, max_lag, after) and the answers to SET / RESET / SHOW of them. */
@@ -137,7 +115,7 @@ export class Session {
   private building: Unit | null = null;
   private queuedBytes = 0;
   private discardUntilSync = false;
-  /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
+  /** A statement pgsplit answers itself waits behind a probe (see request-writer.ts, PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
   /** An internal query (see captureIsolation) is under way: nothing goes on until it is answered. */
   private awaitingInternal = false;
@@ -763,12 +741,10 @@ export class Session {
 
   /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsReplicaBatch). */
   private endReplicaBatch(link: ServerLink): void {
-    link.tracker.nextUnit(false);
-    link.pushProbe();
-    link.tracker.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true, endsReplicaBatch: true });
+    const bytes = this.writer.endBatch(link);
     this.binding.openBatch = null;
     this.awaitingInternal = true;
-    this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
+    this.writeToServer(link, bytes);
   }
 
   /**
@@ -803,57 +779,50 @@ export class Session {
     const values = new Map<string, string>();
     const withSequences = this.sequences.needsLoad(performance.now());
     const sequences: string[] = [];
-    target.tracker.nextUnit(false);
-    target.tracker.push({
-      kind: 'sync', swallow: true, capture: (row) => {
-        if (row === null) {
-          this.isolation = seen;
-          if (withSequences) this.sequences.load(sequences, performance.now());
-          if (withSettings && this.settingsFrom === target) {
-            this.settingsFrom = null;
-            this.settings.replace(values);
-            target.settingsVersion = this.settings.version;
-          }
-          // A standby session whose default became serializable (a SET inside a READ ONLY transaction
-          // there) refuses every statement after it: let it go; the next replica read gets a fresh
-          // connection, and the replay never gives a standby a serializable default.
-          if (seen === 'serializable' && target.node.role === 'replica' && this.binding.holds(target)) {
-            queueMicrotask(() => {
-              if (this.binding.holds(target) && !target.tracker.busy && !this.binding.holdsState(target)) this.detach(target);
-            });
-          }
-        } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
-        else if (row[0] === SEQUENCE_ROW) {
-          if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
-        }
-        else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
-      },
-    });
-    target.prepared.delete('');
-    this.awaitingInternal = true;
     const sql = `${withSettings ? `${this.settings.captureSql()} UNION ALL ${CAPTURE_ISOLATION_SQL}` : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
-    this.writeToServer(target, [serialize.query(sql)]);
+    const bytes = this.writer.internalQuery(target, sql, (row) => {
+      if (row === null) {
+        this.isolation = seen;
+        if (withSequences) this.sequences.load(sequences, performance.now());
+        if (withSettings && this.settingsFrom === target) {
+          this.settingsFrom = null;
+          this.settings.replace(values);
+          target.settingsVersion = this.settings.version;
+        }
+        // A standby session whose default became serializable (a SET inside a READ ONLY transaction
+        // there) refuses every statement after it: let it go; the next replica read gets a fresh
+        // connection, and the replay never gives a standby a serializable default.
+        if (seen === 'serializable' && target.node.role === 'replica' && this.binding.holds(target)) {
+          queueMicrotask(() => {
+            if (this.binding.holds(target) && !target.tracker.busy && !this.binding.holdsState(target)) this.detach(target);
+          });
+        }
+      } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+      else if (row[0] === SEQUENCE_ROW) {
+        if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
+      }
+      else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
+    });
+    this.awaitingInternal = true;
+    this.writeToServer(target, bytes);
     return true;
   }
 
   /**
    * A statement pgsplit answers itself, behind `link`'s unsynced batch: a probe and an empty Query go in
-   * its place, and it is answered when the server has answered them (see EMPTY_QUERY).
+   * its place, and it is answered when the server has answered them (see request-writer.ts, EMPTY_QUERY).
    */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.tracker.nextUnit(false);
-    link.pushProbe();
-    link.tracker.push({ kind: 'sync', swallow: true, local: cmd, endsBatch: true });
+    const bytes = this.writer.localProbe(link, cmd);
     // The empty Query ends the batch: an error before it skips it, not what follows.
     this.binding.openBatch = null;
     this.awaitingProbe = true;
-    this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
+    this.writeToServer(link, bytes);
   }
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
   private sendCopy(link: ServerLink, u: Unit): void {
-    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.tracker.copyEndSent();
-    this.writeToServer(link, u.frames.map((f) => f.raw));
+    this.writeToServer(link, this.writer.copy(link, u));
   }
 
   /**
@@ -1138,7 +1107,7 @@ export class Session {
         const b = readBind(f.payload);
         if (b && b.portal !== '') u.namedPortal = true;
         if (b && !parsedHere.has(b.statement)) {
-          const stored = this.statements.get(b.statement);
+          const stored = this.writer.statement(b.statement);
           const q = stored ? readParse(stored)?.query : undefined;
           if (q !== undefined) out.push(q);
         }
@@ -1232,13 +1201,7 @@ export class Session {
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
     if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.binding.openBatch && !link.tracker.needsSync) {
-      for (const q of replay) {
-        out.add(serialize.query(q));
-        link.tracker.push({ kind: 'sync', swallow: true, replay: true });
-      }
-      link.settingsVersion = this.settings.version;
-      // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
-      link.prepared.delete('');
+      this.writer.replay(link, replay, this.settings.version, out);
     }
     if (opening !== undefined) this.openTransaction(u, link, opening, out);
     else if (u.txBegin !== undefined) this.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
@@ -1280,90 +1243,9 @@ export class Session {
     if ((u.kind === 'simple' || u.kind === 'function') && link.tracker.needsSync) {
       // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips
       // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
-      out.add(PROBE_PARSE);
-      link.pushProbe();
+      this.writer.probe(link, out);
     }
-    for (const f of u.frames) {
-      // Any extended message but Sync leaves the server something an error would skip to the next Sync.
-      if (u.kind === 'extended' && f.type !== Frontend.Sync) link.tracker.extendedSent();
-      switch (f.type) {
-        case Frontend.Parse: {
-          const p = readParse(f.payload);
-          if (p && p.name !== '') {
-            if (this.statements.has(p.name)) {
-              // Re-parsing an existing name is the client's error (42P05): make this server see the
-              // existing statement too, so it answers exactly as a direct connection would.
-              this.ensurePrepared(link, p.name, out);
-            } else if (link.prepared.has(p.name)) {
-              // The client closed this name on another server; this server still has the old one.
-              this.injectClose(link, p.name, out);
-            }
-          }
-          let undo: (() => void) | undefined;
-          if (p) {
-            const copy = Buffer.from(f.payload);
-            const before = this.statements.get(p.name);
-            const linkBefore = link.prepared.get(p.name);
-            (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
-            this.statements.set(p.name, copy);
-            link.prepared.set(p.name, copy);
-            undo = () => {
-              restore(this.statements, p.name, before);
-              restore(link.prepared, p.name, linkBefore);
-            };
-          }
-          link.tracker.push({ kind: 'parse', swallow: false, undo });
-          break;
-        }
-        case Frontend.Bind: {
-          const b = readBind(f.payload);
-          if (b) this.ensurePrepared(link, b.statement, out);
-          break;
-        }
-        case Frontend.Describe: {
-          const t = readTarget(f.payload);
-          if (t && t.kind === 'S') this.ensurePrepared(link, t.name, out);
-          break;
-        }
-        case Frontend.Close: {
-          const t = readTarget(f.payload);
-          let undo: (() => void) | undefined;
-          if (t && t.kind === 'S') {
-            const before = this.statements.get(t.name);
-            const linkBefore = link.prepared.get(t.name);
-            (u.registryUndo ??= []).push(() => restore(this.statements, t.name, before));
-            this.statements.delete(t.name);
-            link.prepared.delete(t.name);
-            undo = () => {
-              restore(this.statements, t.name, before);
-              restore(link.prepared, t.name, linkBefore);
-            };
-          }
-          link.tracker.push({ kind: 'close', swallow: false, undo });
-          break;
-        }
-        case Frontend.Execute:
-          link.tracker.executeSent();
-          break;
-        case Frontend.Sync:
-          // After an error in the batch the server skipped to this Sync: the batch's effects do not apply.
-          link.tracker.pushSync({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx, failed: link.tracker.skipping || undefined });
-          break;
-        case Frontend.Query:
-          // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
-          link.prepared.delete('');
-          this.statements.delete('');
-          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
-          break;
-        case Frontend.FunctionCall:
-          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false });
-          break;
-        default:
-          break;
-      }
-      out.add(f.raw);
-    }
-    if (flush) out.add(FLUSH);
+    this.writer.frames(u, link, endsTx, flush, out);
     if (u.kind === 'extended' && !u.complete && d !== undefined && hasEffects(d)) {
       link.tracker.carry(d);
     }
@@ -1381,47 +1263,18 @@ export class Session {
   private openTransaction(u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
     const from = u.txMoveFrom;
     if (from !== undefined && from !== link && this.binding.holds(from)) {
-      from.tracker.nextUnit(false);
-      from.tracker.push({ kind: 'sync', swallow: true });
-      from.prepared.delete('');
-      this.writeToServer(from, [ROLLBACK]);
+      this.writeToServer(from, this.writer.rollback(from));
       this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
     }
     // Decided when the unit's server was chosen: a replica gets a BEGIN it accepts (see opening).
     const texts = link.node.role === 'replica' && this.tx !== null ? this.tx.opening(true) : opening;
-    for (const sql of texts) {
-      out.add(serialize.query(sql));
-      link.tracker.push({ kind: 'sync', swallow: true });
-    }
-    link.prepared.delete('');
+    this.writer.swallowedQueries(link, texts, out);
     this.binding.tx = link;
     // What the replica's side changed is rolled back there; the replay makes it the primary's.
     if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
     const tx = this.tx;
     if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
     else this.tx = null;
-  }
-
-  /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
-  private ensurePrepared(link: ServerLink, name: string, out: FrameCoalescer): void {
-    const want = this.statements.get(name);
-    if (!want) return;
-    const have = link.prepared.get(name);
-    if (have && have.equals(want)) return;
-    if (have && name !== '') this.injectClose(link, name, out);
-    const msg = Buffer.allocUnsafe(5 + want.length);
-    msg[0] = Frontend.Parse;
-    msg.writeInt32BE(4 + want.length, 1);
-    want.copy(msg, 5);
-    out.add(msg);
-    link.tracker.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
-    link.prepared.set(name, want);
-  }
-
-  private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
-    out.add(serialize.close({ type: 'S', name }));
-    link.tracker.push({ kind: 'close', swallow: true });
-    link.prepared.delete(name);
   }
 
   private notePins(c: QueryClassification): void {
@@ -1624,7 +1477,7 @@ export class Session {
           this.isolation = null;
         }
         if (ok && s.discard && s.reason === 'discard') {
-          this.statements.clear();
+          this.writer.forgetStatements();
           link.prepared.clear();
         }
       }
@@ -1761,11 +1614,6 @@ function sumBytes(frames: readonly Frame[]): number {
   let n = 0;
   for (const f of frames) n += f.raw.length;
   return n;
-}
-
-function restore<V>(map: Map<string, V>, key: string, value: V | undefined): void {
-  if (value === undefined) map.delete(key);
-  else map.set(key, value);
 }
 
 /** True when a unit ends the transaction it runs in, so the next unit's server depends on its outcome. */
