@@ -1,9 +1,9 @@
 import type net from 'node:net';
-import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import type { Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
-import { Backend, Frontend, typeChar } from '../codec/message-types.js';
+import { Backend, Frontend } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readParameterStatus, readParse, readQuery } from '../codec/message-fields.js';
+import { readBind, readParameterStatus, readParse } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -14,8 +14,7 @@ import { ServerNodes, type NodeEntry } from '../server/server-nodes.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
-import { parseLocalCommand, type LocalCommand } from './local-command.js';
-import { LocalStatements } from './extended-local.js';
+import type { LocalCommand } from './local-command.js';
 import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
@@ -24,6 +23,7 @@ import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import { Binding } from './binding.js';
 import { RequestWriter, SYNC } from './request-writer.js';
+import { ClientReader } from './client-reader.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
@@ -98,7 +98,8 @@ export class Session {
 
   private readonly ctx: SessionContext;
   private readonly log: Logger;
-  private readonly reader: FrameReader;
+  /** The client's bytes as units, queued until sent; reading paused while too much waits (max_pending_bytes). */
+  private readonly input: ClientReader;
   /** Takes servers' answers to the client (fast path, held replica answers, re-runs). */
   private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
@@ -106,15 +107,9 @@ export class Session {
   private readonly binding = new Binding();
   /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
   private readonly writer = new RequestWriter();
-  /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
-  private readonly localStatements = new LocalStatements();
   /** pgsplit's own settings (tag, max_lag, after) and the answers to SET / RESET / SHOW of them. */
   private readonly local: LocalAnswers;
   private readonly settings = new SessionSettings();
-  private readonly units: Unit[] = [];
-  private building: Unit | null = null;
-  private queuedBytes = 0;
-  private discardUntilSync = false;
   /** A statement pgsplit answers itself waits behind a probe (see request-writer.ts, PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
   /** An internal query (see captureIsolation) is under way: nothing goes on until it is answered. */
@@ -136,8 +131,6 @@ export class Session {
   private connecting = false;
   /** The node a connection is being opened to, if any. */
   private connectingTo: NodeEntry | null = null;
-  private clientPausedForServer = 0;
-  private clientPausedForQueue = false;
   private readonly cancelKey: { pid: number; secret: number };
   /** Read-your-writes and monotonic reads: the session's floor, and the choice of a replica for a read. */
   private readonly consistency: Consistency;
@@ -175,10 +168,7 @@ export class Session {
       observe: (link, f, errorCode) => this.observe(link, f, errorCode),
       ownQueryAnswered: (link, head, status) => this.ownQueryAnswered(link, head, status),
       mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link),
-      requeue: (u) => {
-        this.units.unshift(u);
-        this.queuedBytes += u.bytes;
-      },
+      requeue: (u) => this.input.requeue(u),
       serverLost: (link, why, frame) => {
         this.onServerLost(link, why, frame);
         if (this.state === 'ready') this.pump();
@@ -189,7 +179,7 @@ export class Session {
         this.pump();
       },
     }, this.log, opts.ctx);
-    this.reader = new FrameReader({ maxMessageSize: opts.ctx.maxMessageSize });
+    this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
 
     const split = splitStartupOptions(opts.params.options);
     const params: Record<string, string> = { ...opts.params };
@@ -259,7 +249,7 @@ export class Session {
     if (leftover && leftover.length > 0) this.onClientData(leftover);
     // The proxy paused the socket at the end of the handshake, so that nothing sent while the first
     // server was being connected was dropped; it flows from here (unless the leftover filled the queue).
-    if (!this.clientPausedForQueue) this.client.resume();
+    if (!this.input.full) this.client.resume();
   }
 
   private failStartup(e: unknown): void {
@@ -282,7 +272,7 @@ export class Session {
   /** The session's state for metrics and the admin console (PgBouncer's words where they fit). */
   get activity(): 'starting' | 'active' | 'idle' | 'idle_in_transaction' {
     if (this.state !== 'ready') return 'starting';
-    if (this.units.length > 0 || this.anyBusy()) return 'active';
+    if (this.input.length > 0 || this.anyBusy()) return 'active';
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
@@ -385,119 +375,7 @@ export class Session {
   private onClientData(chunk: Buffer): void {
     if (this.state !== 'ready' || this.terminating) return;
     this.lastActivityAt = performance.now();
-    let frames: Frame[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (e) {
-      this.fatal(e instanceof PgsplitError ? e : errors.internal(String(e)));
-      return;
-    }
-    for (const f of frames) {
-      if (!this.acceptFrame(f)) return;
-    }
-    this.pump();
-  }
-
-  /** Adds a client frame to the unit being built; false when the session ended. */
-  private acceptFrame(f: Frame): boolean {
-    const t = f.type;
-    if (this.discardUntilSync) {
-      if (t === Frontend.Sync) {
-        this.discardUntilSync = false;
-        this.enqueue(unit('local', [], true, [], 0, { kind: 'ready' }));
-      }
-      return true;
-    }
-    switch (t) {
-      case Frontend.Query: {
-        this.closeBuilding(false);
-        const q = readQuery(f.payload);
-        if (q === null) {
-          this.fatal(errors.unexpectedMessage('Q', 'with a malformed body (missing terminator)'));
-          return false;
-        }
-        const local = parseLocalCommand(q);
-        this.localStatements.forgetUnnamed();
-        this.enqueue(local
-          ? unit('local', [], true, [], 0, local)
-          : unit('simple', [f], true, [q], f.raw.length));
-        return true;
-      }
-      case Frontend.Parse:
-      case Frontend.Bind:
-      case Frontend.Describe:
-      case Frontend.Execute:
-      case Frontend.Close: {
-        const b = this.building ?? (this.building = unit('extended', [], false, [], 0));
-        b.frames.push(f);
-        b.bytes += f.raw.length;
-        return true;
-      }
-      case Frontend.Sync:
-      case Frontend.Flush: {
-        const b = this.building ?? unit('extended', [], false, [], 0);
-        this.building = null;
-        b.frames.push(f);
-        b.bytes += f.raw.length;
-        b.complete = t === Frontend.Sync;
-        this.enqueue(b);
-        return true;
-      }
-      case Frontend.FunctionCall:
-        this.closeBuilding(false);
-        this.enqueue(unit('function', [f], true, [], f.raw.length));
-        return true;
-      case Frontend.CopyData:
-      case Frontend.CopyDone:
-      case Frontend.CopyFail:
-        // Behind an extended batch not yet ended (Parse/Bind/Execute of a COPY FROM STDIN, then its data):
-        // the batch goes first, or the data would reach the server before the COPY that reads it.
-        this.closeBuilding(false);
-        this.enqueue(unit('copy', [f], false, [], f.raw.length));
-        return true;
-      case Frontend.Terminate:
-        this.closeBuilding(false);
-        this.enqueue(unit('terminate', [], true, [], 0));
-        return true;
-      default:
-        this.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
-        return false;
-    }
-  }
-
-  /** A Query or FunctionCall arriving inside an unfinished extended batch: send what was built first. */
-  private closeBuilding(complete: boolean): void {
-    if (!this.building) return;
-    const b = this.building;
-    this.building = null;
-    b.complete = complete;
-    this.enqueue(b);
-  }
-
-  private enqueue(u: Unit): void {
-    if (u.kind === 'extended') {
-      const parts = this.localStatements.split(u.frames);
-      if (parts !== null) {
-        // pgsplit's own statements in the batch: what comes before goes to the server first (unsynced), the
-        // run about them is answered here, and what follows is a batch of its own.
-        if (parts.before.length > 0) this.pushUnit(unit('extended', parts.before, false, [], sumBytes(parts.before)));
-        const sync = parts.local.some((l) => l.frame.type === Frontend.Sync);
-        this.pushUnit(unit('local', [], true, [], sumBytes(parts.local.map((l) => l.frame)), { kind: 'extended', frames: parts.local, sync }));
-        if (parts.after.length > 0) this.pushUnit(unit('extended', parts.after, u.complete, [], sumBytes(parts.after)));
-        return;
-      }
-    }
-    this.pushUnit(u);
-  }
-
-  private pushUnit(u: Unit): void {
-    this.units.push(u);
-    this.queuedBytes += u.bytes;
-    // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
-    if (!this.clientPausedForQueue && this.queuedBytes > this.ctx.maxPendingBytes) {
-      this.clientPausedForQueue = true;
-      this.client.pause();
-    }
+    if (this.input.read(chunk)) this.pump();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -520,30 +398,30 @@ export class Session {
   private pump(): void {
     if (this.draining) {
       // COPY data belongs to a statement already sent: it goes on, so that the COPY can end.
-      while (this.binding.copy !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
-        this.sendCopy(this.binding.copy, this.units[0] as Unit);
-        this.shiftUnit();
+      while (this.binding.copy !== null && this.input.length > 0 && (this.input.head as Unit).kind === 'copy') {
+        this.sendCopy(this.binding.copy, this.input.head as Unit);
+        this.input.shift();
       }
       this.closeIfDrained();
       return;
     }
     // No server could be asked (captureSession): routed with what is known rather than asked again.
     let captureFailed = false;
-    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
+    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.input.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
       if (this.ctx.control.paused && this.txStatus === 'I' && this.binding.openBatch === null && this.binding.copy === null) return;
-      const u = this.units[0] as Unit;
+      const u = this.input.head as Unit;
       if (u.kind === 'copy') {
         // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
         const link = this.binding.copy ?? this.binding.last;
         if (link) this.sendCopy(link, u);
-        this.shiftUnit();
+        this.input.shift();
         continue;
       }
       if (this.binding.copyPending !== null) return;
       const copyIn = this.binding.copy;
       if (copyIn !== null && copyIn.tracker.copyWindow) {
-        this.shiftUnit();
+        this.input.shift();
         if (!this.duringCopyIn(u, copyIn)) return;
         continue;
       }
@@ -552,7 +430,7 @@ export class Session {
         // Answers up to the last Sync or Query sent still come, and go to the client first.
         for (const l of this.binding.attached()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
-        this.shiftUnit();
+        this.input.shift();
         if (batch === null) {
           this.leave();
           return;
@@ -569,25 +447,25 @@ export class Session {
       }
       if (batch !== null && batch.tracker.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
         // pgsplit's own messages behind a failed batch: skipped, but their Sync is the server's to answer.
-        this.units[0] = unit('extended', [SYNC], true, [], 0);
+        this.input.replaceHead(unit('extended', [SYNC], true, [], 0));
         continue;
       }
       if (batch !== null && batch.tracker.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
         // After an error in the batch the server ignores everything up to the client's Sync, Queries
         // included: this one gets no answer, exactly as on a direct connection.
-        this.shiftUnit();
+        this.input.shift();
         continue;
       }
       if (u.kind === 'local') {
         const cmd = u.local as LocalCommand;
         if (batch !== null && batch.tracker.needsSync) {
           // Behind an unsynced batch: whether it is answered (and after what) depends on how the batch went.
-          this.shiftUnit();
+          this.input.shift();
           this.sendLocalProbe(batch, cmd);
           return;
         }
         if (this.anyBusy()) return;
-        this.shiftUnit();
+        this.input.shift();
         if (!this.runLocal(cmd)) return;
         continue;
       }
@@ -601,7 +479,7 @@ export class Session {
             if (this.captureSession()) return;
             continue;
           }
-          this.shiftUnit();
+          this.input.shift();
           this.answerDeferred(tag, u);
           continue;
         }
@@ -644,7 +522,7 @@ export class Session {
       }
       if (choice instanceof ServerLink) {
         if (this.anyBusy(choice)) return;
-        this.shiftUnit();
+        this.input.shift();
         this.send(u, choice);
         continue;
       }
@@ -656,14 +534,14 @@ export class Session {
           this.connecting = false;
           if (this.state !== 'ready') return;
           // The unit goes where the attach landed: a replica, or the primary when no replica answered.
-          this.shiftUnit();
+          this.input.shift();
           this.send(u, link);
           this.pump();
         })
         .catch((e: unknown) => {
           this.connecting = false;
           if (this.state === 'closed') return;
-          this.shiftUnit();
+          this.input.shift();
           this.failUnit(u, e);
           this.pump();
         });
@@ -844,15 +722,6 @@ export class Session {
     u.decision = { target: link.node.role, reason: 'copy-in', classifications: [] };
     this.send(u, link);
     return true;
-  }
-
-  private shiftUnit(): void {
-    const u = this.units.shift();
-    if (u) this.queuedBytes -= u.bytes;
-    if (this.clientPausedForQueue && this.queuedBytes < this.ctx.maxPendingBytes / 4) {
-      this.clientPausedForQueue = false;
-      if (this.clientPausedForServer === 0) this.client.resume();
-    }
   }
 
   /**
@@ -1148,7 +1017,7 @@ export class Session {
     const link = new ServerLink(node, conn, this.skipped);
     this.binding.attach(link);
     conn.onData = (chunk: Buffer) => this.relay.onServerData(link, chunk);
-    conn.socket.on('drain', () => this.resumeClient());
+    conn.socket.on('drain', () => this.input.resume());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
     conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
     this.log.debug({ node: node.endpoint.name }, 'server attached');
@@ -1183,7 +1052,7 @@ export class Session {
     this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
-      this.discardUntilSync = true;
+      this.input.discardUntilSync();
       return;
     }
     this.client.write(Buffer.concat([err, readyForQuery(this.txStatus)]));
@@ -1297,18 +1166,7 @@ export class Session {
       for (const b of bufs) s.write(b);
       s.uncork();
     }
-    if (s.writableNeedDrain) {
-      this.clientPausedForServer++;
-      this.client.pause();
-      s.once('drain', () => {
-        this.clientPausedForServer--;
-        this.resumeClient();
-      });
-    }
-  }
-
-  private resumeClient(): void {
-    if (this.clientPausedForServer === 0 && !this.clientPausedForQueue && this.state === 'ready') this.client.resume();
+    if (s.writableNeedDrain) this.input.serverFull(s);
   }
 
   private resumeServers(): void {
@@ -1596,24 +1454,8 @@ export class Session {
    * next Sync is dropped, and that Sync is answered with ReadyForQuery.
    */
   private skipToClientSync(): void {
-    while (this.units.length > 0) {
-      const next = this.units[0] as Unit;
-      this.shiftUnit();
-      const synced = next.kind === 'extended' ? next.complete : next.kind === 'local' && next.local?.kind === 'extended' && next.local.sync;
-      if (synced) {
-        this.client.write(readyForQuery(this.txStatus));
-        return;
-      }
-    }
-    this.building = null;
-    this.discardUntilSync = true;
+    if (this.input.skipToSync()) this.client.write(readyForQuery(this.txStatus));
   }
-}
-
-function sumBytes(frames: readonly Frame[]): number {
-  let n = 0;
-  for (const f of frames) n += f.raw.length;
-  return n;
 }
 
 /** True when a unit ends the transaction it runs in, so the next unit's server depends on its outcome. */
