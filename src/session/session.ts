@@ -24,6 +24,7 @@ import { Consistency } from './consistency.js';
 import { Binding } from './binding.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
+import type { SessionEvents } from './session-events.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
@@ -54,20 +55,8 @@ export interface SessionContext {
   monitorTimeoutMs: number;
   /** limits.max_pending_bytes: client input held behind running statements before reading pauses. */
   maxPendingBytes: number;
-  /** Called for each routed unit of work (for stats and tests). */
-  onRouted?: (node: string, reason: string) => void;
-  /** Called when a read is run again elsewhere because its replica failed before answering. */
-  onRetry?: (node: string) => void;
-  /** Called when a replica refused a unit with 25006 and it is re-run on the primary. */
-  onRerun?: (reason: string) => void;
-  /** Called with the number of malformed pgsplit hints in a routed unit. */
-  onMalformedHints?: (count: number) => void;
-  /** Called with the number of well-formed pgsplit hints in a routed unit. */
-  onHints?: (count: number) => void;
-  /** Called when a unit's answer is complete: the node and the milliseconds since it was sent. */
-  onUnitDone?: (node: string, ms: number) => void;
-  /** Called for every error sent to the client (from a server or from pgsplit), with its SQLSTATE. */
-  onError?: (sqlState: string) => void;
+  /** What the session reports as it runs (the proxy's stats count it). */
+  events: SessionEvents;
 }
 
 /** The row of a capture that carries the default isolation (no setting has a name with a space). */
@@ -178,7 +167,7 @@ export class Session {
         if (link.node.retiring) this.letGoIfRetired(link);
         this.pump();
       },
-    }, this.log, opts.ctx);
+    }, this.log, opts.ctx.events);
     this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
 
     const split = splitStartupOptions(opts.params.options);
@@ -254,7 +243,7 @@ export class Session {
 
   private failStartup(e: unknown): void {
     const code = e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError;
-    this.ctx.onError?.(code);
+    this.ctx.events.error(code);
     // A server refusing pgsplit's own login is the operator's to fix (error); one refusing the client (no such database) is the client's (info).
     const level = e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : e instanceof ServerStartupError ? 'info' : 'warn';
     this.log[level]({ client: `${this.client.remoteAddress ?? ''}:${this.client.remotePort ?? 0}`, user: this.user, database: this.database, code,
@@ -318,7 +307,7 @@ export class Session {
 
   private closeIfDrained(): void {
     if (this.state !== 'ready' || this.connecting || this.anyBusy()) return;
-    this.ctx.onError?.(SqlState.adminShutdown);
+    this.ctx.events.error(SqlState.adminShutdown);
     // No timer of leave()'s own: the drain is bounded by limits.shutdown_grace (ProxyServer.shutdown).
     this.leave(errorFor(errors.shuttingDown()), null);
   }
@@ -363,7 +352,7 @@ export class Session {
   /** Sends a FATAL error to the client and closes. */
   private fatal(e: PgsplitError): void {
     if (this.state === 'closed') return;
-    this.ctx.onError?.(e.sqlState);
+    this.ctx.events.error(e.sqlState);
     if (!this.client.destroyed) this.client.end(errorFor(e));
     this.close();
   }
@@ -570,7 +559,7 @@ export class Session {
 
   /** Writes what LocalAnswers built; after an extended-protocol error, skips to the client's Sync as a server does. */
   private writeLocalAnswer(a: LocalAnswer): void {
-    for (const code of a.errors) this.ctx.onError?.(code);
+    for (const code of a.errors) this.ctx.events.error(code);
     this.client.write(a.bytes);
     if (a.skipToSync) this.skipToClientSync();
   }
@@ -1049,7 +1038,7 @@ export class Session {
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
     this.log[e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : 'warn']({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
-    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
+    this.ctx.events.error(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
       this.input.discardUntilSync();
@@ -1078,12 +1067,12 @@ export class Session {
     // What ran on the primary may be newer than any replica: later replica reads must catch up first.
     if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.consistency.raiseFloor = true;
     if (d) {
-      this.ctx.onRouted?.(link.name, d.reason);
+      this.ctx.events.routed(link.name, d.reason);
       for (const c of d.classifications) {
         this.notePins(c);
         const h = c.hints;
-        if (h.malformed.length > 0) this.ctx.onMalformedHints?.(h.malformed.length);
-        if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.onHints?.(1);
+        if (h.malformed.length > 0) this.ctx.events.malformedHints(h.malformed.length);
+        if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.events.hints(1);
       }
       if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
     }
@@ -1193,7 +1182,7 @@ export class Session {
     }
     switch (t) {
       case Backend.ErrorResponse:
-        this.ctx.onError?.(errorCode ?? SqlState.internalError);
+        this.ctx.events.error(errorCode ?? SqlState.internalError);
         this.afterError(link);
         // An error may free what waits (behind a COPY, a probe).
         return true;
@@ -1299,7 +1288,7 @@ export class Session {
     this.consistency.answered(link.node.role, now);
     this.copyEnded(link);
     const unit = done?.unit;
-    if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
+    if (unit && unit.sentAt > 0) this.ctx.events.unitDone(link.name, now - unit.sentAt);
     const ok = done?.failed !== true;
     // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
     for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
