@@ -358,7 +358,7 @@ export class Session {
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // Client side: frames into units
+  // Client side: bytes in (ClientReader cuts them into units and queues them)
   // ---------------------------------------------------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
