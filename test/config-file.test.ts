@@ -89,6 +89,7 @@ log:
       { name: 'alice', password: 'wonderland' },
       { name: 'bob', password: `SCRAM-SHA-256$4096:c2FsdHNhbHQ=$${'A'.repeat(43)}=:${'B'.repeat(43)}=` },
     ],
+    databases: {},
     auth: { method: 'scram-sha-256' },
     tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
     routing: {
@@ -102,7 +103,7 @@ log:
       whenNoReplica: 'primary',
       transactions: 'primary',
     },
-    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
+    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
     limits: {
       maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
       startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
@@ -126,7 +127,8 @@ t.test('a file with only primary gets every default', async (t) => {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
-  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
+  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null });
+  t.strictSame(cfg.databases, {});
   t.strictSame(cfg.limits, {
     maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
     startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
@@ -586,7 +588,7 @@ t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_re
   t.equal(cfg.routing.maxLagMs, 250);
   t.equal(cfg.routing.readYourWritesTimeoutMs, 1000);
   t.equal(cfg.routing.whenNoReplica, 'error');
-  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5 });
+  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5, user: null, password: null });
   const bad: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ routing: { max_lag: 'soon' } }, 'routing.max_lag', /not a duration/],
     [{ routing: { when_no_replica: 'wait' } }, 'routing.when_no_replica', /primary|error/],
