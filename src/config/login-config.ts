@@ -71,7 +71,7 @@ export function databasesFromRaw(v: unknown, fail: Fail): Record<string, string>
   for (const [client, target] of Object.entries(v as Raw)) {
     const key = `databases.${client}`;
     if (client === '' || client.includes('\0')) fail('databases', `has an empty database name; write ${example}`);
-    if (client === ADMIN_DATABASE) fail(key, `"${ADMIN_DATABASE}" is the admin console's database and never reaches a server; map another name`);
+    if (client === ADMIN_DATABASE) fail(key, `"${ADMIN_DATABASE}" is the admin console's database and never reaches a server; remove this entry and map another name`);
     let server: unknown = target;
     if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
       const t = target as Raw;
