@@ -39,7 +39,7 @@ const replica = cluster.replicas[0] ?? cluster.primary;
 /** A server URL without credentials: the login is the user's. */
 const bare = (port: number): string => `postgres://127.0.0.1:${port}/postgres`;
 
-const SECRETS = [ALICE, BOB, CAROL, ERIN, FRANK, WATCHER].map((u) => u.password).concat(DAVE_PW);
+const SECRETS: string[] = [...[ALICE, BOB, CAROL, ERIN, FRANK, WATCHER].map((u) => u.password), DAVE_PW];
 
 async function proxyWith(t: Parameters<typeof startCluster>[0], raw: Record<string, unknown>): Promise<{ port: number; log: string[] }> {
   const log: string[] = [];
