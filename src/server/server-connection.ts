@@ -36,9 +36,10 @@ export interface ServerTarget {
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
 /**
- * The server refused pgsplit's own credentials: the password always comes from the server URL (a client's
- * password never reaches a server), and so does the user when the URL names one. Relayed as the server
- * said it, 28P01 would tell the client that its own password is wrong.
+ * The server refused the credentials pgsplit chose (server-login.ts): a password from the configuration
+ * (a server URL, users[].password or server_password; what the client typed was checked by pgsplit
+ * already), and a role pgsplit picked. Relayed as the server said it, 28P01 would tell the client that its
+ * own password is wrong.
  */
 function ownLoginRefused(target: ServerTarget, fields: Record<string, string>): boolean {
   return fields.C === SqlState.invalidPassword || (fields.C === SqlState.invalidAuthorizationSpecification && target.user !== undefined);
