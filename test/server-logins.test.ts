@@ -41,7 +41,7 @@ const bare = (port: number): string => `postgres://127.0.0.1:${port}/postgres`;
 
 const SECRETS: string[] = [...[ALICE, BOB, CAROL, ERIN, FRANK, WATCHER].map((u) => u.password), DAVE_PW];
 
-async function proxyWith(t: Parameters<typeof startCluster>[0], raw: Record<string, unknown>): Promise<{ port: number; log: string[] }> {
+async function proxyWith(t: Parameters<typeof startCluster>[0], raw: Record<string, unknown>): Promise<{ port: number; log: string[]; proxy: ProxyServer }> {
   const log: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -51,7 +51,7 @@ async function proxyWith(t: Parameters<typeof startCluster>[0], raw: Record<stri
   });
   const proxy = new ProxyServer(resolveConfig({ listen: '127.0.0.1:0', ...raw }), pino({ level: 'debug' }, sink));
   t.teardown(() => proxy.close());
-  return { port: (await proxy.listen()).port, log };
+  return { port: (await proxy.listen()).port, log, proxy };
 }
 
 async function connect(port: number, user: string, password: string, opts: { database?: string; options?: string } = {}): Promise<pg.Client> {
@@ -187,4 +187,26 @@ t.test('a URL that names a user forces that role (PgBouncer user=); server_user 
   const mapped = await connect(port, 'dave', DAVE_PW, { options: TAGGED });
   t.same(await whoAmI(mapped), { who: BOB.name, rec: true, db: 'postgres' }, 'dave reaches it as his server_user');
   await Promise.all([forced.end(), mapped.end()]);
+});
+
+t.test('a reload applies databases: and monitor.user to what connects next; open sessions keep their login', async (t) => {
+  const raw = { listen: '127.0.0.1:0', primary: bare(cluster.primary.port), replicas: [bare(replica.port)], users: [{ name: ALICE.name, password: ALICE.password }] };
+  const { port, proxy } = await proxyWith(t, { ...raw, databases: { app: 'postgres' } });
+  const before = await connect(port, ALICE.name, ALICE.password, { database: 'app', options: TAGGED });
+  t.equal((await whoAmI(before)).db, 'postgres', 'before the reload: app is postgres');
+  const monitorUsers = async (): Promise<string[]> => (await cluster.primary.query<{ usename: string }>(
+    "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'pgsplit-monitor' ORDER BY 1",
+  )).map((r) => r.usename);
+  t.notOk((await monitorUsers()).includes(WATCHER.name), 'the monitor is not the watcher yet');
+
+  const result = proxy.reload(resolveConfig({ ...raw, databases: { app: 'nova_prod' }, monitor: { user: WATCHER.name, password: WATCHER.password } }));
+  t.match(result, { changed: ['databases', 'monitor.user', 'monitor.password'] }, 'the reload reports the keys');
+  await proxy.monitor.checkNow();
+  t.ok((await monitorUsers()).includes(WATCHER.name), 'after the next check the monitor is logged in as monitor.user');
+
+  const after = await connect(port, ALICE.name, ALICE.password, { database: 'app', options: TAGGED });
+  t.equal((await whoAmI(after)).db, 'nova_prod', 'a new session: app is nova_prod');
+  const w = await before.query<{ db: string }>('SELECT current_database() AS db FROM pg_advisory_xact_lock(10)');
+  t.equal(w.rows[0]?.db, 'postgres', 'the session opened before keeps its database when it attaches the primary');
+  await Promise.all([before.end(), after.end()]);
 });
