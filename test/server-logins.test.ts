@@ -10,7 +10,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino } from 'pino';
-import { startCluster } from './fixtures/proxy-fixture.js';
+import { connectErrorPg, connectPg, startCluster, type PgConnectError } from './fixtures/proxy-fixture.js';
 import { resolveConfig } from '../src/config/load-config.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
 import { md5StoredHash } from '../src/auth/md5.js';
@@ -18,7 +18,7 @@ import { makeScramVerifier } from '../src/auth/scram.js';
 
 t.setTimeout(240_000);
 
-type PgError = Error & { code?: string; severity?: string; hint?: string };
+type PgError = PgConnectError;
 const TAGGED = '-c pgsplit.route=replica';
 const ALICE = { name: 'alice', password: 'Alice-pw-1', method: 'scram-sha-256' } as const;
 const BOB = { name: 'bob', password: 'Bob-pw-2', method: 'scram-sha-256' } as const;
@@ -54,26 +54,12 @@ async function proxyWith(t: Parameters<typeof startCluster>[0], raw: Record<stri
   return { port: (await proxy.listen()).port, log, proxy };
 }
 
-async function connect(port: number, user: string, password: string, opts: { database?: string; options?: string } = {}): Promise<pg.Client> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user, password, database: opts.database ?? 'postgres', options: opts.options });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-  } catch (e) {
-    await c.end().catch(() => undefined);
-    throw e;
-  }
-  return c;
+function connect(port: number, user: string, password: string, opts: { database?: string; options?: string } = {}): Promise<pg.Client> {
+  return connectPg({ host: '127.0.0.1', port, user, password, database: opts.database ?? 'postgres', options: opts.options });
 }
 
-async function connectError(port: number, user: string, password: string, opts: { database?: string; options?: string } = {}): Promise<PgError | undefined> {
-  try {
-    const c = await connect(port, user, password, opts);
-    await c.end();
-    return undefined;
-  } catch (e) {
-    return e as PgError;
-  }
+function connectError(port: number, user: string, password: string, opts: { database?: string; options?: string } = {}): Promise<PgError | undefined> {
+  return connectErrorPg({ host: '127.0.0.1', port, user, password, database: opts.database ?? 'postgres', options: opts.options });
 }
 
 interface Who { who: string; rec: boolean; db: string }
