@@ -9,11 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseBenchArgs } from '../bench/bench-suite.js';
+import { parsePoolBenchArgs } from '../bench/pool-bench.js';
 
 t.setTimeout(180_000);
 
 const execFileP = promisify(execFile);
 const runJs = path.resolve('dist/bench/run.js');
+const poolJs = path.resolve('dist/bench/pool-bench.js');
 
 /** Every live process: pid, parent, command line. */
 function processes(): Array<{ pid: number; ppid: number; cmd: string }> {
@@ -65,6 +67,28 @@ t.test('reports go to bench/results/runs/<time>/ unless --publish or --out', asy
   t.throws(() => parseBenchArgs(['--publish', '--out', 'x']), /--publish writes to bench\/results\/; drop --out/);
   t.throws(() => parseBenchArgs(['--idle', 'lots']), /--idle "lots": write whole numbers/);
   t.match(fs.readFileSync('.gitignore', 'utf8'), /^bench\/results\/runs\/$/m, 'run folders are not committed');
+});
+
+t.test('bench:pool: --help prints the usage; bad arguments exit 2; runs write to a folder of their own', async (t) => {
+  const r = await execFileP(process.execPath, [poolJs, '--help'], { encoding: 'utf8', timeout: 20_000 });
+  t.match(r.stdout, /^usage: node dist\/bench\/pool-bench\.js/);
+  for (const flag of ['--clients', '--seconds', '--pool-size', '--modes', '--targets', '--idle-clients', '--publish', '--out']) t.match(r.stdout, flag);
+  t.notMatch(r.stdout, /cluster/, 'no cluster started');
+  const bad = await execFileP(process.execPath, [poolJs, '--clients', 'many'], { encoding: 'utf8', timeout: 20_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+  t.equal(bad?.code, 2, 'a bad value exits 2');
+  t.match(bad?.stderr, /bench:pool: --clients "many": write a whole number of at least 1\nusage:/);
+
+  const now = new Date('2026-12-06T20:05:03.123Z');
+  const d = parsePoolBenchArgs([], now);
+  t.ok(!d.help && d.options.outDir === path.resolve('bench/results/runs/pool-2026-12-06T20-05-03Z'), 'a run of its own');
+  t.ok(!d.help && d.options.clients.length === 1 && d.options.clients[0] === 1000 && d.options.seconds === 30 && d.options.poolSize === 20 && d.options.idleClients === 5000,
+    'defaults: 1,000 clients, 30 s, pool 20, 5,000 idle clients');
+  const p = parsePoolBenchArgs(['--publish', '--clients', '16,1000', '--modes', 'prepared', '--targets', 'pgsplit-tagged'], now);
+  t.ok(!p.help && p.options.outDir === path.resolve('bench/results'), '--publish: bench/results/');
+  t.same(!p.help && [p.options.clients, p.options.modes, p.options.targets], [[16, 1000], ['prepared'], ['pgsplit-tagged']]);
+  t.throws(() => parsePoolBenchArgs(['--publish', '--out', 'x']), /--publish writes to bench\/results\/; drop --out/);
+  t.throws(() => parsePoolBenchArgs(['--modes', 'simpel']), /--modes "simpel": unknown "simpel"; use simple, extended, prepared/);
+  t.throws(() => parsePoolBenchArgs(['--idle-only', '--idle-clients', '0']), /measures nothing/);
 });
 
 for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cluster: /m, 143]] as const) {
