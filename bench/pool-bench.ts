@@ -29,7 +29,7 @@ import { num } from './bench-report.js';
 import { startPgBouncer, type PeerProxy } from './peer-proxies.js';
 import { pgbenchOutcome, runPgbench } from './pgbench-run.js';
 import { cpuSeconds, memoryMiB } from './process-usage.js';
-import { openRunScope } from './run-scope.js';
+import { openRunScope, stoppedBySignal } from './run-scope.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -424,7 +424,8 @@ async function main(): Promise<number> {
     process.stdout.write(`\nreport written to ${path.join(args.options.outDir, 'pool.md')} (${r.cases.length} cases)\n`);
     return 0;
   } finally {
-    removeRunTmp();
+    // After a signal its handler removes the folder, once the processes using it are stopped.
+    if (!stoppedBySignal()) removeRunTmp();
   }
 }
 
@@ -432,6 +433,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   main().then(
     (code) => process.exit(code),
     (e: unknown) => {
+      // After SIGINT/SIGTERM the signal handler finishes its cleanup and exits 130/143.
+      if (stoppedBySignal()) return;
       process.stderr.write(`bench:pool failed: ${e instanceof Error ? e.stack : String(e)}\n`);
       process.exit(1);
     },

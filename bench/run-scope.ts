@@ -11,6 +11,17 @@ import path from 'node:path';
 import { stopBenchProcesses } from './bench-suite.js';
 import { stopClustersOnSignal } from '../src/cluster/local-cluster.js';
 
+let stopping = false;
+
+/**
+ * Whether a signal is stopping the run: the run's own failures that follow (a server gone under a
+ * query) are then the signal's doing, and the handler exits once its cleanup is done; exiting earlier
+ * would cut that cleanup short.
+ */
+export function stoppedBySignal(): boolean {
+  return stopping;
+}
+
 /** Sets the run's folder and signal handlers up; the returned function removes the folder (call it at the end). */
 export function openRunScope(name: string): () => void {
   const runTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-bench-run-'));
@@ -18,6 +29,7 @@ export function openRunScope(name: string): () => void {
   process.env.TMPDIR = runTmp;
   const removeRunTmp = (): void => fs.rmSync(runTmp, { recursive: true, force: true });
   stopClustersOnSignal(name, async () => {
+    stopping = true;
     await stopBenchProcesses();
     // A peer or child still starting when the signal came is not tracked yet: stop whatever this
     // process started that still runs (the servers, started through pg_ctl, are not children).

@@ -5,7 +5,7 @@
  * child process the run started and remove their folders.
  */
 import { BENCH_USAGE, parseBenchArgs, runBench, type BenchArgs } from './bench-suite.js';
-import { openRunScope } from './run-scope.js';
+import { openRunScope, stoppedBySignal } from './run-scope.js';
 
 let args: BenchArgs;
 try {
@@ -28,6 +28,8 @@ runBench(opts)
     process.exit(0);
   })
   .catch((e: unknown) => {
+    // After SIGINT/SIGTERM the signal handler finishes its cleanup and exits 130/143.
+    if (stoppedBySignal()) return;
     process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
     removeRunTmp();
     process.exit(1);

@@ -91,8 +91,14 @@ t.test('bench:pool: --help prints the usage; bad arguments exit 2; runs write to
   t.throws(() => parsePoolBenchArgs(['--idle-only', '--idle-clients', '0']), /measures nothing/);
 });
 
-for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cluster: /m, 143]] as const) {
-  t.test(`${signal} during a run stops every process it started and removes every folder it made`, async (t) => {
+const poolArgs = ['--clients', '2', '--seconds', '30', '--scale', '1', '--idle-clients', '0'];
+for (const [name, js, args, signal, after, code] of [
+  ['bench', runJs, ['--smoke'], 'SIGINT', /^peer/m, 130],
+  ['bench', runJs, ['--smoke'], 'SIGTERM', /^cluster: /m, 143],
+  // bench:pool, as its PgBouncer runs start.
+  ['bench:pool', poolJs, poolArgs, 'SIGINT', /^peer: /m, 130],
+] as const) {
+  t.test(`${name}: ${signal} during a run stops every process it started and removes every folder it made`, async (t) => {
     const tmp = fs.mkdtempSync('/tmp/pbs-');
     t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
     const out = path.join(tmp, 'report');
@@ -100,7 +106,7 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     fs.mkdirSync(tmpdir);
     fs.chmodSync(tmp, 0o755);
     fs.chmodSync(tmpdir, 0o755);
-    const child = spawn(process.execPath, [runJs, '--smoke', '--out', out], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [js, ...args, '--out', out], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     let stdout = '';
     let stderr = '';
@@ -117,7 +123,7 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     t.ok(fs.readdirSync(tmpdir).length > 0, 'the run had made folders');
     child.kill(signal);
     t.equal(await exited, code, `exit ${code} after ${signal}`);
-    t.match(stderr, new RegExp(`bench: ${signal}: stopping the servers`));
+    t.match(stderr, new RegExp(`${name}: ${signal}: stopping the servers`));
     // pg_ctl stop -m immediate returns once the postmaster is gone; its children follow at once.
     const deadline = Date.now() + 10_000;
     let left = started.filter((p) => fs.existsSync(`/proc/${p.pid}`) && processes().some((q) => q.pid === p.pid));
@@ -128,6 +134,6 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     t.same(left.map((p) => p.cmd), [], 'no process the run started is left');
     t.same(processesOfRun(child.pid!, tmpdir).map((p) => p.cmd), [], 'no process uses its folders');
     t.same(fs.readdirSync(tmpdir), [], 'every folder it made is gone');
-    t.notOk(fs.existsSync(path.join(out, 'README.md')), 'no report written for an interrupted run');
+    t.notOk(fs.existsSync(path.join(out, 'README.md')) || fs.existsSync(path.join(out, 'pool.md')), 'no report written for an interrupted run');
   });
 }
