@@ -167,11 +167,23 @@ interface Target {
   unsupported?: ReadonlySet<string>;
 }
 
-/** Starts bin/pgsplit.js on `port` in front of the cluster (its replicas too unless `primaryOnly`); stopped with the run. */
-export async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false, configFile?: string): Promise<ChildProcess> {
+/**
+ * Starts bin/pgsplit.js on `port` in front of the cluster (its replicas too unless `primaryOnly`); stopped
+ * with the run. Its log (warnings and worse) goes to our stderr, and line by line to `onLogLine` if given.
+ */
+export async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false, configFile?: string, onLogLine?: (line: string) => void): Promise<ChildProcess> {
   const args = [path.join(root, 'bin/pgsplit.js'), ...(configFile ? ['--config', configFile] : []), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
     ...(primaryOnly ? [] : cluster.replicas.flatMap((r) => ['--replica', r.url()])), '--log-level', 'warn'];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', onLogLine ? 'pipe' : 'inherit'] });
+  if (onLogLine && child.stderr) {
+    let partial = '';
+    child.stderr.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) onLogLine(l);
+    });
+  }
   track(() => stopChild(child));
   await waitForListener(port, child);
   return child;

@@ -178,6 +178,11 @@ export interface PoolCase {
   cpuUsPerTx: number | null;
   /** Largest resident memory of the proxy sampled during the run, MiB. */
   maxRssMiB: number;
+  /**
+   * pgsplit's warnings during the run, counted by message and server (e.g. "server out of rotation
+   * (replica1)": its monitor got no answer in time, so tagged reads went to the primary meanwhile).
+   */
+  warnings: Record<string, number>;
   wallSeconds: number;
 }
 
@@ -244,12 +249,22 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
     const cluster = await LocalCluster.start({ replicas: 1, settings: { max_connections: String(maxConnections), shared_buffers: '128MB' } });
     log(`cluster: primary and 1 replica in ${cluster.baseDir}, max_connections ${maxConnections}`);
     let sampler: BackendSampler | undefined;
+    // pgsplit's log lines are counted into the case that runs (none between cases).
+    let countWarning: (key: string) => void = () => undefined;
+    const onLogLine = (line: string): void => {
+      const w = warningKey(line);
+      if (w !== null) countWarning(w);
+    };
     try {
       await execFileAsync(path.join(bin, 'pgbench'), ['-i', '-q', '-s', String(opts.scale), '-h', '127.0.0.1', '-p', String(cluster.primary.port), '-U', 'postgres', 'postgres'], { env });
       await cluster.waitForReplication(120_000);
       sampler = await BackendSampler.connect(cluster.nodes);
       const run = async (t: Target, mode: Mode, clients: number, floor: number): Promise<void> => {
         const before = await sampler!.settle(floor, 30_000);
+        const warnings: Record<string, number> = {};
+        countWarning = (key) => {
+          warnings[key] = (warnings[key] ?? 0) + 1;
+        };
         let maxRss = memoryMiB(t.pid).rss;
         const cpu0 = cpuSeconds(t.pid);
         const started = performance.now();
@@ -262,12 +277,14 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
         });
         const o = await pgbenchOutcome({ bin, port: t.port, load: '-S', mode, clients, seconds: opts.seconds, env: t.env });
         const backends = await sampler!.stop();
+        countWarning = () => undefined;
         const wall = (performance.now() - started) / 1000;
         const cpu = cpuSeconds(t.pid) - cpu0;
         const c: PoolCase = {
           target: t.name, mode, clients, tps: o.tps, transactions: o.transactions, failed: o.failed, aborted: o.aborted, exitCode: o.exitCode,
           errors: o.errors, backends, backendsBefore: Object.fromEntries(before.map((b) => [b.node, b.sessions])),
           cpuSeconds: cpu, cpuCoreShare: cpu / wall, cpuUsPerTx: o.transactions > 0 ? (cpu * 1e6) / o.transactions : null, maxRssMiB: maxRss, wallSeconds: wall,
+          warnings,
         };
         cases.push(c);
         log(caseLine(c, opts.poolSize));
@@ -293,7 +310,7 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
         const port = await claimFreePort();
         const config = path.join(cluster.baseDir, 'pgsplit-pool.yaml');
         await fsp.writeFile(config, `${configLines.join('\n')}\n`);
-        const proxy: ChildProcess = await startPgsplit(cluster, port, false, config);
+        const proxy: ChildProcess = await startPgsplit(cluster, port, false, config, onLogLine);
         const targets: Target[] = pgsplitTargets.map((name) => ({ name, port, pid: proxy.pid ?? 0, env: name === 'pgsplit-tagged' ? taggedEnv : env }));
         // Warm-up: every measured path once, so V8's compilation is not charged to the first case.
         if (opts.warmSeconds > 0) {
@@ -337,6 +354,18 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
   return report;
 }
 
+/** `message (node)` of one of pgsplit's JSON log lines at warning level or above; null for anything else. */
+export function warningKey(line: string): string | null {
+  let entry: { level?: unknown; msg?: unknown; node?: unknown };
+  try {
+    entry = JSON.parse(line) as typeof entry;
+  } catch {
+    return null;
+  }
+  if (typeof entry.level !== 'number' || entry.level < 40 || typeof entry.msg !== 'string') return null;
+  return typeof entry.node === 'string' ? `${entry.msg} (${entry.node})` : entry.msg;
+}
+
 /** Whether a case held the goal: every node at most `poolSize` backends, no failed transaction, no aborted client. */
 export function withinGoal(c: PoolCase, poolSize: number): boolean {
   return c.exitCode === 0 && c.failed === 0 && c.aborted === 0 && c.transactions > 0 && c.backends.every((b) => b.sessions <= poolSize);
@@ -347,7 +376,12 @@ export function caseLine(c: PoolCase, poolSize: number): string {
   const nodes = c.backends.map((b) => `${b.node} ${b.sessions}${b.monitor > 0 ? `+${b.monitor} monitor` : ''}`).join(', ');
   const fail = c.exitCode === 0 && c.aborted === 0 ? '' : `  FAILED (exit ${c.exitCode}, ${c.aborted} clients aborted: ${c.errors[0] ?? 'no message'})`;
   return `${c.target} -M ${c.mode} -c ${c.clients}: ${num(c.tps)} tps, ${c.failed} failed tx, max backends ${nodes}; ` +
-    `CPU ${(c.cpuCoreShare * 100).toFixed(0)}% of a core, max RSS ${c.maxRssMiB.toFixed(1)} MiB; ${withinGoal(c, poolSize) ? 'within' : 'OUTSIDE'} the goal${fail}`;
+    `CPU ${(c.cpuCoreShare * 100).toFixed(0)}% of a core, max RSS ${c.maxRssMiB.toFixed(1)} MiB; ${withinGoal(c, poolSize) ? 'within' : 'OUTSIDE'} the goal${fail}${warningText(c)}`;
+}
+
+function warningText(c: PoolCase): string {
+  const w = Object.entries(c.warnings);
+  return w.length === 0 ? '' : `; pgsplit warned: ${w.map(([k, n]) => `${k} x${n}`).join(', ')}`;
 }
 
 /** The Markdown report. */
@@ -385,6 +419,12 @@ export function poolMarkdown(r: PoolBenchReport): string {
     if (failures.length > 0) {
       L.push('Errors pgbench reported:', '');
       for (const c of failures) L.push(`- ${c.target} -M ${c.mode} -c ${c.clients} (exit ${c.exitCode}): ${c.errors.map((e) => `\`${e}\``).join('; ')}`);
+      L.push('');
+    }
+    const warned = r.cases.filter((c) => Object.keys(c.warnings).length > 0);
+    if (warned.length > 0) {
+      L.push('pgsplit\'s warnings during the runs ("server out of rotation": its monitor got no answer within monitor.timeout; a replica out of rotation takes no tagged reads until it answers again, so they go to the primary when it is the only one):', '');
+      for (const c of warned) L.push(`- ${c.target} -M ${c.mode} -c ${c.clients}: ${Object.entries(c.warnings).map(([k, n]) => `${k} x${n}`).join(', ')}`);
       L.push('');
     }
   }

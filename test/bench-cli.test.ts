@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseBenchArgs } from '../bench/bench-suite.js';
-import { parsePoolBenchArgs } from '../bench/pool-bench.js';
+import { parsePoolBenchArgs, warningKey } from '../bench/pool-bench.js';
 
 t.setTimeout(180_000);
 
@@ -89,6 +89,11 @@ t.test('bench:pool: --help prints the usage; bad arguments exit 2; runs write to
   t.throws(() => parsePoolBenchArgs(['--publish', '--out', 'x']), /--publish writes to bench\/results\/; drop --out/);
   t.throws(() => parsePoolBenchArgs(['--modes', 'simpel']), /--modes "simpel": unknown "simpel"; use simple, extended, prepared/);
   t.throws(() => parsePoolBenchArgs(['--idle-only', '--idle-clients', '0']), /measures nothing/);
+  // pgsplit's warnings are counted per case by message and server.
+  t.equal(warningKey('{"level":40,"time":1,"app":"pgsplit","node":"replica1","reason":"x","msg":"server out of rotation"}'), 'server out of rotation (replica1)');
+  t.equal(warningKey('{"level":50,"msg":"listener failed"}'), 'listener failed');
+  t.equal(warningKey('{"level":30,"msg":"info only"}'), null, 'below warning level');
+  t.equal(warningKey('not json'), null);
 });
 
 const poolArgs = ['--clients', '2', '--seconds', '30', '--scale', '1', '--idle-clients', '0'];
