@@ -9,7 +9,7 @@ export class PreparedCache {
   /** Map iteration order is insertion order: re-inserting a name on use keeps the oldest use first. */
   private readonly names = new Map<string, true>();
 
-  /** `capacity`: pool.prepared_statements; 0 keeps nothing (every add is evicted again at once). */
+  /** `capacity`: pool.prepared_statements (at least 1: the statement being bound must stay). */
   constructor(readonly capacity: number) {}
 
   get size(): number {
@@ -29,16 +29,17 @@ export class PreparedCache {
 
   /**
    * Records that `name` is (about to be) prepared on the server, and returns the names to Close there so
-   * that at most `capacity` remain, oldest use first. `name` itself is never among them unless the
-   * capacity is 0.
+   * that at most `capacity` remain, oldest use first. Neither `name` nor a name in `keep` is evicted:
+   * closing a statement closes the portals bound from it, so a name the current batch uses stays until
+   * its Sync (the cache is over capacity until a later add).
    */
-  add(name: string): string[] {
+  add(name: string, keep: ReadonlySet<string> = NONE): string[] {
     this.names.delete(name);
     this.names.set(name, true);
     const evicted: string[] = [];
     for (const old of this.names.keys()) {
       if (this.names.size <= this.capacity) break;
-      if (old === name && this.capacity > 0) continue;
+      if (old === name || keep.has(old)) continue;
       this.names.delete(old);
       evicted.push(old);
     }
@@ -60,3 +61,5 @@ export class PreparedCache {
     return [...this.names.keys()];
   }
 }
+
+const NONE: ReadonlySet<string> = new Set();
