@@ -13,6 +13,7 @@
  * A server that sends anything to an idle connection (a FATAL at shutdown, idle_session_timeout) has
  * its connection closed.
  */
+import type { PgsplitConfig } from '../config/config.js';
 import { errors, PgsplitError } from '../errors.js';
 import { ServerConnection, type ServerTarget } from '../server/server-connection.js';
 import { ServerState } from '../server/server-state.js';
@@ -29,19 +30,16 @@ export interface PoolKey {
   user: string;
 }
 
-/** The pool.* settings a pool needs (config.ts holds them; durations in ms). */
-export interface PoolSettings {
-  size: number;
-  minIdle: number;
-  /** 0 = wait as long as it takes. */
-  maxClientWaitMs: number;
-  /** 0 = never close an idle connection for being idle. */
-  serverIdleTimeoutMs: number;
-  /** 0 = no age limit. */
-  serverLifetimeMs: number;
-  preparedStatements: number;
-  /** limits.connect_timeout: for a new connection, and for the cleanup statement of a released one. */
-  connectTimeoutMs: number;
+/**
+ * What a pool needs of the configuration: pool.* (durations in ms; 0 turns a limit off) and
+ * limits.connect_timeout, which bounds a new connection and the cleanup statement of a released one.
+ * pool.mode is the session's business (when it releases), not the pool's.
+ */
+export type PoolSettings = Omit<PgsplitConfig['pool'], 'mode'> & { connectTimeoutMs: number };
+
+export function poolSettingsFrom(config: PgsplitConfig): PoolSettings {
+  const { mode: _mode, ...pool } = config.pool;
+  return { ...pool, connectTimeoutMs: config.limits.connectTimeoutMs };
 }
 
 /** The counters of SHOW POOLS for one pool. */
@@ -60,7 +58,7 @@ export interface PoolStats {
   waitTimeouts: number;
 }
 
-type Connect = (target: ServerTarget, params: Record<string, string>, timeoutMs: number) => Promise<ServerConnection>;
+export type Connect = (target: ServerTarget, params: Record<string, string>, timeoutMs: number) => Promise<ServerConnection>;
 
 interface Waiter {
   identity: string;
