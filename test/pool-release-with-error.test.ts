@@ -67,6 +67,19 @@ t.test('a leased connection the server ends is closed when released, not handed 
   await pool.release(b);
 });
 
+t.test('a connection released with part of a server message unread is closed', async (t) => {
+  const pool = poolOn(t, cluster, 'pool-partial', { size: 1 });
+  const a = await pool.acquire('a');
+  const pid = await backendPid(a);
+  // The header of a ReadyForQuery without its body, as if the session had stopped reading mid-message.
+  a.conn.reader.push(Buffer.from([0x5a, 0, 0, 0, 5]));
+  await pool.release(a);
+  t.equal(a.state.unusable, 'part of a server message was still unread');
+  const b = await pool.acquire('b');
+  t.not(await backendPid(b), pid);
+  await pool.release(b);
+});
+
 t.test('a server nobody answers on: the waiting client gets the connect error, and the pool keeps no slot for it', async (t) => {
   const port = await claimFreePort();
   t.teardown(() => releasePort(port));

@@ -152,6 +152,8 @@ export class ServerPool {
   async release(lease: Lease): Promise<void> {
     if (!this.end(lease)) return;
     const server = lease.server;
+    // Part of a server message still unread: whatever comes next is out of step with any new client.
+    if (server.conn.reader.bufferedBytes > 0) server.state.unusable ??= 'part of a server message was still unread';
     const plan = server.state.cleanupPlan();
     if (plan.kind === 'close' || this.closedWith !== null) return this.dispose(server);
     if (plan.sql !== null) {
