@@ -52,3 +52,20 @@ t.test('of two waiters, the one that timed out leaves the queue; the other is se
   t.equal((await second).identity, 'second');
   await pool.release(await second);
 });
+
+t.test('a client that goes away while waiting (its AbortSignal) leaves the queue at once', async (t) => {
+  const pool = poolOn(t, cluster, 'pool-wait-abort', { size: 1 });
+  const holder = await pool.acquire('holder');
+  const gone = new AbortController();
+  const waiting = pool.acquire('gone', gone.signal).then(() => 'served', (e: Error) => e.message);
+  const next = pool.acquire('next');
+  t.equal(pool.stats().clientsWaiting, 2);
+  gone.abort(new Error('client disconnected'));
+  t.equal(await waiting, 'client disconnected');
+  t.equal(pool.stats().clientsWaiting, 1);
+  await pool.release(holder);
+  t.equal((await next).identity, 'next', 'the connection went to the client still waiting');
+  await pool.release(await next);
+  const already = await pool.acquire('late', AbortSignal.abort(new Error('already gone'))).then(() => 'served', (e: Error) => e.message);
+  t.equal(already, 'already gone');
+});

@@ -65,11 +65,18 @@ interface Waiter {
   since: number;
   resolve: (lease: Lease) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout | null;
+  /** Stops its max_client_wait timer and its abort listener: called once it leaves the queue. */
+  done: () => void;
 }
 
 /** How often idle timeouts, lifetimes and min_idle are looked after, at most. */
 const MAINTENANCE_MS = 1000;
+
+/** Why an aborted acquire failed: the signal's reason when it is an Error. */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const r: unknown = signal?.reason;
+  return r instanceof Error ? r : new Error('the client stopped waiting for a server connection');
+}
 
 /** A readable name of a pool, for messages and logs. */
 export function poolName(key: PoolKey): string {
@@ -118,26 +125,38 @@ export class ServerPool {
   /**
    * A connection for `identity` (client id and address, for logs): an idle one at once, else the next to
    * come free or be opened, in arrival order. Rejects with POOL_WAIT_TIMEOUT past pool.max_client_wait,
-   * with the server's error when opening a connection for it fails, and once the pool is closed.
+   * with the server's error when opening a connection for it fails, once the pool is closed, and with
+   * `signal`'s reason when it aborts (the client went away while waiting: it leaves the queue).
    */
-  acquire(identity: string): Promise<Lease> {
+  acquire(identity: string, signal?: AbortSignal): Promise<Lease> {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     const now = performance.now();
     if (this.waiters.length === 0) {
       const server = this.takeIdle(now);
       if (server !== undefined) return Promise.resolve(this.lease(server, identity, now, now));
     }
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { identity, since: now, resolve, reject, timer: null };
-      if (this.settings.maxClientWaitMs > 0) {
-        waiter.timer = setTimeout(() => {
-          const i = this.waiters.indexOf(waiter);
-          if (i < 0) return;
-          this.waiters.splice(i, 1);
-          this.counters.waitTimeouts++;
-          reject(errors.poolWaitTimeout(this.name, Math.round(performance.now() - waiter.since), this.settings.size));
-        }, this.settings.maxClientWaitMs);
-      }
+      const leave = (err: Error): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i < 0) return;
+        this.waiters.splice(i, 1);
+        waiter.done();
+        reject(err);
+      };
+      const timer = this.settings.maxClientWaitMs <= 0 ? null : setTimeout(() => {
+        this.counters.waitTimeouts++;
+        leave(errors.poolWaitTimeout(this.name, Math.round(performance.now() - now), this.settings.size));
+      }, this.settings.maxClientWaitMs);
+      const onAbort = (): void => leave(abortReason(signal));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const waiter: Waiter = {
+        identity, since: now, resolve, reject,
+        done: () => {
+          if (timer !== null) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
       this.waiters.push(waiter);
       this.grow();
     });
@@ -213,7 +232,7 @@ export class ServerPool {
     this.closedWith = why;
     clearInterval(this.timer);
     for (const w of this.waiters.splice(0)) {
-      if (w.timer !== null) clearTimeout(w.timer);
+      w.done();
       w.reject(why);
     }
     for (const s of this.idle.splice(0)) this.dispose(s);
@@ -263,7 +282,7 @@ export class ServerPool {
       // attempt may succeed).
       const w = this.waiters.shift();
       if (w !== undefined) {
-        if (w.timer !== null) clearTimeout(w.timer);
+        w.done();
         w.reject(e instanceof Error ? e : new Error(String(e)));
       }
     });
@@ -274,7 +293,7 @@ export class ServerPool {
     const w = this.waiters.shift();
     const now = performance.now();
     if (w !== undefined) {
-      if (w.timer !== null) clearTimeout(w.timer);
+      w.done();
       w.resolve(this.lease(server, w.identity, w.since, now));
       return;
     }
