@@ -90,3 +90,15 @@ t.test('RESET ALL forgets values the server does not report, and keeps the repor
   t.equal(s.get('work_mem'), undefined, 'unknown after RESET ALL');
   t.equal(s.get('timezone'), 'Asia/Tokyo', 'reported: its ParameterStatus (not fed here) would say what it is');
 });
+
+t.test('observe: ParameterStatus and ReadyForQuery from the wire keep the state true; other messages change nothing', async (t) => {
+  const s = fresh();
+  s.observe(0x53, Buffer.from('TimeZone\0Europe/Oslo\0'));
+  t.equal(s.get('timezone'), 'Europe/Oslo');
+  s.observe(0x5a, Buffer.from('T'));
+  t.equal(s.transactionStatus, 'T');
+  t.equal(s.cleanupPlan().kind, 'close');
+  s.observe(0x44, Buffer.from([0, 0]));
+  s.observe(0x5a, Buffer.from('I'));
+  t.ok(s.clean);
+});

@@ -47,16 +47,14 @@ export function runInternalQuery(conn: ServerConnection, state: ServerState | nu
       }
       // Frames are views of a reused read buffer: everything needed is read out before returning.
       for (const f of frames) {
+        state?.observe(f.type, f.payload);
         if (f.type === Backend.DataRow) rows.push(readDataRow(f.payload));
         else if (f.type === Backend.ErrorResponse) error = readErrorFields(f.payload);
         else if (f.type === Backend.ParameterStatus) {
           const [name, value] = readParameterStatus(f.payload);
           conn.parameters.set(name, value);
-          state?.noteParameterStatus(name, value);
         } else if (f.type === Backend.ReadyForQuery) {
-          const status = String.fromCharCode(f.payload[0] ?? 0x49) as TransactionStatus;
-          state?.noteReadyForQuery(status);
-          finish(null, status);
+          finish(null, String.fromCharCode(f.payload[0] ?? 0x49) as TransactionStatus);
           return;
         }
       }

@@ -13,6 +13,8 @@
  * locks, cursors WITH HOLD, SET ROLE / SESSION AUTHORIZATION), and a connection left inside a
  * transaction, or whose protocol state is unknown, is closed (PgBouncer closes such an unclean server too).
  */
+import { Backend } from '../codec/message-types.js';
+import { readParameterStatus } from '../codec/message-fields.js';
 import { PreparedCache } from './prepared-cache.js';
 import { sqlLiteral } from './sql-literal.js';
 
@@ -98,6 +100,19 @@ export class ServerState {
   noteParameterStatus(name: string, value: string): void {
     this.reported.add(key(name));
     this.values.set(key(name), { name, value });
+  }
+
+  /**
+   * Any message from the server, as whoever reads the connection sees it: ParameterStatus and
+   * ReadyForQuery keep the state true to the server; the rest is ignored. Cheap enough for the relay path
+   * (a type test per message).
+   */
+  observe(type: number, payload: Buffer): void {
+    if (type === Backend.ReadyForQuery) this.noteReadyForQuery(String.fromCharCode(payload[0] ?? 0x49) as TransactionStatus);
+    else if (type === Backend.ParameterStatus) {
+      const [name, value] = readParameterStatus(payload);
+      this.noteParameterStatus(name, value);
+    }
   }
 
   /** A ReadyForQuery from the server. */
