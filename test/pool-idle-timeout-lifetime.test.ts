@@ -5,7 +5,7 @@
  * needed. Bounds are generous: they say it happened, never how fast.
  */
 import t from 'tap';
-import { backendPid, backendsOf, eventually, poolOn, startPrimary } from './fixtures/pool-fixture.js';
+import { TEST_POOL, backendPid, backendsOf, eventually, poolOn, startPrimary } from './fixtures/pool-fixture.js';
 
 t.setTimeout(180_000);
 const cluster = await startPrimary(t);
@@ -55,4 +55,23 @@ t.test('an idle connection past pool.server_lifetime is replaced; a leased one i
   await pool.release(b);
   t.equal(pool.stats().serversIdle, 0, 'past its lifetime when released: not kept');
   t.ok(await eventually(async () => !(await backendsOf(cluster, 'pool-lifetime')).includes(second)), 'and gone from the server');
+});
+
+t.test('a reload that lowers pool.size closes idle connections beyond it, and leased ones as they come back', async (t) => {
+  const pool = poolOn(t, cluster, 'pool-resize', { size: 4 });
+  const leases = await Promise.all([pool.acquire('a'), pool.acquire('b'), pool.acquire('c'), pool.acquire('d')]);
+  await pool.release(leases[0]!);
+  await pool.release(leases[1]!);
+  t.match(pool.stats(), { serversIdle: 2, serversActive: 2 });
+  pool.reconfigure({ ...TEST_POOL, size: 1 });
+  t.match(pool.stats(), { serversIdle: 0, serversActive: 2 }, 'both idle ones closed: the two leased already exceed the new size');
+  await pool.release(leases[2]!);
+  t.match(pool.stats(), { serversIdle: 0 }, 'one still leased: this one is beyond the size');
+  await pool.release(leases[3]!);
+  t.match(pool.stats(), { serversIdle: 1, serversActive: 0 }, 'the last one is kept');
+  t.ok(await eventually(async () => (await backendsOf(cluster, 'pool-resize')).length === 1), 'the server agrees');
+  pool.reconfigure({ ...TEST_POOL, size: 3 });
+  const more = await Promise.all([pool.acquire('e'), pool.acquire('f'), pool.acquire('g')]);
+  t.equal(pool.stats().serversActive, 3, 'a larger size applies to the next acquires');
+  for (const l of more) await pool.release(l);
 });

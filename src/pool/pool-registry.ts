@@ -12,7 +12,6 @@ export interface PoolRow extends PoolKey, PoolStats {}
 export class PoolRegistry {
   private readonly pools = new Map<string, ServerPool>();
 
-  /** `settings` apply to pools created from now on (see reconfigure). */
   constructor(private settings: PoolSettings, private readonly connect?: Connect) {}
 
   /**
@@ -34,12 +33,10 @@ export class PoolRegistry {
     return [...this.pools.values()].map((p) => ({ ...p.key, ...p.stats() }));
   }
 
-  /**
-   * New settings (a reload) for pools created from now on; the node's existing pools keep theirs until
-   * closed (closeNode), as PgBouncer's pools keep their size until reconnected.
-   */
+  /** New settings (a reload): for every pool, and those created from now on (see ServerPool.reconfigure). */
   reconfigure(settings: PoolSettings): void {
     this.settings = settings;
+    for (const pool of this.pools.values()) pool.reconfigure(settings);
   }
 
   /** Closes the pools of a node taken out of the configuration: waiting clients get `why`. */

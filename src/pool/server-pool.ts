@@ -93,7 +93,7 @@ export class ServerPool {
   private nextId = 1;
   private counters = { connects: 0, closes: 0, waitTimeouts: 0 };
   private closedWith: PgsplitError | null = null;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
 
   /**
    * `params`: the startup parameters of its connections (user, database; a client's own values are
@@ -104,14 +104,38 @@ export class ServerPool {
     key: PoolKey,
     private readonly target: ServerTarget,
     private readonly params: Record<string, string>,
-    private readonly settings: PoolSettings,
+    private settings: PoolSettings,
     private readonly connect: Connect = (t, p, ms) => ServerConnection.connect(t, p, ms, 'limits.connect_timeout'),
   ) {
     this.key = key;
-    const period = Math.max(10, Math.min(MAINTENANCE_MS, ...[settings.serverIdleTimeoutMs, settings.serverLifetimeMs].filter((ms) => ms > 0).map((ms) => ms / 2)));
-    this.timer = setInterval(() => this.maintain(), period);
-    this.timer.unref();
+    this.timer = this.startMaintenance();
     this.maintain();
+  }
+
+  /**
+   * New settings (a reload): a smaller pool.size closes idle connections beyond it now and leased ones as
+   * they come back; a larger one, or a client's wait, applies from the next acquire. Leases already out
+   * and clients already waiting keep their terms (a waiter's max_client_wait timer runs on).
+   */
+  reconfigure(settings: PoolSettings): void {
+    if (this.closedWith !== null) return;
+    this.settings = settings;
+    clearInterval(this.timer);
+    this.timer = this.startMaintenance();
+    while (this.total > settings.size && this.idle.length > 0) {
+      const oldest = this.idle.shift();
+      if (oldest !== undefined) this.dispose(oldest);
+    }
+    this.maintain();
+  }
+
+  /** Idle timeouts and lifetimes are looked at twice per period of the shorter of them, at most every second. */
+  private startMaintenance(): NodeJS.Timeout {
+    const { serverIdleTimeoutMs, serverLifetimeMs } = this.settings;
+    const period = Math.max(10, Math.min(MAINTENANCE_MS, ...[serverIdleTimeoutMs, serverLifetimeMs].filter((ms) => ms > 0).map((ms) => ms / 2)));
+    const timer = setInterval(() => this.maintain(), period);
+    timer.unref();
+    return timer;
   }
 
   get name(): string {
@@ -188,7 +212,8 @@ export class ServerPool {
       if (!ok || this.closedWith !== null) return this.dispose(server);
       server.state.cleaned(plan.kind);
     }
-    if (this.expired(server, performance.now())) return this.dispose(server);
+    // Past its lifetime, or beyond a pool.size lowered by a reload.
+    if (this.expired(server, performance.now()) || this.total >= this.settings.size) return this.dispose(server);
     this.giveBack(server);
   }
 
