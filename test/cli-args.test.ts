@@ -175,7 +175,10 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.replicas.length, 2);
   t.equal(cfg.replicas[1]?.name, 'replica-east');
   t.equal(cfg.replicas[1]?.weight, 2);
-  t.equal(cfg.users.length, 2);
+  t.equal(cfg.users.length, 3);
+  t.equal(cfg.users[2]?.serverUser, 'app', 'a user mapped to another server role');
+  t.strictSame(cfg.databases, { app: 'app_production' });
+  t.equal(cfg.monitor.user, 'pgsplit_monitor');
   t.strictSame(cfg.admin.users, ['ops']);
   t.strictSame(cfg.routing.applicationNames, ['reporting-*', 'metabase']);
   t.strictSame(cfg.routing.writingFunctions, ['audit_touch']);

@@ -97,6 +97,7 @@ log:
       { name: 'alice', password: 'wonderland' },
       { name: 'bob', password: `SCRAM-SHA-256$4096:c2FsdHNhbHQ=$${'A'.repeat(43)}=:${'B'.repeat(43)}=` },
     ],
+    databases: {},
     auth: { method: 'scram-sha-256' },
     tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
     routing: {
@@ -110,7 +111,7 @@ log:
       whenNoReplica: 'primary',
       transactions: 'primary',
     },
-    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
+    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
     limits: {
       maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
       startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
@@ -137,7 +138,8 @@ t.test('a file with only primary gets every default', async (t) => {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
-  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
+  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null });
+  t.strictSame(cfg.databases, {});
   t.strictSame(cfg.limits, {
     maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
     startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
@@ -310,6 +312,17 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'md5 hash with SCRAM auth', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'md5' + '0'.repeat(32) }] }, key: 'users[0].password', message: /md5 hash, which cannot check SCRAM-SHA-256 logins; write the plaintext password .* or set auth: \{method: md5\}/ },
   { name: 'bad auth method', raw: { primary: PRIMARY, auth: { method: 'password' } }, key: 'auth.method', message: /"password" is not an authentication method; write one of scram-sha-256, md5/ },
   { name: 'auth not a mapping', raw: { primary: PRIMARY, auth: 'md5' }, key: 'auth', message: /must be a mapping, not a string; write auth: \{method: scram-sha-256\}/ },
+  // Server logins (users[].server_user / server_password, databases:, monitor.user / password).
+  { name: 'server_password without server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_password: 'y' }] }, key: 'users[0].server_password', message: /needs users\[0\]\.server_user: it is the password of that role; add server_user: ROLE/ },
+  { name: 'empty server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_user: '' }] }, key: 'users[0].server_user', message: /must be a non-empty name, not a string; write server_user: ROLE/ },
+  { name: 'SCRAM verifier as server_password', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_user: 'b', server_password: `SCRAM-SHA-256$4096:c2FsdA==$${'A'.repeat(43)}=:${'B'.repeat(43)}=` }] }, key: 'users[0].server_password', message: /is a SCRAM verifier, which cannot log in to a server .* write role "b"'s plaintext password/ },
+  { name: 'typo in server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', serveruser: 'b' }] }, key: 'users[0].serveruser', message: /did you mean server_user\?/ },
+  { name: 'databases not a mapping', raw: { primary: PRIMARY, databases: ['app'] }, key: 'databases', message: /must be a mapping from the database clients ask for to the one on the servers, not a list; write databases: \{app: nova_prod\}/ },
+  { name: 'database mapped to nothing', raw: { primary: PRIMARY, databases: { app: '' } }, key: 'databases.app', message: /must be a non-empty name, not a string; write app: SERVER_DB/ },
+  { name: 'database entry without dbname', raw: { primary: PRIMARY, databases: { app: { db: 'x' } } }, key: 'databases.app.db', message: /unknown key databases\.app\.db; a database entry has only dbname/ },
+  { name: 'admin database mapped', raw: { primary: PRIMARY, databases: { pgsplit: 'x' } }, key: 'databases.pgsplit', message: /admin console's database and never reaches a server/ },
+  { name: 'monitor.password without user', raw: { primary: PRIMARY, monitor: { password: 'x' } }, key: 'monitor.password', message: /needs monitor\.user: it is the password of that role/ },
+  { name: 'monitor.user a number', raw: { primary: PRIMARY, monitor: { user: 5 } }, key: 'monitor.user', message: /must be a non-empty name, not a number; write user: ROLE/ },
   { name: 'bad route default', raw: { primary: PRIMARY, routing: { default: 'replicas' } }, key: 'routing.default', message: /write one of primary, replica \(did you mean replica\?\)/ },
   { name: 'application_names not a list', raw: { primary: PRIMARY, routing: { application_names: 'report*' } }, key: 'routing.application_names', message: /must be a list, not a string; write application_names: \["reporting-\*"\]/ },
   { name: 'application_names item', raw: { primary: PRIMARY, routing: { application_names: ['a', 7] } }, key: 'routing.application_names[1]', message: /must be a non-empty string, not a number; write a pattern/ },
@@ -491,6 +504,10 @@ t.test('passwords never appear in error messages', async (t) => {
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: `SCRAM-SHA-256$${SECRET}` }] }),
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: `md5${'a'.repeat(32)}` }] }),
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, extra: SECRET }] }),
+    () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, server_password: SECRET }] }),
+    () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, server_user: 'b', server_password: `SCRAM-SHA-256$${SECRET}` }] }),
+    () => resolveConfig({ primary: PRIMARY, monitor: { password: SECRET } }),
+    () => resolveConfig({ primary: PRIMARY, monitor: { user: 'w', password: 5 } }),
     () => resolveConfig({}, { primary: `postgres://app:${SECRET}@db:5432/app?sslmode=verify-ca` }),
     () => resolveConfig({}, { primary: `postgres://app:${SECRET}@db:0/app` }),
     () => resolveConfig({ primary: PRIMARY }, { replicas: [`app:${SECRET}@replica`] }),
@@ -618,6 +635,25 @@ t.test('loadRoutingPolicy reads only the function policy (for pgsplit explain --
   t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'nope.yaml'))).key, '(file)');
 });
 
+t.test('server logins: users[].server_user / server_password, databases:, monitor.user / password', async (t) => {
+  const cfg = resolveConfig({
+    primary: 'postgres://db1/app',
+    users: [{ name: 'ops', password: 'ops-pw', server_user: 'app', server_password: 'app-pw' }, { name: 'nova', password: 'nova-pw' }],
+    databases: { app: 'nova_prod', reports: { dbname: 'nova_reports' } },
+    monitor: { user: 'watcher', password: 'watch-pw' },
+  });
+  t.strictSame(cfg.users, [
+    { name: 'ops', password: 'ops-pw', serverUser: 'app', serverPassword: 'app-pw' }, { name: 'nova', password: 'nova-pw' },
+  ], 'server_user and server_password on the user that has them');
+  t.strictSame(cfg.databases, { app: 'nova_prod', reports: 'nova_reports' }, 'both spellings of a database entry');
+  t.equal(cfg.monitor.user, 'watcher');
+  t.equal(cfg.monitor.password, 'watch-pw');
+  const mapped = resolveConfig({ primary: PRIMARY, users: [{ name: 'ops', password: 'x', server_user: 'app' }] });
+  t.strictSame(mapped.users, [{ name: 'ops', password: 'x', serverUser: 'app' }], 'server_user alone (no server_password) is allowed');
+  const over = resolveConfig({ primary: PRIMARY }, { users: [{ name: 'ops', password: 'x', serverUser: 'app', serverPassword: 'y' }] });
+  t.strictSame(over.users, [{ name: 'ops', password: 'x', serverUser: 'app', serverPassword: 'y' }], 'the users override keeps the mapping');
+});
+
 t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_replica, monitor.*', async (t) => {
   const cfg = resolveConfig({
     primary: PRIMARY,
@@ -627,7 +663,7 @@ t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_re
   t.equal(cfg.routing.maxLagMs, 250);
   t.equal(cfg.routing.readYourWritesTimeoutMs, 1000);
   t.equal(cfg.routing.whenNoReplica, 'error');
-  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5 });
+  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5, user: null, password: null });
   const bad: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ routing: { max_lag: 'soon' } }, 'routing.max_lag', /not a duration/],
     [{ routing: { when_no_replica: 'wait' } }, 'routing.when_no_replica', /primary|error/],

@@ -87,3 +87,18 @@ t.test('changed keys by their names in the file; restart-only keys keep their ru
   t.equal(p.config.routing.maxLagMs, 2000, 'the rest is the new file');
   t.equal(p.config.users[0]?.name, 'app');
 });
+
+t.test('server logins reload: databases, monitor.user / password, a user\'s server_user', async (t) => {
+  const { config, nodes } = running({ ...base, users: [{ name: 'app', password: 'secret-1' }] });
+  const next = resolveConfig({
+    ...base,
+    users: [{ name: 'app', password: 'secret-1', server_user: 'nova' }],
+    databases: { app: 'nova_prod' },
+    monitor: { user: 'watcher', password: 'w' },
+  });
+  const p = planReload(config, next, nodes.replicas);
+  t.same(p.needsRestart, [], 'none of them needs a restart');
+  t.same(p.changed.sort(), ['databases', 'monitor.password', 'monitor.user', 'users']);
+  t.same(p.config.databases, { app: 'nova_prod' }, 'the new values are in force');
+  t.equal(p.config.monitor.user, 'watcher');
+});

@@ -55,6 +55,13 @@ export interface UserEntry {
   name: string;
   /** Plaintext, an 'md5…' hash (md5 of password+username) or a 'SCRAM-SHA-256$…' verifier. */
   password: string;
+  /**
+   * users[].server_user: the role this user is on the servers (default: its own name, unless a server URL
+   * names a user). See src/server/server-login.ts for the whole rule.
+   */
+  serverUser?: string;
+  /** users[].server_password: server_user's password on the servers (plaintext or an md5 hash); needs server_user. */
+  serverPassword?: string;
 }
 
 export type AuthMethod = 'scram-sha-256' | 'md5';
@@ -78,6 +85,11 @@ export interface PgsplitConfig {
   replicas: ServerEndpoint[];
   /** Default [] => development mode (trust every client, listen on loopback only). */
   users: UserEntry[];
+  /**
+   * databases: the database to ask the servers for, by the name a client asks for; a name not listed is
+   * passed on as is. Default {}.
+   */
+  databases: Record<string, string>;
   /** How clients authenticate to pgsplit; default scram-sha-256. */
   auth: { method: AuthMethod };
   /** TLS for clients (tls.mode / cert / key / ca); default off. */
@@ -122,8 +134,11 @@ export interface PgsplitConfig {
      */
     transactions: TransactionPolicy;
   };
-  /** The replica monitor (monitor.interval, monitor.timeout, monitor.rise). */
-  monitor: { intervalMs: number; timeoutMs: number; rise: number };
+  /**
+   * The replica monitor (monitor.interval, monitor.timeout, monitor.rise). monitor.user / monitor.password:
+   * the monitor's own login; null = the URL's user and password (user postgres when the URL has none).
+   */
+  monitor: { intervalMs: number; timeoutMs: number; rise: number; user: string | null; password: string | null };
   limits: {
     /** Largest protocol message accepted, in bytes; default 64 MiB. */
     maxMessageSize: number;
@@ -208,13 +223,14 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
   replicas: [],
   users: [],
+  databases: {},
   auth: { method: 'scram-sha-256' },
   tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
   routing: {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   },
-  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
+  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,

@@ -43,6 +43,9 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'monitor.interval', kind: 'text', shown: (c) => ms(c.monitor.intervalMs) },
   { key: 'monitor.timeout', kind: 'text', shown: (c) => ms(c.monitor.timeoutMs) },
   { key: 'monitor.rise', kind: 'count', shown: (c) => String(c.monitor.rise) },
+  // The monitor's own login (monitor.user / monitor.password); the password is never shown.
+  { key: 'monitor.user', kind: 'text', shown: (c) => c.monitor.user ?? "(the servers' URLs)" },
+  { key: 'monitor.password', kind: 'text', shown: (c) => (c.monitor.password === null ? '(none)' : '****') },
   { key: 'limits.max_message_size', kind: 'text', shown: (c) => bytes(c.limits.maxMessageSize) },
   { key: 'limits.max_client_connections', kind: 'count', shown: (c) => String(c.limits.maxClientConnections) },
   { key: 'limits.max_user_connections', kind: 'count', shown: (c) => String(c.limits.maxUserConnections) },
@@ -65,6 +68,8 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
 /** The keys that hold lists: set in the file or by flags, not from the environment. */
 export const LIST_KEYS: readonly string[] = [
   'replicas', 'users', 'routing.application_names', 'routing.writing_functions', 'routing.read_only_functions', 'admin.users',
+  // A mapping, not a list, but like the lists it comes from the file only.
+  'databases',
 ];
 
 /**
@@ -149,7 +154,10 @@ export function describeConfigSources(config: PgsplitConfig, sources: ReadonlyMa
   const rows = SCALAR_KEYS.map(({ key, shown }) => ({ key, value: shown(config), from: sources.get(key) ?? 'default' }));
   const valueWidth = Math.min(48, Math.max(...rows.map((r) => r.value.length)));
   const lines = rows.map((r) => `  ${r.key.padEnd(width)}  ${r.value.padEnd(valueWidth)}  ${r.from}`);
-  for (const [key, count] of [['replicas', config.replicas.length], ['users', config.users.length], ['routing.application_names', config.routing.applicationNames.length]] as const) {
+  for (const [key, count] of [
+    ['replicas', config.replicas.length], ['users', config.users.length], ['databases', Object.keys(config.databases).length],
+    ['routing.application_names', config.routing.applicationNames.length],
+  ] as const) {
     lines.push(`  ${key.padEnd(width)}  ${`${count} entr${count === 1 ? 'y' : 'ies'}`.padEnd(valueWidth)}  ${sources.get(key) ?? (count === 0 ? 'default' : 'file')}`);
   }
   return lines;

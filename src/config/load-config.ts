@@ -41,6 +41,7 @@ import {
 } from './config.js';
 import { settingsFromEnv, SCALAR_KEYS, type EnvSetting } from './env-config.js';
 import { parseFunctionName } from '../router/function-policy.js';
+import { databasesFromRaw, monitorLoginFromRaw, userLoginFromRaw, MONITOR_LOGIN_KEYS, USER_LOGIN_KEYS } from './login-config.js';
 import { isWritingFunctionName } from '../router/statement-classifier.js';
 
 export { maskUrl } from './config.js';
@@ -71,16 +72,16 @@ const MAX_CLIENT_CONNECTIONS = 1_000_000;
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'tls', 'routing', 'monitor', 'limits', 'pool', 'metrics', 'admin', 'log'] as const;
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'databases', 'auth', 'tls', 'routing', 'monitor', 'limits', 'pool', 'metrics', 'admin', 'log'] as const;
 const TLS_KEYS = ['mode', 'cert', 'key', 'ca'] as const;
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
-const USER_KEYS = ['name', 'password'] as const;
+const USER_KEYS = ['name', 'password', ...USER_LOGIN_KEYS] as const;
 const AUTH_KEYS = ['method'] as const;
 const ROUTING_KEYS = [
   'application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions', 'max_lag',
   'read_your_writes_timeout', 'when_no_replica', 'transactions',
 ] as const;
-const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
+const MONITOR_KEYS = ['interval', 'timeout', 'rise', ...MONITOR_LOGIN_KEYS] as const;
 const LIMITS_KEYS = [
   'max_message_size', 'max_client_connections', 'max_user_connections', 'startup_timeout', 'idle_in_transaction_timeout', 'max_pending_bytes',
   'connect_timeout', 'shutdown_grace',
@@ -477,7 +478,7 @@ function usersFromRaw(v: unknown, method: AuthMethod, ctx: Ctx): UserEntry[] {
       ctx.fail(pkey, `is an md5 hash, which cannot check SCRAM-SHA-256 logins; write the plaintext password or a SCRAM-SHA-256 verifier, or set auth: {method: md5}`);
     }
     // A SCRAM verifier under auth.method md5 is fine: that user logs in with SCRAM, as in PostgreSQL.
-    out.push({ name, password });
+    out.push({ name, password, ...userLoginFromRaw(entry, key, (k, m) => ctx.fail(k, m)) });
   });
   return out;
 }
@@ -697,7 +698,11 @@ function applyOverrides(raw: Raw, o: ConfigOverrides, env: readonly EnvSetting[]
   }
   if (o.maxLag !== undefined) { setIn('routing', 'max_lag', o.maxLag); sources.set('routing.max_lag', '--max-lag'); }
   if (o.users !== undefined) {
-    out['users'] = o.users.map((u) => ({ name: u.name, password: u.password }));
+    out['users'] = o.users.map((u) => ({
+      name: u.name, password: u.password,
+      ...(u.serverUser !== undefined ? { server_user: u.serverUser } : {}),
+      ...(u.serverPassword !== undefined ? { server_password: u.serverPassword } : {}),
+    }));
     sources.set('users', 'the users override');
   }
   return out;
@@ -734,7 +739,7 @@ function resolveWithSources(raw: unknown, overrides: ConfigOverrides, env: reado
     return v !== undefined && v !== null;
   };
   const all = new Map(sources);
-  for (const key of [...SCALAR_KEYS.map((k) => k.key), 'replicas', 'users', 'routing.application_names']) {
+  for (const key of [...SCALAR_KEYS.map((k) => k.key), 'replicas', 'users', 'databases', 'routing.application_names']) {
     if (!all.has(key) && inFile(key)) all.set(key, 'file');
   }
   return { config, sources: all };
@@ -775,6 +780,7 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     : ctx.oneOf(authRaw['method'], AUTH_METHODS, 'auth.method', 'an authentication method');
 
   const users = usersFromRaw(r['users'], method, ctx);
+  const databases = databasesFromRaw(r['databases'], (k, m) => ctx.fail(k, m));
 
   const tls = tlsFromRaw(ctx.section(r, 'tls', TLS_KEYS, 'tls: {mode: require, cert: /etc/pgsplit/server.crt, key: /etc/pgsplit/server.key}'), ctx);
 
@@ -804,6 +810,7 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     }
     rise = riseRaw;
   }
+  const monitorLogin = monitorLoginFromRaw(monitorRaw, (k, m) => ctx.fail(k, m));
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
   const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
@@ -854,10 +861,11 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     primary,
     replicas,
     users,
+    databases,
     auth: { method },
     tls,
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica, transactions },
-    monitor: { intervalMs, timeoutMs, rise },
+    monitor: { intervalMs, timeoutMs, rise, ...monitorLogin },
     limits: {
       maxMessageSize, maxClientConnections, maxUserConnections, idleInTransactionTimeoutMs, maxPendingBytes, startupTimeoutMs, connectTimeoutMs,
       shutdownGraceMs,
