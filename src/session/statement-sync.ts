@@ -68,7 +68,11 @@ export type ParseDecision =
   | { kind: 'pass' }
   /** The client already has a statement by that name: answer with this error (PostgreSQL's 42P05). */
   | { kind: 'error'; error: PgsplitError }
-  /** The connection already has the statement: send nothing, answer ParseComplete locally. */
+  /**
+   * The connection already has the statement: send nothing, answer ParseComplete locally, in its place
+   * among the server's replies, and not at all if an earlier message of the batch failed (the server
+   * would have skipped the Parse up to the Sync; the client statement is then forgotten, parseFailed).
+   */
   | { kind: 'local' }
   /** Send `before` (Closes of evicted statements: their CloseCompletes are pgsplit's), then `frame` (its ParseComplete is the client's). */
   | { kind: 'send'; before: Buffer[]; frame: Buffer };
@@ -81,7 +85,10 @@ export type UseDecision =
   | { kind: 'send'; before: Buffer[]; frame: Buffer };
 
 /** What to do with a client's Close. */
-export type CloseDecision = { kind: 'pass' } | { kind: 'local' };
+export type CloseDecision =
+  | { kind: 'pass' }
+  /** Answer CloseComplete locally, in order, and not after an earlier error of the batch (as for a local ParseComplete). */
+  | { kind: 'local' };
 
 /** The statement names one client session uses, mapped to the shared server-side ones. */
 export class StatementSync {
