@@ -80,6 +80,10 @@ t.test("a client's Close is local: the server-side statement stays for others; P
   t.equal(c.close(serialize.close({ type: 'S', name: 'q' })).kind, 'pass', 'closing it again: the server answers (CloseComplete for a missing name)');
   t.equal(c.close(serialize.close({ type: 'P', name: 'q' })).kind, 'pass', 'portals are the server\'s');
   t.equal(c.parse(parse('q', 'SELECT 1'), conn).kind, 'local', 'prepared again: the connection still has it');
+  const skipped = c.close(serialize.close({ type: 'S', name: 'q' }));
+  t.equal(skipped.kind, 'local');
+  if (skipped.kind === 'local') skipped.undo();
+  t.equal(c.serverName('q'), 'pgsplit_1', 'a Close the batch skipped (an earlier error) leaves the statement, as the server would');
 });
 
 t.test('preparing a name twice is the client\'s error, 42P05, as PostgreSQL says it', async (t) => {

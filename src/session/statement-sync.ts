@@ -87,8 +87,11 @@ export type UseDecision =
 /** What to do with a client's Close. */
 export type CloseDecision =
   | { kind: 'pass' }
-  /** Answer CloseComplete locally, in order, and not after an earlier error of the batch (as for a local ParseComplete). */
-  | { kind: 'local' };
+  /**
+   * Answer CloseComplete locally, in order, and not after an earlier error of the batch (as for a local
+   * ParseComplete); `undo` then gives the client its statement back, as the server would have kept it.
+   */
+  | { kind: 'local'; undo: () => void };
 
 /** The statement names one client session uses, mapped to the shared server-side ones. */
 export class StatementSync {
@@ -141,8 +144,13 @@ export class StatementSync {
   close(raw: Buffer): CloseDecision {
     if (raw[5] !== 0x53) return { kind: 'pass' };
     const name = nameAt(raw, 6);
-    if (name === null || !this.statements.delete(name.value)) return { kind: 'pass' };
-    return { kind: 'local' };
+    const statement = name === null ? undefined : this.statements.get(name.value);
+    if (name === null || statement === undefined) return { kind: 'pass' };
+    this.statements.delete(name.value);
+    const undo = (): void => {
+      if (!this.statements.has(name.value)) this.statements.set(name.value, statement);
+    };
+    return { kind: 'local', undo };
   }
 
   /** The batch ended (Sync): its statements may be evicted again. */
