@@ -130,6 +130,18 @@ t.test('the registry is bounded; an evicted statement gets a new name, never an 
   t.equal(registry.nameFor(body('SELECT 2')), 'pgsplit_4', 'SELECT 2 was evicted');
 });
 
+t.test('a local Parse the batch skipped (an earlier error): the client forgets the name, the connection keeps the statement', async (t) => {
+  const conn = new PreparedCache(10);
+  const c = new StatementSync(new StatementRegistry(100));
+  c.parse(parse('a', 'SELECT 1'), conn);
+  const again = c.parse(parse('b', 'SELECT 1'), conn);
+  if (again.kind !== 'local') return t.fail('expected local');
+  again.undo();
+  t.equal(c.serverName('b'), undefined);
+  t.equal(c.serverName('a'), 'pgsplit_1');
+  t.ok(conn.has('pgsplit_1'), 'still prepared on the server, so never prepared there twice');
+});
+
 t.test('a failed Parse leaves neither the connection nor the client with the statement', async (t) => {
   const conn = new PreparedCache(10);
   const c = new StatementSync(new StatementRegistry(100));

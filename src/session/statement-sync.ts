@@ -71,9 +71,10 @@ export type ParseDecision =
   /**
    * The connection already has the statement: send nothing, answer ParseComplete locally, in its place
    * among the server's replies, and not at all if an earlier message of the batch failed (the server
-   * would have skipped the Parse up to the Sync; the client statement is then forgotten, parseFailed).
+   * would have skipped the Parse up to the Sync): then `undo` forgets the client's name, and leaves the
+   * connection's statement alone (parseFailed would make pgsplit prepare it there again, which fails).
    */
-  | { kind: 'local' }
+  | { kind: 'local'; undo: () => void }
   /** Send `before` (Closes of evicted statements: their CloseCompletes are pgsplit's), then `frame` (its ParseComplete is the client's). */
   | { kind: 'send'; before: Buffer[]; frame: Buffer };
 
@@ -115,7 +116,12 @@ export class StatementSync {
     const parse = renameParse(raw, serverName);
     this.statements.set(name.value, { serverName, parse });
     this.batch.add(serverName);
-    if (server.touch(serverName)) return { kind: 'local' };
+    if (server.touch(serverName)) {
+      const undo = (): void => {
+        if (this.statements.get(name.value)?.serverName === serverName) this.statements.delete(name.value);
+      };
+      return { kind: 'local', undo };
+    }
     return { kind: 'send', before: this.evictions(server, serverName), frame: parse };
   }
 
@@ -159,8 +165,9 @@ export class StatementSync {
   }
 
   /**
-   * A Parse pgsplit sent for this client failed (or was skipped after an error): the server does not have
-   * the statement, and a client Parse that failed leaves the client without it too.
+   * A Parse pgsplit sent (a 'send' decision's, or one prepared on demand) failed or was skipped after an
+   * error: the server does not have the statement, and a client Parse that failed leaves the client
+   * without it too.
    */
   parseFailed(server: PreparedCache, serverName: string, clientName?: string): void {
     server.delete(serverName);
