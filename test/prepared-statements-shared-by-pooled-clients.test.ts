@@ -119,6 +119,23 @@ t.test('each connection keeps at most pool.prepared_statements, closing the leas
     ['Cpgsplit_1', 'Cpgsplit_3', 'Ppgsplit_2'], 'after the Sync: back to 2, oldest first, then b prepared again');
 });
 
+t.test('an eviction Close the batch skipped: the statement goes back in the cache, least recently used', async (t) => {
+  const conn = new PreparedCache(1);
+  const c = new StatementSync(new StatementRegistry(100));
+  c.parse(parse('a', 'SELECT 1'), conn);
+  c.sync();
+  const b = c.parse(parse('b', 'SELECT 2'), conn);
+  if (b.kind !== 'send') return t.fail('expected send');
+  t.same(b.evicted, ['pgsplit_1']);
+  c.closeSkipped(conn, 'pgsplit_1');
+  t.same(conn.list(), ['pgsplit_1', 'pgsplit_2'], 'both on the server; the restored one goes first at the next eviction');
+  c.sync();
+  const a = c.bind(bind('a'), conn);
+  t.same(a.kind === 'send' && a.before, [], 'a is still there: no second Parse of it (which the server would refuse)');
+  const third = c.parse(parse('c', 'SELECT 3'), conn);
+  t.same(third.kind === 'send' && third.evicted, ['pgsplit_2'], 'the next add brings the cache back towards its bound');
+});
+
 t.test('the registry is bounded; an evicted statement gets a new name, never an old one', async (t) => {
   const registry = new StatementRegistry(2);
   const body = (q: string): Buffer => parse('', q).subarray(6);

@@ -46,6 +46,18 @@ export class PreparedCache {
     return evicted;
   }
 
+  /**
+   * The server still has `name` after all (the Close evicting it was skipped): back in, as least recently
+   * used, even past the capacity; the next add evicts it again.
+   */
+  restore(name: string): void {
+    if (this.names.has(name)) return;
+    const rest = [...this.names.keys()];
+    this.names.clear();
+    this.names.set(name, true);
+    for (const n of rest) this.names.set(n, true);
+  }
+
   /** The server no longer has `name` (a Close ran, or its Parse failed). */
   delete(name: string): void {
     this.names.delete(name);

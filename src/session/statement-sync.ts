@@ -75,15 +75,21 @@ export type ParseDecision =
    * connection's statement alone (parseFailed would make pgsplit prepare it there again, which fails).
    */
   | { kind: 'local'; undo: () => void }
-  /** Send `before` (Closes of evicted statements: their CloseCompletes are pgsplit's), then `frame` (its ParseComplete is the client's). */
-  | { kind: 'send'; before: Buffer[]; frame: Buffer };
+  /**
+   * Send `before` (Closes of the `evicted` statements: their CloseCompletes are pgsplit's), then `frame`
+   * (its ParseComplete is the client's).
+   */
+  | { kind: 'send'; before: Buffer[]; frame: Buffer; evicted: string[] };
 
 /** What to do with a client's Bind or Describe. */
 export type UseDecision =
   /** Not a statement pgsplit renamed (unnamed, a portal, or a name only the server knows): forward it as it is. */
   | { kind: 'pass' }
-  /** Send `before` (evictions' Closes, then the Parse if the connection lacks it; every reply to them is pgsplit's), then `frame`. */
-  | { kind: 'send'; before: Buffer[]; frame: Buffer };
+  /**
+   * Send `before` (Closes of the `evicted` statements, then the Parse if the connection lacks it; every
+   * reply to them is pgsplit's), then `frame`.
+   */
+  | { kind: 'send'; before: Buffer[]; frame: Buffer; evicted: string[] };
 
 /** What to do with a client's Close. */
 export type CloseDecision =
@@ -122,7 +128,8 @@ export class StatementSync {
       };
       return { kind: 'local', undo };
     }
-    return { kind: 'send', before: this.evictions(server, serverName), frame: parse };
+    const evicted = this.evict(server, serverName);
+    return { kind: 'send', before: evicted.map(closeFrame), frame: parse, evicted };
   }
 
   /** A client's Bind (the whole message): renamed, with the Parse first when the connection lacks it. */
@@ -174,18 +181,32 @@ export class StatementSync {
     if (clientName !== undefined && this.statements.get(clientName)?.serverName === serverName) this.statements.delete(clientName);
   }
 
+  /**
+   * The Close pgsplit sent to evict `serverName` was skipped (an earlier error of the batch): the server
+   * still has the statement, so the cache keeps it (over its bound until the next eviction), and pgsplit
+   * never prepares it there twice.
+   */
+  closeSkipped(server: PreparedCache, serverName: string): void {
+    server.restore(serverName);
+  }
+
   private use(raw: Buffer, name: string, server: PreparedCache, rename: (raw: Buffer, name: string) => Buffer): UseDecision {
     const statement = name === '' ? undefined : this.statements.get(name);
     if (statement === undefined) return { kind: 'pass' };
     this.batch.add(statement.serverName);
     const frame = rename(raw, statement.serverName);
-    if (server.touch(statement.serverName)) return { kind: 'send', before: [], frame };
-    return { kind: 'send', before: [...this.evictions(server, statement.serverName), statement.parse], frame };
+    if (server.touch(statement.serverName)) return { kind: 'send', before: [], frame, evicted: [] };
+    const evicted = this.evict(server, statement.serverName);
+    return { kind: 'send', before: [...evicted.map(closeFrame), statement.parse], frame, evicted };
   }
 
-  private evictions(server: PreparedCache, serverName: string): Buffer[] {
-    return server.add(serverName, this.batch).map((old) => serialize.close({ type: 'S', name: old }));
+  private evict(server: PreparedCache, serverName: string): string[] {
+    return server.add(serverName, this.batch);
   }
+}
+
+function closeFrame(name: string): Buffer {
+  return serialize.close({ type: 'S', name });
 }
 
 /** The NUL-terminated name at `off` in a whole message: its text and the offset after the NUL. */
