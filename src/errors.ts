@@ -19,6 +19,7 @@ export const SqlState = {
   invalidParameterValue: '22023',
   undefinedObject: '42704',
   syntaxError: '42601',
+  duplicatePreparedStatement: '42P05',
   adminShutdown: '57P01',
   cannotConnectNow: '57P03',
   cantChangeRuntimeParam: '55P02',
@@ -52,7 +53,9 @@ export type PgsplitErrorCode =
   | 'INTERNAL'
   | 'STARTING_UP'
   | 'SERVER_LOGIN_FAILED'
-  | 'TERMINATED';
+  | 'TERMINATED'
+  | 'STATEMENT_EXISTS'
+  | 'POOL_WAIT_TIMEOUT';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
 export class PgsplitError extends Error {
@@ -217,6 +220,16 @@ export const errors = {
   terminatedByAdmin: (id: number) =>
     new PgsplitError('TERMINATED', SqlState.adminShutdown,
       `terminating connection due to administrator command: KILL ${id} in the pgsplit admin console`, { severity: 'FATAL' }),
+  /** A Parse under a name the client already prepared (PostgreSQL's own message and SQLSTATE). */
+  preparedStatementExists: (name: string) =>
+    new PgsplitError('STATEMENT_EXISTS', SqlState.duplicatePreparedStatement,
+      `prepared statement "${name}" already exists`, { hint: 'Close it (or DEALLOCATE it) before preparing another statement under the same name' }),
+  /** No server connection of a pool came free within pool.max_client_wait. */
+  poolWaitTimeout: (pool: string, waitedMs: number, size: number) =>
+    new PgsplitError('POOL_WAIT_TIMEOUT', SqlState.tooManyConnections,
+      `no server connection of pool ${pool} came free within ${waitedMs} ms (pool.max_client_wait): all ${size} (pool.size) were busy`, {
+        hint: 'run shorter transactions, raise pool.size (the server must allow that many connections), or raise pool.max_client_wait',
+      }),
   internal: (why: string) =>
     new PgsplitError('INTERNAL', SqlState.internalError, `pgsplit internal error: ${why}`, { severity: 'FATAL' }),
 };

@@ -80,6 +80,13 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'limits.startup_timeout': ['3s', (c) => c.limits.startupTimeoutMs, 3000],
     'limits.connect_timeout': ['2s', (c) => c.limits.connectTimeoutMs, 2000],
     'limits.shutdown_grace': ['5s', (c) => c.limits.shutdownGraceMs, 5000],
+    'pool.mode': ['session', (c) => c.pool.mode, 'session'],
+    'pool.size': ['7', (c) => c.pool.size, 7],
+    'pool.min_idle': ['3', (c) => c.pool.minIdle, 3],
+    'pool.max_client_wait': ['0', (c) => c.pool.maxClientWaitMs, 0],
+    'pool.server_idle_timeout': ['30s', (c) => c.pool.serverIdleTimeoutMs, 30_000],
+    'pool.server_lifetime': ['2h', (c) => c.pool.serverLifetimeMs, 7_200_000],
+    'pool.prepared_statements': ['50', (c) => c.pool.preparedStatements, 50],
     'metrics.listen': ['127.0.0.1:9999', (c) => c.metrics.listen, { host: '127.0.0.1', port: 9999 }],
     'log.level': ['debug', (c) => c.log.level, 'debug'],
   };

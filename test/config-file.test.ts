@@ -62,6 +62,14 @@ limits:
   max_pending_bytes: 1MB
   startup_timeout: 2s
   connect_timeout: 750ms
+pool:
+  mode: session
+  size: 50
+  min_idle: 5
+  max_client_wait: 30s
+  server_idle_timeout: 0
+  server_lifetime: 2h
+  prepared_statements: 500
 metrics:
   listen: "[::1]:9187"
 log:
@@ -108,6 +116,9 @@ log:
       maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
       startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
     },
+    pool: {
+      mode: 'session', size: 50, minIdle: 5, maxClientWaitMs: 30_000, serverIdleTimeoutMs: 0, serverLifetimeMs: 7_200_000, preparedStatements: 500,
+    },
     metrics: { listen: { host: '::1', port: 9187 } },
     admin: { users: [] },
     log: { level: 'debug' },
@@ -133,6 +144,9 @@ t.test('a file with only primary gets every default', async (t) => {
     maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
     startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
   });
+  t.strictSame(cfg.pool, {
+    mode: 'transaction', size: 20, minIdle: 0, maxClientWaitMs: 120_000, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 3_600_000, preparedStatements: 200,
+  }, "PgBouncer's defaults, in transaction mode");
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
   t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1, tls: { mode: 'disable' } });
@@ -374,6 +388,23 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'pending bytes not a size', raw: { primary: PRIMARY, limits: { max_pending_bytes: 'lots' } }, key: 'limits.max_pending_bytes', message: /"lots" is not a size/ },
   { name: 'bad duration', raw: { primary: PRIMARY, limits: { startup_timeout: '10 parsecs' } }, key: 'limits.startup_timeout', message: /is not a duration; write milliseconds or a number with a unit: 500ms, 10s, 1min/ },
   { name: 'zero duration', raw: { primary: PRIMARY, limits: { connect_timeout: 0 } }, key: 'limits.connect_timeout', message: /out of range; write a duration from 1ms to 24h, e.g. 5s/ },
+  { name: 'unknown pool mode', raw: { primary: PRIMARY, pool: { mode: 'transactions' } }, key: 'pool.mode', message: 'config pool.mode: "transactions" is not a pool mode; write one of transaction, session (did you mean transaction?)' },
+  { name: 'statement pooling', raw: { primary: PRIMARY, pool: { mode: 'statement' } }, key: 'pool.mode', message: /"statement" is not a pool mode; write one of transaction, session/ },
+  { name: 'pool size 0', raw: { primary: PRIMARY, pool: { size: 0 } }, key: 'pool.size', message: /0 is not a connection count; write a whole number from 1 to 1000000, e\.g\. size: 20/ },
+  { name: 'pool size as text', raw: { primary: PRIMARY, pool: { size: 'big' } }, key: 'pool.size', message: /"big" is not a connection count/ },
+  { name: 'min_idle over size', raw: { primary: PRIMARY, pool: { size: 4, min_idle: 5 } }, key: 'pool.min_idle', message: 'config pool.min_idle: 5 is more than pool.size (4), and a pool never holds more connections than that; write a min_idle of at most 4, or raise pool.size' },
+  { name: 'min_idle over the default size', raw: { primary: PRIMARY, pool: { min_idle: 21 } }, key: 'pool.min_idle', message: /21 is more than pool\.size \(20\)/ },
+  { name: 'negative min_idle', raw: { primary: PRIMARY, pool: { min_idle: -1 } }, key: 'pool.min_idle', message: /write a whole number from 0 to 1000000/ },
+  { name: 'max_client_wait not a duration', raw: { primary: PRIMARY, pool: { max_client_wait: 'forever' } }, key: 'pool.max_client_wait', message: /"forever" is not a duration; write milliseconds or a number with a unit: 500ms, 120s, 1min/ },
+  { name: 'server_lifetime over 24h', raw: { primary: PRIMARY, pool: { server_lifetime: '48h' } }, key: 'pool.server_lifetime', message: /out of range; write a duration from 1ms to 24h, e\.g\. 1h/ },
+  { name: 'server_idle_timeout negative', raw: { primary: PRIMARY, pool: { server_idle_timeout: -5 } }, key: 'pool.server_idle_timeout', message: /out of range/ },
+  { name: 'prepared_statements 0', raw: { primary: PRIMARY, pool: { prepared_statements: 0 } }, key: 'pool.prepared_statements', message: /0 is not a number of statements; write a whole number from 1 to 100000, e\.g\. prepared_statements: 200/ },
+  { name: 'prepared_statements fractional', raw: { primary: PRIMARY, pool: { prepared_statements: 2.5 } }, key: 'pool.prepared_statements', message: /2\.5 is not a number of statements/ },
+  { name: "PgBouncer's key name in pool", raw: { primary: PRIMARY, pool: { pool_mode: 'session' } }, key: 'pool.pool_mode', message: "config pool.pool_mode: unknown key pool.pool_mode; pgsplit's name for PgBouncer's pool_mode is pool.mode: write pool: {mode: ...}" },
+  { name: "PgBouncer's query_wait_timeout", raw: { primary: PRIMARY, pool: { query_wait_timeout: 120 } }, key: 'pool.query_wait_timeout', message: /is pool\.max_client_wait: write pool: \{max_client_wait: \.\.\.\}/ },
+  { name: 'typo in a pool key', raw: { primary: PRIMARY, pool: { server_lifetme: '1h' } }, key: 'pool.server_lifetme', message: /did you mean server_lifetime\?/ },
+  { name: 'pool key at the top level', raw: { primary: PRIMARY, server_lifetime: '1h' }, key: 'server_lifetime', message: /server_lifetime belongs under pool:, write pool: \{server_lifetime: \.\.\.\}/ },
+  { name: 'pool not a mapping', raw: { primary: PRIMARY, pool: 20 }, key: 'pool', message: /must be a mapping, not a number; write pool: \{mode: transaction, size: 20\}/ },
   { name: 'limits not a mapping', raw: { primary: PRIMARY, limits: [] }, key: 'limits', message: /must be a mapping, not a list; write limits: \{/ },
   { name: 'metrics clash with listen', raw: { primary: PRIMARY, metrics: { listen: '127.0.0.1:6432' } }, key: 'metrics.listen', message: /same address as listen.*give metrics another port/ },
   { name: 'metrics listen invalid', raw: { primary: PRIMARY, metrics: { listen: 'nope' } }, key: 'metrics.listen', message: /has no port; write HOST:PORT, e.g. metrics.listen: "127.0.0.1:9187"/ },
@@ -398,6 +429,16 @@ t.test('every error names its key and says what to write instead', async (t) => 
     t.match(e.message, FIX_RE, `${c.name}: message says what to do`);
     t.equal(e.name, 'ConfigError');
   }
+});
+
+t.test('pool: 0 turns the timeouts off; durations take units; the section may be empty', async (t) => {
+  const off = resolveConfig({ primary: PRIMARY, pool: { max_client_wait: 0, server_idle_timeout: '0', server_lifetime: 0 } });
+  t.match(off.pool, { maxClientWaitMs: 0, serverIdleTimeoutMs: 0, serverLifetimeMs: 0 });
+  const units = resolveConfig({ primary: PRIMARY, pool: { max_client_wait: '1.5s', server_idle_timeout: '10min', server_lifetime: 90_000 } });
+  t.match(units.pool, { maxClientWaitMs: 1500, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 90_000 });
+  t.same(resolveConfig({ primary: PRIMARY, pool: null }).pool, DEFAULT_CONFIG.pool);
+  t.same(resolveConfig({ primary: PRIMARY, pool: { size: 1, min_idle: 1 } }).pool.minIdle, 1, 'min_idle may equal size');
+  t.ok(Object.isFrozen(DEFAULT_CONFIG.pool));
 });
 
 t.test('file errors', async (t) => {

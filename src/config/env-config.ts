@@ -22,6 +22,7 @@ interface ScalarKey {
 
 const ms = (n: number): string => `${n}ms`;
 const bytes = (n: number): string => `${n} bytes`;
+const offOrMs = (n: number): string => (n === 0 ? '0 (off)' : ms(n));
 const addr = (a: { host: string; port: number }): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 /** Every scalar key of the config file, in the order of the file's sections. */
@@ -48,11 +49,18 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'limits.max_message_size', kind: 'text', shown: (c) => bytes(c.limits.maxMessageSize) },
   { key: 'limits.max_client_connections', kind: 'count', shown: (c) => String(c.limits.maxClientConnections) },
   { key: 'limits.max_user_connections', kind: 'count', shown: (c) => String(c.limits.maxUserConnections) },
-  { key: 'limits.idle_in_transaction_timeout', kind: 'text', shown: (c) => (c.limits.idleInTransactionTimeoutMs === 0 ? '0 (off)' : ms(c.limits.idleInTransactionTimeoutMs)) },
+  { key: 'limits.idle_in_transaction_timeout', kind: 'text', shown: (c) => offOrMs(c.limits.idleInTransactionTimeoutMs) },
   { key: 'limits.max_pending_bytes', kind: 'text', shown: (c) => bytes(c.limits.maxPendingBytes) },
   { key: 'limits.startup_timeout', kind: 'text', shown: (c) => ms(c.limits.startupTimeoutMs) },
   { key: 'limits.connect_timeout', kind: 'text', shown: (c) => ms(c.limits.connectTimeoutMs) },
   { key: 'limits.shutdown_grace', kind: 'text', shown: (c) => ms(c.limits.shutdownGraceMs) },
+  { key: 'pool.mode', kind: 'text', shown: (c) => c.pool.mode },
+  { key: 'pool.size', kind: 'count', shown: (c) => String(c.pool.size) },
+  { key: 'pool.min_idle', kind: 'count', shown: (c) => String(c.pool.minIdle) },
+  { key: 'pool.max_client_wait', kind: 'text', shown: (c) => offOrMs(c.pool.maxClientWaitMs) },
+  { key: 'pool.server_idle_timeout', kind: 'text', shown: (c) => offOrMs(c.pool.serverIdleTimeoutMs) },
+  { key: 'pool.server_lifetime', kind: 'text', shown: (c) => offOrMs(c.pool.serverLifetimeMs) },
+  { key: 'pool.prepared_statements', kind: 'count', shown: (c) => String(c.pool.preparedStatements) },
   { key: 'metrics.listen', kind: 'text', shown: (c) => (c.metrics.listen === null ? '(off)' : addr(c.metrics.listen)) },
   { key: 'log.level', kind: 'text', shown: (c) => c.log.level },
 ];

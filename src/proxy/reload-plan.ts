@@ -61,7 +61,7 @@ export function planReload(current: PgsplitConfig, next: PgsplitConfig, running:
     ['databases', (c) => c.databases],
   ];
   for (const [key, get] of single) if (!same(get(current), get(next))) changed.push(key);
-  for (const section of ['routing', 'monitor', 'limits'] as const) {
+  for (const section of ['routing', 'monitor', 'limits', 'pool'] as const) {
     const a = current[section] as Record<string, unknown>;
     const b = next[section] as Record<string, unknown>;
     for (const k of Object.keys(b)) if (!same(a[k], b[k])) changed.push(fileKey(section, k));
