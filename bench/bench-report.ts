@@ -9,7 +9,8 @@ import { groupedBarChart } from './svg-chart.js';
 
 const LOAD_NAMES: Record<string, string> = { '-S': 'select-only (-S)', '-N': 'writes (-N)' };
 
-function num(v: number | undefined, digits = 0): string {
+/** A figure with thousands separators and `digits` decimals; — for none. */
+export function num(v: number | undefined, digits = 0): string {
   return v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 

@@ -22,11 +22,12 @@ import { median, runPgbench } from './pgbench-run.js';
 import { cpuSeconds } from './process-usage.js';
 import { idleMemory, slowClient, type IdleMemory, type SlowClientResult } from './resource-scale.js';
 import { writeReport } from './bench-report.js';
+import { BackendSampler } from './backend-sampler.js';
 
 const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root: this file runs compiled (dist/bench) and, in tests, from source (bench). */
-const root = path.resolve(here, path.basename(path.dirname(here)) === 'dist' ? '../..' : '..');
+export const root = path.resolve(here, path.basename(path.dirname(here)) === 'dist' ? '../..' : '..');
 
 export type BenchMode = 'smoke' | 'quick' | 'full';
 
@@ -96,7 +97,7 @@ export async function stopBenchProcesses(): Promise<void> {
 }
 
 /** Tracks `stop` until it runs: the returned function runs it once and forgets it. */
-function track(stop: () => Promise<void>): () => Promise<void> {
+export function track(stop: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
   const once = (): Promise<void> => {
     running.delete(once);
@@ -166,10 +167,23 @@ interface Target {
   unsupported?: ReadonlySet<string>;
 }
 
-async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false, configFile?: string): Promise<ChildProcess> {
+/**
+ * Starts bin/pgsplit.js on `port` in front of the cluster (its replicas too unless `primaryOnly`); stopped
+ * with the run. Its log (warnings and worse) goes to our stderr, and line by line to `onLogLine` if given.
+ */
+export async function startPgsplit(cluster: LocalCluster, port: number, primaryOnly = false, configFile?: string, onLogLine?: (line: string) => void): Promise<ChildProcess> {
   const args = [path.join(root, 'bin/pgsplit.js'), ...(configFile ? ['--config', configFile] : []), '--listen', `127.0.0.1:${port}`, '--primary', cluster.primary.url(),
     ...(primaryOnly ? [] : cluster.replicas.flatMap((r) => ['--replica', r.url()])), '--log-level', 'warn'];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', onLogLine ? 'pipe' : 'inherit'] });
+  if (onLogLine && child.stderr) {
+    let partial = '';
+    child.stderr.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) onLogLine(l);
+    });
+  }
   track(() => stopChild(child));
   await waitForListener(port, child);
   return child;
@@ -189,14 +203,14 @@ async function waitForListener(port: number, child: ChildProcess): Promise<void>
   }
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
 }
 
-async function versions(bin: string, peers: PeerProxy[]): Promise<Record<string, string>> {
+export async function versions(bin: string, peers: PeerProxy[]): Promise<Record<string, string>> {
   const v: Record<string, string> = { node: process.version };
   v.postgresql = (await execFileAsync(path.join(bin, 'postgres'), ['--version'])).stdout.trim();
   v.pgbench = (await execFileAsync(path.join(bin, 'pgbench'), ['--version'])).stdout.trim();
@@ -204,6 +218,11 @@ async function versions(bin: string, peers: PeerProxy[]): Promise<Record<string,
   v.pgsplit = pkg.version;
   for (const p of peers) v[p.name] = p.version;
   return v;
+}
+
+/** The machine a report was measured on. */
+export function machineInfo(): BenchReport['machine'] {
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: os.totalmem() / 2 ** 30, kernel: os.release() };
 }
 
 /** Runs the benchmark and writes the report; returns what it measured. */
@@ -313,7 +332,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     if (!opts.throughputOnly) idle = await idleClients(opts.idleCounts ?? plan.idle, log);
     const report: BenchReport = {
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: os.totalmem() / 2 ** 30, kernel: os.release() },
+      machine: machineInfo(),
       versions: vs,
       settings: { mode: opts.mode, rounds: plan.rounds, seconds: plan.seconds, scale },
       targets: targets.map((t) => t.name),
@@ -332,37 +351,45 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   }
 }
 
-/** Memory of pgsplit (and of PgBouncer, for comparison) with many idle clients, on a primary of its own. */
-async function idleClients(counts: readonly number[], log: (l: string) => void): Promise<BenchReport['idle']> {
+/**
+ * Memory of pgsplit (and of PgBouncer, for comparison) with many idle clients, on a primary of its own,
+ * with the number of primary backends each held meanwhile. `pgsplitConfig` adds lines to pgsplit's
+ * configuration file (e.g. a pool).
+ */
+export async function idleClients(counts: readonly number[], log: (l: string) => void, pgsplitConfig = ''): Promise<BenchReport['idle']> {
   const most = Math.max(...counts);
   // pgsplit keeps one server connection per client session, so the server must accept as many.
   const cluster = await LocalCluster.start({ replicas: 0, settings: { max_connections: String(most + 50), shared_buffers: '128MB' } });
+  let sampler: BackendSampler | undefined;
   try {
     const port = await claimFreePort();
     // The default limits.max_client_connections (1000) would refuse the rest.
     const config = path.join(cluster.baseDir, 'pgsplit-idle.yaml');
-    await fsp.writeFile(config, `limits: { max_client_connections: ${most + 100} }\n`);
+    await fsp.writeFile(config, `limits: { max_client_connections: ${most + 100} }\n${pgsplitConfig}`);
     const proxy = await startPgsplit(cluster, port, true, config);
+    const counter = sampler = await BackendSampler.connect([cluster.primary]);
+    const backends = async (): Promise<number> => (await counter.countNow())[0]?.sessions ?? 0;
     let pgsplit: IdleMemory[];
     try {
-      pgsplit = await idleMemory(port, proxy.pid ?? 0, counts);
+      pgsplit = await idleMemory(port, proxy.pid ?? 0, counts, backends);
     } finally {
       await stopChild(proxy);
     }
-    for (const m of pgsplit) log(`idle clients: pgsplit ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client)`);
+    for (const m of pgsplit) log(`idle clients: pgsplit ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client), ${m.serverBackends} primary backends`);
     let pgbouncer: IdleMemory[] = [];
     const b = await startPgBouncer(cluster, 20);
     if (typeof b !== 'string') {
       b.stop = track(b.stop);
       try {
-        pgbouncer = await idleMemory(b.port, b.pid, counts);
+        pgbouncer = await idleMemory(b.port, b.pid, counts, backends);
       } finally {
         await b.stop();
       }
-      for (const m of pgbouncer) log(`idle clients: pgbouncer ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client)`);
+      for (const m of pgbouncer) log(`idle clients: pgbouncer ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client), ${m.serverBackends} primary backends`);
     }
     return { pgsplit, pgbouncer };
   } finally {
+    await sampler?.close();
     await cluster.stop();
   }
 }

@@ -88,8 +88,11 @@ function stopper(child: ChildProcess, dir: string): () => Promise<void> {
   };
 }
 
-/** PgBouncer, transaction pooling, pools of `poolSize` server connections to the primary. */
-export async function startPgBouncer(cluster: LocalCluster, poolSize: number): Promise<PeerProxy | string> {
+/**
+ * PgBouncer, transaction pooling, pools of `poolSize` server connections to the primary, accepting up to
+ * `maxClientConn` clients.
+ */
+export async function startPgBouncer(cluster: LocalCluster, poolSize: number, maxClientConn = 6000): Promise<PeerProxy | string> {
   if (!existsSync(BINARIES.pgbouncer)) return 'pgbouncer not installed (apt-get install pgbouncer)';
   const dir = await ownedTempDir('pgsplit-bench-pgbouncer-');
   const port = await claimFreePort();
@@ -107,7 +110,7 @@ export async function startPgBouncer(cluster: LocalCluster, poolSize: number): P
     `auth_file = ${path.join(dir, 'userlist.txt')}`,
     'pool_mode = transaction',
     `default_pool_size = ${poolSize}`,
-    'max_client_conn = 6000',
+    `max_client_conn = ${maxClientConn}`,
     `logfile = ${log}`,
     'log_connections = 0',
     'log_disconnections = 0',

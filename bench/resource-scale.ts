@@ -15,6 +15,8 @@ export interface IdleMemory {
   baseline: number;
   /** (rss - baseline) / clients, KiB. */
   perClientKiB: number;
+  /** Server backends the proxy held meanwhile, when the caller could count them. */
+  serverBackends?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -22,8 +24,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /**
  * Connects `counts` idle clients in turn (each count from zero, 50 connecting at a time), waits for the
  * proxy to settle, and reads its resident memory. The clients complete startup and then send nothing.
+ * `countBackends`, when given, is asked then how many server backends the proxy holds.
  */
-export async function idleMemory(port: number, pid: number, counts: readonly number[]): Promise<IdleMemory[]> {
+export async function idleMemory(port: number, pid: number, counts: readonly number[], countBackends?: () => Promise<number>): Promise<IdleMemory[]> {
   const out: IdleMemory[] = [];
   await sleep(1000);
   // Measured once: a process does not hand freed memory back at once, so a later count's "before"
@@ -39,7 +42,9 @@ export async function idleMemory(port: number, pid: number, counts: readonly num
       }
       await sleep(2000);
       const rss = memoryMiB(pid).rss;
-      out.push({ clients: n, rss, baseline, perClientKiB: ((rss - baseline) * 1024) / n });
+      const m: IdleMemory = { clients: n, rss, baseline, perClientKiB: ((rss - baseline) * 1024) / n };
+      if (countBackends) m.serverBackends = await countBackends();
+      out.push(m);
     } finally {
       for (const s of sockets) s.destroy();
     }

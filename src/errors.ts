@@ -19,6 +19,7 @@ export const SqlState = {
   invalidParameterValue: '22023',
   undefinedObject: '42704',
   syntaxError: '42601',
+  duplicatePreparedStatement: '42P05',
   adminShutdown: '57P01',
   cannotConnectNow: '57P03',
   cantChangeRuntimeParam: '55P02',
@@ -52,7 +53,9 @@ export type PgsplitErrorCode =
   | 'INTERNAL'
   | 'STARTING_UP'
   | 'SERVER_LOGIN_FAILED'
-  | 'TERMINATED';
+  | 'TERMINATED'
+  | 'STATEMENT_EXISTS'
+  | 'POOL_WAIT_TIMEOUT';
 
 /** An error meant for a client: carries the SQLSTATE and severity of the ErrorResponse it becomes. */
 export class PgsplitError extends Error {
@@ -192,9 +195,41 @@ export const errors = {
         hint: `this is pgsplit's configuration, not your connection: the operator must fix the user and password in the URL of ${key}, then ` +
           (key === 'primary' ? 'restart pgsplit (a reload does not change the primary)' : 'reload pgsplit (SIGHUP, or RELOAD in the admin console)'),
       }),
+  serverUserLoginFailed: (node: string, user: string, key: string, serverMessage: string) =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit could not log in to server ${node} as "${user}" with ${key} of the pgsplit config: the server said: ${serverMessage}`, {
+        hint: `this is pgsplit's configuration, not your connection: the operator must make ${key} the role's password on the servers ` +
+          '(for a SCRAM verifier: copy rolpassword from pg_authid on the primary), create the role there, or map the user to another role ' +
+          `with ${key.replace(/\.[a-z_]+$/, '')}.server_user and server_password, then reload pgsplit (SIGHUP, or RELOAD in the admin console)`,
+      }),
+  serverLoginUnsupported: (node: string, user: string, key: string, method: string, have: 'password' | 'md5-hash' | 'scram-keys') =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit cannot log in to server ${node} as "${user}": the server asks for ${method}, which ${key} ` +
+      `(${have === 'md5-hash' ? 'an md5 hash' : have === 'scram-keys' ? 'a SCRAM verifier' : 'a password'}) cannot answer`, {
+        hint: have === 'md5-hash'
+          ? `an md5 hash answers only md5 (and only where the server stores that same hash): write the plaintext password in ${key}, or use md5 for this role on the server`
+          : `a SCRAM verifier answers only SCRAM-SHA-256: write the plaintext password in ${key}, or use scram-sha-256 for this role in the server's pg_hba.conf`,
+      }),
+  scramVerifierMismatch: (node: string, user: string, key: string) =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `pgsplit could not log in to server ${node} as "${user}": the server's SCRAM verifier for the role has another salt or iteration count than ${key}, ` +
+      'so SCRAM pass-through cannot work', {
+        hint: `copy the role's verifier into ${key}: SELECT rolpassword FROM pg_authid WHERE rolname = '${user.replace(/'/g, "''")}' on the primary ` +
+          '(replicas have the same), or write the plaintext password there; then reload pgsplit',
+      }),
   terminatedByAdmin: (id: number) =>
     new PgsplitError('TERMINATED', SqlState.adminShutdown,
       `terminating connection due to administrator command: KILL ${id} in the pgsplit admin console`, { severity: 'FATAL' }),
+  /** A Parse under a name the client already prepared (PostgreSQL's own message and SQLSTATE). */
+  preparedStatementExists: (name: string) =>
+    new PgsplitError('STATEMENT_EXISTS', SqlState.duplicatePreparedStatement,
+      `prepared statement "${name}" already exists`, { hint: 'Close it (or DEALLOCATE it) before preparing another statement under the same name' }),
+  /** No server connection of a pool came free within pool.max_client_wait. */
+  poolWaitTimeout: (pool: string, waitedMs: number, size: number) =>
+    new PgsplitError('POOL_WAIT_TIMEOUT', SqlState.tooManyConnections,
+      `no server connection of pool ${pool} came free within ${waitedMs} ms (pool.max_client_wait): all ${size} (pool.size) were busy`, {
+        hint: 'run shorter transactions, raise pool.size (the server must allow that many connections), or raise pool.max_client_wait',
+      }),
   internal: (why: string) =>
     new PgsplitError('INTERNAL', SqlState.internalError, `pgsplit internal error: ${why}`, { severity: 'FATAL' }),
 };

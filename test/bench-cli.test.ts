@@ -9,11 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseBenchArgs } from '../bench/bench-suite.js';
+import { parsePoolBenchArgs, warningKey } from '../bench/pool-bench.js';
 
 t.setTimeout(180_000);
 
 const execFileP = promisify(execFile);
 const runJs = path.resolve('dist/bench/run.js');
+const poolJs = path.resolve('dist/bench/pool-bench.js');
 
 /** Every live process: pid, parent, command line. */
 function processes(): Array<{ pid: number; ppid: number; cmd: string }> {
@@ -67,8 +69,41 @@ t.test('reports go to bench/results/runs/<time>/ unless --publish or --out', asy
   t.match(fs.readFileSync('.gitignore', 'utf8'), /^bench\/results\/runs\/$/m, 'run folders are not committed');
 });
 
-for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cluster: /m, 143]] as const) {
-  t.test(`${signal} during a run stops every process it started and removes every folder it made`, async (t) => {
+t.test('bench:pool: --help prints the usage; bad arguments exit 2; runs write to a folder of their own', async (t) => {
+  const r = await execFileP(process.execPath, [poolJs, '--help'], { encoding: 'utf8', timeout: 20_000 });
+  t.match(r.stdout, /^usage: node dist\/bench\/pool-bench\.js/);
+  for (const flag of ['--clients', '--seconds', '--pool-size', '--modes', '--targets', '--idle-clients', '--publish', '--out']) t.match(r.stdout, flag);
+  t.notMatch(r.stdout, /cluster/, 'no cluster started');
+  const bad = await execFileP(process.execPath, [poolJs, '--clients', 'many'], { encoding: 'utf8', timeout: 20_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+  t.equal(bad?.code, 2, 'a bad value exits 2');
+  t.match(bad?.stderr, /bench:pool: --clients "many": write a whole number of at least 1\nusage:/);
+
+  const now = new Date('2026-12-06T20:05:03.123Z');
+  const d = parsePoolBenchArgs([], now);
+  t.ok(!d.help && d.options.outDir === path.resolve('bench/results/runs/pool-2026-12-06T20-05-03Z'), 'a run of its own');
+  t.ok(!d.help && d.options.clients.length === 1 && d.options.clients[0] === 1000 && d.options.seconds === 30 && d.options.poolSize === 20 && d.options.idleClients === 5000,
+    'defaults: 1,000 clients, 30 s, pool 20, 5,000 idle clients');
+  const p = parsePoolBenchArgs(['--publish', '--clients', '16,1000', '--modes', 'prepared', '--targets', 'pgsplit-tagged'], now);
+  t.ok(!p.help && p.options.outDir === path.resolve('bench/results'), '--publish: bench/results/');
+  t.same(!p.help && [p.options.clients, p.options.modes, p.options.targets], [[16, 1000], ['prepared'], ['pgsplit-tagged']]);
+  t.throws(() => parsePoolBenchArgs(['--publish', '--out', 'x']), /--publish writes to bench\/results\/; drop --out/);
+  t.throws(() => parsePoolBenchArgs(['--modes', 'simpel']), /--modes "simpel": unknown "simpel"; use simple, extended, prepared/);
+  t.throws(() => parsePoolBenchArgs(['--idle-only', '--idle-clients', '0']), /measures nothing/);
+  // pgsplit's warnings are counted per case by message and server.
+  t.equal(warningKey('{"level":40,"time":1,"app":"pgsplit","node":"replica1","reason":"x","msg":"server out of rotation"}'), 'server out of rotation (replica1)');
+  t.equal(warningKey('{"level":50,"msg":"listener failed"}'), 'listener failed');
+  t.equal(warningKey('{"level":30,"msg":"info only"}'), null, 'below warning level');
+  t.equal(warningKey('not json'), null);
+});
+
+const poolArgs = ['--clients', '2', '--seconds', '30', '--scale', '1', '--idle-clients', '0'];
+for (const [name, js, args, signal, after, code] of [
+  ['bench', runJs, ['--smoke'], 'SIGINT', /^peer/m, 130],
+  ['bench', runJs, ['--smoke'], 'SIGTERM', /^cluster: /m, 143],
+  // bench:pool, as its PgBouncer runs start.
+  ['bench:pool', poolJs, poolArgs, 'SIGINT', /^peer: /m, 130],
+] as const) {
+  t.test(`${name}: ${signal} during a run stops every process it started and removes every folder it made`, async (t) => {
     const tmp = fs.mkdtempSync('/tmp/pbs-');
     t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
     const out = path.join(tmp, 'report');
@@ -76,7 +111,7 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     fs.mkdirSync(tmpdir);
     fs.chmodSync(tmp, 0o755);
     fs.chmodSync(tmpdir, 0o755);
-    const child = spawn(process.execPath, [runJs, '--smoke', '--out', out], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [js, ...args, '--out', out], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     let stdout = '';
     let stderr = '';
@@ -93,7 +128,7 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     t.ok(fs.readdirSync(tmpdir).length > 0, 'the run had made folders');
     child.kill(signal);
     t.equal(await exited, code, `exit ${code} after ${signal}`);
-    t.match(stderr, new RegExp(`bench: ${signal}: stopping the servers`));
+    t.match(stderr, new RegExp(`${name}: ${signal}: stopping the servers`));
     // pg_ctl stop -m immediate returns once the postmaster is gone; its children follow at once.
     const deadline = Date.now() + 10_000;
     let left = started.filter((p) => fs.existsSync(`/proc/${p.pid}`) && processes().some((q) => q.pid === p.pid));
@@ -104,6 +139,6 @@ for (const [signal, after, code] of [['SIGINT', /^peer/m, 130], ['SIGTERM', /^cl
     t.same(left.map((p) => p.cmd), [], 'no process the run started is left');
     t.same(processesOfRun(child.pid!, tmpdir).map((p) => p.cmd), [], 'no process uses its folders');
     t.same(fs.readdirSync(tmpdir), [], 'every folder it made is gone');
-    t.notOk(fs.existsSync(path.join(out, 'README.md')), 'no report written for an interrupted run');
+    t.notOk(fs.existsSync(path.join(out, 'README.md')) || fs.existsSync(path.join(out, 'pool.md')), 'no report written for an interrupted run');
   });
 }

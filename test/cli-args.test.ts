@@ -1,6 +1,7 @@
 import t from 'tap';
 import { parse } from 'yaml';
 import { HELP_TEXT, parseCliArgs, type CliCommand } from '../src/config/cli-args.js';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { resolveConfig } from '../src/config/load-config.js';
 
 function errorOf(argv: string[]): string {
@@ -174,7 +175,10 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.replicas.length, 2);
   t.equal(cfg.replicas[1]?.name, 'replica-east');
   t.equal(cfg.replicas[1]?.weight, 2);
-  t.equal(cfg.users.length, 2);
+  t.equal(cfg.users.length, 3);
+  t.equal(cfg.users[2]?.serverUser, 'app', 'a user mapped to another server role');
+  t.strictSame(cfg.databases, { app: 'app_production' });
+  t.equal(cfg.monitor.user, 'pgsplit_monitor');
   t.strictSame(cfg.admin.users, ['ops']);
   t.strictSame(cfg.routing.applicationNames, ['reporting-*', 'metabase']);
   t.strictSame(cfg.routing.writingFunctions, ['audit_touch']);
@@ -182,6 +186,13 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.routing.unknownFunctions, 'primary');
   t.equal(cfg.limits.maxMessageSize, 64 * 1024 * 1024);
   t.strictSame(cfg.metrics.listen, { host: '127.0.0.1', port: 9187 });
+  // The pool: block is commented out (not in use yet); uncommented, it is valid and shows the defaults.
+  const from = body.findIndex((l) => l.startsWith('# pool:'));
+  const to = body.findIndex((l, i) => i > from && !l.startsWith('#   '));
+  const pool = body.slice(from, to);
+  t.equal(pool.length, 8, 'the pool block and its seven keys');
+  const poolCfg = resolveConfig({ primary: 'postgres://u@h/db', ...(parse(pool.map((l) => l.slice(2)).join('\n')) as Record<string, unknown>) });
+  t.strictSame(poolCfg.pool, DEFAULT_CONFIG.pool, 'the pool block in the help shows the defaults');
 });
 
 t.test('flags parsed here feed loadConfig', async (t) => {

@@ -70,6 +70,8 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'monitor.interval': ['250ms', (c) => c.monitor.intervalMs, 250],
     'monitor.timeout': ['3s', (c) => c.monitor.timeoutMs, 3000],
     'monitor.rise': ['5', (c) => c.monitor.rise, 5],
+    'monitor.user': ['watcher', (c) => c.monitor.user, 'watcher'],
+    'monitor.password': ['watch-pw', (c) => c.monitor.password, 'watch-pw'],
     'limits.max_message_size': ['1MB', (c) => c.limits.maxMessageSize, 1024 * 1024],
     'limits.max_client_connections': ['77', (c) => c.limits.maxClientConnections, 77],
     'limits.max_user_connections': ['9', (c) => c.limits.maxUserConnections, 9],
@@ -78,6 +80,13 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'limits.startup_timeout': ['3s', (c) => c.limits.startupTimeoutMs, 3000],
     'limits.connect_timeout': ['2s', (c) => c.limits.connectTimeoutMs, 2000],
     'limits.shutdown_grace': ['5s', (c) => c.limits.shutdownGraceMs, 5000],
+    'pool.mode': ['session', (c) => c.pool.mode, 'session'],
+    'pool.size': ['7', (c) => c.pool.size, 7],
+    'pool.min_idle': ['3', (c) => c.pool.minIdle, 3],
+    'pool.max_client_wait': ['0', (c) => c.pool.maxClientWaitMs, 0],
+    'pool.server_idle_timeout': ['30s', (c) => c.pool.serverIdleTimeoutMs, 30_000],
+    'pool.server_lifetime': ['2h', (c) => c.pool.serverLifetimeMs, 7_200_000],
+    'pool.prepared_statements': ['50', (c) => c.pool.preparedStatements, 50],
     'metrics.listen': ['127.0.0.1:9999', (c) => c.metrics.listen, { host: '127.0.0.1', port: 9999 }],
     'log.level': ['debug', (c) => c.log.level, 'debug'],
   };
@@ -91,7 +100,9 @@ t.test('every scalar key is settable from the environment and changes the resolv
     // tls.mode needs the certificate; the certificate needs the key.
     const needs: NodeJS.ProcessEnv = key.startsWith('tls.') && key !== 'tls.key' && key !== 'tls.cert'
       ? { PGSPLIT_TLS_CERT: certs.serverCert, PGSPLIT_TLS_KEY: certs.serverKey }
-      : key === 'tls.cert' ? { PGSPLIT_TLS_KEY: certs.serverKey } : key === 'tls.key' ? { PGSPLIT_TLS_CERT: certs.serverCert } : {};
+      : key === 'tls.cert' ? { PGSPLIT_TLS_KEY: certs.serverKey } : key === 'tls.key' ? { PGSPLIT_TLS_CERT: certs.serverCert }
+      // monitor.password is the password of monitor.user.
+      : key === 'monitor.password' ? { PGSPLIT_MONITOR_USER: 'watcher' } : {};
     const { config, sources } = loadConfigWithSources({ file, env: { ...needs, [variable]: text } });
     t.same(get(config), expected, `${variable}=${text} sets ${key}`);
     t.equal(sources.get(key), variable, `${key} is reported as coming from ${variable}`);

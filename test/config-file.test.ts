@@ -62,6 +62,14 @@ limits:
   max_pending_bytes: 1MB
   startup_timeout: 2s
   connect_timeout: 750ms
+pool:
+  mode: session
+  size: 50
+  min_idle: 5
+  max_client_wait: 30s
+  server_idle_timeout: 0
+  server_lifetime: 2h
+  prepared_statements: 500
 metrics:
   listen: "[::1]:9187"
 log:
@@ -89,6 +97,7 @@ log:
       { name: 'alice', password: 'wonderland' },
       { name: 'bob', password: `SCRAM-SHA-256$4096:c2FsdHNhbHQ=$${'A'.repeat(43)}=:${'B'.repeat(43)}=` },
     ],
+    databases: {},
     auth: { method: 'scram-sha-256' },
     tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
     routing: {
@@ -102,10 +111,13 @@ log:
       whenNoReplica: 'primary',
       transactions: 'primary',
     },
-    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
+    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
     limits: {
       maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
       startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
+    },
+    pool: {
+      mode: 'session', size: 50, minIdle: 5, maxClientWaitMs: 30_000, serverIdleTimeoutMs: 0, serverLifetimeMs: 7_200_000, preparedStatements: 500,
     },
     metrics: { listen: { host: '::1', port: 9187 } },
     admin: { users: [] },
@@ -126,11 +138,15 @@ t.test('a file with only primary gets every default', async (t) => {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
-  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3 });
+  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null });
+  t.strictSame(cfg.databases, {});
   t.strictSame(cfg.limits, {
     maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
     startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
   });
+  t.strictSame(cfg.pool, {
+    mode: 'transaction', size: 20, minIdle: 0, maxClientWaitMs: 120_000, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 3_600_000, preparedStatements: 200,
+  }, "PgBouncer's defaults, in transaction mode");
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
   t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1, tls: { mode: 'disable' } });
@@ -296,6 +312,17 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'md5 hash with SCRAM auth', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'md5' + '0'.repeat(32) }] }, key: 'users[0].password', message: /md5 hash, which cannot check SCRAM-SHA-256 logins; write the plaintext password .* or set auth: \{method: md5\}/ },
   { name: 'bad auth method', raw: { primary: PRIMARY, auth: { method: 'password' } }, key: 'auth.method', message: /"password" is not an authentication method; write one of scram-sha-256, md5/ },
   { name: 'auth not a mapping', raw: { primary: PRIMARY, auth: 'md5' }, key: 'auth', message: /must be a mapping, not a string; write auth: \{method: scram-sha-256\}/ },
+  // Server logins (users[].server_user / server_password, databases:, monitor.user / password).
+  { name: 'server_password without server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_password: 'y' }] }, key: 'users[0].server_password', message: /needs users\[0\]\.server_user: it is the password of that role; add server_user: ROLE/ },
+  { name: 'empty server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_user: '' }] }, key: 'users[0].server_user', message: /must be a non-empty name, not a string; write server_user: ROLE/ },
+  { name: 'SCRAM verifier as server_password', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', server_user: 'b', server_password: `SCRAM-SHA-256$4096:c2FsdA==$${'A'.repeat(43)}=:${'B'.repeat(43)}=` }] }, key: 'users[0].server_password', message: /is a SCRAM verifier, which cannot log in to a server .* write role "b"'s plaintext password/ },
+  { name: 'typo in server_user', raw: { primary: PRIMARY, users: [{ name: 'a', password: 'x', serveruser: 'b' }] }, key: 'users[0].serveruser', message: /did you mean server_user\?/ },
+  { name: 'databases not a mapping', raw: { primary: PRIMARY, databases: ['app'] }, key: 'databases', message: /must be a mapping from the database clients ask for to the one on the servers, not a list; write databases: \{app: nova_prod\}/ },
+  { name: 'database mapped to nothing', raw: { primary: PRIMARY, databases: { app: '' } }, key: 'databases.app', message: /must be a non-empty name, not a string; write app: SERVER_DB/ },
+  { name: 'database entry without dbname', raw: { primary: PRIMARY, databases: { app: { db: 'x' } } }, key: 'databases.app.db', message: /unknown key databases\.app\.db; a database entry has only dbname/ },
+  { name: 'admin database mapped', raw: { primary: PRIMARY, databases: { pgsplit: 'x' } }, key: 'databases.pgsplit', message: /admin console's database and never reaches a server/ },
+  { name: 'monitor.password without user', raw: { primary: PRIMARY, monitor: { password: 'x' } }, key: 'monitor.password', message: /needs monitor\.user: it is the password of that role/ },
+  { name: 'monitor.user a number', raw: { primary: PRIMARY, monitor: { user: 5 } }, key: 'monitor.user', message: /must be a non-empty name, not a number; write user: ROLE/ },
   { name: 'bad route default', raw: { primary: PRIMARY, routing: { default: 'replicas' } }, key: 'routing.default', message: /write one of primary, replica \(did you mean replica\?\)/ },
   { name: 'application_names not a list', raw: { primary: PRIMARY, routing: { application_names: 'report*' } }, key: 'routing.application_names', message: /must be a list, not a string; write application_names: \["reporting-\*"\]/ },
   { name: 'application_names item', raw: { primary: PRIMARY, routing: { application_names: ['a', 7] } }, key: 'routing.application_names[1]', message: /must be a non-empty string, not a number; write a pattern/ },
@@ -361,6 +388,23 @@ const ERROR_CASES: ErrorCase[] = [
   { name: 'pending bytes not a size', raw: { primary: PRIMARY, limits: { max_pending_bytes: 'lots' } }, key: 'limits.max_pending_bytes', message: /"lots" is not a size/ },
   { name: 'bad duration', raw: { primary: PRIMARY, limits: { startup_timeout: '10 parsecs' } }, key: 'limits.startup_timeout', message: /is not a duration; write milliseconds or a number with a unit: 500ms, 10s, 1min/ },
   { name: 'zero duration', raw: { primary: PRIMARY, limits: { connect_timeout: 0 } }, key: 'limits.connect_timeout', message: /out of range; write a duration from 1ms to 24h, e.g. 5s/ },
+  { name: 'unknown pool mode', raw: { primary: PRIMARY, pool: { mode: 'transactions' } }, key: 'pool.mode', message: 'config pool.mode: "transactions" is not a pool mode; write one of transaction, session (did you mean transaction?)' },
+  { name: 'statement pooling', raw: { primary: PRIMARY, pool: { mode: 'statement' } }, key: 'pool.mode', message: /"statement" is not a pool mode; write one of transaction, session/ },
+  { name: 'pool size 0', raw: { primary: PRIMARY, pool: { size: 0 } }, key: 'pool.size', message: /0 is not a connection count; write a whole number from 1 to 1000000, e\.g\. size: 20/ },
+  { name: 'pool size as text', raw: { primary: PRIMARY, pool: { size: 'big' } }, key: 'pool.size', message: /"big" is not a connection count/ },
+  { name: 'min_idle over size', raw: { primary: PRIMARY, pool: { size: 4, min_idle: 5 } }, key: 'pool.min_idle', message: 'config pool.min_idle: 5 is more than pool.size (4), and a pool never holds more connections than that; write a min_idle of at most 4, or raise pool.size' },
+  { name: 'min_idle over the default size', raw: { primary: PRIMARY, pool: { min_idle: 21 } }, key: 'pool.min_idle', message: /21 is more than pool\.size \(20\)/ },
+  { name: 'negative min_idle', raw: { primary: PRIMARY, pool: { min_idle: -1 } }, key: 'pool.min_idle', message: /write a whole number from 0 to 1000000/ },
+  { name: 'max_client_wait not a duration', raw: { primary: PRIMARY, pool: { max_client_wait: 'forever' } }, key: 'pool.max_client_wait', message: /"forever" is not a duration; write milliseconds or a number with a unit: 500ms, 120s, 1min/ },
+  { name: 'server_lifetime over 24h', raw: { primary: PRIMARY, pool: { server_lifetime: '48h' } }, key: 'pool.server_lifetime', message: /out of range; write a duration from 1ms to 24h, e\.g\. 1h/ },
+  { name: 'server_idle_timeout negative', raw: { primary: PRIMARY, pool: { server_idle_timeout: -5 } }, key: 'pool.server_idle_timeout', message: /out of range/ },
+  { name: 'prepared_statements 0', raw: { primary: PRIMARY, pool: { prepared_statements: 0 } }, key: 'pool.prepared_statements', message: /0 is not a number of statements; write a whole number from 1 to 100000, e\.g\. prepared_statements: 200/ },
+  { name: 'prepared_statements fractional', raw: { primary: PRIMARY, pool: { prepared_statements: 2.5 } }, key: 'pool.prepared_statements', message: /2\.5 is not a number of statements/ },
+  { name: "PgBouncer's key name in pool", raw: { primary: PRIMARY, pool: { pool_mode: 'session' } }, key: 'pool.pool_mode', message: "config pool.pool_mode: unknown key pool.pool_mode; pgsplit's name for PgBouncer's pool_mode is pool.mode: write pool: {mode: ...}" },
+  { name: "PgBouncer's query_wait_timeout", raw: { primary: PRIMARY, pool: { query_wait_timeout: 120 } }, key: 'pool.query_wait_timeout', message: /is pool\.max_client_wait: write pool: \{max_client_wait: \.\.\.\}/ },
+  { name: 'typo in a pool key', raw: { primary: PRIMARY, pool: { server_lifetme: '1h' } }, key: 'pool.server_lifetme', message: /did you mean server_lifetime\?/ },
+  { name: 'pool key at the top level', raw: { primary: PRIMARY, server_lifetime: '1h' }, key: 'server_lifetime', message: /server_lifetime belongs under pool:, write pool: \{server_lifetime: \.\.\.\}/ },
+  { name: 'pool not a mapping', raw: { primary: PRIMARY, pool: 20 }, key: 'pool', message: /must be a mapping, not a number; write pool: \{mode: transaction, size: 20\}/ },
   { name: 'limits not a mapping', raw: { primary: PRIMARY, limits: [] }, key: 'limits', message: /must be a mapping, not a list; write limits: \{/ },
   { name: 'metrics clash with listen', raw: { primary: PRIMARY, metrics: { listen: '127.0.0.1:6432' } }, key: 'metrics.listen', message: /same address as listen.*give metrics another port/ },
   { name: 'metrics listen invalid', raw: { primary: PRIMARY, metrics: { listen: 'nope' } }, key: 'metrics.listen', message: /has no port; write HOST:PORT, e.g. metrics.listen: "127.0.0.1:9187"/ },
@@ -385,6 +429,16 @@ t.test('every error names its key and says what to write instead', async (t) => 
     t.match(e.message, FIX_RE, `${c.name}: message says what to do`);
     t.equal(e.name, 'ConfigError');
   }
+});
+
+t.test('pool: 0 turns the timeouts off; durations take units; the section may be empty', async (t) => {
+  const off = resolveConfig({ primary: PRIMARY, pool: { max_client_wait: 0, server_idle_timeout: '0', server_lifetime: 0 } });
+  t.match(off.pool, { maxClientWaitMs: 0, serverIdleTimeoutMs: 0, serverLifetimeMs: 0 });
+  const units = resolveConfig({ primary: PRIMARY, pool: { max_client_wait: '1.5s', server_idle_timeout: '10min', server_lifetime: 90_000 } });
+  t.match(units.pool, { maxClientWaitMs: 1500, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 90_000 });
+  t.same(resolveConfig({ primary: PRIMARY, pool: null }).pool, DEFAULT_CONFIG.pool);
+  t.same(resolveConfig({ primary: PRIMARY, pool: { size: 1, min_idle: 1 } }).pool.minIdle, 1, 'min_idle may equal size');
+  t.ok(Object.isFrozen(DEFAULT_CONFIG.pool));
 });
 
 t.test('file errors', async (t) => {
@@ -450,6 +504,10 @@ t.test('passwords never appear in error messages', async (t) => {
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: `SCRAM-SHA-256$${SECRET}` }] }),
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: `md5${'a'.repeat(32)}` }] }),
     () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, extra: SECRET }] }),
+    () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, server_password: SECRET }] }),
+    () => resolveConfig({ primary: PRIMARY, users: [{ name: 'a', password: SECRET, server_user: 'b', server_password: `SCRAM-SHA-256$${SECRET}` }] }),
+    () => resolveConfig({ primary: PRIMARY, monitor: { password: SECRET } }),
+    () => resolveConfig({ primary: PRIMARY, monitor: { user: 'w', password: 5 } }),
     () => resolveConfig({}, { primary: `postgres://app:${SECRET}@db:5432/app?sslmode=verify-ca` }),
     () => resolveConfig({}, { primary: `postgres://app:${SECRET}@db:0/app` }),
     () => resolveConfig({ primary: PRIMARY }, { replicas: [`app:${SECRET}@replica`] }),
@@ -577,6 +635,25 @@ t.test('loadRoutingPolicy reads only the function policy (for pgsplit explain --
   t.equal(catchConfigError(() => loadRoutingPolicy(join(dir, 'nope.yaml'))).key, '(file)');
 });
 
+t.test('server logins: users[].server_user / server_password, databases:, monitor.user / password', async (t) => {
+  const cfg = resolveConfig({
+    primary: 'postgres://db1/app',
+    users: [{ name: 'ops', password: 'ops-pw', server_user: 'app', server_password: 'app-pw' }, { name: 'nova', password: 'nova-pw' }],
+    databases: { app: 'nova_prod', reports: { dbname: 'nova_reports' } },
+    monitor: { user: 'watcher', password: 'watch-pw' },
+  });
+  t.strictSame(cfg.users, [
+    { name: 'ops', password: 'ops-pw', serverUser: 'app', serverPassword: 'app-pw' }, { name: 'nova', password: 'nova-pw' },
+  ], 'server_user and server_password on the user that has them');
+  t.strictSame(cfg.databases, { app: 'nova_prod', reports: 'nova_reports' }, 'both spellings of a database entry');
+  t.equal(cfg.monitor.user, 'watcher');
+  t.equal(cfg.monitor.password, 'watch-pw');
+  const mapped = resolveConfig({ primary: PRIMARY, users: [{ name: 'ops', password: 'x', server_user: 'app' }] });
+  t.strictSame(mapped.users, [{ name: 'ops', password: 'x', serverUser: 'app' }], 'server_user alone (no server_password) is allowed');
+  const over = resolveConfig({ primary: PRIMARY }, { users: [{ name: 'ops', password: 'x', serverUser: 'app', serverPassword: 'y' }] });
+  t.strictSame(over.users, [{ name: 'ops', password: 'x', serverUser: 'app', serverPassword: 'y' }], 'the users override keeps the mapping');
+});
+
 t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_replica, monitor.*', async (t) => {
   const cfg = resolveConfig({
     primary: PRIMARY,
@@ -586,7 +663,7 @@ t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_re
   t.equal(cfg.routing.maxLagMs, 250);
   t.equal(cfg.routing.readYourWritesTimeoutMs, 1000);
   t.equal(cfg.routing.whenNoReplica, 'error');
-  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5 });
+  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5, user: null, password: null });
   const bad: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ routing: { max_lag: 'soon' } }, 'routing.max_lag', /not a duration/],
     [{ routing: { when_no_replica: 'wait' } }, 'routing.when_no_replica', /primary|error/],

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import pg from 'pg';
-import { md5PasswordResponse, md5StoredHash, md5Verify } from '../src/auth/md5.js';
+import { md5HashResponse, md5PasswordResponse, md5StoredHash, md5Verify } from '../src/auth/md5.js';
 import { makeScramVerifier } from '../src/auth/scram.js';
 
 /** Computed here straight from the PostgreSQL docs, independently of the module. */
@@ -24,6 +24,8 @@ t.test('known values', async (t) => {
   t.equal(md5StoredHash('postgres', 'pw'), 'md5' + md5hex('pwpostgres'));
   t.equal(md5PasswordResponse('postgres', 'pw', salt), expectedResponse('postgres', 'pw', salt));
   t.match(md5PasswordResponse('postgres', 'pw', salt), /^md5[0-9a-f]{32}$/);
+  // A stored hash answers the challenge as the password does (how users[].password: md5... logs in to md5 servers).
+  t.equal(md5HashResponse(PG15_MD5_BOB_SECRET, salt), expectedResponse('bob', 'secret', salt), 'a stored hash answers as its password');
   // Salted twice differently gives different responses; user name is part of the hash.
   t.not(md5PasswordResponse('postgres', 'pw', salt), md5PasswordResponse('postgres', 'pw', Buffer.from([1, 2, 3, 4])));
   t.not(md5StoredHash('alice', 'pw'), md5StoredHash('bob', 'pw'));

@@ -71,6 +71,7 @@ t.test('changed keys by their names in the file; restart-only keys keep their ru
     routing: { max_lag: '2s', read_your_writes_timeout: '50ms', application_names: ['nova-*'] },
     monitor: { interval: '250ms' },
     limits: { max_client_connections: 10 },
+    pool: { size: 5, server_idle_timeout: '1min' },
     admin: { users: ['app'] },
     log: { level: 'debug' },
   });
@@ -80,9 +81,24 @@ t.test('changed keys by their names in the file; restart-only keys keep their ru
   t.equal(p.config.primary, config.primary, 'so does the primary');
   t.same(p.config.metrics, config.metrics, 'and metrics.listen');
   t.same(p.changed.sort(), [
-    'admin.users', 'limits.max_client_connections', 'log.level', 'monitor.interval', 'routing.application_names', 'routing.max_lag',
-    'routing.read_your_writes_timeout', 'users',
+    'admin.users', 'limits.max_client_connections', 'log.level', 'monitor.interval', 'pool.server_idle_timeout', 'pool.size',
+    'routing.application_names', 'routing.max_lag', 'routing.read_your_writes_timeout', 'users',
   ]);
   t.equal(p.config.routing.maxLagMs, 2000, 'the rest is the new file');
   t.equal(p.config.users[0]?.name, 'app');
+});
+
+t.test('server logins reload: databases, monitor.user / password, a user\'s server_user', async (t) => {
+  const { config, nodes } = running({ ...base, users: [{ name: 'app', password: 'secret-1' }] });
+  const next = resolveConfig({
+    ...base,
+    users: [{ name: 'app', password: 'secret-1', server_user: 'nova' }],
+    databases: { app: 'nova_prod' },
+    monitor: { user: 'watcher', password: 'w' },
+  });
+  const p = planReload(config, next, nodes.replicas);
+  t.same(p.needsRestart, [], 'none of them needs a restart');
+  t.same(p.changed.sort(), ['databases', 'monitor.password', 'monitor.user', 'users']);
+  t.same(p.config.databases, { app: 'nova_prod' }, 'the new values are in force');
+  t.equal(p.config.monitor.user, 'watcher');
 });

@@ -11,6 +11,7 @@ import {
   ScramClientSession,
   ScramError,
   ScramServerSession,
+  ScramVerifierMismatch,
 } from '../src/auth/scram.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -199,7 +200,8 @@ t.test('client-final-message is exactly what the RFC formula gives', async (t) =
   const withoutProof = `c=biws,r=${attrs(serverFirst).get('r')}`;
   const { proof, serverSignature } = rfcProof('pencil', salt, 4096, `${bare},${serverFirst},${withoutProof}`);
   t.equal(clientFinal, `${withoutProof},p=${proof}`);
-  t.same(result, { ok: true, serverFinal: `v=${serverSignature}` });
+  // The ClientKey recovered from the proof is the client's own (what SCRAM pass-through logs in with).
+  t.same(result, { ok: true, serverFinal: `v=${serverSignature}`, clientKey: rfcKeys('pencil', salt, 4096).clientKey });
 });
 
 t.test('RFC 7677 test vector (server side, nonces pinned via mocked randomBytes)', async (t) => {
@@ -218,7 +220,33 @@ t.test('RFC 7677 test vector (server side, nonces pinned via mocked randomBytes)
   const result = server.handleClientFinal(
     'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=',
   );
-  t.same(result, { ok: true, serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=' });
+  t.same(result, {
+    ok: true, serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
+    clientKey: rfcKeys('pencil', Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64'), 4096).clientKey,
+  });
+});
+
+t.test('SCRAM pass-through: the ClientKey of one login logs in to a server holding the same verifier', async (t) => {
+  const verifier = makeScramVerifier('pass-through pw', { iterations: 4096 });
+  const v = parseScramVerifier(verifier);
+  if (v === null) throw new Error('verifier did not parse');
+  // The client's login to pgsplit, against the verifier in users:.
+  const first = exchange(new ScramServerSession(verifier), new ScramClientSession('pass-through pw')).result;
+  if (!first.ok) throw new Error('the client login failed');
+  const keys = { clientKey: first.clientKey, serverKey: v.serverKey, salt: v.salt, iterations: v.iterations };
+  // pgsplit's login to a server with that same verifier: accepted, and the server's signature checks out.
+  const client = new ScramClientSession(keys);
+  const second = exchange(new ScramServerSession(verifier), client).result;
+  t.equal(second.ok, true, 'the server accepts the proof made from the ClientKey');
+  if (second.ok) t.doesNotThrow(() => client.handleServerFinal(second.serverFinal), 'and pgsplit accepts the server signature');
+  // A server whose verifier for the role has another salt: refused before any proof is sent.
+  const other = new ScramServerSession(makeScramVerifier('pass-through pw', { iterations: 4096 }));
+  const c2 = new ScramClientSession(keys);
+  const serverFirst = other.handleClientFirst('SCRAM-SHA-256', c2.start(['SCRAM-SHA-256']).clientFirst);
+  t.throws(() => c2.handleServerFirst(serverFirst), ScramVerifierMismatch, 'another salt: ScramVerifierMismatch');
+  // A wrong ClientKey (a client that did not prove the password) is refused by the server.
+  const wrong = exchange(new ScramServerSession(verifier), new ScramClientSession({ ...keys, clientKey: Buffer.alloc(32, 7) })).result;
+  t.same(wrong, { ok: false }, 'a made-up ClientKey does not log in');
 });
 
 t.test('tampering and malformed input', async (t) => {
@@ -385,7 +413,7 @@ t.test('channel binding (tls-server-end-point) on the server side', async (t) =>
     return { run: () => server.handleClientFinal(`${withoutProof},p=${proof}`), serverSignature };
   };
   const good = plus(cb);
-  t.same(good.run(), { ok: true, serverFinal: `v=${good.serverSignature}` });
+  t.same(good.run(), { ok: true, serverFinal: `v=${good.serverSignature}`, clientKey: rfcKeys('pw', salt, 4096).clientKey });
   t.same(plus(cb, 'wrong').run(), { ok: false });
   t.throws(plus(crypto.randomBytes(32)).run, ScramError, 'wrong channel binding data');
 

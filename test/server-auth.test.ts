@@ -6,7 +6,7 @@
 import t from 'tap';
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { startCluster, startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { connectErrorPg, connectPg, startCluster, startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
 import { makeScramVerifier } from '../src/auth/scram.js';
 import type { LocalCluster } from '../src/cluster/local-cluster.js';
 
@@ -23,29 +23,13 @@ function serverUrl(port: number, user?: string, password?: string): string {
   return `postgres://${auth}127.0.0.1:${port}/postgres`;
 }
 
-async function connectTo(fx: ProxyFixture, opts: { user?: string; password?: string; options?: string } = {}): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: '127.0.0.1', port: fx.port, user: opts.user ?? 'postgres', password: opts.password, database: 'postgres', options: opts.options,
-  });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-  } catch (e) {
-    await c.end().catch(() => undefined);
-    throw e;
-  }
-  return c;
+function connectTo(fx: ProxyFixture, opts: { user?: string; password?: string; options?: string } = {}): Promise<pg.Client> {
+  return connectPg({ host: '127.0.0.1', port: fx.port, user: opts.user ?? 'postgres', password: opts.password, database: 'postgres', options: opts.options });
 }
 
 /** The error a connection attempt fails with (or undefined if it succeeds, after closing it). */
-async function connectError(fx: ProxyFixture, opts: { user?: string; password?: string; options?: string } = {}): Promise<PgError | undefined> {
-  try {
-    const c = await connectTo(fx, opts);
-    await c.end();
-    return undefined;
-  } catch (e) {
-    return e as PgError;
-  }
+function connectError(fx: ProxyFixture, opts: { user?: string; password?: string; options?: string } = {}): Promise<PgError | undefined> {
+  return connectErrorPg({ host: '127.0.0.1', port: fx.port, user: opts.user ?? 'postgres', password: opts.password, database: 'postgres', options: opts.options });
 }
 
 const cluster: LocalCluster = await startCluster(t, { replicas: 1, users: [MD5_ROLE, SCRAM_ROLE] });

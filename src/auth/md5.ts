@@ -27,6 +27,15 @@ export function md5PasswordResponse(user: string, password: string, salt: Buffer
   return saltedResponse(innerHash(user, password), salt);
 }
 
+/**
+ * The answer to a server's md5 challenge from a stored hash ('md5' + md5hex(password + user)) instead of
+ * the password: what md5 needs is that hash, so a server storing the same one accepts it (PgBouncer does
+ * the same with md5 hashes in its auth_file).
+ */
+export function md5HashResponse(storedHash: string, salt: Buffer): string {
+  return saltedResponse(storedHash.slice(3), salt);
+}
+
 /** Stored form 'md5' + md5hex(password + user). */
 export function md5StoredHash(user: string, password: string): string {
   return 'md5' + innerHash(user, password);

@@ -305,8 +305,13 @@ export class ScramServerSession {
     return serverFirst;
   }
 
-  /** Handle client-final-message; returns { ok: true, serverFinal } or { ok: false }. Throws ScramError on malformed input (e.g. nonce mismatch). */
-  handleClientFinal(clientFinal: string): { ok: true; serverFinal: string } | { ok: false } {
+  /**
+   * Handle client-final-message; returns { ok: true, serverFinal, clientKey } or { ok: false }. Throws
+   * ScramError on malformed input (e.g. nonce mismatch). clientKey is recovered from the client's proof
+   * (ClientProof XOR HMAC(StoredKey, AuthMessage)): with the verifier's ServerKey it lets pgsplit log in
+   * to a server holding the same verifier without knowing the password (see ScramKeys).
+   */
+  handleClientFinal(clientFinal: string): { ok: true; serverFinal: string; clientKey: Buffer } | { ok: false } {
     const st = this.state;
     if (st.step !== 'first-sent') throw new ScramError('SCRAM client-final-message received out of order');
     this.state = { step: 'done' };
@@ -346,7 +351,7 @@ export class ScramServerSession {
     const proofOk = safeEqual(sha256(clientKey), this.verifier.storedKey);
     if (!proofOk || !this.usable) return { ok: false };
     const serverSignature = hmac(this.verifier.serverKey, authMessage);
-    return { ok: true, serverFinal: `v=${serverSignature.toString('base64')}` };
+    return { ok: true, serverFinal: `v=${serverSignature.toString('base64')}`, clientKey };
   }
 }
 
@@ -359,13 +364,34 @@ type ClientState =
   | { step: 'final-sent'; serverSignature: Buffer }
   | { step: 'done' };
 
-/** Client side, for pgsplit authenticating to a PostgreSQL server. */
+/**
+ * What SCRAM pass-through logs in with instead of a password (PgBouncer does the same): the ClientKey a
+ * client proved it holds, and the ServerKey, salt and iteration count of the verifier it was checked
+ * against. A server accepts the proof made from them only when its own verifier for the role is that same
+ * one (same salt and iterations, hence the same keys).
+ */
+export interface ScramKeys {
+  clientKey: Buffer;
+  serverKey: Buffer;
+  salt: Buffer;
+  iterations: number;
+}
+
+/** The server's SCRAM verifier is another one than the keys pgsplit holds: pass-through cannot work. */
+export class ScramVerifierMismatch extends ScramError {
+  constructor() {
+    super("the server's SCRAM verifier for this role has another salt or iteration count than the one pgsplit holds");
+    this.name = 'ScramVerifierMismatch';
+  }
+}
+
+/** Client side, for pgsplit authenticating to a PostgreSQL server, with a password or with ScramKeys. */
 export class ScramClientSession {
-  private readonly password: string;
+  private readonly secret: string | ScramKeys;
   private state: ClientState = { step: 'initial' };
 
-  constructor(password: string) {
-    this.password = password;
+  constructor(secret: string | ScramKeys) {
+    this.secret = secret;
   }
 
   /** Choose mechanism from the server's list ('SCRAM-SHA-256'; no channel binding for now) and return { mechanism, clientFirst }. Throws ScramError if unsupported. */
@@ -410,11 +436,22 @@ export class ScramClientSession {
 
     const withoutProof = `c=${Buffer.from('n,,').toString('base64')},r=${nonce}`;
     const authMessage = `${st.clientFirstBare},${serverFirst},${withoutProof}`;
-    const salted = hi(this.password, salt, iterations);
-    const clientKey = hmac(salted, 'Client Key');
+    let clientKey: Buffer;
+    let serverKey: Buffer;
+    if (typeof this.secret === 'string') {
+      const salted = hi(this.secret, salt, iterations);
+      clientKey = hmac(salted, 'Client Key');
+      serverKey = hmac(salted, 'Server Key');
+    } else {
+      // The keys belong to one salt and iteration count: with others the server's keys differ and the
+      // proof would only fail later, as a wrong password.
+      if (!this.secret.salt.equals(salt) || this.secret.iterations !== iterations) throw new ScramVerifierMismatch();
+      clientKey = this.secret.clientKey;
+      serverKey = this.secret.serverKey;
+    }
     const storedKey = sha256(clientKey);
     const proof = xor(clientKey, hmac(storedKey, authMessage));
-    const serverSignature = hmac(hmac(salted, 'Server Key'), authMessage);
+    const serverSignature = hmac(serverKey, authMessage);
     this.state = { step: 'final-sent', serverSignature };
     return `${withoutProof},p=${proof.toString('base64')}`;
   }

@@ -27,6 +27,8 @@ export interface StartupResult {
   leftover: Buffer | null;
   /** The connection from here on: the TLS socket when the client asked for TLS, else the one accepted. */
   socket: net.Socket;
+  /** The ClientKey the client proved it holds in a SCRAM login, for SCRAM pass-through to the servers; else null. */
+  scramClientKey: Buffer | null;
 }
 
 /** A CancelRequest: the connection carries nothing else and is closed. */
@@ -95,6 +97,8 @@ export class ClientHandshake {
   private queue: Frame[] = [];
   private waiter: ((f: Frame | Error) => void) | null = null;
   private failure: Error | null = null;
+  /** Set by a successful SCRAM login (see StartupResult.scramClientKey). */
+  private scramClientKey: Buffer | null = null;
   /** Set while waiting for the TLS handshake: a failure (the startup timeout) ends the wait. */
   private onFailure: ((e: Error) => void) | null = null;
 
@@ -257,7 +261,7 @@ export class ClientHandshake {
       params.database = params.database || user;
       this.reader.startupPhase = false;
       await this.authenticate(user);
-      return { kind: 'startup', user, database: params.database, params, leftover: null, socket: this.socket };
+      return { kind: 'startup', user, database: params.database, params, leftover: null, socket: this.socket, scramClientKey: this.scramClientKey };
     }
   }
 
@@ -322,6 +326,7 @@ export class ClientHandshake {
       const fin = await this.passwordMessage();
       const r = session.handleClientFinal(fin.toString('utf8'));
       if (!r.ok) throw errors.passwordFailed(user);
+      this.scramClientKey = r.clientKey;
       this.socket.write(authenticationSaslFinal(r.serverFinal));
     } catch (e) {
       if (e instanceof ScramError) throw errors.authProtocol(e.message);

@@ -96,10 +96,10 @@ HOW ROUTING WORKS
 
 CONFIG FILE (YAML; every key is optional except primary)
   listen: "127.0.0.1:6432"             # HOST:PORT; quote IPv6: "[::1]:6432"
-  primary: postgres://app:secret@db-primary:5432/app
+  primary: postgres://db-primary:5432/app  # no user: each user logs in as itself (see SERVER LOGINS)
   replicas:                            # URL strings, or mappings with url, name, weight
-    - postgres://app:secret@db-replica-1:5432/app
-    - url: postgres://app:secret@db-replica-2:5432/app
+    - postgres://db-replica-1:5432/app
+    - url: postgres://db-replica-2:5432/app
       name: replica-east               # default replica1, replica2, ...
       weight: 2                        # share of replica sessions (default 1)
   # tls:                               # TLS for clients (default off); the files must exist
@@ -112,6 +112,12 @@ CONFIG FILE (YAML; every key is optional except primary)
       password: "change-me"            # plaintext, md5 hash, or SCRAM-SHA-256$... verifier
     - name: ops
       password: "change-me-too"        # ops opens the admin console (admin: below)
+    - name: reporting
+      password: "change-me-three"
+      server_user: app                 # logs in to the servers as app instead of itself
+      server_password: "app-secret"    # app's password on the servers
+  databases:                           # database asked for -> database on the servers (default: the same)
+    app: app_production                # or app: {dbname: app_production}
   auth:
     method: scram-sha-256              # or md5 (default scram-sha-256)
   routing:
@@ -128,6 +134,8 @@ CONFIG FILE (YAML; every key is optional except primary)
     interval: 100ms                    # each server is checked this often
     timeout: 1s                        # a check taking longer takes the server out of rotation
     rise: 3                            # passed checks in a row before it is put back
+    user: pgsplit_monitor              # the monitor's own login (default: the URLs', else postgres)
+    password: "monitor-secret"
   limits:
     max_message_size: 64MB             # bytes, or 512kB / 64MB / 1GB
     max_client_connections: 1000
@@ -137,6 +145,14 @@ CONFIG FILE (YAML; every key is optional except primary)
     startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
+  # pool:                              # checked, but not in use yet: each session still opens its own
+  #   mode: transaction                # server connections. transaction (default) or session
+  #   size: 20                         # server connections per server, database and user
+  #   min_idle: 0                      # idle connections kept open ahead of demand
+  #   max_client_wait: 120s            # a client waiting longer for a connection gets 53300; 0 = no limit
+  #   server_idle_timeout: 10min       # idle connections beyond min_idle close after this; 0 = never
+  #   server_lifetime: 1h              # connections this old close once idle; 0 = never
+  #   prepared_statements: 200         # pgsplit's prepared statements kept per server connection
   metrics:
     listen: "127.0.0.1:9187"           # default off
   admin:
@@ -148,6 +164,12 @@ CONFIG FILE (YAML; every key is optional except primary)
   characters in passwords (@ as %40, / as %2F). Query parameters: sslmode (disable, allow, prefer, require,
   verify-ca, verify-full; default disable) and sslrootcert=PATH. String values may use \${ENV_VAR} or
   \${ENV_VAR:-default} to keep secrets out of the file; write $\${...} for a literal \${...}.
+
+SERVER LOGINS
+  A user in users: logs in to the servers as itself, with its users: password: plaintext (any method),
+  an md5 hash (md5 servers storing the same hash) or a SCRAM verifier (SCRAM pass-through; copy the
+  role's rolpassword from pg_authid). users[].server_user / server_password map a user to another role.
+  A server URL that names a user forces that role for every other user (PgBouncer's user=).
 
 SIGNALS
   SIGHUP   reload --config (flags stay over it): replicas added or removed (removed ones drain), routing,

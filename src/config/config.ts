@@ -55,6 +55,13 @@ export interface UserEntry {
   name: string;
   /** Plaintext, an 'md5…' hash (md5 of password+username) or a 'SCRAM-SHA-256$…' verifier. */
   password: string;
+  /**
+   * users[].server_user: the role this user is on the servers (default: its own name, unless a server URL
+   * names a user). See src/server/server-login.ts for the whole rule.
+   */
+  serverUser?: string;
+  /** users[].server_password: server_user's password on the servers (plaintext or an md5 hash); needs server_user. */
+  serverPassword?: string;
 }
 
 export type AuthMethod = 'scram-sha-256' | 'md5';
@@ -78,6 +85,11 @@ export interface PgsplitConfig {
   replicas: ServerEndpoint[];
   /** Default [] => development mode (trust every client, listen on loopback only). */
   users: UserEntry[];
+  /**
+   * databases: the database to ask the servers for, by the name a client asks for; a name not listed is
+   * passed on as is. Default {}.
+   */
+  databases: Record<string, string>;
   /** How clients authenticate to pgsplit; default scram-sha-256. */
   auth: { method: AuthMethod };
   /** TLS for clients (tls.mode / cert / key / ca); default off. */
@@ -122,8 +134,11 @@ export interface PgsplitConfig {
      */
     transactions: TransactionPolicy;
   };
-  /** The replica monitor (monitor.interval, monitor.timeout, monitor.rise). */
-  monitor: { intervalMs: number; timeoutMs: number; rise: number };
+  /**
+   * The replica monitor (monitor.interval, monitor.timeout, monitor.rise). monitor.user / monitor.password:
+   * the monitor's own login; null = the URL's user and password (user postgres when the URL has none).
+   */
+  monitor: { intervalMs: number; timeoutMs: number; rise: number; user: string | null; password: string | null };
   limits: {
     /** Largest protocol message accepted, in bytes; default 64 MiB. */
     maxMessageSize: number;
@@ -148,6 +163,27 @@ export interface PgsplitConfig {
     /** On SIGTERM, how long in-flight statements may run before their sessions are closed anyway. */
     shutdownGraceMs: number;
   };
+  /**
+   * Server connection pools, one per (node, server role, database, user). Validated now; the session does
+   * not use pools yet (each session still opens its own connections). Defaults follow PgBouncer's, see
+   * DEFAULT_CONFIG.pool.
+   */
+  pool: {
+    /** pool.mode: 'transaction' (a server connection per transaction) or 'session' (per client session). */
+    mode: PoolMode;
+    /** pool.size: server connections per pool at most. */
+    size: number;
+    /** pool.min_idle: idle connections kept open ahead of demand. */
+    minIdle: number;
+    /** pool.max_client_wait: how long a client waits for a connection before an error, ms; 0 = no limit. */
+    maxClientWaitMs: number;
+    /** pool.server_idle_timeout: an idle connection this old (beyond min_idle) is closed, ms; 0 = never. */
+    serverIdleTimeoutMs: number;
+    /** pool.server_lifetime: a connection this old is closed once idle, ms; 0 = never. */
+    serverLifetimeMs: number;
+    /** pool.prepared_statements: pgsplit's prepared statements kept per server connection (least recently used closed). */
+    preparedStatements: number;
+  };
   /** Prometheus endpoint; default null (off). */
   metrics: { listen: ListenAddress | null };
   /** Users (from users:) who may open the admin console (database pgsplit); in development mode, anyone. */
@@ -160,6 +196,8 @@ export const ROUTE_TARGETS: readonly RouteTarget[] = ['primary', 'replica'];
 export const UNKNOWN_FUNCTION_POLICIES: readonly UnknownFunctionPolicy[] = ['primary', 'replica'];
 export const NO_REPLICA_POLICIES: readonly NoReplicaPolicy[] = ['primary', 'error'];
 export type TransactionPolicy = 'replica-until-write' | 'primary';
+export type PoolMode = 'transaction' | 'session';
+export const POOL_MODES: readonly PoolMode[] = ['transaction', 'session'];
 export const TRANSACTION_POLICIES: readonly TransactionPolicy[] = ['replica-until-write', 'primary'];
 export const CLIENT_TLS_MODES: readonly ClientTlsMode[] = ['disable', 'allow', 'require'];
 export const SERVER_SSL_MODES: readonly ServerSslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
@@ -185,13 +223,14 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
   listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
   replicas: [],
   users: [],
+  databases: {},
   auth: { method: 'scram-sha-256' },
   tls: { mode: 'disable', certFile: null, keyFile: null, certPem: null, keyPem: null, caFile: null, caPem: null },
   routing: {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   },
-  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3 },
+  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,
@@ -201,6 +240,20 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     startupTimeoutMs: 10_000,
     connectTimeoutMs: 5_000,
     shutdownGraceMs: 30_000,
+  },
+  // PgBouncer's defaults, except the mode: default_pool_size 20, min_pool_size 0, query_wait_timeout
+  // 120 s, server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. PgBouncer
+  // defaults to session pooling because it cannot carry settings and (before 1.21) prepared statements
+  // across transactions; pgsplit carries both (ServerState.settingsPlan, statement-sync), as PgDog does,
+  // whose default is transaction pooling too.
+  pool: {
+    mode: 'transaction',
+    size: 20,
+    minIdle: 0,
+    maxClientWaitMs: 120_000,
+    serverIdleTimeoutMs: 600_000,
+    serverLifetimeMs: 3_600_000,
+    preparedStatements: 200,
   },
   metrics: { listen: null },
   admin: { users: [] },

@@ -22,6 +22,7 @@ interface ScalarKey {
 
 const ms = (n: number): string => `${n}ms`;
 const bytes = (n: number): string => `${n} bytes`;
+const offOrMs = (n: number): string => (n === 0 ? '0 (off)' : ms(n));
 const addr = (a: { host: string; port: number }): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 /** Every scalar key of the config file, in the order of the file's sections. */
@@ -42,14 +43,24 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'monitor.interval', kind: 'text', shown: (c) => ms(c.monitor.intervalMs) },
   { key: 'monitor.timeout', kind: 'text', shown: (c) => ms(c.monitor.timeoutMs) },
   { key: 'monitor.rise', kind: 'count', shown: (c) => String(c.monitor.rise) },
+  // The monitor's own login (monitor.user / monitor.password); the password is never shown.
+  { key: 'monitor.user', kind: 'text', shown: (c) => c.monitor.user ?? "(the servers' URLs)" },
+  { key: 'monitor.password', kind: 'text', shown: (c) => (c.monitor.password === null ? '(none)' : '****') },
   { key: 'limits.max_message_size', kind: 'text', shown: (c) => bytes(c.limits.maxMessageSize) },
   { key: 'limits.max_client_connections', kind: 'count', shown: (c) => String(c.limits.maxClientConnections) },
   { key: 'limits.max_user_connections', kind: 'count', shown: (c) => String(c.limits.maxUserConnections) },
-  { key: 'limits.idle_in_transaction_timeout', kind: 'text', shown: (c) => (c.limits.idleInTransactionTimeoutMs === 0 ? '0 (off)' : ms(c.limits.idleInTransactionTimeoutMs)) },
+  { key: 'limits.idle_in_transaction_timeout', kind: 'text', shown: (c) => offOrMs(c.limits.idleInTransactionTimeoutMs) },
   { key: 'limits.max_pending_bytes', kind: 'text', shown: (c) => bytes(c.limits.maxPendingBytes) },
   { key: 'limits.startup_timeout', kind: 'text', shown: (c) => ms(c.limits.startupTimeoutMs) },
   { key: 'limits.connect_timeout', kind: 'text', shown: (c) => ms(c.limits.connectTimeoutMs) },
   { key: 'limits.shutdown_grace', kind: 'text', shown: (c) => ms(c.limits.shutdownGraceMs) },
+  { key: 'pool.mode', kind: 'text', shown: (c) => c.pool.mode },
+  { key: 'pool.size', kind: 'count', shown: (c) => String(c.pool.size) },
+  { key: 'pool.min_idle', kind: 'count', shown: (c) => String(c.pool.minIdle) },
+  { key: 'pool.max_client_wait', kind: 'text', shown: (c) => offOrMs(c.pool.maxClientWaitMs) },
+  { key: 'pool.server_idle_timeout', kind: 'text', shown: (c) => offOrMs(c.pool.serverIdleTimeoutMs) },
+  { key: 'pool.server_lifetime', kind: 'text', shown: (c) => offOrMs(c.pool.serverLifetimeMs) },
+  { key: 'pool.prepared_statements', kind: 'count', shown: (c) => String(c.pool.preparedStatements) },
   { key: 'metrics.listen', kind: 'text', shown: (c) => (c.metrics.listen === null ? '(off)' : addr(c.metrics.listen)) },
   { key: 'log.level', kind: 'text', shown: (c) => c.log.level },
 ];
@@ -57,6 +68,8 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
 /** The keys that hold lists: set in the file or by flags, not from the environment. */
 export const LIST_KEYS: readonly string[] = [
   'replicas', 'users', 'routing.application_names', 'routing.writing_functions', 'routing.read_only_functions', 'admin.users',
+  // A mapping, not a list, but like the lists it comes from the file only.
+  'databases',
 ];
 
 /**
@@ -141,7 +154,10 @@ export function describeConfigSources(config: PgsplitConfig, sources: ReadonlyMa
   const rows = SCALAR_KEYS.map(({ key, shown }) => ({ key, value: shown(config), from: sources.get(key) ?? 'default' }));
   const valueWidth = Math.min(48, Math.max(...rows.map((r) => r.value.length)));
   const lines = rows.map((r) => `  ${r.key.padEnd(width)}  ${r.value.padEnd(valueWidth)}  ${r.from}`);
-  for (const [key, count] of [['replicas', config.replicas.length], ['users', config.users.length], ['routing.application_names', config.routing.applicationNames.length]] as const) {
+  for (const [key, count] of [
+    ['replicas', config.replicas.length], ['users', config.users.length], ['databases', Object.keys(config.databases).length],
+    ['routing.application_names', config.routing.applicationNames.length],
+  ] as const) {
     lines.push(`  ${key.padEnd(width)}  ${`${count} entr${count === 1 ? 'y' : 'ies'}`.padEnd(valueWidth)}  ${sources.get(key) ?? (count === 0 ? 'default' : 'file')}`);
   }
   return lines;

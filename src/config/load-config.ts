@@ -19,6 +19,7 @@ import {
   DEFAULT_SERVER_PORT,
   LOG_LEVELS,
   NO_REPLICA_POLICIES,
+  POOL_MODES,
   TRANSACTION_POLICIES,
   ROUTE_TARGETS,
   UNKNOWN_FUNCTION_POLICIES,
@@ -30,6 +31,7 @@ import {
   type ListenAddress,
   type LogLevel,
   type NoReplicaPolicy,
+  type PoolMode,
   type TransactionPolicy,
   type PgsplitConfig,
   type RouteTarget,
@@ -39,6 +41,7 @@ import {
 } from './config.js';
 import { settingsFromEnv, SCALAR_KEYS, type EnvSetting } from './env-config.js';
 import { parseFunctionName } from '../router/function-policy.js';
+import { databasesFromRaw, monitorLoginFromRaw, userLoginFromRaw, MONITOR_LOGIN_KEYS, USER_LOGIN_KEYS } from './login-config.js';
 import { isWritingFunctionName } from '../router/statement-classifier.js';
 
 export { maskUrl } from './config.js';
@@ -69,20 +72,27 @@ const MAX_CLIENT_CONNECTIONS = 1_000_000;
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'auth', 'tls', 'routing', 'monitor', 'limits', 'metrics', 'admin', 'log'] as const;
+const TOP_KEYS = ['listen', 'primary', 'replicas', 'users', 'databases', 'auth', 'tls', 'routing', 'monitor', 'limits', 'pool', 'metrics', 'admin', 'log'] as const;
 const TLS_KEYS = ['mode', 'cert', 'key', 'ca'] as const;
 const SERVER_KEYS = ['url', 'name', 'weight'] as const;
-const USER_KEYS = ['name', 'password'] as const;
+const USER_KEYS = ['name', 'password', ...USER_LOGIN_KEYS] as const;
 const AUTH_KEYS = ['method'] as const;
 const ROUTING_KEYS = [
   'application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions', 'max_lag',
   'read_your_writes_timeout', 'when_no_replica', 'transactions',
 ] as const;
-const MONITOR_KEYS = ['interval', 'timeout', 'rise'] as const;
+const MONITOR_KEYS = ['interval', 'timeout', 'rise', ...MONITOR_LOGIN_KEYS] as const;
 const LIMITS_KEYS = [
   'max_message_size', 'max_client_connections', 'max_user_connections', 'startup_timeout', 'idle_in_transaction_timeout', 'max_pending_bytes',
   'connect_timeout', 'shutdown_grace',
 ] as const;
+const POOL_KEYS = ['mode', 'size', 'min_idle', 'max_client_wait', 'server_idle_timeout', 'server_lifetime', 'prepared_statements'] as const;
+const MAX_PREPARED_STATEMENTS = 100_000;
+/** PgBouncer's names of the pool settings, for the message that gives pgsplit's (min_pool_size counts all connections, min_idle idle ones). */
+const PGBOUNCER_POOL_KEYS: Record<string, string> = {
+  pool_mode: 'mode', default_pool_size: 'size', pool_size: 'size', min_pool_size: 'min_idle', query_wait_timeout: 'max_client_wait',
+  max_prepared_statements: 'prepared_statements',
+};
 const METRICS_KEYS = ['listen'] as const;
 const LOG_KEYS = ['level'] as const;
 const ADMIN_KEYS = ['users'] as const;
@@ -90,7 +100,8 @@ const ADMIN_KEYS = ['users'] as const;
 /** Every key of the config file, dotted (`routing.max_lag`), for the environment's key list to be checked against. */
 export function configKeys(): string[] {
   const sections: Record<string, readonly string[]> = {
-    auth: AUTH_KEYS, tls: TLS_KEYS, routing: ROUTING_KEYS, monitor: MONITOR_KEYS, limits: LIMITS_KEYS, metrics: METRICS_KEYS, admin: ADMIN_KEYS, log: LOG_KEYS,
+    auth: AUTH_KEYS, tls: TLS_KEYS, routing: ROUTING_KEYS, monitor: MONITOR_KEYS, limits: LIMITS_KEYS, pool: POOL_KEYS, metrics: METRICS_KEYS, admin: ADMIN_KEYS,
+    log: LOG_KEYS,
   };
   return TOP_KEYS.flatMap((k) => (sections[k] === undefined ? [k] : sections[k].map((s) => `${k}.${s}`)));
 }
@@ -117,6 +128,11 @@ const NESTED_HOME: Record<string, string> = {
   startup_timeout: 'limits',
   connect_timeout: 'limits',
   shutdown_grace: 'limits',
+  min_idle: 'pool',
+  max_client_wait: 'pool',
+  server_idle_timeout: 'pool',
+  server_lifetime: 'pool',
+  prepared_statements: 'pool',
   level: 'log',
   metrics_listen: 'metrics',
 };
@@ -462,7 +478,7 @@ function usersFromRaw(v: unknown, method: AuthMethod, ctx: Ctx): UserEntry[] {
       ctx.fail(pkey, `is an md5 hash, which cannot check SCRAM-SHA-256 logins; write the plaintext password or a SCRAM-SHA-256 verifier, or set auth: {method: md5}`);
     }
     // A SCRAM verifier under auth.method md5 is fine: that user logs in with SCRAM, as in PostgreSQL.
-    out.push({ name, password });
+    out.push({ name, password, ...userLoginFromRaw(entry, key, (k, m) => ctx.fail(k, m)) });
   });
   return out;
 }
@@ -612,6 +628,11 @@ function countFromRaw(v: unknown, key: string, dflt: number, min: number, ctx: C
   return v;
 }
 
+/** A duration where 0 turns the feature off (as 0 does for PostgreSQL's timeouts). */
+function durationOrOffFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, example: string): number {
+  return v === 0 || v === '0' ? 0 : durationFromRaw(v, key, dflt, ctx, example);
+}
+
 function durationFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, example: string): number {
   if (v === undefined || v === null) return dflt;
   const n = parseDuration(v);
@@ -622,6 +643,30 @@ function durationFromRaw(v: unknown, key: string, dflt: number, ctx: Ctx, exampl
     ctx.fail(key, `${show(v)} is out of range; write a duration from 1ms to 24h, e.g. ${example}`);
   }
   return n;
+}
+
+/** pool: { mode, size, min_idle, max_client_wait, server_idle_timeout, server_lifetime, prepared_statements }. */
+function poolFromRaw(p: Raw, ctx: Ctx): PgsplitConfig['pool'] {
+  const d = DEFAULT_CONFIG.pool;
+  const mode: PoolMode = p['mode'] === undefined || p['mode'] === null ? d.mode : ctx.oneOf(p['mode'], POOL_MODES, 'pool.mode', 'a pool mode');
+  const size = countFromRaw(p['size'], 'pool.size', d.size, 1, ctx, '20');
+  const minIdle = countFromRaw(p['min_idle'], 'pool.min_idle', d.minIdle, 0, ctx, '0');
+  if (minIdle > size) {
+    ctx.fail('pool.min_idle', `${minIdle} is more than pool.size (${size}), and a pool never holds more connections than that; write a min_idle of at most ${size}, or raise pool.size`);
+  }
+  const ps = p['prepared_statements'];
+  if (ps !== undefined && ps !== null && (typeof ps !== 'number' || !Number.isInteger(ps) || ps < 1 || ps > MAX_PREPARED_STATEMENTS)) {
+    ctx.fail('pool.prepared_statements', `${show(ps)} is not a number of statements; write a whole number from 1 to ${MAX_PREPARED_STATEMENTS}, e.g. prepared_statements: 200`);
+  }
+  return {
+    mode,
+    size,
+    minIdle,
+    maxClientWaitMs: durationOrOffFromRaw(p['max_client_wait'], 'pool.max_client_wait', d.maxClientWaitMs, ctx, '120s'),
+    serverIdleTimeoutMs: durationOrOffFromRaw(p['server_idle_timeout'], 'pool.server_idle_timeout', d.serverIdleTimeoutMs, ctx, '10min'),
+    serverLifetimeMs: durationOrOffFromRaw(p['server_lifetime'], 'pool.server_lifetime', d.serverLifetimeMs, ctx, '1h'),
+    preparedStatements: typeof ps === 'number' ? ps : d.preparedStatements,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -653,7 +698,11 @@ function applyOverrides(raw: Raw, o: ConfigOverrides, env: readonly EnvSetting[]
   }
   if (o.maxLag !== undefined) { setIn('routing', 'max_lag', o.maxLag); sources.set('routing.max_lag', '--max-lag'); }
   if (o.users !== undefined) {
-    out['users'] = o.users.map((u) => ({ name: u.name, password: u.password }));
+    out['users'] = o.users.map((u) => ({
+      name: u.name, password: u.password,
+      ...(u.serverUser !== undefined ? { server_user: u.serverUser } : {}),
+      ...(u.serverPassword !== undefined ? { server_password: u.serverPassword } : {}),
+    }));
     sources.set('users', 'the users override');
   }
   return out;
@@ -690,7 +739,7 @@ function resolveWithSources(raw: unknown, overrides: ConfigOverrides, env: reado
     return v !== undefined && v !== null;
   };
   const all = new Map(sources);
-  for (const key of [...SCALAR_KEYS.map((k) => k.key), 'replicas', 'users', 'routing.application_names']) {
+  for (const key of [...SCALAR_KEYS.map((k) => k.key), 'replicas', 'users', 'databases', 'routing.application_names']) {
     if (!all.has(key) && inFile(key)) all.set(key, 'file');
   }
   return { config, sources: all };
@@ -731,6 +780,7 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     : ctx.oneOf(authRaw['method'], AUTH_METHODS, 'auth.method', 'an authentication method');
 
   const users = usersFromRaw(r['users'], method, ctx);
+  const databases = databasesFromRaw(r['databases'], (k, m) => ctx.fail(k, m));
 
   const tls = tlsFromRaw(ctx.section(r, 'tls', TLS_KEYS, 'tls: {mode: require, cert: /etc/pgsplit/server.crt, key: /etc/pgsplit/server.key}'), ctx);
 
@@ -760,20 +810,26 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     }
     rise = riseRaw;
   }
+  const monitorLogin = monitorLoginFromRaw(monitorRaw, (k, m) => ctx.fail(k, m));
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
   const maxMessageSize = sizeFromRaw(limitsRaw['max_message_size'], 'limits.max_message_size', d.limits.maxMessageSize, ctx);
   const maxClientConnections = countFromRaw(limitsRaw['max_client_connections'], 'limits.max_client_connections', d.limits.maxClientConnections, 1, ctx, '1000');
   const maxUserConnections = countFromRaw(limitsRaw['max_user_connections'], 'limits.max_user_connections', d.limits.maxUserConnections, 0, ctx, '100 (0: no per-user limit)');
-  const itt = limitsRaw['idle_in_transaction_timeout'];
-  // 0 turns it off, as idle_in_transaction_session_timeout = 0 does in PostgreSQL.
-  const idleInTransactionTimeoutMs = itt === 0 || itt === '0'
-    ? 0
-    : durationFromRaw(itt, 'limits.idle_in_transaction_timeout', d.limits.idleInTransactionTimeoutMs, ctx, '60s');
+  const idleInTransactionTimeoutMs = durationOrOffFromRaw(limitsRaw['idle_in_transaction_timeout'], 'limits.idle_in_transaction_timeout', d.limits.idleInTransactionTimeoutMs, ctx, '60s');
   const maxPendingBytes = sizeFromRaw(limitsRaw['max_pending_bytes'], 'limits.max_pending_bytes', d.limits.maxPendingBytes, ctx);
   const startupTimeoutMs = durationFromRaw(limitsRaw['startup_timeout'], 'limits.startup_timeout', d.limits.startupTimeoutMs, ctx, '10s');
   const connectTimeoutMs = durationFromRaw(limitsRaw['connect_timeout'], 'limits.connect_timeout', d.limits.connectTimeoutMs, ctx, '5s');
   const shutdownGraceMs = durationFromRaw(limitsRaw['shutdown_grace'], 'limits.shutdown_grace', d.limits.shutdownGraceMs, ctx, '30s');
+
+  const poolRaw = r['pool'];
+  if (isMap(poolRaw)) {
+    for (const k of Object.keys(poolRaw)) {
+      const ours = PGBOUNCER_POOL_KEYS[k];
+      if (ours !== undefined) ctx.fail(`pool.${k}`, `unknown key pool.${k}; pgsplit's name for PgBouncer's ${k} is pool.${ours}: write pool: {${ours}: ...}`);
+    }
+  }
+  const pool = poolFromRaw(ctx.section(r, 'pool', POOL_KEYS, 'pool: {mode: transaction, size: 20}'), ctx);
 
   const metricsRaw = ctx.section(r, 'metrics', METRICS_KEYS, 'metrics: {listen: "127.0.0.1:9187"}');
   const metricsListen = metricsRaw['listen'] === undefined || metricsRaw['listen'] === null
@@ -805,14 +861,16 @@ function resolveMerged(r: Raw, ctx: Ctx): PgsplitConfig {
     primary,
     replicas,
     users,
+    databases,
     auth: { method },
     tls,
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica, transactions },
-    monitor: { intervalMs, timeoutMs, rise },
+    monitor: { intervalMs, timeoutMs, rise, ...monitorLogin },
     limits: {
       maxMessageSize, maxClientConnections, maxUserConnections, idleInTransactionTimeoutMs, maxPendingBytes, startupTimeoutMs, connectTimeoutMs,
       shutdownGraceMs,
     },
+    pool,
     metrics: { listen: metricsListen },
     admin: { users: adminUsers },
     log: { level },

@@ -36,6 +36,8 @@ interface ReplayWaiter {
 class Probe {
   client: pg.Client | null = null;
   inFlight: Promise<void> | null = null;
+  /** The login `client` was opened with. */
+  login: { user: string; password: string | undefined } = { user: '', password: undefined };
   /** Its replica was retired: a check still in flight reports nothing. */
   removed = false;
   constructor(readonly node: NodeEntry) {}
@@ -191,13 +193,19 @@ export class ReplicaMonitor {
   /** Runs `sql` on the probe's connection, connecting first when it has none. */
   private async run<R extends pg.QueryResultRow>(p: Probe, sql: string): Promise<R[]> {
     if (this.stopped || p.removed) throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
+    const e = p.node.endpoint;
+    // monitor.user (with monitor.password) wins over the URL's user and password.
+    const user = this.opts.user ?? e.user ?? 'postgres';
+    const password = this.opts.user !== null ? (this.opts.password ?? undefined) : e.password;
+    // A reload that changed monitor.user / password: the next check connects again with the new login
+    // (between checks, so that no check fails for it).
+    if (p.client && (p.login.user !== user || p.login.password !== password)) p.drop();
     if (!p.client) {
-      const e = p.node.endpoint;
       const client = new pg.Client({
         host: e.host,
         port: e.port,
-        user: e.user ?? 'postgres',
-        password: e.password,
+        user,
+        password,
         database: e.database ?? 'postgres',
         application_name: 'pgsplit-monitor',
         ssl: pgSslOptions(e.tls),
@@ -205,6 +213,7 @@ export class ReplicaMonitor {
       });
       client.on('error', () => p.dropIf(client));
       p.client = client;
+      p.login = { user, password };
       try {
         await client.connect();
         if (p.node.role === 'primary') {

@@ -12,6 +12,7 @@ import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
 import { Session, type SessionContext } from '../session/session.js';
+import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
@@ -378,6 +379,9 @@ export class ProxyServer {
           { key: 'primary', value: server(c.primary) },
           ...c.replicas.map((r, i) => ({ key: `replicas[${i}]`, value: server(r) })),
           { key: 'users', value: c.users.map((u) => u.name).join(',') || '(none: development mode)' },
+          // How users log in to the servers (server_user mappings and databases:); never a password.
+          { key: 'users.server_user', value: c.users.filter((u) => u.serverUser !== undefined).map((u) => `${u.name}=${u.serverUser ?? ''}`).join(',') },
+          { key: 'databases', value: Object.entries(c.databases).map(([a, b]) => `${a}=${b}`).join(',') },
           { key: 'auth.method', value: c.auth.method },
           { key: 'tls.mode', value: c.tls.mode },
           { key: 'tls.cert', value: c.tls.certFile ?? '' },
@@ -392,6 +396,7 @@ export class ProxyServer {
           { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
           { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },
           { key: 'monitor.rise', value: String(c.monitor.rise) },
+          { key: 'monitor.user', value: c.monitor.user ?? "(the servers' URLs)" },
           { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
           { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },
           { key: 'limits.max_user_connections', value: c.limits.maxUserConnections === 0 ? '0 (no per-user limit)' : String(c.limits.maxUserConnections) },
@@ -626,7 +631,7 @@ export class ProxyServer {
       const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
       const session = new Session({
         id, client, user: r.user, database: r.database, params: r.params, cancelKey,
-        ctx: this.ctx,
+        ctx: this.ctx, login: sessionLogin(this.config, r.user, r.database, r.scramClientKey),
       });
       this.stats.clientsAccepted++;
       this.sessions.set(id, session);

@@ -57,9 +57,11 @@ export function planReload(current: PgsplitConfig, next: PgsplitConfig, running:
   const single: Array<[string, (c: PgsplitConfig) => unknown]> = [
     ['users', (c) => c.users], ['auth.method', (c) => c.auth.method], ['admin.users', (c) => c.admin.users], ['log.level', (c) => c.log.level],
     ['tls', (c) => c.tls],
+    // Server logins: decided when a client connects, so a change applies to the next connection.
+    ['databases', (c) => c.databases],
   ];
   for (const [key, get] of single) if (!same(get(current), get(next))) changed.push(key);
-  for (const section of ['routing', 'monitor', 'limits'] as const) {
+  for (const section of ['routing', 'monitor', 'limits', 'pool'] as const) {
     const a = current[section] as Record<string, unknown>;
     const b = next[section] as Record<string, unknown>;
     for (const k of Object.keys(b)) if (!same(a[k], b[k])) changed.push(fileKey(section, k));

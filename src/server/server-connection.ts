@@ -4,8 +4,9 @@ import { serialize } from '../codec/frontend-messages.js';
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { Backend } from '../codec/message-types.js';
 import { readErrorFields, readParameterStatus } from '../codec/message-fields.js';
-import { md5PasswordResponse } from '../auth/md5.js';
-import { ScramClientSession } from '../auth/scram.js';
+import { md5HashResponse, md5PasswordResponse } from '../auth/md5.js';
+import { ScramClientSession, ScramVerifierMismatch } from '../auth/scram.js';
+import type { ServerSecret } from './server-login.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { ServerTls } from '../config/config.js';
 
@@ -17,9 +18,16 @@ export interface ServerTarget {
   configKey?: string | undefined;
   host: string;
   port: number;
-  /** Overrides the client's user when set (the URL's user). */
+  /** Overrides the client's user when set (the URL's user, or the one server-login.ts chose). */
   user?: string | undefined;
+  /** The URL's password; `secret` wins when both are set. */
   password?: string | undefined;
+  /** What to answer a password request with (see server-login.ts); else `password`. */
+  secret?: ServerSecret | undefined;
+  /** The config key the secret comes from ('primary', 'users[2].password'), for messages. */
+  secretKey?: string | undefined;
+  /** Overrides the client's database when set (databases:). */
+  database?: string | undefined;
   /** sslmode / sslrootcert of the server's URL; plain text when absent. */
   tls?: ServerTls | undefined;
 }
@@ -28,12 +36,21 @@ export interface ServerTarget {
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
 /**
- * The server refused pgsplit's own credentials: the password always comes from the server URL (a client's
- * password never reaches a server), and so does the user when the URL names one. Relayed as the server
- * said it, 28P01 would tell the client that its own password is wrong.
+ * The server refused the credentials pgsplit chose (server-login.ts): a password from the configuration
+ * (a server URL, users[].password or server_password; what the client typed was checked by pgsplit
+ * already), and a role pgsplit picked. Relayed as the server said it, 28P01 would tell the client that its
+ * own password is wrong.
  */
 function ownLoginRefused(target: ServerTarget, fields: Record<string, string>): boolean {
   return fields.C === SqlState.invalidPassword || (fields.C === SqlState.invalidAuthorizationSpecification && target.user !== undefined);
+}
+
+/** The refusal of a login pgsplit chose, worded for whoever has to fix it (see ownLoginRefused). */
+function loginRefused(target: ServerTarget, user: string, serverMessage: string): PgsplitError {
+  const key = target.secretKey ?? target.configKey ?? 'primary / replicas';
+  return key.startsWith('users[')
+    ? errors.serverUserLoginFailed(target.name, user, key, serverMessage)
+    : errors.serverLoginFailed(target.name, target.configKey ?? 'primary / replicas', user, serverMessage);
 }
 
 /** Whether `mode` asks for TLS at all (disable and allow talk plain text first, as libpq does). */
@@ -113,6 +130,8 @@ export class ServerConnection {
       conn.readBuffer = firstBuffer;
       const user = target.user ?? params.user ?? '';
       const startupParams: Record<string, string> = { ...params, user };
+      if (target.database !== undefined) startupParams.database = target.database;
+      const secret: ServerSecret | undefined = target.secret ?? (target.password !== undefined ? { kind: 'password', password: target.password } : undefined);
       let scram: ScramClientSession | null = null;
       let settled = false;
       const timer = setTimeout(() => fail(errors.serverUnavailable(target.name, `no answer within ${timeoutMs} ms (${timeoutKey})`)), timeoutMs);
@@ -127,11 +146,14 @@ export class ServerConnection {
         socket.destroy();
         reject(err);
       };
-      const password = (): string => {
-        if (target.password === undefined) {
-          throw errors.serverUnavailable(target.name, 'the server asked for a password but its URL has none; put the password in the URL (postgres://USER:PASSWORD@HOST/...)');
+      /** The secret, when it can answer the server's method (cleartext, md5 or SCRAM-SHA-256). */
+      const secretFor = <K extends ServerSecret['kind']>(method: string, ...kinds: K[]): Extract<ServerSecret, { kind: K }> => {
+        if (secret === undefined) {
+          throw errors.serverUnavailable(target.name, `the server asked for a password for ${JSON.stringify(user)} but pgsplit has none for this login; ` +
+            'put it in the URL (postgres://USER:PASSWORD@HOST/...), or for a user mapped with users[].server_user in users[].server_password');
         }
-        return target.password;
+        if (!(kinds as string[]).includes(secret.kind)) throw errors.serverLoginUnsupported(target.name, user, target.secretKey ?? target.configKey ?? 'primary', method, secret.kind);
+        return secret as Extract<ServerSecret, { kind: K }>;
       };
 
       const onFrame = (f: Frame) => {
@@ -141,17 +163,27 @@ export class ServerConnection {
             conn.state = 'authenticating';
             if (code === 0) return;
             if (code === 3) {
-              socket.write(serialize.password(password()));
+              socket.write(serialize.password(secretFor('password (cleartext)', 'password').password));
             } else if (code === 5) {
-              socket.write(serialize.password(md5PasswordResponse(user, password(), f.payload.subarray(4, 8))));
+              const salt = f.payload.subarray(4, 8);
+              const md5 = secretFor('md5', 'password', 'md5-hash');
+              socket.write(serialize.password(md5.kind === 'password' ? md5PasswordResponse(user, md5.password, salt) : md5HashResponse(md5.hash, salt)));
             } else if (code === 10) {
               const mechs = f.payload.subarray(4).toString('utf8').split('\0').filter((m) => m.length > 0);
-              scram = new ScramClientSession(password());
+              const sc = secretFor('SCRAM-SHA-256', 'password', 'scram-keys');
+              scram = new ScramClientSession(sc.kind === 'password' ? sc.password : sc.keys);
               const first = scram.start(mechs);
               socket.write(serialize.sendSASLInitialResponseMessage(first.mechanism, first.clientFirst));
             } else if (code === 11) {
               if (!scram) throw errors.authProtocol('SASLContinue before SASL start');
-              socket.write(serialize.sendSCRAMClientFinalMessage(scram.handleServerFirst(f.payload.subarray(4).toString('utf8'))));
+              let final: string;
+              try {
+                final = scram.handleServerFirst(f.payload.subarray(4).toString('utf8'));
+              } catch (e) {
+                if (e instanceof ScramVerifierMismatch) throw errors.scramVerifierMismatch(target.name, user, target.secretKey ?? 'users');
+                throw e;
+              }
+              socket.write(serialize.sendSCRAMClientFinalMessage(final));
             } else if (code === 12) {
               if (!scram) throw errors.authProtocol('SASLFinal before SASL start');
               scram.handleServerFinal(f.payload.subarray(4).toString('utf8'));
@@ -172,7 +204,7 @@ export class ServerConnection {
           case Backend.ErrorResponse: {
             const fields = readErrorFields(f.payload);
             fail(ownLoginRefused(target, fields)
-              ? errors.serverLoginFailed(target.name, target.configKey ?? 'primary / replicas', user, fields.M ?? 'authentication failed')
+              ? loginRefused(target, user, fields.M ?? 'authentication failed')
               : new ServerStartupError(fields, Buffer.from(f.raw)));
             return;
           }

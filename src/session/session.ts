@@ -10,7 +10,8 @@ import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/
 import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
 import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
-import { ServerNodes, type NodeEntry } from '../server/server-nodes.js';
+import type { ServerNodes, NodeEntry } from '../server/server-nodes.js';
+import { loginTarget, type SessionLogin } from '../server/server-login.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
@@ -92,6 +93,7 @@ export class Session {
   /** Takes servers' answers to the client (fast path, held replica answers, re-runs). */
   private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
+  private readonly login: SessionLogin;
   /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
   private readonly binding = new Binding();
   /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
@@ -138,6 +140,8 @@ export class Session {
     params: Record<string, string>;
     cancelKey: { pid: number; secret: number };
     ctx: SessionContext;
+    /** As whom, with what, into which database this session logs in to servers (server-login.ts). */
+    login: SessionLogin;
   }) {
     this.id = opts.id;
     this.client = opts.client;
@@ -145,6 +149,7 @@ export class Session {
     this.database = opts.database;
     this.ctx = opts.ctx;
     this.cancelKey = opts.cancelKey;
+    this.login = opts.login;
     this.log = opts.ctx.log.child({ session: opts.id });
     // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
     this.relay = new ResponseRelay({
@@ -994,7 +999,7 @@ export class Session {
       // A server the monitor finds down gets no more than a check's time to answer (a frozen one accepts
       // TCP and then says nothing): the client hears at once instead of after limits.connect_timeout.
       const bounded = node.health === 'down' && this.ctx.monitorTimeoutMs < this.ctx.connectTimeoutMs;
-      conn = await ServerConnection.connect(ServerNodes.target(node), this.serverParams, bounded ? this.ctx.monitorTimeoutMs : this.ctx.connectTimeoutMs,
+      conn = await ServerConnection.connect(loginTarget(node.endpoint, node.configKey, this.login), this.serverParams, bounded ? this.ctx.monitorTimeoutMs : this.ctx.connectTimeoutMs,
         bounded ? 'monitor.timeout: the monitor finds this server down' : 'limits.connect_timeout');
     } finally {
       this.connectingTo = null;

@@ -1,0 +1,56 @@
+/**
+ * Every server pool of a pgsplit process, one per (node, server role, database, user), created on first
+ * use: what a session asks for a connection, SHOW POOLS lists, and a reload or shutdown closes.
+ */
+import { errors, type PgsplitError } from '../errors.js';
+import type { ServerTarget } from '../server/server-connection.js';
+import { ServerPool, type Connect, type PoolKey, type PoolSettings, type PoolStats } from './server-pool.js';
+
+/** One row of SHOW POOLS. */
+export interface PoolRow extends PoolKey, PoolStats {}
+
+export class PoolRegistry {
+  private readonly pools = new Map<string, ServerPool>();
+
+  constructor(private settings: PoolSettings, private readonly connect?: Connect) {}
+
+  /**
+   * The pool for `key`, created on first use with `target` (where and with which credentials) and
+   * `params` (startup parameters of its connections: user, database).
+   */
+  pool(key: PoolKey, target: ServerTarget, params: Record<string, string>): ServerPool {
+    const id = JSON.stringify([key.node, key.role, key.database, key.user]);
+    let pool = this.pools.get(id);
+    if (pool === undefined) {
+      pool = new ServerPool(key, target, params, this.settings, this.connect);
+      this.pools.set(id, pool);
+    }
+    return pool;
+  }
+
+  /** SHOW POOLS: every pool's key and counters, in creation order. */
+  rows(): PoolRow[] {
+    return [...this.pools.values()].map((p) => ({ ...p.key, ...p.stats() }));
+  }
+
+  /** New settings (a reload): for every pool, and those created from now on (see ServerPool.reconfigure). */
+  reconfigure(settings: PoolSettings): void {
+    this.settings = settings;
+    for (const pool of this.pools.values()) pool.reconfigure(settings);
+  }
+
+  /** Closes the pools of a node taken out of the configuration: waiting clients get `why`. */
+  closeNode(node: string, why: PgsplitError): void {
+    for (const [id, pool] of this.pools) {
+      if (pool.key.node !== node) continue;
+      pool.close(why);
+      this.pools.delete(id);
+    }
+  }
+
+  /** Shutdown: every pool closed. */
+  close(why: PgsplitError = errors.shuttingDown()): void {
+    for (const pool of this.pools.values()) pool.close(why);
+    this.pools.clear();
+  }
+}

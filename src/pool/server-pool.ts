@@ -1,0 +1,394 @@
+/**
+ * A pool of server connections for one (node, server role, database, user): at most pool.size of them,
+ * handed to clients one lease at a time, so that many clients run on few server connections (as
+ * PgBouncer, PgDog and pgcat do).
+ *
+ * Lifecycle of a connection: connecting → leased ⇄ (cleaning →) idle → closed. A client that finds no
+ * idle connection waits in a FIFO queue; a new connection (while the pool is under pool.size) or a
+ * released one goes to the longest waiter. A wait longer than pool.max_client_wait ends with an error
+ * naming the pool. On release the connection's cleanup plan (ServerState.cleanupPlan) runs; a connection
+ * that cannot be cleaned, that failed, or that outlived pool.server_lifetime is closed instead. Idle
+ * connections are taken newest first (LIFO, PgBouncer's default), so the ones least used age out through
+ * pool.server_idle_timeout, down to pool.min_idle, which the pool also keeps open ahead of demand.
+ * A server that sends anything to an idle connection (a FATAL at shutdown, idle_session_timeout) has
+ * its connection closed.
+ *
+ * How a session is meant to use it (not wired yet): acquire before a transaction's (transaction mode) or
+ * the session's (session mode) first statement; run ServerState.settingsPlan for the client's settings;
+ * feed every server message through lease.state.observe; rename Parse/Bind/Describe/Close with its
+ * StatementSync against lease.state.prepared; set the state's dirty flags from the classifier (SET,
+ * LISTEN, temporary tables, advisory locks, SQL PREPARE); release at the ReadyForQuery 'I' that ends the
+ * transaction (or at the session's end), releaseWithError when the connection failed or the client left
+ * mid-statement.
+ */
+import type { PgsplitConfig } from '../config/config.js';
+import { errors, PgsplitError } from '../errors.js';
+import { ServerConnection, type ServerTarget } from '../server/server-connection.js';
+import { ServerState } from '../server/server-state.js';
+import { runInternalQuery } from '../server/server-query.js';
+import { Lease, type PooledServer } from './lease.js';
+
+/** What a pool is for: its key in the pool registry and in SHOW POOLS. */
+export interface PoolKey {
+  /** Node name from the config ('primary', 'replica1', ...). */
+  node: string;
+  role: 'primary' | 'replica';
+  database: string;
+  /** The login its connections use. */
+  user: string;
+}
+
+/**
+ * What a pool needs of the configuration: pool.* (durations in ms; 0 turns a limit off) and
+ * limits.connect_timeout, which bounds a new connection and the cleanup statement of a released one.
+ * pool.mode is the session's business (when it releases), not the pool's.
+ */
+export type PoolSettings = Omit<PgsplitConfig['pool'], 'mode'> & { connectTimeoutMs: number };
+
+export function poolSettingsFrom(config: PgsplitConfig): PoolSettings {
+  const { mode: _mode, ...pool } = config.pool;
+  return { ...pool, connectTimeoutMs: config.limits.connectTimeoutMs };
+}
+
+/** The counters of SHOW POOLS for one pool. */
+export interface PoolStats {
+  clientsActive: number;
+  clientsWaiting: number;
+  serversActive: number;
+  serversIdle: number;
+  /** Connecting, or running the cleanup of a released lease. */
+  serversPending: number;
+  /** How long the client waiting longest has waited so far, ms. */
+  longestWaitMs: number;
+  /** Since the pool started. */
+  connects: number;
+  closes: number;
+  waitTimeouts: number;
+}
+
+export type Connect = (target: ServerTarget, params: Record<string, string>, timeoutMs: number) => Promise<ServerConnection>;
+
+interface Waiter {
+  identity: string;
+  since: number;
+  resolve: (lease: Lease) => void;
+  reject: (err: Error) => void;
+  /** Stops its max_client_wait timer and its abort listener: called once it leaves the queue. */
+  done: () => void;
+}
+
+/** How often idle timeouts, lifetimes and min_idle are looked after, at most. */
+const MAINTENANCE_MS = 1000;
+
+/** Why an aborted acquire failed: the signal's reason when it is an Error. */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const r: unknown = signal?.reason;
+  return r instanceof Error ? r : new Error('the client stopped waiting for a server connection');
+}
+
+/** A readable name of a pool, for messages and logs. */
+export function poolName(key: PoolKey): string {
+  return `${key.node} (${key.role}) database "${key.database}" user "${key.user}"`;
+}
+
+export class ServerPool {
+  readonly key: PoolKey;
+  private readonly idle: PooledServer[] = [];
+  private readonly leased = new Set<Lease>();
+  private readonly waiters: Waiter[] = [];
+  /** Connections being opened, and released ones running their cleanup: they count towards pool.size. */
+  private pending = 0;
+  private nextId = 1;
+  private counters = { connects: 0, closes: 0, waitTimeouts: 0 };
+  private closedWith: PgsplitError | null = null;
+  private timer: NodeJS.Timeout;
+
+  /**
+   * `params`: the startup parameters of its connections (user, database; a client's own values are
+   * applied per lease through ServerState.settingsPlan). `connect` is ServerConnection.connect unless a
+   * test gives another.
+   */
+  constructor(
+    key: PoolKey,
+    private readonly target: ServerTarget,
+    private readonly params: Record<string, string>,
+    private settings: PoolSettings,
+    private readonly connect: Connect = (t, p, ms) => ServerConnection.connect(t, p, ms, 'limits.connect_timeout'),
+  ) {
+    this.key = key;
+    this.timer = this.startMaintenance();
+    this.maintain();
+  }
+
+  /**
+   * New settings (a reload): a smaller pool.size closes idle connections beyond it now and leased ones as
+   * they come back; a larger one, or a client's wait, applies from the next acquire. Leases already out
+   * and clients already waiting keep their terms (a waiter's max_client_wait timer runs on).
+   */
+  reconfigure(settings: PoolSettings): void {
+    if (this.closedWith !== null) return;
+    this.settings = settings;
+    clearInterval(this.timer);
+    this.timer = this.startMaintenance();
+    while (this.total > settings.size && this.idle.length > 0) {
+      const oldest = this.idle.shift();
+      if (oldest !== undefined) this.dispose(oldest);
+    }
+    this.maintain();
+  }
+
+  /** Idle timeouts and lifetimes are looked at twice per period of the shorter of them, at most every second. */
+  private startMaintenance(): NodeJS.Timeout {
+    const { serverIdleTimeoutMs, serverLifetimeMs } = this.settings;
+    const period = Math.max(10, Math.min(MAINTENANCE_MS, ...[serverIdleTimeoutMs, serverLifetimeMs].filter((ms) => ms > 0).map((ms) => ms / 2)));
+    const timer = setInterval(() => this.maintain(), period);
+    timer.unref();
+    return timer;
+  }
+
+  get name(): string {
+    return poolName(this.key);
+  }
+
+  private get total(): number {
+    return this.idle.length + this.leased.size + this.pending;
+  }
+
+  /**
+   * A connection for `identity` (client id and address, for logs): an idle one at once, else the next to
+   * come free or be opened, in arrival order. Rejects with POOL_WAIT_TIMEOUT past pool.max_client_wait,
+   * with the server's error when opening a connection for it fails, once the pool is closed, and with
+   * `signal`'s reason when it aborts (the client went away while waiting: it leaves the queue).
+   */
+  acquire(identity: string, signal?: AbortSignal): Promise<Lease> {
+    if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
+    const now = performance.now();
+    if (this.waiters.length === 0) {
+      const server = this.takeIdle(now);
+      if (server !== undefined) return Promise.resolve(this.lease(server, identity, now, now));
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const leave = (err: Error): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i < 0) return;
+        this.waiters.splice(i, 1);
+        waiter.done();
+        reject(err);
+      };
+      const timer = this.settings.maxClientWaitMs <= 0 ? null : setTimeout(() => {
+        this.counters.waitTimeouts++;
+        leave(errors.poolWaitTimeout(this.name, Math.round(performance.now() - now), this.settings.size));
+      }, this.settings.maxClientWaitMs);
+      const onAbort = (): void => leave(abortReason(signal));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const waiter: Waiter = {
+        identity, since: now, resolve, reject,
+        done: () => {
+          if (timer !== null) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.waiters.push(waiter);
+      this.grow();
+    });
+  }
+
+  /**
+   * The client is done with the connection (in transaction mode: at the end of each transaction). Its
+   * cleanup plan runs; then it goes to the longest waiter, or idle. A connection that cannot be cleaned
+   * (left in a transaction, out of step), whose cleanup fails, or past pool.server_lifetime is closed.
+   * Resolves once the connection is back (or closed); the client need not wait for it.
+   */
+  async release(lease: Lease): Promise<void> {
+    if (!this.end(lease)) return;
+    const server = lease.server;
+    // Part of a server message still unread: whatever comes next is out of step with any new client.
+    if (server.conn.reader.bufferedBytes > 0) server.state.unusable ??= 'part of a server message was still unread';
+    const plan = server.state.cleanupPlan();
+    if (plan.kind === 'close' || this.closedWith !== null) return this.dispose(server);
+    if (plan.sql !== null) {
+      this.pending++;
+      let ok = false;
+      try {
+        const result = await runInternalQuery(server.conn, server.state, plan.sql, this.settings.connectTimeoutMs);
+        ok = result.error === null && result.status === 'I';
+      } catch {
+        ok = false;
+      }
+      this.pending--;
+      if (!ok || this.closedWith !== null) return this.dispose(server);
+      server.state.cleaned(plan.kind);
+    }
+    // Past its lifetime, or beyond a pool.size lowered by a reload.
+    if (this.expired(server, performance.now()) || this.total >= this.settings.size) return this.dispose(server);
+    this.giveBack(server);
+  }
+
+  /** The connection failed, or its state cannot be known (client gone mid-statement): closed, not reused. */
+  releaseWithError(lease: Lease): void {
+    if (!this.end(lease)) return;
+    this.dispose(lease.server, true);
+  }
+
+  /**
+   * The connection leaves the pool without being closed: its caller owns it from now on (and closes it).
+   * Its place in pool.size is free again.
+   */
+  remove(lease: Lease): ServerConnection {
+    this.end(lease);
+    lease.server.conn.socket.removeAllListeners('close');
+    this.grow();
+    return lease.server.conn;
+  }
+
+  /** The counters of SHOW POOLS. */
+  stats(): PoolStats {
+    const now = performance.now();
+    return {
+      clientsActive: this.leased.size,
+      clientsWaiting: this.waiters.length,
+      serversActive: this.leased.size,
+      serversIdle: this.idle.length,
+      serversPending: this.pending,
+      longestWaitMs: this.waiters.length === 0 ? 0 : Math.round(now - (this.waiters[0]?.since ?? now)),
+      ...this.counters,
+    };
+  }
+
+  /**
+   * Closes the idle connections and refuses new acquires with `why`; waiting clients get `why` too.
+   * Leased connections are closed as they come back.
+   */
+  close(why: PgsplitError = errors.shuttingDown()): void {
+    if (this.closedWith !== null) return;
+    this.closedWith = why;
+    clearInterval(this.timer);
+    for (const w of this.waiters.splice(0)) {
+      w.done();
+      w.reject(why);
+    }
+    for (const s of this.idle.splice(0)) this.dispose(s);
+  }
+
+  /** Closes idle connections past their idle timeout (down to min_idle) or lifetime; opens up to min_idle. */
+  private maintain(): void {
+    if (this.closedWith !== null) return;
+    const now = performance.now();
+    const { serverIdleTimeoutMs: idleMs, minIdle } = this.settings;
+    // Oldest idle first (the front of the list): those are the ones LIFO reuse leaves unused.
+    for (const s of [...this.idle]) {
+      const idleTooLong = idleMs > 0 && now - s.idleSince >= idleMs && this.idle.length > minIdle;
+      if (idleTooLong || this.expired(s, now)) {
+        this.idle.splice(this.idle.indexOf(s), 1);
+        this.dispose(s);
+      }
+    }
+    this.grow();
+  }
+
+  /** Opens connections while clients wait for more than are being opened, and up to min_idle. */
+  private grow(): void {
+    if (this.closedWith !== null) return;
+    while (this.total < this.settings.size && (this.pending < this.waiters.length || this.idle.length + this.pending < this.settings.minIdle)) {
+      this.open();
+    }
+  }
+
+  private open(): void {
+    this.pending++;
+    this.connect(this.target, this.params, this.settings.connectTimeoutMs).then((conn) => {
+      this.pending--;
+      this.counters.connects++;
+      const now = performance.now();
+      const server: PooledServer = {
+        id: this.nextId++, conn, state: new ServerState(conn.parameters, this.settings.preparedStatements), createdAt: now, idleSince: now,
+      };
+      // For its whole life: a socket error without a listener would end the process.
+      conn.socket.on('error', () => undefined);
+      conn.socket.on('close', () => this.lost(server));
+      if (this.closedWith !== null) return this.dispose(server);
+      this.giveBack(server);
+    }, (e: unknown) => {
+      this.pending--;
+      // The client the connection was opened for learns why; the others keep waiting (the next release or
+      // attempt may succeed).
+      const w = this.waiters.shift();
+      if (w !== undefined) {
+        w.done();
+        w.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  }
+
+  /** A usable connection: to the longest waiter, or idle. */
+  private giveBack(server: PooledServer): void {
+    const w = this.waiters.shift();
+    const now = performance.now();
+    if (w !== undefined) {
+      w.done();
+      w.resolve(this.lease(server, w.identity, w.since, now));
+      return;
+    }
+    server.idleSince = now;
+    // Anything a server sends to an idle connection means it is going away (a FATAL, a shutdown).
+    server.conn.onData = () => {
+      server.state.unusable = 'the server sent something while idle';
+      const i = this.idle.indexOf(server);
+      if (i >= 0) this.idle.splice(i, 1);
+      this.dispose(server);
+    };
+    this.idle.push(server);
+  }
+
+  private takeIdle(now: number): PooledServer | undefined {
+    for (let s = this.idle.pop(); s !== undefined; s = this.idle.pop()) {
+      if (!this.expired(s, now) && s.conn.state === 'ready') return s;
+      this.dispose(s);
+    }
+    return undefined;
+  }
+
+  private lease(server: PooledServer, identity: string, since: number, now: number): Lease {
+    server.conn.onData = () => {};
+    const lease = new Lease(server, identity, Math.round(now - since), now);
+    this.leased.add(lease);
+    return lease;
+  }
+
+  /** Takes a lease back once; false when it had already ended. */
+  private end(lease: Lease): boolean {
+    if (lease.ended) return false;
+    lease.ended = true;
+    this.leased.delete(lease);
+    return true;
+  }
+
+  private expired(s: PooledServer, now: number): boolean {
+    return this.settings.serverLifetimeMs > 0 && now - s.createdAt >= this.settings.serverLifetimeMs;
+  }
+
+  /** The server closed a connection: gone from idle; a leased one is closed when it comes back. */
+  private lost(server: PooledServer): void {
+    server.state.unusable ??= 'the server closed the connection';
+    const i = this.idle.indexOf(server);
+    if (i >= 0) {
+      this.idle.splice(i, 1);
+      this.dispose(server);
+    }
+  }
+
+  /**
+   * Closes a connection that is in no list any more (politely, or `abort`ing what it runs), and opens
+   * another if clients wait.
+   */
+  private dispose(server: PooledServer, abort = false): void {
+    server.conn.onData = () => {};
+    if (server.conn.state !== 'closed') {
+      if (abort) server.conn.abort();
+      else server.conn.close();
+      this.counters.closes++;
+    }
+    this.grow();
+  }
+}
