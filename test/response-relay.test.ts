@@ -107,8 +107,8 @@ function rig(role: 'primary' | 'replica' = 'replica'): Rig {
   const session = new FakeSession();
   const events = { retries: [] as string[], reruns: [] as string[] };
   const relay = new ResponseRelay(session, silentLogger, {
-    onRetry: (n) => events.retries.push(n),
-    onRerun: (r) => events.reruns.push(r),
+    retry: (n) => events.retries.push(n),
+    rerun: (r) => events.reruns.push(r),
   });
   return {
     session, relay, link, events,

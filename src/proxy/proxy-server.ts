@@ -15,7 +15,6 @@ import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
-import { DurationHistogram } from '../stats/duration-histogram.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
@@ -184,34 +183,13 @@ export class ProxyServer {
   }
 
   private sessionContext(config: PgsplitConfig): SessionContext {
-    const st = this.stats;
     return {
       ...ProxyServer.contextSettings(config, ProxyServer.routerFor(config)),
       control: this.control,
       nodes: this.nodes,
       log: this.log,
       monitor: this.monitor,
-      onRouted: (node, reason) => st.onRouted(node, reason),
-      onUnitDone: (node, ms) => {
-        let h = st.durations.get(node);
-        if (h === undefined) st.durations.set(node, (h = new DurationHistogram()));
-        h.observe(ms);
-      },
-      onError: (code) => {
-        st.errorsBySqlState.set(code, (st.errorsBySqlState.get(code) ?? 0) + 1);
-      },
-      onHints: (n) => {
-        st.hintsSeen += n;
-      },
-      onRetry: (node) => {
-        st.retriesByNode.set(node, (st.retriesByNode.get(node) ?? 0) + 1);
-      },
-      onRerun: () => {
-        st.rerunsOnPrimary++;
-      },
-      onMalformedHints: (n) => {
-        st.hintsMalformed += n;
-      },
+      events: this.stats,
     };
   }
 
@@ -381,7 +359,7 @@ export class ProxyServer {
         const s = this.sessions.get(id);
         if (s === undefined) return `no client with id ${id}`;
         this.log.warn({ session: id, user: s.user, client: clientAddress(s.client) }, 'client session closed by hand (admin console KILL)');
-        this.ctx.onError?.(SqlState.adminShutdown);
+        this.ctx.events.error(SqlState.adminShutdown);
         // The FATAL first; close() then cancels what runs on the servers and drops the socket.
         if (!s.client.destroyed) s.client.write(errorFor(errors.terminatedByAdmin(id)));
         s.close();
@@ -561,7 +539,7 @@ export class ProxyServer {
   /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE, and logged with its address. */
   private refuse(socket: net.Socket, e: PgsplitError, user?: string): void {
     this.stats.clientsRejected++;
-    this.ctx.onError?.(e.sqlState);
+    this.ctx.events.error(e.sqlState);
     this.log.info({ client: clientAddress(socket), ...(user !== undefined ? { user } : {}), code: e.sqlState, err: e.message }, 'client rejected during startup');
     socket.end(errorFor(e));
   }
@@ -675,7 +653,7 @@ export class ProxyServer {
     }, (e: unknown) => {
       this.stats.clientsRejected++;
       // Wrong passwords (28P01), startup timeouts (57014), bad startup packets (08P01): worth alerting on.
-      if (e instanceof PgsplitError) this.ctx.onError?.(e.sqlState);
+      if (e instanceof PgsplitError) this.ctx.events.error(e.sqlState);
       this.log.info({ client: addr, ...(e instanceof PgsplitError ? { code: e.sqlState } : {}), err: e instanceof Error ? e.message : String(e) },
         'client rejected during startup');
     }).catch((e: unknown) => {

@@ -6,6 +6,7 @@ import { SqlState } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Expect, ServerLink } from './server-link.js';
 import type { Unit } from './unit.js';
+import type { SessionEvents } from './session-events.js';
 
 /** Messages a replica may send before the first row of a result, which can be held back. */
 const HOLDABLE = new Set<number>([
@@ -68,13 +69,8 @@ export interface RelaySession {
   answered(link: ServerLink): void;
 }
 
-/** Counted by the proxy's stats (see SessionContext). */
-export interface RelayEvents {
-  /** A read is run again elsewhere because its replica failed before answering. */
-  onRetry?: (node: string) => void;
-  /** A replica refused a unit (25006, or its settings) and it is re-run on the primary. */
-  onRerun?: (reason: string) => void;
-}
+/** The session's events the relay reports (see SessionEvents). */
+export type RelayEvents = Pick<SessionEvents, 'retry' | 'rerun'>;
 
 /**
  * Takes servers' answers to the client. Most messages go through by position, unparsed and without an
@@ -250,7 +246,7 @@ export class ResponseRelay {
     if (!unit || !unit.retryable || syncs !== 1) return false;
     // A statement pgsplit answers itself waits behind it there: it would be lost with the link.
     if (link.tracker.queue.some((e) => e.local !== undefined)) return false;
-    this.events.onRetry?.(link.name);
+    this.events.retry(link.name);
     this.log.warn({ node: link.name }, 'replica failed before answering a read; running it elsewhere');
     undoRegistry(unit);
     link.held = null;
@@ -308,7 +304,7 @@ export class ResponseRelay {
 
   /** A replica refused the unit as a write (25006), or refused the session's settings, before anything reached the client: run it on the primary. */
   private rerunOnPrimary(u: Unit, why: 'rerun-25006' | 'rerun-settings'): void {
-    this.events.onRerun?.(u.decision?.reason ?? 'unknown');
+    this.events.rerun(u.decision?.reason ?? 'unknown');
     this.log.warn({ reason: u.decision?.reason }, why === 'rerun-25006'
       ? 'replica refused a statement as a write (25006); re-running it on the primary'
       : 'the replica refused the session\'s settings; running the statement on the primary');

@@ -1,10 +1,9 @@
 import type net from 'node:net';
-import { serialize } from '../codec/frontend-messages.js';
-import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import type { Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
-import { Backend, Frontend, typeChar } from '../codec/message-types.js';
+import { Backend, Frontend } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readParameterStatus, readParse, readQuery, readTarget } from '../codec/message-fields.js';
+import { readBind, readParameterStatus, readParse } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -16,14 +15,17 @@ import { loginTarget, type SessionLogin } from '../server/server-login.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
-import { parseLocalCommand, type LocalCommand } from './local-command.js';
-import { LocalStatements } from './extended-local.js';
+import type { LocalCommand } from './local-command.js';
 import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
 import { ResponseRelay } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
+import { Binding } from './binding.js';
+import { RequestWriter, SYNC } from './request-writer.js';
+import { ClientReader } from './client-reader.js';
+import type { SessionEvents } from './session-events.js';
 import {
   isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
 } from '../router/transaction-statements.js';
@@ -54,48 +56,13 @@ export interface SessionContext {
   monitorTimeoutMs: number;
   /** limits.max_pending_bytes: client input held behind running statements before reading pauses. */
   maxPendingBytes: number;
-  /** Called for each routed unit of work (for stats and tests). */
-  onRouted?: (node: string, reason: string) => void;
-  /** Called when a read is run again elsewhere because its replica failed before answering. */
-  onRetry?: (node: string) => void;
-  /** Called when a replica refused a unit with 25006 and it is re-run on the primary. */
-  onRerun?: (reason: string) => void;
-  /** Called with the number of malformed pgsplit hints in a routed unit. */
-  onMalformedHints?: (count: number) => void;
-  /** Called with the number of well-formed pgsplit hints in a routed unit. */
-  onHints?: (count: number) => void;
-  /** Called when a unit's answer is complete: the node and the milliseconds since it was sent. */
-  onUnitDone?: (node: string, ms: number) => void;
-  /** Called for every error sent to the client (from a server or from pgsplit), with its SQLSTATE. */
-  onError?: (sqlState: string) => void;
+  /** What the session reports as it runs (the proxy's stats count it). */
+  events: SessionEvents;
 }
 
-/**
- * Parse of an empty unnamed statement, sent after unsynced extended-protocol messages and before what
- * follows them on the same server (a Query, a FunctionCall, or a statement pgsplit answers itself). The
- * server answers it only if those messages ran without error; after an error it skips it, and skips the
- * rest up to the client's Sync too. A Query destroys the unnamed statement anyway; where the client's
- * unnamed statement must survive, the link forgets it and pgsplit prepares it again before its next use.
- */
-const PROBE_PARSE = Buffer.from([Frontend.Parse, 0, 0, 0, 8, 0, 0, 0, 0]);
-/**
- * An empty Query, sent after a probe in place of a statement pgsplit answers itself: it does to the
- * batch what the client's Query would do on a direct connection (ends it, committing its implicit
- * transaction, and flushes its answers), or is skipped with it after an error.
- */
-const EMPTY_QUERY = Buffer.from([Frontend.Query, 0, 0, 0, 5, 0]);
 /** The row of a capture that carries the default isolation (no setting has a name with a space). */
 const ISOLATION_ROW = ' isolation';
 const CAPTURE_ISOLATION_SQL = `SELECT '${ISOLATION_ROW}', pg_catalog.current_setting('default_transaction_isolation')`;
-/** Ends a tagged transaction's replica side when it moves to the primary (it only read there). */
-const ROLLBACK = Buffer.from([Frontend.Query, 0, 0, 0, 13, ...Buffer.from('ROLLBACK'), 0]);
-/** A Sync in place of pgsplit's own messages behind a failed batch (see pump). */
-const SYNC: Frame = (() => {
-  const raw = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
-  return { type: Frontend.Sync, raw, payload: raw.subarray(5) } as Frame;
-})();
-/** Makes the server answer an unsynced batch now (see copyPending). */
-const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 const NO_DECISIONS: readonly RouteDecision[] = [];
 
 /** Lifecycle of a session. */
@@ -121,29 +88,20 @@ export class Session {
 
   private readonly ctx: SessionContext;
   private readonly log: Logger;
-  private readonly reader: FrameReader;
+  /** The client's bytes as units, queued until sent; reading paused while too much waits (max_pending_bytes). */
+  private readonly input: ClientReader;
   /** Takes servers' answers to the client (fast path, held replica answers, re-runs). */
   private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
   private readonly login: SessionLogin;
-  /** By node: a replica replaced by a reload may share its name with the one in service. */
-  private readonly links = new Map<NodeEntry, ServerLink>();
-  private readonly statements = new Map<string, Buffer>();
-  /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
-  private readonly localStatements = new LocalStatements();
+  /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
+  private readonly binding = new Binding();
+  /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
+  private readonly writer = new RequestWriter();
   /** pgsplit's own settings (tag, max_lag, after) and the answers to SET / RESET / SHOW of them. */
   private readonly local: LocalAnswers;
   private readonly settings = new SessionSettings();
-  private readonly units: Unit[] = [];
-  private building: Unit | null = null;
-  private queuedBytes = 0;
-  private txLink: ServerLink | null = null;
-  private openBatchLink: ServerLink | null = null;
-  private lastLink: ServerLink | null = null;
-  private copyLink: ServerLink | null = null;
-  private replica: NodeEntry | null = null;
-  private discardUntilSync = false;
-  /** A statement pgsplit answers itself waits behind a probe (see PROBE_PARSE): nothing goes on until it is answered. */
+  /** A statement pgsplit answers itself waits behind a probe (see request-writer.ts, PROBE_PARSE): nothing goes on until it is answered. */
   private awaitingProbe = false;
   /** An internal query (see captureIsolation) is under way: nothing goes on until it is answered. */
   private awaitingInternal = false;
@@ -161,18 +119,9 @@ export class Session {
   private settingsFrom: ServerLink | null = null;
   /** The client sent Terminate behind an unsynced batch: its server is ending (see pump); nothing more starts. */
   private terminating = false;
-  /**
-   * A COPY ... FROM unit sent whose server has not yet said whether COPY FROM STDIN started: only COPY
-   * data goes on until it does, as the server reads what follows the COPY as part of its data. A unit
-   * ending in Sync is settled by its ReadyForQuery at the latest; an unsynced one (sent with a Flush) when
-   * each of its `executes` Execute messages has ended.
-   */
-  private copyPending: { link: ServerLink; unit: Unit; executes: number } | null = null;
   private connecting = false;
   /** The node a connection is being opened to, if any. */
   private connectingTo: NodeEntry | null = null;
-  private clientPausedForServer = 0;
-  private clientPausedForQueue = false;
   private readonly cancelKey: { pid: number; secret: number };
   /** Read-your-writes and monotonic reads: the session's floor, and the choice of a replica for a read. */
   private readonly consistency: Consistency;
@@ -205,18 +154,15 @@ export class Session {
     // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
     this.relay = new ResponseRelay({
       client: opts.client,
-      serves: (link) => this.state !== 'closed' && this.links.get(link.node) === link,
+      serves: (link) => this.state !== 'closed' && this.binding.holds(link),
       pauseServers: () => {
-        for (const l of this.links.values()) l.conn.socket.pause();
+        for (const l of this.binding.attached()) l.conn.socket.pause();
       },
-      watchesCopy: (link, t) => this.copyPending !== null || (t === Backend.CommandComplete && this.copyLink === link),
+      watchesCopy: (link, t) => this.binding.copyPending !== null || (t === Backend.CommandComplete && this.binding.copy === link),
       observe: (link, f, errorCode) => this.observe(link, f, errorCode),
       ownQueryAnswered: (link, head, status) => this.ownQueryAnswered(link, head, status),
-      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.txLink === link),
-      requeue: (u) => {
-        this.units.unshift(u);
-        this.queuedBytes += u.bytes;
-      },
+      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link),
+      requeue: (u) => this.input.requeue(u),
       serverLost: (link, why, frame) => {
         this.onServerLost(link, why, frame);
         if (this.state === 'ready') this.pump();
@@ -226,8 +172,8 @@ export class Session {
         if (link.node.retiring) this.letGoIfRetired(link);
         this.pump();
       },
-    }, this.log, opts.ctx);
-    this.reader = new FrameReader({ maxMessageSize: opts.ctx.maxMessageSize });
+    }, this.log, opts.ctx.events);
+    this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
 
     const split = splitStartupOptions(opts.params.options);
     const params: Record<string, string> = { ...opts.params };
@@ -297,12 +243,12 @@ export class Session {
     if (leftover && leftover.length > 0) this.onClientData(leftover);
     // The proxy paused the socket at the end of the handshake, so that nothing sent while the first
     // server was being connected was dropped; it flows from here (unless the leftover filled the queue).
-    if (!this.clientPausedForQueue) this.client.resume();
+    if (!this.input.full) this.client.resume();
   }
 
   private failStartup(e: unknown): void {
     const code = e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError;
-    this.ctx.onError?.(code);
+    this.ctx.events.error(code);
     // A server refusing pgsplit's own login is the operator's to fix (error); one refusing the client (no such database) is the client's (info).
     const level = e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : e instanceof ServerStartupError ? 'info' : 'warn';
     this.log[level]({ client: `${this.client.remoteAddress ?? ''}:${this.client.remotePort ?? 0}`, user: this.user, database: this.database, code,
@@ -320,13 +266,13 @@ export class Session {
   /** The session's state for metrics and the admin console (PgBouncer's words where they fit). */
   get activity(): 'starting' | 'active' | 'idle' | 'idle_in_transaction' {
     if (this.state !== 'ready') return 'starting';
-    if (this.units.length > 0 || this.anyBusy()) return 'active';
+    if (this.input.length > 0 || this.anyBusy()) return 'active';
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
   /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
   serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
-    return [...this.links.values()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
+    return [...this.binding.attached()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
   }
 
   /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
@@ -366,7 +312,7 @@ export class Session {
 
   private closeIfDrained(): void {
     if (this.state !== 'ready' || this.connecting || this.anyBusy()) return;
-    this.ctx.onError?.(SqlState.adminShutdown);
+    this.ctx.events.error(SqlState.adminShutdown);
     // No timer of leave()'s own: the drain is bounded by limits.shutdown_grace (ProxyServer.shutdown).
     this.leave(errorFor(errors.shuttingDown()), null);
   }
@@ -392,150 +338,38 @@ export class Session {
       else client.end();
     }
     this.state = 'closed';
-    for (const l of this.links.values()) this.detach(l);
+    for (const l of this.binding.attached()) this.detach(l);
   }
 
   /** Asks every server running something for this session to cancel it. */
   cancel(): void {
-    for (const l of this.links.values()) if (l.tracker.busy) l.conn.cancel();
+    for (const l of this.binding.attached()) if (l.tracker.busy) l.conn.cancel();
   }
 
   /** Ends the session: closes the client and every server connection. Idempotent. */
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const l of this.links.values()) this.detach(l);
+    for (const l of this.binding.attached()) this.detach(l);
     if (!this.client.destroyed) this.client.destroy();
   }
 
   /** Sends a FATAL error to the client and closes. */
   private fatal(e: PgsplitError): void {
     if (this.state === 'closed') return;
-    this.ctx.onError?.(e.sqlState);
+    this.ctx.events.error(e.sqlState);
     if (!this.client.destroyed) this.client.end(errorFor(e));
     this.close();
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // Client side: frames into units
+  // Client side: bytes in (ClientReader cuts them into units and queues them)
   // ---------------------------------------------------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
     if (this.state !== 'ready' || this.terminating) return;
     this.lastActivityAt = performance.now();
-    let frames: Frame[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (e) {
-      this.fatal(e instanceof PgsplitError ? e : errors.internal(String(e)));
-      return;
-    }
-    for (const f of frames) {
-      if (!this.acceptFrame(f)) return;
-    }
-    this.pump();
-  }
-
-  /** Adds a client frame to the unit being built; false when the session ended. */
-  private acceptFrame(f: Frame): boolean {
-    const t = f.type;
-    if (this.discardUntilSync) {
-      if (t === Frontend.Sync) {
-        this.discardUntilSync = false;
-        this.enqueue(unit('local', [], true, [], 0, { kind: 'ready' }));
-      }
-      return true;
-    }
-    switch (t) {
-      case Frontend.Query: {
-        this.closeBuilding(false);
-        const q = readQuery(f.payload);
-        if (q === null) {
-          this.fatal(errors.unexpectedMessage('Q', 'with a malformed body (missing terminator)'));
-          return false;
-        }
-        const local = parseLocalCommand(q);
-        this.localStatements.forgetUnnamed();
-        this.enqueue(local
-          ? unit('local', [], true, [], 0, local)
-          : unit('simple', [f], true, [q], f.raw.length));
-        return true;
-      }
-      case Frontend.Parse:
-      case Frontend.Bind:
-      case Frontend.Describe:
-      case Frontend.Execute:
-      case Frontend.Close: {
-        const b = this.building ?? (this.building = unit('extended', [], false, [], 0));
-        b.frames.push(f);
-        b.bytes += f.raw.length;
-        return true;
-      }
-      case Frontend.Sync:
-      case Frontend.Flush: {
-        const b = this.building ?? unit('extended', [], false, [], 0);
-        this.building = null;
-        b.frames.push(f);
-        b.bytes += f.raw.length;
-        b.complete = t === Frontend.Sync;
-        this.enqueue(b);
-        return true;
-      }
-      case Frontend.FunctionCall:
-        this.closeBuilding(false);
-        this.enqueue(unit('function', [f], true, [], f.raw.length));
-        return true;
-      case Frontend.CopyData:
-      case Frontend.CopyDone:
-      case Frontend.CopyFail:
-        // Behind an extended batch not yet ended (Parse/Bind/Execute of a COPY FROM STDIN, then its data):
-        // the batch goes first, or the data would reach the server before the COPY that reads it.
-        this.closeBuilding(false);
-        this.enqueue(unit('copy', [f], false, [], f.raw.length));
-        return true;
-      case Frontend.Terminate:
-        this.closeBuilding(false);
-        this.enqueue(unit('terminate', [], true, [], 0));
-        return true;
-      default:
-        this.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
-        return false;
-    }
-  }
-
-  /** A Query or FunctionCall arriving inside an unfinished extended batch: send what was built first. */
-  private closeBuilding(complete: boolean): void {
-    if (!this.building) return;
-    const b = this.building;
-    this.building = null;
-    b.complete = complete;
-    this.enqueue(b);
-  }
-
-  private enqueue(u: Unit): void {
-    if (u.kind === 'extended') {
-      const parts = this.localStatements.split(u.frames);
-      if (parts !== null) {
-        // pgsplit's own statements in the batch: what comes before goes to the server first (unsynced), the
-        // run about them is answered here, and what follows is a batch of its own.
-        if (parts.before.length > 0) this.pushUnit(unit('extended', parts.before, false, [], sumBytes(parts.before)));
-        const sync = parts.local.some((l) => l.frame.type === Frontend.Sync);
-        this.pushUnit(unit('local', [], true, [], sumBytes(parts.local.map((l) => l.frame)), { kind: 'extended', frames: parts.local, sync }));
-        if (parts.after.length > 0) this.pushUnit(unit('extended', parts.after, u.complete, [], sumBytes(parts.after)));
-        return;
-      }
-    }
-    this.pushUnit(u);
-  }
-
-  private pushUnit(u: Unit): void {
-    this.units.push(u);
-    this.queuedBytes += u.bytes;
-    // Bound what a client can make us hold while its earlier units run: stop reading until they drain.
-    if (!this.clientPausedForQueue && this.queuedBytes > this.ctx.maxPendingBytes) {
-      this.clientPausedForQueue = true;
-      this.client.pause();
-    }
+    if (this.input.read(chunk)) this.pump();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -543,14 +377,14 @@ export class Session {
   // ---------------------------------------------------------------------------------------------------
 
   private txEndInFlight(): boolean {
-    for (const l of this.links.values()) {
+    for (const l of this.binding.attached()) {
       for (const e of l.tracker.queue) if (e.endsTx) return true;
     }
     return false;
   }
 
   private anyBusy(except?: ServerLink): boolean {
-    for (const l of this.links.values()) if (l !== except && l.tracker.busy) return true;
+    for (const l of this.binding.attached()) if (l !== except && l.tracker.busy) return true;
     return false;
   }
 
@@ -558,39 +392,39 @@ export class Session {
   private pump(): void {
     if (this.draining) {
       // COPY data belongs to a statement already sent: it goes on, so that the COPY can end.
-      while (this.copyLink !== null && this.units.length > 0 && (this.units[0] as Unit).kind === 'copy') {
-        this.sendCopy(this.copyLink, this.units[0] as Unit);
-        this.shiftUnit();
+      while (this.binding.copy !== null && this.input.length > 0 && (this.input.head as Unit).kind === 'copy') {
+        this.sendCopy(this.binding.copy, this.input.head as Unit);
+        this.input.shift();
       }
       this.closeIfDrained();
       return;
     }
     // No server could be asked (captureSession): routed with what is known rather than asked again.
     let captureFailed = false;
-    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.units.length > 0) {
+    while (this.state === 'ready' && !this.connecting && !this.awaitingProbe && !this.awaitingInternal && !this.terminating && this.input.length > 0) {
       // Paused: what is inside a transaction or an open batch goes on (so it can end); the rest waits.
-      if (this.ctx.control.paused && this.txStatus === 'I' && this.openBatchLink === null && this.copyLink === null) return;
-      const u = this.units[0] as Unit;
+      if (this.ctx.control.paused && this.txStatus === 'I' && this.binding.openBatch === null && this.binding.copy === null) return;
+      const u = this.input.head as Unit;
       if (u.kind === 'copy') {
         // COPY data belongs to the unit that started the COPY; without one, PostgreSQL ignores it too.
-        const link = this.copyLink ?? this.lastLink;
+        const link = this.binding.copy ?? this.binding.last;
         if (link) this.sendCopy(link, u);
-        this.shiftUnit();
+        this.input.shift();
         continue;
       }
-      if (this.copyPending !== null) return;
-      const copyIn = this.copyLink;
+      if (this.binding.copyPending !== null) return;
+      const copyIn = this.binding.copy;
       if (copyIn !== null && copyIn.tracker.copyWindow) {
-        this.shiftUnit();
+        this.input.shift();
         if (!this.duringCopyIn(u, copyIn)) return;
         continue;
       }
-      const batch = this.openBatchLink;
+      const batch = this.binding.openBatch;
       if (u.kind === 'terminate') {
         // Answers up to the last Sync or Query sent still come, and go to the client first.
-        for (const l of this.links.values()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
+        for (const l of this.binding.attached()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
         if (batch === null && this.anyBusy()) return;
-        this.shiftUnit();
+        this.input.shift();
         if (batch === null) {
           this.leave();
           return;
@@ -607,31 +441,31 @@ export class Session {
       }
       if (batch !== null && batch.tracker.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
         // pgsplit's own messages behind a failed batch: skipped, but their Sync is the server's to answer.
-        this.units[0] = unit('extended', [SYNC], true, [], 0);
+        this.input.replaceHead(unit('extended', [SYNC], true, [], 0));
         continue;
       }
       if (batch !== null && batch.tracker.skipping && (u.kind === 'simple' || u.kind === 'function' || u.kind === 'local')) {
         // After an error in the batch the server ignores everything up to the client's Sync, Queries
         // included: this one gets no answer, exactly as on a direct connection.
-        this.shiftUnit();
+        this.input.shift();
         continue;
       }
       if (u.kind === 'local') {
         const cmd = u.local as LocalCommand;
         if (batch !== null && batch.tracker.needsSync) {
           // Behind an unsynced batch: whether it is answered (and after what) depends on how the batch went.
-          this.shiftUnit();
+          this.input.shift();
           this.sendLocalProbe(batch, cmd);
           return;
         }
         if (this.anyBusy()) return;
-        this.shiftUnit();
+        this.input.shift();
         if (!this.runLocal(cmd)) return;
         continue;
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
       if (this.txEndInFlight()) return;
-      if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.openBatchLink === null) {
+      if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.binding.openBatch === null) {
         const tag = this.deferredTag(u);
         if (tag !== null) {
           if (this.anyBusy()) return;
@@ -639,12 +473,12 @@ export class Session {
             if (this.captureSession()) return;
             continue;
           }
-          this.shiftUnit();
+          this.input.shift();
           this.answerDeferred(tag, u);
           continue;
         }
       }
-      const tx = this.txLink;
+      const tx = this.binding.tx;
       if (this.txStatus !== 'I' && tx !== null && tx.node.role === 'replica' && tx.node.health === 'down' && !tx.tracker.busy) {
         // The transaction cannot move, and a statement sent to a replica the monitor has out (frozen,
         // gone) could wait for good: the session ends with 08006 instead.
@@ -652,15 +486,15 @@ export class Session {
         this.fatal(errors.transactionServerDown(tx.name, tx.node.failReason ?? 'out of rotation'));
         return;
       }
-      const batchLink = this.openBatchLink;
+      const batchLink = this.binding.openBatch;
       if (batchLink !== null && batchLink.node.role === 'replica' && !batchLink.tracker.skipping && !u.forcePrimary &&
         (u.kind === 'simple' || u.kind === 'extended' || u.kind === 'function')) {
         // An unsynced batch of reads is open on a replica (a driver prepared with Parse/Describe/Flush): a
         // statement that must run on the primary does not follow it there (it would fail with 25006). The
         // batch is ended first; how it went decides what happens to what the client sent after it.
-        this.openBatchLink = null;
+        this.binding.openBatch = null;
         this.chooseTarget(u);
-        this.openBatchLink = batchLink;
+        this.binding.openBatch = batchLink;
         // So is a transaction pgsplit would open itself (it must start outside the batch to be movable).
         if (u.decision?.target === 'primary' || u.txBegin !== undefined || u.txOpen !== undefined) {
           if (batchLink.tracker.busy && batchLink.tracker.queue.some((e) => e.kind === 'sync')) return;
@@ -682,7 +516,7 @@ export class Session {
       }
       if (choice instanceof ServerLink) {
         if (this.anyBusy(choice)) return;
-        this.shiftUnit();
+        this.input.shift();
         this.send(u, choice);
         continue;
       }
@@ -694,14 +528,14 @@ export class Session {
           this.connecting = false;
           if (this.state !== 'ready') return;
           // The unit goes where the attach landed: a replica, or the primary when no replica answered.
-          this.shiftUnit();
+          this.input.shift();
           this.send(u, link);
           this.pump();
         })
         .catch((e: unknown) => {
           this.connecting = false;
           if (this.state === 'closed') return;
-          this.shiftUnit();
+          this.input.shift();
           this.failUnit(u, e);
           this.pump();
         });
@@ -730,7 +564,7 @@ export class Session {
 
   /** Writes what LocalAnswers built; after an extended-protocol error, skips to the client's Sync as a server does. */
   private writeLocalAnswer(a: LocalAnswer): void {
-    for (const code of a.errors) this.ctx.onError?.(code);
+    for (const code of a.errors) this.ctx.events.error(code);
     this.client.write(a.bytes);
     if (a.skipToSync) this.skipToClientSync();
   }
@@ -744,7 +578,7 @@ export class Session {
   private deferredTag(u: Unit): 'BEGIN' | 'COMMIT' | 'ROLLBACK' | 'isolation' | null {
     const tx = this.tx;
     if (tx === null ? this.txStatus !== 'I' || !this.local.tagged || this.pinned !== null : tx.phase !== 'deferred') return null;
-    if (u.queries.length !== 1 || this.copyLink !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
+    if (u.queries.length !== 1 || this.binding.copy !== null || isAmbiguousEncoding(this.clientEncoding)) return null;
     const c = this.ctx.router.classify(u.queries[0] as string, this.standardConformingStrings);
     const s = c.statements[0];
     if (s === undefined || c.statements.length !== 1 || c.hints.route !== undefined) return null;
@@ -779,12 +613,10 @@ export class Session {
 
   /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsReplicaBatch). */
   private endReplicaBatch(link: ServerLink): void {
-    link.tracker.nextUnit(false);
-    link.pushProbe();
-    link.tracker.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true, endsReplicaBatch: true });
-    this.openBatchLink = null;
+    const bytes = this.writer.endBatch(link);
+    this.binding.openBatch = null;
     this.awaitingInternal = true;
-    this.writeToServer(link, [PROBE_PARSE, SYNC.raw]);
+    this.writeToServer(link, bytes);
   }
 
   /**
@@ -796,7 +628,7 @@ export class Session {
    */
   private captureSession(): boolean {
     const usable = (l: ServerLink): boolean =>
-      this.links.get(l.node) === l && l.conn.state === 'ready' && !l.tracker.busy && !l.tracker.needsSync && !l.tracker.skipping && this.copyLink !== l;
+      this.binding.holds(l) && l.conn.state === 'ready' && !l.tracker.busy && !l.tracker.needsSync && !l.tracker.skipping && this.binding.copy !== l;
     let from = this.settingsFrom;
     if (from !== null && !usable(from)) {
       // Gone or in a state nothing can be asked in: what it changed cannot be read back.
@@ -806,8 +638,8 @@ export class Session {
     // Otherwise a link that has every setting the session made: its replica's first (what is asked is the
     // same there, and it answers while the primary is down), else any.
     const current = (l: ServerLink): boolean => usable(l) && l.settingsVersion === this.settings.version;
-    let link: ServerLink | undefined = from ?? (this.replica !== null ? this.links.get(this.replica) : undefined);
-    if (link === undefined || !current(link)) link = from ?? [...this.links.values()].find(current);
+    let link: ServerLink | undefined = from ?? this.binding.replicaLink;
+    if (link === undefined || !current(link)) link = from ?? [...this.binding.attached()].find(current);
     if (link === undefined) {
       this.isolation = 'unknown';
       this.settingsFrom = null;
@@ -819,57 +651,50 @@ export class Session {
     const values = new Map<string, string>();
     const withSequences = this.sequences.needsLoad(performance.now());
     const sequences: string[] = [];
-    target.tracker.nextUnit(false);
-    target.tracker.push({
-      kind: 'sync', swallow: true, capture: (row) => {
-        if (row === null) {
-          this.isolation = seen;
-          if (withSequences) this.sequences.load(sequences, performance.now());
-          if (withSettings && this.settingsFrom === target) {
-            this.settingsFrom = null;
-            this.settings.replace(values);
-            target.settingsVersion = this.settings.version;
-          }
-          // A standby session whose default became serializable (a SET inside a READ ONLY transaction
-          // there) refuses every statement after it: let it go; the next replica read gets a fresh
-          // connection, and the replay never gives a standby a serializable default.
-          if (seen === 'serializable' && target.node.role === 'replica' && this.links.get(target.node) === target) {
-            queueMicrotask(() => {
-              if (this.links.get(target.node) === target && !target.tracker.busy && !this.holdsState(target)) this.detach(target);
-            });
-          }
-        } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
-        else if (row[0] === SEQUENCE_ROW) {
-          if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
-        }
-        else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
-      },
-    });
-    target.prepared.delete('');
-    this.awaitingInternal = true;
     const sql = `${withSettings ? `${this.settings.captureSql()} UNION ALL ${CAPTURE_ISOLATION_SQL}` : CAPTURE_ISOLATION_SQL}${withSequences ? ` UNION ALL ${CAPTURE_SEQUENCES_SQL}` : ''}`;
-    this.writeToServer(target, [serialize.query(sql)]);
+    const bytes = this.writer.internalQuery(target, sql, (row) => {
+      if (row === null) {
+        this.isolation = seen;
+        if (withSequences) this.sequences.load(sequences, performance.now());
+        if (withSettings && this.settingsFrom === target) {
+          this.settingsFrom = null;
+          this.settings.replace(values);
+          target.settingsVersion = this.settings.version;
+        }
+        // A standby session whose default became serializable (a SET inside a READ ONLY transaction
+        // there) refuses every statement after it: let it go; the next replica read gets a fresh
+        // connection, and the replay never gives a standby a serializable default.
+        if (seen === 'serializable' && target.node.role === 'replica' && this.binding.holds(target)) {
+          queueMicrotask(() => {
+            if (this.binding.holds(target) && !target.tracker.busy && !this.binding.holdsState(target)) this.detach(target);
+          });
+        }
+      } else if (row[0] === ISOLATION_ROW) seen = isolationOf(row[1] ?? '') ?? 'unknown';
+      else if (row[0] === SEQUENCE_ROW) {
+        if (row[1] !== undefined && row[1] !== null) sequences.push(row[1]);
+      }
+      else if (row[0] !== undefined && row[0] !== null && row[1] !== undefined && row[1] !== null) values.set(row[0], row[1]);
+    });
+    this.awaitingInternal = true;
+    this.writeToServer(target, bytes);
     return true;
   }
 
   /**
    * A statement pgsplit answers itself, behind `link`'s unsynced batch: a probe and an empty Query go in
-   * its place, and it is answered when the server has answered them (see EMPTY_QUERY).
+   * its place, and it is answered when the server has answered them (see request-writer.ts, EMPTY_QUERY).
    */
   private sendLocalProbe(link: ServerLink, cmd: LocalCommand): void {
-    link.tracker.nextUnit(false);
-    link.pushProbe();
-    link.tracker.push({ kind: 'sync', swallow: true, local: cmd, endsBatch: true });
+    const bytes = this.writer.localProbe(link, cmd);
     // The empty Query ends the batch: an error before it skips it, not what follows.
-    this.openBatchLink = null;
+    this.binding.openBatch = null;
     this.awaitingProbe = true;
-    this.writeToServer(link, [PROBE_PARSE, EMPTY_QUERY]);
+    this.writeToServer(link, bytes);
   }
 
   /** COPY data, CopyDone or CopyFail to the server that runs (or last ran) the COPY. */
   private sendCopy(link: ServerLink, u: Unit): void {
-    for (const f of u.frames) if (f.type === Frontend.CopyDone || f.type === Frontend.CopyFail) link.tracker.copyEndSent();
-    this.writeToServer(link, u.frames.map((f) => f.raw));
+    this.writeToServer(link, this.writer.copy(link, u));
   }
 
   /**
@@ -893,15 +718,6 @@ export class Session {
     return true;
   }
 
-  private shiftUnit(): void {
-    const u = this.units.shift();
-    if (u) this.queuedBytes -= u.bytes;
-    if (this.clientPausedForQueue && this.queuedBytes < this.ctx.maxPendingBytes / 4) {
-      this.clientPausedForQueue = false;
-      if (this.clientPausedForServer === 0) this.client.resume();
-    }
-  }
-
   /**
    * Where a unit must run: an attached link, or the role of a server still to attach. Transactions,
    * open extended batches and COPY stay where they began; otherwise the router decides.
@@ -923,21 +739,21 @@ export class Session {
       return link;
     };
     if (u.forcePrimary) {
-      const p = this.links.get(this.ctx.nodes.primary);
+      const p = this.binding.linkTo(this.ctx.nodes.primary);
       u.decision = { target: 'primary', reason: u.forcePrimary, classifications: d?.classifications ?? [] };
       const mover = this.tx;
-      if (mover !== null && mover.phase === 'replica' && this.txLink !== null && this.txLink.node.role === 'replica') {
+      if (mover !== null && mover.phase === 'replica' && this.binding.tx !== null && this.binding.tx.node.role === 'replica') {
         // Refused inside a transaction that may move: it moves (its replica side, now failed, is rolled back).
         u.txOpen = mover.opening(false);
-        u.txMoveFrom = this.txLink;
+        u.txMoveFrom = this.binding.tx;
       }
       return p ?? 'primary';
     }
-    if (this.openBatchLink) return follow(this.openBatchLink, 'open-batch');
-    const primary = this.links.get(this.ctx.nodes.primary);
+    if (this.binding.openBatch) return follow(this.binding.openBatch, 'open-batch');
+    const primary = this.binding.linkTo(this.ctx.nodes.primary);
     const tx = this.tx;
-    if (this.txStatus !== 'I' && this.txLink && this.txLink.conn.state === 'ready') {
-      const txLink = this.txLink;
+    if (this.txStatus !== 'I' && this.binding.tx && this.binding.tx.conn.state === 'ready') {
+      const txLink = this.binding.tx;
       if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
         // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
         u.txOpen = tx.opening(false);
@@ -968,7 +784,7 @@ export class Session {
       return 'primary';
     }
     if (d === null) {
-      if (this.lastLink && this.lastLink.conn.state === 'ready') return follow(this.lastLink, 'follows-previous');
+      if (this.binding.last && this.binding.last.conn.state === 'ready') return follow(this.binding.last, 'follows-previous');
       u.decision = { target: 'primary', reason: 'no-statement', classifications: [] };
       return primary ?? 'primary';
     }
@@ -1004,7 +820,7 @@ export class Session {
 
   /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
   private replicaChoice(d: RouteDecision): ServerLink | 'replica' {
-    const r = this.replica ? this.links.get(this.replica) : undefined;
+    const r = this.binding.replicaLink;
     if (r && this.consistency.mayStayOn(r.node, d)) return r;
     return 'replica';
   }
@@ -1091,7 +907,7 @@ export class Session {
    */
   private async replicaFor(u: Unit | undefined): Promise<ServerLink> {
     const d = u?.decision;
-    const choice = await this.consistency.choose(this.replica, d, u?.avoid);
+    const choice = await this.consistency.choose(this.binding.replica, d, u?.avoid);
     for (let node = choice.node; node !== null; node = choice.node) {
       // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
       if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
@@ -1117,25 +933,23 @@ export class Session {
 
   /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
   private async connectReplica(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node);
+    const existing = this.binding.linkTo(node);
     if (existing) return existing;
     const link = await this.connect(node);
-    if (this.replica && this.replica !== node) {
-      const old = this.links.get(this.replica);
+    const before = this.binding.replica;
+    if (before !== null && before !== node) {
+      const old = this.binding.linkTo(before);
       // A switch: replicaFor raised the floor for it already.
       const raise = this.consistency.raiseFloor;
       if (old && !old.tracker.busy) this.detach(old);
       this.consistency.raiseFloor = raise;
     }
-    if (this.replica !== node) {
-      this.replica = node;
-      node.sessions++;
-    }
+    this.binding.bindReplica(node);
     return link;
   }
 
   private async attachPrimary(): Promise<ServerLink> {
-    const existing = this.links.get(this.ctx.nodes.primary);
+    const existing = this.binding.linkTo(this.ctx.nodes.primary);
     if (existing) return existing;
     return this.connect(this.ctx.nodes.primary);
   }
@@ -1156,7 +970,7 @@ export class Session {
         const b = readBind(f.payload);
         if (b && b.portal !== '') u.namedPortal = true;
         if (b && !parsedHere.has(b.statement)) {
-          const stored = this.statements.get(b.statement);
+          const stored = this.writer.statement(b.statement);
           const q = stored ? readParse(stored)?.query : undefined;
           if (q !== undefined) out.push(q);
         }
@@ -1176,7 +990,7 @@ export class Session {
   }
 
   private async connect(node: NodeEntry): Promise<ServerLink> {
-    const existing = this.links.get(node);
+    const existing = this.binding.linkTo(node);
     if (existing) return existing;
     let conn: ServerConnection;
     // Counted as in use while connecting, so that a reload removing the node waits for this link too.
@@ -1195,9 +1009,9 @@ export class Session {
       throw errors.shuttingDown();
     }
     const link = new ServerLink(node, conn, this.skipped);
-    this.links.set(node, link);
+    this.binding.attach(link);
     conn.onData = (chunk: Buffer) => this.relay.onServerData(link, chunk);
-    conn.socket.on('drain', () => this.resumeClient());
+    conn.socket.on('drain', () => this.input.resume());
     conn.socket.on('error', (e) => this.onServerLost(link, e.message));
     conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
     this.log.debug({ node: node.endpoint.name }, 'server attached');
@@ -1206,19 +1020,10 @@ export class Session {
 
   /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
   private detach(link: ServerLink, abort = false): void {
-    if (this.links.get(link.node) !== link) return;
-    this.links.delete(link.node);
-    if (this.replica === link.node) {
-      this.replica = null;
-      link.node.sessions--;
-      // The next replica may be behind this one: raise the floor before reading there.
-      this.consistency.raiseFloor = true;
-    }
-    if (this.txLink === link) this.txLink = null;
-    if (this.lastLink === link) this.lastLink = null;
-    if (this.copyLink === link) this.copyLink = null;
-    if (this.openBatchLink === link) this.openBatchLink = null;
-    if (this.copyPending?.link === link) this.copyPending = null;
+    const released = this.binding.release(link);
+    if (released === null) return;
+    // The next replica may be behind this one: raise the floor before reading there.
+    if (released.wasReplica) this.consistency.raiseFloor = true;
     if (link.tracker.queue.some((e) => e.local !== undefined)) this.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
     if (link.tracker.queue.some((e) => e.capture !== undefined)) this.awaitingInternal = false;
@@ -1238,10 +1043,10 @@ export class Session {
       ? errorResponse({ severity: 'ERROR', code: e.fields.C ?? SqlState.connectionException, message: e.fields.M ?? e.message, detail: e.fields.D, hint: e.fields.H })
       : errorFor(e instanceof PgsplitError ? asError(e) : errors.internal(String(e)));
     this.log[e instanceof PgsplitError && e.code === 'SERVER_LOGIN_FAILED' ? 'error' : 'warn']({ err: e instanceof Error ? e.message : String(e) }, 'could not run statement');
-    this.ctx.onError?.(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
+    this.ctx.events.error(e instanceof ServerStartupError ? e.fields.C ?? SqlState.connectionException : e instanceof PgsplitError ? e.sqlState : SqlState.internalError);
     if (u.kind === 'extended' && !u.complete) {
       this.client.write(err);
-      this.discardUntilSync = true;
+      this.input.discardUntilSync();
       return;
     }
     this.client.write(Buffer.concat([err, readyForQuery(this.txStatus)]));
@@ -1258,14 +1063,8 @@ export class Session {
     const opening = u.txOpen;
     // Not behind unsynced extended messages: after an error among them the server would skip the replay.
     // Not inside a transaction either, unless pgsplit opens it on this server now (after the replay).
-    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.openBatchLink && !link.tracker.needsSync) {
-      for (const q of replay) {
-        out.add(serialize.query(q));
-        link.tracker.push({ kind: 'sync', swallow: true, replay: true });
-      }
-      link.settingsVersion = this.settings.version;
-      // A simple Query destroys the server's unnamed statement; re-prepare it if the unit needs it.
-      link.prepared.delete('');
+    if (replay !== null && (this.txStatus === 'I' || opening !== undefined) && !this.binding.openBatch && !link.tracker.needsSync) {
+      this.writer.replay(link, replay, this.settings.version, out);
     }
     if (opening !== undefined) this.openTransaction(u, link, opening, out);
     else if (u.txBegin !== undefined) this.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
@@ -1273,12 +1072,12 @@ export class Session {
     // What ran on the primary may be newer than any replica: later replica reads must catch up first.
     if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) this.consistency.raiseFloor = true;
     if (d) {
-      this.ctx.onRouted?.(link.name, d.reason);
+      this.ctx.events.routed(link.name, d.reason);
       for (const c of d.classifications) {
         this.notePins(c);
         const h = c.hints;
-        if (h.malformed.length > 0) this.ctx.onMalformedHints?.(h.malformed.length);
-        if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.onHints?.(1);
+        if (h.malformed.length > 0) this.ctx.events.malformedHints(h.malformed.length);
+        if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.events.hints(1);
       }
       if (this.ctx.log.isLevelEnabled('debug')) this.log.debug({ node: link.name, reason: d.reason }, 'routed');
     }
@@ -1286,20 +1085,20 @@ export class Session {
     u.sentAt = performance.now();
     // Inside a transaction that may still move, a 25006 (a read that wrote after all) moves it, and the
     // unit runs again on the primary: its answer is held back the same way.
-    const movable = this.tx !== null && this.tx.phase === 'replica' && this.txLink === link && this.txStatus === 'T';
+    const movable = this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link && this.txStatus === 'T';
     u.retryable = link.node.role === 'replica' && !u.forcePrimary && u.complete && (this.txStatus === 'I' || movable) &&
-      !this.openBatchLink && (u.kind === 'simple' || u.kind === 'extended');
+      !this.binding.openBatch && (u.kind === 'simple' || u.kind === 'extended');
     if (u.retryable && !link.tracker.busy) this.relay.hold(link);
     let flush = false;
     if (d !== undefined && !link.tracker.skipping && startsCopyFrom(d.classifications, u.complete)) {
-      if (u.complete) this.copyPending = { link, unit: u, executes: 0 };
+      if (u.complete) this.binding.copyPending = { link, unit: u, executes: 0 };
       else {
         // Unsynced: a Flush makes the server answer each Execute (or start the COPY) now. Only on an idle
         // link, so that every Execute's end that comes back is this unit's.
         let executes = 0;
         for (const f of u.frames) if (f.type === Frontend.Execute) executes++;
         if (executes > 0 && idle) {
-          this.copyPending = { link, unit: u, executes };
+          this.binding.copyPending = { link, unit: u, executes };
           flush = true;
         }
       }
@@ -1307,96 +1106,15 @@ export class Session {
     if ((u.kind === 'simple' || u.kind === 'function') && link.tracker.needsSync) {
       // Behind unsynced extended messages: the probe's answer tells whether the server runs this or skips
       // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
-      out.add(PROBE_PARSE);
-      link.pushProbe();
+      this.writer.probe(link, out);
     }
-    for (const f of u.frames) {
-      // Any extended message but Sync leaves the server something an error would skip to the next Sync.
-      if (u.kind === 'extended' && f.type !== Frontend.Sync) link.tracker.extendedSent();
-      switch (f.type) {
-        case Frontend.Parse: {
-          const p = readParse(f.payload);
-          if (p && p.name !== '') {
-            if (this.statements.has(p.name)) {
-              // Re-parsing an existing name is the client's error (42P05): make this server see the
-              // existing statement too, so it answers exactly as a direct connection would.
-              this.ensurePrepared(link, p.name, out);
-            } else if (link.prepared.has(p.name)) {
-              // The client closed this name on another server; this server still has the old one.
-              this.injectClose(link, p.name, out);
-            }
-          }
-          let undo: (() => void) | undefined;
-          if (p) {
-            const copy = Buffer.from(f.payload);
-            const before = this.statements.get(p.name);
-            const linkBefore = link.prepared.get(p.name);
-            (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
-            this.statements.set(p.name, copy);
-            link.prepared.set(p.name, copy);
-            undo = () => {
-              restore(this.statements, p.name, before);
-              restore(link.prepared, p.name, linkBefore);
-            };
-          }
-          link.tracker.push({ kind: 'parse', swallow: false, undo });
-          break;
-        }
-        case Frontend.Bind: {
-          const b = readBind(f.payload);
-          if (b) this.ensurePrepared(link, b.statement, out);
-          break;
-        }
-        case Frontend.Describe: {
-          const t = readTarget(f.payload);
-          if (t && t.kind === 'S') this.ensurePrepared(link, t.name, out);
-          break;
-        }
-        case Frontend.Close: {
-          const t = readTarget(f.payload);
-          let undo: (() => void) | undefined;
-          if (t && t.kind === 'S') {
-            const before = this.statements.get(t.name);
-            const linkBefore = link.prepared.get(t.name);
-            (u.registryUndo ??= []).push(() => restore(this.statements, t.name, before));
-            this.statements.delete(t.name);
-            link.prepared.delete(t.name);
-            undo = () => {
-              restore(this.statements, t.name, before);
-              restore(link.prepared, t.name, linkBefore);
-            };
-          }
-          link.tracker.push({ kind: 'close', swallow: false, undo });
-          break;
-        }
-        case Frontend.Execute:
-          link.tracker.executeSent();
-          break;
-        case Frontend.Sync:
-          // After an error in the batch the server skipped to this Sync: the batch's effects do not apply.
-          link.tracker.pushSync({ kind: 'sync', swallow: false, unit: u, extended: true, endsTx, failed: link.tracker.skipping || undefined });
-          break;
-        case Frontend.Query:
-          // The protocol says a simple Query destroys the unnamed statement, for the client and the server.
-          link.prepared.delete('');
-          this.statements.delete('');
-          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false, endsTx });
-          break;
-        case Frontend.FunctionCall:
-          link.tracker.push({ kind: 'sync', swallow: false, unit: u, extended: false });
-          break;
-        default:
-          break;
-      }
-      out.add(f.raw);
-    }
-    if (flush) out.add(FLUSH);
+    this.writer.frames(u, link, endsTx, flush, out);
     if (u.kind === 'extended' && !u.complete && d !== undefined && hasEffects(d)) {
       link.tracker.carry(d);
     }
     // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
-    this.openBatchLink = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
-    this.lastLink = link;
+    this.binding.openBatch = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
+    this.binding.last = link;
     this.writeToServer(link, out.take());
   }
 
@@ -1407,48 +1125,19 @@ export class Session {
    */
   private openTransaction(u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
     const from = u.txMoveFrom;
-    if (from !== undefined && from !== link && this.links.get(from.node) === from) {
-      from.tracker.nextUnit(false);
-      from.tracker.push({ kind: 'sync', swallow: true });
-      from.prepared.delete('');
-      this.writeToServer(from, [ROLLBACK]);
+    if (from !== undefined && from !== link && this.binding.holds(from)) {
+      this.writeToServer(from, this.writer.rollback(from));
       this.log.debug({ from: from.name, to: link.name }, 'transaction moved to the primary');
     }
     // Decided when the unit's server was chosen: a replica gets a BEGIN it accepts (see opening).
     const texts = link.node.role === 'replica' && this.tx !== null ? this.tx.opening(true) : opening;
-    for (const sql of texts) {
-      out.add(serialize.query(sql));
-      link.tracker.push({ kind: 'sync', swallow: true });
-    }
-    link.prepared.delete('');
-    this.txLink = link;
+    this.writer.swallowedQueries(link, texts, out);
+    this.binding.tx = link;
     // What the replica's side changed is rolled back there; the replay makes it the primary's.
     if (from !== undefined && this.settingsFrom === from) this.settingsFrom = link;
     const tx = this.tx;
     if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
     else this.tx = null;
-  }
-
-  /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
-  private ensurePrepared(link: ServerLink, name: string, out: FrameCoalescer): void {
-    const want = this.statements.get(name);
-    if (!want) return;
-    const have = link.prepared.get(name);
-    if (have && have.equals(want)) return;
-    if (have && name !== '') this.injectClose(link, name, out);
-    const msg = Buffer.allocUnsafe(5 + want.length);
-    msg[0] = Frontend.Parse;
-    msg.writeInt32BE(4 + want.length, 1);
-    want.copy(msg, 5);
-    out.add(msg);
-    link.tracker.push({ kind: 'parse', swallow: true, undo: () => link.prepared.delete(name) });
-    link.prepared.set(name, want);
-  }
-
-  private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
-    out.add(serialize.close({ type: 'S', name }));
-    link.tracker.push({ kind: 'close', swallow: true });
-    link.prepared.delete(name);
   }
 
   private notePins(c: QueryClassification): void {
@@ -1471,22 +1160,11 @@ export class Session {
       for (const b of bufs) s.write(b);
       s.uncork();
     }
-    if (s.writableNeedDrain) {
-      this.clientPausedForServer++;
-      this.client.pause();
-      s.once('drain', () => {
-        this.clientPausedForServer--;
-        this.resumeClient();
-      });
-    }
-  }
-
-  private resumeClient(): void {
-    if (this.clientPausedForServer === 0 && !this.clientPausedForQueue && this.state === 'ready') this.client.resume();
+    if (s.writableNeedDrain) this.input.serverFull(s);
   }
 
   private resumeServers(): void {
-    for (const l of this.links.values()) l.conn.socket.resume();
+    for (const l of this.binding.attached()) l.conn.socket.resume();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -1499,36 +1177,36 @@ export class Session {
    */
   private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     const t = f.type;
-    const cp = this.copyPending;
+    const cp = this.binding.copyPending;
     let freed = false;
     if (cp !== null && cp.link === link && cp.executes > 0 &&
       (t === Backend.CommandComplete || t === Backend.EmptyQueryResponse || t === Backend.PortalSuspended) && --cp.executes === 0) {
       // Every Execute of the unsynced COPY unit ended without starting COPY FROM STDIN.
-      this.copyPending = null;
+      this.binding.copyPending = null;
       freed = true;
     }
     switch (t) {
       case Backend.ErrorResponse:
-        this.ctx.onError?.(errorCode ?? SqlState.internalError);
+        this.ctx.events.error(errorCode ?? SqlState.internalError);
         this.afterError(link);
         // An error may free what waits (behind a COPY, a probe).
         return true;
       case Backend.ReadyForQuery: {
         // A Parse or Close still expected here was skipped by the server (it followed an error).
         const done = link.tracker.readyForQuery();
-        if (this.copyPending !== null && done !== undefined && done.unit === this.copyPending.unit) this.copyPending = null;
+        if (this.binding.copyPending !== null && done !== undefined && done.unit === this.binding.copyPending.unit) this.binding.copyPending = null;
         this.afterUnit(link, done, (f.payload[0] ?? 0x49) as number);
         return true;
       }
       case Backend.CopyInResponse:
-        this.copyLink = link;
-        if (this.copyPending?.link === link) this.copyPending = null;
+        this.binding.copy = link;
+        if (this.binding.copyPending?.link === link) this.binding.copyPending = null;
         this.startCopyIn(link);
         // COPY data waiting behind the COPY statement may go now.
         return true;
       case Backend.CopyOutResponse:
       case Backend.CopyBothResponse:
-        this.copyLink = link;
+        this.binding.copy = link;
         return freed;
       case Backend.CommandComplete:
         this.copyEnded(link);
@@ -1566,12 +1244,12 @@ export class Session {
    * ProtocolTracker.copyInStarted); if one was among them, the batch stays open until the client's next Sync.
    */
   private startCopyIn(link: ServerLink): void {
-    if (link.tracker.copyInStarted()) this.openBatchLink = link;
+    if (link.tracker.copyInStarted()) this.binding.openBatch = link;
   }
 
   /** A COPY on `link` (if any) is over: it completed, failed, or its statement's answer ended. */
   private copyEnded(link: ServerLink): void {
-    if (this.copyLink === link) this.copyLink = null;
+    if (this.binding.copy === link) this.binding.copy = null;
     link.tracker.copyEnded();
   }
 
@@ -1583,10 +1261,10 @@ export class Session {
     this.copyEnded(link);
     const skipsToSync = link.tracker.error();
     const head = link.tracker.head;
-    const pending = this.copyPending;
+    const pending = this.binding.copyPending;
     // The COPY that was to start failed (its unit's own error, or one before it in its batch).
-    if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.copyPending = null;
-    if (skipsToSync) this.openBatchLink = link;
+    if (pending !== null && pending.link === link && (pending.executes > 0 || head === undefined || head.unit === pending.unit)) this.binding.copyPending = null;
+    if (skipsToSync) this.binding.openBatch = link;
   }
 
   /**
@@ -1609,20 +1287,20 @@ export class Session {
     const before = this.txStatus;
     const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
     this.txStatus = status;
-    this.txLink = status === 'I' ? null : link;
+    this.binding.tx = status === 'I' ? null : link;
     if (status === 'I') this.tx = null;
     const now = performance.now();
     this.consistency.answered(link.node.role, now);
     this.copyEnded(link);
     const unit = done?.unit;
-    if (unit && unit.sentAt > 0) this.ctx.onUnitDone?.(link.name, now - unit.sentAt);
+    if (unit && unit.sentAt > 0) this.ctx.events.unitDone(link.name, now - unit.sentAt);
     const ok = done?.failed !== true;
     // This answer ends the unsynced pieces sent before it too (their SET, DISCARD, ...).
     for (const d of done?.carried ?? NO_DECISIONS) this.unitEffects(link, d, ok);
     if (unit?.decision) this.unitEffects(link, unit.decision, ok);
     this.local.trackUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
-    if (tx !== null && ok && status === 'T' && unit?.decision && link === this.txLink && link.node.role === 'replica') {
+    if (tx !== null && ok && status === 'T' && unit?.decision && link === this.binding.tx && link.node.role === 'replica') {
       // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
       // such a statement holds only that one, so having run is certain).
       for (const s of statementsOf(unit.decision.classifications)) {
@@ -1651,7 +1329,7 @@ export class Session {
           this.isolation = null;
         }
         if (ok && s.discard && s.reason === 'discard') {
-          this.statements.clear();
+          this.writer.forgetStatements();
           link.prepared.clear();
         }
       }
@@ -1665,17 +1343,17 @@ export class Session {
    */
   serverDown(node: NodeEntry, reason: string): void {
     if (this.state === 'closed') return;
-    const link = this.links.get(node);
+    const link = this.binding.linkTo(node);
     if (!link) return;
     if (node.role === 'primary') {
       // An idle link to a primary the monitor finds down (frozen, gone) would take the next write and
       // hold it for as long as the server stays so; let it go, so that the write connects afresh and
       // fails within the down-server connect bound (see connect). A link with state the client relies
       // on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
-      if (!link.tracker.busy && !this.holdsState(link) && this.pinned === null) this.detach(link, true);
+      if (!link.tracker.busy && !this.binding.holdsState(link) && this.pinned === null) this.detach(link, true);
       return;
     }
-    if (!link.tracker.busy && !this.holdsState(link)) {
+    if (!link.tracker.busy && !this.binding.holdsState(link)) {
       this.detach(link, true);
       return;
     }
@@ -1689,7 +1367,7 @@ export class Session {
       return;
     }
     setTimeout(() => {
-      if (this.links.get(link.node) === link && link.tracker.busy && performance.now() - link.lastDataAt >= limit) {
+      if (this.binding.holds(link) && link.tracker.busy && performance.now() - link.lastDataAt >= limit) {
         this.onServerLost(link, `out of rotation, and silent for ${limit} ms: ${reason}`);
       }
     }, limit - quietMs + 10).unref();
@@ -1703,22 +1381,17 @@ export class Session {
    */
   retire(node: NodeEntry): void {
     if (this.state === 'closed') return;
-    const link = this.links.get(node);
+    const link = this.binding.linkTo(node);
     if (link) this.letGoIfRetired(link);
   }
 
   /** Whether this session still has (or is opening) a connection to `node`. */
   uses(node: NodeEntry): boolean {
-    return this.connectingTo === node || this.links.has(node);
+    return this.connectingTo === node || this.binding.hasNode(node);
   }
 
   private letGoIfRetired(link: ServerLink): void {
-    if (link.node.retiring && !link.tracker.busy && !this.holdsState(link)) this.detach(link);
-  }
-
-  /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
-  private holdsState(link: ServerLink): boolean {
-    return this.txLink === link || this.openBatchLink === link || this.copyLink === link;
+    if (link.node.retiring && !link.tracker.busy && !this.binding.holdsState(link)) this.detach(link);
   }
 
   /**
@@ -1728,7 +1401,7 @@ export class Session {
    * it sent one (`serverError`), else 08006.
    */
   private onServerLost(link: ServerLink, why: string, serverError?: Buffer): void {
-    if (this.links.get(link.node) !== link || this.state === 'closed') return;
+    if (!this.binding.holds(link) || this.state === 'closed') return;
     if (this.terminating) {
       // The end the client asked for (see pump, Terminate): it has had all the server sent.
       this.detach(link);
@@ -1737,7 +1410,7 @@ export class Session {
     }
     // pgsplit's own question about the session (captureSession) is not the client's: losing it loses nothing.
     const inFlight = link.tracker.queue.some((e) => e.capture === undefined);
-    const holds = this.holdsState(link);
+    const holds = this.binding.holdsState(link);
     this.log.warn({ node: link.name, why, inFlight, holdsState: holds }, 'server connection lost');
     if (link.node.role === 'replica') this.ctx.monitor.recheck(link.node);
     if (link.node.role === 'replica' && inFlight && !holds && this.txStatus === 'I' && this.relay.retryElsewhere(link)) {
@@ -1775,29 +1448,8 @@ export class Session {
    * next Sync is dropped, and that Sync is answered with ReadyForQuery.
    */
   private skipToClientSync(): void {
-    while (this.units.length > 0) {
-      const next = this.units[0] as Unit;
-      this.shiftUnit();
-      const synced = next.kind === 'extended' ? next.complete : next.kind === 'local' && next.local?.kind === 'extended' && next.local.sync;
-      if (synced) {
-        this.client.write(readyForQuery(this.txStatus));
-        return;
-      }
-    }
-    this.building = null;
-    this.discardUntilSync = true;
+    if (this.input.skipToSync()) this.client.write(readyForQuery(this.txStatus));
   }
-}
-
-function sumBytes(frames: readonly Frame[]): number {
-  let n = 0;
-  for (const f of frames) n += f.raw.length;
-  return n;
-}
-
-function restore<V>(map: Map<string, V>, key: string, value: V | undefined): void {
-  if (value === undefined) map.delete(key);
-  else map.set(key, value);
 }
 
 /** True when a unit ends the transaction it runs in, so the next unit's server depends on its outcome. */

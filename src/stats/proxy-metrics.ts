@@ -45,7 +45,7 @@ export function createProxyMetrics(src: MetricsSource): Registry {
 
   add(snapshot('pgsplit_statements_routed_total', 'Units of work (a Query, or an extended batch up to Sync) routed, by target node and reason.', 'counter', () => {
     const out: Sample[] = [];
-    for (const [node, byReason] of src.stats.routed) for (const [reason, n] of byReason) out.push({ value: n, labels: { node, reason } });
+    for (const [node, byReason] of src.stats.routedUnits) for (const [reason, n] of byReason) out.push({ value: n, labels: { node, reason } });
     return out;
   }));
   add(snapshot('pgsplit_fallbacks_total', 'Tagged reads that went to the primary because no replica qualified, by reason (fallback-lag, fallback-causal, fallback-no-replica, ...).', 'counter', () => {

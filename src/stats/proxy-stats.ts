@@ -1,10 +1,11 @@
-import type { DurationHistogram } from './duration-histogram.js';
+import type { SessionEvents } from '../session/session-events.js';
+import { DurationHistogram } from './duration-histogram.js';
 
 /**
- * The proxy's plain counters: sessions bump them on the hot path (no label look-ups), and the metrics
- * registry, the admin console, the demo and the tests read them.
+ * The proxy's plain counters: sessions bump them on the hot path (no label look-ups) through the
+ * SessionEvents methods, and the metrics registry, the admin console, the demo and the tests read them.
  */
-export class ProxyStats {
+export class ProxyStats implements SessionEvents {
   clientsAccepted = 0;
   clientsRejected = 0;
   /** Units a replica refused with 25006 and pgsplit re-ran on the primary. */
@@ -14,7 +15,7 @@ export class ProxyStats {
   /** Reads run again elsewhere because their replica failed before answering, by that replica. */
   readonly retriesByNode = new Map<string, number>();
   /** Units routed, by node, then by reason: the one record of routing (the totals below derive from it). */
-  readonly routed = new Map<string, Map<string, number>>();
+  readonly routedUnits = new Map<string, Map<string, number>>();
   /** Time from sending a unit to its ReadyForQuery, by node. */
   readonly durations = new Map<string, DurationHistogram>();
   /** Errors sent to clients, by SQLSTATE. */
@@ -25,17 +26,44 @@ export class ProxyStats {
   closedClientBytesIn = 0;
   closedClientBytesOut = 0;
 
-  /** Counts one routed unit. */
-  onRouted(node: string, reason: string): void {
-    let byReason = this.routed.get(node);
-    if (byReason === undefined) this.routed.set(node, (byReason = new Map()));
+  // SessionEvents: what sessions report, counted.
+
+  routed(node: string, reason: string): void {
+    let byReason = this.routedUnits.get(node);
+    if (byReason === undefined) this.routedUnits.set(node, (byReason = new Map()));
     byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+
+  retry(node: string): void {
+    this.retriesByNode.set(node, (this.retriesByNode.get(node) ?? 0) + 1);
+  }
+
+  rerun(): void {
+    this.rerunsOnPrimary++;
+  }
+
+  hints(count: number): void {
+    this.hintsSeen += count;
+  }
+
+  malformedHints(count: number): void {
+    this.hintsMalformed += count;
+  }
+
+  unitDone(node: string, ms: number): void {
+    let h = this.durations.get(node);
+    if (h === undefined) this.durations.set(node, (h = new DurationHistogram()));
+    h.observe(ms);
+  }
+
+  error(sqlState: string): void {
+    this.errorsBySqlState.set(sqlState, (this.errorsBySqlState.get(sqlState) ?? 0) + 1);
   }
 
   /** Units routed, by node name (a fresh map each call). */
   get routedByNode(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [node, byReason] of this.routed) {
+    for (const [node, byReason] of this.routedUnits) {
       let n = 0;
       for (const v of byReason.values()) n += v;
       out.set(node, n);
@@ -46,7 +74,7 @@ export class ProxyStats {
   /** Units routed, by reason (a fresh map each call). */
   get routedByReason(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const byReason of this.routed.values()) for (const [reason, v] of byReason) out.set(reason, (out.get(reason) ?? 0) + v);
+    for (const byReason of this.routedUnits.values()) for (const [reason, v] of byReason) out.set(reason, (out.get(reason) ?? 0) + v);
     return out;
   }
 }
