@@ -168,6 +168,19 @@ t.test('SHOW POOLS, SHOW SERVERS and the pool metrics follow leases, a waiter an
   t.same(new Set(idle.map((s) => Number(s.backend_pid))), new Set([pidA, pidB]));
 });
 
+t.test('a connection being opened shows as sv_login and as pending', async (t) => {
+  // A server that never finishes the login: the connection opened for the waiting client stays pending.
+  const registry = new PoolRegistry({ ...TEST_POOL, size: 1 }, () => new Promise(() => undefined));
+  const stuck = registry.pool(KEY, { name: 'primary', host: '127.0.0.1', port: 1 }, { user: 'postgres', database: 'postgres' })
+    .acquire('client 1').catch((e: unknown) => e);
+  const port = await consoleListener(t, adminSource(registry));
+  t.match(records(await psql(port, 'SHOW POOLS')), [{ cl_active: '0', cl_waiting: '1', sv_active: '0', sv_idle: '0', sv_tested: '0', sv_login: '1' }]);
+  const text = await scrape(t, new ProxyStats(), registry);
+  t.equal(sample(text, 'pgsplit_pool_servers', { pool: 'postgres/postgres', state: 'pending' }), 1);
+  registry.close();
+  t.match(await stuck, { code: 'SHUTTING_DOWN' }, 'the waiter is let go when the registry closes');
+});
+
 t.test('pins are counted by reason; without a registry SHOW POOLS is empty and the pool gauges have no series', async (t) => {
   const stats = new ProxyStats();
   stats.pinned('prepared-statement');
