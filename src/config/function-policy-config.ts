@@ -3,7 +3,7 @@
  * validated as SQL names. Shared by loadConfig and by `pgsplit explain --config`, which reads only this.
  */
 import { parseFunctionName } from '../router/function-policy.js';
-import { isWritingFunctionName } from '../router/statement-classifier.js';
+import { isWritingFunctionName } from '../router/writing-functions.js';
 import { DEFAULT_CONFIG, UNKNOWN_FUNCTION_POLICIES, type PgsplitConfig, type UnknownFunctionPolicy } from './config.js';
 import { describe, show, type ConfigContext, type Raw } from './config-context.js';
 
