@@ -15,7 +15,9 @@ import { resolveConfig } from '../config/load-config.js';
 import { parseListenAddress } from '../config/listen-address.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { ProxyServer, isLoopback } from '../proxy/proxy-server.js';
-import { API_REQUESTS, COMPUTE_TASKS, NovaWorkload, sumCounters, type NovaWorkloadStats } from './nova-workload.js';
+import { NovaWorkload } from './nova-workload.js';
+import { sumCounters, type NovaWorkloadStats } from './nova-meter.js';
+import { API_REQUESTS, COMPUTE_TASKS } from './nova-workload-options.js';
 
 export type DemoCommand = Extract<CliCommand, { command: 'demo' }>;
 
