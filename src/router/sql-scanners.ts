@@ -5,7 +5,13 @@
  * so the lexer makes no string while scanning. scanNumber and scanStandardString are shared with the
  * classifier's fast path (./common-shape.ts), so both read a literal exactly alike.
  */
-import { BACKSLASH, CHAR_CLASS, CR, C_OPSPECIAL, DOT, DQUOTE, FF, LF, MINUS, PLUS, QUOTE, SLASH, SPACE, STAR, TAB, VT, isDigit, isHexDigit, isIdentCont, isOpChar, isSpace } from './char-class.js';
+import * as charClass from './char-class.js';
+import { isDigit, isHexDigit, isIdentCont, isOpChar, isSpace } from './char-class.js';
+
+// Module-local copies of the codes, classes and tables, read for every character: V8 folds a module's
+// own consts into optimized code, while an imported binding costs a load and a check at each use
+// (measured: lexSql about 5% slower with the imports used directly).
+const { BACKSLASH, CHAR_CLASS, CR, C_OPSPECIAL, DOT, DQUOTE, FF, LF, MINUS, PLUS, QUOTE, SLASH, SPACE, STAR, TAB, VT } = charClass;
 
 /** Escape handling inside a single-quoted literal. */
 export const Q_STANDARD = 0; // '' doubles a quote, backslash is ordinary
