@@ -15,6 +15,8 @@ import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
+import { PoolRegistry } from '../pool/pool-registry.js';
+import { poolSettingsFrom } from '../pool/server-pool.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
@@ -79,6 +81,11 @@ export class ProxyServer {
   readonly nodes: ServerNodes;
   readonly monitor: ReplicaMonitor;
   readonly stats = new ProxyStats();
+  /**
+   * The server connection pools (pool.*), one per (node, server role, database, user): sessions borrow
+   * from them through the SessionContext; SHOW POOLS and the pgsplit_pool_* metrics read them.
+   */
+  readonly pools: PoolRegistry;
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
@@ -127,6 +134,7 @@ export class ProxyServer {
     this.monitor.onDown = (n, reason) => {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
+    this.pools = new PoolRegistry(poolSettingsFrom(config));
     this.ctx = this.sessionContext(config);
     this.clientTls = ProxyServer.clientTlsFor(config);
     prepareScramVerifiers(config.users);
@@ -166,7 +174,7 @@ export class ProxyServer {
   /** The session settings that come from the configuration: set at start, and again by each reload. */
   private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
     'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
-    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes'> {
+    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes' | 'poolMode'> {
     return {
       router,
       maxMessageSize: c.limits.maxMessageSize,
@@ -179,6 +187,7 @@ export class ProxyServer {
       transactions: c.routing.transactions,
       monitorTimeoutMs: c.monitor.timeoutMs,
       maxPendingBytes: c.limits.maxPendingBytes,
+      poolMode: c.pool.mode,
     };
   }
 
@@ -190,6 +199,7 @@ export class ProxyServer {
       log: this.log,
       monitor: this.monitor,
       events: this.stats,
+      pools: this.pools,
     };
   }
 
@@ -234,6 +244,7 @@ export class ProxyServer {
     // Into the one shared object (sessions hold it), not a new one.
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
+    this.pools.reconfigure(poolSettingsFrom(c));
     this.monitor.configure(c.monitor);
     const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
     for (const { node, endpoint } of plan.keep) {
@@ -247,6 +258,9 @@ export class ProxyServer {
     });
     for (const n of plan.remove) {
       n.retiring = true;
+      // Its pools close now (leases still out are closed as they come back), so that a replica added under
+      // the same name gets pools of its own.
+      this.pools.closeNode(n.endpoint.name, errors.shuttingDown());
       for (const s of this.sessions.values()) s.retire(n);
     }
     if (plan.remove.length > 0) this.sweepRetired();
@@ -708,6 +722,7 @@ export class ProxyServer {
       s.close();
     }
     for (const s of this.sockets) s.destroy();
+    this.pools.close();
     await serverClosed;
     await settleCancels(2000);
     this.state = 'closed';
