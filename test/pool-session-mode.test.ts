@@ -63,3 +63,14 @@ t.test('session mode: a bad startup setting is refused as a direct connection re
   t.same((await c.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'the pool still serves the next client');
   await c.end();
 });
+
+t.test('session mode: a startup value the previous client changed back by SET is applied again', async (t) => {
+  const fx = await startProxy(t, { replicas: 0, config: { pool: { mode: 'session', size: 1 } } });
+  const a = await fx.client({ applicationName: 'same' });
+  // The server reports the change; the pool must know the connection no longer holds 'same'.
+  await a.query("SET application_name = ''");
+  await a.end();
+  const b = await fx.client({ applicationName: 'same' });
+  t.same((await b.query('SHOW application_name')).rows[0], { application_name: 'same' }, 'the next client with the same startup value has it');
+  await b.end();
+});

@@ -145,8 +145,9 @@ CONFIG FILE (YAML; every key is optional except primary)
     startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
-  # pool:                              # checked, but not in use yet: each session still opens its own
-  #   mode: transaction                # server connections. transaction (default) or session
+  # pool:
+  #   mode: session                    # session (default): a pooled connection per client session;
+  #                                    # transaction: not carried out yet (own connections, a warning)
   #   size: 20                         # server connections per server, database and user
   #   min_idle: 0                      # idle connections kept open ahead of demand
   #   max_client_wait: 120s            # a client waiting longer for a connection gets 53300; 0 = no limit

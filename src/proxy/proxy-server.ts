@@ -135,6 +135,7 @@ export class ProxyServer {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
     this.pools = new PoolRegistry(poolSettingsFrom(config));
+    ProxyServer.warnPoolMode(config, log);
     this.ctx = this.sessionContext(config);
     this.clientTls = ProxyServer.clientTlsFor(config);
     prepareScramVerifiers(config.users);
@@ -169,6 +170,13 @@ export class ProxyServer {
       requestCert: t.caPem !== null,
       endPoint: tlsServerEndPoint(t.certPem),
     };
+  }
+
+  /** pool.mode transaction is accepted but not carried out yet: say so, with what happens instead. */
+  private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
+    if (c.pool.mode !== 'transaction') return;
+    log.warn({ key: 'pool.mode' }, 'pool.mode transaction is not carried out yet: sessions open their own server connections ' +
+      '(no pooling); set pool.mode: session to pool server connections per client session');
   }
 
   /** The session settings that come from the configuration: set at start, and again by each reload. */
@@ -245,6 +253,7 @@ export class ProxyServer {
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
     this.pools.reconfigure(poolSettingsFrom(c));
+    if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
     this.monitor.configure(c.monitor);
     const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
     for (const { node, endpoint } of plan.keep) {

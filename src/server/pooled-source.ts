@@ -38,6 +38,10 @@ class PooledHold implements ServerHold {
   get conn(): ServerConnection {
     return this.lease.conn;
   }
+
+  observe(type: number, payload: Buffer): void {
+    this.lease.state.observe(type, payload);
+  }
 }
 
 export class PooledSource implements ServerSource {

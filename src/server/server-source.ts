@@ -18,6 +18,11 @@ export type ReleaseOutcome = 'clean' | 'dirty' | 'unfinished' | 'broken';
 /** A server connection a session holds, from acquire until it releases it (once). */
 export interface ServerHold {
   readonly conn: ServerConnection;
+  /**
+   * Told of each ParameterStatus and ReadyForQuery the session reads from the connection, when the source
+   * keeps state about it (a pool must know the values it holds when the next client borrows it).
+   */
+  observe?(type: number, payload: Buffer): void;
 }
 
 /** The time limits a source connects within; read at each acquire (a reload may change them). */

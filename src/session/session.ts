@@ -1199,6 +1199,7 @@ export class Session {
    */
   private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     const t = f.type;
+    if (t === Backend.ParameterStatus || t === Backend.ReadyForQuery) link.hold.observe?.(t, f.payload);
     const cp = this.binding.copyPending;
     let freed = false;
     if (cp !== null && cp.link === link && cp.executes > 0 &&
