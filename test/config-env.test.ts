@@ -80,7 +80,7 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'limits.startup_timeout': ['3s', (c) => c.limits.startupTimeoutMs, 3000],
     'limits.connect_timeout': ['2s', (c) => c.limits.connectTimeoutMs, 2000],
     'limits.shutdown_grace': ['5s', (c) => c.limits.shutdownGraceMs, 5000],
-    'pool.mode': ['transaction', (c) => c.pool.mode, 'transaction'],
+    'pool.mode': ['session', (c) => c.pool.mode, 'session'],
     'pool.size': ['7', (c) => c.pool.size, 7],
     'pool.min_idle': ['3', (c) => c.pool.minIdle, 3],
     'pool.max_client_wait': ['0', (c) => c.pool.maxClientWaitMs, 0],

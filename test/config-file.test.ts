@@ -145,8 +145,8 @@ t.test('a file with only primary gets every default', async (t) => {
     startupTimeoutMs: 10000, connectTimeoutMs: 5000, shutdownGraceMs: 30000,
   });
   t.strictSame(cfg.pool, {
-    mode: 'session', size: 20, minIdle: 0, maxClientWaitMs: 120_000, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 3_600_000, preparedStatements: 200,
-  }, "PgBouncer's defaults, session mode included");
+    mode: 'transaction', size: 20, minIdle: 0, maxClientWaitMs: 120_000, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 3_600_000, preparedStatements: 200,
+  }, "PgBouncer's defaults, in transaction mode");
   t.equal(cfg.metrics.listen, null);
   t.equal(cfg.log.level, 'info');
   t.strictSame(cfg.primary, { name: 'primary', url: PRIMARY, host: 'db1', port: 5432, user: 'app', password: 'pw', database: 'app', weight: 1, tls: { mode: 'disable' } });

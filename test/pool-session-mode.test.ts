@@ -4,6 +4,7 @@
  * parameters applied and nothing of the previous client's left (settings, temporary tables, LISTEN,
  * prepared statements); more clients than pool.size wait for a connection instead of opening more.
  */
+import net from 'node:net';
 import t from 'tap';
 import { startProxy } from './fixtures/proxy-fixture.js';
 
@@ -73,4 +74,51 @@ t.test('session mode: a startup value the previous client changed back by SET is
   const b = await fx.client({ applicationName: 'same' });
   t.same((await b.query('SHOW application_name')).rows[0], { application_name: 'same' }, 'the next client with the same startup value has it');
   await b.end();
+});
+
+t.test('session mode: a cancel request stops the statement of the client that sent it, not the other one\'s', async (t) => {
+  const fx = await startProxy(t, { replicas: 0, config: { pool: { mode: 'session', size: 2 } } });
+  const a = await fx.client();
+  const b = await fx.client();
+  const sleepA = a.query('SELECT pg_sleep(20)').then(() => null, (e: Error & { code?: string }) => e);
+  const sleepB = b.query('SELECT pg_sleep(3)').then(() => null, (e: Error & { code?: string }) => e);
+  while (Number((await fx.cluster.primary.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%' AND state = 'active'"))[0]?.n) < 2) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const keyed = a as unknown as { processID: number; secretKey: number };
+  const request = Buffer.alloc(16);
+  request.writeInt32BE(16, 0);
+  request.writeInt32BE(80877102, 4);
+  request.writeInt32BE(keyed.processID, 8);
+  request.writeInt32BE(keyed.secretKey, 12);
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: fx.port }, () => s.end(request));
+    s.on('close', () => resolve());
+    s.on('error', reject);
+  });
+  t.equal((await sleepA)?.code, '57014', 'the client that asked has its statement cancelled');
+  t.equal(await sleepB, null, 'the other client\'s statement on the same pool ran to its end');
+});
+
+t.test('session mode: a client that leaves while waiting for a connection gives up its place', async (t) => {
+  const fx = await startProxy(t, { replicas: 0, config: { pool: { mode: 'session', size: 1 } } });
+  const holder = await fx.client();
+  await holder.query('SELECT 1');
+  // A raw client that sends its startup and leaves while its session waits for the one connection.
+  const raw = net.connect({ host: '127.0.0.1', port: fx.port });
+  await new Promise<void>((resolve) => raw.on('connect', () => resolve()));
+  const params = Buffer.from('user\0postgres\0database\0postgres\0\0');
+  const startup = Buffer.alloc(8 + params.length);
+  startup.writeInt32BE(startup.length, 0);
+  startup.writeInt32BE(196608, 4);
+  params.copy(startup, 8);
+  raw.write(startup);
+  while ((fx.proxy.pools.rows()[0]?.clientsWaiting ?? 0) === 0) await new Promise((r) => setTimeout(r, 20));
+  raw.destroy();
+  while ((fx.proxy.pools.rows()[0]?.clientsWaiting ?? 0) > 0) await new Promise((r) => setTimeout(r, 20));
+  t.pass('the waiter left the queue when its client went away');
+  await holder.end();
+  const next = await fx.client();
+  t.same((await next.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'the next client gets the connection');
+  await next.end();
 });

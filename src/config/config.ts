@@ -243,11 +243,13 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     connectTimeoutMs: 5_000,
     shutdownGraceMs: 30_000,
   },
-  // PgBouncer's defaults: pool_mode session, default_pool_size 20, min_pool_size 0, query_wait_timeout
-  // 120 s, server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. Transaction
-  // mode (which PgDog defaults to) becomes the default once the session carries it out.
+  // PgBouncer's defaults but the mode: default_pool_size 20, min_pool_size 0, query_wait_timeout 120 s,
+  // server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. The default mode,
+  // transaction, is not carried out yet: sessions keep their own connections, as before pools, because
+  // session mode caps the clients running at once at pool.size per pool (a deployment with more
+  // concurrent clients than that would queue after an upgrade); pool.mode: session pools by choice.
   pool: {
-    mode: 'session',
+    mode: 'transaction',
     size: 20,
     minIdle: 0,
     maxClientWaitMs: 120_000,

@@ -172,11 +172,11 @@ export class ProxyServer {
     };
   }
 
-  /** pool.mode transaction is accepted but not carried out yet: say so, with what happens instead. */
+  /** pool.mode transaction (the default) is accepted but not carried out yet: say so, with what happens instead. */
   private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
     if (c.pool.mode !== 'transaction') return;
-    log.warn({ key: 'pool.mode' }, 'pool.mode transaction is not carried out yet: sessions open their own server connections ' +
-      '(no pooling); set pool.mode: session to pool server connections per client session');
+    log.info({ key: 'pool.mode' }, 'pool.mode transaction (the default) is not carried out yet: sessions open their own server ' +
+      'connections (no pooling); set pool.mode: session to pool server connections per client session');
   }
 
   /** The session settings that come from the configuration: set at start, and again by each reload. */

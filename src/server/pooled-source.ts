@@ -17,7 +17,7 @@ import { ServerStartupError, type ServerConnection } from './server-connection.j
 import { loginTarget, type SessionLogin } from './server-login.js';
 import type { NodeEntry } from './server-nodes.js';
 import { runInternalQuery } from './server-query.js';
-import type { ReleaseOutcome, ServerHold, ServerSource, SourceLimits } from './server-source.js';
+import { DedicatedSource, type ReleaseOutcome, type ServerHold, type ServerSource, type SourceLimits } from './server-source.js';
 import { optionSettings } from '../session/startup-options.js';
 
 /** Startup parameters that are not settings: they pick the login and the protocol, fixed by the pool key. */
@@ -49,14 +49,24 @@ export class PooledSource implements ServerSource {
    * `identity`: who borrows (session id, client address), for logs and SHOW POOLS; `limits`: the bound on
    * the settings statement run on borrow (limits.connect_timeout).
    */
-  constructor(private readonly pools: PoolRegistry, private readonly identity: string, private readonly limits: SourceLimits) {}
+  constructor(private readonly pools: PoolRegistry, private readonly identity: string, private readonly limits: SourceLimits) {
+    this.direct = new DedicatedSource(limits);
+  }
 
-  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>): Promise<ServerHold> {
+  /**
+   * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
+   * (DedicatedSource), so that a statement fails at once instead of waiting behind the pool's connections
+   * to a frozen server (their cleanup and connects are bounded by limits.connect_timeout only).
+   */
+  private readonly direct: DedicatedSource;
+
+  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
+    if (node.health === 'down') return this.direct.acquire(node, login, params);
     const target = loginTarget(node.endpoint, node.configKey, login);
     const user = target.user ?? params.user ?? '';
     const pool = this.pools.pool({ node: node.endpoint.name, role: node.role, database: login.database, user }, target,
       { user, database: login.database });
-    const lease = await pool.acquire(this.identity);
+    const lease = await pool.acquire(this.identity, signal);
     const state = lease.state;
     // Whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
     state.clientSession = true;
@@ -83,7 +93,10 @@ export class PooledSource implements ServerSource {
 
   /** Back to its pool (cleaned there); an unfinished or broken one is closed instead. */
   release(hold: ServerHold, outcome: ReleaseOutcome): void {
-    if (!(hold instanceof PooledHold)) throw new Error('PooledSource.release: not a pooled connection');
+    if (!(hold instanceof PooledHold)) {
+      this.direct.release(hold, outcome);
+      return;
+    }
     // The session may have paused it (client backpressure): the pool's cleanup must be able to read.
     hold.conn.socket.resume();
     if (outcome === 'broken' || outcome === 'unfinished') hold.pool.releaseWithError(hold.lease);

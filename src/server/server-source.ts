@@ -36,9 +36,10 @@ export interface SourceLimits {
 export interface ServerSource {
   /**
    * A connection to `node` for a session logged in as `login`; `params` are the client's startup
-   * parameters the server is to start with (pgsplit's own options already taken out).
+   * parameters the server is to start with (pgsplit's own options already taken out). `signal` aborts a
+   * wait for a pooled connection (the client went away).
    */
-  acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>): Promise<ServerHold>;
+  acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold>;
   /** The session is done with `hold`; it must not touch its connection afterwards. */
   release(hold: ServerHold, outcome: ReleaseOutcome): void;
 }

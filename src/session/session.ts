@@ -103,6 +103,8 @@ export class Session {
   private readonly login: SessionLogin;
   /** Where the session's server connections come from and go back to (server-source.ts). */
   private readonly source: ServerSource;
+  /** Aborted when the session closes: a wait for a pooled connection ends (its place in the queue goes). */
+  private readonly closing = new AbortController();
   /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
   private readonly binding = new Binding();
   /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
@@ -159,7 +161,7 @@ export class Session {
     this.ctx = opts.ctx;
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
-    // pool.mode transaction is not carried out yet: such sessions keep their own connections (DedicatedSource).
+    // pool.mode transaction (the default) is not carried out yet: such sessions keep their own connections (DedicatedSource).
     this.source = opts.ctx.poolMode === 'session'
       ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx)
       : new DedicatedSource(opts.ctx);
@@ -363,6 +365,7 @@ export class Session {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.closing.abort(errors.shuttingDown());
     for (const l of this.binding.attached()) this.detach(l);
     if (!this.client.destroyed) this.client.destroy();
   }
@@ -1009,7 +1012,7 @@ export class Session {
     // Counted as in use while connecting, so that a reload removing the node waits for this link too.
     this.connectingTo = node;
     try {
-      hold = await this.source.acquire(node, this.login, this.serverParams);
+      hold = await this.source.acquire(node, this.login, this.serverParams, this.closing.signal);
     } finally {
       this.connectingTo = null;
     }
