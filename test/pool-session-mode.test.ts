@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
-import { startProxy } from './fixtures/proxy-fixture.js';
+import { sendCancel, startProxy } from './fixtures/proxy-fixture.js';
 
 t.setTimeout(120_000);
 
@@ -85,17 +85,7 @@ t.test('session mode: a cancel request stops the statement of the client that se
   while (Number((await fx.cluster.primary.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%' AND state = 'active'"))[0]?.n) < 2) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  const keyed = a as unknown as { processID: number; secretKey: number };
-  const request = Buffer.alloc(16);
-  request.writeInt32BE(16, 0);
-  request.writeInt32BE(80877102, 4);
-  request.writeInt32BE(keyed.processID, 8);
-  request.writeInt32BE(keyed.secretKey, 12);
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: fx.port }, () => s.end(request));
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(fx.port, a);
   t.equal((await sleepA)?.code, '57014', 'the client that asked has its statement cancelled');
   t.equal(await sleepB, null, 'the other client\'s statement on the same pool ran to its end');
 });
