@@ -13,14 +13,9 @@
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { classifyCommonShape } from '../src/router/common-shape.js';
-import {
-  classifyQuery,
-  classifyQueryFully,
-  DEFAULT_WRITING_FUNCTION_PREFIXES,
-  DEFAULT_WRITING_FUNCTIONS,
-  functionPolicyOptions,
-  type ClassifyOptions,
-} from '../src/router/statement-classifier.js';
+import { classifyQuery, classifyQueryFully } from '../src/router/statement-classifier.js';
+import { functionPolicyOptions, type ClassifyOptions } from '../src/router/classify-options.js';
+import { DEFAULT_WRITING_FUNCTION_PREFIXES, DEFAULT_WRITING_FUNCTIONS } from '../src/router/writing-functions.js';
 import { KNOWN_BUILTIN_READ_ONLY_FUNCTIONS } from '../src/router/function-policy.js';
 import { join } from 'node:path';
 import { corpusFiles, findCorpusDir, readCorpusScript, splitCorpusScript, sqlDir } from './fixtures/pg-regress-corpus.js';

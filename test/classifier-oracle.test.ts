@@ -34,7 +34,8 @@ import t from 'tap';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { loadModule, parseSync } from 'libpg-query';
-import { classifyQuery, DEFAULT_WRITING_FUNCTIONS, type QueryClassification } from '../src/router/statement-classifier.js';
+import { classifyQuery, type QueryClassification } from '../src/router/statement-classifier.js';
+import { DEFAULT_WRITING_FUNCTIONS } from '../src/router/writing-functions.js';
 import { lexSql } from '../src/router/sql-lexer.js';
 import { corpusFiles, findCorpusDir, readCorpusScript, splitCorpusScript, sqlDir } from './fixtures/pg-regress-corpus.js';
 

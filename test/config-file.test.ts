@@ -2,18 +2,11 @@ import t from 'tap';
 import { join } from 'node:path';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_CONFIG, type PgsplitConfig } from '../src/config/config.js';
-import {
-  loadConfig,
-  loadRoutingPolicy,
-  maskUrl,
-  parseDuration,
-  parseListenAddress,
-  parseSize,
-  passwordKind,
-  resolveConfig,
-  suggest,
-  type ConfigOverrides,
-} from '../src/config/load-config.js';
+import { loadConfig, loadRoutingPolicy, maskUrl, resolveConfig, type ConfigOverrides } from '../src/config/load-config.js';
+import { parseDuration, parseSize } from '../src/config/config-values.js';
+import { parseListenAddress } from '../src/config/listen-address.js';
+import { passwordKind } from '../src/config/users-config.js';
+import { suggest } from '../src/config/suggest.js';
 
 /** A word that ends a message telling the reader what to do. */
 const FIX_RE = /\b(did you mean|write|use|add|set|remove|pass|put|give|keep|copy|quote|export|fix|check|make|encode|percent-encode|list)\b/;

@@ -13,14 +13,9 @@ import {
   LATER_RELEASE_READ_ONLY_FUNCTIONS,
   parseFunctionName,
 } from '../src/router/function-policy.js';
-import {
-  classifyQuery,
-  DEFAULT_WRITING_FUNCTION_PREFIXES,
-  DEFAULT_WRITING_FUNCTIONS,
-  functionPolicyOptions,
-  isWritingFunctionName,
-  type ClassifyOptions,
-} from '../src/router/statement-classifier.js';
+import { classifyQuery } from '../src/router/statement-classifier.js';
+import { functionPolicyOptions, type ClassifyOptions } from '../src/router/classify-options.js';
+import { DEFAULT_WRITING_FUNCTION_PREFIXES, DEFAULT_WRITING_FUNCTIONS, isWritingFunctionName } from '../src/router/writing-functions.js';
 import { Router } from '../src/router/router.js';
 
 const isWriting = (name: string): boolean =>

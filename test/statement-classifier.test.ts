@@ -1,11 +1,7 @@
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
-import {
-  classifyQuery,
-  DEFAULT_WRITING_FUNCTIONS,
-  type QueryClassification,
-  type StatementInfo,
-} from '../src/router/statement-classifier.js';
+import { classifyQuery, type QueryClassification, type StatementInfo } from '../src/router/statement-classifier.js';
+import { DEFAULT_WRITING_FUNCTIONS } from '../src/router/writing-functions.js';
 import { lexSql } from '../src/router/sql-lexer.js';
 import { corpusFiles, findCorpusDir, readCorpusScript, splitCorpusScript, sqlDir } from './fixtures/pg-regress-corpus.js';
 

@@ -40,15 +40,9 @@ import { resolveConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ProxyServer } from '../../src/proxy/proxy-server.js';
 import { Rng } from '../../test/fixtures/rng.js';
-import {
-  API_REQUESTS,
-  COMPUTE_TASKS,
-  NovaWorkload,
-  sumCounters,
-  type NovaClientMode,
-  type NovaIntervals,
-  type NovaTaskName,
-} from '../../src/demo/nova-workload.js';
+import { NovaWorkload } from '../../src/demo/nova-workload.js';
+import { sumCounters } from '../../src/demo/nova-meter.js';
+import { API_REQUESTS, COMPUTE_TASKS, type NovaClientMode, type NovaIntervals, type NovaTaskName } from '../../src/demo/nova-workload-options.js';
 import {
   HEARTBEAT_INTERVAL_MS,
   HEARTBEAT_TABLE,

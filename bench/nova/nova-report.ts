@@ -3,15 +3,8 @@
  * forms: the summary lines printed on stdout, the Markdown nova.md and the SVG chart nova.svg. The
  * measuring is in nova-bench.ts.
  */
-import {
-  API_REQUESTS,
-  COMPUTE_TASKS,
-  type CounterTotals,
-  type NovaClientMode,
-  type NovaIntervals,
-  type NovaTaskName,
-  type NovaWorkloadStats,
-} from '../../src/demo/nova-workload.js';
+import type { CounterTotals, NovaWorkloadStats } from '../../src/demo/nova-meter.js';
+import { API_REQUESTS, COMPUTE_TASKS, type NovaClientMode, type NovaIntervals, type NovaTaskName } from '../../src/demo/nova-workload-options.js';
 
 /** Statistics deltas of one server over a phase. */
 export interface ServerLoad {

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { stopAllClustersSync } from '../../src/cluster/local-cluster.js';
-import { NOVA_CLIENT_MODES, type NovaClientMode } from '../../src/demo/nova-workload.js';
+import { NOVA_CLIENT_MODES, type NovaClientMode } from '../../src/demo/nova-workload-options.js';
 import { formatNovaSummary, packageRoot, runNovaBench, type NovaBenchOptions } from './nova-bench.js';
 
 const QUICK = { seconds: 20, computeHosts: 8, apiSessions: 4, instancesPerHost: 20 };

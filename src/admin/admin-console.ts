@@ -6,6 +6,8 @@ import {
   PgType, backendKeyData, commandComplete, dataRow, emptyQueryResponse, errorFor, errorResponse, noticeResponse, parameterStatus, readyForQuery, rowDescription,
 } from '../codec/backend-messages.js';
 import { PgsplitError, SqlState } from '../errors.js';
+import type { PoolRegistry } from '../pool/pool-registry.js';
+import { poolLabel } from '../pool/server-pool.js';
 
 /** What the console reads from and does to the running proxy (the ProxyServer provides it). */
 export interface AdminSource {
@@ -20,6 +22,11 @@ export interface AdminSource {
   servers(): Array<{ node: string; state: string; client: number; backendPid: number }>;
   stats(): Array<{ node: string; queries: number; totalTimeUs: number; errors?: number }>;
   config(): Array<{ key: string; value: string }>;
+  /**
+   * The server pools, for SHOW POOLS and the pooled rows of SHOW SERVERS; absent or null while the proxy
+   * does not pool (SHOW POOLS then has no rows).
+   */
+  pools?: () => PoolRegistry | null;
   /** PAUSE (true): no new work starts outside transactions; RESUME (false): it goes on. */
   setPaused(paused: boolean): void;
   /** Takes a replica out of rotation by hand (true) or puts it back (false); an error message if it cannot. */
@@ -35,7 +42,8 @@ const HELP: ReadonlyArray<[string, string]> = [
   ['SHOW VERSION', 'pgsplit version'],
   ['SHOW NODES', 'one row per server: role, state, lag in seconds and bytes, statements in flight, last error'],
   ['SHOW CLIENTS', 'one row per client session: id, user, database, state, address, tag, application_name, connect and last-activity times'],
-  ['SHOW SERVERS', 'one row per server connection, with the client id it serves and the backend pid (pg_stat_activity.pid)'],
+  ['SHOW SERVERS', 'one row per server connection, with the client id it serves, the backend pid (pg_stat_activity.pid), its login and its pool'],
+  ['SHOW POOLS', 'one row per server pool (database, user, node, role): clients holding and waiting for a connection, connections in use, idle, being cleaned and opened, longest wait'],
   ['SHOW STATS', 'statements and time per node since start'],
   ['SHOW CONFIG', 'the configuration in force (no secrets)'],
   ['PAUSE', 'new work waits (transactions under way go on to their end); see in_flight in SHOW NODES'],
@@ -132,6 +140,42 @@ export class AdminConsole {
     return Buffer.concat([...notes.map((m) => noticeResponse({ severity: 'NOTICE', code: '00000', message: m })), commandComplete('RELOAD')]);
   }
 
+  /**
+   * SHOW SERVERS: the sessions' server connections as before, then the pooled connections no session
+   * reports (idle ones, or leased outside a session). A session's connection that came from a pool (same
+   * node and backend pid) gets its pool's login and label; user and pool are empty for the others.
+   */
+  private servers(): Buffer {
+    const pooled = this.src.pools?.()?.servers() ?? [];
+    const byPid = new Map(pooled.map((p) => [`${p.node}\0${p.backendPid}`, p]));
+    const rows: Cell[][] = this.src.servers().map((s) => {
+      const p = byPid.get(`${s.node}\0${s.backendPid}`);
+      if (p !== undefined) byPid.delete(`${s.node}\0${s.backendPid}`);
+      return ['S', s.node, s.state, s.client, s.backendPid, p?.user ?? null, p === undefined ? null : poolLabel(p)];
+    });
+    for (const p of byPid.values()) rows.push(['S', p.node, p.state, null, p.backendPid, p.user, poolLabel(p)]);
+    // The first five columns as before; user (the server login, PgBouncer's name) and pool come after them.
+    return this.table([col.text('type'), col.text('node'), col.text('state'), col.int8('client'), ['backend_pid', PgType.int4], col.text('user'), col.text('pool')], rows, 'SHOW');
+  }
+
+  /**
+   * SHOW POOLS. The first eleven columns are PgBouncer's, in its order, so that scripts written for it
+   * read pgsplit alike: sv_tested counts connections running the cleanup of a released lease (PgBouncer's
+   * server_reset_query), sv_login those being opened, and sv_used is always 0 (pgsplit runs no
+   * server_check_query). maxwait is whole seconds and maxwait_us the microseconds beyond them, as there.
+   * node and role, which PgBouncer has no use for, come last.
+   */
+  private pools(): Buffer {
+    const rows = this.src.pools?.()?.rows() ?? [];
+    return this.table([
+      col.text('database'), col.text('user'), col.int8('cl_active'), col.int8('cl_waiting'), col.int8('sv_active'), col.int8('sv_idle'), col.int8('sv_used'),
+      col.int8('sv_tested'), col.int8('sv_login'), col.int8('maxwait'), col.int8('maxwait_us'), col.text('node'), col.text('role'),
+    ], rows.map((p) => [
+      p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, 0,
+      p.serversCleaning, p.serversPending - p.serversCleaning, Math.floor(p.longestWaitMs / 1000), (p.longestWaitMs % 1000) * 1000, p.node, p.role,
+    ]), 'SHOW');
+  }
+
   /** The answer to one query string (without ReadyForQuery). */
   answer(sql: string): Buffer {
     const text = sql.trim().replace(/;\s*$/, '').trim();
@@ -155,8 +199,9 @@ export class AdminConsole {
           this.src.clients().map((c) => ['C', c.id, c.user, c.database, c.state, c.addr, c.port, c.tagged, c.servers, c.applicationName, c.tagSource,
             timestamptz(c.connectedAt), timestamptz(c.lastActiveAt)]), 'SHOW');
         case 'SERVERS':
-          return this.table([col.text('type'), col.text('node'), col.text('state'), col.int8('client'), ['backend_pid', PgType.int4]],
-            this.src.servers().map((s) => ['S', s.node, s.state, s.client, s.backendPid]), 'SHOW');
+          return this.servers();
+        case 'POOLS':
+          return this.pools();
         case 'STATS':
           return this.table([col.text('node'), col.int8('total_query_count'), col.int8('total_query_time'), col.int8('avg_query_time')],
             this.src.stats().map((s) => [s.node, s.queries, Math.round(s.totalTimeUs), s.queries > 0 ? Math.round(s.totalTimeUs / s.queries) : 0]), 'SHOW');

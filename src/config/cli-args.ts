@@ -4,7 +4,8 @@
  * "run pgsplit --help". Config values given as flags are validated later by loadConfig().
  */
 import { maskUrl } from './config.js';
-import { levenshtein, type ConfigOverrides } from './load-config.js';
+import type { ConfigOverrides } from './load-config.js';
+import { levenshtein } from './suggest.js';
 
 export type CliCommand =
   | { command: 'run'; configFile?: string; overrides: ConfigOverrides }

@@ -5,7 +5,7 @@
  *
  * Passwords are never echoed in messages, only what kind of value was found.
  */
-/** Raises a ConfigError keyed by `key` (load-config's Ctx.fail). */
+/** Raises a ConfigError keyed by `key` (ConfigContext.fail, config-context.ts). */
 export type Fail = (key: string, message: string) => never;
 
 type Raw = Record<string, unknown>;

@@ -11,10 +11,13 @@ import path from 'node:path';
 import pg from 'pg';
 import { LocalCluster, stopAllClustersSync } from '../cluster/local-cluster.js';
 import type { CliCommand } from '../config/cli-args.js';
-import { parseListenAddress, resolveConfig } from '../config/load-config.js';
+import { resolveConfig } from '../config/load-config.js';
+import { parseListenAddress } from '../config/listen-address.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { ProxyServer, isLoopback } from '../proxy/proxy-server.js';
-import { API_REQUESTS, COMPUTE_TASKS, NovaWorkload, sumCounters, type NovaWorkloadStats } from './nova-workload.js';
+import { NovaWorkload } from './nova-workload.js';
+import { sumCounters, type NovaWorkloadStats } from './nova-meter.js';
+import { API_REQUESTS, COMPUTE_TASKS } from './nova-workload-options.js';
 
 export type DemoCommand = Extract<CliCommand, { command: 'demo' }>;
 

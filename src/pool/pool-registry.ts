@@ -4,13 +4,22 @@
  */
 import { errors, type PgsplitError } from '../errors.js';
 import type { ServerTarget } from '../server/server-connection.js';
-import { ServerPool, type Connect, type PoolKey, type PoolSettings, type PoolStats } from './server-pool.js';
+import { ServerPool, type Connect, type PoolKey, type PoolServerRow, type PoolSettings, type PoolStats } from './server-pool.js';
 
 /** One row of SHOW POOLS. */
 export interface PoolRow extends PoolKey, PoolStats {}
 
+/** One pooled connection, with its pool's key: a row of SHOW SERVERS. */
+export interface PoolServerEntry extends PoolKey, PoolServerRow {}
+
 export class PoolRegistry {
   private readonly pools = new Map<string, ServerPool>();
+
+  /**
+   * Told, for every lease any pool hands out, its pool and how long the client waited, ms (0 when a
+   * connection was idle): the metrics' wait histogram. May be set at any time; cheap, once per lease.
+   */
+  onWaited: ((key: PoolKey, ms: number) => void) | null = null;
 
   constructor(private settings: PoolSettings, private readonly connect?: Connect) {}
 
@@ -22,8 +31,10 @@ export class PoolRegistry {
     const id = JSON.stringify([key.node, key.role, key.database, key.user]);
     let pool = this.pools.get(id);
     if (pool === undefined) {
-      pool = new ServerPool(key, target, params, this.settings, this.connect);
-      this.pools.set(id, pool);
+      const created = new ServerPool(key, target, params, this.settings, this.connect);
+      created.onWaited = (ms) => this.onWaited?.(created.key, ms);
+      this.pools.set(id, created);
+      pool = created;
     }
     return pool;
   }
@@ -31,6 +42,11 @@ export class PoolRegistry {
   /** SHOW POOLS: every pool's key and counters, in creation order. */
   rows(): PoolRow[] {
     return [...this.pools.values()].map((p) => ({ ...p.key, ...p.stats() }));
+  }
+
+  /** SHOW SERVERS: every pooled connection, pool by pool in creation order. */
+  servers(): PoolServerEntry[] {
+    return [...this.pools.values()].flatMap((p) => p.servers().map((s) => ({ ...p.key, ...s })));
   }
 
   /** New settings (a reload): for every pool, and those created from now on (see ServerPool.reconfigure). */

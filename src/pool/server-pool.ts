@@ -58,12 +58,24 @@ export interface PoolStats {
   serversIdle: number;
   /** Connecting, or running the cleanup of a released lease. */
   serversPending: number;
+  /** Of serversPending, those running the cleanup of a released lease (the rest are connecting). */
+  serversCleaning: number;
   /** How long the client waiting longest has waited so far, ms. */
   longestWaitMs: number;
   /** Since the pool started. */
   connects: number;
   closes: number;
   waitTimeouts: number;
+}
+
+/** One connection of a pool, for SHOW SERVERS (connections being opened or cleaned are not listed). */
+export interface PoolServerRow {
+  /** Pool-local number. */
+  id: number;
+  state: 'active' | 'idle';
+  /** The lease holder's identity (as given to acquire); null when idle. */
+  client: string | null;
+  backendPid: number;
 }
 
 export type Connect = (target: ServerTarget, params: Record<string, string>, timeoutMs: number) => Promise<ServerConnection>;
@@ -91,6 +103,14 @@ export function poolName(key: PoolKey): string {
   return `${key.node} (${key.role}) database "${key.database}" user "${key.user}"`;
 }
 
+/**
+ * A pool's short label, `database/user` (its node and role go beside it): the `pool` column of SHOW
+ * SERVERS and the `pool` label of the pool metrics.
+ */
+export function poolLabel(key: PoolKey): string {
+  return `${key.database}/${key.user}`;
+}
+
 export class ServerPool {
   readonly key: PoolKey;
   private readonly idle: PooledServer[] = [];
@@ -98,10 +118,17 @@ export class ServerPool {
   private readonly waiters: Waiter[] = [];
   /** Connections being opened, and released ones running their cleanup: they count towards pool.size. */
   private pending = 0;
+  /** Of `pending`, the released connections running their cleanup. */
+  private cleaning = 0;
   private nextId = 1;
   private counters = { connects: 0, closes: 0, waitTimeouts: 0 };
   private closedWith: PgsplitError | null = null;
   private timer: NodeJS.Timeout;
+  /**
+   * Told how long each client waited for its lease, in ms (0 when a connection was idle), as it is handed
+   * out: the metrics' wait histogram. Set by the registry; called once per lease, so it must be cheap.
+   */
+  onWaited: ((ms: number) => void) | null = null;
 
   /**
    * `params`: the startup parameters of its connections (user, database; a client's own values are
@@ -209,6 +236,7 @@ export class ServerPool {
     if (plan.kind === 'close' || this.closedWith !== null) return this.dispose(server);
     if (plan.sql !== null) {
       this.pending++;
+      this.cleaning++;
       let ok = false;
       try {
         const result = await runInternalQuery(server.conn, server.state, plan.sql, this.settings.connectTimeoutMs);
@@ -217,6 +245,7 @@ export class ServerPool {
         ok = false;
       }
       this.pending--;
+      this.cleaning--;
       if (!ok || this.closedWith !== null) return this.dispose(server);
       server.state.cleaned(plan.kind);
     }
@@ -251,9 +280,18 @@ export class ServerPool {
       serversActive: this.leased.size,
       serversIdle: this.idle.length,
       serversPending: this.pending,
+      serversCleaning: this.cleaning,
       longestWaitMs: this.waiters.length === 0 ? 0 : Math.round(now - (this.waiters[0]?.since ?? now)),
       ...this.counters,
     };
+  }
+
+  /** SHOW SERVERS: the leased connections, then the idle ones. */
+  servers(): PoolServerRow[] {
+    return [
+      ...[...this.leased].map((l): PoolServerRow => ({ id: l.server.id, state: 'active', client: l.identity, backendPid: l.conn.backendPid })),
+      ...this.idle.map((s): PoolServerRow => ({ id: s.id, state: 'idle', client: null, backendPid: s.conn.backendPid })),
+    ];
   }
 
   /**
@@ -353,6 +391,7 @@ export class ServerPool {
     server.conn.onData = () => {};
     const lease = new Lease(server, identity, Math.round(now - since), now);
     this.leased.add(lease);
+    this.onWaited?.(now - since);
     return lease;
   }
 

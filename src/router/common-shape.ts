@@ -14,7 +14,8 @@
  *
  * standard_conforming_strings must be on (the caller checks).
  */
-import { CHAR_CLASS, C_DIGIT, C_IDSTART, C_OP, C_PUNCT, C_SPACE, IDENT_CONT, scanNumber, scanStandardString } from './sql-lexer.js';
+import { CHAR_CLASS, C_DIGIT, C_IDSTART, C_OP, C_PUNCT, C_SPACE, IDENT_CONT } from './char-class.js';
+import { scanNumber, scanStandardString } from './sql-scanners.js';
 import { isKnownReadOnly, isWritingFunction, NOT_A_CALL, SESSION_PINNING_FUNCTIONS, type FunctionLookup } from './function-policy.js';
 import type { QueryClassification, StatementInfo } from './statement-classifier.js';
 

@@ -113,7 +113,7 @@ const SYNTAX_BEFORE_PAREN = [
 
 /**
  * True when the lowercase bare function `name` is writing under a list of names and of name prefixes
- * (DEFAULT_WRITING_FUNCTIONS / _PREFIXES in ./statement-classifier.ts, plus routing.writing_functions).
+ * (DEFAULT_WRITING_FUNCTIONS / _PREFIXES in ./writing-functions.ts, plus routing.writing_functions).
  */
 export function isWritingFunction(name: string, list: { fns: ReadonlySet<string>; prefixes: readonly string[] }): boolean {
   if (list.fns.has(name)) return true;

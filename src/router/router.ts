@@ -1,12 +1,6 @@
 import { classifyCommonShape, type CommonShapePolicy } from './common-shape.js';
-import {
-  classifyQuery,
-  classifyQueryFully,
-  commonShapePolicy,
-  functionPolicyOptions,
-  type ClassifyOptions,
-  type QueryClassification,
-} from './statement-classifier.js';
+import { classifyQuery, classifyQueryFully, commonShapePolicy, type QueryClassification } from './statement-classifier.js';
+import { functionPolicyOptions, type ClassifyOptions } from './classify-options.js';
 import type { UnknownFunctionPolicy } from './function-policy.js';
 
 export interface RouterOptions {

@@ -18,5 +18,10 @@ export interface SessionEvents {
   unitDone(node: string, ms: number): void;
   /** An error was sent to the client (from a server or from pgsplit), with its SQLSTATE. */
   error(sqlState: string): void;
+  /**
+   * The session keeps its pooled server connection past the end of a transaction, for `reason` (a fixed
+   * word per cause, never a client's value: it is a metric label). Optional while pooling is being wired.
+   */
+  pinned?(reason: string): void;
 }
 

@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 import { DurationHistogram } from './duration-histogram.js';
 import type { ProxyStats } from './proxy-stats.js';
+import type { PoolRegistry } from '../pool/pool-registry.js';
+import { poolLabel } from '../pool/server-pool.js';
 
 /** What the metrics read from a running proxy at scrape time (the ProxyServer provides it). */
 export interface MetricsSource {
@@ -14,6 +16,8 @@ export interface MetricsSource {
   serverStates(): Map<string, Map<string, number>>;
   /** Each configured node with its role, health and, for replicas, lag. */
   nodes(): Array<{ name: string; role: 'primary' | 'replica'; up: boolean; lagSeconds: number | null; lagBytes: number | null }>;
+  /** The server pools; absent or null while the proxy does not pool (the pool gauges then have no series). */
+  pools?: () => PoolRegistry | null;
 }
 
 type Sample = { value: number; labels?: Record<string, string | number>; metricName?: string };
@@ -34,6 +38,20 @@ function snapshot(name: string, help: string, type: 'counter' | 'gauge' | 'histo
   return m as unknown as Metric;
 }
 
+/** One histogram's samples (buckets cumulative, then sum and count) with `labels` on each. */
+function histogramSamples(name: string, labels: Record<string, string>, h: DurationHistogram): Sample[] {
+  const out: Sample[] = [];
+  let cum = 0;
+  DurationHistogram.BOUNDS.forEach((le, i) => {
+    cum += h.counts[i] as number;
+    out.push({ metricName: `${name}_bucket`, value: cum, labels: { ...labels, le } });
+  });
+  out.push({ metricName: `${name}_bucket`, value: h.count, labels: { ...labels, le: '+Inf' } });
+  out.push({ metricName: `${name}_sum`, value: h.sum, labels });
+  out.push({ metricName: `${name}_count`, value: h.count, labels });
+  return out;
+}
+
 /**
  * The Prometheus registry of one pgsplit process. Names start with `pgsplit_`, counters end in `_total`,
  * units are in the names (seconds, bytes). Node.js process metrics come with the `pgsplit_` prefix.
@@ -51,20 +69,8 @@ export function createProxyMetrics(src: MetricsSource): Registry {
   add(snapshot('pgsplit_fallbacks_total', 'Tagged reads that went to the primary because no replica qualified, by reason (fallback-lag, fallback-causal, fallback-no-replica, ...).', 'counter', () => {
     return [...src.stats.routedByReason].filter(([reason]) => reason.startsWith('fallback-')).map(([reason, value]) => ({ value, labels: { reason } }));
   }));
-  add(snapshot('pgsplit_query_duration_seconds', 'Time from sending a unit of work to a server until its ReadyForQuery, by node.', 'histogram', () => {
-    const out: Sample[] = [];
-    for (const [node, h] of src.stats.durations) {
-      let cum = 0;
-      DurationHistogram.BOUNDS.forEach((le, i) => {
-        cum += h.counts[i] as number;
-        out.push({ metricName: 'pgsplit_query_duration_seconds_bucket', value: cum, labels: { node, le } });
-      });
-      out.push({ metricName: 'pgsplit_query_duration_seconds_bucket', value: h.count, labels: { node, le: '+Inf' } });
-      out.push({ metricName: 'pgsplit_query_duration_seconds_sum', value: h.sum, labels: { node } });
-      out.push({ metricName: 'pgsplit_query_duration_seconds_count', value: h.count, labels: { node } });
-    }
-    return out;
-  }));
+  add(snapshot('pgsplit_query_duration_seconds', 'Time from sending a unit of work to a server until its ReadyForQuery, by node.', 'histogram', () =>
+    [...src.stats.durations].flatMap(([node, h]) => histogramSamples('pgsplit_query_duration_seconds', { node }, h))));
   add(snapshot('pgsplit_client_connections', 'Client connections now, by state (starting, active, idle, idle_in_transaction).', 'gauge', () =>
     [...src.clientStates()].map(([state, value]) => ({ value, labels: { state } }))));
   add(snapshot('pgsplit_clients_accepted_total', 'Client connections that completed startup.', 'counter', () => [{ value: src.stats.clientsAccepted }]));
@@ -89,5 +95,30 @@ export function createProxyMetrics(src: MetricsSource): Registry {
     [...src.stats.errorsBySqlState].map(([sqlstate, value]) => ({ value, labels: { sqlstate } }))));
   add(snapshot('pgsplit_client_bytes_received_total', 'Bytes received from clients.', 'counter', () => [{ value: src.stats.closedClientBytesIn + src.liveClientBytes().in }]));
   add(snapshot('pgsplit_client_bytes_sent_total', 'Bytes sent to clients.', 'counter', () => [{ value: src.stats.closedClientBytesOut + src.liveClientBytes().out }]));
+  addPoolMetrics(add, src);
   return r;
+}
+
+/**
+ * The pool metrics. Gauges are per pool (labels pool = database/user, node, role: as many series as
+ * SHOW POOLS has rows, which the configured users and databases bound); the wait histogram is per node,
+ * and pins per reason (a fixed set), so neither grows with the users.
+ */
+function addPoolMetrics(add: (m: Metric) => void, src: MetricsSource): void {
+  const rows = () => src.pools?.()?.rows() ?? [];
+  add(snapshot('pgsplit_pool_clients_waiting', 'Clients waiting for a server connection of a pool now, by pool (database/user), node and role.', 'gauge', () =>
+    rows().map((p) => ({ value: p.clientsWaiting, labels: { pool: poolLabel(p), node: p.node, role: p.role } }))));
+  add(snapshot('pgsplit_pool_servers', 'Server connections of a pool now, by pool (database/user), node, role and state (active: leased to a client; idle; pending: being opened or cleaned).', 'gauge', () =>
+    rows().flatMap((p) => {
+      const labels = { pool: poolLabel(p), node: p.node, role: p.role };
+      return [
+        { value: p.serversActive, labels: { ...labels, state: 'active' } },
+        { value: p.serversIdle, labels: { ...labels, state: 'idle' } },
+        { value: p.serversPending, labels: { ...labels, state: 'pending' } },
+      ];
+    })));
+  add(snapshot('pgsplit_pool_wait_seconds', 'Time a client waited for a pooled server connection (0 when one was idle), by node and role.', 'histogram', () =>
+    [...src.stats.poolWaits].flatMap(([node, w]) => histogramSamples('pgsplit_pool_wait_seconds', { node, role: w.role }, w.h))));
+  add(snapshot('pgsplit_pool_pins_total', 'Times a session kept its pooled server connection past the end of a transaction, by reason.', 'counter', () =>
+    [...src.stats.pinsByReason].map(([reason, value]) => ({ value, labels: { reason } }))));
 }

@@ -1,3 +1,4 @@
+import type { PoolKey } from '../pool/server-pool.js';
 import type { SessionEvents } from '../session/session-events.js';
 import { DurationHistogram } from './duration-histogram.js';
 
@@ -25,6 +26,13 @@ export class ProxyStats implements SessionEvents {
   /** Bytes from and to clients whose sessions have closed. */
   closedClientBytesIn = 0;
   closedClientBytesOut = 0;
+  /**
+   * How long clients waited for a pooled server connection, by node (with its role): by node and not by
+   * pool, so that the histogram's series stay few (a pool is a node × database × user).
+   */
+  readonly poolWaits = new Map<string, { role: PoolKey['role']; h: DurationHistogram }>();
+  /** Sessions that kept their pooled connection past a transaction's end, by reason. */
+  readonly pinsByReason = new Map<string, number>();
 
   // SessionEvents: what sessions report, counted.
 
@@ -58,6 +66,17 @@ export class ProxyStats implements SessionEvents {
 
   error(sqlState: string): void {
     this.errorsBySqlState.set(sqlState, (this.errorsBySqlState.get(sqlState) ?? 0) + 1);
+  }
+
+  pinned(reason: string): void {
+    this.pinsByReason.set(reason, (this.pinsByReason.get(reason) ?? 0) + 1);
+  }
+
+  /** A pool handed out a lease after `ms` of waiting (PoolRegistry.onWaited). */
+  poolWaited(key: PoolKey, ms: number): void {
+    let w = this.poolWaits.get(key.node);
+    if (w === undefined) this.poolWaits.set(key.node, (w = { role: key.role, h: new DurationHistogram() }));
+    w.h.observe(ms);
   }
 
   /** Units routed, by node name (a fresh map each call). */
