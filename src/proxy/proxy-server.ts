@@ -439,6 +439,7 @@ export class ProxyServer {
         if (!paused) for (const s of this.sessions.values()) s.kick();
       },
       reload: () => this.reloadFromSource(),
+      pools: () => this.pools,
       setDisabled: (name, disabled) => {
         if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
         const n = this.nodes.byName(name);
@@ -466,6 +467,7 @@ export class ProxyServer {
   private metricsSource(): MetricsSource {
     return {
       stats: this.stats,
+      pools: () => this.pools,
       clientStates: () => {
         const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
         for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
