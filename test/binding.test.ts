@@ -24,7 +24,7 @@ function cluster(): { primary: NodeEntry; r1: NodeEntry; r2: NodeEntry } {
 
 /** A link whose connection is never used: Binding only keeps links, it sends nothing. */
 function link(node: NodeEntry): ServerLink {
-  return new ServerLink(node, {} as ServerConnection, () => {});
+  return new ServerLink(node, { conn: {} as ServerConnection }, () => {});
 }
 
 t.test('attach: a link is held by its node until released or replaced', async (t) => {

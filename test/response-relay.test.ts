@@ -103,7 +103,7 @@ function rig(role: 'primary' | 'replica' = 'replica'): Rig {
     retainChunk(): void {},
     socket: { pause(): void {} },
   } as unknown as ServerConnection;
-  const link = new ServerLink(node, conn, () => {});
+  const link = new ServerLink(node, { conn }, () => {});
   const session = new FakeSession();
   const events = { retries: [] as string[], reruns: [] as string[] };
   const relay = new ResponseRelay(session, silentLogger, {

@@ -146,8 +146,9 @@ CONFIG FILE (YAML; every key is optional except primary)
     startup_timeout: 10s               # handshake, and waiting for pgsplit's own start (57P03 past it)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
-  # pool:                              # checked, but not in use yet: each session still opens its own
-  #   mode: transaction                # server connections. transaction (default) or session
+  # pool:
+  #   mode: transaction                # transaction (default): not carried out yet, sessions open their
+  #                                    # own server connections; session: a pooled one per client session
   #   size: 20                         # server connections per server, database and user
   #   min_idle: 0                      # idle connections kept open ahead of demand
   #   max_client_wait: 120s            # a client waiting longer for a connection gets 53300; 0 = no limit

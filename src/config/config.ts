@@ -164,12 +164,14 @@ export interface PgsplitConfig {
     shutdownGraceMs: number;
   };
   /**
-   * Server connection pools, one per (node, server role, database, user). Validated now; the session does
-   * not use pools yet (each session still opens its own connections). Defaults follow PgBouncer's, see
-   * DEFAULT_CONFIG.pool.
+   * Server connection pools, one per (node, server role, database, user), which sessions borrow from
+   * (server/pooled-source.ts). Defaults follow PgBouncer's, see DEFAULT_CONFIG.pool.
    */
   pool: {
-    /** pool.mode: 'transaction' (a server connection per transaction) or 'session' (per client session). */
+    /**
+     * pool.mode: 'session' (a pooled server connection per client session) or 'transaction' (per
+     * transaction: not carried out yet, such sessions open their own connections).
+     */
     mode: PoolMode;
     /** pool.size: server connections per pool at most. */
     size: number;
@@ -241,11 +243,11 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     connectTimeoutMs: 5_000,
     shutdownGraceMs: 30_000,
   },
-  // PgBouncer's defaults, except the mode: default_pool_size 20, min_pool_size 0, query_wait_timeout
-  // 120 s, server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. PgBouncer
-  // defaults to session pooling because it cannot carry settings and (before 1.21) prepared statements
-  // across transactions; pgsplit carries both (ServerState.settingsPlan, statement-sync), as PgDog does,
-  // whose default is transaction pooling too.
+  // PgBouncer's defaults but the mode: default_pool_size 20, min_pool_size 0, query_wait_timeout 120 s,
+  // server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. The default mode,
+  // transaction, is not carried out yet: sessions keep their own connections, as before pools, because
+  // session mode caps the clients running at once at pool.size per pool (a deployment with more
+  // concurrent clients than that would queue after an upgrade); pool.mode: session pools by choice.
   pool: {
     mode: 'transaction',
     size: 20,

@@ -15,6 +15,8 @@ import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
+import { PoolRegistry } from '../pool/pool-registry.js';
+import { poolSettingsFrom } from '../pool/server-pool.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
@@ -79,6 +81,11 @@ export class ProxyServer {
   readonly nodes: ServerNodes;
   readonly monitor: ReplicaMonitor;
   readonly stats = new ProxyStats();
+  /**
+   * The server connection pools (pool.*), one per (node, server role, database, user): sessions borrow
+   * from them through the SessionContext; SHOW POOLS and the pgsplit_pool_* metrics read them.
+   */
+  readonly pools: PoolRegistry;
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
@@ -127,6 +134,8 @@ export class ProxyServer {
     this.monitor.onDown = (n, reason) => {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
+    this.pools = new PoolRegistry(poolSettingsFrom(config));
+    ProxyServer.warnPoolMode(config, log);
     this.ctx = this.sessionContext(config);
     this.clientTls = ProxyServer.clientTlsFor(config);
     prepareScramVerifiers(config.users);
@@ -163,10 +172,17 @@ export class ProxyServer {
     };
   }
 
+  /** pool.mode transaction (the default) is accepted but not carried out yet: say so, with what happens instead. */
+  private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
+    if (c.pool.mode !== 'transaction') return;
+    log.info({ key: 'pool.mode' }, 'pool.mode transaction (the default) is not carried out yet: sessions open their own server ' +
+      'connections (no pooling); set pool.mode: session to pool server connections per client session');
+  }
+
   /** The session settings that come from the configuration: set at start, and again by each reload. */
   private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
     'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
-    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes'> {
+    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes' | 'poolMode'> {
     return {
       router,
       maxMessageSize: c.limits.maxMessageSize,
@@ -179,6 +195,7 @@ export class ProxyServer {
       transactions: c.routing.transactions,
       monitorTimeoutMs: c.monitor.timeoutMs,
       maxPendingBytes: c.limits.maxPendingBytes,
+      poolMode: c.pool.mode,
     };
   }
 
@@ -190,6 +207,7 @@ export class ProxyServer {
       log: this.log,
       monitor: this.monitor,
       events: this.stats,
+      pools: this.pools,
     };
   }
 
@@ -234,6 +252,8 @@ export class ProxyServer {
     // Into the one shared object (sessions hold it), not a new one.
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
     this.armIdleSweep();
+    this.pools.reconfigure(poolSettingsFrom(c));
+    if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
     this.monitor.configure(c.monitor);
     const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
     for (const { node, endpoint } of plan.keep) {
@@ -247,6 +267,9 @@ export class ProxyServer {
     });
     for (const n of plan.remove) {
       n.retiring = true;
+      // Its pools close now (leases still out are closed as they come back), so that a replica added under
+      // the same name gets pools of its own.
+      this.pools.closeNode(n.endpoint.name, errors.shuttingDown());
       for (const s of this.sessions.values()) s.retire(n);
     }
     if (plan.remove.length > 0) this.sweepRetired();
@@ -416,6 +439,7 @@ export class ProxyServer {
         if (!paused) for (const s of this.sessions.values()) s.kick();
       },
       reload: () => this.reloadFromSource(),
+      pools: () => this.pools,
       setDisabled: (name, disabled) => {
         if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
         const n = this.nodes.byName(name);
@@ -443,6 +467,7 @@ export class ProxyServer {
   private metricsSource(): MetricsSource {
     return {
       stats: this.stats,
+      pools: () => this.pools,
       clientStates: () => {
         const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
         for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
@@ -708,6 +733,7 @@ export class ProxyServer {
       s.close();
     }
     for (const s of this.sockets) s.destroy();
+    this.pools.close();
     await serverClosed;
     await settleCancels(2000);
     this.state = 'closed';

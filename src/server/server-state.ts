@@ -82,6 +82,11 @@ export class ServerState {
   /** A cursor WITH HOLD was declared (it outlives the transaction). */
   heldCursors = false;
   /**
+   * A client held the connection for a whole session (pool.mode session), unwatched: anything a session
+   * can leave may be on it, so only DISCARD ALL makes it clean.
+   */
+  clientSession = false;
+  /**
    * Why the connection's protocol state is unknown (a reply still owed, a COPY cut off, a statement
    * cancelled mid-way), or null: such a connection is closed, never reused.
    */
@@ -142,6 +147,7 @@ export class ServerState {
       this.tempObjects && 'a temporary object was created',
       this.advisoryLocks && 'an advisory lock was taken',
       this.heldCursors && 'a cursor WITH HOLD was declared',
+      this.clientSession && 'a client session used it',
     ].filter((r): r is string => r !== false);
     if (beyondReset.length > 0) return { kind: 'discard-all', sql: 'DISCARD ALL', reason: beyondReset.join(', ') };
     if (this.clientPrepared && this.settingsChanged) {
@@ -171,6 +177,7 @@ export class ServerState {
       this.tempObjects = false;
       this.advisoryLocks = false;
       this.heldCursors = false;
+      this.clientSession = false;
     }
   }
 

@@ -1,6 +1,7 @@
 import type { RouteDecision } from '../router/router.js';
 import { ProtocolTracker, type Expectation } from '../server/protocol-tracker.js';
 import type { ServerConnection } from '../server/server-connection.js';
+import type { ServerHold } from '../server/server-source.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import type { LocalCommand } from './local-command.js';
 import type { Unit } from './unit.js';
@@ -42,6 +43,8 @@ export interface Expect extends Expectation<RouteDecision> {
  */
 export class ServerLink {
   readonly node: NodeEntry;
+  /** The connection as the session's ServerSource handed it out (given back to it on detach). */
+  readonly hold: ServerHold;
   readonly conn: ServerConnection;
   /** The replies this server owes, skip-to-Sync after an error, COPY windows. */
   readonly tracker: ProtocolTracker<RouteDecision, Expect>;
@@ -60,11 +63,14 @@ export class ServerLink {
    * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
    */
   replayFailed = false;
+  /** Takes the session's listeners off the connection (set by the session when it attaches the link). */
+  unbind: () => void = () => {};
 
   /** `onSkipped`: an expectation the server will never answer (it followed an error), newest first. */
-  constructor(node: NodeEntry, conn: ServerConnection, onSkipped: (e: Expect) => void) {
+  constructor(node: NodeEntry, hold: ServerHold, onSkipped: (e: Expect) => void) {
     this.node = node;
-    this.conn = conn;
+    this.hold = hold;
+    this.conn = hold.conn;
     this.tracker = new ProtocolTracker<RouteDecision, Expect>(onSkipped);
   }
 

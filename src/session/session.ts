@@ -9,9 +9,12 @@ import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
 import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW, sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { QueryClassification } from '../router/statement-classifier.js';
-import { ServerConnection, ServerStartupError, isUnreachable } from '../server/server-connection.js';
+import { ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import type { ServerNodes, NodeEntry } from '../server/server-nodes.js';
-import { loginTarget, type SessionLogin } from '../server/server-login.js';
+import type { SessionLogin } from '../server/server-login.js';
+import { DedicatedSource, type ServerHold, type ServerSource } from '../server/server-source.js';
+import { PooledSource } from '../server/pooled-source.js';
+import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { SessionSettings } from './session-settings.js';
 import { splitStartupOptions } from './startup-options.js';
@@ -58,6 +61,10 @@ export interface SessionContext {
   maxPendingBytes: number;
   /** What the session reports as it runs (the proxy's stats count it). */
   events: SessionEvents;
+  /** The proxy's server pools (pool.*), one per (node, server role, database, user). */
+  pools: PoolRegistry;
+  /** pool.mode: 'session' borrows pooled connections for the session's length (see PooledSource). */
+  poolMode: 'session' | 'transaction';
 }
 
 /** The row of a capture that carries the default isolation (no setting has a name with a space). */
@@ -94,6 +101,10 @@ export class Session {
   private readonly relay: ResponseRelay;
   private readonly serverParams: Record<string, string>;
   private readonly login: SessionLogin;
+  /** Where the session's server connections come from and go back to (server-source.ts). */
+  private readonly source: ServerSource;
+  /** Aborted when the session closes: a wait for a pooled connection ends (its place in the queue goes). */
+  private readonly closing = new AbortController();
   /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). */
   private readonly binding = new Binding();
   /** The bytes that go to servers, and the client's statement registry (prepared again where missing). */
@@ -150,6 +161,10 @@ export class Session {
     this.ctx = opts.ctx;
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
+    // pool.mode transaction (the default) is not carried out yet: such sessions keep their own connections (DedicatedSource).
+    this.source = opts.ctx.poolMode === 'session'
+      ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx)
+      : new DedicatedSource(opts.ctx);
     this.log = opts.ctx.log.child({ session: opts.id });
     // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
     this.relay = new ResponseRelay({
@@ -350,6 +365,7 @@ export class Session {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.closing.abort(errors.shuttingDown());
     for (const l of this.binding.attached()) this.detach(l);
     if (!this.client.destroyed) this.client.destroy();
   }
@@ -992,34 +1008,43 @@ export class Session {
   private async connect(node: NodeEntry): Promise<ServerLink> {
     const existing = this.binding.linkTo(node);
     if (existing) return existing;
-    let conn: ServerConnection;
+    let hold: ServerHold;
     // Counted as in use while connecting, so that a reload removing the node waits for this link too.
     this.connectingTo = node;
     try {
-      // A server the monitor finds down gets no more than a check's time to answer (a frozen one accepts
-      // TCP and then says nothing): the client hears at once instead of after limits.connect_timeout.
-      const bounded = node.health === 'down' && this.ctx.monitorTimeoutMs < this.ctx.connectTimeoutMs;
-      conn = await ServerConnection.connect(loginTarget(node.endpoint, node.configKey, this.login), this.serverParams, bounded ? this.ctx.monitorTimeoutMs : this.ctx.connectTimeoutMs,
-        bounded ? 'monitor.timeout: the monitor finds this server down' : 'limits.connect_timeout');
+      hold = await this.source.acquire(node, this.login, this.serverParams, this.closing.signal);
     } finally {
       this.connectingTo = null;
     }
     if (this.state === 'closed') {
-      conn.close();
+      this.source.release(hold, 'clean');
       throw errors.shuttingDown();
     }
-    const link = new ServerLink(node, conn, this.skipped);
+    const conn = hold.conn;
+    const link = new ServerLink(node, hold, this.skipped);
     this.binding.attach(link);
     conn.onData = (chunk: Buffer) => this.relay.onServerData(link, chunk);
-    conn.socket.on('drain', () => this.input.resume());
-    conn.socket.on('error', (e) => this.onServerLost(link, e.message));
-    conn.socket.on('close', () => this.onServerLost(link, 'the server closed the connection'));
+    const onDrain = (): void => this.input.resume();
+    const onError = (e: Error): void => this.onServerLost(link, e.message);
+    const onClose = (): void => this.onServerLost(link, 'the server closed the connection');
+    conn.socket.on('drain', onDrain);
+    conn.socket.on('error', onError);
+    conn.socket.on('close', onClose);
+    // A pooled connection outlives the session's use of it: its listeners go when the link is let go.
+    link.unbind = () => {
+      conn.onData = () => {};
+      conn.socket.removeListener('drain', onDrain);
+      conn.socket.removeListener('error', onError);
+      conn.socket.removeListener('close', onClose);
+    };
     this.log.debug({ node: node.endpoint.name }, 'server attached');
     return link;
   }
 
   /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
   private detach(link: ServerLink, abort = false): void {
+    // A link left inside a transaction, an open batch or a COPY, or running something, is not reusable.
+    const outcome = link.tracker.busy || abort ? 'broken' : this.binding.holdsState(link) || this.binding.copyPending?.link === link ? 'unfinished' : 'dirty';
     const released = this.binding.release(link);
     if (released === null) return;
     // The next replica may be behind this one: raise the floor before reading there.
@@ -1032,8 +1057,8 @@ export class Session {
       if (this.state !== 'closed') this.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
       this.settingsFrom = null;
     }
-    if (link.tracker.busy || abort) link.conn.abort();
-    else link.conn.close();
+    link.unbind();
+    this.source.release(link.hold, outcome);
   }
 
   /** A unit that could not be sent anywhere: tell the client, keeping the protocol in step. */
@@ -1177,6 +1202,7 @@ export class Session {
    */
   private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     const t = f.type;
+    if (t === Backend.ParameterStatus || t === Backend.ReadyForQuery) link.hold.observe?.(t, f.payload);
     const cp = this.binding.copyPending;
     let freed = false;
     if (cp !== null && cp.link === link && cp.executes > 0 &&

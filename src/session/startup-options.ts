@@ -68,3 +68,25 @@ export function splitStartupOptions(options: string | undefined): SplitOptions {
   result.rest = keep.join(' ');
   return result;
 }
+
+/**
+ * The settings an options string (what splitStartupOptions left for the servers) asks for, `-c name=value`
+ * and `--name=value`, by name as written (dashes as underscores): what a pooled connection, which starts
+ * without the client's options, is given by set_config instead. Other switches are left out.
+ */
+export function optionSettings(rest: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const toks = tokenize(rest);
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i] as string;
+    let setting: string | null = null;
+    if (t === '-c' && i + 1 < toks.length) setting = toks[++i] as string;
+    else if (t.startsWith('-c') && t.length > 2) setting = t.slice(2);
+    else if (t.startsWith('--') && t.includes('=')) setting = t.slice(2);
+    if (setting === null) continue;
+    const eq = setting.indexOf('=');
+    if (eq <= 0) continue;
+    out.set(setting.slice(0, eq).replace(/-/g, '_'), setting.slice(eq + 1));
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+/**
+ * Server connections borrowed from the proxy's pools (pool.*) for the length of a client session
+ * (pool.mode session): at most pool.size connections per (node, server role, database, user), however
+ * many clients connect. A pooled connection starts with the pool's login only (user, database); the
+ * client's startup parameters (application_name, DateStyle, TimeZone, search_path, options -c ...) are
+ * applied on borrow with one set_config statement (ServerState.settingsPlan), whose ParameterStatus
+ * messages update the connection's reported parameters: those are what the session reports to its client
+ * at startup, as a direct connection would. On return everything a session can leave is undone with
+ * DISCARD ALL (ServerState.clientSession); a connection left inside a transaction, or failed, is closed.
+ */
+import { errorResponse } from '../codec/backend-messages.js';
+import { SqlState } from '../errors.js';
+import type { Lease } from '../pool/lease.js';
+import type { PoolRegistry } from '../pool/pool-registry.js';
+import type { ServerPool } from '../pool/server-pool.js';
+import { ServerStartupError, type ServerConnection } from './server-connection.js';
+import { loginTarget, type SessionLogin } from './server-login.js';
+import type { NodeEntry } from './server-nodes.js';
+import { runInternalQuery } from './server-query.js';
+import { DedicatedSource, type ReleaseOutcome, type ServerHold, type ServerSource, type SourceLimits } from './server-source.js';
+import { optionSettings } from '../session/startup-options.js';
+
+/** Startup parameters that are not settings: they pick the login and the protocol, fixed by the pool key. */
+const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
+
+/** The settings a client's startup parameters ask for (options -c ones last, as the server applies them). */
+export function startupSettings(params: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, value] of Object.entries(params)) if (!NOT_SETTINGS.has(name)) out.set(name, value);
+  for (const [name, value] of optionSettings(params.options ?? '')) out.set(name, value);
+  return out;
+}
+
+/** A borrowed connection: the lease, and the pool it goes back to. */
+class PooledHold implements ServerHold {
+  constructor(readonly pool: ServerPool, readonly lease: Lease) {}
+
+  get conn(): ServerConnection {
+    return this.lease.conn;
+  }
+
+  observe(type: number, payload: Buffer): void {
+    this.lease.state.observe(type, payload);
+  }
+}
+
+export class PooledSource implements ServerSource {
+  /**
+   * `identity`: who borrows (session id, client address), for logs and SHOW POOLS; `limits`: the bound on
+   * the settings statement run on borrow (limits.connect_timeout).
+   */
+  constructor(private readonly pools: PoolRegistry, private readonly identity: string, private readonly limits: SourceLimits) {
+    this.direct = new DedicatedSource(limits);
+  }
+
+  /**
+   * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
+   * (DedicatedSource), so that a statement fails at once instead of waiting behind the pool's connections
+   * to a frozen server (their cleanup and connects are bounded by limits.connect_timeout only).
+   */
+  private readonly direct: DedicatedSource;
+
+  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
+    if (node.health === 'down') return this.direct.acquire(node, login, params);
+    const target = loginTarget(node.endpoint, node.configKey, login);
+    const user = target.user ?? params.user ?? '';
+    const pool = this.pools.pool({ node: node.endpoint.name, role: node.role, database: login.database, user }, target,
+      { user, database: login.database });
+    const lease = await pool.acquire(this.identity, signal);
+    const state = lease.state;
+    // Whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
+    state.clientSession = true;
+    const plan = state.settingsPlan(startupSettings(params));
+    if (plan.sql === null) return new PooledHold(pool, lease);
+    let failed: Record<string, string> | null;
+    try {
+      const result = await runInternalQuery(lease.conn, state, plan.sql, this.limits.connectTimeoutMs);
+      failed = result.error;
+    } catch (e) {
+      pool.releaseWithError(lease);
+      throw e;
+    }
+    if (failed !== null) {
+      void pool.release(lease);
+      // As a direct connection refuses a bad startup parameter: FATAL, with the server's own words.
+      const fields: Record<string, string> = { ...failed, S: 'FATAL', V: 'FATAL' };
+      const raw = errorResponse({ severity: 'FATAL', code: fields.C ?? SqlState.connectionException, message: fields.M ?? 'invalid startup parameter', detail: fields.D, hint: fields.H });
+      throw new ServerStartupError(fields, raw);
+    }
+    state.applied(plan);
+    return new PooledHold(pool, lease);
+  }
+
+  /** Back to its pool (cleaned there); an unfinished or broken one is closed instead. */
+  release(hold: ServerHold, outcome: ReleaseOutcome): void {
+    if (!(hold instanceof PooledHold)) {
+      this.direct.release(hold, outcome);
+      return;
+    }
+    // The session may have paused it (client backpressure): the pool's cleanup must be able to read.
+    hold.conn.socket.resume();
+    if (outcome === 'broken' || outcome === 'unfinished') hold.pool.releaseWithError(hold.lease);
+    else void hold.pool.release(hold.lease);
+  }
+}

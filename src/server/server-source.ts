@@ -1,0 +1,68 @@
+/**
+ * Where a session gets its server connections from, and where they go when it lets them go: one
+ * contract (acquire / release), so that the session does not care whether a connection is its own
+ * (DedicatedSource: opened for it, closed when it lets go) or borrowed from a pool (PooledSource).
+ */
+import { ServerConnection } from './server-connection.js';
+import type { NodeEntry } from './server-nodes.js';
+import { loginTarget, type SessionLogin } from './server-login.js';
+
+/**
+ * How a connection comes back: 'clean' (idle, in step, nothing of the client's on it), 'dirty' (idle and
+ * in step, but perhaps carrying client state a pool must clean: settings, LISTEN, temp tables),
+ * 'unfinished' (idle, but left inside a transaction, an open extended batch or a COPY: closed, never
+ * reused) or 'broken' (failed, frozen, or still running something: aborted, never reused).
+ */
+export type ReleaseOutcome = 'clean' | 'dirty' | 'unfinished' | 'broken';
+
+/** A server connection a session holds, from acquire until it releases it (once). */
+export interface ServerHold {
+  readonly conn: ServerConnection;
+  /**
+   * Told of each ParameterStatus and ReadyForQuery the session reads from the connection, when the source
+   * keeps state about it (a pool must know the values it holds when the next client borrows it).
+   */
+  observe?(type: number, payload: Buffer): void;
+}
+
+/** The time limits a source connects within; read at each acquire (a reload may change them). */
+export interface SourceLimits {
+  /** limits.connect_timeout, ms. */
+  connectTimeoutMs: number;
+  /** monitor.timeout, ms: the bound on connecting to a server the monitor finds down. */
+  monitorTimeoutMs: number;
+}
+
+export interface ServerSource {
+  /**
+   * A connection to `node` for a session logged in as `login`; `params` are the client's startup
+   * parameters the server is to start with (pgsplit's own options already taken out). `signal` aborts a
+   * wait for a pooled connection (the client went away).
+   */
+  acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold>;
+  /** The session is done with `hold`; it must not touch its connection afterwards. */
+  release(hold: ServerHold, outcome: ReleaseOutcome): void;
+}
+
+/** A connection per session and node: opened with the client's own startup parameters, closed on release. */
+export class DedicatedSource implements ServerSource {
+  constructor(private readonly limits: SourceLimits) {}
+
+  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>): Promise<ServerHold> {
+    // A server the monitor finds down gets no more than a check's time to answer (a frozen one accepts
+    // TCP and then says nothing): the client hears at once instead of after limits.connect_timeout.
+    const { connectTimeoutMs, monitorTimeoutMs } = this.limits;
+    const bounded = node.health === 'down' && monitorTimeoutMs < connectTimeoutMs;
+    const conn = await ServerConnection.connect(loginTarget(node.endpoint, node.configKey, login), params,
+      bounded ? monitorTimeoutMs : connectTimeoutMs, bounded ? 'monitor.timeout: the monitor finds this server down' : 'limits.connect_timeout');
+    // For its whole life: the session's listener goes when it lets the link go, a late socket error must not end the process.
+    conn.socket.on('error', () => undefined);
+    return { conn };
+  }
+
+  /** Closed with Terminate; a broken one is aborted (its statement cancelled, the socket dropped). */
+  release(hold: ServerHold, outcome: ReleaseOutcome): void {
+    if (outcome === 'broken') hold.conn.abort();
+    else hold.conn.close();
+  }
+}
