@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { LocalCluster } from '../src/cluster/local-cluster.js';
 import { claimFreePort } from '../src/cluster/local-node.js';
 import { resolveConfig } from '../src/config/load-config.js';
+import { POOLED_MODES } from '../src/server/pooled-source.js';
 import { BackendSampler, type BackendPeak } from './backend-sampler.js';
 import { idleClients, machineInfo, root, startPgsplit, stopChild, track, versions, type BenchReport } from './bench-suite.js';
 import { num } from './bench-report.js';
@@ -148,7 +149,9 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
  */
 export function poolSupport(size: number): { accepted: true } | { accepted: false; reason: string } {
   try {
-    resolveConfig({ primary: 'postgres://postgres@127.0.0.1:5432/postgres', pool: { size } });
+    const c = resolveConfig({ primary: 'postgres://postgres@127.0.0.1:5432/postgres', pool: { size } });
+    // The key alone says nothing: a mode whose sessions still keep their own connections pools nothing.
+    if (!POOLED_MODES.has(c.pool.mode)) return { accepted: false, reason: `pool.mode ${c.pool.mode} is not carried out yet: its sessions keep their own connections` };
     return { accepted: true };
   } catch (e) {
     return { accepted: false, reason: (e as Error).message };
@@ -227,7 +230,7 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
   const pool = poolSupport(opts.poolSize);
   const poolNote = pool.accepted
     ? `pgsplit ran with pool: { size: ${opts.poolSize} }`
-    : `pgsplit ran WITHOUT a pool: this build's configuration refuses pool.size (${pool.reason}); today's pgsplit holds a server connection per client session (a replica one too when tagged), so its backend counts show the unpooled figure`;
+    : `pgsplit ran WITHOUT a pool (${pool.reason}): each client session holds a server connection of its own (a replica one too when tagged), so its backend counts show the unpooled figure`;
   log(poolNote);
   const notes: string[] = [];
   const env = { ...process.env };

@@ -16,6 +16,7 @@ import type { ServerPool } from '../pool/server-pool.js';
 import { ServerStartupError, type ServerConnection } from './server-connection.js';
 import { loginTarget, type SessionLogin } from './server-login.js';
 import type { NodeEntry } from './server-nodes.js';
+import type { PoolMode } from '../config/config.js';
 import { runInternalQuery } from './server-query.js';
 import { DedicatedSource, type ReleaseOutcome, type ServerHold, type ServerSource, type SourceLimits } from './server-source.js';
 import { optionSettings } from '../session/startup-options.js';
@@ -24,6 +25,13 @@ import { optionSettings } from '../session/startup-options.js';
 const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
 
 /** The settings a client's startup parameters ask for (options -c ones last, as the server applies them). */
+/**
+ * The pool.mode values whose sessions borrow pooled connections today. pool.mode transaction (the
+ * default) is not carried out yet: its sessions keep connections of their own (DedicatedSource). The
+ * session and bench:pool both read this, so the benchmark reports what the code does.
+ */
+export const POOLED_MODES: ReadonlySet<PoolMode> = new Set<PoolMode>(['session']);
+
 export function startupSettings(params: Record<string, string>): Map<string, string> {
   const out = new Map<string, string>();
   for (const [name, value] of Object.entries(params)) if (!NOT_SETTINGS.has(name)) out.set(name, value);

@@ -13,7 +13,7 @@ import { ServerStartupError, isUnreachable } from '../server/server-connection.j
 import type { ServerNodes, NodeEntry } from '../server/server-nodes.js';
 import type { SessionLogin } from '../server/server-login.js';
 import { DedicatedSource, type ServerHold, type ServerSource } from '../server/server-source.js';
-import { PooledSource } from '../server/pooled-source.js';
+import { POOLED_MODES, PooledSource } from '../server/pooled-source.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { SessionSettings } from './session-settings.js';
@@ -162,7 +162,7 @@ export class Session {
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
     // pool.mode transaction (the default) is not carried out yet: such sessions keep their own connections (DedicatedSource).
-    this.source = opts.ctx.poolMode === 'session'
+    this.source = POOLED_MODES.has(opts.ctx.poolMode)
       ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx)
       : new DedicatedSource(opts.ctx);
     this.log = opts.ctx.log.child({ session: opts.id });
