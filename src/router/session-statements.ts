@@ -111,17 +111,9 @@ export function classifySet(toks: Token[], ctx: ClassifierContext): StatementInf
   if (t.is('xml') && toks[k + 1]?.is('option')) return session('xmloption', settingValue(toks, k + 2, n, ctx));
 
   // SET name {TO|=} value
-  let name = '';
-  while (k < n) {
-    const p = toks[k]!;
-    if (p.kind !== 'keyword_or_ident' && p.kind !== 'quoted_ident') break;
-    name += p.text;
-    k++;
-    if (k < n && toks[k]!.isPunct('.')) {
-      name += '.';
-      k++;
-    } else break;
-  }
+  const dotted = readDottedName(toks, k, n);
+  const name = dotted.name;
+  k = dotted.end;
   if (name === '') return info('session', 'set', toks, ctx);
   const op = toks[k];
   if (op?.is('from') && toks[k + 1]?.is('current')) return info('session', 'set-from-current', toks, ctx);
@@ -141,18 +133,7 @@ export function classifyReset(toks: Token[], ctx: ClassifierContext): StatementI
   if (t.is('time') && toks[2]?.is('zone')) return reset('timezone');
   if (t.is('session') && toks[2]?.is('authorization')) return reset('session_authorization');
   if (t.is('transaction') && toks[2]?.is('isolation')) return reset('transaction_isolation');
-  let name = '';
-  let k = 1;
-  while (k < n) {
-    const p = toks[k]!;
-    if (p.kind !== 'keyword_or_ident' && p.kind !== 'quoted_ident') break;
-    name += p.text;
-    k++;
-    if (k < n && toks[k]!.isPunct('.')) {
-      name += '.';
-      k++;
-    } else break;
-  }
+  const { name, end: k } = readDottedName(toks, 1, n);
   if (name === '' || k !== n) return info('session', 'reset', toks, ctx);
   return reset(name);
 }
@@ -168,4 +149,20 @@ export function classifyDeclare(toks: Token[], ctx: ClassifierContext): Statemen
   const s = info('session', 'declare', toks, ctx);
   if (hold) s.pinsPrimary = 'cursor-with-hold';
   return withAdvisoryPin(s, toks);
+}
+
+/** A parameter name as SET and RESET write it (`work_mem`, `app.tenant_id`, `"my"."x"`) from toks[k], and where it ends. */
+function readDottedName(toks: Token[], k: number, n: number): { name: string; end: number } {
+  let name = '';
+  while (k < n) {
+    const p = toks[k]!;
+    if (p.kind !== 'keyword_or_ident' && p.kind !== 'quoted_ident') break;
+    name += p.text;
+    k++;
+    if (k < n && toks[k]!.isPunct('.')) {
+      name += '.';
+      k++;
+    } else break;
+  }
+  return { name, end: k };
 }
