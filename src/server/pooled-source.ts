@@ -24,7 +24,6 @@ import { optionSettings } from '../session/startup-options.js';
 /** Startup parameters that are not settings: they pick the login and the protocol, fixed by the pool key. */
 const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
 
-/** The settings a client's startup parameters ask for (options -c ones last, as the server applies them). */
 /**
  * The pool.mode values whose sessions borrow pooled connections today. pool.mode transaction (the
  * default) is not carried out yet: its sessions keep connections of their own (DedicatedSource). The
@@ -32,6 +31,7 @@ const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
  */
 export const POOLED_MODES: ReadonlySet<PoolMode> = new Set<PoolMode>(['session']);
 
+/** The settings a client's startup parameters ask for (options -c ones last, as the server applies them). */
 export function startupSettings(params: Record<string, string>): Map<string, string> {
   const out = new Map<string, string>();
   for (const [name, value] of Object.entries(params)) if (!NOT_SETTINGS.has(name)) out.set(name, value);
