@@ -186,7 +186,7 @@ t.test('the example config file in HELP_TEXT is valid', async (t) => {
   t.equal(cfg.routing.unknownFunctions, 'primary');
   t.equal(cfg.limits.maxMessageSize, 64 * 1024 * 1024);
   t.strictSame(cfg.metrics.listen, { host: '127.0.0.1', port: 9187 });
-  // The pool: block is commented out (not in use yet); uncommented, it is valid and shows the defaults.
+  // The pool: block is commented out (its values are the defaults); uncommented, it is valid and shows them.
   const from = body.findIndex((l) => l.startsWith('# pool:'));
   const to = body.findIndex((l, i) => i > from && !l.startsWith('#   '));
   const pool = body.slice(from, to);

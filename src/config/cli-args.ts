@@ -147,8 +147,7 @@ CONFIG FILE (YAML; every key is optional except primary)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   # pool:
-  #   mode: transaction                # transaction (default): not carried out yet, sessions open their
-  #                                    # own server connections; session: a pooled one per client session
+  #   mode: transaction                # default, not carried out yet (own connections); or session
   #   size: 20                         # server connections per server, database and user
   #   min_idle: 0                      # idle connections kept open ahead of demand
   #   max_client_wait: 120s            # a client waiting longer for a connection gets 53300; 0 = no limit
