@@ -3,7 +3,7 @@ import type { Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend, Frontend } from '../codec/message-types.js';
 import { backendKeyData, commandComplete, errorFor, errorResponse, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
-import { readBind, readParameterStatus, readParse } from '../codec/message-fields.js';
+import { readParameterStatus } from '../codec/message-fields.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isAmbiguousEncoding, type Router, type RouteDecision } from '../router/router.js';
@@ -29,8 +29,9 @@ import { Binding } from './binding.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
 import type { SessionEvents } from './session-events.js';
+import { TargetChooser } from './target-chooser.js';
 import {
-  isTransactionNeutral, isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
+  isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from '../router/transaction-statements.js';
 
 /** Everything a session needs from the proxy around it. */
@@ -140,6 +141,8 @@ export class Session {
   private draining = false;
   /** The sequences of the session's database (reads of them go to the primary). */
   private readonly sequences: SequenceCatalog;
+  /** Where each unit runs (no sockets: it reads the session's state and links, and sets the unit's decision). */
+  private readonly chooser: TargetChooser;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
   private lastActivityAt = performance.now();
 
@@ -205,6 +208,25 @@ export class Session {
     this.consistency = new Consistency(opts.ctx, this.local, this.log);
     const p = opts.ctx.nodes.primary.endpoint;
     this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
+    // The chooser's view of the session: built once, read live at each choice (no allocation per unit).
+    // Getters, so that the chooser sees the session's private fields as they are now.
+    const session = this;
+    this.chooser = new TargetChooser({
+      ctx: opts.ctx,
+      links: this.binding,
+      replicas: this.consistency,
+      sequences: this.sequences,
+      statements: this.writer,
+      state: {
+        get txStatus() { return session.txStatus; },
+        get tx() { return session.tx; },
+        get pinned() { return session.pinned; },
+        get tagged() { return session.local.tagged; },
+        get clientEncoding() { return session.clientEncoding; },
+        get standardConformingStrings() { return session.standardConformingStrings; },
+        get isolation() { return session.isolation; },
+      },
+    });
   }
 
   /** Reads may go to replicas (for the admin console and stats; see LocalAnswers). */
@@ -509,7 +531,7 @@ export class Session {
         // statement that must run on the primary does not follow it there (it would fail with 25006). The
         // batch is ended first; how it went decides what happens to what the client sent after it.
         this.binding.openBatch = null;
-        this.chooseTarget(u);
+        this.chooser.choose(u);
         this.binding.openBatch = batchLink;
         // So is a transaction pgsplit would open itself (it must start outside the batch to be movable).
         if (u.decision?.target === 'primary' || u.txBegin !== undefined || u.txOpen !== undefined) {
@@ -518,7 +540,7 @@ export class Session {
           return;
         }
       }
-      const choice = this.chooseTarget(u);
+      const choice = this.chooser.choose(u);
       const replicaBound = u.decision?.target === 'replica';
       if (!captureFailed && ((replicaBound && (this.isolation === null || this.sequences.needsLoad(performance.now()))) || (this.settingsFrom !== null && choice !== this.settingsFrom)) &&
         (this.txStatus === 'I' || this.tx?.phase === 'deferred')) {
@@ -735,187 +757,6 @@ export class Session {
   }
 
   /**
-   * Where a unit must run: an attached link, or the role of a server still to attach. Transactions,
-   * open extended batches and COPY stay where they began; otherwise the router decides.
-   */
-  private chooseTarget(u: Unit): ServerLink | 'primary' | 'replica' {
-    u.txOpen = undefined;
-    u.txMoveFrom = undefined;
-    u.txBegin = undefined;
-    const queries = u.kind === 'function' ? [] : this.unitQueries(u);
-    // Classify even when affinity decides the server: the session still applies the unit's effects
-    // (settings, pins, transaction end) when it completes.
-    const d = queries.length > 0
-      ? this.ctx.router.decide(queries, {
-        tagged: this.local.tagged, pinned: this.pinned, clientEncoding: this.clientEncoding, standardConformingStrings: this.standardConformingStrings,
-      })
-      : null;
-    const follow = (link: ServerLink, reason: string): ServerLink => {
-      u.decision = { target: link.node.role, reason, classifications: d?.classifications ?? [] };
-      return link;
-    };
-    if (u.forcePrimary) {
-      const p = this.binding.linkTo(this.ctx.nodes.primary);
-      u.decision = { target: 'primary', reason: u.forcePrimary, classifications: d?.classifications ?? [] };
-      const mover = this.tx;
-      if (mover !== null && mover.phase === 'replica' && this.binding.tx !== null && this.binding.tx.node.role === 'replica') {
-        // Refused inside a transaction that may move: it moves (its replica side, now failed, is rolled back).
-        u.txOpen = mover.opening(false);
-        u.txMoveFrom = this.binding.tx;
-      }
-      return p ?? 'primary';
-    }
-    if (this.binding.openBatch) return follow(this.binding.openBatch, 'open-batch');
-    const primary = this.binding.linkTo(this.ctx.nodes.primary);
-    const tx = this.tx;
-    if (this.txStatus !== 'I' && this.binding.tx && this.binding.tx.conn.state === 'ready') {
-      const txLink = this.binding.tx;
-      if (tx !== null && this.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
-        // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
-        u.txOpen = tx.opening(false);
-        u.txMoveFrom = txLink;
-        u.decision = { target: 'primary', reason: 'tx-moved', classifications: d?.classifications ?? [] };
-        return primary ?? 'primary';
-      }
-      return follow(txLink, tx !== null && d?.target === 'replica' ? 'tx-read' : 'transaction');
-    }
-    if (tx !== null && tx.phase === 'deferred') {
-      // The BEGIN pgsplit answered opens here, on a replica if this unit only reads, else on the primary.
-      u.txOpen = tx.opening(false);
-      if (d !== null && d.target === 'replica' && !u.namedPortal && !this.readsSequence(d)) {
-        u.decision = { ...d, reason: 'tx-read' };
-        return this.replicaChoice(u.decision);
-      }
-      if (d !== null && d.target === 'primary' && this.opensNeutral(u, d)) {
-        u.decision = { ...d, target: 'replica', reason: 'transaction' };
-        return this.replicaChoice(u.decision);
-      }
-      u.decision = d ?? { target: 'primary', reason: u.kind === 'function' ? 'function-call' : 'no-statement', classifications: [] };
-      if (d !== null && d.target === 'replica') u.decision = { ...d, target: 'primary', reason: 'tx-cursor' };
-      return primary ?? 'primary';
-    }
-    if (u.kind === 'function') {
-      if (primary) return follow(primary, 'function-call');
-      u.decision = { target: 'primary', reason: 'function-call', classifications: [] };
-      return 'primary';
-    }
-    if (d === null) {
-      if (this.binding.last && this.binding.last.conn.state === 'ready') return follow(this.binding.last, 'follows-previous');
-      u.decision = { target: 'primary', reason: 'no-statement', classifications: [] };
-      return primary ?? 'primary';
-    }
-    u.decision = d;
-    if (d.target === 'primary' && d.reason === 'begin' && this.ctx.transactions === 'replica-until-write') {
-      const begin = this.replicaTransactionBegin(u, d);
-      if (begin !== null && !this.readsSequence(d)) {
-        u.txBegin = begin;
-        u.decision = { ...d, target: 'replica', reason: 'tx-read' };
-        return this.replicaChoice(u.decision);
-      }
-      return primary ?? 'primary';
-    }
-    if (d.target === 'replica') {
-      if (this.readsSequence(d)) {
-        u.decision = { ...d, target: 'primary', reason: 'sequence-read' };
-        return primary ?? 'primary';
-      }
-      if (this.isolationBlocksReplica(d)) {
-        u.decision = { ...d, target: 'primary', reason: 'tx-isolation' };
-        return primary ?? 'primary';
-      }
-      return this.replicaChoice(d);
-    }
-    return primary ?? 'primary';
-  }
-
-  /** A read that names a sequence relation: the primary's state of it is the true one (see SequenceCatalog). */
-  private readsSequence(d: RouteDecision): boolean {
-    for (const c of d.classifications) for (const s of c.statements) if (this.sequences.mentions(s.text)) return true;
-    return false;
-  }
-
-  /** The attached replica if it still meets the read's requirement; else 'replica' (raising the floor, waiting, another replica or the primary, in replicaFor). */
-  private replicaChoice(d: RouteDecision): ServerLink | 'replica' {
-    const r = this.binding.replicaLink;
-    if (r && this.consistency.mayStayOn(r.node, d)) return r;
-    return 'replica';
-  }
-
-  /**
-   * A read of a tagged session outside a transaction (or one opening with BEGIN READ ONLY) that must not
-   * run on a standby: the session's default isolation is serializable (PostgreSQL refuses it there, 0A000),
-   * or no server said what it is.
-   */
-  private isolationBlocksReplica(d: RouteDecision): boolean {
-    if (this.isolation === null) return false; // asked before the read is sent (see pump)
-    const first = d.classifications[0]?.statements[0];
-    const modes = first !== undefined && first.transaction === 'begin-read-only' ? parseBeginModes(first.text) : null;
-    const iso = modes?.isolation ?? this.isolation;
-    return iso === 'serializable' || iso === 'unknown';
-  }
-
-  /**
-   * For a unit that opens a transaction with BEGIN, alone or followed only by reads (as pgjdbc and psycopg
-   * send it): the BEGIN
-   * text when the transaction may start on a replica and move later, else null (it runs on the primary).
-   */
-  private replicaTransactionBegin(u: Unit, d: RouteDecision): string | null {
-    if (!this.local.tagged || this.pinned !== null || u.namedPortal) return null;
-    const all = statementsOf(d.classifications);
-    const first = all[0];
-    // A BEGIN alone in an extended batch (psycopg sends it so) opens on the replica by itself: answering
-    // it here would mean answering Parse/Bind/Describe/Execute of it, and a server does that as cheaply.
-    if (first === undefined || first.transaction !== 'begin') return null;
-    for (let i = 1; i < all.length; i++) if (!(all[i] as (typeof all)[number]).replicaSafe) return null;
-    const modes = parseBeginModes(first.text);
-    // READ WRITE sent as the client wrote it would be refused by a standby (0A000).
-    if (modes === null || modes.readOnly !== undefined) return null;
-    const iso = modes.isolation ?? this.isolation;
-    // Not known yet: asked before the unit is sent (see pump), and decided again then.
-    if (iso === null) return first.text;
-    return iso !== 'unknown' && movableIsolation(iso) ? first.text : null;
-  }
-
-  /**
-   * Inside a transaction open on a replica: whether this unit must run on the primary (so the transaction
-   * moves first). Reads, and single transaction-neutral statements (SAVEPOINT, SET, ...), stay; a statement
-   * that may write, a named portal (a cursor that must survive a later move), a primary hint or a pin move it.
-   */
-  private mustLeaveReplica(u: Unit, d: RouteDecision | null): boolean {
-    if (u.kind === 'function') return true;
-    if (d === null) return false;
-    if (u.namedPortal || mustRunOnPrimary(d)) return true;
-    if (d.target === 'replica') return this.readsSequence(d);
-    const all = statementsOf(d.classifications);
-    let neutral = 0;
-    for (const s of all) {
-      if (s.replicaSafe) continue;
-      const characteristics = transactionCharacteristics(s);
-      if (characteristics === 'read-write') return true;
-      // After a read, a change of isolation fails on the replica exactly as on the primary (25001: must
-      // be called before any query); moved, it would run first there and succeed.
-      if (characteristics === null && !isTransactionNeutral(s)) return true;
-      neutral++;
-    }
-    // Its effects are replayed on the primary only if it is known to have run: one statement, synced.
-    return neutral > 0 && (all.length > 1 || !u.complete);
-  }
-
-  /**
-   * A deferred transaction whose first statement is a SAVEPOINT or a SET (LOCAL) that a standby runs as
-   * the primary would (as ORMs and row-level security setups open with SET LOCAL app.tenant_id): it opens
-   * on the replica with it, and the statement is replayed if the transaction moves (see needsReplay), as
-   * when it follows a read. One synced statement only, so that having run is certain.
-   */
-  private opensNeutral(u: Unit, d: RouteDecision): boolean {
-    if (!u.complete || u.namedPortal || this.pinned !== null || (u.kind !== 'simple' && u.kind !== 'extended')) return false;
-    if (mustRunOnPrimary(d)) return false;
-    const all = statementsOf(d.classifications);
-    const s = all[0];
-    return all.length === 1 && s !== undefined && s.transaction !== 'commit' && s.transaction !== 'rollback' && isTransactionNeutral(s);
-  }
-
-  /**
    * The replica a read runs on, or the primary, as Consistency chooses (raising the floor, keeping or
    * waiting for the attached replica, another one, or the primary); a replica that cannot be reached is
    * reported to the monitor and the next choice taken. Else the primary, or an error under
@@ -968,32 +809,6 @@ export class Session {
     const existing = this.binding.linkTo(this.ctx.nodes.primary);
     if (existing) return existing;
     return this.connect(this.ctx.nodes.primary);
-  }
-
-  /** Query texts of a unit: Parse texts, and the texts of named statements its Binds use. */
-  private unitQueries(u: Unit): string[] {
-    if (u.kind === 'simple') return u.queries;
-    const out: string[] = [];
-    const parsedHere = new Map<string, string>();
-    for (const f of u.frames) {
-      if (f.type === Frontend.Parse) {
-        const p = readParse(f.payload);
-        if (p) {
-          out.push(p.query);
-          parsedHere.set(p.name, p.query);
-        }
-      } else if (f.type === Frontend.Bind) {
-        const b = readBind(f.payload);
-        if (b && b.portal !== '') u.namedPortal = true;
-        if (b && !parsedHere.has(b.statement)) {
-          const stored = this.writer.statement(b.statement);
-          const q = stored ? readParse(stored)?.query : undefined;
-          if (q !== undefined) out.push(q);
-        }
-      }
-    }
-    u.queries = out;
-    return out;
   }
 
   /**
@@ -1327,7 +1142,7 @@ export class Session {
     this.local.trackUndo(before, status, ok, done?.carried, unit?.decision);
     const tx = this.tx;
     if (tx !== null && ok && status === 'T' && unit?.decision && link === this.binding.tx && link.node.role === 'replica') {
-      // What the primary must run too if the transaction moves there (see mustLeaveReplica: a unit with
+      // What the primary must run too if the transaction moves there (see TargetChooser.mustLeaveReplica: a unit with
       // such a statement holds only that one, so having run is certain).
       for (const s of statementsOf(unit.decision.classifications)) {
         if (s.chain) tx.replay.length = 0;
@@ -1484,11 +1299,6 @@ function endsTransaction(classifications: readonly QueryClassification[]): boole
 }
 
 type Statement = QueryClassification['statements'][number];
-
-/** The router sent the unit to the primary for a reason no replica transaction may override: a primary hint, a client encoding, a pin. */
-function mustRunOnPrimary(d: RouteDecision): boolean {
-  return d.reason === 'hint-primary' || d.reason === 'client-encoding' || d.reason.startsWith('pinned:');
-}
 
 /** A statement after which the session's settings are read back from its server (see Session.settingsFrom). */
 function changesSettings(s: Statement): boolean {
