@@ -6,7 +6,7 @@
  * driver. Routing is read from pg_is_in_recovery() ('t' on a replica, 'f' on the primary).
  */
 import t from 'tap';
-import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { startProxy } from './fixtures/proxy-fixture.js';
 import { routeCounter } from './fixtures/proxy-fixture.js';
 import { RawPgClient, describeAll, fe } from './fixtures/raw-pg-client.js';
 

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import pg from 'pg';
-import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { startProxy } from './fixtures/proxy-fixture.js';
 import { routeCounter } from './fixtures/proxy-fixture.js';
 
 t.setTimeout(300_000);
