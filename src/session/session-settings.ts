@@ -1,3 +1,5 @@
+import { sqlLiteral } from '../server/sql-literal.js';
+
 /**
  * The session settings a client has made (SET, RESET, set_config(..., false), DISCARD, LOAD), as the
  * values a server holds after them, so that every server the session uses runs with the same ones.
@@ -39,7 +41,7 @@ export class SessionSettings {
   /** The query that reads back what the session holds: the rows of CAPTURE_SETTINGS_SQL and each custom name that exists. */
   captureSql(): string {
     if (this.custom.size === 0) return CAPTURE_SETTINGS_SQL;
-    const names = [...this.custom].map(literal).join(', ');
+    const names = [...this.custom].map(sqlLiteral).join(', ');
     return `${CAPTURE_SETTINGS_SQL} UNION ALL SELECT c.n, c.v FROM (SELECT n, pg_catalog.current_setting(n, true) AS v ` +
       `FROM pg_catalog.unnest(ARRAY[${names}]::text[]) AS n) AS c WHERE c.v IS NOT NULL`;
   }
@@ -57,14 +59,14 @@ export class SessionSettings {
     for (const [n, v] of this.values) {
       if (standby && n === 'default_transaction_isolation' && v === 'serializable') continue;
       if (IDENTITY.includes(n)) continue;
-      rows.push(`(${literal(n)}, ${literal(v)})`);
+      rows.push(`(${sqlLiteral(n)}, ${sqlLiteral(v)})`);
     }
     if (rows.length > 0) out.push(`SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows.join(', ')}) AS s(n, v)`);
     // Who the session is, last and in this order: SET SESSION AUTHORIZATION resets the role. Neither is
     // reset by RESET ALL.
     for (const n of IDENTITY) {
       const v = this.values.get(n);
-      if (v !== undefined) out.push(`SELECT pg_catalog.set_config(${literal(n)}, ${literal(v)}, false)`);
+      if (v !== undefined) out.push(`SELECT pg_catalog.set_config(${sqlLiteral(n)}, ${sqlLiteral(v)}, false)`);
     }
     return out;
   }
@@ -87,8 +89,3 @@ export const CAPTURE_SETTINGS_SQL =
   "AND name NOT IN ('role', 'session_authorization', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') " +
   "UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization') " +
   "UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
-
-/** A string literal that reads the same whatever standard_conforming_strings is. */
-function literal(s: string): string {
-  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
