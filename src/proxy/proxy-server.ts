@@ -22,7 +22,9 @@ import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
 import type { Registry } from 'prom-client';
 import { AdminConsole, type AdminSource } from '../admin/admin-console.js';
+import { configRows } from '../admin/config-rows.js';
 import { PGSPLIT_VERSION } from '../version.js';
+import { clientAddress } from '../client/client-address.js';
 
 /** Connecting to this database opens the admin console instead of a session. */
 export const ADMIN_DATABASE = 'pgsplit';
@@ -64,13 +66,6 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
-}
-
-/** A client's address for logs and the admin console: host:port, [v6]:port, or '' once the socket is gone. */
-function clientAddress(s: net.Socket): string {
-  const host = s.remoteAddress;
-  if (host === undefined) return '';
-  return host.includes(':') ? `[${host}]:${s.remotePort ?? 0}` : `${host}:${s.remotePort ?? 0}`;
 }
 
 /**
@@ -393,46 +388,7 @@ export class ProxyServer {
         const h = this.stats.durations.get(node);
         return { node, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
       }),
-      config: () => {
-        const c = this.config;
-        const server = (e: ServerEndpoint): string =>
-          `${e.name} postgres://${e.user ? `${e.user}@` : ''}${e.host}:${e.port}/${e.database ?? ''} weight=${e.weight} sslmode=${e.tls.mode}`;
-        return [
-          { key: 'listen', value: `${c.listen.host}:${c.listen.port}` },
-          { key: 'primary', value: server(c.primary) },
-          ...c.replicas.map((r, i) => ({ key: `replicas[${i}]`, value: server(r) })),
-          { key: 'users', value: c.users.map((u) => u.name).join(',') || '(none: development mode)' },
-          // How users log in to the servers (server_user mappings and databases:); never a password.
-          { key: 'users.server_user', value: c.users.filter((u) => u.serverUser !== undefined).map((u) => `${u.name}=${u.serverUser ?? ''}`).join(',') },
-          { key: 'databases', value: Object.entries(c.databases).map(([a, b]) => `${a}=${b}`).join(',') },
-          { key: 'auth.method', value: c.auth.method },
-          { key: 'tls.mode', value: c.tls.mode },
-          { key: 'tls.cert', value: c.tls.certFile ?? '' },
-          { key: 'tls.ca', value: c.tls.caFile ?? '' },
-          { key: 'routing.application_names', value: c.routing.applicationNames.join(',') },
-          { key: 'routing.default', value: c.routing.default },
-          { key: 'routing.max_lag', value: `${c.routing.maxLagMs}ms` },
-          { key: 'routing.read_your_writes_timeout', value: `${c.routing.readYourWritesTimeoutMs}ms` },
-          { key: 'routing.when_no_replica', value: c.routing.whenNoReplica },
-          { key: 'routing.transactions', value: c.routing.transactions },
-          { key: 'routing.unknown_functions', value: c.routing.unknownFunctions },
-          { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
-          { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },
-          { key: 'monitor.rise', value: String(c.monitor.rise) },
-          { key: 'monitor.user', value: c.monitor.user ?? "(the servers' URLs)" },
-          { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
-          { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },
-          { key: 'limits.max_user_connections', value: c.limits.maxUserConnections === 0 ? '0 (no per-user limit)' : String(c.limits.maxUserConnections) },
-          { key: 'limits.idle_in_transaction_timeout', value: c.limits.idleInTransactionTimeoutMs === 0 ? '0 (off)' : `${c.limits.idleInTransactionTimeoutMs}ms` },
-          { key: 'limits.max_pending_bytes', value: String(c.limits.maxPendingBytes) },
-          { key: 'limits.startup_timeout', value: `${c.limits.startupTimeoutMs}ms` },
-          { key: 'limits.connect_timeout', value: `${c.limits.connectTimeoutMs}ms` },
-          { key: 'limits.shutdown_grace', value: `${c.limits.shutdownGraceMs}ms` },
-          { key: 'metrics.listen', value: c.metrics.listen ? `${c.metrics.listen.host}:${c.metrics.listen.port}` : '(off)' },
-          { key: 'admin.users', value: c.admin.users.join(',') },
-          { key: 'log.level', value: c.log.level },
-        ];
-      },
+      config: () => configRows(this.config),
       setPaused: (paused) => {
         this.control.paused = paused;
         this.log.warn({}, paused ? 'paused by hand (admin console): new work waits' : 'resumed (admin console)');
