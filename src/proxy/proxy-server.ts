@@ -15,6 +15,8 @@ import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
+import { IdleSweep } from './idle-sweep.js';
+import { RetireSweep } from './retire-sweep.js';
 import { PoolRegistry } from '../pool/pool-registry.js';
 import { poolSettingsFrom } from '../pool/server-pool.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
@@ -103,10 +105,10 @@ export class ProxyServer {
    * reload that changes them here reaches sessions already open.
    */
   private readonly ctx: SessionContext;
-  /** Runs while replicas removed by a reload still have sessions on them. */
-  private retireSweep: NodeJS.Timeout | null = null;
-  /** Runs while limits.idle_in_transaction_timeout is set. */
-  private idleSweep: { timer: NodeJS.Timeout; every: number } | null = null;
+  /** Drops replicas removed by a reload once no session uses them. */
+  private readonly retireSweep: RetireSweep;
+  /** limits.idle_in_transaction_timeout. */
+  private readonly idleSweep: IdleSweep;
   /** Client TLS as the handshake needs it, built from tls.* (again on a reload that changes them). */
   private clientTls: ClientTls;
   /** Client sessions by user (limits.max_user_connections). */
@@ -134,6 +136,9 @@ export class ProxyServer {
     this.ctx = this.sessionContext(config);
     this.clientTls = ProxyServer.clientTlsFor(config);
     prepareScramVerifiers(config.users);
+    const closed = (): boolean => this.state === 'closed';
+    this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
+    this.idleSweep = new IdleSweep(this.sessions, () => this.current.limits.idleInTransactionTimeoutMs, closed);
     this.server = net.createServer((s) => this.onConnection(s));
     this.metrics = createProxyMetrics(this.metricsSource());
   }
@@ -246,7 +251,7 @@ export class ProxyServer {
     this.clientTls = clientTls;
     // Into the one shared object (sessions hold it), not a new one.
     Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
-    this.armIdleSweep();
+    this.idleSweep.arm();
     this.pools.reconfigure(poolSettingsFrom(c));
     if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
     this.monitor.configure(c.monitor);
@@ -267,7 +272,7 @@ export class ProxyServer {
       this.pools.closeNode(n.endpoint.name, errors.shuttingDown());
       for (const s of this.sessions.values()) s.retire(n);
     }
-    if (plan.remove.length > 0) this.sweepRetired();
+    if (plan.remove.length > 0) this.retireSweep.sweep();
     const result: ReloadResult = { changed: plan.changed, needsRestart: plan.needsRestart, added, removed: plan.remove.map((n) => n.endpoint.name) };
     this.log.info({ ...result }, 'configuration reloaded');
     if (result.needsRestart.length > 0) {
@@ -277,47 +282,6 @@ export class ProxyServer {
     // embedding program may have set its logger's level itself.
     if (plan.changed.includes('log.level')) this.log.level = c.log.level;
     return result;
-  }
-
-  /**
-   * limits.idle_in_transaction_timeout: a sweep, not a timer per session, so that statements inside
-   * transactions cost nothing extra; a session is closed within a quarter of the timeout (at most 1 s) late.
-   */
-  private armIdleSweep(): void {
-    const timeout = this.current.limits.idleInTransactionTimeoutMs;
-    const every = timeout > 0 ? Math.min(1000, Math.max(10, Math.floor(timeout / 4))) : 0;
-    if (this.idleSweep !== null && this.idleSweep.every === every) return;
-    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
-    this.idleSweep = null;
-    if (every === 0 || this.state === 'closed') return;
-    const timer = setInterval(() => {
-      const limit = this.current.limits.idleInTransactionTimeoutMs;
-      const now = performance.now();
-      for (const s of this.sessions.values()) if (limit > 0 && s.idleInTransactionFor(now) >= limit) s.terminateIdleInTransaction(limit);
-    }, every);
-    timer.unref();
-    this.idleSweep = { timer, every };
-  }
-
-  /** Drops replicas removed by a reload once no session uses them; checks again while some still do. */
-  private sweepRetired(): void {
-    for (const n of [...this.nodes.replicas]) {
-      if (!n.retiring) continue;
-      let used = false;
-      for (const s of this.sessions.values()) if (s.uses(n)) used = true;
-      if (used) continue;
-      this.nodes.removeReplica(n);
-      this.monitor.removeNode(n);
-      this.log.info({ node: n.endpoint.name }, 'removed replica drained: no session uses it any more');
-    }
-    const waiting = this.nodes.replicas.some((r) => r.retiring);
-    if (waiting && this.retireSweep === null && this.state !== 'closed') {
-      this.retireSweep = setInterval(() => this.sweepRetired(), 100);
-      this.retireSweep.unref();
-    } else if (!waiting && this.retireSweep !== null) {
-      clearInterval(this.retireSweep);
-      this.retireSweep = null;
-    }
   }
 
   /**
@@ -496,7 +460,7 @@ export class ProxyServer {
     this.monitor.start();
     this.state = 'listening';
     this.settleWaiters('ready');
-    this.armIdleSweep();
+    this.idleSweep.arm();
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
       this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
@@ -677,10 +641,8 @@ export class ProxyServer {
   private async finishClose(serverClosed: Promise<void>): Promise<void> {
     // Clients waiting for the start hear that pgsplit is shutting down (their sockets go below).
     this.settleWaiters('closed');
-    if (this.retireSweep !== null) clearInterval(this.retireSweep);
-    this.retireSweep = null;
-    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
-    this.idleSweep = null;
+    this.retireSweep.stop();
+    this.idleSweep.stop();
     await this.monitor.stop();
     await this.metricsServer?.close();
     this.metricsServer = null;
