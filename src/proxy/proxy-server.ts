@@ -1,13 +1,12 @@
 import net from 'node:net';
 import crypto from 'node:crypto';
-import tls from 'node:tls';
 import { ClientHandshake, prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
-import { tlsServerEndPoint } from '../auth/channel-binding.js';
+import { clientTlsFor } from '../client/client-tls.js';
 import { errorFor } from '../codec/backend-messages.js';
 import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
 import type { PgsplitConfig, ServerEndpoint } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { Router } from '../router/router.js';
+import type { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
@@ -15,6 +14,7 @@ import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
+import { contextSettings, routerFor } from './context-settings.js';
 import { IdleSweep } from './idle-sweep.js';
 import { RetireSweep } from './retire-sweep.js';
 import { PoolRegistry } from '../pool/pool-registry.js';
@@ -134,7 +134,7 @@ export class ProxyServer {
     this.pools = new PoolRegistry(poolSettingsFrom(config));
     ProxyServer.warnPoolMode(config, log);
     this.ctx = this.sessionContext(config);
-    this.clientTls = ProxyServer.clientTlsFor(config);
+    this.clientTls = clientTlsFor(config);
     prepareScramVerifiers(config.users);
     const closed = (): boolean => this.state === 'closed';
     this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
@@ -153,25 +153,6 @@ export class ProxyServer {
     return this.ctx.router;
   }
 
-  private static routerFor(c: PgsplitConfig): Router {
-    return new Router({
-      writingFunctions: c.routing.writingFunctions,
-      readOnlyFunctions: c.routing.readOnlyFunctions,
-      unknownFunctions: c.routing.unknownFunctions,
-    });
-  }
-
-  private static clientTlsFor(c: PgsplitConfig): ClientTls {
-    const t = c.tls;
-    if (t.mode === 'disable' || t.certPem === null || t.keyPem === null) return { mode: 'disable', context: null, requestCert: false, endPoint: null };
-    return {
-      mode: t.mode,
-      context: tls.createSecureContext({ cert: t.certPem, key: t.keyPem, ...(t.caPem !== null ? { ca: t.caPem } : {}) }),
-      requestCert: t.caPem !== null,
-      endPoint: tlsServerEndPoint(t.certPem),
-    };
-  }
-
   /** pool.mode transaction (the default) is accepted but not carried out yet: say so, with what happens instead. */
   private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
     if (c.pool.mode !== 'transaction') return;
@@ -179,29 +160,9 @@ export class ProxyServer {
       'connections (no pooling); set pool.mode: session to pool server connections per client session');
   }
 
-  /** The session settings that come from the configuration: set at start, and again by each reload. */
-  private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
-    'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
-    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes' | 'poolMode'> {
-    return {
-      router,
-      maxMessageSize: c.limits.maxMessageSize,
-      connectTimeoutMs: c.limits.connectTimeoutMs,
-      tagApplicationNames: c.routing.applicationNames,
-      defaultRoute: c.routing.default,
-      maxLagMs: c.routing.maxLagMs,
-      readYourWritesTimeoutMs: c.routing.readYourWritesTimeoutMs,
-      whenNoReplica: c.routing.whenNoReplica,
-      transactions: c.routing.transactions,
-      monitorTimeoutMs: c.monitor.timeoutMs,
-      maxPendingBytes: c.limits.maxPendingBytes,
-      poolMode: c.pool.mode,
-    };
-  }
-
   private sessionContext(config: PgsplitConfig): SessionContext {
     return {
-      ...ProxyServer.contextSettings(config, ProxyServer.routerFor(config)),
+      ...contextSettings(config),
       control: this.control,
       nodes: this.nodes,
       log: this.log,
@@ -244,13 +205,13 @@ export class ProxyServer {
     }
     const routingChanged = ['writing_functions', 'read_only_functions', 'unknown_functions'].some((k) => plan.changed.includes(`routing.${k}`));
     // Everything that can throw comes before the first change: a reload applies whole or not at all.
-    const router = routingChanged ? ProxyServer.routerFor(c) : this.ctx.router;
-    const clientTls = plan.changed.includes('tls') ? ProxyServer.clientTlsFor(c) : this.clientTls;
+    const router = routingChanged ? routerFor(c) : this.ctx.router;
+    const clientTls = plan.changed.includes('tls') ? clientTlsFor(c) : this.clientTls;
     prepareScramVerifiers(c.users);
     this.current = c;
     this.clientTls = clientTls;
     // Into the one shared object (sessions hold it), not a new one.
-    Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
+    Object.assign(this.ctx, contextSettings(c, router));
     this.idleSweep.arm();
     this.pools.reconfigure(poolSettingsFrom(c));
     if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
