@@ -12,20 +12,20 @@ import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
 import { Session, type SessionContext } from '../session/session.js';
 import { sessionLogin } from '../server/server-login.js';
-import type { NodeEntry } from '../server/server-nodes.js';
 import { planReload } from './reload-plan.js';
 import { contextSettings, routerFor } from './context-settings.js';
 import { IdleSweep } from './idle-sweep.js';
 import { RetireSweep } from './retire-sweep.js';
+import { ServerView } from './server-view.js';
 import { PoolRegistry } from '../pool/pool-registry.js';
 import { poolSettingsFrom } from '../pool/server-pool.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
-import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
+import { createProxyMetrics } from '../stats/proxy-metrics.js';
+import { proxyMetricsSource } from '../stats/proxy-metrics-source.js';
 import type { Registry } from 'prom-client';
 import { AdminConsole, type AdminSource } from '../admin/admin-console.js';
-import { configRows } from '../admin/config-rows.js';
-import { PGSPLIT_VERSION } from '../version.js';
+import { proxyAdminSource } from '../admin/proxy-admin-source.js';
 import { clientAddress } from '../client/client-address.js';
 
 /** Connecting to this database opens the admin console instead of a session. */
@@ -47,15 +47,6 @@ export interface ProxyOptions {
    * Without it there is nothing to reload.
    */
   reloadSource?: () => PgsplitConfig;
-}
-
-/** One server as the metrics and the admin console show it. */
-interface NodeSnapshot {
-  node: NodeEntry;
-  /** 'disabled' (by hand), 'draining' (removed by a reload, still in use), else the monitor's health. */
-  state: string;
-  lagMs: number | null;
-  lagBytes: number | null;
 }
 
 /**
@@ -95,6 +86,8 @@ export class ProxyServer {
   private readonly log: Logger;
   private readonly server: net.Server;
   private readonly sessions = new Map<number, Session>();
+  /** The servers and their connections as the admin console and the metrics show them. */
+  private readonly view: ServerView;
   private readonly byCancelKey = new Map<string, Session>();
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
@@ -140,7 +133,11 @@ export class ProxyServer {
     this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
     this.idleSweep = new IdleSweep(this.sessions, () => this.current.limits.idleInTransactionTimeoutMs, closed);
     this.server = net.createServer((s) => this.onConnection(s));
-    this.metrics = createProxyMetrics(this.metricsSource());
+    this.view = new ServerView(this.nodes, this.monitor, this.sessions);
+    this.metrics = createProxyMetrics(proxyMetricsSource({
+      stats: this.stats, pools: this.pools, nodes: this.nodes, view: this.view, sessions: this.sessions,
+      handshaking: () => this.sockets.size - this.sessions.size - this.adminSockets.size,
+    }));
   }
 
   /** The configuration in force (a reload replaces it). */
@@ -261,75 +258,11 @@ export class ProxyServer {
     new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
   }
 
-  /** Every server with what the monitor knows of it, for the metrics and the admin console alike. */
-  private nodeSnapshots(): NodeSnapshot[] {
-    return this.nodes.all.map((node) => {
-      const replica = node.role === 'replica';
-      return {
-        node,
-        state: node.retiring ? 'draining' : node.disabled ? 'disabled' : node.health,
-        lagMs: replica ? this.monitor.lagMs(node) : null,
-        lagBytes: replica ? this.monitor.lagBytes(node) : null,
-      };
-    });
-  }
-
-  /** Every server connection of every session. */
-  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number; client: number }> {
-    return [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
-  }
-
   private adminSource(): AdminSource {
-    return {
-      version: PGSPLIT_VERSION,
-      nodes: () => {
-        const all = this.serverLinks();
-        return this.nodeSnapshots().map(({ node: n, state, lagMs, lagBytes }) => {
-          const mine = all.filter((l) => l.node === n);
-          return {
-            name: n.endpoint.name, role: n.role, state, lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes,
-            inFlight: mine.filter((l) => l.busy).length, connections: mine.length, lastError: n.failReason,
-          };
-        });
-      },
-      clients: () => [...this.sessions.values()].map((s) => ({
-        id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
-        tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
-        applicationName: s.applicationName, tagSource: s.tagSource, connectedAt: s.connectedAt, lastActiveAt: s.lastActiveAt,
-      })),
-      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client, backendPid: l.backendPid })),
-      kill: (id) => {
-        const s = this.sessions.get(id);
-        if (s === undefined) return `no client with id ${id}`;
-        this.log.warn({ session: id, user: s.user, client: clientAddress(s.client) }, 'client session closed by hand (admin console KILL)');
-        this.ctx.events.error(SqlState.adminShutdown);
-        // The FATAL first; close() then cancels what runs on the servers and drops the socket.
-        if (!s.client.destroyed) s.client.write(errorFor(errors.terminatedByAdmin(id)));
-        s.close();
-        return null;
-      },
-      // By name, as counted (a replica drained after a reload shares its namesake's row).
-      stats: () => [...new Set(this.nodes.all.map((n) => n.endpoint.name))].map((node) => {
-        const h = this.stats.durations.get(node);
-        return { node, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
-      }),
-      config: () => configRows(this.config),
-      setPaused: (paused) => {
-        this.control.paused = paused;
-        this.log.warn({}, paused ? 'paused by hand (admin console): new work waits' : 'resumed (admin console)');
-        if (!paused) for (const s of this.sessions.values()) s.kick();
-      },
-      reload: () => this.reloadFromSource(),
-      pools: () => this.pools,
-      setDisabled: (name, disabled) => {
-        if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
-        const n = this.nodes.byName(name);
-        if (!n) return `no replica named "${name}"`;
-        n.disabled = disabled;
-        this.log.warn({ node: name }, disabled ? 'replica disabled by hand (admin console)' : 'replica enabled by hand (admin console)');
-        return null;
-      },
-    };
+    return proxyAdminSource({
+      sessions: this.sessions, nodes: this.nodes, view: this.view, stats: this.stats, pools: this.pools, control: this.control,
+      events: this.ctx.events, log: this.log, config: () => this.config, reload: () => this.reloadFromSource(),
+    });
   }
 
   /** Where /metrics is served, when metrics.listen is set and the proxy listens. */
@@ -343,52 +276,6 @@ export class ProxyServer {
     const p = this.nodes.primary;
     if (p.health === 'down') return { ok: false, reason: `primary ${p.endpoint.name} is down${p.failReason ? `: ${p.failReason}` : ''}` };
     return { ok: true, reason: 'listening, primary reachable' };
-  }
-
-  private metricsSource(): MetricsSource {
-    return {
-      stats: this.stats,
-      pools: () => this.pools,
-      clientStates: () => {
-        const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
-        for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
-        // Sockets still in their startup handshake have no session yet.
-        m.set('starting', (m.get('starting') ?? 0) + Math.max(0, this.sockets.size - this.sessions.size - this.adminSockets.size));
-        return m;
-      },
-      liveClientBytes: () => {
-        let bytesIn = 0;
-        let bytesOut = 0;
-        for (const s of this.sessions.values()) {
-          bytesIn += s.client.bytesRead;
-          // Only what left: bytes still queued may be dropped when the session closes (counters never go down).
-          bytesOut += Math.max(0, s.client.bytesWritten - s.client.writableLength);
-        }
-        return { in: bytesIn, out: bytesOut };
-      },
-      serverStates: () => {
-        const m = new Map<string, Map<string, number>>();
-        for (const n of this.nodes.all) m.set(n.endpoint.name, new Map([['active', 0], ['idle', 0]]));
-        for (const l of this.serverLinks()) {
-          const name = l.node.endpoint.name;
-          const by = m.get(name) ?? new Map<string, number>();
-          const state = l.busy ? 'active' : 'idle';
-          by.set(state, (by.get(state) ?? 0) + 1);
-          m.set(name, by);
-        }
-        return m;
-      },
-      // One series a name: a replica drained after a reload gives way to the one in service under its name.
-      nodes: () => {
-        const byName = new Map<string, NodeSnapshot>();
-        for (const x of this.nodeSnapshots()) {
-          const had = byName.get(x.node.endpoint.name);
-          if (had === undefined || (had.node.retiring && !x.node.retiring)) byName.set(x.node.endpoint.name, x);
-        }
-        return [...byName.values()]
-          .map(({ node: n, lagMs, lagBytes }) => ({ name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes }));
-      },
-    };
   }
 
   /** Starts listening; resolves with the bound address (port 0 in the config picks a free port). */
