@@ -1,6 +1,6 @@
 import net from 'node:net';
-import crypto from 'node:crypto';
-import { ClientHandshake, prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
+import { prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
+import { ClientAcceptor } from '../client/client-acceptor.js';
 import { clientTlsFor } from '../client/client-tls.js';
 import { errorFor } from '../codec/backend-messages.js';
 import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
@@ -10,8 +10,7 @@ import type { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
-import { Session, type SessionContext } from '../session/session.js';
-import { sessionLogin } from '../server/server-login.js';
+import type { Session, SessionContext } from '../session/session.js';
 import { planReload } from './reload-plan.js';
 import { contextSettings, routerFor } from './context-settings.js';
 import { IdleSweep } from './idle-sweep.js';
@@ -24,12 +23,10 @@ import { MetricsServer } from '../stats/metrics-server.js';
 import { createProxyMetrics } from '../stats/proxy-metrics.js';
 import { proxyMetricsSource } from '../stats/proxy-metrics-source.js';
 import type { Registry } from 'prom-client';
-import { AdminConsole, type AdminSource } from '../admin/admin-console.js';
+import type { AdminSource } from '../admin/admin-console.js';
 import { proxyAdminSource } from '../admin/proxy-admin-source.js';
-import { clientAddress } from '../client/client-address.js';
 
-/** Connecting to this database opens the admin console instead of a session. */
-export const ADMIN_DATABASE = 'pgsplit';
+export { ADMIN_DATABASE } from '../client/client-acceptor.js';
 
 /** What a reload did: keys applied, keys waiting for a restart, replicas added and removed (draining). */
 export interface ReloadResult {
@@ -62,8 +59,9 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
- * The listener: accepts clients, runs their handshake, hands each to a Session, and routes
- * CancelRequests by the keys it issued. One client's failure never touches another's session.
+ * The proxy: its listener and lifecycle (start, reload, drain, close), and the parts it wires together:
+ * the client side (ClientAcceptor: handshakes, sessions, cancel keys), the servers and their monitor,
+ * the pools, the admin console and the metrics.
  */
 export class ProxyServer {
   readonly nodes: ServerNodes;
@@ -77,20 +75,17 @@ export class ProxyServer {
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
-  /** Admin console connections (counted apart from client sessions in the metrics). */
-  private readonly adminSockets = new Set<net.Socket>();
   /** Admin PAUSE / RESUME, shared with every session. */
   private readonly control = { paused: false };
   private metricsAddr: { host: string; port: number } | null = null;
   state: ProxyState = 'created';
   private readonly log: Logger;
   private readonly server: net.Server;
-  private readonly sessions = new Map<number, Session>();
+  /** The client side: every client socket, and the sessions by id. */
+  private readonly clients: ClientAcceptor;
+  private readonly sessions: ReadonlyMap<number, Session>;
   /** The servers and their connections as the admin console and the metrics show them. */
   private readonly view: ServerView;
-  private readonly byCancelKey = new Map<string, Session>();
-  private readonly sockets = new Set<net.Socket>();
-  private nextId = 1;
   private current: PgsplitConfig;
   private readonly reloadSource: (() => PgsplitConfig) | undefined;
   /**
@@ -104,8 +99,6 @@ export class ProxyServer {
   private readonly idleSweep: IdleSweep;
   /** Client TLS as the handshake needs it, built from tls.* (again on a reload that changes them). */
   private clientTls: ClientTls;
-  /** Client sessions by user (limits.max_user_connections). */
-  private readonly perUser = new Map<string, number>();
   /** Clients that finished their handshake while pgsplit was starting, waiting for it to be ready. */
   private readonly readyWaiters = new Set<(how: 'ready' | 'closed') => void>();
 
@@ -129,14 +122,25 @@ export class ProxyServer {
     this.ctx = this.sessionContext(config);
     this.clientTls = clientTlsFor(config);
     prepareScramVerifiers(config.users);
+    this.clients = new ClientAcceptor({
+      state: () => this.state,
+      config: () => this.current,
+      clientTls: () => this.clientTls,
+      ctx: this.ctx,
+      stats: this.stats,
+      log: this.log,
+      whenReady: (waitMs) => this.whenReady(waitMs),
+      adminSource: () => this.adminSource(),
+    });
+    this.sessions = this.clients.sessions;
     const closed = (): boolean => this.state === 'closed';
     this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
     this.idleSweep = new IdleSweep(this.sessions, () => this.current.limits.idleInTransactionTimeoutMs, closed);
-    this.server = net.createServer((s) => this.onConnection(s));
+    this.server = net.createServer((s) => this.clients.accept(s));
     this.view = new ServerView(this.nodes, this.monitor, this.sessions);
     this.metrics = createProxyMetrics(proxyMetricsSource({
       stats: this.stats, pools: this.pools, nodes: this.nodes, view: this.view, sessions: this.sessions,
-      handshaking: () => this.sockets.size - this.sessions.size - this.adminSockets.size,
+      handshaking: () => this.clients.handshaking(),
     }));
   }
 
@@ -242,22 +246,6 @@ export class ProxyServer {
     return result;
   }
 
-  /**
-   * The admin console: database `pgsplit`, for users listed in admin.users (anyone in development mode,
-   * which only listens on loopback).
-   */
-  private openAdminConsole(socket: net.Socket, user: string, leftover: Buffer | null): void {
-    if (this.config.users.length > 0 && !this.config.admin.users.includes(user)) {
-      this.refuse(socket, new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
-        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' }), user);
-      return;
-    }
-    this.log.info({ user }, 'admin console opened');
-    this.adminSockets.add(socket);
-    socket.on('close', () => this.adminSockets.delete(socket));
-    new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
-  }
-
   private adminSource(): AdminSource {
     return proxyAdminSource({
       sessions: this.sessions, nodes: this.nodes, view: this.view, stats: this.stats, pools: this.pools, control: this.control,
@@ -329,14 +317,6 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
-  /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE, and logged with its address. */
-  private refuse(socket: net.Socket, e: PgsplitError, user?: string): void {
-    this.stats.clientsRejected++;
-    this.ctx.events.error(e.sqlState);
-    this.log.info({ client: clientAddress(socket), ...(user !== undefined ? { user } : {}), code: e.sqlState, err: e.message }, 'client rejected during startup');
-    socket.end(errorFor(e));
-  }
-
   /**
    * Resolves once pgsplit is ready ('ready'), closes ('closed'), or `waitMs` passes ('timeout'): a client
    * that connects while the monitor's first checks run waits instead of being refused.
@@ -359,102 +339,6 @@ export class ProxyServer {
     for (const w of [...this.readyWaiters]) w(how);
   }
 
-  private onConnection(socket: net.Socket): void {
-    if (this.state !== 'listening' && this.state !== 'starting') {
-      socket.end(errorFor(errors.shuttingDown()));
-      return;
-    }
-    // limits.startup_timeout bounds the handshake and any wait for pgsplit's own start together.
-    const arrivedAt = performance.now();
-    // Taken now: once the handshake has closed the socket its address is gone.
-    const addr = clientAddress(socket);
-    socket.setNoDelay(true);
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    if (this.sockets.size > this.config.limits.maxClientConnections) {
-      this.refuse(socket, errors.tooManyClients(this.config.limits.maxClientConnections));
-      return;
-    }
-    const hs = new ClientHandshake(socket, {
-      users: this.config.users,
-      method: this.config.auth.method,
-      maxMessageSize: this.config.limits.maxMessageSize,
-      timeoutMs: this.config.limits.startupTimeoutMs,
-      tls: this.clientTls,
-    });
-    hs.run().then(async (r) => {
-      if (r.kind === 'cancel') {
-        this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
-        socket.destroy();
-        return;
-      }
-      // From here on the client's connection is r.socket: the TLS socket when it asked for TLS.
-      const client = r.socket;
-      if (this.state === 'starting') {
-        // Held, not read, while waiting: a flowing socket with no listener would drop what the client sends.
-        client.pause();
-        const limit = this.config.limits.startupTimeoutMs;
-        const how = await this.whenReady(limit - (performance.now() - arrivedAt));
-        if (how === 'timeout') {
-          this.refuse(client, errors.startingUp(limit), r.user);
-          return;
-        }
-        if (client.destroyed) return;
-      }
-      if (this.state !== 'listening') {
-        client.end(errorFor(errors.shuttingDown()));
-        return;
-      }
-      if (r.database === ADMIN_DATABASE) {
-        this.openAdminConsole(client, r.user, r.leftover);
-        return;
-      }
-      const perUserLimit = this.config.limits.maxUserConnections;
-      const mine = this.perUser.get(r.user) ?? 0;
-      if (perUserLimit > 0 && mine >= perUserLimit) {
-        this.refuse(client, errors.tooManyForUser(r.user, perUserLimit), r.user);
-        return;
-      }
-      // Bytes the client sends while the session connects its first server wait in the socket
-      // (Session.start resumes it): a flowing socket with no listener would drop them.
-      client.pause();
-      this.perUser.set(r.user, mine + 1);
-      const id = this.nextId++;
-      const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
-      const session = new Session({
-        id, client, user: r.user, database: r.database, params: r.params, cancelKey,
-        ctx: this.ctx, login: sessionLogin(this.config, r.user, r.database, r.scramClientKey),
-      });
-      this.stats.clientsAccepted++;
-      this.sessions.set(id, session);
-      const key = `${cancelKey.pid}:${cancelKey.secret}`;
-      this.byCancelKey.set(key, session);
-      socket.on('close', () => {
-        const left = (this.perUser.get(r.user) ?? 1) - 1;
-        if (left > 0) this.perUser.set(r.user, left);
-        else this.perUser.delete(r.user);
-        this.sessions.delete(id);
-        this.byCancelKey.delete(key);
-        this.stats.closedClientBytesIn += socket.bytesRead;
-        this.stats.closedClientBytesOut += Math.max(0, socket.bytesWritten - socket.writableLength);
-      });
-      session.start(r.leftover).catch((e: unknown) => {
-        this.log.error({ err: String(e) }, 'session failed');
-        session.close();
-      });
-    }, (e: unknown) => {
-      this.stats.clientsRejected++;
-      // Wrong passwords (28P01), startup timeouts (57014), bad startup packets (08P01): worth alerting on.
-      if (e instanceof PgsplitError) this.ctx.events.error(e.sqlState);
-      this.log.info({ client: addr, ...(e instanceof PgsplitError ? { code: e.sqlState } : {}), err: e instanceof Error ? e.message : String(e) },
-        'client rejected during startup');
-    }).catch((e: unknown) => {
-      this.log.error({ client: addr, err: String(e) }, 'client setup failed');
-      socket.destroy();
-    });
-  }
-
   /**
    * Graceful shutdown (SIGTERM): stops accepting, closes idle sessions at once with FATAL 57P01, lets
    * statements already sent to a server finish for up to `graceMs` (each such session closes after its
@@ -471,7 +355,7 @@ export class ProxyServer {
       s.drain();
     }
     // Clients still in their startup handshake get the same FATAL.
-    for (const sock of this.sockets) if (!inSession.has(sock)) sock.end(errorFor(errors.shuttingDown()));
+    for (const sock of this.clients.sockets) if (!inSession.has(sock)) sock.end(errorFor(errors.shuttingDown()));
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.finishClose(closed);
@@ -498,7 +382,7 @@ export class ProxyServer {
       if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));
       s.close();
     }
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.clients.sockets) s.destroy();
     this.pools.close();
     await serverClosed;
     await settleCancels(2000);
