@@ -1,31 +1,32 @@
 import net from 'node:net';
-import crypto from 'node:crypto';
-import tls from 'node:tls';
-import { ClientHandshake, prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
-import { tlsServerEndPoint } from '../auth/channel-binding.js';
+import { prepareScramVerifiers, type ClientTls } from '../client/client-handshake.js';
+import { ClientAcceptor } from '../client/client-acceptor.js';
+import { clientTlsFor } from '../client/client-tls.js';
 import { errorFor } from '../codec/backend-messages.js';
 import { ConfigError, PgsplitError, SqlState, errors } from '../errors.js';
 import type { PgsplitConfig, ServerEndpoint } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { Router } from '../router/router.js';
+import type { Router } from '../router/router.js';
 import { ReplicaMonitor } from '../monitor/replica-monitor.js';
 import { ServerNodes } from '../server/server-nodes.js';
 import { settleCancels } from '../server/server-connection.js';
-import { Session, type SessionContext } from '../session/session.js';
-import { sessionLogin } from '../server/server-login.js';
-import type { NodeEntry } from '../server/server-nodes.js';
+import type { Session, SessionContext } from '../session/session.js';
 import { planReload } from './reload-plan.js';
+import { contextSettings, routerFor } from './context-settings.js';
+import { IdleSweep } from './idle-sweep.js';
+import { RetireSweep } from './retire-sweep.js';
+import { ServerView } from './server-view.js';
 import { PoolRegistry } from '../pool/pool-registry.js';
 import { poolSettingsFrom } from '../pool/server-pool.js';
 import { ProxyStats } from '../stats/proxy-stats.js';
 import { MetricsServer } from '../stats/metrics-server.js';
-import { createProxyMetrics, type MetricsSource } from '../stats/proxy-metrics.js';
+import { createProxyMetrics } from '../stats/proxy-metrics.js';
+import { proxyMetricsSource } from '../stats/proxy-metrics-source.js';
 import type { Registry } from 'prom-client';
-import { AdminConsole, type AdminSource } from '../admin/admin-console.js';
-import { PGSPLIT_VERSION } from '../version.js';
+import type { AdminSource } from '../admin/admin-console.js';
+import { proxyAdminSource } from '../admin/proxy-admin-source.js';
 
-/** Connecting to this database opens the admin console instead of a session. */
-export const ADMIN_DATABASE = 'pgsplit';
+export { ADMIN_DATABASE } from '../client/client-acceptor.js';
 
 /** What a reload did: keys applied, keys waiting for a restart, replicas added and removed (draining). */
 export interface ReloadResult {
@@ -45,15 +46,6 @@ export interface ProxyOptions {
   reloadSource?: () => PgsplitConfig;
 }
 
-/** One server as the metrics and the admin console show it. */
-interface NodeSnapshot {
-  node: NodeEntry;
-  /** 'disabled' (by hand), 'draining' (removed by a reload, still in use), else the monitor's health. */
-  state: string;
-  lagMs: number | null;
-  lagBytes: number | null;
-}
-
 /**
  * Lifecycle of the proxy listener. 'starting': the port is open but the monitor's first checks are still
  * running; connections that arrive then wait for 'listening' (up to limits.startup_timeout).
@@ -66,16 +58,10 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
 }
 
-/** A client's address for logs and the admin console: host:port, [v6]:port, or '' once the socket is gone. */
-function clientAddress(s: net.Socket): string {
-  const host = s.remoteAddress;
-  if (host === undefined) return '';
-  return host.includes(':') ? `[${host}]:${s.remotePort ?? 0}` : `${host}:${s.remotePort ?? 0}`;
-}
-
 /**
- * The listener: accepts clients, runs their handshake, hands each to a Session, and routes
- * CancelRequests by the keys it issued. One client's failure never touches another's session.
+ * The proxy: its listener and lifecycle (start, reload, drain, close), and the parts it wires together:
+ * the client side (ClientAcceptor: handshakes, sessions, cancel keys), the servers and their monitor,
+ * the pools, the admin console and the metrics.
  */
 export class ProxyServer {
   readonly nodes: ServerNodes;
@@ -89,18 +75,17 @@ export class ProxyServer {
   /** The Prometheus registry (served on metrics.listen when configured). */
   readonly metrics: Registry;
   private metricsServer: MetricsServer | null = null;
-  /** Admin console connections (counted apart from client sessions in the metrics). */
-  private readonly adminSockets = new Set<net.Socket>();
   /** Admin PAUSE / RESUME, shared with every session. */
   private readonly control = { paused: false };
   private metricsAddr: { host: string; port: number } | null = null;
   state: ProxyState = 'created';
   private readonly log: Logger;
   private readonly server: net.Server;
-  private readonly sessions = new Map<number, Session>();
-  private readonly byCancelKey = new Map<string, Session>();
-  private readonly sockets = new Set<net.Socket>();
-  private nextId = 1;
+  /** The client side: every client socket, and the sessions by id. */
+  private readonly clients: ClientAcceptor;
+  private readonly sessions: ReadonlyMap<number, Session>;
+  /** The servers and their connections as the admin console and the metrics show them. */
+  private readonly view: ServerView;
   private current: PgsplitConfig;
   private readonly reloadSource: (() => PgsplitConfig) | undefined;
   /**
@@ -108,14 +93,12 @@ export class ProxyServer {
    * reload that changes them here reaches sessions already open.
    */
   private readonly ctx: SessionContext;
-  /** Runs while replicas removed by a reload still have sessions on them. */
-  private retireSweep: NodeJS.Timeout | null = null;
-  /** Runs while limits.idle_in_transaction_timeout is set. */
-  private idleSweep: { timer: NodeJS.Timeout; every: number } | null = null;
+  /** Drops replicas removed by a reload once no session uses them. */
+  private readonly retireSweep: RetireSweep;
+  /** limits.idle_in_transaction_timeout. */
+  private readonly idleSweep: IdleSweep;
   /** Client TLS as the handshake needs it, built from tls.* (again on a reload that changes them). */
   private clientTls: ClientTls;
-  /** Client sessions by user (limits.max_user_connections). */
-  private readonly perUser = new Map<string, number>();
   /** Clients that finished their handshake while pgsplit was starting, waiting for it to be ready. */
   private readonly readyWaiters = new Set<(how: 'ready' | 'closed') => void>();
 
@@ -137,10 +120,28 @@ export class ProxyServer {
     this.pools = new PoolRegistry(poolSettingsFrom(config));
     ProxyServer.warnPoolMode(config, log);
     this.ctx = this.sessionContext(config);
-    this.clientTls = ProxyServer.clientTlsFor(config);
+    this.clientTls = clientTlsFor(config);
     prepareScramVerifiers(config.users);
-    this.server = net.createServer((s) => this.onConnection(s));
-    this.metrics = createProxyMetrics(this.metricsSource());
+    this.clients = new ClientAcceptor({
+      state: () => this.state,
+      config: () => this.current,
+      clientTls: () => this.clientTls,
+      ctx: this.ctx,
+      stats: this.stats,
+      log: this.log,
+      whenReady: (waitMs) => this.whenReady(waitMs),
+      adminSource: () => this.adminSource(),
+    });
+    this.sessions = this.clients.sessions;
+    const closed = (): boolean => this.state === 'closed';
+    this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
+    this.idleSweep = new IdleSweep(this.sessions, () => this.current.limits.idleInTransactionTimeoutMs, closed);
+    this.server = net.createServer((s) => this.clients.accept(s));
+    this.view = new ServerView(this.nodes, this.monitor, this.sessions);
+    this.metrics = createProxyMetrics(proxyMetricsSource({
+      stats: this.stats, pools: this.pools, nodes: this.nodes, view: this.view, sessions: this.sessions,
+      handshaking: () => this.clients.handshaking(),
+    }));
   }
 
   /** The configuration in force (a reload replaces it). */
@@ -153,25 +154,6 @@ export class ProxyServer {
     return this.ctx.router;
   }
 
-  private static routerFor(c: PgsplitConfig): Router {
-    return new Router({
-      writingFunctions: c.routing.writingFunctions,
-      readOnlyFunctions: c.routing.readOnlyFunctions,
-      unknownFunctions: c.routing.unknownFunctions,
-    });
-  }
-
-  private static clientTlsFor(c: PgsplitConfig): ClientTls {
-    const t = c.tls;
-    if (t.mode === 'disable' || t.certPem === null || t.keyPem === null) return { mode: 'disable', context: null, requestCert: false, endPoint: null };
-    return {
-      mode: t.mode,
-      context: tls.createSecureContext({ cert: t.certPem, key: t.keyPem, ...(t.caPem !== null ? { ca: t.caPem } : {}) }),
-      requestCert: t.caPem !== null,
-      endPoint: tlsServerEndPoint(t.certPem),
-    };
-  }
-
   /** pool.mode transaction (the default) is accepted but not carried out yet: say so, with what happens instead. */
   private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
     if (c.pool.mode !== 'transaction') return;
@@ -179,29 +161,9 @@ export class ProxyServer {
       'connections (no pooling); set pool.mode: session to pool server connections per client session');
   }
 
-  /** The session settings that come from the configuration: set at start, and again by each reload. */
-  private static contextSettings(c: PgsplitConfig, router: Router): Pick<SessionContext,
-    'router' | 'maxMessageSize' | 'connectTimeoutMs' | 'tagApplicationNames' | 'defaultRoute' | 'maxLagMs' | 'readYourWritesTimeoutMs' |
-    'whenNoReplica' | 'transactions' | 'monitorTimeoutMs' | 'maxPendingBytes' | 'poolMode'> {
-    return {
-      router,
-      maxMessageSize: c.limits.maxMessageSize,
-      connectTimeoutMs: c.limits.connectTimeoutMs,
-      tagApplicationNames: c.routing.applicationNames,
-      defaultRoute: c.routing.default,
-      maxLagMs: c.routing.maxLagMs,
-      readYourWritesTimeoutMs: c.routing.readYourWritesTimeoutMs,
-      whenNoReplica: c.routing.whenNoReplica,
-      transactions: c.routing.transactions,
-      monitorTimeoutMs: c.monitor.timeoutMs,
-      maxPendingBytes: c.limits.maxPendingBytes,
-      poolMode: c.pool.mode,
-    };
-  }
-
   private sessionContext(config: PgsplitConfig): SessionContext {
     return {
-      ...ProxyServer.contextSettings(config, ProxyServer.routerFor(config)),
+      ...contextSettings(config),
       control: this.control,
       nodes: this.nodes,
       log: this.log,
@@ -244,14 +206,14 @@ export class ProxyServer {
     }
     const routingChanged = ['writing_functions', 'read_only_functions', 'unknown_functions'].some((k) => plan.changed.includes(`routing.${k}`));
     // Everything that can throw comes before the first change: a reload applies whole or not at all.
-    const router = routingChanged ? ProxyServer.routerFor(c) : this.ctx.router;
-    const clientTls = plan.changed.includes('tls') ? ProxyServer.clientTlsFor(c) : this.clientTls;
+    const router = routingChanged ? routerFor(c) : this.ctx.router;
+    const clientTls = plan.changed.includes('tls') ? clientTlsFor(c) : this.clientTls;
     prepareScramVerifiers(c.users);
     this.current = c;
     this.clientTls = clientTls;
     // Into the one shared object (sessions hold it), not a new one.
-    Object.assign(this.ctx, ProxyServer.contextSettings(c, router));
-    this.armIdleSweep();
+    Object.assign(this.ctx, contextSettings(c, router));
+    this.idleSweep.arm();
     this.pools.reconfigure(poolSettingsFrom(c));
     if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
     this.monitor.configure(c.monitor);
@@ -272,7 +234,7 @@ export class ProxyServer {
       this.pools.closeNode(n.endpoint.name, errors.shuttingDown());
       for (const s of this.sessions.values()) s.retire(n);
     }
-    if (plan.remove.length > 0) this.sweepRetired();
+    if (plan.remove.length > 0) this.retireSweep.sweep();
     const result: ReloadResult = { changed: plan.changed, needsRestart: plan.needsRestart, added, removed: plan.remove.map((n) => n.endpoint.name) };
     this.log.info({ ...result }, 'configuration reloaded');
     if (result.needsRestart.length > 0) {
@@ -284,171 +246,11 @@ export class ProxyServer {
     return result;
   }
 
-  /**
-   * limits.idle_in_transaction_timeout: a sweep, not a timer per session, so that statements inside
-   * transactions cost nothing extra; a session is closed within a quarter of the timeout (at most 1 s) late.
-   */
-  private armIdleSweep(): void {
-    const timeout = this.current.limits.idleInTransactionTimeoutMs;
-    const every = timeout > 0 ? Math.min(1000, Math.max(10, Math.floor(timeout / 4))) : 0;
-    if (this.idleSweep !== null && this.idleSweep.every === every) return;
-    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
-    this.idleSweep = null;
-    if (every === 0 || this.state === 'closed') return;
-    const timer = setInterval(() => {
-      const limit = this.current.limits.idleInTransactionTimeoutMs;
-      const now = performance.now();
-      for (const s of this.sessions.values()) if (limit > 0 && s.idleInTransactionFor(now) >= limit) s.terminateIdleInTransaction(limit);
-    }, every);
-    timer.unref();
-    this.idleSweep = { timer, every };
-  }
-
-  /** Drops replicas removed by a reload once no session uses them; checks again while some still do. */
-  private sweepRetired(): void {
-    for (const n of [...this.nodes.replicas]) {
-      if (!n.retiring) continue;
-      let used = false;
-      for (const s of this.sessions.values()) if (s.uses(n)) used = true;
-      if (used) continue;
-      this.nodes.removeReplica(n);
-      this.monitor.removeNode(n);
-      this.log.info({ node: n.endpoint.name }, 'removed replica drained: no session uses it any more');
-    }
-    const waiting = this.nodes.replicas.some((r) => r.retiring);
-    if (waiting && this.retireSweep === null && this.state !== 'closed') {
-      this.retireSweep = setInterval(() => this.sweepRetired(), 100);
-      this.retireSweep.unref();
-    } else if (!waiting && this.retireSweep !== null) {
-      clearInterval(this.retireSweep);
-      this.retireSweep = null;
-    }
-  }
-
-  /**
-   * The admin console: database `pgsplit`, for users listed in admin.users (anyone in development mode,
-   * which only listens on loopback).
-   */
-  private openAdminConsole(socket: net.Socket, user: string, leftover: Buffer | null): void {
-    if (this.config.users.length > 0 && !this.config.admin.users.includes(user)) {
-      this.refuse(socket, new PgsplitError('AUTH_FAILED', SqlState.invalidAuthorizationSpecification,
-        `user "${user}" may not open the pgsplit admin console; list the user in admin.users`, { severity: 'FATAL' }), user);
-      return;
-    }
-    this.log.info({ user }, 'admin console opened');
-    this.adminSockets.add(socket);
-    socket.on('close', () => this.adminSockets.delete(socket));
-    new AdminConsole(socket, this.adminSource(), this.config.limits.maxMessageSize).start(leftover);
-  }
-
-  /** Every server with what the monitor knows of it, for the metrics and the admin console alike. */
-  private nodeSnapshots(): NodeSnapshot[] {
-    return this.nodes.all.map((node) => {
-      const replica = node.role === 'replica';
-      return {
-        node,
-        state: node.retiring ? 'draining' : node.disabled ? 'disabled' : node.health,
-        lagMs: replica ? this.monitor.lagMs(node) : null,
-        lagBytes: replica ? this.monitor.lagBytes(node) : null,
-      };
-    });
-  }
-
-  /** Every server connection of every session. */
-  private serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number; client: number }> {
-    return [...this.sessions.values()].flatMap((s) => s.serverLinks().map((l) => ({ ...l, client: s.id })));
-  }
-
   private adminSource(): AdminSource {
-    return {
-      version: PGSPLIT_VERSION,
-      nodes: () => {
-        const all = this.serverLinks();
-        return this.nodeSnapshots().map(({ node: n, state, lagMs, lagBytes }) => {
-          const mine = all.filter((l) => l.node === n);
-          return {
-            name: n.endpoint.name, role: n.role, state, lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes,
-            inFlight: mine.filter((l) => l.busy).length, connections: mine.length, lastError: n.failReason,
-          };
-        });
-      },
-      clients: () => [...this.sessions.values()].map((s) => ({
-        id: s.id, user: s.user, database: s.database, state: s.activity, addr: s.client.remoteAddress ?? '', port: s.client.remotePort ?? 0,
-        tagged: s.tagged, servers: s.serverLinks().map((l) => l.node.endpoint.name).join(','),
-        applicationName: s.applicationName, tagSource: s.tagSource, connectedAt: s.connectedAt, lastActiveAt: s.lastActiveAt,
-      })),
-      servers: () => this.serverLinks().map((l) => ({ node: l.node.endpoint.name, state: l.busy ? 'active' : 'idle', client: l.client, backendPid: l.backendPid })),
-      kill: (id) => {
-        const s = this.sessions.get(id);
-        if (s === undefined) return `no client with id ${id}`;
-        this.log.warn({ session: id, user: s.user, client: clientAddress(s.client) }, 'client session closed by hand (admin console KILL)');
-        this.ctx.events.error(SqlState.adminShutdown);
-        // The FATAL first; close() then cancels what runs on the servers and drops the socket.
-        if (!s.client.destroyed) s.client.write(errorFor(errors.terminatedByAdmin(id)));
-        s.close();
-        return null;
-      },
-      // By name, as counted (a replica drained after a reload shares its namesake's row).
-      stats: () => [...new Set(this.nodes.all.map((n) => n.endpoint.name))].map((node) => {
-        const h = this.stats.durations.get(node);
-        return { node, queries: h?.count ?? 0, totalTimeUs: (h?.sum ?? 0) * 1e6 };
-      }),
-      config: () => {
-        const c = this.config;
-        const server = (e: ServerEndpoint): string =>
-          `${e.name} postgres://${e.user ? `${e.user}@` : ''}${e.host}:${e.port}/${e.database ?? ''} weight=${e.weight} sslmode=${e.tls.mode}`;
-        return [
-          { key: 'listen', value: `${c.listen.host}:${c.listen.port}` },
-          { key: 'primary', value: server(c.primary) },
-          ...c.replicas.map((r, i) => ({ key: `replicas[${i}]`, value: server(r) })),
-          { key: 'users', value: c.users.map((u) => u.name).join(',') || '(none: development mode)' },
-          // How users log in to the servers (server_user mappings and databases:); never a password.
-          { key: 'users.server_user', value: c.users.filter((u) => u.serverUser !== undefined).map((u) => `${u.name}=${u.serverUser ?? ''}`).join(',') },
-          { key: 'databases', value: Object.entries(c.databases).map(([a, b]) => `${a}=${b}`).join(',') },
-          { key: 'auth.method', value: c.auth.method },
-          { key: 'tls.mode', value: c.tls.mode },
-          { key: 'tls.cert', value: c.tls.certFile ?? '' },
-          { key: 'tls.ca', value: c.tls.caFile ?? '' },
-          { key: 'routing.application_names', value: c.routing.applicationNames.join(',') },
-          { key: 'routing.default', value: c.routing.default },
-          { key: 'routing.max_lag', value: `${c.routing.maxLagMs}ms` },
-          { key: 'routing.read_your_writes_timeout', value: `${c.routing.readYourWritesTimeoutMs}ms` },
-          { key: 'routing.when_no_replica', value: c.routing.whenNoReplica },
-          { key: 'routing.transactions', value: c.routing.transactions },
-          { key: 'routing.unknown_functions', value: c.routing.unknownFunctions },
-          { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
-          { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },
-          { key: 'monitor.rise', value: String(c.monitor.rise) },
-          { key: 'monitor.user', value: c.monitor.user ?? "(the servers' URLs)" },
-          { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
-          { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },
-          { key: 'limits.max_user_connections', value: c.limits.maxUserConnections === 0 ? '0 (no per-user limit)' : String(c.limits.maxUserConnections) },
-          { key: 'limits.idle_in_transaction_timeout', value: c.limits.idleInTransactionTimeoutMs === 0 ? '0 (off)' : `${c.limits.idleInTransactionTimeoutMs}ms` },
-          { key: 'limits.max_pending_bytes', value: String(c.limits.maxPendingBytes) },
-          { key: 'limits.startup_timeout', value: `${c.limits.startupTimeoutMs}ms` },
-          { key: 'limits.connect_timeout', value: `${c.limits.connectTimeoutMs}ms` },
-          { key: 'limits.shutdown_grace', value: `${c.limits.shutdownGraceMs}ms` },
-          { key: 'metrics.listen', value: c.metrics.listen ? `${c.metrics.listen.host}:${c.metrics.listen.port}` : '(off)' },
-          { key: 'admin.users', value: c.admin.users.join(',') },
-          { key: 'log.level', value: c.log.level },
-        ];
-      },
-      setPaused: (paused) => {
-        this.control.paused = paused;
-        this.log.warn({}, paused ? 'paused by hand (admin console): new work waits' : 'resumed (admin console)');
-        if (!paused) for (const s of this.sessions.values()) s.kick();
-      },
-      reload: () => this.reloadFromSource(),
-      pools: () => this.pools,
-      setDisabled: (name, disabled) => {
-        if (name === this.nodes.primary.endpoint.name) return `${name} is the primary; only replicas can be disabled`;
-        const n = this.nodes.byName(name);
-        if (!n) return `no replica named "${name}"`;
-        n.disabled = disabled;
-        this.log.warn({ node: name }, disabled ? 'replica disabled by hand (admin console)' : 'replica enabled by hand (admin console)');
-        return null;
-      },
-    };
+    return proxyAdminSource({
+      sessions: this.sessions, nodes: this.nodes, view: this.view, stats: this.stats, pools: this.pools, control: this.control,
+      events: this.ctx.events, log: this.log, config: () => this.config, reload: () => this.reloadFromSource(),
+    });
   }
 
   /** Where /metrics is served, when metrics.listen is set and the proxy listens. */
@@ -462,52 +264,6 @@ export class ProxyServer {
     const p = this.nodes.primary;
     if (p.health === 'down') return { ok: false, reason: `primary ${p.endpoint.name} is down${p.failReason ? `: ${p.failReason}` : ''}` };
     return { ok: true, reason: 'listening, primary reachable' };
-  }
-
-  private metricsSource(): MetricsSource {
-    return {
-      stats: this.stats,
-      pools: () => this.pools,
-      clientStates: () => {
-        const m = new Map<string, number>([['starting', 0], ['active', 0], ['idle', 0], ['idle_in_transaction', 0]]);
-        for (const s of this.sessions.values()) m.set(s.activity, (m.get(s.activity) ?? 0) + 1);
-        // Sockets still in their startup handshake have no session yet.
-        m.set('starting', (m.get('starting') ?? 0) + Math.max(0, this.sockets.size - this.sessions.size - this.adminSockets.size));
-        return m;
-      },
-      liveClientBytes: () => {
-        let bytesIn = 0;
-        let bytesOut = 0;
-        for (const s of this.sessions.values()) {
-          bytesIn += s.client.bytesRead;
-          // Only what left: bytes still queued may be dropped when the session closes (counters never go down).
-          bytesOut += Math.max(0, s.client.bytesWritten - s.client.writableLength);
-        }
-        return { in: bytesIn, out: bytesOut };
-      },
-      serverStates: () => {
-        const m = new Map<string, Map<string, number>>();
-        for (const n of this.nodes.all) m.set(n.endpoint.name, new Map([['active', 0], ['idle', 0]]));
-        for (const l of this.serverLinks()) {
-          const name = l.node.endpoint.name;
-          const by = m.get(name) ?? new Map<string, number>();
-          const state = l.busy ? 'active' : 'idle';
-          by.set(state, (by.get(state) ?? 0) + 1);
-          m.set(name, by);
-        }
-        return m;
-      },
-      // One series a name: a replica drained after a reload gives way to the one in service under its name.
-      nodes: () => {
-        const byName = new Map<string, NodeSnapshot>();
-        for (const x of this.nodeSnapshots()) {
-          const had = byName.get(x.node.endpoint.name);
-          if (had === undefined || (had.node.retiring && !x.node.retiring)) byName.set(x.node.endpoint.name, x);
-        }
-        return [...byName.values()]
-          .map(({ node: n, lagMs, lagBytes }) => ({ name: n.endpoint.name, role: n.role, up: n.health === 'up', lagSeconds: lagMs === null ? null : lagMs / 1000, lagBytes }));
-      },
-    };
   }
 
   /** Starts listening; resolves with the bound address (port 0 in the config picks a free port). */
@@ -540,7 +296,7 @@ export class ProxyServer {
     this.monitor.start();
     this.state = 'listening';
     this.settleWaiters('ready');
-    this.armIdleSweep();
+    this.idleSweep.arm();
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
       this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
@@ -559,14 +315,6 @@ export class ProxyServer {
 
   get sessionCount(): number {
     return this.sessions.size;
-  }
-
-  /** Refuses a client with a FATAL error, counted as a rejection and by its SQLSTATE, and logged with its address. */
-  private refuse(socket: net.Socket, e: PgsplitError, user?: string): void {
-    this.stats.clientsRejected++;
-    this.ctx.events.error(e.sqlState);
-    this.log.info({ client: clientAddress(socket), ...(user !== undefined ? { user } : {}), code: e.sqlState, err: e.message }, 'client rejected during startup');
-    socket.end(errorFor(e));
   }
 
   /**
@@ -591,102 +339,6 @@ export class ProxyServer {
     for (const w of [...this.readyWaiters]) w(how);
   }
 
-  private onConnection(socket: net.Socket): void {
-    if (this.state !== 'listening' && this.state !== 'starting') {
-      socket.end(errorFor(errors.shuttingDown()));
-      return;
-    }
-    // limits.startup_timeout bounds the handshake and any wait for pgsplit's own start together.
-    const arrivedAt = performance.now();
-    // Taken now: once the handshake has closed the socket its address is gone.
-    const addr = clientAddress(socket);
-    socket.setNoDelay(true);
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    if (this.sockets.size > this.config.limits.maxClientConnections) {
-      this.refuse(socket, errors.tooManyClients(this.config.limits.maxClientConnections));
-      return;
-    }
-    const hs = new ClientHandshake(socket, {
-      users: this.config.users,
-      method: this.config.auth.method,
-      maxMessageSize: this.config.limits.maxMessageSize,
-      timeoutMs: this.config.limits.startupTimeoutMs,
-      tls: this.clientTls,
-    });
-    hs.run().then(async (r) => {
-      if (r.kind === 'cancel') {
-        this.byCancelKey.get(`${r.pid}:${r.secret}`)?.cancel();
-        socket.destroy();
-        return;
-      }
-      // From here on the client's connection is r.socket: the TLS socket when it asked for TLS.
-      const client = r.socket;
-      if (this.state === 'starting') {
-        // Held, not read, while waiting: a flowing socket with no listener would drop what the client sends.
-        client.pause();
-        const limit = this.config.limits.startupTimeoutMs;
-        const how = await this.whenReady(limit - (performance.now() - arrivedAt));
-        if (how === 'timeout') {
-          this.refuse(client, errors.startingUp(limit), r.user);
-          return;
-        }
-        if (client.destroyed) return;
-      }
-      if (this.state !== 'listening') {
-        client.end(errorFor(errors.shuttingDown()));
-        return;
-      }
-      if (r.database === ADMIN_DATABASE) {
-        this.openAdminConsole(client, r.user, r.leftover);
-        return;
-      }
-      const perUserLimit = this.config.limits.maxUserConnections;
-      const mine = this.perUser.get(r.user) ?? 0;
-      if (perUserLimit > 0 && mine >= perUserLimit) {
-        this.refuse(client, errors.tooManyForUser(r.user, perUserLimit), r.user);
-        return;
-      }
-      // Bytes the client sends while the session connects its first server wait in the socket
-      // (Session.start resumes it): a flowing socket with no listener would drop them.
-      client.pause();
-      this.perUser.set(r.user, mine + 1);
-      const id = this.nextId++;
-      const cancelKey = { pid: id, secret: crypto.randomBytes(4).readInt32BE(0) };
-      const session = new Session({
-        id, client, user: r.user, database: r.database, params: r.params, cancelKey,
-        ctx: this.ctx, login: sessionLogin(this.config, r.user, r.database, r.scramClientKey),
-      });
-      this.stats.clientsAccepted++;
-      this.sessions.set(id, session);
-      const key = `${cancelKey.pid}:${cancelKey.secret}`;
-      this.byCancelKey.set(key, session);
-      socket.on('close', () => {
-        const left = (this.perUser.get(r.user) ?? 1) - 1;
-        if (left > 0) this.perUser.set(r.user, left);
-        else this.perUser.delete(r.user);
-        this.sessions.delete(id);
-        this.byCancelKey.delete(key);
-        this.stats.closedClientBytesIn += socket.bytesRead;
-        this.stats.closedClientBytesOut += Math.max(0, socket.bytesWritten - socket.writableLength);
-      });
-      session.start(r.leftover).catch((e: unknown) => {
-        this.log.error({ err: String(e) }, 'session failed');
-        session.close();
-      });
-    }, (e: unknown) => {
-      this.stats.clientsRejected++;
-      // Wrong passwords (28P01), startup timeouts (57014), bad startup packets (08P01): worth alerting on.
-      if (e instanceof PgsplitError) this.ctx.events.error(e.sqlState);
-      this.log.info({ client: addr, ...(e instanceof PgsplitError ? { code: e.sqlState } : {}), err: e instanceof Error ? e.message : String(e) },
-        'client rejected during startup');
-    }).catch((e: unknown) => {
-      this.log.error({ client: addr, err: String(e) }, 'client setup failed');
-      socket.destroy();
-    });
-  }
-
   /**
    * Graceful shutdown (SIGTERM): stops accepting, closes idle sessions at once with FATAL 57P01, lets
    * statements already sent to a server finish for up to `graceMs` (each such session closes after its
@@ -703,7 +355,7 @@ export class ProxyServer {
       s.drain();
     }
     // Clients still in their startup handshake get the same FATAL.
-    for (const sock of this.sockets) if (!inSession.has(sock)) sock.end(errorFor(errors.shuttingDown()));
+    for (const sock of this.clients.sockets) if (!inSession.has(sock)) sock.end(errorFor(errors.shuttingDown()));
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.finishClose(closed);
@@ -721,10 +373,8 @@ export class ProxyServer {
   private async finishClose(serverClosed: Promise<void>): Promise<void> {
     // Clients waiting for the start hear that pgsplit is shutting down (their sockets go below).
     this.settleWaiters('closed');
-    if (this.retireSweep !== null) clearInterval(this.retireSweep);
-    this.retireSweep = null;
-    if (this.idleSweep !== null) clearInterval(this.idleSweep.timer);
-    this.idleSweep = null;
+    this.retireSweep.stop();
+    this.idleSweep.stop();
     await this.monitor.stop();
     await this.metricsServer?.close();
     this.metricsServer = null;
@@ -732,7 +382,7 @@ export class ProxyServer {
       if (!s.client.destroyed) s.client.write(errorFor(errors.shuttingDown()));
       s.close();
     }
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.clients.sockets) s.destroy();
     this.pools.close();
     await serverClosed;
     await settleCancels(2000);
