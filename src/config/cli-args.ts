@@ -147,13 +147,13 @@ CONFIG FILE (YAML; every key is optional except primary)
     connect_timeout: 5s                # connecting to servers
     shutdown_grace: 30s                # SIGTERM: in-flight statements may finish this long
   # pool:
-  #   mode: transaction                # default, not carried out yet (own connections); or session
+  #   mode: transaction                # default: a connection per transaction; or session
   #   size: 20                         # server connections per server, database and user
   #   min_idle: 0                      # idle connections kept open ahead of demand
   #   max_client_wait: 120s            # a client waiting longer for a connection gets 53300; 0 = no limit
   #   server_idle_timeout: 10min       # idle connections beyond min_idle close after this; 0 = never
   #   server_lifetime: 1h              # connections this old close once idle; 0 = never
-  #   prepared_statements: 200         # pgsplit's prepared statements kept per server connection
+  #   prepared_statements: 200         # clients' prepared statements kept per server connection
   metrics:
     listen: "127.0.0.1:9187"           # default off
   admin:

@@ -169,8 +169,8 @@ export interface PgsplitConfig {
    */
   pool: {
     /**
-     * pool.mode: 'session' (a pooled server connection per client session) or 'transaction' (per
-     * transaction: not carried out yet, such sessions open their own connections).
+     * pool.mode: 'transaction' (a pooled server connection per transaction, or per statement outside
+     * one, unless the session pins it) or 'session' (one per client session).
      */
     mode: PoolMode;
     /** pool.size: server connections per pool at most. */
@@ -183,7 +183,7 @@ export interface PgsplitConfig {
     serverIdleTimeoutMs: number;
     /** pool.server_lifetime: a connection this old is closed once idle, ms; 0 = never. */
     serverLifetimeMs: number;
-    /** pool.prepared_statements: pgsplit's prepared statements kept per server connection (least recently used closed). */
+    /** pool.prepared_statements: named statements clients prepared kept per server connection (past it, deallocated when it goes back). */
     preparedStatements: number;
   };
   /** Prometheus endpoint; default null (off). */
@@ -244,10 +244,9 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     shutdownGraceMs: 30_000,
   },
   // PgBouncer's defaults but the mode: default_pool_size 20, min_pool_size 0, query_wait_timeout 120 s,
-  // server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. The default mode,
-  // transaction, is not carried out yet: sessions keep their own connections, as before pools, because
-  // session mode caps the clients running at once at pool.size per pool (a deployment with more
-  // concurrent clients than that would queue after an upgrade); pool.mode: session pools by choice.
+  // server_idle_timeout 600 s, server_lifetime 3600 s, max_prepared_statements 200. The mode is
+  // transaction: session mode caps the clients running at once at pool.size per pool, and what a session
+  // leaves beyond its transactions is followed (settings replayed, pins keep the connection).
   pool: {
     mode: 'transaction',
     size: 20,

@@ -248,6 +248,8 @@ export class ServerPool {
       this.cleaning--;
       if (!ok || this.closedWith !== null) return this.dispose(server);
       server.state.cleaned(plan.kind);
+      // The statements clients prepared under their own names went with it.
+      if (plan.kind === 'deallocate-all' || plan.kind === 'discard-all') server.conn.prepared.clear();
     }
     // Past its lifetime, or beyond a pool.size lowered by a reload.
     if (this.expired(server, performance.now()) || this.total >= this.settings.size) return this.dispose(server);

@@ -1,12 +1,17 @@
 /**
- * Server connections borrowed from the proxy's pools (pool.*) for the length of a client session
- * (pool.mode session): at most pool.size connections per (node, server role, database, user), however
- * many clients connect. A pooled connection starts with the pool's login only (user, database); the
- * client's startup parameters (application_name, DateStyle, TimeZone, search_path, options -c ...) are
- * applied on borrow with one set_config statement (ServerState.settingsPlan), whose ParameterStatus
- * messages update the connection's reported parameters: those are what the session reports to its client
- * at startup, as a direct connection would. On return everything a session can leave is undone with
- * DISCARD ALL (ServerState.clientSession); a connection left inside a transaction, or failed, is closed.
+ * Server connections borrowed from the proxy's pools (pool.*): at most pool.size connections per (node,
+ * server role, database, user), however many clients connect. pool.mode session lends a connection for
+ * the client's whole session; pool.mode transaction for one transaction (or one statement outside a
+ * transaction), the session giving it back at the ReadyForQuery that ends it unless something pins it.
+ *
+ * A pooled connection starts with the pool's login only (user, database); the client's settings are
+ * applied on borrow with one set_config statement (ServerState.settingsPlan) holding only what differs
+ * from what the connection holds. In session mode those are the client's startup parameters, and on
+ * return DISCARD ALL undoes everything the unwatched session may have left. In transaction mode they are
+ * every parameter the client was told at startup (the server's defaults it saw, with its own startup
+ * parameters), so that a value another borrower's startup set never shows; what the client leaves
+ * beyond its transaction the session reports (ServerHold.left), and the pool's cleanup undoes only that.
+ * A connection left inside a transaction, or failed, is closed.
  */
 import { errorResponse } from '../codec/backend-messages.js';
 import { SqlState } from '../errors.js';
@@ -18,18 +23,18 @@ import { loginTarget, type SessionLogin } from './server-login.js';
 import type { NodeEntry } from './server-nodes.js';
 import type { PoolMode } from '../config/config.js';
 import { runInternalQuery } from './server-query.js';
-import { DedicatedSource, type ReleaseOutcome, type ServerHold, type ServerSource, type SourceLimits } from './server-source.js';
+import { DedicatedSource, type LeftOnConnection, type ReleaseOutcome, type ServerHold, type ServerSource, type SourceLimits } from './server-source.js';
 import { optionSettings } from '../session/startup-options.js';
 
 /** Startup parameters that are not settings: they pick the login and the protocol, fixed by the pool key. */
 const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
 
 /**
- * The pool.mode values whose sessions borrow pooled connections today. pool.mode transaction (the
- * default) is not carried out yet: its sessions keep connections of their own (DedicatedSource). The
- * session and bench:pool both read this, so the benchmark reports what the code does.
+ * The pool.mode values whose sessions borrow pooled connections (every mode: DedicatedSource serves only
+ * servers the monitor finds down). The session and bench:pool both read this, so the benchmark reports
+ * what the code does.
  */
-export const POOLED_MODES: ReadonlySet<PoolMode> = new Set<PoolMode>(['session']);
+export const POOLED_MODES: ReadonlySet<PoolMode> = new Set<PoolMode>(['session', 'transaction']);
 
 /** The settings a client's startup parameters ask for (options -c ones last, as the server applies them). */
 export function startupSettings(params: Record<string, string>): Map<string, string> {
@@ -50,16 +55,27 @@ class PooledHold implements ServerHold {
   observe(type: number, payload: Buffer): void {
     this.lease.state.observe(type, payload);
   }
+
+  left(what: LeftOnConnection): void {
+    this.lease.state.left(what);
+  }
 }
 
 export class PooledSource implements ServerSource {
   /**
    * `identity`: who borrows (session id, client address), for logs and SHOW POOLS; `limits`: the bound on
-   * the settings statement run on borrow (limits.connect_timeout).
+   * the settings statement run on borrow (limits.connect_timeout); `mode`: pool.mode.
    */
-  constructor(private readonly pools: PoolRegistry, private readonly identity: string, private readonly limits: SourceLimits) {
+  constructor(private readonly pools: PoolRegistry, private readonly identity: string, private readonly limits: SourceLimits,
+    private readonly mode: PoolMode = 'session') {
     this.direct = new DedicatedSource(limits);
   }
+
+  /**
+   * The settings every borrowed connection must hold for this client (see the file comment), built at
+   * the first borrow from the startup parameters asked with.
+   */
+  private wanted: Map<string, string> | null = null;
 
   /**
    * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
@@ -76,9 +92,10 @@ export class PooledSource implements ServerSource {
       { user, database: login.database });
     const lease = await pool.acquire(this.identity, signal);
     const state = lease.state;
-    // Whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
-    state.clientSession = true;
-    const plan = state.settingsPlan(startupSettings(params));
+    // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
+    if (this.mode === 'session') state.clientSession = true;
+    const wanted = this.wanted ??= this.clientSettings(params, state.startup);
+    const plan = state.settingsPlan(wanted);
     if (plan.sql === null) return new PooledHold(pool, lease);
     let failed: Record<string, string> | null;
     try {
@@ -99,6 +116,21 @@ export class PooledSource implements ServerSource {
     return new PooledHold(pool, lease);
   }
 
+  /**
+   * The client's startup settings; in transaction mode with the server's defaults for every reported
+   * parameter it did not set (`defaults`: what a pooled connection reported at its own startup), so that
+   * a value another client's startup put on a connection is set back before this client's statements.
+   */
+  private clientSettings(params: Record<string, string>, defaults: ReadonlyMap<string, string>): Map<string, string> {
+    const own = startupSettings(params);
+    if (this.mode !== 'transaction') return own;
+    const named = new Set([...own.keys()].map((n) => n.toLowerCase()));
+    const out = new Map<string, string>();
+    for (const [name, value] of defaults) if (!named.has(name.toLowerCase())) out.set(name, value);
+    for (const [name, value] of own) out.set(name, value);
+    return out;
+  }
+
   /** Back to its pool (cleaned there); an unfinished or broken one is closed instead. */
   release(hold: ServerHold, outcome: ReleaseOutcome): void {
     if (!(hold instanceof PooledHold)) {
@@ -107,6 +139,9 @@ export class PooledSource implements ServerSource {
     }
     // The session may have paused it (client backpressure): the pool's cleanup must be able to read.
     hold.conn.socket.resume();
+    // Statements under clients' own names stay for the next borrower (ServerConnection.prepared), up to
+    // pool.prepared_statements of them: past that the cleanup deallocates them all.
+    if (hold.conn.prepared.size > hold.lease.state.prepared.capacity) hold.lease.state.clientPrepared = true;
     if (outcome === 'broken' || outcome === 'unfinished') hold.pool.releaseWithError(hold.lease);
     else void hold.pool.release(hold.lease);
   }

@@ -84,6 +84,13 @@ export class ServerConnection {
   state: ServerConnectionState = 'connecting';
   /** ParameterStatus values the server sent during startup. */
   readonly parameters = new Map<string, string>();
+  /**
+   * Named statements prepared on this connection under the names clients gave them: name -> Parse
+   * payload. It belongs to the connection, not to a client: a pooled connection keeps its statements
+   * from one borrower to the next, and the next one's statement of the same name and text is not
+   * prepared again (see RequestWriter.ensurePrepared; a different text under the name is closed first).
+   */
+  readonly prepared = new Map<string, Buffer>();
   backendPid = 0;
   backendSecret = 0;
   /**

@@ -3,6 +3,7 @@
  * contract (acquire / release), so that the session does not care whether a connection is its own
  * (DedicatedSource: opened for it, closed when it lets go) or borrowed from a pool (PooledSource).
  */
+import type { PinReason } from '../router/statement-info.js';
 import { ServerConnection } from './server-connection.js';
 import type { NodeEntry } from './server-nodes.js';
 import { loginTarget, type SessionLogin } from './server-login.js';
@@ -23,7 +24,19 @@ export interface ServerHold {
    * keeps state about it (a pool must know the values it holds when the next client borrows it).
    */
   observe?(type: number, payload: Buffer): void;
+  /**
+   * The holder left `what` on the connection (pool.mode transaction: the pool watches nothing itself),
+   * for a pool to undo before lending it again (see ServerState.cleanupPlan). A connection of one's own
+   * ignores it: it is closed on release.
+   */
+  left?(what: LeftOnConnection): void;
 }
+
+/**
+ * What a client can leave on a server connection beyond its transaction: its settings, a changed
+ * identity (SET ROLE / SESSION AUTHORIZATION), what pins it (PinReason), a LOAD nothing undoes.
+ */
+export type LeftOnConnection = 'settings' | 'identity' | 'load' | PinReason;
 
 /** The time limits a source connects within; read at each acquire (a reload may change them). */
 export interface SourceLimits {

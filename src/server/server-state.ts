@@ -16,6 +16,7 @@
 import { Backend } from '../codec/message-types.js';
 import { readParameterStatus } from '../codec/message-fields.js';
 import { PreparedCache } from './prepared-cache.js';
+import type { LeftOnConnection } from './server-source.js';
 import { sqlLiteral } from './sql-literal.js';
 
 /** ReadyForQuery's status byte: idle, in a transaction block, in a failed transaction block. */
@@ -65,6 +66,8 @@ export class ServerState {
   private readonly values = new Map<string, SettingChange>();
   /** Lowercase names the server reports with ParameterStatus: their values stay known after a reset. */
   private readonly reported = new Set<string>();
+  /** What the server reported at startup: its defaults for the pool's login (nothing else was asked for). */
+  readonly startup: ReadonlyMap<string, string>;
   /** From the last ReadyForQuery. */
   transactionStatus: TransactionStatus = 'I';
   /** A SET / RESET / set_config(..., false) ran, or pgsplit set a parameter the server does not report. */
@@ -98,6 +101,7 @@ export class ServerState {
    */
   constructor(parameters: ReadonlyMap<string, string>, preparedCapacity: number) {
     this.prepared = new PreparedCache(preparedCapacity);
+    this.startup = new Map(parameters);
     for (const [name, value] of parameters) this.noteParameterStatus(name, value);
   }
 
@@ -123,6 +127,24 @@ export class ServerState {
   /** A ReadyForQuery from the server. */
   noteReadyForQuery(status: TransactionStatus): void {
     this.transactionStatus = status;
+  }
+
+  /**
+   * A client left `what` on the connection (pool.mode transaction: the session says so, as its
+   * classifier sees each statement): the flag its cleanup plan undoes it by.
+   */
+  left(what: LeftOnConnection): void {
+    switch (what) {
+      case 'settings': case 'setseed': this.settingsChanged = true; break;
+      case 'identity': this.identityChanged = true; break;
+      case 'listen': this.listening = true; break;
+      case 'temp-table': this.tempObjects = true; break;
+      case 'advisory-lock': this.advisoryLocks = true; break;
+      case 'cursor-with-hold': this.heldCursors = true; break;
+      case 'sql-prepare': this.clientPrepared = true; break;
+      // A loaded library stays in the backend: nothing but a new connection undoes it.
+      case 'load': this.unusable ??= 'LOAD ran'; break;
+    }
   }
 
   /** The value of `name` as far as pgsplit knows, or undefined. */

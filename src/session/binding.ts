@@ -57,6 +57,11 @@ export class Binding {
     return this.links.values();
   }
 
+  /** No link is attached. */
+  get empty(): boolean {
+    return this.links.size === 0;
+  }
+
   /** The attached link to `node`, if any. */
   linkTo(node: NodeEntry): ServerLink | undefined {
     return this.links.get(node);
@@ -84,8 +89,18 @@ export class Binding {
    */
   bindReplica(node: NodeEntry): void {
     if (this.replicaNode === node) return;
+    // A replica kept with no link (see release, keepReplica) stops counting when another takes its place.
+    if (this.replicaNode !== null && !this.links.has(this.replicaNode)) this.replicaNode.sessions--;
     this.replicaNode = node;
     node.sessions++;
+  }
+
+  /** The session ends: a replica kept with no link (see release, keepReplica) stops counting. */
+  forgetReplica(): void {
+    if (this.replicaNode !== null && !this.links.has(this.replicaNode)) {
+      this.replicaNode.sessions--;
+      this.replicaNode = null;
+    }
   }
 
   /** The link carries state the client relies on: a transaction, an open extended batch, a COPY. */
@@ -108,13 +123,15 @@ export class Binding {
   /**
    * Lets `link` go from the session: detached, and no longer the reason for anything. Null when it was
    * not attached (already released, or replaced); else whether it was the session's replica (its node's
-   * count has dropped: the next replica may be behind it).
+   * count has dropped: the next replica may be behind it). With `keepReplica` (pool.mode transaction
+   * giving an idle connection back) its node stays the session's replica, counted, with no link: the
+   * next read borrows a connection there and reads no older data than this one did.
    */
-  release(link: ServerLink): { wasReplica: boolean } | null {
+  release(link: ServerLink, keepReplica = false): { wasReplica: boolean } | null {
     if (this.links.get(link.node) !== link) return null;
     this.links.delete(link.node);
     let wasReplica = false;
-    if (this.replicaNode === link.node) {
+    if (this.replicaNode === link.node && !keepReplica) {
       this.replicaNode = null;
       link.node.sessions--;
       wasReplica = true;

@@ -48,9 +48,11 @@ export class ServerLink {
   readonly conn: ServerConnection;
   /** The replies this server owes, skip-to-Sync after an error, COPY windows. */
   readonly tracker: ProtocolTracker<RouteDecision, Expect>;
-  /** Named statements prepared on this server: name -> Parse payload. */
-  readonly prepared = new Map<string, Buffer>();
+  /** Named statements prepared on this server: name -> Parse payload (the connection's, see ServerConnection.prepared). */
+  readonly prepared: Map<string, Buffer>;
   settingsVersion = 0;
+  /** A statement that may change session settings ran here (see Session.unitEffects): a pool must reset them. */
+  settingsTouched = false;
   /** Frames of a replica's answer held back until its first row (see ResponseRelay). */
   held: Buffer[] | null = null;
   heldBytes = 0;
@@ -71,6 +73,7 @@ export class ServerLink {
     this.node = node;
     this.hold = hold;
     this.conn = hold.conn;
+    this.prepared = hold.conn.prepared;
     this.tracker = new ProtocolTracker<RouteDecision, Expect>(onSkipped);
   }
 

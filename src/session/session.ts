@@ -145,6 +145,10 @@ export class Session {
   private readonly chooser: TargetChooser;
   /** performance.now() of the client's last bytes or the last answer completed (idle-in-transaction timeout). */
   private lastActivityAt = performance.now();
+  /** pool.mode transaction: a server connection goes back to its pool as soon as it holds nothing of the client's (giveBackIdle). */
+  private readonly perTransaction: boolean;
+  /** SET ROLE or SET SESSION AUTHORIZATION ran: a connection that had the session's settings needs more than RESET ALL. */
+  private identityChanged = false;
 
   constructor(opts: {
     id: number;
@@ -164,10 +168,10 @@ export class Session {
     this.ctx = opts.ctx;
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
-    // pool.mode transaction (the default) is not carried out yet: such sessions keep their own connections (DedicatedSource).
     this.source = POOLED_MODES.has(opts.ctx.poolMode)
-      ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx)
+      ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx, opts.ctx.poolMode)
       : new DedicatedSource(opts.ctx);
+    this.perTransaction = opts.ctx.poolMode === 'transaction';
     this.log = opts.ctx.log.child({ session: opts.id });
     // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
     this.relay = new ResponseRelay({
@@ -189,6 +193,7 @@ export class Session {
         this.lastActivityAt = performance.now();
         if (link.node.retiring) this.letGoIfRetired(link);
         this.pump();
+        if (this.perTransaction) this.giveBackIdle();
       },
     }, this.log, opts.ctx.events);
     this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
@@ -278,6 +283,8 @@ export class Session {
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     this.client.on('drain', () => this.resumeServers());
     if (leftover && leftover.length > 0) this.onClientData(leftover);
+    // The first server told the client its parameters; unless the leftover keeps it busy, it goes back.
+    if (this.perTransaction) this.giveBackIdle();
     // The proxy paused the socket at the end of the handshake, so that nothing sent while the first
     // server was being connected was dropped; it flows from here (unless the leftover filled the queue).
     if (!this.input.full) this.client.resume();
@@ -376,6 +383,7 @@ export class Session {
     }
     this.state = 'closed';
     for (const l of this.binding.attached()) this.detach(l);
+    this.binding.forgetReplica();
   }
 
   /** Asks every server running something for this session to cancel it. */
@@ -389,6 +397,7 @@ export class Session {
     this.state = 'closed';
     this.closing.abort(errors.shuttingDown());
     for (const l of this.binding.attached()) this.detach(l);
+    this.binding.forgetReplica();
     if (!this.client.destroyed) this.client.destroy();
   }
 
@@ -679,6 +688,11 @@ export class Session {
     let link: ServerLink | undefined = from ?? this.binding.replicaLink;
     if (link === undefined || !current(link)) link = from ?? [...this.binding.attached()].find(current);
     if (link === undefined) {
+      if (this.perTransaction && from === null && this.binding.empty && !this.connecting) {
+        // Every connection went back to the pool: one is borrowed to ask.
+        this.attachToAsk();
+        return true;
+      }
       this.isolation = 'unknown';
       this.settingsFrom = null;
       return false;
@@ -716,6 +730,42 @@ export class Session {
     this.awaitingInternal = true;
     this.writeToServer(target, bytes);
     return true;
+  }
+
+  /** Borrows the session's first server (its replica when tagged) for captureSession to ask; then sends what waits. */
+  private attachToAsk(): void {
+    this.connecting = true;
+    this.attachFor(this.local.tagged ? 'replica' : 'primary').then(() => {
+      this.connecting = false;
+      if (this.state === 'ready') this.pump();
+    }, (e: unknown) => {
+      this.connecting = false;
+      if (this.state === 'closed') return;
+      // Routed with what is known; the unit's own attach says what is wrong.
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'no server to read the session\'s settings from');
+      this.isolation = 'unknown';
+      this.pump();
+    });
+  }
+
+  /**
+   * pool.mode transaction: each attached link that holds nothing of the client's goes back to its pool
+   * (see detach): no transaction, open batch or COPY on it, no reply owed, no answer held, no pin. A
+   * link where the session's settings changed is asked for them first (captureSession), and goes back
+   * once that is answered: the next connection gets them replayed.
+   */
+  private giveBackIdle(): void {
+    if (this.state !== 'ready' || this.awaitingProbe || this.awaitingInternal || this.terminating || this.binding.copyPending !== null) return;
+    for (const l of this.binding.attached()) {
+      if (l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || this.binding.holdsState(l)) continue;
+      // LISTEN, a temporary table, SQL PREPARE, ...: the session keeps its primary connection (see notePins).
+      if (this.pinned !== null && l.node.role === 'primary') continue;
+      if (this.settingsFrom === l) {
+        if (!this.anyBusy()) this.captureSession();
+        return;
+      }
+      this.detach(l, false, true);
+    }
   }
 
   /**
@@ -769,7 +819,7 @@ export class Session {
       // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
       if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
       // The attached replica: its link exists already.
-      if (choice.kept) return this.connectReplica(node);
+      if (choice.kept && this.binding.hasNode(node)) return this.connectReplica(node);
       try {
         return await this.connectReplica(node);
       } catch (e) {
@@ -856,11 +906,16 @@ export class Session {
     return link;
   }
 
-  /** Lets a link go: politely, or with `abort` (its server failed or froze) at once. */
-  private detach(link: ServerLink, abort = false): void {
+  /**
+   * Lets a link go: politely, or with `abort` (its server failed or froze) at once. `keepReplica`: an idle
+   * link given back to its pool (giveBackIdle) leaves its node the session's replica (Binding.release).
+   */
+  private detach(link: ServerLink, abort = false, keepReplica = false): void {
     // A link left inside a transaction, an open batch or a COPY, or running something, is not reusable.
     const outcome = link.tracker.busy || abort ? 'broken' : this.binding.holdsState(link) || this.binding.copyPending?.link === link ? 'unfinished' : 'dirty';
-    const released = this.binding.release(link);
+    // The session's settings are on it (replayed, or changed there): a pool resets them before the next borrower.
+    if (link.settingsVersion !== 0 || link.settingsTouched) link.hold.left?.(this.identityChanged ? 'identity' : 'settings');
+    const released = this.binding.release(link, keepReplica);
     if (released === null) return;
     // The next replica may be behind this one: raise the floor before reading there.
     if (released.wasReplica) this.consistency.raiseFloor = true;
@@ -914,7 +969,7 @@ export class Session {
     if (d) {
       this.ctx.events.routed(link.name, d.reason);
       for (const c of d.classifications) {
-        this.notePins(c);
+        this.notePins(c, link);
         const h = c.hints;
         if (h.malformed.length > 0) this.ctx.events.malformedHints(h.malformed.length);
         if (h.route !== undefined || h.maxLagMs !== undefined || h.after !== undefined) this.ctx.events.hints(1);
@@ -980,13 +1035,21 @@ export class Session {
     else this.tx = null;
   }
 
-  private notePins(c: QueryClassification): void {
-    if (this.pinned) return;
+  /**
+   * A statement that leaves session state on its server (LISTEN, a temporary table, SQL PREPARE, a WITH
+   * HOLD cursor, a session advisory lock, setseed) pins the session to the primary, and in pool.mode
+   * transaction to the connection itself (giveBackIdle keeps it); the pool learns what to clean when it
+   * comes back at the session's end.
+   */
+  private notePins(c: QueryClassification, link: ServerLink): void {
     for (const s of c.statements) {
-      if (s.pinsPrimary) {
-        this.pinned = s.pinsPrimary;
-        this.log.debug({ reason: s.pinsPrimary }, 'session pinned to the primary');
-        return;
+      const reason = s.pinsPrimary;
+      if (reason === undefined) continue;
+      link.hold.left?.(reason);
+      if (this.perTransaction) this.ctx.events.pinned?.(reason);
+      if (this.pinned === null) {
+        this.pinned = reason;
+        this.log.debug({ reason }, 'session pinned to the primary');
       }
     }
   }
@@ -1118,6 +1181,16 @@ export class Session {
     if (e.local !== undefined) this.awaitingProbe = false;
   };
 
+  /** A statement set (or reset) `name` on `link`: asked for from now on when custom; who the session is, when an identity. */
+  private noteSettingName(name: string, link: ServerLink): void {
+    this.settings.noteName(name);
+    const n = name.toLowerCase();
+    if (n === 'role' || n === 'session_authorization') {
+      this.identityChanged = true;
+      link.hold.left?.('identity');
+    }
+  }
+
   private noteParameter(name: string, value: string): void {
     if (name === 'client_encoding') this.clientEncoding = value;
     else if (name === 'standard_conforming_strings') this.standardConformingStrings = value !== 'off';
@@ -1162,9 +1235,11 @@ export class Session {
       for (const s of c.statements) {
         if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') this.sequences.invalidate();
         if (changesSettings(s)) {
-          if (s.setting !== undefined) this.settings.noteName(s.setting.name);
-          for (const m of s.text.matchAll(SET_CONFIG_NAME)) this.settings.noteName((m[1] ?? '').replace(/''/g, "'"));
+          if (s.setting !== undefined) this.noteSettingName(s.setting.name, link);
+          for (const m of s.text.matchAll(SET_CONFIG_NAME)) this.noteSettingName((m[1] ?? '').replace(/''/g, "'"), link);
+          if (s.reason === 'load') link.hold.left?.('load');
           if (ok && s.reason === 'load') this.settings.noteLoad(s.text);
+          link.settingsTouched = true;
           this.settingsFrom = link;
           // The default isolation may be among them: asked again with them, before the next replica read.
           this.isolation = null;
