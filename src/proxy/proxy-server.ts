@@ -118,7 +118,6 @@ export class ProxyServer {
       for (const s of this.sessions.values()) s.serverDown(n, reason);
     };
     this.pools = new PoolRegistry(poolSettingsFrom(config));
-    ProxyServer.warnPoolMode(config, log);
     this.ctx = this.sessionContext(config);
     this.clientTls = clientTlsFor(config);
     prepareScramVerifiers(config.users);
@@ -152,13 +151,6 @@ export class ProxyServer {
   /** The statement router in force (a reload with new function lists replaces it). */
   get router(): Router {
     return this.ctx.router;
-  }
-
-  /** pool.mode transaction (the default) is accepted but not carried out yet: say so, with what happens instead. */
-  private static warnPoolMode(c: PgsplitConfig, log: Logger): void {
-    if (c.pool.mode !== 'transaction') return;
-    log.info({ key: 'pool.mode' }, 'pool.mode transaction (the default) is not carried out yet: sessions open their own server ' +
-      'connections (no pooling); set pool.mode: session to pool server connections per client session');
   }
 
   private sessionContext(config: PgsplitConfig): SessionContext {
@@ -215,7 +207,6 @@ export class ProxyServer {
     Object.assign(this.ctx, contextSettings(c, router));
     this.idleSweep.arm();
     this.pools.reconfigure(poolSettingsFrom(c));
-    if (plan.changed.includes('pool.mode')) ProxyServer.warnPoolMode(c, this.log);
     this.monitor.configure(c.monitor);
     const keyOf = (e: ServerEndpoint): string => `replicas[${c.replicas.indexOf(e)}]`;
     for (const { node, endpoint } of plan.keep) {
