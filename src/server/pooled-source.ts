@@ -44,6 +44,24 @@ export function startupSettings(params: Record<string, string>): Map<string, str
   return out;
 }
 
+/**
+ * Clients of one pool with the same startup parameters want the same settings: one map serves them all
+ * (a map per idle client would be most of what it costs). Bounded; the oldest entry goes first.
+ */
+const SHARED_SETTINGS = new Map<string, Map<string, string>>();
+const SHARED_SETTINGS_MAX = 512;
+
+function sharedSettings(pool: ServerPool, params: Record<string, string>, build: () => Map<string, string>): Map<string, string> {
+  const key = `${pool.name}\0${JSON.stringify(params)}`;
+  let found = SHARED_SETTINGS.get(key);
+  if (found === undefined) {
+    found = build();
+    if (SHARED_SETTINGS.size >= SHARED_SETTINGS_MAX) SHARED_SETTINGS.delete(SHARED_SETTINGS.keys().next().value as string);
+    SHARED_SETTINGS.set(key, found);
+  }
+  return found;
+}
+
 /** A borrowed connection: the lease, and the pool it goes back to. */
 class PooledHold implements ServerHold {
   constructor(readonly pool: ServerPool, readonly lease: Lease) {}
@@ -58,6 +76,14 @@ class PooledHold implements ServerHold {
 
   left(what: LeftOnConnection): void {
     this.lease.state.left(what);
+  }
+
+  park(reclaim: () => void): void {
+    this.pool.park(this.lease, reclaim);
+  }
+
+  unpark(): void {
+    this.pool.unpark(this.lease);
   }
 }
 
@@ -75,7 +101,7 @@ export class PooledSource implements ServerSource {
    * The settings every borrowed connection must hold for this client (see the file comment), built at
    * the first borrow from the startup parameters asked with.
    */
-  private wanted: Map<string, string> | null = null;
+  private wanted: ReadonlyMap<string, string> | null = null;
 
   /**
    * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
@@ -94,7 +120,7 @@ export class PooledSource implements ServerSource {
     const state = lease.state;
     // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
     if (this.mode === 'session') state.clientSession = true;
-    const wanted = this.wanted ??= this.clientSettings(params, state.startup);
+    const wanted = this.wanted ??= sharedSettings(pool, params, () => this.clientSettings(params, state.startup));
     const plan = state.settingsPlan(wanted);
     if (plan.sql === null) return new PooledHold(pool, lease);
     let failed: Record<string, string> | null;

@@ -22,14 +22,14 @@ import type { LocalCommand } from './local-command.js';
 import { LocalAnswers, type LocalAnswer } from './local-answers.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import { ServerLink, type Expect } from './server-link.js';
-import { ResponseRelay } from './response-relay.js';
+import { ResponseRelay, type RelaySession } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import { Binding } from './binding.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
 import type { SessionEvents } from './session-events.js';
-import { TargetChooser } from './target-chooser.js';
+import { TargetChooser, type ChooserState } from './target-chooser.js';
 import {
   isolationOf, movableIsolation, needsReplay, parseBeginModes, statementsOf, type Isolation,
 } from '../router/transaction-statements.js';
@@ -82,7 +82,7 @@ export type SessionState = 'starting' | 'ready' | 'closed';
  * attached later, and relays responses without parsing result rows. Units are sent in order; a unit goes
  * to a different server only after every earlier unit has been answered, so responses never interleave.
  */
-export class Session {
+export class Session implements RelaySession, ChooserState {
   readonly id: number;
   readonly client: net.Socket;
   readonly user: string;
@@ -117,13 +117,13 @@ export class Session {
   private awaitingProbe = false;
   /** An internal query (see captureIsolation) is under way: nothing goes on until it is answered. */
   private awaitingInternal = false;
-  /** A tagged session's transaction that is deferred or open on a replica (routing.transactions). */
-  private tx: TaggedTransaction | null = null;
+  /** A tagged session's transaction that is deferred or open on a replica (routing.transactions); read by the chooser. */
+  tx: TaggedTransaction | null = null;
   /**
    * The session's default_transaction_isolation, asked of a server before its first replica read and
    * again after anything may have changed it; null = not known yet, 'unknown' = the server did not say.
    */
-  private isolation: Isolation | 'unknown' | null = null;
+  isolation: Isolation | 'unknown' | null = null;
   /**
    * The link where the session's settings last changed (SET, RESET, set_config, DISCARD, LOAD), until
    * they are read back from it (captureSession): before any other server serves the session.
@@ -173,35 +173,16 @@ export class Session {
       : new DedicatedSource(opts.ctx);
     this.perTransaction = opts.ctx.poolMode === 'transaction';
     this.log = opts.ctx.log.child({ session: opts.id });
-    // The relay's view of the session: built once per session, so the relay path allocates nothing per message.
-    this.relay = new ResponseRelay({
-      client: opts.client,
-      serves: (link) => this.state !== 'closed' && this.binding.holds(link),
-      pauseServers: () => {
-        for (const l of this.binding.attached()) l.conn.socket.pause();
-      },
-      watchesCopy: (link, t) => this.binding.copyPending !== null || (t === Backend.CommandComplete && this.binding.copy === link),
-      observe: (link, f, errorCode) => this.observe(link, f, errorCode),
-      ownQueryAnswered: (link, head, status) => this.ownQueryAnswered(link, head, status),
-      mayRunAgain: (link) => this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link),
-      requeue: (u) => this.input.requeue(u),
-      serverLost: (link, why, frame) => {
-        this.onServerLost(link, why, frame);
-        if (this.state === 'ready') this.pump();
-      },
-      answered: (link) => {
-        this.lastActivityAt = performance.now();
-        if (link.node.retiring) this.letGoIfRetired(link);
-        this.pump();
-        if (this.perTransaction) this.giveBackIdle();
-      },
-    }, this.log, opts.ctx.events);
+    // The session is the relay's view of it (RelaySession) and the chooser's (ChooserState): no object or
+    // closure per session for either, which an idle session would carry for nothing.
+    this.relay = new ResponseRelay(this, this.log, opts.ctx.events);
     this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
 
     const split = splitStartupOptions(opts.params.options);
-    const params: Record<string, string> = { ...opts.params };
+    // Built key by key rather than copied and deleted from: a deleted key turns an object into a slower, larger dictionary.
+    const params: Record<string, string> = {};
+    for (const k in opts.params) if (k !== 'options') params[k] = opts.params[k] as string;
     if (split.rest) params.options = split.rest;
-    else delete params.options;
     this.serverParams = params;
 
     this.local = new LocalAnswers(opts.ctx, {
@@ -213,25 +194,51 @@ export class Session {
     this.consistency = new Consistency(opts.ctx, this.local, this.log);
     const p = opts.ctx.nodes.primary.endpoint;
     this.sequences = sequenceCatalog(`${p.host}:${p.port}/${opts.database}`);
-    // The chooser's view of the session: built once, read live at each choice (no allocation per unit).
-    // Getters, so that the chooser sees the session's private fields as they are now.
-    const session = this;
+    // The chooser reads the session's state live at each choice (no allocation per unit).
     this.chooser = new TargetChooser({
       ctx: opts.ctx,
       links: this.binding,
       replicas: this.consistency,
       sequences: this.sequences,
       statements: this.writer,
-      state: {
-        get txStatus() { return session.txStatus; },
-        get tx() { return session.tx; },
-        get pinned() { return session.pinned; },
-        get tagged() { return session.local.tagged; },
-        get clientEncoding() { return session.clientEncoding; },
-        get standardConformingStrings() { return session.standardConformingStrings; },
-        get isolation() { return session.isolation; },
-      },
+      state: this,
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // The relay's view of the session (RelaySession; see response-relay.ts for what each means)
+  // ---------------------------------------------------------------------------------------------------
+
+  serves(link: ServerLink): boolean {
+    return this.state !== 'closed' && this.binding.holds(link);
+  }
+
+  pauseServers(): void {
+    for (const l of this.binding.attached()) l.conn.socket.pause();
+  }
+
+  watchesCopy(link: ServerLink, t: number): boolean {
+    return this.binding.copyPending !== null || (t === Backend.CommandComplete && this.binding.copy === link);
+  }
+
+  mayRunAgain(link: ServerLink): boolean {
+    return this.txStatus === 'I' || (this.tx !== null && this.tx.phase === 'replica' && this.binding.tx === link);
+  }
+
+  requeue(u: Unit): void {
+    this.input.requeue(u);
+  }
+
+  serverLost(link: ServerLink, why: string, frame: Buffer | undefined): void {
+    this.onServerLost(link, why, frame);
+    if (this.state === 'ready') this.pump();
+  }
+
+  answered(link: ServerLink): void {
+    this.lastActivityAt = performance.now();
+    if (link.node.retiring) this.letGoIfRetired(link);
+    this.pump();
+    if (this.perTransaction) this.giveBackIdle();
   }
 
   /** Reads may go to replicas (for the admin console and stats; see LocalAnswers). */
@@ -764,7 +771,19 @@ export class Session {
         if (!this.anyBusy()) this.captureSession();
         return;
       }
-      this.detach(l, false, true);
+      if (l.parked) continue;
+      if (l.hold.park === undefined) {
+        this.detach(l, false, true);
+        continue;
+      }
+      // Kept until another client needs it (ServerPool.park): the next statement then borrows nothing.
+      l.parked = true;
+      l.hold.park(() => {
+        if (l.parked && this.binding.holds(l)) {
+          l.parked = false;
+          this.detach(l, false, true);
+        }
+      });
     }
   }
 
@@ -915,6 +934,8 @@ export class Session {
     const outcome = link.tracker.busy || abort ? 'broken' : this.binding.holdsState(link) || this.binding.copyPending?.link === link ? 'unfinished' : 'dirty';
     // The session's settings are on it (replayed, or changed there): a pool resets them before the next borrower.
     if (link.settingsVersion !== 0 || link.settingsTouched) link.hold.left?.(this.identityChanged ? 'identity' : 'settings');
+    // A replay ran the session's LOADs here too: nothing but a new connection undoes a loaded library.
+    if (link.settingsVersion !== 0 && this.settings.loadsLibraries) link.hold.left?.('load');
     const released = this.binding.release(link, keepReplica);
     if (released === null) return;
     // The next replica may be behind this one: raise the floor before reading there.
@@ -1055,6 +1076,11 @@ export class Session {
   }
 
   private writeToServer(link: ServerLink, bufs: Buffer[]): void {
+    if (link.parked) {
+      // Used again before the pool took it back.
+      link.parked = false;
+      link.hold.unpark?.();
+    }
     const s = link.conn.socket;
     if (s.destroyed) return;
     if (bufs.length === 1) s.write(bufs[0] as Buffer);
@@ -1078,7 +1104,7 @@ export class Session {
    * The session's books on a server message the client gets (see RelaySession.observe): the end of a
    * unit, an error, a COPY starting or ending, a ParameterStatus. True when it may free waiting units.
    */
-  private observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
+  observe(link: ServerLink, f: Frame, errorCode: string | undefined): boolean {
     const t = f.type;
     if (t === Backend.ParameterStatus || t === Backend.ReadyForQuery) link.hold.observe?.(t, f.payload);
     const cp = this.binding.copyPending;
@@ -1128,7 +1154,7 @@ export class Session {
    * Query in place of a statement pgsplit answers (answered now, behind the batch's answer), the Sync
    * ending a replica's batch (a failed one skips the client's messages up to its own Sync), an internal query.
    */
-  private ownQueryAnswered(link: ServerLink, head: Expect, status: number): void {
+  ownQueryAnswered(link: ServerLink, head: Expect, status: number): void {
     if (head.local !== undefined) {
       this.afterUnit(link, head, status);
       this.awaitingProbe = false;
