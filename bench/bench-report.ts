@@ -80,7 +80,7 @@ export function reportMarkdown(r: BenchReport, charts: readonly string[]): strin
     for (const [name, rows] of [['pgsplit', r.idle.pgsplit], ['pgbouncer', r.idle.pgbouncer]] as const) {
       for (const m of rows) L.push(`| ${name} | ${m.clients.toLocaleString('en-US')} | ${num(m.baseline, 1)} MiB | ${num(m.rss, 1)} MiB | ${num(m.perClientKiB, 1)} KiB |`);
     }
-    L.push('', 'pgsplit keeps one server connection per client session (no transaction pooling), so its figure includes the server-side socket of each client; PgBouncer shares a pool of 20.', '');
+    L.push('', 'pgsplit runs with its default pool (transaction pooling, pool.size 20) and PgBouncer with a pool of 20: an idle client holds no server connection in either.', '');
   }
   if (r.slowClient) {
     const s = r.slowClient;

@@ -358,7 +358,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
  */
 export async function idleClients(counts: readonly number[], log: (l: string) => void, pgsplitConfig = ''): Promise<BenchReport['idle']> {
   const most = Math.max(...counts);
-  // pgsplit keeps one server connection per client session, so the server must accept as many.
+  // Room for a backend per client, should pgsplit hold one per client session (pgsplitConfig with pool.mode session).
   const cluster = await LocalCluster.start({ replicas: 0, settings: { max_connections: String(most + 50), shared_buffers: '128MB' } });
   let sampler: BackendSampler | undefined;
   try {

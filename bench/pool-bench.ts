@@ -150,8 +150,8 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
 export function poolSupport(size: number): { accepted: true } | { accepted: false; reason: string } {
   try {
     const c = resolveConfig({ primary: 'postgres://postgres@127.0.0.1:5432/postgres', pool: { size } });
-    // The key alone says nothing: a mode whose sessions still keep their own connections pools nothing.
-    if (!POOLED_MODES.has(c.pool.mode)) return { accepted: false, reason: `pool.mode ${c.pool.mode} is not carried out yet: its sessions keep their own connections` };
+    // The key alone says nothing: a mode whose sessions open connections of their own pools nothing.
+    if (!POOLED_MODES.has(c.pool.mode)) return { accepted: false, reason: `pool.mode ${c.pool.mode} borrows no pooled connections: its sessions open server connections of their own` };
     return { accepted: true };
   } catch (e) {
     return { accepted: false, reason: (e as Error).message };
