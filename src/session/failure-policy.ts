@@ -42,8 +42,8 @@ export function serverDown(session: Session, node: NodeEntry, reason: string): v
   if (node.role === 'primary') {
     // An idle link to a primary the monitor finds down (frozen, gone) would take the next write and
     // hold it for as long as the server stays so; let it go, so that the write connects afresh and
-    // fails within the down-server connect bound (see connect). A link with state the client relies
-    // on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
+    // fails within the down-server connect bound (see server-attach.ts, connect). A link with state the
+    // client relies on (transaction, batch, COPY, a pin such as LISTEN or a temporary table) stays.
     if (!link.tracker.busy && !session.binding.holdsState(link) && session.pinned === null) detach(session, link, true);
     return;
   }
@@ -70,7 +70,7 @@ export function serverDown(session: Session, node: NodeEntry, reason: string): v
 /**
  * A reload removed this replica: an idle link to it is let go now (politely: the server is fine); one
  * running a statement or holding a transaction, batch or COPY is let go when that ends (the relay's
- * `answered`, see the constructor).
+ * `answered`: Session.answered).
  * The next read goes to another replica, after raising the floor (monotonic reads).
  */
 export function retire(session: Session, node: NodeEntry): void {
@@ -92,7 +92,7 @@ export function letGoIfRetired(session: Session, link: ServerLink): void {
 export function onServerLost(session: Session, link: ServerLink, why: string, serverError?: Buffer): void {
   if (!session.binding.holds(link) || session.state === 'closed') return;
   if (session.terminating) {
-    // The end the client asked for (see pump, Terminate): it has had all the server sent.
+    // The end the client asked for (see Session.pump, Terminate): it has had all the server sent.
     detach(session, link);
     session.leave();
     return;

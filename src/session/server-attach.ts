@@ -15,52 +15,13 @@ import type { Unit } from './unit.js';
 import { onServerLost } from './failure-policy.js';
 import { captureSession } from './session-capture.js';
 
-/** Borrows the session's first server (its replica when tagged) for captureSession to ask; then sends what waits. */
-export function attachToAsk(session: Session): void {
-  session.connecting = true;
-  attachFor(session, session.local.tagged ? 'replica' : 'primary').then(() => {
-    session.connecting = false;
-    if (session.state === 'ready') session.pump();
-  }, (e: unknown) => {
-    session.connecting = false;
-    if (session.state === 'closed') return;
-    // Routed with what is known; the unit's own attach says what is wrong.
-    session.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'no server to read the session\'s settings from');
-    session.isolation = 'unknown';
-    session.pump();
-  });
-}
-
 /**
- * pool.mode transaction: each attached link that holds nothing of the client's goes back to its pool
- * (see detach): no transaction, open batch or COPY on it, no reply owed, no answer held, no pin. A
- * link where the session's settings changed is asked for them first (captureSession), and goes back
- * once that is answered: the next connection gets them replayed.
+ * Attaches a server for a unit (or for the session's start, without one): a replica through
+ * replicaFor, or the primary. A replica that cannot be reached is skipped; nothing has been sent yet,
+ * so falling back is safe.
  */
-export function giveBackIdle(session: Session): void {
-  if (session.state !== 'ready' || session.awaitingProbe || session.awaitingInternal || session.terminating || session.binding.copyPending !== null) return;
-  for (const l of session.binding.attached()) {
-    if (l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || session.binding.holdsState(l)) continue;
-    // LISTEN, a temporary table, SQL PREPARE, ...: the session keeps its primary connection (see notePins).
-    if (session.pinned !== null && l.node.role === 'primary') continue;
-    if (session.settingsFrom === l) {
-      if (!session.anyBusy()) captureSession(session);
-      return;
-    }
-    if (l.parked) continue;
-    if (l.hold.park === undefined) {
-      detach(session, l, false, true);
-      continue;
-    }
-    // Kept until another client needs it (ServerPool.park): the next statement then borrows nothing.
-    l.parked = true;
-    l.hold.park(() => {
-      if (l.parked && session.binding.holds(l)) {
-        l.parked = false;
-        detach(session, l, false, true);
-      }
-    });
-  }
+export async function attachFor(session: Session, role: 'primary' | 'replica', u?: Unit): Promise<ServerLink> {
+  return role === 'replica' ? replicaFor(session, u) : attachPrimary(session);
 }
 
 /**
@@ -69,7 +30,7 @@ export function giveBackIdle(session: Session): void {
  * reported to the monitor and the next choice taken. Else the primary, or an error under
  * routing.when_no_replica: error.
  */
-export async function replicaFor(session: Session, u: Unit | undefined): Promise<ServerLink> {
+async function replicaFor(session: Session, u: Unit | undefined): Promise<ServerLink> {
   const d = u?.decision;
   const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid);
   for (let node = choice.node; node !== null; node = choice.node) {
@@ -96,7 +57,7 @@ export async function replicaFor(session: Session, u: Unit | undefined): Promise
 }
 
 /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
-export async function connectReplica(session: Session, node: NodeEntry): Promise<ServerLink> {
+async function connectReplica(session: Session, node: NodeEntry): Promise<ServerLink> {
   const existing = session.binding.linkTo(node);
   if (existing) return existing;
   const link = await connect(session, node);
@@ -112,22 +73,15 @@ export async function connectReplica(session: Session, node: NodeEntry): Promise
   return link;
 }
 
-export async function attachPrimary(session: Session): Promise<ServerLink> {
+/** The session's link to the primary, attached if it has none. */
+async function attachPrimary(session: Session): Promise<ServerLink> {
   const existing = session.binding.linkTo(session.ctx.nodes.primary);
   if (existing) return existing;
   return connect(session, session.ctx.nodes.primary);
 }
 
-/**
- * Attaches a server for a unit (or for the session's start, without one): a replica through
- * replicaFor, or the primary. A replica that cannot be reached is skipped; nothing has been sent yet,
- * so falling back is safe.
- */
-export async function attachFor(session: Session, role: 'primary' | 'replica', u?: Unit): Promise<ServerLink> {
-  return role === 'replica' ? replicaFor(session, u) : attachPrimary(session);
-}
-
-export async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
+/** A link to `node` (the session's own, if it has one), its answers relayed and its failures handled (onServerLost). */
+async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
   const existing = session.binding.linkTo(node);
   if (existing) return existing;
   let hold: ServerHold;
@@ -188,4 +142,52 @@ export function detach(session: Session, link: ServerLink, abort = false, keepRe
   }
   link.unbind();
   session.source.release(link.hold, outcome);
+}
+
+/**
+ * pool.mode transaction: each attached link that holds nothing of the client's goes back to its pool
+ * (see detach): no transaction, open batch or COPY on it, no reply owed, no answer held, no pin. A
+ * link where the session's settings changed is asked for them first (captureSession), and goes back
+ * once that is answered: the next connection gets them replayed.
+ */
+export function giveBackIdle(session: Session): void {
+  if (session.state !== 'ready' || session.awaitingProbe || session.awaitingInternal || session.terminating || session.binding.copyPending !== null) return;
+  for (const l of session.binding.attached()) {
+    if (l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || session.binding.holdsState(l)) continue;
+    // LISTEN, a temporary table, SQL PREPARE, ...: the session keeps its primary connection (see server-writes.ts, notePins).
+    if (session.pinned !== null && l.node.role === 'primary') continue;
+    if (session.settingsFrom === l) {
+      if (!session.anyBusy()) captureSession(session);
+      return;
+    }
+    if (l.parked) continue;
+    if (l.hold.park === undefined) {
+      detach(session, l, false, true);
+      continue;
+    }
+    // Kept until another client needs it (ServerPool.park): the next statement then borrows nothing.
+    l.parked = true;
+    l.hold.park(() => {
+      if (l.parked && session.binding.holds(l)) {
+        l.parked = false;
+        detach(session, l, false, true);
+      }
+    });
+  }
+}
+
+/** Borrows the session's first server (its replica when tagged) for captureSession to ask; then sends what waits. */
+export function attachToAsk(session: Session): void {
+  session.connecting = true;
+  attachFor(session, session.local.tagged ? 'replica' : 'primary').then(() => {
+    session.connecting = false;
+    if (session.state === 'ready') session.pump();
+  }, (e: unknown) => {
+    session.connecting = false;
+    if (session.state === 'closed') return;
+    // Routed with what is known; the unit's own attach says what is wrong.
+    session.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'no server to read the session\'s settings from');
+    session.isolation = 'unknown';
+    session.pump();
+  });
 }

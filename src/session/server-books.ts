@@ -91,12 +91,12 @@ export function ownQueryAnswered(session: Session, link: ServerLink, head: Expec
  * COPY FROM STDIN started on `link`: the Syncs the client sent inside the COPY get no answer (see
  * ProtocolTracker.copyInStarted); if one was among them, the batch stays open until the client's next Sync.
  */
-export function startCopyIn(session: Session, link: ServerLink): void {
+function startCopyIn(session: Session, link: ServerLink): void {
   if (link.tracker.copyInStarted()) session.binding.openBatch = link;
 }
 
 /** A COPY on `link` (if any) is over: it completed, failed, or its statement's answer ended. */
-export function copyEnded(session: Session, link: ServerLink): void {
+function copyEnded(session: Session, link: ServerLink): void {
   if (session.binding.copy === link) session.binding.copy = null;
   link.tracker.copyEnded();
 }
@@ -105,7 +105,7 @@ export function copyEnded(session: Session, link: ServerLink): void {
  * An ErrorResponse: the tracker drops what the server will not run now (see ProtocolTracker.error). When
  * the server skips to a Sync the client has not sent yet, the batch is open until it comes.
  */
-export function afterError(session: Session, link: ServerLink): void {
+function afterError(session: Session, link: ServerLink): void {
   copyEnded(session, link);
   const skipsToSync = link.tracker.error();
   const head = link.tracker.head;
@@ -116,7 +116,7 @@ export function afterError(session: Session, link: ServerLink): void {
 }
 
 /** A statement set (or reset) `name` on `link`: asked for from now on when custom; who the session is, when an identity. */
-export function noteSettingName(session: Session, name: string, link: ServerLink): void {
+function noteSettingName(session: Session, name: string, link: ServerLink): void {
   session.settings.noteName(name);
   const n = name.toLowerCase();
   if (n === 'role' || n === 'session_authorization') {
@@ -131,7 +131,7 @@ export function noteParameter(session: Session, name: string, value: string): vo
 }
 
 /** Bookkeeping when a unit's ReadyForQuery arrives: transaction status and the unit's effects. */
-export function afterUnit(session: Session, link: ServerLink, done: Expect | undefined, statusByte: number): void {
+function afterUnit(session: Session, link: ServerLink, done: Expect | undefined, statusByte: number): void {
   const before = session.txStatus;
   const status = statusByte === 0x54 ? 'T' : statusByte === 0x45 ? 'E' : 'I';
   session.txStatus = status;
@@ -160,11 +160,11 @@ export function afterUnit(session: Session, link: ServerLink, done: Expect | und
 
 /**
  * The effects of one routed piece whose answer came (`ok`: without error): a statement that may change
- * the session's settings marks them to be read back from `link` (see settingsFrom), whether it failed
+ * the session's settings marks them to be read back from `link` (see Session.settingsFrom), whether it failed
  * or ran in a transaction that ends later: the server's values once it is idle say what holds. DISCARD
  * ALL also deallocates the statements prepared on `link`.
  */
-export function unitEffects(session: Session, link: ServerLink, d: RouteDecision, ok: boolean): void {
+function unitEffects(session: Session, link: ServerLink, d: RouteDecision, ok: boolean): void {
   for (const c of d.classifications) {
     for (const s of c.statements) {
       if (s.reason === 'create' || s.reason === 'alter' || s.reason === 'drop') session.sequences.invalidate();

@@ -119,7 +119,7 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
  * from a replica, the statements the primary must know), each a Query whose answer the client never sees.
  * The replica it leaves rolls its side back: it only read.
  */
-export function openTransaction(session: Session, u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
+function openTransaction(session: Session, u: Unit, link: ServerLink, opening: string[], out: FrameCoalescer): void {
   const from = u.txMoveFrom;
   if (from !== undefined && from !== link && session.binding.holds(from)) {
     writeToServer(session, from, session.writer.rollback(from));
@@ -142,7 +142,7 @@ export function openTransaction(session: Session, u: Unit, link: ServerLink, ope
  * transaction to the connection itself (giveBackIdle keeps it); the pool learns what to clean when it
  * comes back at the session's end.
  */
-export function notePins(session: Session, c: QueryClassification, link: ServerLink): void {
+function notePins(session: Session, c: QueryClassification, link: ServerLink): void {
   for (const s of c.statements) {
     const reason = s.pinsPrimary;
     if (reason === undefined) continue;
