@@ -115,14 +115,6 @@ export class ServerPool {
   readonly key: PoolKey;
   private readonly idle: PooledServer[] = [];
   private readonly leased = new Set<Lease>();
-  /**
-   * Leases whose client is idle (pool.mode transaction, between transactions): the connection stays with
-   * it, ready for its next statement, until another client needs a connection the pool cannot open
-   * (pool.size reached), its idle timeout passes, or the pool closes; then `reclaim` makes the client give
-   * it back (cleaned as any release). Oldest first. With fewer clients than pool.size nothing is
-   * borrowed twice; with more, a connection goes from client to client at each transaction's end.
-   */
-  private readonly parked = new Map<Lease, { reclaim: () => void; since: number }>();
   private readonly waiters: Waiter[] = [];
   /** Connections being opened, and released ones running their cleanup: they count towards pool.size. */
   private pending = 0;
@@ -226,39 +218,7 @@ export class ServerPool {
       };
       this.waiters.push(waiter);
       this.grow();
-      this.reclaimForWaiters();
     });
-  }
-
-  /**
-   * The client holding `lease` is idle: the pool may take the connection back with `reclaim` (which must
-   * release the lease at once, or with error) whenever another client needs it. Until `unpark` or the
-   * release, the lease counts as an idle server.
-   */
-  park(lease: Lease, reclaim: () => void): void {
-    if (lease.ended) return;
-    this.parked.set(lease, { reclaim, since: performance.now() });
-    this.reclaimForWaiters();
-  }
-
-  /** The client of a parked lease uses it again: no longer the pool's to take back. */
-  unpark(lease: Lease): void {
-    this.parked.delete(lease);
-  }
-
-  /** Takes parked connections back, oldest first, while clients wait for more than are coming (no room to open more). */
-  private reclaimForWaiters(): void {
-    while (this.parked.size > 0 && this.waiters.length > this.pending && this.total >= this.settings.size) this.reclaimOldest();
-  }
-
-  private reclaimOldest(): void {
-    const first = this.parked.entries().next();
-    if (first.done === true) return;
-    const [lease, p] = first.value;
-    this.parked.delete(lease);
-    p.reclaim();
-    // A client that failed to give it back cannot keep a connection the pool counts as free.
-    if (!lease.ended) this.releaseWithError(lease);
   }
 
   /**
@@ -319,8 +279,8 @@ export class ServerPool {
     return {
       clientsActive: this.leased.size,
       clientsWaiting: this.waiters.length,
-      serversActive: this.leased.size - this.parked.size,
-      serversIdle: this.idle.length + this.parked.size,
+      serversActive: this.leased.size,
+      serversIdle: this.idle.length,
       serversPending: this.pending,
       serversCleaning: this.cleaning,
       longestWaitMs: this.waiters.length === 0 ? 0 : Math.round(now - (this.waiters[0]?.since ?? now)),
@@ -331,7 +291,7 @@ export class ServerPool {
   /** SHOW SERVERS: the leased connections, then the idle ones. */
   servers(): PoolServerRow[] {
     return [
-      ...[...this.leased].map((l): PoolServerRow => ({ id: l.server.id, state: this.parked.has(l) ? 'idle' : 'active', client: l.identity, backendPid: l.conn.backendPid })),
+      ...[...this.leased].map((l): PoolServerRow => ({ id: l.server.id, state: 'active', client: l.identity, backendPid: l.conn.backendPid })),
       ...this.idle.map((s): PoolServerRow => ({ id: s.id, state: 'idle', client: null, backendPid: s.conn.backendPid })),
     ];
   }
@@ -349,7 +309,6 @@ export class ServerPool {
       w.reject(why);
     }
     for (const s of this.idle.splice(0)) this.dispose(s);
-    while (this.parked.size > 0) this.reclaimOldest();
   }
 
   /** Closes idle connections past their idle timeout (down to min_idle) or lifetime; opens up to min_idle. */
@@ -357,12 +316,6 @@ export class ServerPool {
     if (this.closedWith !== null) return;
     const now = performance.now();
     const { serverIdleTimeoutMs: idleMs, minIdle } = this.settings;
-    // A parked connection idle as long comes back (and is then closed, or kept idle, as any other).
-    if (idleMs > 0) for (const [lease, p] of [...this.parked]) if (now - p.since >= idleMs && this.parked.has(lease)) {
-      this.parked.delete(lease);
-      p.reclaim();
-      if (!lease.ended) this.releaseWithError(lease);
-    }
     // Oldest idle first (the front of the list): those are the ones LIFO reuse leaves unused.
     for (const s of [...this.idle]) {
       const idleTooLong = idleMs > 0 && now - s.idleSince >= idleMs && this.idle.length > minIdle;
@@ -449,7 +402,6 @@ export class ServerPool {
     if (lease.ended) return false;
     lease.ended = true;
     this.leased.delete(lease);
-    this.parked.delete(lease);
     return true;
   }
 

@@ -77,14 +77,6 @@ class PooledHold implements ServerHold {
   left(what: LeftOnConnection): void {
     this.lease.state.left(what);
   }
-
-  park(reclaim: () => void): void {
-    this.pool.park(this.lease, reclaim);
-  }
-
-  unpark(): void {
-    this.pool.unpark(this.lease);
-  }
 }
 
 export class PooledSource implements ServerSource {

@@ -30,14 +30,6 @@ export interface ServerHold {
    * ignores it: it is closed on release.
    */
   left?(what: LeftOnConnection): void;
-  /**
-   * The holder is idle with it (pool.mode transaction): the source may take it back whenever another
-   * client needs it, by calling `reclaim`, which releases it at once. A connection of one's own has no
-   * one else to go to.
-   */
-  park?(reclaim: () => void): void;
-  /** The holder uses a parked connection again. */
-  unpark?(): void;
 }
 
 /**

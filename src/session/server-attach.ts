@@ -160,19 +160,7 @@ export function giveBackIdle(session: Session): void {
       if (!session.anyBusy()) captureSession(session);
       return;
     }
-    if (l.parked) continue;
-    if (l.hold.park === undefined) {
-      detach(session, l, false, true);
-      continue;
-    }
-    // Kept until another client needs it (ServerPool.park): the next statement then borrows nothing.
-    l.parked = true;
-    l.hold.park(() => {
-      if (l.parked && session.binding.holds(l)) {
-        l.parked = false;
-        detach(session, l, false, true);
-      }
-    });
+    detach(session, l, false, true);
   }
 }
 

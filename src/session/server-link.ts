@@ -51,8 +51,6 @@ export class ServerLink {
   /** Named statements prepared on this server: name -> Parse payload (the connection's, see ServerConnection.prepared). */
   readonly prepared: Map<string, Buffer>;
   settingsVersion = 0;
-  /** Idle, and the pool may take it back (see Session.giveBackIdle, ServerPool.park). */
-  parked = false;
   /** A statement that may change session settings ran here (see Session.unitEffects): a pool must reset them. */
   settingsTouched = false;
   /** Frames of a replica's answer held back until its first row (see ResponseRelay). */

@@ -156,11 +156,6 @@ function notePins(session: Session, c: QueryClassification, link: ServerLink): v
 }
 
 export function writeToServer(session: Session, link: ServerLink, bufs: Buffer[]): void {
-  if (link.parked) {
-    // Used again before the pool took it back.
-    link.parked = false;
-    link.hold.unpark?.();
-  }
   const s = link.conn.socket;
   if (s.destroyed) return;
   if (bufs.length === 1) s.write(bufs[0] as Buffer);
