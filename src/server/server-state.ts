@@ -56,6 +56,8 @@ const NOT_APPLIED = new Set([
 
 const NOTHING_TO_SET: SettingsPlan = Object.freeze({ changes: [], sql: null }) as SettingsPlan;
 
+const CLEAN: CleanupPlan = Object.freeze({ kind: 'none', sql: null, reason: 'clean' });
+
 /** GUC names are case-insensitive (DateStyle = datestyle). */
 function key(name: string): string {
   return name.toLowerCase();
@@ -170,6 +172,9 @@ export class ServerState {
     if (this.transactionStatus !== 'I') {
       return { kind: 'close', sql: null, reason: this.transactionStatus === 'T' ? 'left inside a transaction' : 'left inside a failed transaction' };
     }
+    // The common return in transaction mode: nothing left; known without building the lists below.
+    if (!this.identityChanged && !this.listening && !this.tempObjects && !this.advisoryLocks && !this.heldCursors && !this.clientSession &&
+      !this.clientPrepared && !this.settingsChanged) return CLEAN;
     const beyondReset = [
       this.identityChanged && 'SET ROLE or SESSION AUTHORIZATION ran',
       this.listening && 'LISTEN ran',

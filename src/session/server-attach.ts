@@ -96,6 +96,25 @@ async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
     session.source.release(hold, 'clean');
     throw errors.shuttingDown();
   }
+  return bind(session, node, hold);
+}
+
+/**
+ * The primary's link at once, without waiting, when the session has one or its source can lend one now
+ * (ServerSource.acquireNow: an idle pooled connection that needs no settings); null when a connection
+ * must be waited for (attachFor). In pool.mode transaction most units of an untagged session borrow
+ * this way: no promise, no turn of the event loop between the client's bytes and the server's.
+ */
+export function attachPrimaryNow(session: Session): ServerLink | null {
+  const node = session.ctx.nodes.primary;
+  const existing = session.binding.linkTo(node);
+  if (existing) return existing;
+  const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;
+  return hold === null ? null : bind(session, node, hold);
+}
+
+/** A link over `hold`: attached, its answers relayed, its failures handled (onServerLost). */
+function bind(session: Session, node: NodeEntry, hold: ServerHold): ServerLink {
   const conn = hold.conn;
   const link = new ServerLink(node, hold, session.skipped);
   session.binding.attach(link);

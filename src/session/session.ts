@@ -24,7 +24,7 @@ import { Binding } from './binding.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
 import { TargetChooser, type ChooserState } from './target-chooser.js';
-import { attachFor, detach, giveBackIdle } from './server-attach.js';
+import { attachFor, attachPrimaryNow, detach, giveBackIdle } from './server-attach.js';
 import { noteParameter, observe, ownQueryAnswered } from './server-books.js';
 import { duringCopyIn, endReplicaBatch, send, sendCopy } from './server-writes.js';
 import { runLocal, sendLocalProbe } from './local-run.js';
@@ -537,6 +537,15 @@ export class Session implements RelaySession, ChooserState {
       }
       // A server must be attached first; other servers must be idle before a new one starts.
       if (this.anyBusy()) return;
+      if (choice === 'primary') {
+        // An idle pooled connection is lent at once (pool.mode transaction: most units of an untagged session).
+        const now = attachPrimaryNow(this);
+        if (now !== null) {
+          this.input.shift();
+          send(this, u, now);
+          continue;
+        }
+      }
       this.connecting = true;
       attachFor(this, choice, u)
         .then((link) => {
