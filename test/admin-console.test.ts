@@ -130,6 +130,8 @@ t.test('typed columns; SHOW CLIENTS with application_name, tag and times; SHOW S
   const fx = await startProxy(t, { replicas: 1 });
   const before = Date.now();
   const tagged = await fx.client({ options: '-c pgsplit.route=replica', applicationName: 'console-probe' });
+  // pool.mode transaction: a session holds a server connection while a transaction is open (or a statement runs).
+  await tagged.query('BEGIN');
   const pid = (await tagged.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
   const admin = await consoleClient(fx.port);
   t.teardown(() => admin.end());

@@ -18,7 +18,7 @@ import { unit, type Unit, type UnitKind } from '../src/session/unit.js';
 
 function link(name = 'primary'): ServerLink {
   const node = { endpoint: { name }, role: name === 'primary' ? 'primary' : 'replica' } as unknown as NodeEntry;
-  return new ServerLink(node, { conn: {} as ServerConnection }, () => {});
+  return new ServerLink(node, { conn: { prepared: new Map<string, Buffer>() } as unknown as ServerConnection }, () => {});
 }
 
 /** Client messages as they arrive: one chunk, cut into frames. */

@@ -177,6 +177,11 @@ export class ServerPool {
     return poolName(this.key);
   }
 
+  /** Closed (shutdown, or its node left the configuration): it lends nothing more. */
+  get closed(): boolean {
+    return this.closedWith !== null;
+  }
+
   private get total(): number {
     return this.idle.length + this.leased.size + this.pending;
   }
@@ -219,6 +224,14 @@ export class ServerPool {
       this.waiters.push(waiter);
       this.grow();
     });
+  }
+
+  /** An idle connection at once, when one is idle and nobody waits; else null (acquire waits). */
+  tryAcquire(identity: string): Lease | null {
+    if (this.closedWith !== null || this.waiters.length > 0) return null;
+    const now = performance.now();
+    const server = this.takeIdle(now);
+    return server === undefined ? null : this.lease(server, identity, now, now);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { PgsplitConfig } from '../config/config.js';
 import { Router } from '../router/router.js';
-import type { SessionContext } from '../session/session.js';
+import type { SessionContext } from '../session/session-context.js';
 
 /** The part of the SessionContext that comes from the configuration. */
 export type ContextSettings = Pick<SessionContext,

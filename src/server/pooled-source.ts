@@ -44,6 +44,24 @@ export function startupSettings(params: Record<string, string>): Map<string, str
   return out;
 }
 
+/**
+ * Clients of one pool with the same startup parameters want the same settings: one map serves them all
+ * (a map per idle client would be most of what it costs). Bounded; the oldest entry goes first.
+ */
+const SHARED_SETTINGS = new Map<string, Map<string, string>>();
+const SHARED_SETTINGS_MAX = 512;
+
+function sharedSettings(pool: ServerPool, params: Record<string, string>, build: () => Map<string, string>): Map<string, string> {
+  const key = `${pool.name}\0${JSON.stringify(params)}`;
+  let found = SHARED_SETTINGS.get(key);
+  if (found === undefined) {
+    found = build();
+    if (SHARED_SETTINGS.size >= SHARED_SETTINGS_MAX) SHARED_SETTINGS.delete(SHARED_SETTINGS.keys().next().value as string);
+    SHARED_SETTINGS.set(key, found);
+  }
+  return found;
+}
+
 /** A borrowed connection: the lease, and the pool it goes back to. */
 class PooledHold implements ServerHold {
   constructor(readonly pool: ServerPool, readonly lease: Lease) {}
@@ -75,7 +93,7 @@ export class PooledSource implements ServerSource {
    * The settings every borrowed connection must hold for this client (see the file comment), built at
    * the first borrow from the startup parameters asked with.
    */
-  private wanted: Map<string, string> | null = null;
+  private wanted: ReadonlyMap<string, string> | null = null;
 
   /**
    * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
@@ -84,17 +102,57 @@ export class PooledSource implements ServerSource {
    */
   private readonly direct: DedicatedSource;
 
-  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
-    if (node.health === 'down') return this.direct.acquire(node, login, params);
+  /**
+   * The pools this session borrowed from last, by node (a session uses a primary and at most one replica
+   * at a time): in transaction mode it borrows at every transaction, and finding the pool (its key, the
+   * login target) would cost more than the borrow. A closed pool is looked up again.
+   */
+  private nodeA: NodeEntry | null = null;
+  private poolA: ServerPool | null = null;
+  private nodeB: NodeEntry | null = null;
+  private poolB: ServerPool | null = null;
+
+  private poolFor(node: NodeEntry, login: SessionLogin, params: Record<string, string>): ServerPool {
+    if (node === this.nodeA && this.poolA !== null && !this.poolA.closed) return this.poolA;
+    if (node === this.nodeB && this.poolB !== null && !this.poolB.closed) return this.poolB;
     const target = loginTarget(node.endpoint, node.configKey, login);
     const user = target.user ?? params.user ?? '';
     const pool = this.pools.pool({ node: node.endpoint.name, role: node.role, database: login.database, user }, target,
       { user, database: login.database });
+    // The primary's slot, and one for the replica of the moment.
+    if (node.role === 'primary') {
+      this.nodeA = node;
+      this.poolA = pool;
+    } else {
+      this.nodeB = node;
+      this.poolB = pool;
+    }
+    return pool;
+  }
+
+  acquireNow(node: NodeEntry, login: SessionLogin, params: Record<string, string>): ServerHold | null {
+    // Down: a connection of its own (acquire). Not borrowed yet: the client's settings are not worked out.
+    if (node.health === 'down' || this.wanted === null) return null;
+    const pool = this.poolFor(node, login, params);
+    const lease = pool.tryAcquire(this.identity);
+    if (lease === null) return null;
+    if (lease.state.settingsPlan(this.wanted).sql !== null) {
+      // It needs the client's settings first: a round trip, which acquire makes.
+      void pool.release(lease);
+      return null;
+    }
+    if (this.mode === 'session') lease.state.clientSession = true;
+    return new PooledHold(pool, lease);
+  }
+
+  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
+    if (node.health === 'down') return this.direct.acquire(node, login, params);
+    const pool = this.poolFor(node, login, params);
     const lease = await pool.acquire(this.identity, signal);
     const state = lease.state;
     // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
     if (this.mode === 'session') state.clientSession = true;
-    const wanted = this.wanted ??= this.clientSettings(params, state.startup);
+    const wanted = this.wanted ??= sharedSettings(pool, params, () => this.clientSettings(params, state.startup));
     const plan = state.settingsPlan(wanted);
     if (plan.sql === null) return new PooledHold(pool, lease);
     let failed: Record<string, string> | null;

@@ -53,6 +53,11 @@ export interface ServerSource {
    * wait for a pooled connection (the client went away).
    */
   acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold>;
+  /**
+   * A connection to `node` now, or null when one must be waited for or prepared (acquire): the fast path
+   * of a pool that has an idle connection already holding the client's settings. Optional.
+   */
+  acquireNow?(node: NodeEntry, login: SessionLogin, params: Record<string, string>): ServerHold | null;
   /** The session is done with `hold`; it must not touch its connection afterwards. */
   release(hold: ServerHold, outcome: ReleaseOutcome): void;
 }

@@ -54,6 +54,10 @@ const NOT_APPLIED = new Set([
   'server_version', 'server_encoding', 'integer_datetimes', 'in_hot_standby', 'is_superuser', 'session_authorization', 'role',
 ]);
 
+const NOTHING_TO_SET: SettingsPlan = Object.freeze({ changes: [], sql: null }) as SettingsPlan;
+
+const CLEAN: CleanupPlan = Object.freeze({ kind: 'none', sql: null, reason: 'clean' });
+
 /** GUC names are case-insensitive (DateStyle = datestyle). */
 function key(name: string): string {
   return name.toLowerCase();
@@ -64,6 +68,10 @@ export class ServerState {
   readonly prepared: PreparedCache;
   /** Values this connection holds that pgsplit knows: by lowercase name, with the name as spelled. */
   private readonly values = new Map<string, SettingChange>();
+  /** Bumped at each change of `values`: a settings plan found empty stays so until then (see settingsPlan). */
+  private valuesVersion = 0;
+  private matched: ReadonlyMap<string, string> | null = null;
+  private matchedVersion = -1;
   /** Lowercase names the server reports with ParameterStatus: their values stay known after a reset. */
   private readonly reported = new Set<string>();
   /** What the server reported at startup: its defaults for the pool's login (nothing else was asked for). */
@@ -109,6 +117,7 @@ export class ServerState {
   noteParameterStatus(name: string, value: string): void {
     this.reported.add(key(name));
     this.values.set(key(name), { name, value });
+    this.valuesVersion++;
   }
 
   /**
@@ -163,6 +172,9 @@ export class ServerState {
     if (this.transactionStatus !== 'I') {
       return { kind: 'close', sql: null, reason: this.transactionStatus === 'T' ? 'left inside a transaction' : 'left inside a failed transaction' };
     }
+    // The common return in transaction mode: nothing left; known without building the lists below.
+    if (!this.identityChanged && !this.listening && !this.tempObjects && !this.advisoryLocks && !this.heldCursors && !this.clientSession &&
+      !this.clientPrepared && !this.settingsChanged) return CLEAN;
     const beyondReset = [
       this.identityChanged && 'SET ROLE or SESSION AUTHORIZATION ran',
       this.listening && 'LISTEN ran',
@@ -188,6 +200,7 @@ export class ServerState {
     if (kind === 'reset-all' || kind === 'discard-all') {
       this.settingsChanged = false;
       for (const k of [...this.values.keys()]) if (!this.reported.has(k)) this.values.delete(k);
+      this.valuesVersion++;
     }
     if (kind === 'deallocate-all' || kind === 'discard-all') {
       this.clientPrepared = false;
@@ -215,13 +228,20 @@ export class ServerState {
    * set_config takes the value exactly as the server shows it.
    */
   settingsPlan(client: ReadonlyMap<string, string>): SettingsPlan {
+    // The same map (clients with the same startup parameters share one) against unchanged values: nothing to do,
+    // known without comparing each value (a pool in transaction mode asks this at every borrow).
+    if (client === this.matched && this.matchedVersion === this.valuesVersion) return NOTHING_TO_SET;
     const changes: SettingChange[] = [];
     for (const [name, value] of client) {
       if (NOT_APPLIED.has(key(name))) continue;
       if (this.values.get(key(name))?.value === value) continue;
       changes.push({ name, value });
     }
-    if (changes.length === 0) return { changes, sql: null };
+    if (changes.length === 0) {
+      this.matched = client;
+      this.matchedVersion = this.valuesVersion;
+      return NOTHING_TO_SET;
+    }
     const rows = changes.map((c) => `(${sqlLiteral(c.name)}, ${sqlLiteral(c.value)})`).join(', ');
     return { changes, sql: `SELECT pg_catalog.set_config(s.n, s.v, false) FROM (VALUES ${rows}) AS s(n, v)` };
   }
@@ -233,6 +253,7 @@ export class ServerState {
    * parameter, from its own startup), as in PgBouncer.
    */
   applied(plan: SettingsPlan): void {
+    this.valuesVersion++;
     for (const c of plan.changes) {
       this.values.set(key(c.name), { name: c.name, value: c.value });
       if (!this.reported.has(key(c.name))) this.settingsChanged = true;

@@ -12,9 +12,14 @@ import { parseLocalCommand, type LocalCommand } from './local-command.js';
  * The client's statement and portal names that hold such a statement are remembered here; a Parse or
  * Bind of something else under the same name forgets it.
  */
+/** Never written: `set` is only called after it was replaced with a Map of the session's own. */
+const NONE = new Map<string, LocalCommand>();
+
 export class LocalStatements {
-  private readonly statements = new Map<string, LocalCommand>();
-  private readonly portals = new Map<string, LocalCommand>();
+  // Shared empty maps until a name is recorded: most sessions never send pgsplit's statements this way,
+  // and an idle session should cost little (each Map keeps a table of its own).
+  private statements: Map<string, LocalCommand> = NONE;
+  private portals: Map<string, LocalCommand> = NONE;
 
   /** A simple Query destroys the unnamed statement and portal. */
   forgetUnnamed(): void {
@@ -63,6 +68,7 @@ export class LocalStatements {
           this.statements.delete(p.name);
           return null;
         }
+        if (this.statements === NONE) this.statements = new Map();
         this.statements.set(p.name, cmd);
         return cmd;
       }
@@ -75,6 +81,7 @@ export class LocalStatements {
           this.portals.delete(b.portal);
           return null;
         }
+        if (this.portals === NONE) this.portals = new Map();
         this.portals.set(b.portal, cmd);
         return cmd;
       }

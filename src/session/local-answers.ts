@@ -10,6 +10,7 @@ import type { LocalFrame } from './extended-local.js';
 import { matchesAnyGlob } from './glob.js';
 import { checkSetting, type LocalCommand } from './local-command.js';
 import { LocalSettingsUndo, savepointName } from './local-settings-undo.js';
+import { commits } from './statement-effects.js';
 
 /** What LocalAnswers needs of the proxy around the session (the session's context satisfies it). */
 export interface LocalAnswersContext {
@@ -269,12 +270,4 @@ export class LocalAnswers {
     if (name === 'after') return this.afterLsn === null ? '' : formatLsn(this.afterLsn);
     return null;
   }
-}
-
-/** A decision whose statements end the transaction by committing it (COMMIT, PREPARE TRANSACTION). */
-function commits(d: RouteDecision): boolean {
-  for (const c of d.classifications) {
-    for (const s of c.statements) if (s.transaction === 'commit' || s.transaction === 'prepare-transaction') return true;
-  }
-  return false;
 }

@@ -12,12 +12,13 @@ import { sqlLiteral } from '../server/sql-literal.js';
  * receives `replayFor(linkVersion)`: RESET ALL, the session's LOADs, then every captured value.
  */
 export class SessionSettings {
-  private values = new Map<string, string>();
+  // Shared empty collections until the session sets something (an idle session should cost little).
+  private values: ReadonlyMap<string, string> = NO_VALUES;
   /**
    * Custom (dotted) parameter names the session has set, such as app.tenant_id: pg_settings does not list
    * such placeholders, so they are asked for by name (see captureSql).
    */
-  private readonly custom = new Set<string>();
+  private custom: Set<string> | null = null;
   /** LOAD statements that ran, in order: a library that reserves its prefix removes placeholders of it. */
   private readonly loads: string[] = [];
   version = 0;
@@ -30,7 +31,7 @@ export class SessionSettings {
 
   /** A statement set (or reset) `name`: a custom one is asked for from now on. */
   noteName(name: string): void {
-    if (name.includes('.') && this.custom.size < MAX_CUSTOM_NAMES) this.custom.add(name.toLowerCase());
+    if (name.includes('.') && (this.custom?.size ?? 0) < MAX_CUSTOM_NAMES) (this.custom ??= new Set()).add(name.toLowerCase());
   }
 
   /** A LOAD ran without error: replayed (once) before the values, as the primary ran it before them. */
@@ -38,9 +39,14 @@ export class SessionSettings {
     if (!this.loads.includes(statement) && this.loads.length < MAX_LOADS) this.loads.push(statement);
   }
 
+  /** A LOAD is among what is replayed: a connection that had it holds the library (see Session.detach). */
+  get loadsLibraries(): boolean {
+    return this.loads.length > 0;
+  }
+
   /** The query that reads back what the session holds: the rows of CAPTURE_SETTINGS_SQL and each custom name that exists. */
   captureSql(): string {
-    if (this.custom.size === 0) return CAPTURE_SETTINGS_SQL;
+    if (this.custom === null) return CAPTURE_SETTINGS_SQL;
     const names = [...this.custom].map(sqlLiteral).join(', ');
     return `${CAPTURE_SETTINGS_SQL} UNION ALL SELECT c.n, c.v FROM (SELECT n, pg_catalog.current_setting(n, true) AS v ` +
       `FROM pg_catalog.unnest(ARRAY[${names}]::text[]) AS n) AS c WHERE c.v IS NOT NULL`;
@@ -71,6 +77,8 @@ export class SessionSettings {
     return out;
   }
 }
+
+const NO_VALUES: ReadonlyMap<string, string> = new Map();
 
 /** The session's identity (not in pg_settings), replayed after the other settings, in this order. */
 const IDENTITY = ['session_authorization', 'role'];

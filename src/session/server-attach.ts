@@ -1,0 +1,200 @@
+/**
+ * Attaching servers to a session and letting them go: the replica a read runs on (as Consistency
+ * chooses, skipping replicas that cannot be reached) or the primary, the connection itself (from the
+ * session's ServerSource, with its listeners), and its release: at the session's end, when its server
+ * failed, or in pool.mode transaction as soon as it holds nothing of the client's (giveBackIdle).
+ * Module-level functions taking the session: no object or closure per session.
+ */
+import { SqlState, errors } from '../errors.js';
+import { ServerStartupError, isUnreachable } from '../server/server-connection.js';
+import type { NodeEntry } from '../server/server-nodes.js';
+import type { ServerHold } from '../server/server-source.js';
+import { ServerLink } from './server-link.js';
+import type { Session } from './session.js';
+import type { Unit } from './unit.js';
+import { onServerLost } from './failure-policy.js';
+import { captureSession } from './session-capture.js';
+
+/**
+ * Attaches a server for a unit (or for the session's start, without one): a replica through
+ * replicaFor, or the primary. A replica that cannot be reached is skipped; nothing has been sent yet,
+ * so falling back is safe.
+ */
+export async function attachFor(session: Session, role: 'primary' | 'replica', u?: Unit): Promise<ServerLink> {
+  return role === 'replica' ? replicaFor(session, u) : attachPrimary(session);
+}
+
+/**
+ * The replica a read runs on, or the primary, as Consistency chooses (raising the floor, keeping or
+ * waiting for the attached replica, another one, or the primary); a replica that cannot be reached is
+ * reported to the monitor and the next choice taken. Else the primary, or an error under
+ * routing.when_no_replica: error.
+ */
+async function replicaFor(session: Session, u: Unit | undefined): Promise<ServerLink> {
+  const d = u?.decision;
+  const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid);
+  for (let node = choice.node; node !== null; node = choice.node) {
+    // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
+    if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
+    // The attached replica: its link exists already.
+    if (choice.kept && session.binding.hasNode(node)) return connectReplica(session, node);
+    try {
+      return await connectReplica(session, node);
+    } catch (e) {
+      // Refused, unreachable, or shutting down / starting up (57P03): try the next one.
+      const notNow = e instanceof ServerStartupError && e.fields.C === SqlState.cannotConnectNow;
+      if (!isUnreachable(e) && !notNow) throw e;
+      session.ctx.monitor.reportUnreachable(node, (e as Error).message);
+      session.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
+    }
+    await session.consistency.next(choice);
+  }
+  // routing.when_no_replica: error refuses reads, not sessions: a session starting now gets the primary
+  // as its first server (its writes work), and its reads are refused one by one.
+  if (choice.noReplica && session.ctx.whenNoReplica === 'error' && u !== undefined) throw session.consistency.noReplicaError(choice.req);
+  if (u && d && choice.reason !== null) u.decision = { ...d, reason: choice.reason };
+  return attachPrimary(session);
+}
+
+/** Attaches `node` as the session's replica (the previous one, if any, is let go). */
+async function connectReplica(session: Session, node: NodeEntry): Promise<ServerLink> {
+  const existing = session.binding.linkTo(node);
+  if (existing) return existing;
+  const link = await connect(session, node);
+  const before = session.binding.replica;
+  if (before !== null && before !== node) {
+    const old = session.binding.linkTo(before);
+    // A switch: replicaFor raised the floor for it already.
+    const raise = session.consistency.raiseFloor;
+    if (old && !old.tracker.busy) detach(session, old);
+    session.consistency.raiseFloor = raise;
+  }
+  session.binding.bindReplica(node);
+  return link;
+}
+
+/** The session's link to the primary, attached if it has none. */
+async function attachPrimary(session: Session): Promise<ServerLink> {
+  const existing = session.binding.linkTo(session.ctx.nodes.primary);
+  if (existing) return existing;
+  return connect(session, session.ctx.nodes.primary);
+}
+
+/** A link to `node` (the session's own, if it has one), its answers relayed and its failures handled (onServerLost). */
+async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
+  const existing = session.binding.linkTo(node);
+  if (existing) return existing;
+  let hold: ServerHold;
+  // Counted as in use while connecting, so that a reload removing the node waits for this link too.
+  session.connectingTo = node;
+  try {
+    hold = await session.source.acquire(node, session.login, session.serverParams, session.closing.signal);
+  } finally {
+    session.connectingTo = null;
+  }
+  if (session.state === 'closed') {
+    session.source.release(hold, 'clean');
+    throw errors.shuttingDown();
+  }
+  return bind(session, node, hold);
+}
+
+/**
+ * The primary's link at once, without waiting, when the session has one or its source can lend one now
+ * (ServerSource.acquireNow: an idle pooled connection that needs no settings); null when a connection
+ * must be waited for (attachFor). In pool.mode transaction most units of an untagged session borrow
+ * this way: no promise, no turn of the event loop between the client's bytes and the server's.
+ */
+export function attachPrimaryNow(session: Session): ServerLink | null {
+  const node = session.ctx.nodes.primary;
+  const existing = session.binding.linkTo(node);
+  if (existing) return existing;
+  const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;
+  return hold === null ? null : bind(session, node, hold);
+}
+
+/** A link over `hold`: attached, its answers relayed, its failures handled (onServerLost). */
+function bind(session: Session, node: NodeEntry, hold: ServerHold): ServerLink {
+  const conn = hold.conn;
+  const link = new ServerLink(node, hold, session.skipped);
+  session.binding.attach(link);
+  conn.onData = (chunk: Buffer) => session.relay.onServerData(link, chunk);
+  const onDrain = (): void => session.input.resume();
+  const onError = (e: Error): void => onServerLost(session, link, e.message);
+  const onClose = (): void => onServerLost(session, link, 'the server closed the connection');
+  conn.socket.on('drain', onDrain);
+  conn.socket.on('error', onError);
+  conn.socket.on('close', onClose);
+  // A pooled connection outlives the session's use of it: its listeners go when the link is let go.
+  link.unbind = () => {
+    conn.onData = () => {};
+    conn.socket.removeListener('drain', onDrain);
+    conn.socket.removeListener('error', onError);
+    conn.socket.removeListener('close', onClose);
+  };
+  session.log.debug({ node: node.endpoint.name }, 'server attached');
+  return link;
+}
+
+/**
+ * Lets a link go: politely, or with `abort` (its server failed or froze) at once. `keepReplica`: an idle
+ * link given back to its pool (giveBackIdle) leaves its node the session's replica (Binding.release).
+ */
+export function detach(session: Session, link: ServerLink, abort = false, keepReplica = false): void {
+  // A link left inside a transaction, an open batch or a COPY, or running something, is not reusable.
+  const outcome = link.tracker.busy || abort ? 'broken' : session.binding.holdsState(link) || session.binding.copyPending?.link === link ? 'unfinished' : 'dirty';
+  // The session's settings are on it (replayed, or changed there): a pool resets them before the next borrower.
+  if (link.settingsVersion !== 0 || link.settingsTouched) link.hold.left?.(session.identityChanged ? 'identity' : 'settings');
+  // A replay ran the session's LOADs here too: nothing but a new connection undoes a loaded library.
+  if (link.settingsVersion !== 0 && session.settings.loadsLibraries) link.hold.left?.('load');
+  const released = session.binding.release(link, keepReplica);
+  if (released === null) return;
+  // The next replica may be behind this one: raise the floor before reading there.
+  if (released.wasReplica) session.consistency.raiseFloor = true;
+  if (link.tracker.queue.some((e) => e.local !== undefined)) session.awaitingProbe = false;
+  // Its default isolation stays unknown (null): asked again of another link before the next replica read.
+  if (link.tracker.queue.some((e) => e.capture !== undefined)) session.awaitingInternal = false;
+  if (session.settingsFrom === link) {
+    // Worth a warning only while the session goes on (its other servers miss those settings), not at its end.
+    if (session.state !== 'closed') session.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');
+    session.settingsFrom = null;
+  }
+  link.unbind();
+  session.source.release(link.hold, outcome);
+}
+
+/**
+ * pool.mode transaction: each attached link that holds nothing of the client's goes back to its pool
+ * (see detach): no transaction, open batch or COPY on it, no reply owed, no answer held, no pin. A
+ * link where the session's settings changed is asked for them first (captureSession), and goes back
+ * once that is answered: the next connection gets them replayed.
+ */
+export function giveBackIdle(session: Session): void {
+  if (session.state !== 'ready' || session.awaitingProbe || session.awaitingInternal || session.terminating || session.binding.copyPending !== null) return;
+  for (const l of session.binding.attached()) {
+    if (l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || session.binding.holdsState(l)) continue;
+    // LISTEN, a temporary table, SQL PREPARE, ...: the session keeps its primary connection (see server-writes.ts, notePins).
+    if (session.pinned !== null && l.node.role === 'primary') continue;
+    if (session.settingsFrom === l) {
+      if (!session.anyBusy()) captureSession(session);
+      return;
+    }
+    detach(session, l, false, true);
+  }
+}
+
+/** Borrows the session's first server (its replica when tagged) for captureSession to ask; then sends what waits. */
+export function attachToAsk(session: Session): void {
+  session.connecting = true;
+  attachFor(session, session.local.tagged ? 'replica' : 'primary').then(() => {
+    session.connecting = false;
+    if (session.state === 'ready') session.pump();
+  }, (e: unknown) => {
+    session.connecting = false;
+    if (session.state === 'closed') return;
+    // Routed with what is known; the unit's own attach says what is wrong.
+    session.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'no server to read the session\'s settings from');
+    session.isolation = 'unknown';
+    session.pump();
+  });
+}
