@@ -68,8 +68,12 @@ t.test('metrics follow routed traffic; probes answer', async (t) => {
   t.ok(d('pgsplit_client_bytes_received_total') > 0 && d('pgsplit_client_bytes_sent_total') > 0, 'client bytes move');
 
   t.equal(v(after, 'pgsplit_client_connections{state="idle"}'), 2, 'two idle client sessions');
-  t.equal(v(after, 'pgsplit_server_connections{node="replica1",state="idle"}'), 2, 'both sessions hold an idle replica connection (tagged, and the hinted read)');
-  t.equal(v(after, 'pgsplit_server_connections{node="primary",state="idle"}'), 1, 'and the untagged session an idle primary connection');
+  // pool.mode transaction: an idle session holds no server connection; the pools keep the ones given back.
+  t.equal(v(after, 'pgsplit_server_connections{node="replica1",state="idle"}'), 0, 'idle sessions hold no replica connection');
+  t.equal(v(after, 'pgsplit_server_connections{node="primary",state="idle"}'), 0, 'nor a primary one');
+  const pooledIdle = (node: string): number => [...after.values].filter(([k]) => k.startsWith('pgsplit_pool_servers{') && k.includes(`node="${node}"`) && k.includes('state="idle"')).reduce((n, [, x]) => n + x, 0);
+  t.ok(pooledIdle('replica1') >= 1, `the replica's pool keeps the connections given back idle (${pooledIdle('replica1')})`);
+  t.ok(pooledIdle('primary') >= 1, `and so does the primary's (${pooledIdle('primary')})`);
   t.equal(v(after, 'pgsplit_node_up{node="primary",role="primary"}'), 1, 'primary up');
   t.equal(v(after, 'pgsplit_node_up{node="replica1",role="replica"}'), 1, 'replica up');
   t.ok(after.values.has('pgsplit_replica_lag_seconds{node="replica1"}'), 'replica lag in seconds exported');

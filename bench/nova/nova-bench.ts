@@ -226,7 +226,7 @@ async function runPhase(ctx: BenchContext, clientMode: NovaClientMode, name: 'ba
       connectionOnReplica: await readsOnReplica(ctx.connection),
       slaveConnectionOnReplica: await readsOnReplica(ctx.slaveConnection),
     };
-    await quiesce(cluster);
+    await quiesce(cluster, () => proxy.pools.closeIdle());
 
     const before = { primary: await sampleLoad(cluster.primary), replicas: await Promise.all(cluster.replicas.map(sampleLoad)) };
     const proxyBefore = proxySnapshot(proxy);
@@ -245,7 +245,7 @@ async function runPhase(ctx: BenchContext, clientMode: NovaClientMode, name: 'ba
     for (const p of probes) harnessErrors.push(...p.errors);
     probes.length = 0;
     const proxyAfter = proxySnapshot(proxy);
-    await quiesce(cluster);
+    await quiesce(cluster, () => proxy.pools.closeIdle());
     const after = { primary: await sampleLoad(cluster.primary), replicas: await Promise.all(cluster.replicas.map(sampleLoad)) };
 
     const stats = workload.snapshot();

@@ -126,10 +126,12 @@ export function loadDelta(before: ServerLoad, after: ServerLoad): ServerLoad {
  * flushes its statistics when it exits, just after leaving pg_stat_activity (and an idle one only about
  * once a second), so counters read earlier could miss the end of a phase.
  */
-export async function quiesce(cluster: LocalCluster): Promise<void> {
+export async function quiesce(cluster: LocalCluster, closeIdle: () => void = () => {}): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (const node of cluster.nodes) {
     for (;;) {
+      // pgsplit's pools keep the connections its clients gave back: closed here, as they come back.
+      closeIdle();
       const [row] = await node.query<{ n: string }>(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'nova' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
       );

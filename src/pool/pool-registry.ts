@@ -64,6 +64,11 @@ export class PoolRegistry {
     }
   }
 
+  /** Every pool's idle connections closed now (see ServerPool.closeIdle). */
+  closeIdle(): void {
+    for (const pool of this.pools.values()) pool.closeIdle();
+  }
+
   /** Shutdown: every pool closed. */
   close(why: PgsplitError = errors.shuttingDown()): void {
     for (const pool of this.pools.values()) pool.close(why);

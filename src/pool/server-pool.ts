@@ -286,6 +286,11 @@ export class ServerPool {
     return lease.server.conn;
   }
 
+  /** Closes every idle connection now (the leased ones stay); for a benchmark between its phases. */
+  closeIdle(): void {
+    for (const s of this.idle.splice(0)) this.dispose(s);
+  }
+
   /** The counters of SHOW POOLS. */
   stats(): PoolStats {
     const now = performance.now();
