@@ -62,6 +62,9 @@ function sharedSettings(pool: ServerPool, params: Record<string, string>, build:
   return found;
 }
 
+/** Borrows tried when pgsplit's settings statement finds the lent connection dead (see PooledSource.acquire). */
+const BORROW_ATTEMPTS = 3;
+
 /** A borrowed connection: the lease, and the pool it goes back to. */
 class PooledHold implements ServerHold {
   constructor(readonly pool: ServerPool, readonly lease: Lease) {}
@@ -148,32 +151,37 @@ export class PooledSource implements ServerSource {
   async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
     if (node.health === 'down') return this.direct.acquire(node, login, params);
     const pool = this.poolFor(node, login, params);
-    const lease = await pool.acquire(this.identity, signal);
-    const state = lease.state;
-    // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
-    if (this.mode === 'session') state.clientSession = true;
-    const wanted = this.wanted ??= sharedSettings(pool, params, () => this.clientSettings(params, state.startup));
-    const plan = state.settingsPlan(wanted);
-    if (plan.sql === null) return new PooledHold(pool, lease);
-    let failed: Record<string, string> | null;
-    try {
-      const result = await runInternalQuery(lease.conn, state, plan.sql, this.limits.connectTimeoutMs);
-      failed = result.error;
-    } catch (e) {
-      pool.releaseWithError(lease);
-      throw e;
+    for (let attempt = 1; ; attempt++) {
+      const lease = await pool.acquire(this.identity, signal);
+      const state = lease.state;
+      // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
+      if (this.mode === 'session') state.clientSession = true;
+      const wanted = this.wanted ??= sharedSettings(pool, params, () => this.clientSettings(params, state.startup));
+      const plan = state.settingsPlan(wanted);
+      if (plan.sql === null) return new PooledHold(pool, lease);
+      let failed: Record<string, string> | null;
+      try {
+        const result = await runInternalQuery(lease.conn, state, plan.sql, this.limits.connectTimeoutMs);
+        failed = result.error;
+      } catch (e) {
+        pool.releaseWithError(lease);
+        // The connection died under pgsplit's own statement, before anything of the client's ran on it (a
+        // server shutting down ends its idle sessions): another is borrowed, a new one if need be, whose
+        // failure to connect the caller handles (the next replica, or the client's error).
+        if (attempt < BORROW_ATTEMPTS) continue;
+        throw e;
+      }
+      if (failed !== null) {
+        void pool.release(lease);
+        // As a direct connection refuses a bad startup parameter: FATAL, with the server's own words.
+        const fields: Record<string, string> = { ...failed, S: 'FATAL', V: 'FATAL' };
+        const raw = errorResponse({ severity: 'FATAL', code: fields.C ?? SqlState.connectionException, message: fields.M ?? 'invalid startup parameter', detail: fields.D, hint: fields.H });
+        throw new ServerStartupError(fields, raw);
+      }
+      state.applied(plan);
+      return new PooledHold(pool, lease);
     }
-    if (failed !== null) {
-      void pool.release(lease);
-      // As a direct connection refuses a bad startup parameter: FATAL, with the server's own words.
-      const fields: Record<string, string> = { ...failed, S: 'FATAL', V: 'FATAL' };
-      const raw = errorResponse({ severity: 'FATAL', code: fields.C ?? SqlState.connectionException, message: fields.M ?? 'invalid startup parameter', detail: fields.D, hint: fields.H });
-      throw new ServerStartupError(fields, raw);
-    }
-    state.applied(plan);
-    return new PooledHold(pool, lease);
   }
-
   /**
    * The client's startup settings; in transaction mode with the server's defaults for every reported
    * parameter it did not set (`defaults`: what a pooled connection reported at its own startup), so that

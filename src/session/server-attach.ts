@@ -5,7 +5,7 @@
  * failed, or in pool.mode transaction as soon as it holds nothing of the client's (giveBackIdle).
  * Module-level functions taking the session: no object or closure per session.
  */
-import { SqlState, errors } from '../errors.js';
+import { PgsplitError, SqlState, errors } from '../errors.js';
 import { ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import type { ServerHold } from '../server/server-source.js';
@@ -41,9 +41,11 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
     try {
       return await connectReplica(session, node);
     } catch (e) {
-      // Refused, unreachable, or shutting down / starting up (57P03): try the next one.
-      const notNow = e instanceof ServerStartupError && e.fields.C === SqlState.cannotConnectNow;
-      if (!isUnreachable(e) && !notNow) throw e;
+      // Refused, unreachable, shutting down / starting up (57P03, or 57P01 while connecting), or a pooled
+      // connection lost under pgsplit's own settings statement (nothing of the client's ran): try the next one.
+      const notNow = e instanceof ServerStartupError && (e.fields.C === SqlState.cannotConnectNow || e.fields.C === SqlState.adminShutdown);
+      const lostBorrowing = e instanceof PgsplitError && e.code === 'SERVER_LOST';
+      if (!isUnreachable(e) && !notNow && !lostBorrowing) throw e;
       session.ctx.monitor.reportUnreachable(node, (e as Error).message);
       session.log.warn({ node: node.endpoint.name, err: (e as Error).message }, 'replica unreachable; trying the next one');
     }
