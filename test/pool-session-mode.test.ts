@@ -19,22 +19,37 @@ t.test('session mode: one backend serves clients in turn, each with its own star
   t.same((await a.query('SHOW search_path')).rows[0], { search_path: 'pg_catalog' }, 'options -c search_path applied');
   t.same((await a.query('SHOW extra_float_digits')).rows[0], { extra_float_digits: '2' }, 'options -c extra_float_digits applied');
   await a.query('SET work_mem = \'7MB\'');
-  await a.query('CREATE TEMP TABLE left_behind (x int)');
+  await a.query('SET search_path = public');
   await a.query('LISTEN pool_channel');
   await a.query('PREPARE left_stmt AS SELECT 1');
   await a.end();
 
-  // The next client waits for the one connection (pool.size 1) until the first one's is back and clean.
-  const b = await fx.client({ applicationName: 'second' });
+  // The next client, with the same startup parameters but its name, waits for the one connection
+  // (pool.size 1) until the first one's is back and clean.
+  const b = await fx.client({ applicationName: 'second', options: '-c search_path=pg_catalog -c extra_float_digits=2' });
   const pidB = Number((await b.query('SELECT pg_backend_pid() AS p')).rows[0].p);
   t.equal(pidB, pidA, 'the second client got the same backend: it was pooled, not closed');
   t.same((await b.query('SHOW application_name')).rows[0], { application_name: 'second' }, 'its own application_name');
-  t.not((await b.query('SHOW search_path')).rows[0].search_path, 'pg_catalog', 'the first client\'s search_path is gone');
+  t.same((await b.query('SHOW search_path')).rows[0], { search_path: 'pg_catalog' }, 'its startup search_path, not the first client\'s SET');
   t.not((await b.query('SHOW work_mem')).rows[0].work_mem, '7MB', 'the first client\'s SET is gone');
-  t.equal((await b.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'left_behind'")).rows[0].n, 0, 'its temporary table is gone');
   t.equal((await b.query('SELECT count(*)::int AS n FROM pg_listening_channels()')).rows[0].n, 0, 'its LISTEN is gone');
   t.equal((await b.query('SELECT count(*)::int AS n FROM pg_prepared_statements')).rows[0].n, 0, 'its prepared statement is gone');
+  // A backend where a temporary object was made keeps its temporary schema past DISCARD ALL: closed, not lent again.
+  await b.query('CREATE TEMP TABLE left_behind (x int)');
   await b.end();
+  const b2 = await fx.client({ applicationName: 'second', options: '-c search_path=pg_catalog -c extra_float_digits=2' });
+  const pidB2 = Number((await b2.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+  t.not(pidB2, pidA, 'after a temporary table, the next client of the same login got a new backend');
+  t.equal((await b2.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'left_behind'")).rows[0].n, 0, 'no temporary table there');
+  await b2.end();
+
+  // Other startup parameters: a connection logged in with them (the other login's closed to make way).
+  const c = await fx.client({ applicationName: 'third' });
+  const pidC = Number((await c.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+  t.not(pidC, pidB2, 'a client with other startup parameters got a connection logged in with its own');
+  t.not((await c.query('SHOW search_path')).rows[0].search_path, 'pg_catalog', 'no startup search_path of the others');
+  t.same((await c.query('SHOW extra_float_digits')).rows[0], { extra_float_digits: '1' }, 'the server default extra_float_digits');
+  await c.end();
 });
 
 t.test('session mode: 12 clients through pool.size 2 open at most 2 backends and all finish', async (t) => {

@@ -243,13 +243,23 @@ t.test('settings stay per client: SET and startup parameters follow the client a
   pids.add(a3.p).add(b3.p);
   t.same([a3.wm, b3.wm], [defaultWorkMem, '9MB'], "A's RESET undoes A's value only");
 
+  t.same([...pids], [a1.p], 'every statement of A and B (same startup parameters) ran on the one pooled backend (pool.size 1)');
+
+  // C's startup parameters differ: it borrows connections logged in with them (pool.size 1: the other
+  // login's connection is closed to make way), so that its RESET returns to its startup value.
   const c = await fx.client({ options: '-c search_path=pg_catalog' });
   const cs = await show(c);
   const ds = await show(a);
   const cs2 = await show(c);
-  pids.add(cs.p).add(ds.p).add(cs2.p);
   t.same([cs.sp, ds.sp, cs2.sp], ['pg_catalog', defaultPath, 'pg_catalog'], 'startup options -c search_path hold for that client only, interleaved');
-  t.same([...pids], [a1.p], 'every statement ran on the one pooled backend (pool.size 1)');
+  t.ok(cs.p !== ds.p && ds.p !== cs2.p, `C and A ran on connections of their own logins, one at a time (${cs.p}, ${ds.p}, ${cs2.p})`);
+  await c.query('SET search_path = public');
+  await c.query('RESET search_path');
+  t.equal((await show(c)).sp, 'pg_catalog', "C's RESET returns to its startup value, as on a direct connection");
+  await a.query('RESET ALL');
+  const a4 = await show(a);
+  // application_name is not part of a login (clients tagged by name share connections): RESET ALL returns it to the server's default.
+  t.same([a4.wm, a4.sp], [defaultWorkMem, defaultPath], "A's RESET ALL returns to its own startup values, not C's");
 });
 
 t.test('named prepared statements of the protocol work across borrowed connections', async (t) => {
@@ -353,7 +363,7 @@ t.test('pins keep the connection: LISTEN, a temporary table, SQL PREPARE; the ne
    * After the pinned client left: checks both of the pool's backends (one held by an open transaction so
    * that the other statement must take the other one) for what the pinned client could have left.
    */
-  const leftovers = async (t: Test, pinnedPid: number): Promise<void> => {
+  const leftovers = async (t: Test, pinnedPid: number, fate: 'pooled' | 'closed' = 'pooled'): Promise<void> => {
     const [x, y] = [await fx.client(), await fx.client()];
     const check = async (c: pg.Client): Promise<{ p: number; listening: number; prepared: number; temp: boolean }> =>
       (await c.query<{ p: number; listening: number; prepared: number; temp: boolean }>(`SELECT pg_backend_pid() AS p,
@@ -364,7 +374,12 @@ t.test('pins keep the connection: LISTEN, a temporary table, SQL PREPARE; the ne
     const auto = await check(y);
     await x.query('COMMIT');
     t.not(inTx.p, auto.p, 'the checks ran on both backends of the pool');
-    t.ok(inTx.p === pinnedPid || auto.p === pinnedPid, `the pinned backend ${pinnedPid} went back to the pool when its client left (${inTx.p}, ${auto.p})`);
+    if (fate === 'pooled') t.ok(inTx.p === pinnedPid || auto.p === pinnedPid, `the pinned backend ${pinnedPid} went back to the pool when its client left (${inTx.p}, ${auto.p})`);
+    else {
+      t.ok(inTx.p !== pinnedPid && auto.p !== pinnedPid, `the pinned backend ${pinnedPid} was not lent again (${inTx.p}, ${auto.p})`);
+      const alive = await fx.cluster.primary.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pinnedPid}`);
+      t.same(alive, [{ n: 0 }], `the pinned backend ${pinnedPid} was closed`);
+    }
     t.same([inTx, auto].map((r) => [r.listening, r.prepared, r.temp]), [[0, 0, false], [0, 0, false]], 'no LISTEN, prepared statement or temporary table left on either');
     await Promise.all([x.end(), y.end()]);
   };
@@ -401,7 +416,13 @@ t.test('pins keep the connection: LISTEN, a temporary table, SQL PREPARE; the ne
     t.same((await c.query('SELECT count(*)::int AS n FROM pinned_tmp')).rows, [{ n: 10 }], 'the temporary table is there with every row on later statements');
     t.ok(((await metric(fx, 'pgsplit_pool_pins_total', { reason: 'temp-table' })) ?? 0) > before, 'pgsplit_pool_pins_total{reason="temp-table"} counted it');
     await c.end();
-    await leftovers(t, cp);
+    // DISCARD ALL would leave the backend's temporary schema, which a fresh backend's client never sees
+    // (SET temp_buffers refused, PREPARE TRANSACTION let through): the backend is closed instead.
+    await leftovers(t, cp, 'closed');
+    const next = await fx.client();
+    await next.query('SET temp_buffers = 100');
+    t.same((await next.query('SHOW temp_buffers')).rows, [{ temp_buffers: '800kB' }], 'the next client sets temp_buffers as on a fresh backend');
+    await next.end();
   });
 
   t.test('SQL PREPARE', async (t) => {

@@ -11,6 +11,8 @@ export interface PooledServer {
   /** Pool-local number, for logs. */
   readonly id: number;
   readonly conn: ServerConnection;
+  /** LoginParams.key of the client parameters it logged in with ('' for the pool's login alone). */
+  readonly login: string;
   readonly state: ServerState;
   /** performance.now() when it was connected (pool.server_lifetime counts from here). */
   readonly createdAt: number;

@@ -80,8 +80,26 @@ export interface PoolServerRow {
 
 export type Connect = (target: ServerTarget, params: Record<string, string>, timeoutMs: number) => Promise<ServerConnection>;
 
+/**
+ * The startup parameters a connection logs in with beyond the pool's own (user, database): a client's
+ * settings (client_encoding, DateStyle, TimeZone, options -c ...). They are the connection's reset values,
+ * which RESET and DISCARD ALL return to, so a client gets connections logged in with its own: a RESET in
+ * the client's session then means what it means on a direct connection. `key` compares logins; clients of
+ * one application send the same parameters and share every connection.
+ */
+export interface LoginParams {
+  readonly key: string;
+  readonly params: Readonly<Record<string, string>>;
+  /** The settings these parameters set (options -c ones included): values a reset returns to. */
+  readonly settings: ReadonlyMap<string, string>;
+}
+
+/** The pool's login alone. */
+export const POOL_LOGIN: LoginParams = Object.freeze({ key: '', params: Object.freeze({}), settings: new Map<string, string>() });
+
 interface Waiter {
   identity: string;
+  login: LoginParams;
   since: number;
   resolve: (lease: Lease) => void;
   reject: (err: Error) => void;
@@ -121,6 +139,8 @@ export class ServerPool {
   /** Of `pending`, the released connections running their cleanup. */
   private cleaning = 0;
   private nextId = 1;
+  /** The login of the last acquire: what connections opened for pool.min_idle log in with. */
+  private lastLogin: LoginParams = POOL_LOGIN;
   private counters = { connects: 0, closes: 0, waitTimeouts: 0 };
   private closedWith: PgsplitError | null = null;
   private timer: NodeJS.Timeout;
@@ -187,17 +207,22 @@ export class ServerPool {
   }
 
   /**
-   * A connection for `identity` (client id and address, for logs): an idle one at once, else the next to
-   * come free or be opened, in arrival order. Rejects with POOL_WAIT_TIMEOUT past pool.max_client_wait,
+   * A connection for `identity` (client id and address, for logs) logged in with `login`: an idle one at
+   * once, else the next to come free or be opened, in arrival order. When the pool is full and only
+   * connections of other logins are idle, the oldest of them is closed to open one for this client (mixed
+   * clients cost reconnects, never a connection with the wrong reset values). Rejects with POOL_WAIT_TIMEOUT past pool.max_client_wait,
    * with the server's error when opening a connection for it fails, once the pool is closed, and with
    * `signal`'s reason when it aborts (the client went away while waiting: it leaves the queue).
    */
-  acquire(identity: string, signal?: AbortSignal): Promise<Lease> {
+  acquire(identity: string, signal?: AbortSignal, login: LoginParams = POOL_LOGIN): Promise<Lease> {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     const now = performance.now();
-    if (this.waiters.length === 0) {
-      const server = this.takeIdle(now);
+    this.lastLogin = login;
+    // Idle connections while clients wait are of logins none of them has (they would have been lent): an
+    // idle one of this client's login is its to take without jumping the queue.
+    if (this.waiters.length === 0 || this.idle.length > 0) {
+      const server = this.takeIdle(now, login.key);
       if (server !== undefined) return Promise.resolve(this.lease(server, identity, now, now));
     }
     return new Promise<Lease>((resolve, reject) => {
@@ -215,7 +240,7 @@ export class ServerPool {
       const onAbort = (): void => leave(abortReason(signal));
       signal?.addEventListener('abort', onAbort, { once: true });
       const waiter: Waiter = {
-        identity, since: now, resolve, reject,
+        identity, login, since: now, resolve, reject,
         done: () => {
           if (timer !== null) clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
@@ -227,10 +252,10 @@ export class ServerPool {
   }
 
   /** An idle connection at once, when one is idle and nobody waits; else null (acquire waits). */
-  tryAcquire(identity: string): Lease | null {
-    if (this.closedWith !== null || this.waiters.length > 0) return null;
+  tryAcquire(identity: string, login: LoginParams = POOL_LOGIN): Lease | null {
+    if (this.closedWith !== null || (this.waiters.length > 0 && this.idle.length === 0)) return null;
     const now = performance.now();
-    const server = this.takeIdle(now);
+    const server = this.takeIdle(now, login.key);
     return server === undefined ? null : this.lease(server, identity, now, now);
   }
 
@@ -345,22 +370,35 @@ export class ServerPool {
     this.grow();
   }
 
-  /** Opens connections while clients wait for more than are being opened, and up to min_idle. */
+  /**
+   * Opens connections while clients wait for more than are being opened (each with the login of the
+   * waiter it is for), and up to min_idle. A full pool with idle connections while clients wait has only
+   * connections of other logins idle (one of a waiter's own would have been lent): the oldest makes way.
+   */
   private grow(): void {
-    if (this.closedWith !== null) return;
-    while (this.total < this.settings.size && (this.pending < this.waiters.length || this.idle.length + this.pending < this.settings.minIdle)) {
-      this.open();
+    for (;;) {
+      if (this.closedWith !== null) return;
+      const forWaiter = this.waiters[this.pending];
+      if (forWaiter === undefined && this.idle.length + this.pending >= this.settings.minIdle) return;
+      if (this.total >= this.settings.size) {
+        const oldest = forWaiter === undefined ? undefined : this.idle.shift();
+        if (oldest === undefined) return;
+        this.closeConnection(oldest);
+      }
+      this.open(forWaiter?.login ?? this.lastLogin);
     }
   }
 
-  private open(): void {
+  private open(login: LoginParams): void {
     this.pending++;
-    this.connect(this.target, this.params, this.settings.connectTimeoutMs).then((conn) => {
+    const params = login.key === '' ? this.params : { ...this.params, ...login.params };
+    this.connect(this.target, params, this.settings.connectTimeoutMs).then((conn) => {
       this.pending--;
       this.counters.connects++;
       const now = performance.now();
       const server: PooledServer = {
-        id: this.nextId++, conn, state: new ServerState(conn.parameters, this.settings.preparedStatements), createdAt: now, idleSince: now,
+        id: this.nextId++, conn, login: login.key, createdAt: now, idleSince: now,
+        state: new ServerState(conn.parameters, this.settings.preparedStatements, login.settings),
       };
       // For its whole life: a socket error without a listener would end the process.
       conn.socket.on('error', () => undefined);
@@ -369,21 +407,29 @@ export class ServerPool {
       this.giveBack(server);
     }, (e: unknown) => {
       this.pending--;
-      // The client the connection was opened for learns why; the others keep waiting (the next release or
-      // attempt may succeed).
-      const w = this.waiters.shift();
+      // The client the connection was opened for (the first with its login) learns why; the others keep
+      // waiting (the next release or attempt may succeed).
+      const i = Math.max(0, this.waiters.findIndex((w) => w.login.key === login.key));
+      const w = this.waiters[i];
       if (w !== undefined) {
+        this.waiters.splice(i, 1);
         w.done();
         w.reject(e instanceof Error ? e : new Error(String(e)));
       }
     });
   }
 
-  /** A usable connection: to the longest waiter, or idle. */
+  /**
+   * A usable connection: to the longest waiter with its login, or idle. When clients of other logins
+   * wait, it is closed instead so that one can be opened for them.
+   */
   private giveBack(server: PooledServer): void {
-    const w = this.waiters.shift();
     const now = performance.now();
-    if (w !== undefined) {
+    if (this.waiters.length > 0) {
+      const i = this.waiters.findIndex((w) => w.login.key === server.login);
+      const w = this.waiters[i];
+      if (w === undefined) return this.dispose(server);
+      this.waiters.splice(i, 1);
       w.done();
       w.resolve(this.lease(server, w.identity, w.since, now));
       return;
@@ -399,10 +445,17 @@ export class ServerPool {
     this.idle.push(server);
   }
 
-  private takeIdle(now: number): PooledServer | undefined {
-    for (let s = this.idle.pop(); s !== undefined; s = this.idle.pop()) {
-      if (!this.expired(s, now) && s.conn.state === 'ready') return s;
-      this.dispose(s);
+  /** The newest idle connection logged in with `login` (the last one, most often); spent ones met are closed. */
+  private takeIdle(now: number, login: string): PooledServer | undefined {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const s = this.idle[i] as PooledServer;
+      if (this.expired(s, now) || s.conn.state !== 'ready') {
+        this.idle.splice(i, 1);
+        this.dispose(s);
+      } else if (s.login === login) {
+        this.idle.splice(i, 1);
+        return s;
+      }
     }
     return undefined;
   }
@@ -442,12 +495,16 @@ export class ServerPool {
    * another if clients wait.
    */
   private dispose(server: PooledServer, abort = false): void {
+    this.closeConnection(server, abort);
+    this.grow();
+  }
+
+  private closeConnection(server: PooledServer, abort = false): void {
     server.conn.onData = () => {};
     if (server.conn.state !== 'closed') {
       if (abort) server.conn.abort();
       else server.conn.close();
       this.counters.closes++;
     }
-    this.grow();
   }
 }

@@ -4,9 +4,11 @@
  * the client's whole session; pool.mode transaction for one transaction (or one statement outside a
  * transaction), the session giving it back at the ReadyForQuery that ends it unless something pins it.
  *
- * A pooled connection starts with the pool's login only (user, database); the client's settings are
- * applied on borrow with one set_config statement (ServerState.settingsPlan) holding only what differs
- * from what the connection holds. In session mode those are the client's startup parameters, and on
+ * A client borrows only connections logged in with its own startup parameters (LoginParams: all but
+ * user, database and application_name), so that RESET, RESET ALL and DISCARD ALL return to the client's
+ * startup values as on a direct connection; clients of one application send the same ones and share
+ * every connection. Other settings are applied on borrow with one set_config statement
+ * (ServerState.settingsPlan) holding only what differs from what the connection holds. In session mode those are the client's startup parameters, and on
  * return DISCARD ALL undoes everything the unwatched session may have left. In transaction mode they are
  * every parameter the client was told at startup (the server's defaults it saw, with its own startup
  * parameters), so that a value another borrower's startup set never shows; what the client leaves
@@ -17,7 +19,7 @@ import { errorResponse } from '../codec/backend-messages.js';
 import { SqlState } from '../errors.js';
 import type { Lease } from '../pool/lease.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
-import type { ServerPool } from '../pool/server-pool.js';
+import { POOL_LOGIN, type LoginParams, type ServerPool } from '../pool/server-pool.js';
 import { ServerStartupError, type ServerConnection } from './server-connection.js';
 import { loginTarget, type SessionLogin } from './server-login.js';
 import type { NodeEntry } from './server-nodes.js';
@@ -62,6 +64,29 @@ function sharedSettings(pool: ServerPool, params: Record<string, string>, build:
   return found;
 }
 
+/**
+ * Startup parameters a pooled connection does not log in with: the pool key's, and application_name, which
+ * is set per borrow like any SET (tagging by application name must not split the pool's connections).
+ */
+const NOT_LOGIN = new Set(['user', 'database', 'replication', 'application_name']);
+
+/** Clients with the same startup parameters share one LoginParams (bounded; the oldest entry goes first). */
+const SHARED_LOGINS = new Map<string, LoginParams>();
+
+function loginParams(params: Record<string, string>): LoginParams {
+  const own: Record<string, string> = {};
+  for (const name of Object.keys(params).sort()) if (!NOT_LOGIN.has(name)) own[name] = params[name] as string;
+  const key = JSON.stringify(own);
+  if (key === '{}') return POOL_LOGIN;
+  let found = SHARED_LOGINS.get(key);
+  if (found === undefined) {
+    found = Object.freeze({ key, params: Object.freeze(own), settings: startupSettings(own) });
+    if (SHARED_LOGINS.size >= SHARED_SETTINGS_MAX) SHARED_LOGINS.delete(SHARED_LOGINS.keys().next().value as string);
+    SHARED_LOGINS.set(key, found);
+  }
+  return found;
+}
+
 /** Borrows tried when pgsplit's settings statement finds the lent connection dead (see PooledSource.acquire). */
 const BORROW_ATTEMPTS = 3;
 
@@ -97,6 +122,9 @@ export class PooledSource implements ServerSource {
    * the first borrow from the startup parameters asked with.
    */
   private wanted: ReadonlyMap<string, string> | null = null;
+
+  /** What the connections this client borrows log in with, from its startup parameters at the first borrow. */
+  private login: LoginParams = POOL_LOGIN;
 
   /**
    * For a server the monitor finds down: a connection of the session's own, opened within monitor.timeout
@@ -137,7 +165,7 @@ export class PooledSource implements ServerSource {
     // Down: a connection of its own (acquire). Not borrowed yet: the client's settings are not worked out.
     if (node.health === 'down' || this.wanted === null) return null;
     const pool = this.poolFor(node, login, params);
-    const lease = pool.tryAcquire(this.identity);
+    const lease = pool.tryAcquire(this.identity, this.login);
     if (lease === null) return null;
     if (lease.state.settingsPlan(this.wanted).sql !== null) {
       // It needs the client's settings first: a round trip, which acquire makes.
@@ -151,8 +179,9 @@ export class PooledSource implements ServerSource {
   async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
     if (node.health === 'down') return this.direct.acquire(node, login, params);
     const pool = this.poolFor(node, login, params);
+    if (this.wanted === null) this.login = loginParams(params);
     for (let attempt = 1; ; attempt++) {
-      const lease = await pool.acquire(this.identity, signal);
+      const lease = await pool.acquire(this.identity, signal, this.login);
       const state = lease.state;
       // Session mode: whatever happens from here, the connection is DISCARDed (or closed) before anyone else has it.
       if (this.mode === 'session') state.clientSession = true;

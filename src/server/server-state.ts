@@ -9,9 +9,10 @@
  * this class only records and decides. The cleanup follows what PgBouncer's server_reset_query and
  * PgDog's cleanup do, with the least destructive statement that undoes what was done: RESET ALL keeps
  * pgsplit's prepared statements (a pooled connection's most valuable state), DEALLOCATE ALL keeps
- * settings alone, DISCARD ALL undoes everything a session can hold (LISTEN, temporary tables, advisory
- * locks, cursors WITH HOLD, SET ROLE / SESSION AUTHORIZATION), and a connection left inside a
- * transaction, or whose protocol state is unknown, is closed (PgBouncer closes such an unclean server too).
+ * settings alone, DISCARD ALL undoes what else a session can hold (LISTEN, advisory locks, cursors WITH
+ * HOLD, SET ROLE / SESSION AUTHORIZATION), and a connection left inside a transaction, whose protocol
+ * state is unknown (PgBouncer closes such an unclean server too), or where a temporary object was made
+ * (its backend keeps the temporary schema, which a fresh backend's next client would not see), is closed.
  */
 import { Backend } from '../codec/message-types.js';
 import { readParameterStatus } from '../codec/message-fields.js';
@@ -104,13 +105,27 @@ export class ServerState {
   unusable: string | null = null;
 
   /**
-   * `parameters`: what the server reported at startup (ServerConnection.parameters);
-   * `preparedCapacity`: pool.prepared_statements.
+   * Settings the connection logged in with (client startup parameters, LoginParams.settings): the values
+   * RESET ALL and DISCARD ALL return to, so they stay known through a cleanup.
    */
-  constructor(parameters: ReadonlyMap<string, string>, preparedCapacity: number) {
+  private readonly login: ReadonlyMap<string, string>;
+
+  /**
+   * `parameters`: what the server reported at startup (ServerConnection.parameters);
+   * `preparedCapacity`: pool.prepared_statements; `login`: the settings it logged in with.
+   */
+  constructor(parameters: ReadonlyMap<string, string>, preparedCapacity: number, login: ReadonlyMap<string, string> = new Map()) {
     this.prepared = new PreparedCache(preparedCapacity);
     this.startup = new Map(parameters);
+    this.login = login;
     for (const [name, value] of parameters) this.noteParameterStatus(name, value);
+    this.setLoginValues();
+  }
+
+  /** The login's settings the server does not report, as known values (reported ones come with ParameterStatus). */
+  private setLoginValues(): void {
+    for (const [name, value] of this.login) if (!this.reported.has(key(name))) this.values.set(key(name), { name, value });
+    this.valuesVersion++;
   }
 
   /** A ParameterStatus from the server: its value now, whatever ran. */
@@ -172,13 +187,15 @@ export class ServerState {
     if (this.transactionStatus !== 'I') {
       return { kind: 'close', sql: null, reason: this.transactionStatus === 'T' ? 'left inside a transaction' : 'left inside a failed transaction' };
     }
+    // DISCARD ALL drops the objects but not the backend's temporary schema, and a backend that has one
+    // refuses a later client's SET temp_buffers and passes a PREPARE TRANSACTION a fresh one refuses.
+    if (this.tempObjects) return { kind: 'close', sql: null, reason: 'a temporary object was created (its backend keeps a temporary schema)' };
     // The common return in transaction mode: nothing left; known without building the lists below.
     if (!this.identityChanged && !this.listening && !this.tempObjects && !this.advisoryLocks && !this.heldCursors && !this.clientSession &&
       !this.clientPrepared && !this.settingsChanged) return CLEAN;
     const beyondReset = [
       this.identityChanged && 'SET ROLE or SESSION AUTHORIZATION ran',
       this.listening && 'LISTEN ran',
-      this.tempObjects && 'a temporary object was created',
       this.advisoryLocks && 'an advisory lock was taken',
       this.heldCursors && 'a cursor WITH HOLD was declared',
       this.clientSession && 'a client session used it',
@@ -200,7 +217,7 @@ export class ServerState {
     if (kind === 'reset-all' || kind === 'discard-all') {
       this.settingsChanged = false;
       for (const k of [...this.values.keys()]) if (!this.reported.has(k)) this.values.delete(k);
-      this.valuesVersion++;
+      this.setLoginValues();
     }
     if (kind === 'deallocate-all' || kind === 'discard-all') {
       this.clientPrepared = false;
