@@ -48,7 +48,6 @@ t.test('settings and a client prepared statement together: DISCARD ALL', async (
 for (const [flag, reason] of [
   ['identityChanged', 'SET ROLE or SESSION AUTHORIZATION ran'],
   ['listening', 'LISTEN ran'],
-  ['tempObjects', 'a temporary object was created'],
   ['advisoryLocks', 'an advisory lock was taken'],
   ['heldCursors', 'a cursor WITH HOLD was declared'],
 ] as const) {
@@ -64,6 +63,14 @@ for (const [flag, reason] of [
     t.equal(s.prepared.size, 0);
   });
 }
+
+t.test('a temporary object: closed (DISCARD ALL would leave the backend its temporary schema)', async (t) => {
+  const s = fresh();
+  s.settingsChanged = true;
+  s.listening = true;
+  s.tempObjects = true;
+  t.same(s.cleanupPlan(), { kind: 'close', sql: null, reason: 'a temporary object was created (its backend keeps a temporary schema)' });
+});
 
 t.test('left inside a transaction (or a failed one), or out of step: closed, whatever else', async (t) => {
   for (const status of ['T', 'E'] as const) {

@@ -139,7 +139,7 @@ export class ServerPool {
   /** Of `pending`, the released connections running their cleanup. */
   private cleaning = 0;
   private nextId = 1;
-  /** The login of the last acquire: what connections opened for pool.min_idle log in with. */
+  /** The login of the last connection opened: what connections opened for pool.min_idle log in with. */
   private lastLogin: LoginParams = POOL_LOGIN;
   private counters = { connects: 0, closes: 0, waitTimeouts: 0 };
   private closedWith: PgsplitError | null = null;
@@ -218,7 +218,6 @@ export class ServerPool {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     const now = performance.now();
-    this.lastLogin = login;
     // Idle connections while clients wait are of logins none of them has (they would have been lent): an
     // idle one of this client's login is its to take without jumping the queue.
     if (this.waiters.length === 0 || this.idle.length > 0) {
@@ -385,16 +384,18 @@ export class ServerPool {
         if (oldest === undefined) return;
         this.closeConnection(oldest);
       }
-      this.open(forWaiter?.login ?? this.lastLogin);
+      this.open(forWaiter?.login ?? this.lastLogin, forWaiter);
     }
   }
 
-  private open(login: LoginParams): void {
+  /** Opens a connection logging in with `login`, for `waiter` (or for min_idle). */
+  private open(login: LoginParams, waiter: Waiter | undefined): void {
     this.pending++;
     const params = login.key === '' ? this.params : { ...this.params, ...login.params };
     this.connect(this.target, params, this.settings.connectTimeoutMs).then((conn) => {
       this.pending--;
       this.counters.connects++;
+      this.lastLogin = login;
       const now = performance.now();
       const server: PooledServer = {
         id: this.nextId++, conn, login: login.key, createdAt: now, idleSince: now,
@@ -407,14 +408,19 @@ export class ServerPool {
       this.giveBack(server);
     }, (e: unknown) => {
       this.pending--;
-      // The client the connection was opened for (the first with its login) learns why; the others keep
-      // waiting (the next release or attempt may succeed).
-      const i = Math.max(0, this.waiters.findIndex((w) => w.login.key === login.key));
-      const w = this.waiters[i];
+      // The client the connection was opened for learns why, or, when it has left, the next with its login:
+      // the failure may be the login's own (a startup parameter the server refuses), never another
+      // login's business. The others keep waiting (the next release or attempt may succeed).
+      let i = waiter === undefined ? -1 : this.waiters.indexOf(waiter);
+      if (i < 0 && waiter !== undefined) i = this.waiters.findIndex((w) => w.login.key === login.key);
+      const w = i < 0 ? undefined : this.waiters[i];
       if (w !== undefined) {
         this.waiters.splice(i, 1);
         w.done();
         w.reject(e instanceof Error ? e : new Error(String(e)));
+      } else if (waiter !== undefined) {
+        // Its client left: the clients still waiting need the place it took.
+        this.grow();
       }
     });
   }
