@@ -401,7 +401,12 @@ export class LocalNode {
     signal(postmaster, 'SIGSTOP');
     const deadline = Date.now() + 2_000;
     while (procStat(postmaster)?.state !== 'T' && Date.now() < deadline) await sleep(5);
-    for (const pid of descendantsOf(postmaster)) signal(pid, 'SIGSTOP');
+    const children = descendantsOf(postmaster);
+    for (const pid of children) signal(pid, 'SIGSTOP');
+    // A signal is taken when the process next runs: until then it may still be running ('R'). Frozen
+    // means every process stopped (or dead, a zombie the stopped postmaster has not reaped).
+    const settled = (pid: number): boolean => ['T', 'Z', undefined].includes(procStat(pid)?.state);
+    while (!children.every(settled) && Date.now() < deadline + 2_000) await sleep(5);
     this.#frozen = true;
   }
 
