@@ -8,6 +8,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { routeCounter, startProxy } from './fixtures/proxy-fixture.js';
+import { RawPgClient, dataRow, errorFields, fe } from './fixtures/raw-pg-client.js';
 
 t.setTimeout(240_000);
 
@@ -263,4 +264,30 @@ t.test('BEGIN READ WRITE (psycopg and SQLAlchemy after a read-only unit of work)
   const e = await c.query({ text: 'BEGIN READ WRITE', name: 'brw' }).then(() => null, (err: { code?: string }) => err.code ?? 'error');
   t.equal(e, null, 'an extended-protocol BEGIN READ WRITE succeeds (it opens on the primary)');
   await c.query('ROLLBACK');
+});
+
+t.test('pipelined: a write behind the ROLLBACK TO SAVEPOINT that repairs a failed replica transaction moves it to the primary', async (t) => {
+  // The statements after the error are sent before its answer comes: the failed status ('E') the
+  // replica reports for SELECT 1/0 is over once ROLLBACK TO SAVEPOINT runs, so the INSERT behind it must
+  // still move the transaction (it ran on the replica and failed with 25006 when it followed the 'E').
+  const fx = await startProxy(t, { replicas: 1, config: { routing: { max_lag: '5s' } } });
+  await fx.cluster.primary.query('CREATE TABLE piped (k text)');
+  await fx.cluster.waitForReplication();
+  const c = await RawPgClient.connect({ port: fx.port, options: TAGGED });
+  const outcomes: string[] = [];
+  for (let round = 0; round < 40; round++) {
+    c.send(fe.query('BEGIN'), fe.query('SELECT pg_is_in_recovery()::text'), fe.query('SAVEPOINT s'), fe.query('SELECT 1/0'),
+      fe.query('ROLLBACK TO SAVEPOINT s'), fe.query(`INSERT INTO piped VALUES ('r${round}')`), fe.query('SELECT pg_is_in_recovery()::text'),
+      fe.query('COMMIT'));
+    const msgs = await c.untilReady(8);
+    const errors = msgs.filter((m) => m.type === 'E').map((m) => errorFields(m.payload).C ?? '?');
+    const standby = msgs.filter((m) => m.type === 'D').map((m) => dataRow(m.payload)[0]);
+    const tags = msgs.filter((m) => m.type === 'C').map((m) => m.payload.toString('utf8', 0, m.payload.length - 1));
+    outcomes.push(`errors ${errors.join(',')}; standby ${standby.join(',')}; ${tags.join(',')}`);
+  }
+  t.same(outcomes, Array.from({ length: 40 }, () => 'errors 22012; standby true,false; BEGIN,SELECT 1,SAVEPOINT,ROLLBACK,INSERT 0 1,SELECT 1,COMMIT'),
+    'only the division by zero failed; the first read ran on the replica, the read after the write on the primary');
+  const rows = await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM piped');
+  t.same(rows, [{ n: 40 }], 'every round\'s row is on the primary, once');
+  c.close();
 });
