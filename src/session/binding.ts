@@ -57,6 +57,21 @@ export class Binding {
     return this.links.values();
   }
 
+  /**
+   * Where the next unit runs depends on answers still to come (`txStatus`: the session's): a COMMIT or
+   * ROLLBACK in flight, or a failed ('E') transaction on a replica whose statements in flight may repair it
+   * (ROLLBACK TO SAVEPOINT): a write chosen on the 'E' would follow the replica instead of moving the
+   * transaction, and fail there (25006).
+   */
+  placeAwaitsAnswers(txStatus: 'I' | 'T' | 'E'): boolean {
+    const tx = this.tx;
+    if (txStatus === 'E' && tx !== null && tx.node.role === 'replica' && tx.tracker.busy && this.openBatch === null) return true;
+    for (const l of this.links.values()) {
+      for (const e of l.tracker.queue) if (e.endsTx) return true;
+    }
+    return false;
+  }
+
   /** No link is attached. */
   get empty(): boolean {
     return this.links.size === 0;

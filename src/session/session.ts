@@ -396,20 +396,6 @@ export class Session implements RelaySession, ChooserState {
   // Dispatch: units to servers, in order
   // ---------------------------------------------------------------------------------------------------
 
-  /**
-   * Where the next unit runs depends on answers still to come: a COMMIT or ROLLBACK in flight, or a failed
-   * ('E') transaction on a replica whose statements in flight may repair it (ROLLBACK TO SAVEPOINT): a write
-   * chosen on the 'E' would follow the replica instead of moving the transaction, and fail there (25006).
-   */
-  private placeAwaitsAnswers(): boolean {
-    const txLink = this.binding.tx;
-    if (this.txStatus === 'E' && txLink !== null && txLink.node.role === 'replica' && txLink.tracker.busy && this.binding.openBatch === null) return true;
-    for (const l of this.binding.attached()) {
-      for (const e of l.tracker.queue) if (e.endsTx) return true;
-    }
-    return false;
-  }
-
   /** @internal */
   anyBusy(except?: ServerLink): boolean {
     for (const l of this.binding.attached()) if (l !== except && l.tracker.busy) return true;
@@ -492,7 +478,7 @@ export class Session implements RelaySession, ChooserState {
         continue;
       }
       // Behind a COMMIT/ROLLBACK still in flight, where the next unit runs depends on its outcome.
-      if (this.placeAwaitsAnswers()) return;
+      if (this.binding.placeAwaitsAnswers(this.txStatus)) return;
       if (u.kind === 'simple' && this.ctx.transactions === 'replica-until-write' && this.binding.openBatch === null) {
         const tag = deferredTag(this, u);
         if (tag !== null) {
