@@ -110,8 +110,19 @@ interface Waiter {
 /** How often idle timeouts, lifetimes and min_idle are looked after, at most. */
 const MAINTENANCE_MS = 1000;
 
+/**
+ * What ends a client's wait for a connection (it went away): the part of an AbortSignal acquire uses, so
+ * that one serves, or something lighter (the session's SessionClosing).
+ */
+export interface WaitSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** Why an aborted acquire failed: the signal's reason when it is an Error. */
-function abortReason(signal: AbortSignal | undefined): Error {
+function abortReason(signal: WaitSignal | undefined): Error {
   const r: unknown = signal?.reason;
   return r instanceof Error ? r : new Error('the client stopped waiting for a server connection');
 }
@@ -214,7 +225,7 @@ export class ServerPool {
    * with the server's error when opening a connection for it fails, once the pool is closed, and with
    * `signal`'s reason when it aborts (the client went away while waiting: it leaves the queue).
    */
-  acquire(identity: string, signal?: AbortSignal, login: LoginParams = POOL_LOGIN): Promise<Lease> {
+  acquire(identity: string, signal?: WaitSignal, login: LoginParams = POOL_LOGIN): Promise<Lease> {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     const now = performance.now();
@@ -435,7 +446,9 @@ export class ServerPool {
       const i = this.waiters.findIndex((w) => w.login.key === server.login);
       const w = this.waiters[i];
       if (w === undefined) return this.dispose(server);
-      this.waiters.splice(i, 1);
+      // The front of the queue most often: shift is O(1) in V8, splice moves every other waiter.
+      if (i === 0) this.waiters.shift();
+      else this.waiters.splice(i, 1);
       w.done();
       w.resolve(this.lease(server, w.identity, w.since, now));
       return;

@@ -19,7 +19,7 @@ import { errorResponse } from '../codec/backend-messages.js';
 import { SqlState } from '../errors.js';
 import type { Lease } from '../pool/lease.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
-import { POOL_LOGIN, type LoginParams, type ServerPool } from '../pool/server-pool.js';
+import { POOL_LOGIN, type LoginParams, type ServerPool, type WaitSignal } from '../pool/server-pool.js';
 import { ServerStartupError, type ServerConnection } from './server-connection.js';
 import { loginTarget, type SessionLogin } from './server-login.js';
 import type { NodeEntry } from './server-nodes.js';
@@ -176,7 +176,7 @@ export class PooledSource implements ServerSource {
     return new PooledHold(pool, lease);
   }
 
-  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold> {
+  async acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: WaitSignal): Promise<ServerHold> {
     if (node.health === 'down') return this.direct.acquire(node, login, params);
     const pool = this.poolFor(node, login, params);
     if (this.wanted === null) this.login = loginParams(params);

@@ -5,6 +5,7 @@
  */
 import type { PinReason } from '../router/statement-info.js';
 import { ServerConnection } from './server-connection.js';
+import type { WaitSignal } from '../pool/server-pool.js';
 import type { NodeEntry } from './server-nodes.js';
 import { loginTarget, type SessionLogin } from './server-login.js';
 
@@ -52,7 +53,7 @@ export interface ServerSource {
    * parameters the server is to start with (pgsplit's own options already taken out). `signal` aborts a
    * wait for a pooled connection (the client went away).
    */
-  acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: AbortSignal): Promise<ServerHold>;
+  acquire(node: NodeEntry, login: SessionLogin, params: Record<string, string>, signal?: WaitSignal): Promise<ServerHold>;
   /**
    * A connection to `node` now, or null when one must be waited for or prepared (acquire): the fast path
    * of a pool that has an idle connection already holding the client's settings. Optional.

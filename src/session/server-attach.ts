@@ -89,15 +89,10 @@ async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
   let hold: ServerHold;
   // Counted as in use while connecting, so that a reload removing the node waits for this link too.
   session.connectingTo = node;
-  const wait = session.waitAbort ??= new AbortController();
-  // A session already closed waits for nothing (its wait starts aborted).
-  if (session.state === 'closed') wait.abort(errors.shuttingDown());
-  session.waits++;
   try {
-    hold = await session.source.acquire(node, session.login, session.serverParams, wait.signal);
+    hold = await session.source.acquire(node, session.login, session.serverParams, session.closing);
   } finally {
     session.connectingTo = null;
-    if (--session.waits === 0) session.waitAbort = null;
   }
   if (session.state === 'closed') {
     session.source.release(hold, 'clean');

@@ -21,6 +21,7 @@ import { ResponseRelay, type RelaySession } from './response-relay.js';
 import { unit, type Unit } from './unit.js';
 import { Consistency } from './consistency.js';
 import { Binding } from './binding.js';
+import { SessionClosing } from './session-closing.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
 import { TargetChooser, type ChooserState } from './target-chooser.js';
@@ -69,14 +70,8 @@ export class Session implements RelaySession, ChooserState {
   readonly login: SessionLogin;
   /** Where the session's server connections come from and go back to (server-source.ts). @internal */
   readonly source: ServerSource;
-  /**
-   * Aborted when the session closes: a wait for a pooled connection ends (its place in the queue goes).
-   * Made for a wait and dropped after it (see connect in server-attach.ts): an AbortSignal costs ~0.8 KiB,
-   * which every idle session would keep. @internal
-   */
-  waitAbort: AbortController | null = null;
-  /** Waits for a connection under way (a tagged session may wait for a replica's and the primary's). @internal */
-  waits = 0;
+  /** Aborted when the session closes: a wait for a pooled connection ends (its place in the queue goes). @internal */
+  readonly closing = new SessionClosing();
   /** The server connections the session holds, and why (transaction, open batch, COPY, last, replica). @internal */
   readonly binding = new Binding();
   /** The bytes that go to servers, and the client's statement registry (prepared again where missing). @internal */
@@ -368,7 +363,7 @@ export class Session implements RelaySession, ChooserState {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.waitAbort?.abort(errors.shuttingDown());
+    this.closing.abort(errors.shuttingDown());
     for (const l of this.binding.attached()) detach(this, l);
     this.binding.forgetReplica();
     if (!this.client.destroyed) this.client.destroy();
