@@ -13,13 +13,12 @@
  * A server that sends anything to an idle connection (a FATAL at shutdown, idle_session_timeout) has
  * its connection closed.
  *
- * How a session is meant to use it (not wired yet): acquire before a transaction's (transaction mode) or
- * the session's (session mode) first statement; run ServerState.settingsPlan for the client's settings;
- * feed every server message through lease.state.observe; rename Parse/Bind/Describe/Close with its
- * StatementSync against lease.state.prepared; set the state's dirty flags from the classifier (SET,
- * LISTEN, temporary tables, advisory locks, SQL PREPARE); release at the ReadyForQuery 'I' that ends the
- * transaction (or at the session's end), releaseWithError when the connection failed or the client left
- * mid-statement.
+ * How sessions use it (through PooledSource): acquire with the client's login before a transaction's
+ * (transaction mode) or the session's (session mode) first statement; run ServerState.settingsPlan for
+ * the client's settings; feed every server message through lease.state.observe; set the state's dirty
+ * flags from the classifier (SET, LISTEN, temporary tables, advisory locks, SQL PREPARE); release at the
+ * ReadyForQuery 'I' that ends the transaction (or at the session's end), releaseWithError when the
+ * connection failed or the client left mid-statement.
  */
 import type { PgsplitConfig } from '../config/config.js';
 import { errors, PgsplitError } from '../errors.js';

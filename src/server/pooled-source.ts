@@ -46,22 +46,28 @@ export function startupSettings(params: Record<string, string>): Map<string, str
   return out;
 }
 
-/**
- * Clients of one pool with the same startup parameters want the same settings: one map serves them all
- * (a map per idle client would be most of what it costs). Bounded; the oldest entry goes first.
- */
-const SHARED_SETTINGS = new Map<string, Map<string, string>>();
-const SHARED_SETTINGS_MAX = 512;
+/** Entries kept in each of the shared caches below; the oldest entry goes first. */
+const SHARED_MAX = 512;
 
-function sharedSettings(pool: ServerPool, params: Record<string, string>, build: () => Map<string, string>): Map<string, string> {
-  const key = `${pool.name}\0${JSON.stringify(params)}`;
-  let found = SHARED_SETTINGS.get(key);
+/** `cache`'s value for `key`, built on first use: what clients with the same startup parameters share. */
+function shared<V>(cache: Map<string, V>, key: string, build: () => V): V {
+  let found = cache.get(key);
   if (found === undefined) {
     found = build();
-    if (SHARED_SETTINGS.size >= SHARED_SETTINGS_MAX) SHARED_SETTINGS.delete(SHARED_SETTINGS.keys().next().value as string);
-    SHARED_SETTINGS.set(key, found);
+    if (cache.size >= SHARED_MAX) cache.delete(cache.keys().next().value as string);
+    cache.set(key, found);
   }
   return found;
+}
+
+/**
+ * Clients of one pool with the same startup parameters want the same settings: one map serves them all
+ * (a map per idle client would be most of what it costs).
+ */
+const SHARED_SETTINGS = new Map<string, Map<string, string>>();
+
+function sharedSettings(pool: ServerPool, params: Record<string, string>, build: () => Map<string, string>): Map<string, string> {
+  return shared(SHARED_SETTINGS, `${pool.name}\0${JSON.stringify(params)}`, build);
 }
 
 /**
@@ -70,7 +76,7 @@ function sharedSettings(pool: ServerPool, params: Record<string, string>, build:
  */
 const NOT_LOGIN = new Set(['user', 'database', 'replication', 'application_name']);
 
-/** Clients with the same startup parameters share one LoginParams (bounded; the oldest entry goes first). */
+/** Clients with the same startup parameters share one LoginParams. */
 const SHARED_LOGINS = new Map<string, LoginParams>();
 
 function loginParams(params: Record<string, string>): LoginParams {
@@ -78,13 +84,7 @@ function loginParams(params: Record<string, string>): LoginParams {
   for (const name of Object.keys(params).sort()) if (!NOT_LOGIN.has(name)) own[name] = params[name] as string;
   const key = JSON.stringify(own);
   if (key === '{}') return POOL_LOGIN;
-  let found = SHARED_LOGINS.get(key);
-  if (found === undefined) {
-    found = Object.freeze({ key, params: Object.freeze(own), settings: startupSettings(own) });
-    if (SHARED_LOGINS.size >= SHARED_SETTINGS_MAX) SHARED_LOGINS.delete(SHARED_LOGINS.keys().next().value as string);
-    SHARED_LOGINS.set(key, found);
-  }
-  return found;
+  return shared(SHARED_LOGINS, key, () => Object.freeze({ key, params: Object.freeze(own), settings: startupSettings(own) }));
 }
 
 /** Borrows tried when pgsplit's settings statement finds the lent connection dead (see PooledSource.acquire). */

@@ -191,7 +191,7 @@ export class ServerState {
     // refuses a later client's SET temp_buffers and passes a PREPARE TRANSACTION a fresh one refuses.
     if (this.tempObjects) return { kind: 'close', sql: null, reason: 'a temporary object was created (its backend keeps a temporary schema)' };
     // The common return in transaction mode: nothing left; known without building the lists below.
-    if (!this.identityChanged && !this.listening && !this.tempObjects && !this.advisoryLocks && !this.heldCursors && !this.clientSession &&
+    if (!this.identityChanged && !this.listening && !this.advisoryLocks && !this.heldCursors && !this.clientSession &&
       !this.clientPrepared && !this.settingsChanged) return CLEAN;
     const beyondReset = [
       this.identityChanged && 'SET ROLE or SESSION AUTHORIZATION ran',
