@@ -377,7 +377,13 @@ t.test('pins keep the connection: LISTEN, a temporary table, SQL PREPARE; the ne
     if (fate === 'pooled') t.ok(inTx.p === pinnedPid || auto.p === pinnedPid, `the pinned backend ${pinnedPid} went back to the pool when its client left (${inTx.p}, ${auto.p})`);
     else {
       t.ok(inTx.p !== pinnedPid && auto.p !== pinnedPid, `the pinned backend ${pinnedPid} was not lent again (${inTx.p}, ${auto.p})`);
-      const alive = await fx.cluster.primary.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pinnedPid}`);
+      // Closing sends Terminate; the backend leaves pg_stat_activity a moment later.
+      let alive: Array<{ n: number }> = [];
+      for (let i = 0; i < 100; i++) {
+        alive = await fx.cluster.primary.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pinnedPid}`);
+        if (alive[0]?.n === 0) break;
+        await sleep(50);
+      }
       t.same(alive, [{ n: 0 }], `the pinned backend ${pinnedPid} was closed`);
     }
     t.same([inTx, auto].map((r) => [r.listening, r.prepared, r.temp]), [[0, 0, false], [0, 0, false]], 'no LISTEN, prepared statement or temporary table left on either');
