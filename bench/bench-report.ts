@@ -76,10 +76,14 @@ export function reportMarkdown(r: BenchReport, charts: readonly string[]): strin
   L.push('');
   if (r.idle.pgsplit.length > 0) {
     L.push('## Memory with idle clients (resident set of the proxy process)', '');
-    L.push('| proxy | idle clients | RSS before | RSS with clients | per client |', '|---|---:|---:|---:|---:|');
+    L.push('| proxy | idle clients | kind | RSS before (settled) | RSS at once | RSS settled | per client settled |', '|---|---:|---|---:|---:|---:|---:|');
     for (const [name, rows] of [['pgsplit', r.idle.pgsplit], ['pgbouncer', r.idle.pgbouncer]] as const) {
-      for (const m of rows) L.push(`| ${name} | ${m.clients.toLocaleString('en-US')} | ${num(m.baseline, 1)} MiB | ${num(m.rss, 1)} MiB | ${num(m.perClientKiB, 1)} KiB |`);
+      for (const m of rows) {
+        L.push(`| ${name} | ${m.clients.toLocaleString('en-US')} | ${m.queried ? 'after one query' : 'startup only'} | ${num(m.baseline, 1)} MiB | ` +
+          `${num(m.rssAfterConnect, 1)} MiB | ${num(m.rss, 1)} MiB | ${num(m.perClientKiB, 1)} KiB |`);
+      }
     }
+    L.push('', '"Settled": read after the proxy was left alone for a while (the baseline too); "at once": 2 s after the last client connected.');
     L.push('', 'pgsplit runs with its default pool (transaction pooling, pool.size 20) and PgBouncer with a pool of 20: an idle client holds no server connection in either.', '');
   }
   if (r.slowClient) {

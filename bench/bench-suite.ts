@@ -153,9 +153,9 @@ export interface BenchReport {
 }
 
 const PLAN = {
-  smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], slowBytes: 16 << 20, warm: 1 },
-  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], slowBytes: 1 << 30, warm: 3 },
-  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], slowBytes: 3 * (1 << 30), warm: 5 },
+  smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], idleSettle: 1, slowBytes: 16 << 20, warm: 1 },
+  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 45, slowBytes: 1 << 30, warm: 3 },
+  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 45, slowBytes: 3 * (1 << 30), warm: 5 },
 } as const;
 
 interface Target {
@@ -329,7 +329,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     for (const p of peers) await p.stop();
     peers.length = 0;
     await stopChild(proxy);
-    if (!opts.throughputOnly) idle = await idleClients(opts.idleCounts ?? plan.idle, log);
+    if (!opts.throughputOnly) idle = await idleClients(opts.idleCounts ?? plan.idle, log, '', plan.idleSettle);
     const report: BenchReport = {
       date: new Date().toISOString(),
       machine: machineInfo(),
@@ -353,10 +353,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
 /**
  * Memory of pgsplit (and of PgBouncer, for comparison) with many idle clients, on a primary of its own,
- * with the number of primary backends each held meanwhile. `pgsplitConfig` adds lines to pgsplit's
- * configuration file (e.g. a pool).
+ * with the number of primary backends each held meanwhile: clients that only completed startup, then
+ * clients that ran one query first, each kind on a freshly started proxy (a process keeps memory it has
+ * used). `pgsplitConfig` adds lines to pgsplit's configuration file (e.g. a pool).
  */
-export async function idleClients(counts: readonly number[], log: (l: string) => void, pgsplitConfig = ''): Promise<BenchReport['idle']> {
+export async function idleClients(counts: readonly number[], log: (l: string) => void, pgsplitConfig = '', settleSeconds?: number): Promise<BenchReport['idle']> {
   const most = Math.max(...counts);
   // Room for a backend per client, should pgsplit hold one per client session (pgsplitConfig with pool.mode session).
   const cluster = await LocalCluster.start({ replicas: 0, settings: { max_connections: String(most + 50), shared_buffers: '128MB' } });
@@ -366,26 +367,30 @@ export async function idleClients(counts: readonly number[], log: (l: string) =>
     // The default limits.max_client_connections (1000) would refuse the rest.
     const config = path.join(cluster.baseDir, 'pgsplit-idle.yaml');
     await fsp.writeFile(config, `limits: { max_client_connections: ${most + 100} }\n${pgsplitConfig}`);
-    const proxy = await startPgsplit(cluster, port, true, config);
     const counter = sampler = await BackendSampler.connect([cluster.primary]);
     const backends = async (): Promise<number> => (await counter.countNow())[0]?.sessions ?? 0;
-    let pgsplit: IdleMemory[];
-    try {
-      pgsplit = await idleMemory(port, proxy.pid ?? 0, counts, backends);
-    } finally {
-      await stopChild(proxy);
-    }
-    for (const m of pgsplit) log(`idle clients: pgsplit ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client), ${m.serverBackends} primary backends`);
-    let pgbouncer: IdleMemory[] = [];
-    const b = await startPgBouncer(cluster, 20);
-    if (typeof b !== 'string') {
+    const line = (name: string, m: IdleMemory): string => `idle clients: ${name} ${m.clients}${m.queried ? ' after one query' : ''}: ` +
+      `${m.rss.toFixed(1)} MiB settled (${m.perClientKiB.toFixed(1)} KiB per client), ${m.rssAfterConnect.toFixed(1)} MiB at once ` +
+      `(${m.perClientAfterConnectKiB.toFixed(1)} KiB), ${m.serverBackends} primary backends`;
+    const pgsplit: IdleMemory[] = [];
+    const pgbouncer: IdleMemory[] = [];
+    for (const query of [false, true]) {
+      const proxy = await startPgsplit(cluster, port, true, config);
+      try {
+        pgsplit.push(...await idleMemory(port, proxy.pid ?? 0, counts, backends, { query, settleSeconds }));
+      } finally {
+        await stopChild(proxy);
+      }
+      for (const m of pgsplit.filter((x) => x.queried === query)) log(line('pgsplit', m));
+      const b = await startPgBouncer(cluster, 20);
+      if (typeof b === 'string') continue;
       b.stop = track(b.stop);
       try {
-        pgbouncer = await idleMemory(b.port, b.pid, counts, backends);
+        pgbouncer.push(...await idleMemory(b.port, b.pid, counts, backends, { query, settleSeconds }));
       } finally {
         await b.stop();
       }
-      for (const m of pgbouncer) log(`idle clients: pgbouncer ${m.clients}: ${m.rss.toFixed(1)} MiB (${m.perClientKiB.toFixed(1)} KiB per client), ${m.serverBackends} primary backends`);
+      for (const m of pgbouncer.filter((x) => x.queried === query)) log(line('pgbouncer', m));
     }
     return { pgsplit, pgbouncer };
   } finally {

@@ -59,6 +59,7 @@ export const POOL_BENCH_USAGE = `usage: node dist/bench/pool-bench.js [options] 
   --warm S           seconds of warm-up per pgsplit path before measuring (default 3; 0: none)
   --idle-clients N   idle clients whose memory is measured after the pgbench cases (default 5000; 0: skip)
   --idle-only        only the idle-client measurement
+  --idle-settle S    seconds the proxy is left alone before each idle-memory reading (default 45)
   --out DIR          write pool.md and pool.json to DIR
   --publish          write them to bench/results/ (the committed copy)
   -h, --help         print this and exit
@@ -76,6 +77,7 @@ export interface PoolBenchOptions {
   warmSeconds: number;
   idleClients: number;
   idleOnly: boolean;
+  idleSettle: number;
   outDir: string;
   log?: (line: string) => void;
 }
@@ -103,7 +105,7 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
   if (argv.includes('--help') || argv.includes('-h')) return { help: true };
   const o: Omit<PoolBenchOptions, 'outDir'> = {
     clients: [1000], seconds: 30, scale: 10, poolSize: 20, modes: [...MODES], targets: [...TARGETS], tagBy: 'options',
-    warmSeconds: 3, idleClients: 5000, idleOnly: false,
+    warmSeconds: 3, idleClients: 5000, idleOnly: false, idleSettle: 45,
   };
   let out: string | undefined;
   let publish = false;
@@ -118,7 +120,7 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
       continue;
     }
     const v = argv[i + 1];
-    if (!['--clients', '--seconds', '--scale', '--pool-size', '--modes', '--targets', '--tag-by', '--warm', '--idle-clients', '--out'].includes(a)) {
+    if (!['--clients', '--seconds', '--scale', '--pool-size', '--modes', '--targets', '--tag-by', '--warm', '--idle-clients', '--idle-settle', '--out'].includes(a)) {
       throw new Error(`unknown argument ${JSON.stringify(a)}`);
     }
     if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
@@ -133,6 +135,7 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
       case '--tag-by': o.tagBy = list(a, v, ['options', 'application_name'] as const)[0] ?? 'options'; break;
       case '--warm': o.warmSeconds = whole(a, v, 0); break;
       case '--idle-clients': o.idleClients = whole(a, v, 0); break;
+      case '--idle-settle': o.idleSettle = whole(a, v, 0); break;
       default: out = path.resolve(v);
     }
   }
@@ -336,7 +339,7 @@ export async function runPoolBench(opts: PoolBenchOptions, command = 'npm run be
   let idle: BenchReport['idle'] | null = null;
   if (opts.idleClients > 0) {
     log(`idle clients: ${opts.idleClients} to pgsplit, then to PgBouncer (a primary of their own)`);
-    idle = await idleClients([opts.idleClients], log, configLines.slice(1).map((l) => `${l}\n`).join(''));
+    idle = await idleClients([opts.idleClients], log, configLines.slice(1).map((l) => `${l}\n`).join(''), opts.idleSettle);
     if (idle.pgbouncer.length > 0 && vs.pgbouncer === undefined) vs.pgbouncer = (await execFileAsync('/usr/sbin/pgbouncer', ['--version'])).stdout.split('\n')[0]?.trim() ?? 'unknown';
   }
   const { log: _log, outDir, ...settings } = opts;
@@ -433,12 +436,15 @@ export function poolMarkdown(r: PoolBenchReport): string {
   }
   if (r.idle !== null) {
     L.push('## Idle clients', '');
-    L.push('Clients that complete startup and then send nothing, on a primary of their own; goal for pgsplit: at most 6 KiB of resident memory each.', '');
-    L.push('| proxy | idle clients | RSS before | RSS with clients | per client | primary backends |');
-    L.push('|---|---:|---:|---:|---:|---:|');
+    L.push('Clients that complete startup (and, in the second kind, run one `SELECT 1`) and then send nothing, on a primary of their own, each kind on a freshly started proxy; ' +
+      'goal for pgsplit: at most 6 KiB of resident memory each. "Settled" is read after the proxy was left alone (the baseline too): ' +
+      'V8 grows its young generation while thousands of clients arrive at once and hands it back once the process is idle; "at once" is 2 s after the last client connected.', '');
+    L.push('| proxy | idle clients | kind | RSS before (settled) | RSS at once | per client at once | RSS settled | per client settled | primary backends |');
+    L.push('|---|---:|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, rows] of [['pgsplit', r.idle.pgsplit], ['pgbouncer', r.idle.pgbouncer]] as const) {
       for (const m of rows) {
-        L.push(`| ${name} | ${num(m.clients)} | ${m.baseline.toFixed(1)} MiB | ${m.rss.toFixed(1)} MiB | ${m.perClientKiB.toFixed(1)} KiB | ${num(m.serverBackends)} |`);
+        L.push(`| ${name} | ${num(m.clients)} | ${m.queried ? 'after one query' : 'startup only'} | ${m.baseline.toFixed(1)} MiB | ${m.rssAfterConnect.toFixed(1)} MiB | ` +
+          `${m.perClientAfterConnectKiB.toFixed(1)} KiB | ${m.rss.toFixed(1)} MiB | ${m.perClientKiB.toFixed(1)} KiB | ${num(m.serverBackends)} |`);
       }
     }
     L.push('');

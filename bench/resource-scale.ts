@@ -9,26 +9,71 @@ import { runPgbench } from './pgbench-run.js';
 
 export interface IdleMemory {
   clients: number;
-  /** Resident memory of the proxy with that many idle clients connected, MiB. */
+  /** Whether each client ran one query (`SELECT 1`) before going idle, or only completed startup. */
+  queried: boolean;
+  /** Resident memory of the proxy once settled with that many idle clients connected, MiB. */
   rss: number;
-  /** Its resident memory before any client connected, MiB. */
+  /** Its resident memory 2 s after the last client connected, before it settled, MiB. */
+  rssAfterConnect: number;
+  /** Its resident memory, settled, before any client connected, MiB. */
   baseline: number;
   /** (rss - baseline) / clients, KiB. */
   perClientKiB: number;
+  /** (rssAfterConnect - baseline) / clients, KiB. */
+  perClientAfterConnectKiB: number;
   /** Server backends the proxy held meanwhile, when the caller could count them. */
   serverBackends?: number;
 }
 
+export interface IdleMemoryOptions {
+  /** Each client runs `SELECT 1` before going idle (the state of a driver pool's idle connections). */
+  query?: boolean;
+  /**
+   * Seconds the proxy is left alone before each reading (default 45). A Node process grows V8's young
+   * generation while thousands of clients arrive at once and hands it back when it goes idle (V8's memory
+   * reducer, some 30 s later): a reading taken at once measures that burst, not what the idle clients hold.
+   */
+  settleSeconds?: number;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Runs `SELECT 1` on a connected client and waits for its ReadyForQuery. */
+function queryOnce(s: net.Socket): Promise<void> {
+  const sql = 'SELECT 1';
+  const msg = Buffer.alloc(6 + sql.length);
+  msg[0] = 0x51; // Query
+  msg.writeInt32BE(5 + sql.length, 1);
+  msg.write(sql, 5, 'latin1');
+  const ready = Buffer.from([0x5a, 0, 0, 0, 5]);
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const onData = (d: Buffer): void => {
+      got = Buffer.concat([got, d]);
+      if (got.includes(ready)) {
+        s.removeListener('data', onData);
+        s.removeListener('close', onClose);
+        resolve();
+      }
+    };
+    const onClose = (): void => reject(new Error('closed before answering SELECT 1'));
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.write(msg);
+  });
+}
+
 /**
- * Connects `counts` idle clients in turn (each count from zero, 50 connecting at a time), waits for the
- * proxy to settle, and reads its resident memory. The clients complete startup and then send nothing.
- * `countBackends`, when given, is asked then how many server backends the proxy holds.
+ * Connects `counts` idle clients in turn (each count from zero, 50 connecting at a time), reads the
+ * proxy's resident memory 2 s later and again once it has settled (see IdleMemoryOptions). The clients
+ * complete startup (and with `query`, one query) and then send nothing. `countBackends`, when given, is
+ * asked then how many server backends the proxy holds.
  */
-export async function idleMemory(port: number, pid: number, counts: readonly number[], countBackends?: () => Promise<number>): Promise<IdleMemory[]> {
+export async function idleMemory(port: number, pid: number, counts: readonly number[], countBackends?: () => Promise<number>, opts: IdleMemoryOptions = {}): Promise<IdleMemory[]> {
   const out: IdleMemory[] = [];
-  await sleep(1000);
+  const settleMs = (opts.settleSeconds ?? 45) * 1000;
+  const queried = opts.query === true;
+  await sleep(settleMs);
   // Measured once: a process does not hand freed memory back at once, so a later count's "before"
   // would include the previous count's clients.
   const baseline = memoryMiB(pid).rss;
@@ -38,11 +83,21 @@ export async function idleMemory(port: number, pid: number, counts: readonly num
     try {
       while (sockets.length < n) {
         const batch = Math.min(50, n - sockets.length);
-        sockets.push(...await Promise.all(Array.from({ length: batch }, () => connectIdle(port))));
+        sockets.push(...await Promise.all(Array.from({ length: batch }, async () => {
+          const s = await connectIdle(port);
+          if (queried) await queryOnce(s);
+          return s;
+        })));
       }
       await sleep(2000);
+      const rssAfterConnect = memoryMiB(pid).rss;
+      await sleep(settleMs);
       const rss = memoryMiB(pid).rss;
-      const m: IdleMemory = { clients: n, rss, baseline, perClientKiB: ((rss - baseline) * 1024) / n };
+      const m: IdleMemory = {
+        clients: n, queried, rss, rssAfterConnect, baseline,
+        perClientKiB: ((rss - baseline) * 1024) / n,
+        perClientAfterConnectKiB: ((rssAfterConnect - baseline) * 1024) / n,
+      };
       if (countBackends) m.serverBackends = await countBackends();
       out.push(m);
     } finally {

@@ -32,8 +32,7 @@ t.test('npm run bench -- --smoke writes a report with every target measured', as
   }
   t.same(r.peersLeftOut.length, 2 - peers.length, 'a missing peer is reported as left out');
 
-  t.equal(r.idle.pgsplit.length, 1, 'idle-client memory measured');
-  t.equal(r.idle.pgsplit[0]?.clients, 50);
+  t.same(r.idle.pgsplit.map((m) => [m.clients, m.queried]), [[50, false], [50, true]], 'idle-client memory measured, startup only and after one query');
   t.ok((r.idle.pgsplit[0]?.rss ?? 0) > 0);
   t.ok(r.slowClient !== null && r.slowClient.bytes >= 16 << 20, 'the slow client read the whole result');
   t.equal(r.slowClient?.error, undefined, 'without an error');
@@ -54,7 +53,7 @@ t.test('npm run bench:pool at its smallest measures every case and writes pool.m
   const poolSize = 2;
   const r = await runPoolBench({
     clients: [4], seconds: 1, scale: 1, poolSize, modes: ['simple', 'extended', 'prepared'], targets: ['pgbouncer', 'pgsplit-untagged', 'pgsplit-tagged'],
-    tagBy: 'options', warmSeconds: 0, idleClients: 20, idleOnly: false, outDir: out, log: (l) => lines.push(l),
+    tagBy: 'options', warmSeconds: 0, idleClients: 20, idleOnly: false, idleSettle: 1, outDir: out, log: (l) => lines.push(l),
   });
   t.comment(lines.join('\n'));
   const pooled = poolSupport(poolSize).accepted;
@@ -76,7 +75,7 @@ t.test('npm run bench:pool at its smallest measures every case and writes pool.m
     t.ok((used?.sessions ?? 0) >= 1 && (used?.sessions ?? 99) <= bound, `${c.target} ${c.mode}: 1..${bound} backends on the server it reads from (${used?.sessions})`);
     t.ok(c.cpuSeconds > 0 && c.maxRssMiB > 0, 'proxy CPU and memory measured');
   }
-  t.equal(r.idle?.pgsplit[0]?.clients, 20, 'idle clients measured');
+  t.same(r.idle?.pgsplit.map((m) => [m.clients, m.queried]), [[20, false], [20, true]], 'idle clients measured, startup only and after one query');
   t.ok((r.idle?.pgsplit[0]?.rss ?? 0) > 0 && r.idle?.pgsplit[0]?.serverBackends !== undefined);
   const md = fs.readFileSync(path.join(out, 'pool.md'), 'utf8');
   t.match(md, /\| target \| mode \| clients \| tps \| failed tx/);
