@@ -154,8 +154,8 @@ export interface BenchReport {
 
 const PLAN = {
   smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], idleSettle: 1, slowBytes: 16 << 20, warm: 1 },
-  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 45, slowBytes: 1 << 30, warm: 3 },
-  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 45, slowBytes: 3 * (1 << 30), warm: 5 },
+  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 1 << 30, warm: 3 },
+  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 3 * (1 << 30), warm: 5 },
 } as const;
 
 interface Target {

@@ -59,7 +59,7 @@ export const POOL_BENCH_USAGE = `usage: node dist/bench/pool-bench.js [options] 
   --warm S           seconds of warm-up per pgsplit path before measuring (default 3; 0: none)
   --idle-clients N   idle clients whose memory is measured after the pgbench cases (default 5000; 0: skip)
   --idle-only        only the idle-client measurement
-  --idle-settle S    seconds the proxy is left alone before each idle-memory reading (default 45)
+  --idle-settle S    seconds the proxy is left alone before each idle-memory reading (default 60)
   --out DIR          write pool.md and pool.json to DIR
   --publish          write them to bench/results/ (the committed copy)
   -h, --help         print this and exit
@@ -105,7 +105,7 @@ export function parsePoolBenchArgs(argv: readonly string[], now: Date = new Date
   if (argv.includes('--help') || argv.includes('-h')) return { help: true };
   const o: Omit<PoolBenchOptions, 'outDir'> = {
     clients: [1000], seconds: 30, scale: 10, poolSize: 20, modes: [...MODES], targets: [...TARGETS], tagBy: 'options',
-    warmSeconds: 3, idleClients: 5000, idleOnly: false, idleSettle: 45,
+    warmSeconds: 3, idleClients: 5000, idleOnly: false, idleSettle: 60,
   };
   let out: string | undefined;
   let publish = false;

@@ -29,7 +29,7 @@ export interface IdleMemoryOptions {
   /** Each client runs `SELECT 1` before going idle (the state of a driver pool's idle connections). */
   query?: boolean;
   /**
-   * Seconds the proxy is left alone before each reading (default 45). A Node process grows V8's young
+   * Seconds the proxy is left alone before each reading (default 60). A Node process grows V8's young
    * generation while thousands of clients arrive at once and hands it back when it goes idle (V8's memory
    * reducer, some 30 s later): a reading taken at once measures that burst, not what the idle clients hold.
    */
@@ -71,7 +71,7 @@ function queryOnce(s: net.Socket): Promise<void> {
  */
 export async function idleMemory(port: number, pid: number, counts: readonly number[], countBackends?: () => Promise<number>, opts: IdleMemoryOptions = {}): Promise<IdleMemory[]> {
   const out: IdleMemory[] = [];
-  const settleMs = (opts.settleSeconds ?? 45) * 1000;
+  const settleMs = (opts.settleSeconds ?? 60) * 1000;
   const queried = opts.query === true;
   await sleep(settleMs);
   // Measured once: a process does not hand freed memory back at once, so a later count's "before"

@@ -42,7 +42,12 @@ function rig(maxPendingBytes = 1 << 20, maxMessageSize = 1 << 20): Rig {
   const fatal: PgsplitError[] = [];
   const limits = { maxMessageSize, maxPendingBytes };
   const live = { ready: true };
-  const reader = new ClientReader(client, limits, (e) => fatal.push(e), () => live.ready);
+  const reader = new ClientReader(client, limits, {
+    fatal: (e) => fatal.push(e),
+    get serving() {
+      return live.ready;
+    },
+  });
   return {
     client, reader, fatal, limits, live,
     drain() {

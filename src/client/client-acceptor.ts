@@ -17,6 +17,15 @@ import { ClientHandshake, type ClientTls } from './client-handshake.js';
 export const ADMIN_DATABASE = 'pgsplit';
 
 /** What the acceptor reads from the proxy it accepts for, each time a client connects. */
+/** The session made on a client's (TCP) socket, for the bookkeeping when it closes. */
+const SESSION = Symbol('pgsplit.accepted-session');
+type AcceptedSocket = net.Socket & { [SESSION]?: Session };
+
+/** Shared by every client socket: a failed socket is closed (its 'close' then does the bookkeeping). */
+function destroyOnError(this: net.Socket): void {
+  this.destroy();
+}
+
 export interface AcceptorHost {
   state(): ProxyState;
   /** The configuration in force (a reload replaces it). */
@@ -50,7 +59,29 @@ export class ClientAcceptor {
   private readonly perUser = new Map<string, number>();
   private nextId = 1;
 
-  constructor(private readonly host: AcceptorHost) {}
+  /** Every client socket's 'close': one function for all of them, not closures per client (idle memory). */
+  private readonly onSocketClose: (this: AcceptedSocket) => void;
+
+  constructor(private readonly host: AcceptorHost) {
+    const acceptor = this;
+    this.onSocketClose = function onSocketClose(this: AcceptedSocket): void {
+      acceptor.socketClosed(this);
+    };
+  }
+
+  /** A client socket closed: it is no longer open, and the session made on it (if any) leaves the books. */
+  private socketClosed(socket: AcceptedSocket): void {
+    this.open.delete(socket);
+    const session = socket[SESSION];
+    if (session === undefined) return;
+    const left = (this.perUser.get(session.user) ?? 1) - 1;
+    if (left > 0) this.perUser.set(session.user, left);
+    else this.perUser.delete(session.user);
+    this.live.delete(session.id);
+    this.cancelKeys.delete(session.cancelKey);
+    this.host.stats.closedClientBytesIn += socket.bytesRead;
+    this.host.stats.closedClientBytesOut += Math.max(0, socket.bytesWritten - socket.writableLength);
+  }
 
   /** Read again at each use: a reload may change the limits while a client is in its handshake. */
   private get config(): PgsplitConfig {
@@ -96,8 +127,8 @@ export class ClientAcceptor {
     const addr = clientAddress(socket);
     socket.setNoDelay(true);
     this.open.add(socket);
-    socket.on('close', () => this.open.delete(socket));
-    socket.on('error', () => socket.destroy());
+    socket.on('close', this.onSocketClose);
+    socket.on('error', destroyOnError);
     if (this.open.size > this.config.limits.maxClientConnections) {
       this.refuse(socket, errors.tooManyClients(this.config.limits.maxClientConnections));
       return;
@@ -155,15 +186,8 @@ export class ClientAcceptor {
       this.host.stats.clientsAccepted++;
       this.live.set(id, session);
       this.cancelKeys.add(cancelKey, session);
-      socket.on('close', () => {
-        const left = (this.perUser.get(r.user) ?? 1) - 1;
-        if (left > 0) this.perUser.set(r.user, left);
-        else this.perUser.delete(r.user);
-        this.live.delete(id);
-        this.cancelKeys.delete(cancelKey);
-        this.host.stats.closedClientBytesIn += socket.bytesRead;
-        this.host.stats.closedClientBytesOut += Math.max(0, socket.bytesWritten - socket.writableLength);
-      });
+      // Found by the socket's 'close' (socketClosed), registered when it was accepted.
+      (socket as AcceptedSocket)[SESSION] = session;
       session.start(r.leftover).catch((e: unknown) => {
         this.host.log.error({ err: String(e) }, 'session failed');
         session.close();

@@ -27,9 +27,15 @@ export type BindingReason = 'transaction' | 'open-batch' | 'copy' | 'copy-pendin
  * The replica is a node, counted in `node.sessions` (the replica choice balances on it) from the moment it
  * becomes the session's replica until its link is released.
  */
+/** What `attached()` iterates while nothing was ever attached (never written to). */
+const NO_LINKS: ReadonlyMap<NodeEntry, ServerLink> = new Map();
+
 export class Binding {
-  /** By node: a replica replaced by a reload may share its name with the one in service. */
-  private readonly links = new Map<NodeEntry, ServerLink>();
+  /**
+   * By node: a replica replaced by a reload may share its name with the one in service. Made when the
+   * first link is attached: an idle client that never ran anything would carry an empty Map (~200 bytes).
+   */
+  private map: Map<NodeEntry, ServerLink> | null = null;
   /** The link the session's transaction runs on (the server's last ReadyForQuery said T or E). */
   tx: ServerLink | null = null;
   /** An extended batch not yet ended by Sync (or a server skipping to the client's Sync after an error). */
@@ -49,12 +55,12 @@ export class Binding {
 
   /** The attached link to the session's replica, if any. */
   get replicaLink(): ServerLink | undefined {
-    return this.replicaNode !== null ? this.links.get(this.replicaNode) : undefined;
+    return this.replicaNode !== null ? this.map?.get(this.replicaNode) : undefined;
   }
 
   /** Every attached link (a live view: releasing the current one while iterating is safe). */
   attached(): IterableIterator<ServerLink> {
-    return this.links.values();
+    return (this.map ?? NO_LINKS).values();
   }
 
   /**
@@ -66,7 +72,8 @@ export class Binding {
   placeAwaitsAnswers(txStatus: 'I' | 'T' | 'E'): boolean {
     const tx = this.tx;
     if (txStatus === 'E' && tx !== null && tx.node.role === 'replica' && tx.tracker.busy && this.openBatch === null) return true;
-    for (const l of this.links.values()) {
+    if (this.map === null) return false;
+    for (const l of this.map.values()) {
       for (const e of l.tracker.queue) if (e.endsTx) return true;
     }
     return false;
@@ -74,26 +81,26 @@ export class Binding {
 
   /** No link is attached. */
   get empty(): boolean {
-    return this.links.size === 0;
+    return this.map === null || this.map.size === 0;
   }
 
   /** The attached link to `node`, if any. */
   linkTo(node: NodeEntry): ServerLink | undefined {
-    return this.links.get(node);
+    return this.map?.get(node);
   }
 
   /** Whether `link` is attached (not released, and not replaced by another link to its node). */
   holds(link: ServerLink): boolean {
-    return this.links.get(link.node) === link;
+    return this.map?.get(link.node) === link;
   }
 
   /** Whether some link to `node` is attached. */
   hasNode(node: NodeEntry): boolean {
-    return this.links.has(node);
+    return this.map?.has(node) === true;
   }
 
   attach(link: ServerLink): void {
-    this.links.set(link.node, link);
+    (this.map ??= new Map()).set(link.node, link);
   }
 
   /**
@@ -105,14 +112,14 @@ export class Binding {
   bindReplica(node: NodeEntry): void {
     if (this.replicaNode === node) return;
     // A replica kept with no link (see release, keepReplica) stops counting when another takes its place.
-    if (this.replicaNode !== null && !this.links.has(this.replicaNode)) this.replicaNode.sessions--;
+    if (this.replicaNode !== null && !this.hasNode(this.replicaNode)) this.replicaNode.sessions--;
     this.replicaNode = node;
     node.sessions++;
   }
 
   /** The session ends: a replica kept with no link (see release, keepReplica) stops counting. */
   forgetReplica(): void {
-    if (this.replicaNode !== null && !this.links.has(this.replicaNode)) {
+    if (this.replicaNode !== null && !this.hasNode(this.replicaNode)) {
       this.replicaNode.sessions--;
       this.replicaNode = null;
     }
@@ -143,8 +150,8 @@ export class Binding {
    * next read borrows a connection there and reads no older data than this one did.
    */
   release(link: ServerLink, keepReplica = false): { wasReplica: boolean } | null {
-    if (this.links.get(link.node) !== link) return null;
-    this.links.delete(link.node);
+    if (this.map?.get(link.node) !== link) return null;
+    this.map.delete(link.node);
     let wasReplica = false;
     if (this.replicaNode === link.node && !keepReplica) {
       this.replicaNode = null;

@@ -12,6 +12,16 @@ export interface ClientInput {
   resume(): void;
 }
 
+/**
+ * Whom the reader reports to (the session): `fatal`, the client sent what ends the session (a malformed or
+ * unknown message); `serving`, the session still serves the client (a drained server does not resume
+ * reading a closed one). An object rather than two callbacks: no closures per idle session.
+ */
+export interface ReaderOwner {
+  fatal(e: PgsplitError): void;
+  readonly serving: boolean;
+}
+
 /** A server socket the session wrote to: its 'drain' lets the client be read again. */
 export interface DrainingSocket {
   once(event: 'drain', listener: () => void): unknown;
@@ -42,23 +52,17 @@ export class ClientReader {
   private readonly client: ClientInput;
   /** Read at each use: a reload changes limits.max_pending_bytes for running sessions too. */
   private readonly limits: { readonly maxPendingBytes: number };
-  private readonly fatal: (e: PgsplitError) => void;
-  private readonly live: () => boolean;
+  private readonly owner: ReaderOwner;
 
   /**
    * `limits`: the session's context (limits.max_message_size is taken once, max_pending_bytes at each
-   * use); `fatal`: the client sent what ends the session (a malformed or unknown message); `live`: the
-   * session still serves the client (a drained server does not resume reading a closed one).
+   * use); `owner`: see ReaderOwner.
    */
-  constructor(
-    client: ClientInput, limits: { readonly maxMessageSize: number; readonly maxPendingBytes: number }, fatal: (e: PgsplitError) => void,
-    live: () => boolean,
-  ) {
+  constructor(client: ClientInput, limits: { readonly maxMessageSize: number; readonly maxPendingBytes: number }, owner: ReaderOwner) {
     this.client = client;
     this.frames = new FrameReader({ maxMessageSize: limits.maxMessageSize });
     this.limits = limits;
-    this.fatal = fatal;
-    this.live = live;
+    this.owner = owner;
   }
 
   /** The oldest unit not yet sent. */
@@ -82,7 +86,7 @@ export class ClientReader {
     try {
       frames = this.frames.push(chunk);
     } catch (e) {
-      this.fatal(e instanceof PgsplitError ? e : errors.internal(String(e)));
+      this.owner.fatal(e instanceof PgsplitError ? e : errors.internal(String(e)));
       return false;
     }
     for (const f of frames) {
@@ -146,7 +150,7 @@ export class ClientReader {
 
   /** Reads the client again unless the queue is full or a server has not drained. */
   resume(): void {
-    if (this.pausedForServers === 0 && !this.pausedForQueue && this.live()) this.client.resume();
+    if (this.pausedForServers === 0 && !this.pausedForQueue && this.owner.serving) this.client.resume();
   }
 
   /** Adds a client frame to the unit being built; false when the session ended. */
@@ -164,7 +168,7 @@ export class ClientReader {
         this.closeBuilding(false);
         const q = readQuery(f.payload);
         if (q === null) {
-          this.fatal(errors.unexpectedMessage('Q', 'with a malformed body (missing terminator)'));
+          this.owner.fatal(errors.unexpectedMessage('Q', 'with a malformed body (missing terminator)'));
           return false;
         }
         const local = parseLocalCommand(q);
@@ -211,7 +215,7 @@ export class ClientReader {
         this.enqueue(unit('terminate', [], true, [], 0));
         return true;
       default:
-        this.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
+        this.owner.fatal(errors.unexpectedMessage(typeChar(t), 'after startup: invalid frontend message type'));
         return false;
     }
   }

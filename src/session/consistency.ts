@@ -1,5 +1,5 @@
 import { errors, type PgsplitError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { LogSink } from '../log/session-log.js';
 import { formatLsn, parseLsn } from '../monitor/lsn.js';
 import type { RouteDecision } from '../router/router.js';
 import type { NodeEntry, ReadRequirement, ServerNodes } from '../server/server-nodes.js';
@@ -78,7 +78,7 @@ export class Consistency {
   constructor(
     private readonly ctx: ConsistencyContext,
     private readonly bounds: SessionBounds,
-    private readonly log: Logger,
+    private readonly log: LogSink,
   ) {}
 
   /** A unit's answer completed on a node with this role at `now` (performance.now()). */

@@ -40,17 +40,24 @@ export const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
  * touches a socket.
  */
 export class RequestWriter {
-  /** The client's named statements: name -> Parse payload (what a Bind or Describe of the name needs). */
-  private readonly statements = new Map<string, Buffer>();
+  /**
+   * The client's named statements: name -> Parse payload (what a Bind or Describe of the name needs).
+   * Made on the first Parse: most idle clients never send one, and an empty Map costs some 200 bytes.
+   */
+  private named: Map<string, Buffer> | null = null;
+
+  private get statements(): Map<string, Buffer> {
+    return (this.named ??= new Map());
+  }
 
   /** The Parse payload of the client's statement `name`, if it has one. */
   statement(name: string): Buffer | undefined {
-    return this.statements.get(name);
+    return this.named?.get(name);
   }
 
   /** DISCARD ALL ran: the client has no prepared statements left. */
   forgetStatements(): void {
-    this.statements.clear();
+    this.named?.clear();
   }
 
   /**
@@ -215,7 +222,7 @@ export class RequestWriter {
 
   /** Makes sure `name` is prepared on `link` with the client's current text, injecting a Parse if not. */
   private ensurePrepared(link: ServerLink, name: string, out: FrameCoalescer): void {
-    const want = this.statements.get(name);
+    const want = this.named?.get(name);
     if (!want) return;
     const have = link.prepared.get(name);
     if (have && have.equals(want)) return;

@@ -3,7 +3,7 @@ import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend } from '../codec/message-types.js';
 import { readDataRow, readErrorFields } from '../codec/message-fields.js';
 import { SqlState } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { LogSink } from '../log/session-log.js';
 import type { Expect, ServerLink } from './server-link.js';
 import type { Unit } from './unit.js';
 import type { SessionEvents } from './session-events.js';
@@ -81,10 +81,10 @@ export type RelayEvents = Pick<SessionEvents, 'retry' | 'rerun'>;
  */
 export class ResponseRelay {
   private readonly session: RelaySession;
-  private readonly log: Logger;
+  private readonly log: LogSink;
   private readonly events: RelayEvents;
 
-  constructor(session: RelaySession, log: Logger, events: RelayEvents) {
+  constructor(session: RelaySession, log: LogSink, events: RelayEvents) {
     this.session = session;
     this.log = log;
     this.events = events;

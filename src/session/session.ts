@@ -3,7 +3,7 @@ import type { Frame } from '../codec/frame-reader.js';
 import { Backend } from '../codec/message-types.js';
 import { backendKeyData, errorFor, parameterStatus, readyForQuery } from '../codec/backend-messages.js';
 import { PgsplitError, SqlState, errors } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import { SessionLog } from '../log/session-log.js';
 import { sequenceCatalog, type SequenceCatalog } from '../router/sequence-catalog.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import type { SessionLogin } from '../server/server-login.js';
@@ -35,6 +35,10 @@ import { failStartup, failUnit, letGoIfRetired, onServerLost, retire, serverDown
 /** Lifecycle of a session. */
 export type SessionState = 'starting' | 'ready' | 'closed';
 
+/** The session a client socket is served by: its listeners are functions shared by all sessions (see Session.start). */
+const SESSION = Symbol('pgsplit.session');
+type ServedSocket = net.Socket & { [SESSION]?: Session };
+
 /**
  * Executes one client's traffic: splits it into units, asks the router where each may run, keeps
  * transactions, open batches and COPY on one server, replays settings and prepared statements on servers
@@ -59,7 +63,7 @@ export class Session implements RelaySession, ChooserState {
   /** The proxy around the session. @internal */
   readonly ctx: SessionContext;
   /** The proxy's logger, with the session's id. @internal */
-  readonly log: Logger;
+  readonly log: SessionLog;
   /** The client's bytes as units, queued until sent; reading paused while too much waits (max_pending_bytes). @internal */
   readonly input: ClientReader;
   /** Takes servers' answers to the client (fast path, held replica answers, re-runs). @internal */
@@ -102,7 +106,8 @@ export class Session implements RelaySession, ChooserState {
   connecting = false;
   /** The node a connection is being opened to, if any. @internal */
   connectingTo: NodeEntry | null = null;
-  private readonly cancelKey: { pid: number; secret: number };
+  /** The key the client cancels with (BackendKeyData). */
+  readonly cancelKey: { pid: number; secret: number };
   /** Read-your-writes and monotonic reads: the session's floor, and the choice of a replica for a read. @internal */
   readonly consistency: Consistency;
   /** Set by drain(): finish what is in flight, start nothing new. */
@@ -137,14 +142,14 @@ export class Session implements RelaySession, ChooserState {
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
     this.source = POOLED_MODES.has(opts.ctx.poolMode)
-      ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx, opts.ctx.poolMode)
+      ? new PooledSource(opts.ctx.pools, flatString(`session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`), opts.ctx, opts.ctx.poolMode)
       : new DedicatedSource(opts.ctx);
     this.perTransaction = opts.ctx.poolMode === 'transaction';
-    this.log = opts.ctx.log.child({ session: opts.id });
+    this.log = new SessionLog(opts.ctx.log, opts.id);
     // The session is the relay's view of it (RelaySession) and the chooser's (ChooserState): no object or
     // closure per session for either, which an idle session would carry for nothing.
     this.relay = new ResponseRelay(this, this.log, opts.ctx.events);
-    this.input = new ClientReader(opts.client, opts.ctx, (e) => this.fatal(e), () => this.state === 'ready');
+    this.input = new ClientReader(opts.client, opts.ctx, this);
 
     const split = splitStartupOptions(opts.params.options);
     // Built key by key rather than copied and deleted from: a deleted key turns an object into a slower, larger dictionary.
@@ -234,11 +239,11 @@ export class Session implements RelaySession, ChooserState {
    * client its parameters, pgsplit's cancel key and ReadyForQuery, then serves `leftover` and the socket.
    */
   async start(leftover: Buffer | null): Promise<void> {
-    this.client.on('close', () => this.close());
-    this.client.on('error', (e) => {
-      this.log.debug({ err: e.message }, 'client socket error');
-      this.close();
-    });
+    // One function per event for every session, finding its session on the socket: four closures and
+    // their context per session came to some 300 bytes of every idle client.
+    (this.client as ServedSocket)[SESSION] = this;
+    this.client.on('close', onClientClose);
+    this.client.on('error', onClientError);
     if (this.local.startupError !== null) {
       failStartup(this, this.local.startupError);
       return;
@@ -265,8 +270,8 @@ export class Session implements RelaySession, ChooserState {
     // A reload may have removed the home replica while it was being connected to.
     if (home.node.retiring) letGoIfRetired(this, home);
     this.log.debug({ user: this.user, database: this.database, tagged: this.local.tagged, tag: this.local.tagSource, home: home.name }, 'session ready');
-    this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    this.client.on('drain', () => this.resumeServers());
+    this.client.on('data', onClientData);
+    this.client.on('drain', onClientDrain);
     if (leftover && leftover.length > 0) this.onClientData(leftover);
     // The first server told the client its parameters; unless the leftover keeps it busy, it goes back.
     if (this.perTransaction) giveBackIdle(this);
@@ -369,6 +374,17 @@ export class Session implements RelaySession, ChooserState {
     if (!this.client.destroyed) this.client.destroy();
   }
 
+  /** The session still serves its client (ReaderOwner: a drained server does not resume reading a closed one). @internal */
+  get serving(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** The client socket failed: the session ends. @internal */
+  clientError(e: Error): void {
+    this.log.debug({ err: e.message }, 'client socket error');
+    this.close();
+  }
+
   /** Sends a FATAL error to the client and closes. @internal */
   fatal(e: PgsplitError): void {
     if (this.state === 'closed') return;
@@ -381,7 +397,8 @@ export class Session implements RelaySession, ChooserState {
   // Client side: bytes in (ClientReader cuts them into units and queues them)
   // ---------------------------------------------------------------------------------------------------
 
-  private onClientData(chunk: Buffer): void {
+  /** @internal (the client socket's 'data') */
+  onClientData(chunk: Buffer): void {
     if (this.state !== 'ready' || this.terminating) return;
     this.lastActivityAt = performance.now();
     if (this.input.read(chunk)) this.pump();
@@ -561,7 +578,8 @@ export class Session implements RelaySession, ChooserState {
     }
   }
 
-  private resumeServers(): void {
+  /** @internal (the client socket's 'drain': it took what was written, so the servers are read again) */
+  resumeServers(): void {
     for (const l of this.binding.attached()) l.conn.socket.resume();
   }
 
@@ -593,4 +611,28 @@ export class Session implements RelaySession, ChooserState {
   uses(node: NodeEntry): boolean {
     return this.connectingTo === node || this.binding.hasNode(node);
   }
+}
+
+function onClientClose(this: ServedSocket): void {
+  this[SESSION]?.close();
+}
+
+function onClientError(this: ServedSocket, e: Error): void {
+  this[SESSION]?.clientError(e);
+}
+
+function onClientData(this: ServedSocket, chunk: Buffer): void {
+  this[SESSION]?.onClientData(chunk);
+}
+
+function onClientDrain(this: ServedSocket): void {
+  this[SESSION]?.resumeServers();
+}
+
+/**
+ * `s` as one flat string: V8 keeps a string built by concatenation as a tree of its pieces (some 150
+ * bytes for a session's identity, kept as long as the client stays connected), 50 or so once flat.
+ */
+function flatString(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
