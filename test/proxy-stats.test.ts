@@ -18,6 +18,7 @@ t.test('each session event is counted where the metrics read it', async (t) => {
   t.same(stats.routedUnits, new Map([['primary', new Map([['write', 2]])], ['replica1', new Map([['read', 1], ['transaction', 1]])]]));
   t.same(stats.routedByNode, new Map([['primary', 2], ['replica1', 2]]));
   t.same(stats.routedByReason, new Map([['write', 2], ['read', 1], ['transaction', 1]]));
+  t.equal(stats.unitsRouted(), 4, 'every routed unit, summed');
 
   events.retry('replica1');
   events.retry('replica1');

@@ -15,6 +15,7 @@ import type { SessionContext } from '../session/session-context.js';
 import { planReload } from './reload-plan.js';
 import { contextSettings, routerFor } from './context-settings.js';
 import { IdleSweep } from './idle-sweep.js';
+import { MemoryTrim } from './memory-trim.js';
 import { RetireSweep } from './retire-sweep.js';
 import { ServerView } from './server-view.js';
 import { PoolRegistry } from '../pool/pool-registry.js';
@@ -98,6 +99,8 @@ export class ProxyServer {
   private readonly retireSweep: RetireSweep;
   /** limits.idle_in_transaction_timeout. */
   private readonly idleSweep: IdleSweep;
+  /** Returns V8's grown young generation once the proxy is quiet (idle clients' memory). */
+  private readonly memoryTrim: MemoryTrim;
   /** Client TLS as the handshake needs it, built from tls.* (again on a reload that changes them). */
   private clientTls: ClientTls;
   /** Clients that finished their handshake while pgsplit was starting, waiting for it to be ready. */
@@ -136,6 +139,7 @@ export class ProxyServer {
     const closed = (): boolean => this.state === 'closed';
     this.retireSweep = new RetireSweep(this.nodes, this.monitor, this.sessions, this.log, closed);
     this.idleSweep = new IdleSweep(this.sessions, () => this.current.limits.idleInTransactionTimeoutMs, closed);
+    this.memoryTrim = new MemoryTrim(() => this.stats.clientsAccepted + this.stats.unitsRouted());
     this.server = net.createServer((s) => this.clients.accept(s));
     this.view = new ServerView(this.nodes, this.monitor, this.sessions);
     this.metrics = createProxyMetrics(proxyMetricsSource({
@@ -289,6 +293,7 @@ export class ProxyServer {
     this.state = 'listening';
     this.settleWaiters('ready');
     this.idleSweep.arm();
+    this.memoryTrim.start();
     const addr = this.server.address() as net.AddressInfo;
     if (this.config.users.length === 0) {
       this.log.warn({ listen: `${addr.address}:${addr.port}` }, 'no users configured: development mode, every client on this loopback address is trusted');
@@ -367,6 +372,7 @@ export class ProxyServer {
     this.settleWaiters('closed');
     this.retireSweep.stop();
     this.idleSweep.stop();
+    this.memoryTrim.stop();
     await this.monitor.stop();
     await this.metricsServer?.close();
     this.metricsServer = null;

@@ -34,6 +34,13 @@ export class ProxyStats implements SessionEvents {
   /** Sessions that kept their pooled connection past a transaction's end, by reason. */
   readonly pinsByReason = new Map<string, number>();
 
+  /** Every unit routed so far, all nodes and reasons (summed when asked: nothing more on the hot path). */
+  unitsRouted(): number {
+    let n = 0;
+    for (const byReason of this.routedUnits.values()) for (const c of byReason.values()) n += c;
+    return n;
+  }
+
   // SessionEvents: what sessions report, counted.
 
   routed(node: string, reason: string): void {
