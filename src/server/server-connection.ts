@@ -76,6 +76,8 @@ export class ServerStartupError extends Error {
  * One authenticated connection from pgsplit to a PostgreSQL server, owned by one client session.
  * `connect` performs the startup handshake; afterwards the session owns the socket and the frame reader.
  */
+const noop = (): void => {};
+
 export class ServerConnection {
   readonly target: ServerTarget;
   /** The connection: the TLS socket once TLS is up (set before connect resolves, fixed afterwards). */
@@ -99,7 +101,29 @@ export class ServerConnection {
    * {@link retainChunk} first. Reading into one buffer spares an allocation per read on the relay path.
    */
   onData: (chunk: Buffer) => void = () => {};
+  /**
+   * The holder's view of the socket's 'drain', 'error' and 'close' (a session's link; see
+   * {@link dispatchEvents}). Fields set at each borrow rather than listeners added and removed: a
+   * pooled connection changes hands at every transaction.
+   */
+  onDrain: () => void = noop;
+  onError: (e: Error) => void = noop;
+  onClose: () => void = noop;
+  private dispatching = false;
   private readBuffer: Buffer | null = null;
+
+  /**
+   * Sends the socket's 'drain', 'error' and 'close' to onDrain, onError and onClose from now on. Called
+   * by the first holder, so that these listeners come after the ones its pool added when it opened the
+   * connection (a pool counts a closed connection lost before its holder hears of it).
+   */
+  dispatchEvents(): void {
+    if (this.dispatching) return;
+    this.dispatching = true;
+    this.socket.on('drain', () => this.onDrain());
+    this.socket.on('error', (e: Error) => this.onError(e));
+    this.socket.on('close', () => this.onClose());
+  }
 
   private constructor(target: ServerTarget, socket: net.Socket) {
     this.target = target;

@@ -120,20 +120,12 @@ function bind(session: Session, node: NodeEntry, hold: ServerHold): ServerLink {
   const conn = hold.conn;
   const link = new ServerLink(node, hold, session.skipped);
   session.binding.attach(link);
+  conn.dispatchEvents();
   conn.onData = (chunk: Buffer) => session.relay.onServerData(link, chunk);
-  const onDrain = (): void => session.input.resume();
-  const onError = (e: Error): void => onServerLost(session, link, e.message);
-  const onClose = (): void => onServerLost(session, link, 'the server closed the connection');
-  conn.socket.on('drain', onDrain);
-  conn.socket.on('error', onError);
-  conn.socket.on('close', onClose);
-  // A pooled connection outlives the session's use of it: its listeners go when the link is let go.
-  link.unbind = () => {
-    conn.onData = () => {};
-    conn.socket.removeListener('drain', onDrain);
-    conn.socket.removeListener('error', onError);
-    conn.socket.removeListener('close', onClose);
-  };
+  conn.onDrain = () => session.input.resume();
+  conn.onError = (e: Error) => onServerLost(session, link, e.message);
+  conn.onClose = () => onServerLost(session, link, 'the server closed the connection');
+  // A pooled connection outlives the session's use of it: link.unbind() turns these off when the link is let go.
   session.log.debug({ node: node.endpoint.name }, 'server attached');
   return link;
 }
@@ -153,9 +145,11 @@ export function detach(session: Session, link: ServerLink, abort = false, keepRe
   if (released === null) return;
   // The next replica may be behind this one: raise the floor before reading there.
   if (released.wasReplica) session.consistency.raiseFloor = true;
-  if (link.tracker.queue.some((e) => e.local !== undefined)) session.awaitingProbe = false;
-  // Its default isolation stays unknown (null): asked again of another link before the next replica read.
-  if (link.tracker.queue.some((e) => e.capture !== undefined)) session.awaitingInternal = false;
+  for (const e of link.tracker.queue) {
+    if (e.local !== undefined) session.awaitingProbe = false;
+    // Its default isolation stays unknown (null): asked again of another link before the next replica read.
+    if (e.capture !== undefined) session.awaitingInternal = false;
+  }
   if (session.settingsFrom === link) {
     // Worth a warning only while the session goes on (its other servers miss those settings), not at its end.
     if (session.state !== 'closed') session.log.warn({ node: link.name }, 'the server that changed session settings is gone before they were read back');

@@ -41,6 +41,9 @@ export interface Expect extends Expectation<RouteDecision> {
  * A server connection as one session uses it: its protocol state (the tracker), the statements prepared
  * on it, and the session's own state about it (settings replayed, an answer held back, how it failed).
  */
+const ignore = (): void => {};
+const ignoreData = (_chunk: Buffer): void => {};
+
 export class ServerLink {
   readonly node: NodeEntry;
   /** The connection as the session's ServerSource handed it out (given back to it on detach). */
@@ -65,8 +68,16 @@ export class ServerLink {
    * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
    */
   replayFailed = false;
-  /** Takes the session's listeners off the connection (set by the session when it attaches the link). */
-  unbind: () => void = () => {};
+  /**
+   * The connection's answers and events stop reaching the session (server-attach's bind pointed them
+   * at it). Called once, when the session lets the link go, before the connection goes back.
+   */
+  unbind(): void {
+    this.conn.onData = ignoreData;
+    this.conn.onDrain = ignore;
+    this.conn.onError = ignore;
+    this.conn.onClose = ignore;
+  }
 
   /** `onSkipped`: an expectation the server will never answer (it followed an error), newest first. */
   constructor(node: NodeEntry, hold: ServerHold, onSkipped: (e: Expect) => void) {
