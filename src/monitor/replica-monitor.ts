@@ -16,6 +16,17 @@ const CHECK_SQL =
   'SELECT pg_is_in_recovery() AS in_recovery, ' +
   'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS current, ' +
   'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+/**
+ * The cheap samples between checks (monitor.lag_interval, monitor.fast_interval): WAL positions only. The
+ * primary's CASE keeps a primary in recovery from raising an error every few milliseconds.
+ */
+const PRIMARY_POSITION_SQL = 'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn';
+const REPLICA_POSITION_SQL = 'SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+/**
+ * A replica's replay rate is measured over spans at least this long while it stays behind the primary:
+ * replay comes in bursts (one per WAL flush), so a shorter span could read 0 on a healthy replica.
+ */
+const RATE_SPAN_MS = 50;
 /** wal_segment_size in bytes (pg_settings reports it so), read once per connection to the primary. */
 const SEGMENT_SQL = "SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'";
 
@@ -26,9 +37,21 @@ interface CheckRow {
   replayed: string | null;
 }
 
+/**
+ * A replica's replay rate while it has WAL to replay: from `at`, when it was seen behind at `lsn`, to its
+ * next sample at least RATE_SPAN_MS later. `bytesPerMs` is null while unknown (never behind that long).
+ */
+interface ReplayRate {
+  at: number;
+  lsn: bigint | null;
+  bytesPerMs: number | null;
+}
+
 /** A session waiting for a replica to replay `lsn`; `finish` settles it once. */
 interface ReplayWaiter {
   lsn: bigint;
+  /** Local time its wait ends. */
+  deadline: number;
   finish: (ok: boolean) => void;
 }
 
@@ -36,6 +59,8 @@ interface ReplayWaiter {
 class Probe {
   client: pg.Client | null = null;
   inFlight: Promise<void> | null = null;
+  /** A position sample in flight (see ReplicaMonitor.sample). */
+  sampling: Promise<void> | null = null;
   /** The login `client` was opened with. */
   login: { user: string; password: string | undefined } = { user: '', password: undefined };
   /** Its replica was retired: a check still in flight reports nothing. */
@@ -68,6 +93,8 @@ class Probe {
  */
 export class ReplicaMonitor {
   readonly lag: LagTracker;
+  /** Queries sent to the servers so far (checks, position samples): the monitor's load, for benchmarks. */
+  queries = 0;
   /** Called when a server goes out of rotation (sessions move their work off it). */
   onDown: ((n: NodeEntry, reason: string) => void) | null = null;
   private readonly probes: Probe[];
@@ -81,6 +108,11 @@ export class ReplicaMonitor {
   /** The primary's wal_segment_size (from its checks; 16 MiB, the default, until the first). */
   private segmentSize = 16n * 1024n * 1024n;
   private readonly replayWaiters = new Map<NodeEntry, ReplayWaiter[]>();
+  private readonly rates = new Map<NodeEntry, ReplayRate>();
+  /** The timer of the position samples (monitor.lag_interval). */
+  private lagTimer: NodeJS.Timeout | null = null;
+  /** Local time the primary's recorded position last moved forward. */
+  private primaryMovedAt = -Infinity;
 
   constructor(
     private readonly nodes: ServerNodes,
@@ -90,9 +122,9 @@ export class ReplicaMonitor {
     this.opts = opts;
     this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
     this.lsnProbe = new Probe(nodes.primary);
-    // The history must span the largest lag worth measuring even when positions are asked for often:
-    // positions closer together than half an interval share an entry (still an upper bound).
-    this.lag = new LagTracker({ minSpacingMs: opts.intervalMs / 2 });
+    // Positions asked for more often than the samples (read-your-writes) share an entry: the grain stays
+    // about half a sampling interval, and the history is not filled by requests.
+    this.lag = new LagTracker({ minSpacingMs: opts.lagIntervalMs / 2 });
   }
 
   /** Starts checking; the first round runs at once. */
@@ -101,6 +133,15 @@ export class ReplicaMonitor {
     this.tick();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
     this.timer.unref();
+    this.startLagTimer();
+  }
+
+  private startLagTimer(): void {
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.lagTimer = null;
+    if (this.opts.lagIntervalMs >= this.opts.intervalMs) return; // the checks sample as often
+    this.lagTimer = setInterval(() => this.lagTick(), this.opts.lagIntervalMs);
+    this.lagTimer.unref();
   }
 
   /**
@@ -109,12 +150,15 @@ export class ReplicaMonitor {
    */
   configure(opts: MonitorOptions): void {
     const interval = opts.intervalMs !== this.opts.intervalMs;
+    const lagInterval = opts.lagIntervalMs !== this.opts.lagIntervalMs;
     this.opts = opts;
+    this.lag.setMinSpacing(opts.lagIntervalMs / 2);
     if (interval && this.timer) {
       clearInterval(this.timer);
       this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
       this.timer.unref();
     }
+    if ((interval || lagInterval) && this.timer) this.startLagTimer();
   }
 
   /** Starts checking a replica a reload added; the first check runs at once. */
@@ -134,12 +178,15 @@ export class ReplicaMonitor {
     this.probes.splice(i, 1);
     for (const w of [...(this.replayWaiters.get(n) ?? [])]) w.finish(false);
     this.replayWaiters.delete(n);
+    this.rates.delete(n);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.lagTimer = null;
     for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.finish(false);
     this.replayWaiters.clear();
     for (const p of this.probes) p.drop();
@@ -168,6 +215,102 @@ export class ReplicaMonitor {
 
   private tick(): void {
     for (const p of this.probes) this.check(p).catch((e: unknown) => this.log.error({ err: String(e) }, 'monitor check failed unexpectedly'));
+  }
+
+  /**
+   * The position samples between checks: the primary's every time (its moves are what lag is measured
+   * against), a replica's while it is behind the primary's latest position or the primary moved within
+   * the last check interval. An idle primary with current replicas costs one query per interval to it.
+   */
+  private lagTick(): void {
+    const now = performance.now();
+    const primaryLsn = this.lag.primaryLsn;
+    const writing = now - this.primaryMovedAt < this.opts.intervalMs;
+    for (const p of this.probes) {
+      const n = p.node;
+      if (n.health !== 'up') continue;
+      if (n.role === 'replica' && !writing && n.replayedLsn !== null && primaryLsn !== null && n.replayedLsn >= primaryLsn) continue;
+      this.sample(p).catch(() => {});
+    }
+  }
+
+  /**
+   * Asks a server for its WAL position alone (one small query; at most one in flight per server): the
+   * primary's insert position, a replica's received and replayed ones. A check in flight answers the same
+   * and more, so it stands in. A sample that fails is a failed check.
+   */
+  private sample(p: Probe): Promise<void> {
+    if (p.inFlight) return p.inFlight;
+    if (p.sampling) return p.sampling;
+    const started = performance.now();
+    const run = (async () => {
+      try {
+        if (p.node.role === 'primary') {
+          const rows = await this.withTimeout(this.run<{ lsn: string | null }>(p, PRIMARY_POSITION_SQL));
+          const insert = parseLsn(rows[0]?.lsn ?? '');
+          if (insert !== null && !p.removed) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
+        } else {
+          const rows = await this.withTimeout(this.run<{ received: string | null; replayed: string | null }>(p, REPLICA_POSITION_SQL));
+          const row = rows[0];
+          if (!row) throw new Error('the position query returned no row');
+          if (!p.removed) this.noteReplica(p.node, row.received, row.replayed, started);
+        }
+      } catch (e) {
+        p.drop();
+        if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
+      }
+    })();
+    p.sampling = run.finally(() => {
+      p.sampling = null;
+    });
+    return p.sampling;
+  }
+
+  /** The primary was at `lsn` at local time `at` (a sample stands for the moment its query started). */
+  private notePrimary(lsn: bigint, at: number): void {
+    const before = this.lag.primaryLsn;
+    this.lag.recordPrimary(lsn, at);
+    if (before === null || lsn > before) this.primaryMovedAt = at;
+  }
+
+  /** A replica's positions as a check or sample found them at local time `at`; wakes its waiters. */
+  private noteReplica(n: NodeEntry, received: string | null, replayed: string | null, at: number): void {
+    n.receivedLsn = received === null ? null : parseLsn(received);
+    n.replayedLsn = replayed === null ? null : parseLsn(replayed);
+    this.noteRate(n, n.replayedLsn, at);
+    this.wakeReplayWaiters(n);
+  }
+
+  /** Keeps the replica's replay rate over spans in which it stayed behind the primary (see ReplayRate). */
+  private noteRate(n: NodeEntry, replayed: bigint | null, at: number): void {
+    const primary = this.lag.primaryLsn;
+    let r = this.rates.get(n);
+    if (!r) {
+      r = { at, lsn: replayed, bytesPerMs: null };
+      this.rates.set(n, r);
+    }
+    if (replayed === null || primary === null || replayed >= primary || r.lsn === null || replayed < r.lsn) {
+      // Caught up (nothing to judge a rate by), or a new start: the next span begins here.
+      r.at = at;
+      r.lsn = replayed;
+      if (replayed === null || primary === null || replayed >= primary) r.bytesPerMs = null;
+      return;
+    }
+    if (at - r.at < RATE_SPAN_MS) return;
+    r.bytesPerMs = Number(replayed - r.lsn) / (at - r.at);
+    r.at = at;
+    r.lsn = replayed;
+  }
+
+  /**
+   * True when replica `n` cannot replay up to `lsn` within `ms` at the rate it has been replaying while
+   * behind (paused replay: never). False when that rate is unknown (it has not stayed behind long enough
+   * to tell): then it is worth waiting.
+   */
+  cannotCatchUp(n: NodeEntry, lsn: bigint, ms: number): boolean {
+    const rate = this.rates.get(n)?.bytesPerMs ?? null;
+    if (rate === null || n.replayedLsn === null || n.replayedLsn >= lsn) return false;
+    return Number(lsn - n.replayedLsn) > rate * ms;
   }
 
   private check(p: Probe): Promise<void> {
@@ -229,6 +372,7 @@ export class ReplicaMonitor {
         throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
       }
     }
+    this.queries++;
     const res = await p.client.query<R>(sql);
     return res.rows;
   }
@@ -252,16 +396,14 @@ export class ReplicaMonitor {
       const insert = row.current === null ? null : parseLsn(row.current);
       const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
       // A sample stands for the moment the query started: the position can only be later than that.
-      if (current !== null) this.lag.recordPrimary(current, started);
+      if (current !== null) this.notePrimary(current, started);
       if (row.in_recovery && n.health !== 'down') this.log.warn({ node: n.endpoint.name }, 'the primary is in recovery: writes will fail until it is promoted');
     } else {
-      n.receivedLsn = row.received === null ? null : parseLsn(row.received);
-      n.replayedLsn = row.replayed === null ? null : parseLsn(row.replayed);
       if (!row.in_recovery && !n.promoted) {
         n.promoted = true;
         this.log.warn({ node: n.endpoint.name }, 'replica is no longer in recovery (promoted?): no reads go to it');
       } else if (row.in_recovery && n.promoted) n.promoted = false;
-      this.wakeReplayWaiters(n);
+      this.noteReplica(n, row.received, row.replayed, started);
     }
     n.okStreak++;
     n.failReason = null;
@@ -340,7 +482,7 @@ export class ReplicaMonitor {
         const insert = parseLsn(rows[0]?.lsn ?? '');
         if (insert === null) throw new Error('the primary did not report a WAL position');
         const lsn = recordEndAt(insert, this.segmentSize);
-        this.lag.recordPrimary(lsn, started);
+        this.notePrimary(lsn, started);
         return lsn;
       } catch (e) {
         this.lsnProbe.drop(); // a query stuck on a frozen primary must not hold up the next one
@@ -356,12 +498,15 @@ export class ReplicaMonitor {
   }
 
   /**
-   * Resolves true once replica `n` has replayed `lsn` (checking it as often as it takes), false when
-   * `timeoutMs` pass first or the replica fails.
+   * Resolves true once replica `n` has replayed `lsn`, false when `timeoutMs` pass first, the replica
+   * fails, or its replay rate says it cannot get there in time (then at once). No query when its last
+   * known position covers `lsn`; else it is asked for its position at once and every
+   * monitor.fast_interval while anyone waits on it.
    */
   waitForReplay(n: NodeEntry, lsn: bigint, timeoutMs: number): Promise<boolean> {
     if (n.replayedLsn !== null && n.replayedLsn >= lsn) return Promise.resolve(true);
-    if (timeoutMs <= 0 || this.stopped) return Promise.resolve(false);
+    if (timeoutMs <= 0 || this.stopped || this.cannotCatchUp(n, lsn, timeoutMs)) return Promise.resolve(false);
+    if (!this.probes.some((p) => p.node === n)) return Promise.resolve(false); // retired: nothing would ever tell
     return new Promise((resolve) => {
       let list = this.replayWaiters.get(n);
       if (!list) {
@@ -370,6 +515,7 @@ export class ReplicaMonitor {
       }
       const w: ReplayWaiter = {
         lsn,
+        deadline: performance.now() + timeoutMs,
         finish: (ok) => {
           clearTimeout(timer);
           const l = this.replayWaiters.get(n);
@@ -385,12 +531,17 @@ export class ReplicaMonitor {
     });
   }
 
-  /** Checks a replica back to back while sessions wait for it to replay a position. */
+  /**
+   * Samples a replica's position while sessions wait for it to replay one: at once, then every
+   * monitor.fast_interval (start to start; one query in flight), until no one waits.
+   */
   private async pollReplay(n: NodeEntry): Promise<void> {
     const probe = this.probes.find((p) => p.node === n);
     while (!this.stopped && probe && (this.replayWaiters.get(n)?.length ?? 0) > 0) {
-      await this.check(probe);
-      if ((this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, 2));
+      const started = performance.now();
+      await this.sample(probe);
+      const rest = this.opts.fastIntervalMs - (performance.now() - started);
+      if (rest > 0 && (this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, rest));
     }
   }
 
@@ -399,9 +550,11 @@ export class ReplicaMonitor {
     if (!list || list.length === 0) return;
     const replayed = n.replayedLsn;
     const ok = n.health !== 'down' && n.inRecovery === true;
+    const now = performance.now();
     for (const w of [...list]) {
       if (!ok) w.finish(false);
       else if (replayed !== null && replayed >= w.lsn) w.finish(true);
+      else if (this.cannotCatchUp(n, w.lsn, w.deadline - now)) w.finish(false);
     }
   }
 }
