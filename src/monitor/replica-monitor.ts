@@ -23,10 +23,17 @@ const CHECK_SQL =
 const PRIMARY_POSITION_SQL = 'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn';
 const REPLICA_POSITION_SQL = 'SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
 /**
- * A replica's replay rate is measured over spans at least this long while it stays behind the primary:
- * replay comes in bursts (one per WAL flush), so a shorter span could read 0 on a healthy replica.
+ * A replica's replay rate is measured over spans at least this long while it has received WAL it has not
+ * replayed yet: replay comes in bursts, so a shorter span could read 0 on a healthy replica. A waiter
+ * whose position the replica has received gives up when replay has not moved for this long.
  */
 const RATE_SPAN_MS = 50;
+/**
+ * Received but not replayed WAL counts as a replay backlog only past this many bytes: the received
+ * position may end inside a record that continues in WAL not sent yet (a flush ends on a page boundary
+ * under synchronous_commit = off), which no replica can replay, however fast.
+ */
+const BACKLOG_SLACK = 16384n;
 /** wal_segment_size in bytes (pg_settings reports it so), read once per connection to the primary. */
 const SEGMENT_SQL = "SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'";
 
@@ -38,8 +45,10 @@ interface CheckRow {
 }
 
 /**
- * A replica's replay rate while it has WAL to replay: from `at`, when it was seen behind at `lsn`, to its
- * next sample at least RATE_SPAN_MS later. `bytesPerMs` is null while unknown (never behind that long).
+ * A replica's replay rate while it has received WAL it has not replayed: from `at`, when it was seen so at
+ * `lsn`, to its next sample at least RATE_SPAN_MS later. `bytesPerMs` is null while unknown (no such
+ * backlog that long). WAL the primary has not sent yet (not flushed under synchronous_commit = off, or
+ * the network) says nothing about replay, so it does not count.
  */
 interface ReplayRate {
   at: number;
@@ -52,6 +61,8 @@ interface ReplayWaiter {
   lsn: bigint;
   /** Local time its wait ends. */
   deadline: number;
+  /** Since when (and at which replay position) the replica has held all the WAL up to `lsn`; null: not yet. */
+  held: { at: number; replayed: bigint } | null;
   finish: (ok: boolean) => void;
 }
 
@@ -277,23 +288,23 @@ export class ReplicaMonitor {
   private noteReplica(n: NodeEntry, received: string | null, replayed: string | null, at: number): void {
     n.receivedLsn = received === null ? null : parseLsn(received);
     n.replayedLsn = replayed === null ? null : parseLsn(replayed);
-    this.noteRate(n, n.replayedLsn, at);
+    this.noteRate(n, n.receivedLsn, n.replayedLsn, at);
     this.wakeReplayWaiters(n);
   }
 
-  /** Keeps the replica's replay rate over spans in which it stayed behind the primary (see ReplayRate). */
-  private noteRate(n: NodeEntry, replayed: bigint | null, at: number): void {
-    const primary = this.lag.primaryLsn;
+  /** Keeps the replica's replay rate over spans in which it had a replay backlog (see ReplayRate). */
+  private noteRate(n: NodeEntry, received: bigint | null, replayed: bigint | null, at: number): void {
     let r = this.rates.get(n);
     if (!r) {
       r = { at, lsn: replayed, bytesPerMs: null };
       this.rates.set(n, r);
     }
-    if (replayed === null || primary === null || replayed >= primary || r.lsn === null || replayed < r.lsn) {
-      // Caught up (nothing to judge a rate by), or a new start: the next span begins here.
+    const backlog = replayed !== null && received !== null && received - replayed > BACKLOG_SLACK;
+    if (!backlog || r.lsn === null || replayed < r.lsn) {
+      // Replayed all it received (nothing to judge a rate by), or a new start: the next span begins here.
       r.at = at;
       r.lsn = replayed;
-      if (replayed === null || primary === null || replayed >= primary) r.bytesPerMs = null;
+      if (!backlog) r.bytesPerMs = null;
       return;
     }
     if (at - r.at < RATE_SPAN_MS) return;
@@ -516,6 +527,7 @@ export class ReplicaMonitor {
       const w: ReplayWaiter = {
         lsn,
         deadline: performance.now() + timeoutMs,
+        held: null,
         finish: (ok) => {
           clearTimeout(timer);
           const l = this.replayWaiters.get(n);
@@ -551,10 +563,17 @@ export class ReplicaMonitor {
     const replayed = n.replayedLsn;
     const ok = n.health !== 'down' && n.inRecovery === true;
     const now = performance.now();
+    const received = n.receivedLsn;
     for (const w of [...list]) {
       if (!ok) w.finish(false);
       else if (replayed !== null && replayed >= w.lsn) w.finish(true);
       else if (this.cannotCatchUp(n, w.lsn, w.deadline - now)) w.finish(false);
+      else if (replayed !== null && received !== null && received >= w.lsn) {
+        // The replica has every record up to the position: only its replay is missing. Replay that does
+        // not move at all for a while is paused or blocked (a conflict with a query on the replica).
+        if (w.held === null || replayed > w.held.replayed) w.held = { at: now, replayed };
+        else if (now - w.held.at >= RATE_SPAN_MS) w.finish(false);
+      }
     }
   }
 }
