@@ -38,13 +38,13 @@ const USAGE = `usage: node dist/bench/write-then-read.js [options]
   --rounds N        interleaved rounds of the loop, direct then tagged (default 5)
   --iterations N    INSERT-then-SELECT pairs per loop (default 300)
   --lag-seconds N   length of the lag-estimate phase (default 10)
-  --heartbeat-ms N  heartbeat period on the primary during that phase (default 5)
+  --heartbeat-ms N  heartbeat period on the primary during that phase (default 1: steady writes)
   --monitor K=V     a monitor.* setting for pgsplit (repeatable), e.g. --monitor lag_interval=10ms
   --out DIR         where report.md and results.json go (default bench/results/runs/write-then-read-<time>/)
 `;
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { rounds: 5, iterations: 300, lagSeconds: 10, heartbeatMs: 5, out: undefined, monitor: {} };
+  const a: Args = { rounds: 5, iterations: 300, lagSeconds: 10, heartbeatMs: 1, out: undefined, monitor: {} };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got ${v ?? 'nothing'}`);
