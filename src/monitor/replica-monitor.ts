@@ -545,15 +545,18 @@ export class ReplicaMonitor {
 
   /**
    * Samples a replica's position while sessions wait for it to replay one: at once, then every
-   * monitor.fast_interval (start to start; one query in flight), until no one waits.
+   * monitor.fast_interval (start to start; one query in flight), until no one waits. A check or sample
+   * already in flight when the wait began may predate the position waited for: its answer is taken, and
+   * a sample of the wait's own follows at once.
    */
   private async pollReplay(n: NodeEntry): Promise<void> {
     const probe = this.probes.find((p) => p.node === n);
     while (!this.stopped && probe && (this.replayWaiters.get(n)?.length ?? 0) > 0) {
+      const own = probe.inFlight === null && probe.sampling === null;
       const started = performance.now();
       await this.sample(probe);
       const rest = this.opts.fastIntervalMs - (performance.now() - started);
-      if (rest > 0 && (this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, rest));
+      if (own && rest > 0 && (this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, rest));
     }
   }
 
