@@ -4,8 +4,9 @@
  * (synchronous_commit on, as in production) and pgsplit in this process, then:
  *
  * 1. Write-then-read loop: N iterations of INSERT a row, then SELECT it back (autocommit), on a direct
- *    connection to the primary and on a tagged connection through pgsplit, in interleaved rounds. Reports
- *    the median time of each, their ratio, the share of the tagged reads that ran on a replica (every
+ *    connection to the primary, on an untagged connection through pgsplit (everything on the primary: the
+ *    proxy's own cost) and on a tagged one, in interleaved rounds. Reports the median time of each, the
+ *    ratio tagged / direct, the share of the tagged reads that ran on a replica (every
  *    read returns pg_is_in_recovery()), and reads that missed their own write (must be 0).
  * 2. Lag estimate under steady writes: a heartbeat row is updated on the primary every few ms; a probe
  *    reads it on each replica directly, and at the moment each read starts pgsplit's estimate for that
@@ -166,21 +167,26 @@ async function main(): Promise<void> {
     const viaProxy = `postgres://postgres@127.0.0.1:${port}/postgres`;
     const direct = await connect(cluster.primary.url());
     const tagged = await connect(viaProxy, '-c pgsplit.route=replica');
-    clients.push(direct, tagged);
+    const untagged = await connect(viaProxy);
+    clients.push(direct, tagged, untagged);
 
     // 1. The loop, interleaved: direct, tagged, direct, tagged, ... (one warm-up pair first).
     await loop(direct, 'wtr', 'warm-d', 50);
     await loop(tagged, 'wtr', 'warm-t', 50);
+    await loop(untagged, 'wtr', 'warm-u', 50);
     const directRuns: LoopResult[] = [];
     const taggedRuns: LoopResult[] = [];
+    const untaggedRuns: LoopResult[] = [];
     for (let round = 0; round < args.rounds; round++) {
       directRuns.push(await loop(direct, 'wtr', `d${round}`, args.iterations));
+      untaggedRuns.push(await loop(untagged, 'wtr', `u${round}`, args.iterations));
       taggedRuns.push(await loop(tagged, 'wtr', `t${round}`, args.iterations));
-      log(`round ${round + 1}: direct ${directRuns.at(-1)!.ms.toFixed(0)} ms, tagged ${taggedRuns.at(-1)!.ms.toFixed(0)} ms, ` +
+      log(`round ${round + 1}: direct ${directRuns.at(-1)!.ms.toFixed(0)} ms, untagged ${untaggedRuns.at(-1)!.ms.toFixed(0)} ms, tagged ${taggedRuns.at(-1)!.ms.toFixed(0)} ms, ` +
         `${taggedRuns.at(-1)!.onReplica}/${taggedRuns.at(-1)!.reads} on replicas, ${taggedRuns.at(-1)!.missed} missed`);
     }
     const directMs = quantile(directRuns.map((r) => r.ms), 0.5);
     const taggedMs = quantile(taggedRuns.map((r) => r.ms), 0.5);
+    const untaggedMs = quantile(untaggedRuns.map((r) => r.ms), 0.5);
     const reads = taggedRuns.reduce((s, r) => s + r.reads, 0);
     const onReplica = taggedRuns.reduce((s, r) => s + r.onReplica, 0);
     const missed = taggedRuns.reduce((s, r) => s + r.missed, 0) + directRuns.reduce((s, r) => s + r.missed, 0);
@@ -256,6 +262,8 @@ async function main(): Promise<void> {
         rounds: args.rounds,
         directMs: directRuns.map((r) => r.ms),
         taggedMs: taggedRuns.map((r) => r.ms),
+        untaggedMs: untaggedRuns.map((r) => r.ms),
+        untaggedMedianMs: untaggedMs,
         directMedianMs: directMs,
         taggedMedianMs: taggedMs,
         ratio: taggedMs / directMs,
@@ -275,9 +283,9 @@ async function main(): Promise<void> {
       '',
       `## Write-then-read loop (${args.iterations} INSERT + SELECT, ${args.rounds} interleaved rounds, medians)`,
       '',
-      '| direct | tagged via pgsplit | ratio | tagged reads on replicas | reads missing own write |',
-      '|---:|---:|---:|---:|---:|',
-      `| ${f(directMs, 0)} ms | ${f(taggedMs, 0)} ms | ${f(taggedMs / directMs, 2)}× | ${onReplica}/${reads} (${f((100 * onReplica) / reads)} %) | ${missed} |`,
+      '| direct | untagged via pgsplit | tagged via pgsplit | tagged / direct | tagged reads on replicas | reads missing own write |',
+      '|---:|---:|---:|---:|---:|---:|',
+      `| ${f(directMs, 0)} ms | ${f(untaggedMs, 0)} ms | ${f(taggedMs, 0)} ms | ${f(taggedMs / directMs, 2)}× | ${onReplica}/${reads} (${f((100 * onReplica) / reads)} %) | ${missed} |`,
       '',
       `## Lag estimate under steady writes (heartbeat every ${args.heartbeatMs} ms, ${args.lagSeconds} s)`,
       '',
