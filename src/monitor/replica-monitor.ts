@@ -254,23 +254,18 @@ export class ReplicaMonitor {
     if (p.inFlight) return p.inFlight;
     if (p.sampling) return p.sampling;
     const started = performance.now();
-    const run = (async () => {
-      try {
-        if (p.node.role === 'primary') {
-          const rows = await this.withTimeout(this.run<{ lsn: string | null }>(p, PRIMARY_POSITION_SQL));
-          const insert = parseLsn(rows[0]?.lsn ?? '');
-          if (insert !== null && !p.removed) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
-        } else {
-          const rows = await this.withTimeout(this.run<{ received: string | null; replayed: string | null }>(p, REPLICA_POSITION_SQL));
-          const row = rows[0];
-          if (!row) throw new Error('the position query returned no row');
-          if (!p.removed) this.noteReplica(p.node, row.received, row.replayed, started);
-        }
-      } catch (e) {
-        p.drop();
-        if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
+    const run = this.failingAsCheck(p, async () => {
+      if (p.node.role === 'primary') {
+        const rows = await this.withTimeout(this.run<{ lsn: string | null }>(p, PRIMARY_POSITION_SQL));
+        const insert = parseLsn(rows[0]?.lsn ?? '');
+        if (insert !== null && !p.removed) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
+      } else {
+        const rows = await this.withTimeout(this.run<{ received: string | null; replayed: string | null }>(p, REPLICA_POSITION_SQL));
+        const row = rows[0];
+        if (!row) throw new Error('the position query returned no row');
+        if (!p.removed) this.noteReplica(p.node, row.received, row.replayed, started);
       }
-    })();
+    });
     p.sampling = run.finally(() => {
       p.sampling = null;
     });
@@ -327,21 +322,26 @@ export class ReplicaMonitor {
   private check(p: Probe): Promise<void> {
     if (p.inFlight) return p.inFlight;
     const started = performance.now();
-    const run = (async () => {
-      try {
-        const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
-        const row = rows[0];
-        if (!row) throw new Error('the check query returned no row');
-        if (!p.removed) this.passed(p.node, row, started);
-      } catch (e) {
-        p.drop();
-        if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
-      }
-    })();
+    const run = this.failingAsCheck(p, async () => {
+      const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
+      const row = rows[0];
+      if (!row) throw new Error('the check query returned no row');
+      if (!p.removed) this.passed(p.node, row, started);
+    });
     p.inFlight = run.finally(() => {
       p.inFlight = null;
     });
     return p.inFlight;
+  }
+
+  /** Runs a check or sample of `p`; when it fails, its connection is dropped and the server fails its check. */
+  private async failingAsCheck(p: Probe, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (e) {
+      p.drop();
+      if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
+    }
   }
 
   /** Runs `sql` on the probe's connection, connecting first when it has none. */
