@@ -71,6 +71,8 @@ t.test('every scalar key is settable from the environment and changes the resolv
     'monitor.interval': ['250ms', (c) => c.monitor.intervalMs, 250],
     'monitor.timeout': ['3s', (c) => c.monitor.timeoutMs, 3000],
     'monitor.rise': ['5', (c) => c.monitor.rise, 5],
+    'monitor.lag_interval': ['20ms', (c) => c.monitor.lagIntervalMs, 20],
+    'monitor.fast_interval': ['3ms', (c) => c.monitor.fastIntervalMs, 3],
     'monitor.user': ['watcher', (c) => c.monitor.user, 'watcher'],
     'monitor.password': ['watch-pw', (c) => c.monitor.password, 'watch-pw'],
     'limits.max_message_size': ['1MB', (c) => c.limits.maxMessageSize, 1024 * 1024],

@@ -104,7 +104,7 @@ log:
       whenNoReplica: 'primary',
       transactions: 'primary',
     },
-    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
+    monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, lagIntervalMs: 10, fastIntervalMs: 2, user: null, password: null },
     limits: {
       maxMessageSize: 512 * 1024, maxClientConnections: 50, maxUserConnections: 10, idleInTransactionTimeoutMs: 60_000, maxPendingBytes: 1024 * 1024,
       startupTimeoutMs: 2000, connectTimeoutMs: 750, shutdownGraceMs: 30_000,
@@ -131,7 +131,7 @@ t.test('a file with only primary gets every default', async (t) => {
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   });
-  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null });
+  t.strictSame(cfg.monitor, { intervalMs: 100, timeoutMs: 1000, rise: 3, lagIntervalMs: 10, fastIntervalMs: 2, user: null, password: null });
   t.strictSame(cfg.databases, {});
   t.strictSame(cfg.limits, {
     maxMessageSize: 64 * 1024 * 1024, maxClientConnections: 1000, maxUserConnections: 0, idleInTransactionTimeoutMs: 0, maxPendingBytes: 4 * 1024 * 1024,
@@ -656,13 +656,21 @@ t.test('replica awareness: routing.max_lag, read_your_writes_timeout, when_no_re
   t.equal(cfg.routing.maxLagMs, 250);
   t.equal(cfg.routing.readYourWritesTimeoutMs, 1000);
   t.equal(cfg.routing.whenNoReplica, 'error');
-  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5, user: null, password: null });
+  t.strictSame(cfg.monitor, { intervalMs: 50, timeoutMs: 2000, rise: 5, lagIntervalMs: 10, fastIntervalMs: 2, user: null, password: null });
+  const fast = resolveConfig({ primary: PRIMARY, monitor: { interval: '5ms' } }).monitor;
+  t.strictSame([fast.lagIntervalMs, fast.fastIntervalMs], [5, 2], 'unset, lag_interval is never longer than the interval');
+  const set = resolveConfig({ primary: PRIMARY, monitor: { lag_interval: '20ms', fast_interval: '1ms' } }).monitor;
+  t.strictSame([set.lagIntervalMs, set.fastIntervalMs], [20, 1], 'monitor.lag_interval and monitor.fast_interval');
   const bad: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ routing: { max_lag: 'soon' } }, 'routing.max_lag', /not a duration/],
     [{ routing: { when_no_replica: 'wait' } }, 'routing.when_no_replica', /primary|error/],
     [{ monitor: { rise: 0 } }, 'monitor.rise', /whole number from 1 to 100/],
     [{ monitor: { interval: '-1s' } }, 'monitor.interval', /duration/],
     [{ monitor: { period: '1s' } }, 'monitor.period', /./],
+    [{ monitor: { lag_interval: '0ms' } }, 'monitor.lag_interval', /from 1ms to 24h/],
+    [{ monitor: { lag_interval: '200ms' } }, 'monitor.lag_interval', /longer than monitor.interval \(100 ms\); write at most the interval/],
+    [{ monitor: { interval: '50ms', fast_interval: '60ms' } }, 'monitor.fast_interval', /longer than monitor.interval \(50 ms\)/],
+    [{ monitor: { fast_interval: 'often' } }, 'monitor.fast_interval', /not a duration/],
   ];
   for (const [extra, key, msg] of bad) {
     const e = catchConfigError(() => resolveConfig({ primary: PRIMARY, ...extra }));

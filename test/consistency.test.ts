@@ -145,6 +145,44 @@ t.test('after the session used the primary, the next read raises the floor to th
   t.equal(c.requirement(read()).minLsn, 0x4000n);
 });
 
+t.test('a tagged session asks the primary\'s position when its unit there ends, and the next read uses that answer', async (t) => {
+  const w = new World(2, 0x3000n);
+  const c = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
+  const r1 = w.replica('r1');
+  w.catchUp.set('r1', true);
+  await c.choose(r1, read(), undefined); // the session reads on r1 first
+  // A write on the primary: the session marks the floor for raising when it sends it, and the unit ends.
+  c.raiseFloor = true;
+  w.primaryLsn = 0x4000n;
+  c.answered('primary', 1);
+  t.equal(w.positionAsked, 1, 'asked as soon as the unit ended, before any read');
+  await new Promise((r) => setImmediate(r));
+  t.same(w.waits.map((x) => [x.node, x.lsn]), [['r1', 0x4000n]], 'and the monitor was told to watch the session\'s replica replay it');
+  w.waits.length = 0;
+  w.primaryLsn = 0x9000n; // a later position must not be used: the prefetched one covers the write
+  const choice = await c.choose(r1, read(), undefined);
+  t.equal(w.positionAsked, 1, 'the read did not ask again');
+  t.equal(choice.req.minLsn, 0x4000n, 'its floor is the answer asked for when the write ended');
+
+  // Write after write with no read between: the first answer went unused, so the second write asks nothing.
+  c.raiseFloor = true;
+  c.answered('primary', 2);
+  c.raiseFloor = true;
+  c.answered('primary', 3);
+  t.equal(w.positionAsked, 2, 'a write right after a write does not ask');
+  await c.choose(r1, read(), undefined);
+  t.equal(w.positionAsked, 3, 'the read asks for itself, covering both writes');
+  t.equal(c.requirement(read()).minLsn, 0x9000n);
+  c.raiseFloor = true;
+  c.answered('primary', 4);
+  t.equal(w.positionAsked, 4, 'a read used the position again: the next write asks at once again');
+
+  const untagged = w.consistency();
+  untagged.raiseFloor = true;
+  untagged.answered('primary', 5);
+  t.equal(w.positionAsked, 4, 'an untagged session never asks ahead');
+});
+
 t.test('an attached replica behind the floor is waited for, up to routing.read_your_writes_timeout, and kept as causal-wait', async (t) => {
   const w = new World(2, 0x1000n);
   w.ctx.readYourWritesTimeoutMs = 350;

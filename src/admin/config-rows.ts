@@ -26,6 +26,8 @@ export function configRows(c: PgsplitConfig): Array<{ key: string; value: string
     { key: 'monitor.interval', value: `${c.monitor.intervalMs}ms` },
     { key: 'monitor.timeout', value: `${c.monitor.timeoutMs}ms` },
     { key: 'monitor.rise', value: String(c.monitor.rise) },
+    { key: 'monitor.lag_interval', value: `${c.monitor.lagIntervalMs}ms` },
+    { key: 'monitor.fast_interval', value: `${c.monitor.fastIntervalMs}ms` },
     { key: 'monitor.user', value: c.monitor.user ?? "(the servers' URLs)" },
     { key: 'limits.max_message_size', value: String(c.limits.maxMessageSize) },
     { key: 'limits.max_client_connections', value: String(c.limits.maxClientConnections) },

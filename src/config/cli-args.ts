@@ -135,6 +135,8 @@ CONFIG FILE (YAML; every key is optional except primary)
     interval: 100ms                    # each server is checked this often
     timeout: 1s                        # a check taking longer takes the server out of rotation
     rise: 3                            # passed checks in a row before it is put back
+    lag_interval: 10ms                 # WAL positions alone are sampled this often (the lag estimate's grain)
+    fast_interval: 2ms                 # a replica a read waits on (read-your-writes) is asked this often
     user: pgsplit_monitor              # the monitor's own login (default: the URLs', else postgres)
     password: "monitor-secret"
   limits:

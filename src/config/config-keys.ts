@@ -13,7 +13,7 @@ export const ROUTING_KEYS = [
   'application_names', 'default', 'writing_functions', 'read_only_functions', 'unknown_functions', 'max_lag',
   'read_your_writes_timeout', 'when_no_replica', 'transactions',
 ] as const;
-export const MONITOR_KEYS = ['interval', 'timeout', 'rise', ...MONITOR_LOGIN_KEYS] as const;
+export const MONITOR_KEYS = ['interval', 'timeout', 'rise', 'lag_interval', 'fast_interval', ...MONITOR_LOGIN_KEYS] as const;
 export const LIMITS_KEYS = [
   'max_message_size', 'max_client_connections', 'max_user_connections', 'startup_timeout', 'idle_in_transaction_timeout', 'max_pending_bytes',
   'connect_timeout', 'shutdown_grace',
@@ -46,6 +46,8 @@ export const NESTED_HOME: Record<string, string> = {
   transactions: 'routing',
   interval: 'monitor',
   rise: 'monitor',
+  lag_interval: 'monitor',
+  fast_interval: 'monitor',
   max_message_size: 'limits',
   max_client_connections: 'limits',
   max_user_connections: 'limits',

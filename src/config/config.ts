@@ -137,8 +137,12 @@ export interface PgsplitConfig {
   /**
    * The replica monitor (monitor.interval, monitor.timeout, monitor.rise). monitor.user / monitor.password:
    * the monitor's own login; null = the URL's user and password (user postgres when the URL has none).
+   * lagIntervalMs (monitor.lag_interval): how often WAL positions alone are sampled (the primary's always,
+   * a replica's while it is behind or the primary is writing), the grain of the lag estimate.
+   * fastIntervalMs (monitor.fast_interval): how often a replica that sessions wait on (read-your-writes)
+   * is asked for its replay position, while they wait. Both at most intervalMs.
    */
-  monitor: { intervalMs: number; timeoutMs: number; rise: number; user: string | null; password: string | null };
+  monitor: { intervalMs: number; timeoutMs: number; rise: number; lagIntervalMs: number; fastIntervalMs: number; user: string | null; password: string | null };
   limits: {
     /** Largest protocol message accepted, in bytes; default 64 MiB. */
     maxMessageSize: number;
@@ -232,7 +236,7 @@ export const DEFAULT_CONFIG: Readonly<PgsplitDefaults> = deepFreeze({
     applicationNames: [], default: 'primary', writingFunctions: [], readOnlyFunctions: [], unknownFunctions: 'primary',
     maxLagMs: 1000, readYourWritesTimeoutMs: 200, whenNoReplica: 'primary', transactions: 'replica-until-write',
   },
-  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, user: null, password: null },
+  monitor: { intervalMs: 100, timeoutMs: 1000, rise: 3, lagIntervalMs: 10, fastIntervalMs: 2, user: null, password: null },
   limits: {
     maxMessageSize: 64 * MiB,
     maxClientConnections: 1000,

@@ -43,6 +43,8 @@ export const SCALAR_KEYS: readonly ScalarKey[] = [
   { key: 'monitor.interval', kind: 'text', shown: (c) => ms(c.monitor.intervalMs) },
   { key: 'monitor.timeout', kind: 'text', shown: (c) => ms(c.monitor.timeoutMs) },
   { key: 'monitor.rise', kind: 'count', shown: (c) => String(c.monitor.rise) },
+  { key: 'monitor.lag_interval', kind: 'text', shown: (c) => ms(c.monitor.lagIntervalMs) },
+  { key: 'monitor.fast_interval', kind: 'text', shown: (c) => ms(c.monitor.fastIntervalMs) },
   // The monitor's own login (monitor.user / monitor.password); the password is never shown.
   { key: 'monitor.user', kind: 'text', shown: (c) => c.monitor.user ?? "(the servers' URLs)" },
   { key: 'monitor.password', kind: 'text', shown: (c) => (c.monitor.password === null ? '(none)' : '****') },

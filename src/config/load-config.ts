@@ -201,6 +201,13 @@ function resolveMerged(r: Raw, ctx: ConfigContext): PgsplitConfig {
     }
     rise = riseRaw;
   }
+  // Unset, they are never longer than monitor.interval (a 5 ms interval needs no 10 ms lag samples).
+  const lagIntervalMs = durationFromRaw(monitorRaw['lag_interval'], 'monitor.lag_interval', Math.min(d.monitor.lagIntervalMs, intervalMs), ctx, '10ms');
+  const fastIntervalMs = durationFromRaw(monitorRaw['fast_interval'], 'monitor.fast_interval', Math.min(d.monitor.fastIntervalMs, intervalMs), ctx, '2ms');
+  // Faster samples are the point of both: one slower than the full checks would only add queries.
+  for (const [key, ms, example] of [['lag_interval', lagIntervalMs, '10ms'], ['fast_interval', fastIntervalMs, '2ms']] as const) {
+    if (ms > intervalMs) ctx.fail(`monitor.${key}`, `${show(monitorRaw[key] ?? `${ms}ms`)} is longer than monitor.interval (${intervalMs} ms); write at most the interval, e.g. ${key}: ${example}`);
+  }
   const monitorLogin = monitorLoginFromRaw(monitorRaw, (k, m) => ctx.fail(k, m));
 
   const limitsRaw = ctx.section(r, 'limits', LIMITS_KEYS, 'limits: {max_message_size: 64MB, max_client_connections: 1000}');
@@ -249,7 +256,7 @@ function resolveMerged(r: Raw, ctx: ConfigContext): PgsplitConfig {
     auth: { method },
     tls,
     routing: { applicationNames, default: routeDefault, ...functionPolicy, maxLagMs, readYourWritesTimeoutMs, whenNoReplica, transactions },
-    monitor: { intervalMs, timeoutMs, rise, ...monitorLogin },
+    monitor: { intervalMs, timeoutMs, rise, lagIntervalMs, fastIntervalMs, ...monitorLogin },
     limits: {
       maxMessageSize, maxClientConnections, maxUserConnections, idleInTransactionTimeoutMs, maxPendingBytes, startupTimeoutMs, connectTimeoutMs,
       shutdownGraceMs,

@@ -16,6 +16,24 @@ const CHECK_SQL =
   'SELECT pg_is_in_recovery() AS in_recovery, ' +
   'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS current, ' +
   'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+/**
+ * The cheap samples between checks (monitor.lag_interval, monitor.fast_interval): WAL positions only. The
+ * primary's CASE keeps a primary in recovery from raising an error every few milliseconds.
+ */
+const PRIMARY_POSITION_SQL = 'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn';
+const REPLICA_POSITION_SQL = 'SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+/**
+ * A replica's replay rate is measured over spans at least this long while it has received WAL it has not
+ * replayed yet: replay comes in bursts, so a shorter span could read 0 on a healthy replica. A waiter
+ * whose position the replica has received gives up when replay has not moved for this long.
+ */
+const RATE_SPAN_MS = 50;
+/**
+ * Received but not replayed WAL counts as a replay backlog only past this many bytes: the received
+ * position may end inside a record that continues in WAL not sent yet (a flush ends on a page boundary
+ * under synchronous_commit = off), which no replica can replay, however fast.
+ */
+const BACKLOG_SLACK = 16384n;
 /** wal_segment_size in bytes (pg_settings reports it so), read once per connection to the primary. */
 const SEGMENT_SQL = "SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'";
 
@@ -26,9 +44,25 @@ interface CheckRow {
   replayed: string | null;
 }
 
+/**
+ * A replica's replay rate while it has received WAL it has not replayed: from `at`, when it was seen so at
+ * `lsn`, to its next sample at least RATE_SPAN_MS later. `bytesPerMs` is null while unknown (no such
+ * backlog that long). WAL the primary has not sent yet (not flushed under synchronous_commit = off, or
+ * the network) says nothing about replay, so it does not count.
+ */
+interface ReplayRate {
+  at: number;
+  lsn: bigint | null;
+  bytesPerMs: number | null;
+}
+
 /** A session waiting for a replica to replay `lsn`; `finish` settles it once. */
 interface ReplayWaiter {
   lsn: bigint;
+  /** Local time its wait ends. */
+  deadline: number;
+  /** Since when (and at which replay position) the replica has held all the WAL up to `lsn`; null: not yet. */
+  held: { at: number; replayed: bigint } | null;
   finish: (ok: boolean) => void;
 }
 
@@ -36,6 +70,8 @@ interface ReplayWaiter {
 class Probe {
   client: pg.Client | null = null;
   inFlight: Promise<void> | null = null;
+  /** A position sample in flight (see ReplicaMonitor.sample). */
+  sampling: Promise<void> | null = null;
   /** The login `client` was opened with. */
   login: { user: string; password: string | undefined } = { user: '', password: undefined };
   /** Its replica was retired: a check still in flight reports nothing. */
@@ -68,6 +104,8 @@ class Probe {
  */
 export class ReplicaMonitor {
   readonly lag: LagTracker;
+  /** Queries sent to the servers so far (checks, position samples): the monitor's load, for benchmarks. */
+  queries = 0;
   /** Called when a server goes out of rotation (sessions move their work off it). */
   onDown: ((n: NodeEntry, reason: string) => void) | null = null;
   private readonly probes: Probe[];
@@ -81,6 +119,11 @@ export class ReplicaMonitor {
   /** The primary's wal_segment_size (from its checks; 16 MiB, the default, until the first). */
   private segmentSize = 16n * 1024n * 1024n;
   private readonly replayWaiters = new Map<NodeEntry, ReplayWaiter[]>();
+  private readonly rates = new Map<NodeEntry, ReplayRate>();
+  /** The timer of the position samples (monitor.lag_interval). */
+  private lagTimer: NodeJS.Timeout | null = null;
+  /** Local time the primary's recorded position last moved forward. */
+  private primaryMovedAt = -Infinity;
 
   constructor(
     private readonly nodes: ServerNodes,
@@ -90,9 +133,9 @@ export class ReplicaMonitor {
     this.opts = opts;
     this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
     this.lsnProbe = new Probe(nodes.primary);
-    // The history must span the largest lag worth measuring even when positions are asked for often:
-    // positions closer together than half an interval share an entry (still an upper bound).
-    this.lag = new LagTracker({ minSpacingMs: opts.intervalMs / 2 });
+    // Positions asked for more often than the samples (read-your-writes) share an entry: the grain stays
+    // about half a sampling interval, and the history is not filled by requests.
+    this.lag = new LagTracker({ minSpacingMs: opts.lagIntervalMs / 2 });
   }
 
   /** Starts checking; the first round runs at once. */
@@ -101,6 +144,15 @@ export class ReplicaMonitor {
     this.tick();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
     this.timer.unref();
+    this.startLagTimer();
+  }
+
+  private startLagTimer(): void {
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.lagTimer = null;
+    if (this.opts.lagIntervalMs >= this.opts.intervalMs) return; // the checks sample as often
+    this.lagTimer = setInterval(() => this.lagTick(), this.opts.lagIntervalMs);
+    this.lagTimer.unref();
   }
 
   /**
@@ -109,12 +161,15 @@ export class ReplicaMonitor {
    */
   configure(opts: MonitorOptions): void {
     const interval = opts.intervalMs !== this.opts.intervalMs;
+    const lagInterval = opts.lagIntervalMs !== this.opts.lagIntervalMs;
     this.opts = opts;
+    this.lag.setMinSpacing(opts.lagIntervalMs / 2);
     if (interval && this.timer) {
       clearInterval(this.timer);
       this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
       this.timer.unref();
     }
+    if ((interval || lagInterval) && this.timer) this.startLagTimer();
   }
 
   /** Starts checking a replica a reload added; the first check runs at once. */
@@ -134,12 +189,15 @@ export class ReplicaMonitor {
     this.probes.splice(i, 1);
     for (const w of [...(this.replayWaiters.get(n) ?? [])]) w.finish(false);
     this.replayWaiters.delete(n);
+    this.rates.delete(n);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.lagTimer = null;
     for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.finish(false);
     this.replayWaiters.clear();
     for (const p of this.probes) p.drop();
@@ -170,24 +228,120 @@ export class ReplicaMonitor {
     for (const p of this.probes) this.check(p).catch((e: unknown) => this.log.error({ err: String(e) }, 'monitor check failed unexpectedly'));
   }
 
+  /**
+   * The position samples between checks: the primary's every time (its moves are what lag is measured
+   * against), a replica's while it is behind the primary's latest position or the primary moved within
+   * the last check interval. An idle primary with current replicas costs one query per interval to it.
+   */
+  private lagTick(): void {
+    const now = performance.now();
+    const primaryLsn = this.lag.primaryLsn;
+    const writing = now - this.primaryMovedAt < this.opts.intervalMs;
+    for (const p of this.probes) {
+      const n = p.node;
+      if (n.health !== 'up') continue;
+      if (n.role === 'replica' && !writing && n.replayedLsn !== null && primaryLsn !== null && n.replayedLsn >= primaryLsn) continue;
+      this.sample(p).catch(() => {});
+    }
+  }
+
+  /**
+   * Asks a server for its WAL position alone (one small query; at most one in flight per server): the
+   * primary's insert position, a replica's received and replayed ones. A check in flight answers the same
+   * and more, so it stands in. A sample that fails is a failed check.
+   */
+  private sample(p: Probe): Promise<void> {
+    if (p.inFlight) return p.inFlight;
+    if (p.sampling) return p.sampling;
+    const started = performance.now();
+    const run = this.failingAsCheck(p, async () => {
+      if (p.node.role === 'primary') {
+        const rows = await this.withTimeout(this.run<{ lsn: string | null }>(p, PRIMARY_POSITION_SQL));
+        const insert = parseLsn(rows[0]?.lsn ?? '');
+        if (insert !== null && !p.removed) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
+      } else {
+        const rows = await this.withTimeout(this.run<{ received: string | null; replayed: string | null }>(p, REPLICA_POSITION_SQL));
+        const row = rows[0];
+        if (!row) throw new Error('the position query returned no row');
+        if (!p.removed) this.noteReplica(p.node, row.received, row.replayed, started);
+      }
+    });
+    p.sampling = run.finally(() => {
+      p.sampling = null;
+    });
+    return p.sampling;
+  }
+
+  /** The primary was at `lsn` at local time `at` (a sample stands for the moment its query started). */
+  private notePrimary(lsn: bigint, at: number): void {
+    const before = this.lag.primaryLsn;
+    this.lag.recordPrimary(lsn, at);
+    if (before === null || lsn > before) this.primaryMovedAt = at;
+  }
+
+  /** A replica's positions as a check or sample found them at local time `at`; wakes its waiters. */
+  private noteReplica(n: NodeEntry, received: string | null, replayed: string | null, at: number): void {
+    n.receivedLsn = received === null ? null : parseLsn(received);
+    n.replayedLsn = replayed === null ? null : parseLsn(replayed);
+    this.noteRate(n, n.receivedLsn, n.replayedLsn, at);
+    this.wakeReplayWaiters(n);
+  }
+
+  /** Keeps the replica's replay rate over spans in which it had a replay backlog (see ReplayRate). */
+  private noteRate(n: NodeEntry, received: bigint | null, replayed: bigint | null, at: number): void {
+    let r = this.rates.get(n);
+    if (!r) {
+      r = { at, lsn: replayed, bytesPerMs: null };
+      this.rates.set(n, r);
+    }
+    const backlog = replayed !== null && received !== null && received - replayed > BACKLOG_SLACK;
+    if (!backlog || r.lsn === null || replayed < r.lsn) {
+      // Replayed all it received (nothing to judge a rate by), or a new start: the next span begins here.
+      r.at = at;
+      r.lsn = replayed;
+      if (!backlog) r.bytesPerMs = null;
+      return;
+    }
+    if (at - r.at < RATE_SPAN_MS) return;
+    r.bytesPerMs = Number(replayed - r.lsn) / (at - r.at);
+    r.at = at;
+    r.lsn = replayed;
+  }
+
+  /**
+   * True when replica `n` cannot replay up to `lsn` within `ms` at the rate it has been replaying while
+   * behind (paused replay: never). False when that rate is unknown (it has not stayed behind long enough
+   * to tell): then it is worth waiting.
+   */
+  cannotCatchUp(n: NodeEntry, lsn: bigint, ms: number): boolean {
+    const rate = this.rates.get(n)?.bytesPerMs ?? null;
+    if (rate === null || n.replayedLsn === null || n.replayedLsn >= lsn) return false;
+    return Number(lsn - n.replayedLsn) > rate * ms;
+  }
+
   private check(p: Probe): Promise<void> {
     if (p.inFlight) return p.inFlight;
     const started = performance.now();
-    const run = (async () => {
-      try {
-        const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
-        const row = rows[0];
-        if (!row) throw new Error('the check query returned no row');
-        if (!p.removed) this.passed(p.node, row, started);
-      } catch (e) {
-        p.drop();
-        if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
-      }
-    })();
+    const run = this.failingAsCheck(p, async () => {
+      const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
+      const row = rows[0];
+      if (!row) throw new Error('the check query returned no row');
+      if (!p.removed) this.passed(p.node, row, started);
+    });
     p.inFlight = run.finally(() => {
       p.inFlight = null;
     });
     return p.inFlight;
+  }
+
+  /** Runs a check or sample of `p`; when it fails, its connection is dropped and the server fails its check. */
+  private async failingAsCheck(p: Probe, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (e) {
+      p.drop();
+      if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
+    }
   }
 
   /** Runs `sql` on the probe's connection, connecting first when it has none. */
@@ -229,6 +383,7 @@ export class ReplicaMonitor {
         throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
       }
     }
+    this.queries++;
     const res = await p.client.query<R>(sql);
     return res.rows;
   }
@@ -252,16 +407,14 @@ export class ReplicaMonitor {
       const insert = row.current === null ? null : parseLsn(row.current);
       const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
       // A sample stands for the moment the query started: the position can only be later than that.
-      if (current !== null) this.lag.recordPrimary(current, started);
+      if (current !== null) this.notePrimary(current, started);
       if (row.in_recovery && n.health !== 'down') this.log.warn({ node: n.endpoint.name }, 'the primary is in recovery: writes will fail until it is promoted');
     } else {
-      n.receivedLsn = row.received === null ? null : parseLsn(row.received);
-      n.replayedLsn = row.replayed === null ? null : parseLsn(row.replayed);
       if (!row.in_recovery && !n.promoted) {
         n.promoted = true;
         this.log.warn({ node: n.endpoint.name }, 'replica is no longer in recovery (promoted?): no reads go to it');
       } else if (row.in_recovery && n.promoted) n.promoted = false;
-      this.wakeReplayWaiters(n);
+      this.noteReplica(n, row.received, row.replayed, started);
     }
     n.okStreak++;
     n.failReason = null;
@@ -340,7 +493,7 @@ export class ReplicaMonitor {
         const insert = parseLsn(rows[0]?.lsn ?? '');
         if (insert === null) throw new Error('the primary did not report a WAL position');
         const lsn = recordEndAt(insert, this.segmentSize);
-        this.lag.recordPrimary(lsn, started);
+        this.notePrimary(lsn, started);
         return lsn;
       } catch (e) {
         this.lsnProbe.drop(); // a query stuck on a frozen primary must not hold up the next one
@@ -356,12 +509,15 @@ export class ReplicaMonitor {
   }
 
   /**
-   * Resolves true once replica `n` has replayed `lsn` (checking it as often as it takes), false when
-   * `timeoutMs` pass first or the replica fails.
+   * Resolves true once replica `n` has replayed `lsn`, false when `timeoutMs` pass first, the replica
+   * fails, or its replay rate says it cannot get there in time (then at once). No query when its last
+   * known position covers `lsn`; else it is asked for its position at once and every
+   * monitor.fast_interval while anyone waits on it.
    */
   waitForReplay(n: NodeEntry, lsn: bigint, timeoutMs: number): Promise<boolean> {
     if (n.replayedLsn !== null && n.replayedLsn >= lsn) return Promise.resolve(true);
-    if (timeoutMs <= 0 || this.stopped) return Promise.resolve(false);
+    if (timeoutMs <= 0 || this.stopped || this.cannotCatchUp(n, lsn, timeoutMs)) return Promise.resolve(false);
+    if (!this.probes.some((p) => p.node === n)) return Promise.resolve(false); // retired: nothing would ever tell
     return new Promise((resolve) => {
       let list = this.replayWaiters.get(n);
       if (!list) {
@@ -370,6 +526,8 @@ export class ReplicaMonitor {
       }
       const w: ReplayWaiter = {
         lsn,
+        deadline: performance.now() + timeoutMs,
+        held: null,
         finish: (ok) => {
           clearTimeout(timer);
           const l = this.replayWaiters.get(n);
@@ -385,12 +543,20 @@ export class ReplicaMonitor {
     });
   }
 
-  /** Checks a replica back to back while sessions wait for it to replay a position. */
+  /**
+   * Samples a replica's position while sessions wait for it to replay one: at once, then every
+   * monitor.fast_interval (start to start; one query in flight), until no one waits. A check or sample
+   * already in flight when the wait began may predate the position waited for: its answer is taken, and
+   * a sample of the wait's own follows at once.
+   */
   private async pollReplay(n: NodeEntry): Promise<void> {
     const probe = this.probes.find((p) => p.node === n);
     while (!this.stopped && probe && (this.replayWaiters.get(n)?.length ?? 0) > 0) {
-      await this.check(probe);
-      if ((this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, 2));
+      const own = probe.inFlight === null && probe.sampling === null;
+      const started = performance.now();
+      await this.sample(probe);
+      const rest = this.opts.fastIntervalMs - (performance.now() - started);
+      if (own && rest > 0 && (this.replayWaiters.get(n)?.length ?? 0) > 0) await new Promise((r) => setTimeout(r, rest));
     }
   }
 
@@ -399,9 +565,18 @@ export class ReplicaMonitor {
     if (!list || list.length === 0) return;
     const replayed = n.replayedLsn;
     const ok = n.health !== 'down' && n.inRecovery === true;
+    const now = performance.now();
+    const received = n.receivedLsn;
     for (const w of [...list]) {
       if (!ok) w.finish(false);
       else if (replayed !== null && replayed >= w.lsn) w.finish(true);
+      else if (this.cannotCatchUp(n, w.lsn, w.deadline - now)) w.finish(false);
+      else if (replayed !== null && received !== null && received >= w.lsn) {
+        // The replica has every record up to the position: only its replay is missing. Replay that does
+        // not move at all for a while is paused or blocked (a conflict with a query on the replica).
+        if (w.held === null || replayed > w.held.replayed) w.held = { at: now, replayed };
+        else if (now - w.held.at >= RATE_SPAN_MS) w.finish(false);
+      }
     }
   }
 }

@@ -29,6 +29,8 @@ export interface SessionBounds {
   /** null: routing.max_lag. */
   readonly maxLagMs: number | null;
   readonly afterLsn: bigint | null;
+  /** The session's reads go to replicas: worth learning the primary's position as soon as a write ends. */
+  readonly tagged?: boolean;
 }
 
 /**
@@ -74,6 +76,16 @@ export class Consistency {
   /** performance.now() when a unit last finished on the primary, and on a replica (see raiseFloorFromPrimary). */
   private primaryDoneAt = -Infinity;
   private replicaDoneAt = -Infinity;
+  /**
+   * The primary's position, asked for when the session's last unit on the primary ended (so it covers
+   * that unit), for the next replica read to raise its floor without a round trip of its own; null when
+   * none is pending. It fails to null (the read then asks again).
+   */
+  private prefetched: Promise<bigint | null> | null = null;
+  /** Prefetching pays: the last prefetch was used by a read (false after a write followed a write). */
+  private prefetchPays = true;
+  /** The replica the session last read from or chose: where a prefetched position is awaited. */
+  private lastReplica: NodeEntry | null = null;
 
   constructor(
     private readonly ctx: ConsistencyContext,
@@ -83,8 +95,32 @@ export class Consistency {
 
   /** A unit's answer completed on a node with this role at `now` (performance.now()). */
   answered(role: 'primary' | 'replica', now: number): void {
-    if (role === 'primary') this.primaryDoneAt = now;
-    else this.replicaDoneAt = now;
+    if (role === 'primary') {
+      this.primaryDoneAt = now;
+      if (this.raiseFloor && this.bounds.tagged === true) this.prefetchFloor();
+    } else this.replicaDoneAt = now;
+  }
+
+  /**
+   * A tagged session's unit on the primary ended and its next replica read will need the primary's
+   * position: ask for it now, and have the monitor watch the session's replica replay it, while the
+   * client is still turning round. Skipped after a write that followed a write with no read between
+   * (a bulk load would ask once per statement for nothing), until a read needs the position again.
+   */
+  private prefetchFloor(): void {
+    if (this.prefetched !== null) this.prefetchPays = false;
+    this.prefetched = null;
+    if (!this.prefetchPays) return;
+    const monitor = this.ctx.monitor;
+    const replica = this.lastReplica;
+    const waitMs = this.ctx.readYourWritesTimeoutMs;
+    this.prefetched = monitor.primaryLsnNow().then(
+      (lsn) => {
+        if (replica !== null) void monitor.waitForReplay(replica, lsn, waitMs);
+        return lsn;
+      },
+      () => null,
+    );
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
@@ -118,6 +154,7 @@ export class Consistency {
    */
   async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined): Promise<ReadChoice> {
     const choice: ReadChoice = { node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs };
+    if (current !== null) this.lastReplica = current;
     if (this.raiseFloor) {
       // The primary cannot say where it is: only it can serve a read that must see its writes.
       if (!(await this.raiseFloorFromPrimary())) return primary(choice, 'fallback-no-position');
@@ -175,12 +212,24 @@ export class Consistency {
     }
     tried.add(node);
     choice.node = node;
+    this.lastReplica = node;
     return choice;
   }
 
   /** Raises the session's floor to the primary's position now; false when the primary cannot tell. */
   private async raiseFloorFromPrimary(): Promise<boolean> {
-    let lsn: bigint | null;
+    let lsn: bigint | null = null;
+    const prefetched = this.prefetched;
+    this.prefetched = null;
+    if (prefetched !== null) {
+      // Asked for after the session's last unit on the primary ended: it covers everything the session saw.
+      lsn = await prefetched;
+      this.prefetchPays = true;
+      if (lsn !== null) {
+        if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+        return true;
+      }
+    } else this.prefetchPays = true;
     try {
       lsn = await this.ctx.monitor.primaryLsnNow();
     } catch (e) {
