@@ -115,6 +115,23 @@ export function attachPrimaryNow(session: Session): ServerLink | null {
   return hold === null ? null : bind(session, node, hold);
 }
 
+/**
+ * The session's replica at once, when the read may stay there (Consistency.mayStayOn: no floor to
+ * raise, and the replica meets the read's requirement now) and the session's source can lend an idle
+ * connection there now; null otherwise (attachFor then decides, waits or moves). In pool.mode
+ * transaction a tagged session keeps its replica with no link between reads: most of its reads borrow
+ * this way, as attachPrimaryNow does for the primary (no promise, no turn of the event loop).
+ */
+export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
+  const node = session.binding.replica;
+  const d = u.decision;
+  if (node === null || d === undefined || u.avoid !== undefined || !session.consistency.mayStayOn(node, d)) return null;
+  const existing = session.binding.linkTo(node);
+  if (existing) return existing;
+  const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;
+  return hold === null ? null : bind(session, node, hold);
+}
+
 /** A link over `hold`: attached, its answers relayed, its failures handled (onServerLost). */
 function bind(session: Session, node: NodeEntry, hold: ServerHold): ServerLink {
   const conn = hold.conn;

@@ -25,7 +25,8 @@ import { SessionClosing } from './session-closing.js';
 import { RequestWriter, SYNC } from './request-writer.js';
 import { ClientReader } from './client-reader.js';
 import { TargetChooser, type ChooserState } from './target-chooser.js';
-import { attachFor, attachPrimaryNow, detach, giveBackIdle } from './server-attach.js';
+import { readClient, watchClient } from './client-socket-events.js';
+import { attachFor, attachPrimaryNow, attachReplicaNow, detach, giveBackIdle } from './server-attach.js';
 import { noteParameter, observe, ownQueryAnswered } from './server-books.js';
 import { duringCopyIn, endReplicaBatch, send, sendCopy } from './server-writes.js';
 import { runLocal, sendLocalProbe } from './local-run.js';
@@ -35,9 +36,6 @@ import { failStartup, failUnit, letGoIfRetired, onServerLost, retire, serverDown
 /** Lifecycle of a session. */
 export type SessionState = 'starting' | 'ready' | 'closed';
 
-/** The session a client socket is served by: its listeners are functions shared by all sessions (see Session.start). */
-const SESSION = Symbol('pgsplit.session');
-type ServedSocket = net.Socket & { [SESSION]?: Session };
 
 /**
  * Executes one client's traffic: splits it into units, asks the router where each may run, keeps
@@ -142,7 +140,7 @@ export class Session implements RelaySession, ChooserState {
     this.cancelKey = opts.cancelKey;
     this.login = opts.login;
     this.source = POOLED_MODES.has(opts.ctx.poolMode)
-      ? new PooledSource(opts.ctx.pools, flatString(`session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`), opts.ctx, opts.ctx.poolMode)
+      ? new PooledSource(opts.ctx.pools, `session ${opts.id} ${opts.user}@${opts.client.remoteAddress ?? ''}`, opts.ctx, opts.ctx.poolMode)
       : new DedicatedSource(opts.ctx);
     this.perTransaction = opts.ctx.poolMode === 'transaction';
     this.log = new SessionLog(opts.ctx.log, opts.id);
@@ -239,11 +237,7 @@ export class Session implements RelaySession, ChooserState {
    * client its parameters, pgsplit's cancel key and ReadyForQuery, then serves `leftover` and the socket.
    */
   async start(leftover: Buffer | null): Promise<void> {
-    // One function per event for every session, finding its session on the socket: four closures and
-    // their context per session came to some 300 bytes of every idle client.
-    (this.client as ServedSocket)[SESSION] = this;
-    this.client.on('close', onClientClose);
-    this.client.on('error', onClientError);
+    watchClient(this.client, this);
     if (this.local.startupError !== null) {
       failStartup(this, this.local.startupError);
       return;
@@ -270,8 +264,7 @@ export class Session implements RelaySession, ChooserState {
     // A reload may have removed the home replica while it was being connected to.
     if (home.node.retiring) letGoIfRetired(this, home);
     this.log.debug({ user: this.user, database: this.database, tagged: this.local.tagged, tag: this.local.tagSource, home: home.name }, 'session ready');
-    this.client.on('data', onClientData);
-    this.client.on('drain', onClientDrain);
+    readClient(this.client);
     if (leftover && leftover.length > 0) this.onClientData(leftover);
     // The first server told the client its parameters; unless the leftover keeps it busy, it goes back.
     if (this.perTransaction) giveBackIdle(this);
@@ -548,14 +541,12 @@ export class Session implements RelaySession, ChooserState {
       }
       // A server must be attached first; other servers must be idle before a new one starts.
       if (this.anyBusy()) return;
-      if (choice === 'primary') {
-        // An idle pooled connection is lent at once (pool.mode transaction: most units of an untagged session).
-        const now = attachPrimaryNow(this);
-        if (now !== null) {
-          this.input.shift();
-          send(this, u, now);
-          continue;
-        }
+      // An idle pooled connection is lent at once (pool.mode transaction: most units of a session).
+      const now = choice === 'primary' ? attachPrimaryNow(this) : attachReplicaNow(this, u);
+      if (now !== null) {
+        this.input.shift();
+        send(this, u, now);
+        continue;
       }
       this.connecting = true;
       attachFor(this, choice, u)
@@ -611,28 +602,4 @@ export class Session implements RelaySession, ChooserState {
   uses(node: NodeEntry): boolean {
     return this.connectingTo === node || this.binding.hasNode(node);
   }
-}
-
-function onClientClose(this: ServedSocket): void {
-  this[SESSION]?.close();
-}
-
-function onClientError(this: ServedSocket, e: Error): void {
-  this[SESSION]?.clientError(e);
-}
-
-function onClientData(this: ServedSocket, chunk: Buffer): void {
-  this[SESSION]?.onClientData(chunk);
-}
-
-function onClientDrain(this: ServedSocket): void {
-  this[SESSION]?.resumeServers();
-}
-
-/**
- * `s` as one flat string: V8 keeps a string built by concatenation as a tree of its pieces (some 150
- * bytes for a session's identity, kept as long as the client stays connected), 50 or so once flat.
- */
-function flatString(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
 }
