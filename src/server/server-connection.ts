@@ -100,7 +100,7 @@ export class ServerConnection {
    * keeps a reference past the call (a client write the kernel did not take at once) calls
    * {@link retainChunk} first. Reading into one buffer spares an allocation per read on the relay path.
    */
-  onData: (chunk: Buffer) => void = () => {};
+  onData: (chunk: Buffer) => void = noop;
   /**
    * The holder's view of the socket's 'drain', 'error' and 'close' (a session's link; see
    * {@link dispatchEvents}). Fields set at each borrow rather than listeners added and removed: a
@@ -123,6 +123,14 @@ export class ServerConnection {
     this.socket.on('drain', () => this.onDrain());
     this.socket.on('error', (e: Error) => this.onError(e));
     this.socket.on('close', () => this.onClose());
+  }
+
+  /** Nothing the server sends or its socket reports reaches a holder any more (it let the connection go). */
+  clearHolder(): void {
+    this.onData = noop;
+    this.onDrain = noop;
+    this.onError = noop;
+    this.onClose = noop;
   }
 
   private constructor(target: ServerTarget, socket: net.Socket) {
@@ -172,7 +180,7 @@ export class ServerConnection {
         settled = true;
         clearTimeout(timer);
         conn.state = 'closed';
-        conn.onData = () => {};
+        conn.onData = noop;
         conn.socket.destroy();
         socket.destroy();
         reject(err);
@@ -244,7 +252,7 @@ export class ServerConnection {
             settled = true;
             clearTimeout(timer);
             conn.state = 'ready';
-            conn.onData = () => {};
+            conn.onData = noop;
             for (const sk of new Set([socket, conn.socket])) {
               sk.removeListener('error', onError);
               sk.removeListener('close', onClose);

@@ -108,11 +108,7 @@ async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
  * this way: no promise, no turn of the event loop between the client's bytes and the server's.
  */
 export function attachPrimaryNow(session: Session): ServerLink | null {
-  const node = session.ctx.nodes.primary;
-  const existing = session.binding.linkTo(node);
-  if (existing) return existing;
-  const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;
-  return hold === null ? null : bind(session, node, hold);
+  return attachNow(session, session.ctx.nodes.primary);
 }
 
 /**
@@ -126,6 +122,11 @@ export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
   const node = session.binding.replica;
   const d = u.decision;
   if (node === null || d === undefined || u.avoid !== undefined || !session.consistency.mayStayOn(node, d)) return null;
+  return attachNow(session, node);
+}
+
+/** The session's link to `node`, or one over a connection its source lends at once; null when it must be waited for. */
+function attachNow(session: Session, node: NodeEntry): ServerLink | null {
   const existing = session.binding.linkTo(node);
   if (existing) return existing;
   const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;

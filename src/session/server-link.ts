@@ -41,9 +41,6 @@ export interface Expect extends Expectation<RouteDecision> {
  * A server connection as one session uses it: its protocol state (the tracker), the statements prepared
  * on it, and the session's own state about it (settings replayed, an answer held back, how it failed).
  */
-const ignore = (): void => {};
-const ignoreData = (_chunk: Buffer): void => {};
-
 export class ServerLink {
   readonly node: NodeEntry;
   /** The connection as the session's ServerSource handed it out (given back to it on detach). */
@@ -73,10 +70,7 @@ export class ServerLink {
    * at it). Called once, when the session lets the link go, before the connection goes back.
    */
   unbind(): void {
-    this.conn.onData = ignoreData;
-    this.conn.onDrain = ignore;
-    this.conn.onError = ignore;
-    this.conn.onClose = ignore;
+    this.conn.clearHolder();
   }
 
   /** `onSkipped`: an expectation the server will never answer (it followed an error), newest first. */
