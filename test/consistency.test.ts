@@ -70,6 +70,7 @@ class World {
         n.replayedLsn = lsn;
         return true;
       },
+      recordEnd: (insert: bigint): bigint => insert,
       lag: this.lag,
     };
     this.ctx = { nodes: this.nodes, monitor, maxLagMs: 1000, readYourWritesTimeoutMs: 200 };
@@ -181,6 +182,55 @@ t.test('a tagged session asks the primary\'s position when its unit there ends, 
   untagged.raiseFloor = true;
   untagged.answered('primary', 5);
   t.equal(w.positionAsked, 4, 'an untagged session never asks ahead');
+});
+
+t.test('a position asked right behind a tagged session\'s unit on the primary is the next read\'s floor, with no question of the monitor\'s', async (t) => {
+  const w = new World(2, 0x3000n);
+  const c = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
+  const r1 = w.replica('r1');
+  w.catchUp.set('r1', true);
+  await c.choose(r1, read(), undefined);
+  w.primaryLsn = 0x9000n; // what the monitor would say: must not be asked
+  c.raiseFloor = true;
+  const settle = c.positionBehind(true);
+  t.type(settle, 'function', 'the session may ask behind its unit');
+  c.answered('primary', 1);
+  t.equal(w.positionAsked, 0, 'the unit\'s end asks nothing: the answer is on its way');
+  settle?.('0/4000');
+  const choice = await c.choose(r1, read(), undefined);
+  t.equal(choice.req.minLsn, 0x4000n, 'the floor is the position read right behind the unit');
+  t.equal(w.positionAsked, 0);
+
+  // Asked behind a unit, then another unit before any read: the first answer does not cover the second.
+  c.raiseFloor = true;
+  const first = c.positionBehind(true);
+  c.raiseFloor = true;
+  t.equal(c.positionBehind(true), null, 'a write right after a write asks nothing (its answer would go unused too)');
+  first?.('0/5000');
+  c.answered('primary', 2);
+  t.equal(w.positionAsked, 0, 'nor does its end');
+  await c.choose(r1, read(), undefined);
+  t.equal(w.positionAsked, 1, 'the read asks for itself, covering both units');
+  t.equal(c.requirement(read()).minLsn, 0x9000n, 'and the first unit\'s answer was not used');
+
+  // The question failed (or the session was in a transaction): the read asks the primary itself.
+  c.raiseFloor = true;
+  c.positionBehind(true)?.(null);
+  c.answered('primary', 3);
+  w.primaryLsn = 0xa000n;
+  await c.choose(r1, read(), undefined);
+  t.equal(w.positionAsked, 2);
+  t.equal(c.requirement(read()).minLsn, 0xa000n);
+
+  // Where the session cannot ask behind its unit, the unit's end asks the monitor as before.
+  c.raiseFloor = true;
+  t.equal(c.positionBehind(false), null);
+  c.answered('primary', 4);
+  t.equal(w.positionAsked, 3, 'asked when the unit ended');
+
+  t.equal(w.consistency().positionBehind(true), null, 'an untagged session never asks');
+  const alone = new World(0);
+  t.equal(alone.consistency({ maxLagMs: null, afterLsn: null, tagged: true }).positionBehind(true), null, 'nor does one with no replicas to read from');
 });
 
 t.test('an attached replica behind the floor is waited for, up to routing.read_your_writes_timeout, and kept as causal-wait', async (t) => {

@@ -469,6 +469,11 @@ export class ReplicaMonitor {
     return this.lag.bytesBehind(n.replayedLsn);
   }
 
+  /** The position covering what was inserted before the primary answered pg_current_wal_insert_lsn() with `insert`. */
+  recordEnd(insert: bigint): bigint {
+    return recordEndAt(insert, this.segmentSize);
+  }
+
   /**
    * The primary's WAL position, read after this call (so after every write the caller has seen complete),
    * on a connection of its own. Callers share queries: one in flight, and one that starts when it ends,

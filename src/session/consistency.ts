@@ -15,6 +15,11 @@ export interface ConsistencyContext {
     primaryLsnNow(): Promise<bigint>;
     /** True once `n` has replayed `lsn`, false after `timeoutMs` or when `n` fails. */
     waitForReplay(n: NodeEntry, lsn: bigint, timeoutMs: number): Promise<boolean>;
+    /**
+     * The position that covers every record inserted before pg_current_wal_insert_lsn() answered `insert`
+     * (it may point past a page header; see recordEndAt).
+     */
+    recordEnd(insert: bigint): bigint;
     /** The primary's last known position and when it was read (performance.now()). */
     readonly lag: { readonly primaryLsn: bigint | null; readonly primarySampledAt: number };
   };
@@ -86,6 +91,11 @@ export class Consistency {
   private prefetchPays = true;
   /** The replica the session last read from or chose: where a prefetched position is awaited. */
   private lastReplica: NodeEntry | null = null;
+  /**
+   * Settles `prefetched` with the position the session asked on the primary's connection right behind
+   * its last unit there (positionBehind); null when no such question is out.
+   */
+  private settlePosition: ((insert: string | null) => void) | null = null;
 
   constructor(
     private readonly ctx: ConsistencyContext,
@@ -97,7 +107,8 @@ export class Consistency {
   answered(role: 'primary' | 'replica', now: number): void {
     if (role === 'primary') {
       this.primaryDoneAt = now;
-      if (this.raiseFloor && this.bounds.tagged === true) this.prefetchFloor();
+      // A position asked behind the unit is on its way: it covers the unit, and costs no query of the monitor's.
+      if (this.raiseFloor && this.bounds.tagged === true && this.settlePosition === null) this.prefetchFloor();
     } else this.replicaDoneAt = now;
   }
 
@@ -121,6 +132,37 @@ export class Consistency {
       },
       () => null,
     );
+  }
+
+  /**
+   * A unit goes to the primary. A tagged session's next replica read will need the primary's position
+   * after it: when `canFollow` (the session can send a query of its own right behind the unit on the same
+   * connection, see server-writes' send), returns the function that takes that query's answer (the text
+   * of pg_current_wal_insert_lsn(), or null when it failed or the session was inside a transaction). The
+   * answer comes a few microseconds after the unit's own, with no round trip and no query of the
+   * monitor's. Otherwise null (the
+   * position is asked of the monitor when the unit's answer comes, or by the next read). A position
+   * asked behind an earlier unit no longer covers what the session did.
+   */
+  positionBehind(canFollow: boolean): ((insert: string | null) => void) | null {
+    if (this.bounds.tagged !== true) return null;
+    if (this.prefetched !== null) this.prefetchPays = false;
+    this.prefetched = null;
+    this.settlePosition = null;
+    if (!canFollow || !this.prefetchPays || this.ctx.nodes.replicas.length === 0) return null;
+    let resolve!: (lsn: bigint | null) => void;
+    this.prefetched = new Promise<bigint | null>((r) => {
+      resolve = r;
+    });
+    const monitor = this.ctx.monitor;
+    // No check of the replica from here: the read checks it itself (a guard ahead of it, see choose).
+    const settle = (insert: string | null): void => {
+      if (this.settlePosition === settle) this.settlePosition = null;
+      const at = insert === null ? null : parseLsn(insert);
+      resolve(at === null ? null : monitor.recordEnd(at));
+    };
+    this.settlePosition = settle;
+    return settle;
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */

@@ -28,6 +28,11 @@ export const SYNC: Frame = (() => {
   const raw = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
   return { type: Frontend.Sync, raw, payload: raw.subarray(5) } as Frame;
 })();
+/**
+ * The primary's WAL insert position, asked behind a tagged session's unit there (positionQuery):
+ * schema-qualified, so that no search_path of the session's can put another function in its place.
+ */
+const POSITION_QUERY = serialize.query('SELECT pg_catalog.pg_current_wal_insert_lsn()');
 /** Makes the server answer an unsynced batch now (see Binding.copyPending). */
 export const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 
@@ -97,6 +102,27 @@ export class RequestWriter {
     link.tracker.push({ kind: 'sync', swallow: true, capture });
     link.prepared.delete('');
     return [serialize.query(sql)];
+  }
+
+  /**
+   * The primary's position right behind a unit on `link` (see Consistency.positionBehind): a Query of its
+   * own, pipelined with the unit, whose answer the client never sees; `settle` gets the position's text
+   * (null if the query failed or answered no row).
+   */
+  positionQuery(link: ServerLink, settle: (insert: string | null) => void, out: FrameCoalescer): void {
+    let insert: string | null = null;
+    link.tracker.nextUnit(false);
+    link.tracker.push({
+      kind: 'sync',
+      swallow: true,
+      position: true,
+      capture: (row) => {
+        if (row !== null) insert = row[0] ?? null;
+        else settle(insert);
+      },
+    });
+    out.add(POSITION_QUERY);
+    link.prepared.delete('');
   }
 
   /** A probe (see PROBE_PARSE) ahead of a Query or FunctionCall behind `link`'s unsynced messages. */

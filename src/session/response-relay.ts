@@ -160,7 +160,7 @@ export class ResponseRelay {
           finishedUnit = true;
         } else if (f.type === Backend.DataRow && head.capture !== undefined) {
           head.capture(readDataRow(f.payload));
-        } else if (error !== null && !head.rerun) {
+        } else if (error !== null && !head.rerun && head.position !== true) {
           this.log.warn({ node: link.name, err: error.M }, 'replaying session settings failed');
           if (head.replay === true && link.node.role === 'replica') {
             link.replayFailed = true;

@@ -166,7 +166,9 @@ export function detach(session: Session, link: ServerLink, abort = false, keepRe
   for (const e of link.tracker.queue) {
     if (e.local !== undefined) session.awaitingProbe = false;
     // Its default isolation stays unknown (null): asked again of another link before the next replica read.
-    if (e.capture !== undefined) session.awaitingInternal = false;
+    // A position asked behind a unit ends without one (the next read asks the primary itself).
+    if (e.position === true) e.capture?.(null);
+    else if (e.capture !== undefined) session.awaitingInternal = false;
   }
   if (session.settingsFrom === link) {
     // Worth a warning only while the session goes on (its other servers miss those settings), not at its end.

@@ -83,7 +83,7 @@ export function ownQueryAnswered(session: Session, link: ServerLink, head: Expec
   }
   if (head.capture !== undefined) {
     head.capture(null);
-    session.awaitingInternal = false;
+    if (head.position !== true) session.awaitingInternal = false;
   }
 }
 

@@ -33,6 +33,12 @@ export interface Expect extends Expectation<RouteDecision> {
   endsReplicaBatch?: boolean;
   /** For a swallowed 'sync': an internal query's rows go here, then null when its answer is complete. */
   capture?: (row: Array<string | null> | null) => void;
+  /**
+   * For a swallowed 'sync' with `capture`: the primary's position asked right behind a tagged session's
+   * unit (RequestWriter.positionQuery). The session does not wait for it (unlike its other internal
+   * queries), an error in it is nobody's concern, and a link lost before its answer ends it with null.
+   */
+  position?: boolean;
   /** For a swallowed 'sync': one query of the session's settings replay (see SessionSettings.replayFor). */
   replay?: boolean;
 }

@@ -66,7 +66,11 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
   else if (u.txBegin !== undefined) session.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
   const d = u.decision;
   // What ran on the primary may be newer than any replica: later replica reads must catch up first.
-  if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) session.consistency.raiseFloor = true;
+  let settlePosition: ((insert: string | null) => void) | null = null;
+  if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) {
+    session.consistency.raiseFloor = true;
+    settlePosition = session.consistency.positionBehind(d !== undefined && mayAskPositionBehind(session, u, link, d.classifications));
+  }
   if (d) {
     session.ctx.events.routed(link.name, d.reason);
     for (const c of d.classifications) {
@@ -111,7 +115,20 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
   // A batch stays open until its Sync; so does a server skipping to that Sync after an error.
   session.binding.openBatch = (u.kind === 'extended' && !u.complete) || link.tracker.skipping ? link : null;
   session.binding.last = link;
+  if (settlePosition !== null) session.writer.positionQuery(link, (insert) => settlePosition(session.txStatus === 'I' ? insert : null), out);
   writeToServer(session, link, out.take());
+}
+
+/**
+ * Whether pgsplit may ask the primary's position right behind `u` on `link` (Consistency.positionBehind):
+ * only behind a whole unit (a Query, or extended messages up to their Sync) run outside a transaction and
+ * opening none of pgsplit's, that cannot start a COPY FROM STDIN (the server would take the Query for
+ * bad COPY data), with nothing else from the client waiting (a later unit would make the position stale
+ * before it is used).
+ */
+function mayAskPositionBehind(session: Session, u: Unit, link: ServerLink, classifications: readonly QueryClassification[]): boolean {
+  return u.complete && (u.kind === 'simple' || u.kind === 'extended') && session.txStatus === 'I' && u.txOpen === undefined &&
+    u.txBegin === undefined && session.input.length === 0 && !link.tracker.skipping && !startsCopyFrom(classifications, true);
 }
 
 /**
