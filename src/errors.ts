@@ -25,6 +25,7 @@ export const SqlState = {
   cantChangeRuntimeParam: '55P02',
   queryCanceled: '57014',
   readOnlySqlTransaction: '25006',
+  divisionByZero: '22012',
   idleInTransactionSessionTimeout: '25P03',
   configFileError: 'F0000',
   internalError: 'XX000',

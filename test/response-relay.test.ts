@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import {
-  commandComplete, dataRow, errorResponse, noticeResponse, parameterStatus, parseComplete, readyForQuery, rowDescription,
+  bindComplete, commandComplete, dataRow, errorResponse, noticeResponse, parameterStatus, parseComplete, readyForQuery, rowDescription,
 } from '../src/codec/backend-messages.js';
 import { FrameReader, type Frame } from '../src/codec/frame-reader.js';
 import { Backend } from '../src/codec/message-types.js';
@@ -83,6 +83,14 @@ class FakeSession implements RelaySession {
   answered(): void {
     this.answeredCount++;
   }
+  readonly guardsPassed: bigint[] = [];
+  readonly guardsRefused: Array<string | undefined> = [];
+  guardPassed(_link: ServerLink, lsn: bigint): void {
+    this.guardsPassed.push(lsn);
+  }
+  guardRefused(_link: ServerLink, code: string | undefined): void {
+    this.guardsRefused.push(code);
+  }
 }
 
 interface Rig {
@@ -109,6 +117,7 @@ function rig(role: 'primary' | 'replica' = 'replica'): Rig {
   const relay = new ResponseRelay(session, silentLogger, {
     retry: (n) => events.retries.push(n),
     rerun: (r) => events.reruns.push(r),
+    guard: () => {},
   });
   return {
     session, relay, link, events,
@@ -302,4 +311,90 @@ t.test('pgsplit\'s own messages are not shown: an injected re-prepare, a replaye
   t.same(r.session.client.bytes(), Buffer.concat([parseComplete(), readyForQuery('I')]), 'only the client\'s Parse and its Sync are answered');
   t.equal(r.session.own.length, 1, 'the replay\'s end is reported');
   t.same(r.session.unitsEnded, ['I'], 'one unit of the client\'s ended');
+});
+
+/**
+ * A read sent with a guard ahead of it, as Session.send does (RequestWriter.guard): the guard's
+ * Parse/Bind/Execute (one expectation, Expect.guard, until its CommandComplete), then the unit's messages, then, after
+ * a Query, a Sync of pgsplit's; the answer held back.
+ */
+function guarded(r: Rig, kind: 'simple' | 'extended', lsn: bigint): Unit {
+  const u = unit(kind, [], true, ['SELECT n FROM t'], 0);
+  const tracker = r.link.tracker;
+  tracker.nextUnit(kind === 'simple');
+  tracker.extendedSent();
+  tracker.push({ kind: 'parse', swallow: true, guard: lsn });
+  if (kind === 'simple') {
+    tracker.push({ kind: 'sync', swallow: false, extended: false, unit: u });
+    tracker.pushSync({ kind: 'sync', swallow: true, extended: true });
+  } else {
+    tracker.push({ kind: 'parse', swallow: false });
+    tracker.pushSync({ kind: 'sync', swallow: false, extended: true, unit: u });
+  }
+  u.retryable = true;
+  r.relay.hold(r.link);
+  return u;
+}
+
+const guardOk = (): Buffer[] => [parseComplete(), bindComplete(), dataRow(['1']), commandComplete('SELECT 1')];
+const behind = (): Buffer => errorResponse({ severity: 'ERROR', code: '22012', message: 'division by zero' });
+
+t.test('a guard that passes: the client sees the read\'s answer alone, and the replica is known to have replayed the position', async (t) => {
+  const r = rig();
+  guarded(r, 'simple', 0x5000n);
+  r.server(...guardOk(), cols(), row('7'), commandComplete('SELECT 1'), readyForQuery('I'), readyForQuery('I'));
+  t.same(r.session.client.bytes(), Buffer.concat([cols(), row('7'), commandComplete('SELECT 1'), readyForQuery('I')]), 'none of the guard\'s answer, nor the extra Sync\'s');
+  t.same(r.session.guardsPassed, [0x5000n]);
+  t.same(r.session.unitsEnded, ['I'], 'one unit of the client\'s ended');
+  t.equal(r.session.own.length, 1, 'the Sync after the Query is pgsplit\'s own');
+  t.equal(r.link.tracker.busy, false);
+  t.same(r.session.requeued, []);
+
+  // Extended: the guard's answer arrives in pieces, then the client's.
+  const x = rig();
+  guarded(x, 'extended', 0x6000n);
+  const [p, b, d, c] = guardOk();
+  x.server(p!, b!);
+  x.server(d!, c!, parseComplete());
+  x.server(cols(), row('8'), commandComplete('SELECT 1'), readyForQuery('I'));
+  t.same(x.session.client.bytes(), Buffer.concat([parseComplete(), cols(), row('8'), commandComplete('SELECT 1'), readyForQuery('I')]));
+  t.same(x.session.guardsPassed, [0x6000n]);
+  t.equal(x.session.own.length, 0);
+});
+
+t.test('a guard that fails (the replica is behind): the server skipped the read, the client sees nothing, and the read goes round again without a guard', async (t) => {
+  for (const kind of ['simple', 'extended'] as const) {
+    const r = rig();
+    const u = guarded(r, kind, 0x5000n);
+    r.server(parseComplete(), bindComplete(), behind(), readyForQuery('I'));
+    t.same(r.session.client.bytes(), Buffer.alloc(0), `${kind}: nothing reaches the client`);
+    t.same(r.session.requeued, [u], `${kind}: the read is handed back`);
+    t.equal(u.guardFailed, true, `${kind}: its next attempt waits instead of guarding`);
+    t.equal(u.retryable, false);
+    t.same(r.session.unitsEnded, [], `${kind}: no unit of the client's ended`);
+    t.same(r.session.guardsPassed, []);
+    t.same(r.session.guardsRefused, [], `${kind}: being behind is no refusal`);
+      t.equal(r.link.tracker.busy, false, `${kind}: every reply owed was accounted for (the skipped ones dropped)`);
+    t.equal(r.link.held, null);
+  }
+});
+
+t.test('a guard refused for another reason (no permission): the read goes round again, and the session is told to stop guarding', async (t) => {
+  const r = rig();
+  const u = guarded(r, 'simple', 0x5000n);
+  r.server(parseComplete(), bindComplete(), errorResponse({ severity: 'ERROR', code: '42501', message: 'permission denied for function pg_last_wal_replay_lsn' }), readyForQuery('I'));
+  t.same(r.session.client.bytes(), Buffer.alloc(0));
+  t.same(r.session.requeued, [u]);
+  t.same(r.session.guardsRefused, ['42501']);
+});
+
+t.test('a guard behind replayed settings: their answers are swallowed as theirs, then the guard\'s, then the read\'s goes out', async (t) => {
+  const r = rig();
+  r.link.tracker.nextUnit(false);
+  r.link.tracker.push({ kind: 'sync', swallow: true, replay: true });
+  guarded(r, 'simple', 0x5000n);
+  r.server(commandComplete('SET'), readyForQuery('I'), ...guardOk(), cols(), row('7'), commandComplete('SELECT 1'), readyForQuery('I'), readyForQuery('I'));
+  t.same(r.session.client.bytes(), Buffer.concat([cols(), row('7'), commandComplete('SELECT 1'), readyForQuery('I')]));
+  t.same(r.session.guardsPassed, [0x5000n], 'the guard passed (the replay\'s CommandComplete was not taken for the guard\'s)');
+  t.equal(r.link.tracker.busy, false);
 });

@@ -469,6 +469,17 @@ export class ReplicaMonitor {
     return this.lag.bytesBehind(n.replayedLsn);
   }
 
+  /**
+   * A session saw replica `n` replay `lsn` (a read's guard passed there): its known position moves up to
+   * it, as a sample would have found, so that reads needing no more stay there without a guard.
+   */
+  replayedAtLeast(n: NodeEntry, lsn: bigint): void {
+    if (n.replayedLsn !== null && n.replayedLsn >= lsn) return;
+    n.replayedLsn = lsn;
+    if (n.receivedLsn === null || n.receivedLsn < lsn) n.receivedLsn = lsn;
+    this.wakeReplayWaiters(n);
+  }
+
   /** The position covering what was inserted before the primary answered pg_current_wal_insert_lsn() with `insert`. */
   recordEnd(insert: bigint): bigint {
     return recordEndAt(insert, this.segmentSize);

@@ -224,6 +224,16 @@ export class ProtocolTracker<Effect, E extends Expectation<Effect> = Expectation
     this.drop(this.indexOfSync(false));
   }
 
+  /**
+   * An error in extended messages pgsplit sent ahead of a unit (a guard): the server skips everything up
+   * to the next Sync, so every expectation before it is dropped (see onSkipped), and that Sync's is
+   * returned (undefined if none was sent). The Sync still ends the skipping.
+   */
+  skipToSync(): E | undefined {
+    this.drop(this.indexOfSync(true));
+    return this.expect[0];
+  }
+
   /** Drops every expectation without telling onSkipped (the connection is being given up). */
   clear(): void {
     this.expect.length = 0;

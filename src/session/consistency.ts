@@ -61,6 +61,11 @@ export interface ReadChoice {
   tried: Set<NodeEntry> | null;
   /** routing.read_your_writes_timeout as it was when the choice began: each wait of one choice uses the same bound. */
   readonly waitMs: number;
+  /**
+   * `node` has not been seen to replay this position (the floor), and the read carries a guard for it
+   * instead of waiting (see choose's `guard`); null: no guard needed.
+   */
+  guardLsn: bigint | null;
 }
 
 /**
@@ -193,9 +198,17 @@ export class Consistency {
    * `current` if it qualifies, or wait up to routing.read_your_writes_timeout for it to replay the floor;
    * else move to another qualifying replica (raising the floor first, so reads never go back in time),
    * or wait for one; else the primary. `avoid` is never chosen (a replica that just failed the unit).
+   *
+   * With `guard` (the read can carry one: see server-attach's mayGuard), a replica that meets everything
+   * but the floor is chosen at once, with `guardLsn` set: the replica itself checks, right before the
+   * read, that it has replayed the floor, and the read does not run there if not. Most of the time it has
+   * (replay follows a commit within a fraction of a millisecond), and the read costs no wait and no
+   * question of the monitor's.
    */
-  async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined): Promise<ReadChoice> {
-    const choice: ReadChoice = { node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs };
+  async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined, guard = false): Promise<ReadChoice> {
+    const choice: ReadChoice = {
+      node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs, guardLsn: null,
+    };
     if (current !== null) this.lastReplica = current;
     if (this.raiseFloor) {
       // The primary cannot say where it is: only it can serve a read that must see its writes.
@@ -208,6 +221,10 @@ export class Consistency {
     if (current) {
       const why = nodes.ineligibility(current, req);
       if (why === null) return kept(choice, current);
+      if (why === 'position' && guard && req.minLsn !== null) {
+        choice.guardLsn = req.minLsn;
+        return kept(choice, current);
+      }
       if (why === 'position' && req.minLsn !== null && (await this.ctx.monitor.waitForReplay(current, req.minLsn, choice.waitMs))) {
         if (nodes.ineligibility(current, req) === null) {
           choice.reason = 'causal-wait';
@@ -220,13 +237,14 @@ export class Consistency {
       choice.req = req;
     }
     choice.tried = new Set<NodeEntry>(avoid !== undefined ? [avoid] : []);
-    return this.pick(choice);
+    return this.pick(choice, guard);
   }
 
   /** The session could not reach `choice.node` (refused, unreachable, not accepting connections): the next choice, in place. */
   next(choice: ReadChoice): Promise<ReadChoice> {
     choice.node = null;
     choice.kept = false;
+    choice.guardLsn = null;
     return this.pick(choice);
   }
 
@@ -236,14 +254,17 @@ export class Consistency {
   }
 
   /** A qualifying replica not tried yet (the least loaded), or one behind only the floor once it has caught up; else the primary. */
-  private async pick(choice: ReadChoice): Promise<ReadChoice> {
+  private async pick(choice: ReadChoice, guard = false): Promise<ReadChoice> {
     const nodes = this.ctx.nodes;
     const req = choice.req;
     const tried = choice.tried ?? (choice.tried = new Set<NodeEntry>());
     let node = nodes.pickReplica(req, tried);
     if (!node && req.minLsn !== null) {
       const behind = nodes.pickReplica(req, tried, true);
-      if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, choice.waitMs)) && nodes.ineligibility(behind, req) === null) {
+      if (behind && guard) {
+        choice.guardLsn = req.minLsn;
+        node = behind;
+      } else if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, choice.waitMs)) && nodes.ineligibility(behind, req) === null) {
         choice.reason = 'causal-wait';
         node = behind;
       }

@@ -3,6 +3,7 @@ import type { Frame } from '../codec/frame-reader.js';
 import type { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Frontend } from '../codec/message-types.js';
 import { readBind, readParse, readTarget } from '../codec/message-fields.js';
+import { formatLsn } from '../monitor/lsn.js';
 import type { LocalCommand } from './local-command.js';
 import type { Expect, ServerLink } from './server-link.js';
 import type { Unit } from './unit.js';
@@ -33,6 +34,9 @@ export const SYNC: Frame = (() => {
  * schema-qualified, so that no search_path of the session's can put another function in its place.
  */
 const POSITION_QUERY = serialize.query('SELECT pg_catalog.pg_current_wal_insert_lsn()');
+/** The Bind and Execute of a guard (RequestWriter.guard): the unnamed statement into the unnamed portal, all rows. */
+const GUARD_BIND = serialize.bind();
+const GUARD_EXECUTE = serialize.execute();
 /** Makes the server answer an unsynced batch now (see Binding.copyPending). */
 export const FLUSH = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
 
@@ -123,6 +127,32 @@ export class RequestWriter {
     });
     out.add(POSITION_QUERY);
     link.prepared.delete('');
+  }
+
+  /**
+   * A guard ahead of a read on a replica that has not been seen to replay `lsn`: extended messages (no
+   * Sync) running a statement that divides by zero unless the replica has replayed `lsn` (a NULL
+   * position, a server out of recovery, fails too). It fails, and the server skips the read behind it up
+   * to the next Sync: the read never ran. It passes, and the read runs after it; under read committed
+   * (and after a Query, which commits the guard's transaction first) its snapshot is taken after the
+   * check, so it sees everything up to `lsn`. Its answer is the relay's (Expect.guard), never the
+   * client's. The unnamed statement is the guard's now: a client Bind of its own unnamed statement is
+   * prepared again first (ensurePrepared).
+   */
+  guard(link: ServerLink, lsn: bigint, out: FrameCoalescer): void {
+    const text = `SELECT 1 / COALESCE((pg_catalog.pg_last_wal_replay_lsn() >= '${formatLsn(lsn)}'::pg_catalog.pg_lsn)::pg_catalog.int4, 0)`;
+    out.add(serialize.parse({ text }));
+    out.add(GUARD_BIND);
+    out.add(GUARD_EXECUTE);
+    link.tracker.extendedSent();
+    link.tracker.push({ kind: 'parse', swallow: true, guard: lsn });
+    link.prepared.delete('');
+  }
+
+  /** The Sync after a guarded Query (see guard): after a failed guard, the server skips the Query up to it. */
+  guardSync(link: ServerLink, out: FrameCoalescer): void {
+    out.add(SYNC.raw);
+    link.tracker.pushSync({ kind: 'sync', swallow: true, extended: true, afterGuard: true });
   }
 
   /** A probe (see PROBE_PARSE) ahead of a Query or FunctionCall behind `link`'s unsynced messages. */

@@ -67,10 +67,14 @@ export interface RelaySession {
   serverLost(link: ServerLink, why: string, frame: Buffer | undefined): void;
   /** A chunk of `link`'s answers ended something (a unit, a COPY start, an error): what waits may go now. */
   answered(link: ServerLink): void;
+  /** The guard ahead of a read on `link` passed: that replica has replayed `lsn`. */
+  guardPassed(link: ServerLink, lsn: bigint): void;
+  /** A replica refused a guard for another reason than being behind (`code`): the session sends no more. */
+  guardRefused(link: ServerLink, code: string | undefined): void;
 }
 
 /** The session's events the relay reports (see SessionEvents). */
-export type RelayEvents = Pick<SessionEvents, 'retry' | 'rerun'>;
+export type RelayEvents = Pick<SessionEvents, 'retry' | 'rerun' | 'guard'>;
 
 /**
  * Takes servers' answers to the client. Most messages go through by position, unparsed and without an
@@ -133,6 +137,17 @@ export class ResponseRelay {
           break;
         }
       }
+      if (head !== undefined && head.guard !== undefined) {
+        // The guard ahead of the unit (RequestWriter.guard): its ParseComplete, BindComplete, row and
+        // CommandComplete are pgsplit's; an error means the replica is behind and skips the unit.
+        if (error !== null) this.guardFailed(link, error.C);
+        else if (f.type === Backend.CommandComplete) {
+          link.tracker.shift();
+          this.events.guard('passed');
+          session.guardPassed(link, head.guard);
+        }
+        continue;
+      }
       if (f.type === Backend.ParseComplete && head !== undefined && head.probe === true) {
         // The batch before the probe ran without error.
         link.tracker.shift();
@@ -154,7 +169,10 @@ export class ResponseRelay {
             this.writeToClient(link, out.take());
           } else if (head.endsReplicaBatch === true) {
             // The session's to settle (ownQueryAnswered): the client's batch failed or not.
-          } else if (head.rerun) this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
+          } else if (head.rerun) {
+            if (head.rerunWhy === 'rerun-guard') this.rerunAfterGuard(head.rerun);
+            else this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
+          }
           else if (link.tracker.busy && link.node.role === 'replica') this.startHold(link);
           session.ownQueryAnswered(link, head, status);
           finishedUnit = true;
@@ -180,7 +198,8 @@ export class ResponseRelay {
           const unit = this.heldUnit(link);
           // Only outside a transaction, and only when nothing was sent after it to this replica: a later
           // unit's answer would otherwise reach the client before the re-run's.
-          const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' ? 1 : 0), 0);
+          // (The Sync pgsplit sends after a guarded Query is part of the unit.)
+          const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' && e.afterGuard !== true ? 1 : 0), 0);
           if (unit && session.mayRunAgain(link) && syncs === 1) {
             link.held = null;
             link.heldBytes = 0;
@@ -300,6 +319,36 @@ export class ResponseRelay {
   private startHold(link: ServerLink): void {
     const u = this.heldUnit(link);
     if (u && u.retryable) this.hold(link);
+  }
+
+  /**
+   * The guard ahead of the unit on `link` failed: the replica had not replayed the position (or refused
+   * the guard: `code` other than 22012). The server skips the unit up to the next Sync (the client's, or
+   * the one after a guarded Query), so nothing of it ran; that Sync's answer sends it round again
+   * (rerunAfterGuard).
+   */
+  private guardFailed(link: ServerLink, code: string | undefined): void {
+    const unit = this.heldUnit(link);
+    link.held = null;
+    link.heldBytes = 0;
+    const behind = code === SqlState.divisionByZero;
+    this.events.guard(behind ? 'behind' : 'refused');
+    if (!behind) this.session.guardRefused(link, code);
+    const sync = link.tracker.skipToSync();
+    if (sync !== undefined && unit !== undefined) {
+      sync.swallow = true;
+      sync.failed = true;
+      sync.rerun = unit;
+      sync.rerunWhy = 'rerun-guard';
+    }
+  }
+
+  /** A unit skipped after its guard failed: back to the front of the queue, to wait for the replica (or go elsewhere) without a guard. */
+  private rerunAfterGuard(u: Unit): void {
+    u.guardFailed = true;
+    u.retryable = false;
+    undoRegistry(u);
+    this.session.requeue(u);
   }
 
   /** A replica refused the unit as a write (25006), or refused the session's settings, before anything reached the client: run it on the primary. */

@@ -14,6 +14,7 @@ import type { Session } from './session.js';
 import type { Unit } from './unit.js';
 import { onServerLost } from './failure-policy.js';
 import { captureSession } from './session-capture.js';
+import { onlyReads } from './statement-effects.js';
 
 /**
  * Attaches a server for a unit (or for the session's start, without one): a replica through
@@ -32,15 +33,19 @@ export async function attachFor(session: Session, role: 'primary' | 'replica', u
  */
 async function replicaFor(session: Session, u: Unit | undefined): Promise<ServerLink> {
   const d = u?.decision;
-  const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid);
+  if (u !== undefined) u.guardLsn = undefined;
+  const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid, u !== undefined && mayGuard(session, u));
   for (let node = choice.node; node !== null; node = choice.node) {
     // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
     if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
+    // The guard is for this replica: the unit goes there now (or, failing to connect, the next choice has none).
+    if (u !== undefined && choice.guardLsn !== null) u.guardLsn = choice.guardLsn;
     // The attached replica: its link exists already.
     if (choice.kept && session.binding.hasNode(node)) return connectReplica(session, node);
     try {
       return await connectReplica(session, node);
     } catch (e) {
+      if (u !== undefined) u.guardLsn = undefined;
       // Refused, unreachable, shutting down / starting up (57P03, or 57P01 while connecting), or a pooled
       // connection lost under pgsplit's own settings statement (nothing of the client's ran): try the next one.
       const notNow = e instanceof ServerStartupError && (e.fields.C === SqlState.cannotConnectNow || e.fields.C === SqlState.adminShutdown);
@@ -56,6 +61,24 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
   if (choice.noReplica && session.ctx.whenNoReplica === 'error' && u !== undefined) throw session.consistency.noReplicaError(choice.req);
   if (u && d && choice.reason !== null) u.decision = { ...d, reason: choice.reason };
   return attachPrimary(session);
+}
+
+/**
+ * Whether a read can carry a guard (see Consistency.choose, RequestWriter.guard): the guard is an extended
+ * statement that fails when the replica is behind, so that the server skips the read up to the next Sync
+ * and the read runs again after a wait. So: a whole unit (a Query, or extended messages with their Sync)
+ * whose answer is held back until its first row (outside a transaction and an open batch: see send's
+ * `retryable`), not a re-run of a failed guard, and a session whose servers took guards so far. The read
+ * runs in the transaction the guard opened (a Query commits it only at its own end): only plain reads
+ * (a BEGIN, SET TRANSACTION or DISCARD would act otherwise there), and only under read committed, where
+ * each statement takes its snapshot when it starts, after the guard's check; under repeatable read the
+ * snapshot would be the guard's, taken before the check ran.
+ */
+function mayGuard(session: Session, u: Unit): boolean {
+  if (u.guardFailed || session.guardsRefused || !u.complete || u.forcePrimary !== undefined) return false;
+  if (session.txStatus !== 'I' || session.tx !== null || u.txOpen !== undefined || u.txBegin !== undefined || session.binding.openBatch !== null) return false;
+  if (session.isolation !== 'read committed' && session.isolation !== 'read uncommitted') return false;
+  return (u.kind === 'simple' || u.kind === 'extended') && u.decision !== undefined && onlyReads(u.decision.classifications);
 }
 
 /** Attaches `node` as the session's replica (the previous one, if any, is let go). */

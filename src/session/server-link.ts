@@ -19,7 +19,7 @@ export interface Expect extends Expectation<RouteDecision> {
   endsTx?: boolean;
   /** For a swallowed 'sync': the unit a replica refused, to run on the primary once this sync is answered, and why. */
   rerun?: Unit;
-  rerunWhy?: 'rerun-25006' | 'rerun-settings';
+  rerunWhy?: 'rerun-25006' | 'rerun-settings' | 'rerun-guard';
   /**
    * For the swallowed 'sync' of the empty Query sent after a probe: the statement pgsplit answers itself
    * once the server has run (or skipped) it in the client's place.
@@ -39,6 +39,14 @@ export interface Expect extends Expectation<RouteDecision> {
    * queries), an error in it is nobody's concern, and a link lost before its answer ends it with null.
    */
   position?: boolean;
+  /**
+   * For a swallowed 'parse': the guard ahead of a read (RequestWriter.guard), with the position it checks.
+   * It stays at the head until the guard's CommandComplete: its ParseComplete, BindComplete and row are
+   * pgsplit's; an error means the replica is behind, and the server skips the read.
+   */
+  guard?: bigint;
+  /** For a swallowed 'sync': the Sync pgsplit sends after a guarded Query (RequestWriter.guardSync); part of that unit. */
+  afterGuard?: boolean;
   /** For a swallowed 'sync': one query of the session's settings replay (see SessionSettings.replayFor). */
   replay?: boolean;
 }

@@ -50,6 +50,16 @@ export function duringCopyIn(session: Session, u: Unit, link: ServerLink): boole
 
 /** Sends a unit: settings replay first if needed, then its frames with any re-prepares injected. */
 export function send(session: Session, u: Unit, link: ServerLink): void {
+  const guard = u.guardLsn;
+  u.guardLsn = undefined;
+  if (guard !== undefined && (link.node.role !== 'replica' || link.tracker.busy || link.tracker.needsSync || session.txStatus !== 'I' ||
+    session.binding.openBatch !== null || !u.complete || (u.kind !== 'simple' && u.kind !== 'extended') || u.forcePrimary !== undefined)) {
+    // Chosen for a guard it can no longer carry (never expected: mayGuard asked the same): nothing sent,
+    // the unit goes back to wait for the replica instead.
+    u.guardFailed = true;
+    session.requeue(u);
+    return;
+  }
   // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
   const out = new FrameCoalescer();
   const idle = !link.tracker.busy;
@@ -108,7 +118,10 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
     // it. Either way the batch ends here (a Query or FunctionCall leaves extended mode).
     session.writer.probe(link, out);
   }
+  // The guard's answer is swallowed ahead of the held answer (retryable: nothing reaches the client before its first row).
+  if (guard !== undefined) session.writer.guard(link, guard, out);
   session.writer.frames(u, link, endsTx, flush, out);
+  if (guard !== undefined && u.kind === 'simple') session.writer.guardSync(link, out);
   if (u.kind === 'extended' && !u.complete && d !== undefined && hasEffects(d)) {
     link.tracker.carry(d);
   }

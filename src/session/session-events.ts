@@ -10,6 +10,11 @@ export interface SessionEvents {
   retry(node: string): void;
   /** A replica refused a unit (25006, or its settings: `reason`) and it is re-run on the primary. */
   rerun(reason: string): void;
+  /**
+   * The guard ahead of a read on a replica (read-your-writes, see RequestWriter.guard): it passed, the
+   * replica was behind (the read waits and runs again), or the replica refused it (the session stops guarding).
+   */
+  guard(result: 'passed' | 'behind' | 'refused'): void;
   /** Well-formed pgsplit hints in a routed unit. */
   hints(count: number): void;
   /** Malformed pgsplit hints in a routed unit (ignored). */

@@ -93,6 +93,8 @@ export class Session implements RelaySession, ChooserState {
    * again after anything may have changed it; null = not known yet, 'unknown' = the server did not say.
    */
   isolation: Isolation | 'unknown' | null = null;
+  /** A replica refused a read's guard other than for being behind (see RequestWriter.guard): reads wait for replay instead. */
+  guardsRefused = false;
   /**
    * The link where the session's settings last changed (SET, RESET, set_config, DISCARD, LOAD), until
    * they are read back from it (captureSession): before any other server serves the session. @internal
@@ -210,6 +212,16 @@ export class Session implements RelaySession, ChooserState {
     if (link.node.retiring) letGoIfRetired(this, link);
     this.pump();
     if (this.perTransaction) giveBackIdle(this);
+  }
+
+  guardPassed(link: ServerLink, lsn: bigint): void {
+    // A fact about the replica worth the monitor's knowing: the session's next reads there need no guard.
+    this.ctx.monitor.replayedAtLeast(link.node, lsn);
+  }
+
+  guardRefused(link: ServerLink, code: string | undefined): void {
+    this.guardsRefused = true;
+    this.log.warn({ node: link.name, code }, 'a replica refused the read-your-writes check ahead of a read; this session waits for replay instead');
   }
 
   /** The session's books on a message the client gets: see server-books.ts. */

@@ -41,6 +41,22 @@ export function startsCopyFrom(classifications: readonly QueryClassification[], 
 const copyFrom = (s: StatementInfo): boolean => s.reason === 'copy-from';
 const copyFromStdin = (s: StatementInfo): boolean => s.reason === 'copy-from' && /\bfrom\s+stdin\b/i.test(s.text);
 
+/**
+ * Whether every statement of the classified queries is a plain read (there is at least one): no
+ * transaction control, setting or DISCARD, which would act differently inside the transaction a guard
+ * ahead of them opens (see RequestWriter.guard).
+ */
+export function onlyReads(classifications: readonly QueryClassification[]): boolean {
+  let reads = 0;
+  for (const c of classifications) {
+    for (const s of c.statements) {
+      if (s.kind !== 'read' || s.transaction !== undefined || s.setting !== undefined || s.discard === true) return false;
+      reads++;
+    }
+  }
+  return reads > 0;
+}
+
 /** Whether the statements of a decision change session settings or end a transaction. */
 export function hasEffects(d: RouteDecision): boolean {
   return someStatement(d.classifications, isEffect);

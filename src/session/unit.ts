@@ -35,12 +35,20 @@ export interface Unit {
   txMoveFrom: ServerLink | undefined;
   /** The unit begins a transaction (its first statement, this BEGIN) that may move off a replica later. */
   txBegin: string | undefined;
+  /**
+   * The replica chosen for this read has not been seen to replay this position (the session's floor) yet:
+   * a guard goes ahead of the unit there (see RequestWriter.guard). Set per attempt, read once by send.
+   */
+  guardLsn: bigint | undefined;
+  /** A guard ahead of this unit failed (the replica was behind, so the unit did not run): its next attempt waits instead. */
+  guardFailed: boolean;
 }
 
 /** A unit with every field present from the start, so all units share one object shape (hot path). */
 export function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries: string[], bytes: number, local?: LocalCommand): Unit {
   return {
     kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined,
-    avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined,
+    avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined, guardLsn: undefined,
+    guardFailed: false,
   };
 }

@@ -89,6 +89,8 @@ export function createProxyMetrics(src: MetricsSource): Registry {
   add(snapshot('pgsplit_retries_total', 'Reads run again elsewhere because their replica failed before answering, by that replica.', 'counter', () =>
     [...src.stats.retriesByNode].map(([node, value]) => ({ value, labels: { node } }))));
   add(snapshot('pgsplit_reruns_on_primary_total', 'Statements a replica refused as writes (SQLSTATE 25006) that pgsplit re-ran on the primary.', 'counter', () => [{ value: src.stats.rerunsOnPrimary }]));
+  add(snapshot('pgsplit_read_guards_total', 'Read-your-writes checks sent ahead of tagged reads on replicas, by result: passed, behind (the read waited and ran again), refused (the session stopped checking so).', 'counter', () =>
+    Object.entries(src.stats.guards).map(([result, value]) => ({ value, labels: { result } }))));
   add(snapshot('pgsplit_hints_total', 'pgsplit hint comments seen in statements.', 'counter', () => [{ value: src.stats.hintsSeen }]));
   add(snapshot('pgsplit_hints_malformed_total', 'pgsplit hint comments that did not parse (ignored).', 'counter', () => [{ value: src.stats.hintsMalformed }]));
   add(snapshot('pgsplit_errors_total', 'Error responses sent to clients, by SQLSTATE (from servers and from pgsplit).', 'counter', () =>

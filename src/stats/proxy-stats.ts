@@ -11,6 +11,8 @@ export class ProxyStats implements SessionEvents {
   clientsRejected = 0;
   /** Units a replica refused with 25006 and pgsplit re-ran on the primary. */
   rerunsOnPrimary = 0;
+  /** Read-your-writes guards ahead of replica reads, by result (see SessionEvents.guard). */
+  readonly guards = { passed: 0, behind: 0, refused: 0 };
   /** Malformed pgsplit hint comments seen (ignored). */
   hintsMalformed = 0;
   /** Reads run again elsewhere because their replica failed before answering, by that replica. */
@@ -55,6 +57,10 @@ export class ProxyStats implements SessionEvents {
 
   rerun(): void {
     this.rerunsOnPrimary++;
+  }
+
+  guard(result: 'passed' | 'behind' | 'refused'): void {
+    this.guards[result]++;
   }
 
   hints(count: number): void {
