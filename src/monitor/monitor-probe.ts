@@ -26,10 +26,13 @@ export class MonitorProbe {
   private user = '';
   private password: string | undefined = undefined;
 
-  /** `prepare` runs on each new connection before its first query (the monitor reads settings there). */
+  /**
+   * `prepare` runs on each new connection before its first query (the monitor reads settings there),
+   * within what is left of monitor.timeout (`timeoutMs`).
+   */
   constructor(
     readonly node: NodeEntry,
-    private readonly prepare: (c: MonitorConnection, opts: PgsplitConfig['monitor']) => Promise<void>,
+    private readonly prepare: (c: MonitorConnection, timeoutMs: number) => Promise<void>,
   ) {}
 
   /**
@@ -46,8 +49,8 @@ export class MonitorProbe {
     // A reload that changed monitor.user / password: this query connects again with the new login
     // (between checks, so that no check fails for it).
     if ((this.conn !== null || this.opening !== null) && (user !== this.user || password !== this.password)) this.drop();
-    // A connection the server or the network closed between queries (a restart, pg_terminate_backend)
-    // is opened again, as node-postgres's 'error' event used to drop it, rather than failing a check.
+    // A connection the server or the network closed between queries (a restart, pg_terminate_backend) is
+    // opened again rather than failing a check: one lost backend says little about the server.
     if (this.conn !== null && !this.conn.closed) return this.conn.run(query, opts.timeoutMs);
     return this.connectAndRun(query, opts, user, password);
   }
@@ -74,8 +77,9 @@ export class MonitorProbe {
     };
     let conn: MonitorConnection | null = null;
     try {
+      const started = performance.now();
       conn = await MonitorConnection.open(target, opts.timeoutMs);
-      await this.prepare(conn, opts);
+      await this.prepare(conn, Math.max(1, opts.timeoutMs - (performance.now() - started)));
       if (this.retired) throw new Error(this.retiredWhy);
       if (generation !== this.generation) throw new Error('the connection was dropped while it opened');
       this.conn = conn;

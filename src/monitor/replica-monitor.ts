@@ -113,9 +113,9 @@ export class ReplicaMonitor {
 
   /** A probe of `n`; a new connection to the primary first reads its wal_segment_size. */
   private probe(n: NodeEntry): MonitorProbe {
-    return new MonitorProbe(n, async (c: MonitorConnection, opts: MonitorOptions) => {
+    return new MonitorProbe(n, async (c: MonitorConnection, timeoutMs: number) => {
       if (n.role !== 'primary') return;
-      const seg = (await c.run(SEGMENT_SIZE, opts.timeoutMs))?.[0];
+      const seg = (await c.run(SEGMENT_SIZE, timeoutMs))?.[0];
       if (seg !== undefined && seg !== null && /^\d+$/.test(seg)) this.segmentSize = BigInt(seg);
     });
   }
