@@ -196,6 +196,12 @@ export const errors = {
         hint: `this is pgsplit's configuration, not your connection: the operator must fix the user and password in the URL of ${key}, then ` +
           (key === 'primary' ? 'restart pgsplit (a reload does not change the primary)' : 'reload pgsplit (SIGHUP, or RELOAD in the admin console)'),
       }),
+  /** The monitor's own login (monitor.user / monitor.password) was refused. */
+  monitorLoginFailed: (node: string, user: string, serverMessage: string) =>
+    new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
+      `the pgsplit monitor could not log in to server ${node} as "${user}" (monitor.user and monitor.password in the pgsplit config): the server said: ${serverMessage}`, {
+        hint: 'the operator must fix monitor.user / monitor.password or the role on the servers, then reload pgsplit (SIGHUP, or RELOAD in the admin console)',
+      }),
   serverUserLoginFailed: (node: string, user: string, key: string, serverMessage: string) =>
     new PgsplitError('SERVER_LOGIN_FAILED', SqlState.sqlclientUnableToEstablishSqlconnection,
       `pgsplit could not log in to server ${node} as "${user}" with ${key} of the pgsplit config: the server said: ${serverMessage}`, {

@@ -1,27 +1,33 @@
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { PgsplitConfig } from '../config/config.js';
 import type { NodeEntry, ServerNodes } from '../server/server-nodes.js';
+import { serialize } from '../codec/frontend-messages.js';
 import { LagTracker } from './lag-tracker.js';
 import { parseLsn, recordEndAt } from './lsn.js';
-import { pgSslOptions } from '../server/server-connection.js';
+import type { MonitorConnection } from './monitor-connection.js';
+import { MonitorProbe } from './monitor-probe.js';
 
 /** monitor.interval / timeout / rise from the config, in ms and checks (defaults in DEFAULT_CONFIG). */
 export type MonitorOptions = PgsplitConfig['monitor'];
 
-// One query for every server: a replica answers with its received and replayed positions, a primary
+// The monitor's queries, each a whole Query message built once: some run hundreds of times a second.
+// Their answers come back as text columns in this order (see MonitorConnection).
+//
+// One check for every server: a replica answers with its received and replayed positions, a primary
 // with its current one. The CASE keeps pg_current_wal_insert_lsn() from running during recovery, where
 // it raises an error.
-const CHECK_SQL =
+const CHECK = serialize.query(
   'SELECT pg_is_in_recovery() AS in_recovery, ' +
   'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS current, ' +
-  'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+  'pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed');
 /**
  * The cheap samples between checks (monitor.lag_interval, monitor.fast_interval): WAL positions only. The
  * primary's CASE keeps a primary in recovery from raising an error every few milliseconds.
  */
-const PRIMARY_POSITION_SQL = 'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn';
-const REPLICA_POSITION_SQL = 'SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed';
+const PRIMARY_POSITION = serialize.query('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn');
+const REPLICA_POSITION = serialize.query('SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed');
+/** The primary's position for read-your-writes (primaryLsnNow). */
+const PRIMARY_LSN_NOW = serialize.query('SELECT pg_current_wal_insert_lsn()::text AS lsn');
 /**
  * A replica's replay rate is measured over spans at least this long while it has received WAL it has not
  * replayed yet: replay comes in bursts, so a shorter span could read 0 on a healthy replica. A waiter
@@ -35,14 +41,7 @@ const RATE_SPAN_MS = 50;
  */
 const BACKLOG_SLACK = 16384n;
 /** wal_segment_size in bytes (pg_settings reports it so), read once per connection to the primary. */
-const SEGMENT_SQL = "SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'";
-
-interface CheckRow {
-  in_recovery: boolean;
-  current: string | null;
-  received: string | null;
-  replayed: string | null;
-}
+const SEGMENT_SIZE = serialize.query("SELECT setting AS segment_size FROM pg_settings WHERE name = 'wal_segment_size'");
 
 /**
  * A replica's replay rate while it has received WAL it has not replayed: from `at`, when it was seen so at
@@ -66,32 +65,6 @@ interface ReplayWaiter {
   finish: (ok: boolean) => void;
 }
 
-/** The monitor's own connection to one server, and the check in flight on it. */
-class Probe {
-  client: pg.Client | null = null;
-  inFlight: Promise<void> | null = null;
-  /** A position sample in flight (see ReplicaMonitor.sample). */
-  sampling: Promise<void> | null = null;
-  /** The login `client` was opened with. */
-  login: { user: string; password: string | undefined } = { user: '', password: undefined };
-  /** Its replica was retired: a check still in flight reports nothing. */
-  removed = false;
-  constructor(readonly node: NodeEntry) {}
-
-  /** Drops the connection at once (a frozen server never answers a polite Terminate). */
-  drop(): void {
-    if (this.client) this.dropIf(this.client);
-  }
-
-  /** Drops `c` if it is still this probe's connection (a late error of an old one leaves a new one be). */
-  dropIf(c: pg.Client): void {
-    if (this.client === c) this.client = null;
-    const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
-    stream?.destroy();
-    c.end().catch(() => {});
-  }
-}
-
 /**
  * Checks every server on a short interval over a connection of its own: reachable, in recovery or not,
  * and WAL positions, from which it keeps each replica's lag in bytes and in time (see LagTracker). It
@@ -108,12 +81,12 @@ export class ReplicaMonitor {
   queries = 0;
   /** Called when a server goes out of rotation (sessions move their work off it). */
   onDown: ((n: NodeEntry, reason: string) => void) | null = null;
-  private readonly probes: Probe[];
+  private readonly probes: MonitorProbe[];
   private opts: MonitorOptions;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** The primary's position requests: their own connection, so that checks never queue behind them. */
-  private readonly lsnProbe: Probe;
+  private readonly lsnProbe: MonitorProbe;
   private lsnInFlight: Promise<bigint> | null = null;
   private lsnNext: Promise<bigint> | null = null;
   /** The primary's wal_segment_size (from its checks; 16 MiB, the default, until the first). */
@@ -131,11 +104,20 @@ export class ReplicaMonitor {
     private readonly log: Logger,
   ) {
     this.opts = opts;
-    this.probes = [nodes.primary, ...nodes.replicas].map((n) => new Probe(n));
-    this.lsnProbe = new Probe(nodes.primary);
+    this.probes = [nodes.primary, ...nodes.replicas].map((n) => this.probe(n));
+    this.lsnProbe = this.probe(nodes.primary);
     // Positions asked for more often than the samples (read-your-writes) share an entry: the grain stays
     // about half a sampling interval, and the history is not filled by requests.
     this.lag = new LagTracker({ minSpacingMs: opts.lagIntervalMs / 2 });
+  }
+
+  /** A probe of `n`; a new connection to the primary first reads its wal_segment_size. */
+  private probe(n: NodeEntry): MonitorProbe {
+    return new MonitorProbe(n, async (c: MonitorConnection, timeoutMs: number) => {
+      if (n.role !== 'primary') return;
+      const seg = (await c.run(SEGMENT_SIZE, timeoutMs))?.[0];
+      if (seg !== undefined && seg !== null && /^\d+$/.test(seg)) this.segmentSize = BigInt(seg);
+    });
   }
 
   /** Starts checking; the first round runs at once. */
@@ -174,7 +156,7 @@ export class ReplicaMonitor {
 
   /** Starts checking a replica a reload added; the first check runs at once. */
   addNode(n: NodeEntry): void {
-    const p = new Probe(n);
+    const p = this.probe(n);
     this.probes.push(p);
     if (!this.stopped) this.check(p).catch(() => {});
   }
@@ -183,9 +165,8 @@ export class ReplicaMonitor {
   removeNode(n: NodeEntry): void {
     const i = this.probes.findIndex((p) => p.node === n);
     if (i < 0) return;
-    const p = this.probes[i] as Probe;
-    p.removed = true;
-    p.drop();
+    const p = this.probes[i] as MonitorProbe;
+    p.retire('removed from the configuration');
     this.probes.splice(i, 1);
     for (const w of [...(this.replayWaiters.get(n) ?? [])]) w.finish(false);
     this.replayWaiters.delete(n);
@@ -200,8 +181,10 @@ export class ReplicaMonitor {
     this.lagTimer = null;
     for (const waiters of this.replayWaiters.values()) for (const w of waiters) w.finish(false);
     this.replayWaiters.clear();
-    for (const p of this.probes) p.drop();
-    this.lsnProbe.drop();
+    // Retired, not just dropped: a check cut short here does not report its server down (which would
+    // move the sessions still draining off it with the wrong error).
+    for (const p of this.probes) p.retire('pgsplit is shutting down');
+    this.lsnProbe.retire('pgsplit is shutting down');
   }
 
   /** Runs one round of checks now and resolves when every check of it has finished (for tests and startup). */
@@ -250,20 +233,19 @@ export class ReplicaMonitor {
    * primary's insert position, a replica's received and replayed ones. A check in flight answers the same
    * and more, so it stands in. A sample that fails is a failed check.
    */
-  private sample(p: Probe): Promise<void> {
+  private sample(p: MonitorProbe): Promise<void> {
     if (p.inFlight) return p.inFlight;
     if (p.sampling) return p.sampling;
     const started = performance.now();
     const run = this.failingAsCheck(p, async () => {
       if (p.node.role === 'primary') {
-        const rows = await this.withTimeout(this.run<{ lsn: string | null }>(p, PRIMARY_POSITION_SQL));
-        const insert = parseLsn(rows[0]?.lsn ?? '');
-        if (insert !== null && !p.removed) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
+        const row = await this.run(p, PRIMARY_POSITION);
+        const insert = parseLsn(row?.[0] ?? '');
+        if (insert !== null && !p.retired) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
       } else {
-        const rows = await this.withTimeout(this.run<{ received: string | null; replayed: string | null }>(p, REPLICA_POSITION_SQL));
-        const row = rows[0];
+        const row = await this.run(p, REPLICA_POSITION);
         if (!row) throw new Error('the position query returned no row');
-        if (!p.removed) this.noteReplica(p.node, row.received, row.replayed, started);
+        if (!p.retired) this.noteReplica(p.node, row[0] ?? null, row[1] ?? null, started);
       }
     });
     p.sampling = run.finally(() => {
@@ -319,14 +301,13 @@ export class ReplicaMonitor {
     return Number(lsn - n.replayedLsn) > rate * ms;
   }
 
-  private check(p: Probe): Promise<void> {
+  private check(p: MonitorProbe): Promise<void> {
     if (p.inFlight) return p.inFlight;
     const started = performance.now();
     const run = this.failingAsCheck(p, async () => {
-      const rows = await this.withTimeout(this.run<CheckRow>(p, CHECK_SQL));
-      const row = rows[0];
+      const row = await this.run(p, CHECK);
       if (!row) throw new Error('the check query returned no row');
-      if (!p.removed) this.passed(p.node, row, started);
+      if (!p.retired) this.passed(p.node, row, started);
     });
     p.inFlight = run.finally(() => {
       p.inFlight = null;
@@ -335,86 +316,37 @@ export class ReplicaMonitor {
   }
 
   /** Runs a check or sample of `p`; when it fails, its connection is dropped and the server fails its check. */
-  private async failingAsCheck(p: Probe, work: () => Promise<void>): Promise<void> {
+  private async failingAsCheck(p: MonitorProbe, work: () => Promise<void>): Promise<void> {
     try {
       await work();
     } catch (e) {
       p.drop();
-      if (!p.removed) this.failed(p.node, e instanceof Error ? e.message : String(e));
+      if (!p.retired) this.failed(p.node, e instanceof Error ? e.message : String(e));
     }
   }
 
-  /** Runs `sql` on the probe's connection, connecting first when it has none. */
-  private async run<R extends pg.QueryResultRow>(p: Probe, sql: string): Promise<R[]> {
-    if (this.stopped || p.removed) throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
-    const e = p.node.endpoint;
-    // monitor.user (with monitor.password) wins over the URL's user and password.
-    const user = this.opts.user ?? e.user ?? 'postgres';
-    const password = this.opts.user !== null ? (this.opts.password ?? undefined) : e.password;
-    // A reload that changed monitor.user / password: the next check connects again with the new login
-    // (between checks, so that no check fails for it).
-    if (p.client && (p.login.user !== user || p.login.password !== password)) p.drop();
-    if (!p.client) {
-      const client = new pg.Client({
-        host: e.host,
-        port: e.port,
-        user,
-        password,
-        database: e.database ?? 'postgres',
-        application_name: 'pgsplit-monitor',
-        ssl: pgSslOptions(e.tls),
-        connectionTimeoutMillis: this.opts.timeoutMs,
-      });
-      client.on('error', () => p.dropIf(client));
-      p.client = client;
-      p.login = { user, password };
-      try {
-        await client.connect();
-        if (p.node.role === 'primary') {
-          const seg = (await client.query<{ segment_size: string }>(SEGMENT_SQL)).rows[0]?.segment_size;
-          if (seg !== undefined && /^\d+$/.test(seg)) this.segmentSize = BigInt(seg);
-        }
-      } catch (err) {
-        p.dropIf(client);
-        throw err;
-      }
-      if (this.stopped || p.removed) {
-        p.dropIf(client);
-        throw new Error(this.stopped ? 'pgsplit is shutting down' : 'removed from the configuration');
-      }
-    }
+  /** Runs `query` on the probe's connection (connecting first when it has none), within monitor.timeout. */
+  private run(p: MonitorProbe, query: Buffer): Promise<Array<string | null> | null> {
     this.queries++;
-    const res = await p.client.query<R>(sql);
-    return res.rows;
+    return p.run(query, this.opts);
   }
 
-  /** Rejects when `work` takes longer than monitor.timeout. */
-  private async withTimeout<T>(work: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.timeoutMs} ms (monitor.timeout)`)), this.opts.timeoutMs);
-    });
-    try {
-      return await Promise.race([work, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private passed(n: NodeEntry, row: CheckRow, started: number): void {
-    n.inRecovery = row.in_recovery;
+  /** A check passed: `row` is its answer (see CHECK), as text. */
+  private passed(n: NodeEntry, row: Array<string | null>, started: number): void {
+    const [inRecoveryText, current = null, received = null, replayed = null] = row;
+    const inRecovery = inRecoveryText === 't';
+    n.inRecovery = inRecovery;
     if (n.role === 'primary') {
-      const insert = row.current === null ? null : parseLsn(row.current);
-      const current = insert === null ? null : recordEndAt(insert, this.segmentSize);
+      const insert = current === null ? null : parseLsn(current);
       // A sample stands for the moment the query started: the position can only be later than that.
-      if (current !== null) this.notePrimary(current, started);
-      if (row.in_recovery && n.health !== 'down') this.log.warn({ node: n.endpoint.name }, 'the primary is in recovery: writes will fail until it is promoted');
+      if (insert !== null) this.notePrimary(recordEndAt(insert, this.segmentSize), started);
+      if (inRecovery && n.health !== 'down') this.log.warn({ node: n.endpoint.name }, 'the primary is in recovery: writes will fail until it is promoted');
     } else {
-      if (!row.in_recovery && !n.promoted) {
+      if (!inRecovery && !n.promoted) {
         n.promoted = true;
         this.log.warn({ node: n.endpoint.name }, 'replica is no longer in recovery (promoted?): no reads go to it');
-      } else if (row.in_recovery && n.promoted) n.promoted = false;
-      this.noteReplica(n, row.received, row.replayed, started);
+      } else if (inRecovery && n.promoted) n.promoted = false;
+      this.noteReplica(n, received, replayed, started);
     }
     n.okStreak++;
     n.failReason = null;
@@ -505,8 +437,7 @@ export class ReplicaMonitor {
     const started = performance.now();
     const q = (async () => {
       try {
-        const rows = await this.withTimeout(this.run<{ lsn: string }>(this.lsnProbe, 'SELECT pg_current_wal_insert_lsn()::text AS lsn'));
-        const insert = parseLsn(rows[0]?.lsn ?? '');
+        const insert = parseLsn((await this.run(this.lsnProbe, PRIMARY_LSN_NOW))?.[0] ?? '');
         if (insert === null) throw new Error('the primary did not report a WAL position');
         const lsn = recordEndAt(insert, this.segmentSize);
         this.notePrimary(lsn, started);

@@ -48,6 +48,7 @@ function ownLoginRefused(target: ServerTarget, fields: Record<string, string>): 
 /** The refusal of a login pgsplit chose, worded for whoever has to fix it (see ownLoginRefused). */
 function loginRefused(target: ServerTarget, user: string, serverMessage: string): PgsplitError {
   const key = target.secretKey ?? target.configKey ?? 'primary / replicas';
+  if (key.startsWith('monitor.')) return errors.monitorLoginFailed(target.name, user, serverMessage);
   return key.startsWith('users[')
     ? errors.serverUserLoginFailed(target.name, user, key, serverMessage)
     : errors.serverLoginFailed(target.name, target.configKey ?? 'primary / replicas', user, serverMessage);
@@ -378,17 +379,6 @@ export async function settleCancels(timeoutMs: number): Promise<void> {
 
 /** As much as one read takes (libuv's own read size for a stream). */
 const READ_BUFFER_SIZE = 64 * 1024;
-
-/**
- * The `ssl` option of a pg.Client (the monitor's connections) for a server's sslmode: TLS for require and
- * stronger, with the same verification as the sessions' connections; prefer and weaker talk plain text.
- */
-export function pgSslOptions(t: ServerTls | undefined): false | tls.ConnectionOptions {
-  if (t === undefined || (t.mode !== 'require' && t.mode !== 'verify-ca' && t.mode !== 'verify-full')) return false;
-  const ca = t.rootCertPem !== undefined ? { ca: t.rootCertPem } : {};
-  if (t.mode === 'verify-full') return { ...ca, rejectUnauthorized: true };
-  return { ...ca, rejectUnauthorized: t.rootCertPem !== undefined, checkServerIdentity: () => undefined };
-}
 
 /** True for errors meaning "this server could not be reached", as opposed to the server refusing us. */
 export function isUnreachable(e: unknown): boolean {
