@@ -1,11 +1,14 @@
 /**
  * Writes a benchmark run as Markdown (bench/results/README.md by default) with SVG charts beside it:
- * throughput by client count, latency percentiles at one client, proxy CPU per transaction.
+ * the headline (each speed goal and whether this run meets it, headline.ts), then throughput by client
+ * count, latency percentiles at one client, proxy CPU per transaction, memory, write-then-read.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { BenchCell, BenchReport } from './bench-suite.js';
 import { groupedBarChart } from './svg-chart.js';
+import { headline, headlineMarkdown } from './headline.js';
+import { writeThenReadSections } from './write-then-read-run.js';
 
 const LOAD_NAMES: Record<string, string> = { '-S': 'select-only (-S)', '-N': 'writes (-N)' };
 
@@ -38,6 +41,7 @@ export function reportMarkdown(r: BenchReport, charts: readonly string[]): strin
     'streaming replication mode with load balancing over the primary and both replicas; `node-relay` = a bare Node.js relay that only ' +
     'forwards bytes (bench/node-relay.ts: the floor for any Node proxy here); `pgsplit-untagged` = pgsplit, everything to the ' +
     'primary; `pgsplit-tagged` = pgsplit with `PGOPTIONS=-c pgsplit.route=replica`, reads to the replicas.', '');
+  L.push(...headlineMarkdown(headline(r)));
   const key = r.cells.find((c) => c.load === '-S' && c.mode === 'simple' && c.clients === 16);
   if (key) {
     const p = promisedRatios(key);
@@ -94,6 +98,7 @@ export function reportMarkdown(r: BenchReport, charts: readonly string[]): strin
     L.push(`- pgsplit resident memory: ${num(s.rssBefore, 1)} MiB before, ${num(s.rssPeak, 1)} MiB at most during the read (backpressure holds the server back; nothing is buffered whole).`);
     L.push(`- 8 other clients (pgbench -S) through the same pgsplit: ${num(s.tpsAlone)} tps alone, ${num(s.tpsDuring)} tps while the slow client read.`, '');
   }
+  if (r.writeThenRead) L.push(...writeThenReadSections(r.writeThenRead));
   if (r.classifier.length > 0) {
     L.push('## Statement classification (bench/classify.ts, quick mode)', '');
     L.push('| workload | mode | statements/s |', '|---|---|---:|');

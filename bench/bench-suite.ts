@@ -2,7 +2,9 @@
  * The side-by-side benchmark behind `npm run bench`: pgbench against the primary directly, through
  * PgBouncer (transaction pooling), pgpool-II (streaming replication, load balancing) and pgsplit
  * (untagged and tagged), on one local cluster with two replicas; then pgsplit's memory with many idle
- * clients and under a slow reader of a huge result; and the classifier's own speed beside them.
+ * clients and under a slow reader of a huge result; the classifier's own speed beside them; and the
+ * write-then-read loop and lag estimate (write-then-read-run.ts). The report opens with a headline:
+ * each speed goal, this run's figure and whether it holds (headline.ts).
  *
  * Runs interleave (A B C D E, A B C D E, ...) and repeat, so a noisy machine shifts every target alike;
  * medians and ratios are reported, never single runs. Before measuring, each pgsplit path runs briefly so
@@ -23,6 +25,7 @@ import { cpuSeconds } from './process-usage.js';
 import { idleMemory, slowClient, type IdleMemory, type SlowClientResult } from './resource-scale.js';
 import { writeReport } from './bench-report.js';
 import { BackendSampler } from './backend-sampler.js';
+import { runWriteThenRead, type WriteThenReadOptions, type WriteThenReadResult } from './write-then-read-run.js';
 
 const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,12 +35,15 @@ export const root = path.resolve(here, path.basename(path.dirname(here)) === 'di
 export type BenchMode = 'smoke' | 'quick' | 'full';
 
 export const BENCH_USAGE = `usage: node dist/bench/run.js [--smoke | --full] [--only LOAD:MODE:CLIENTS] [--throughput-only]
-                             [--idle N,N] [--publish | --out DIR]
-  (default)          quick mode: 3 rounds of 3 s, 1 and 16 clients, idle 1,000 and 5,000, slow read 1 GiB (~15 min)
-  --full             5 rounds of 10 s, 1/16/64 clients, idle 1,000 and 5,000, slow read 3 GiB
-  --smoke            one 1 s round of one cell and small resource runs: proves the harness works
+                             [--no-write-then-read] [--idle N,N] [--publish | --out DIR]
+  (default)          quick mode: 3 rounds of 3 s, 1 and 16 clients, idle 1,000 and 5,000, slow read 1 GiB,
+                     write-then-read 3 rounds of 300 pairs and 10 s of lag estimate (~16 min)
+  --full             5 rounds of 10 s, 1/16/64 clients, idle 1,000 and 5,000, slow read 3 GiB, write-then-read 5 rounds
+  --smoke            one 1 s round of -S simple and extended at 1 and 16 clients, small resource runs and
+                     a short write-then-read: proves the harness works
   --only -S:simple:16  one cell of the matrix (parts may be *); implies --throughput-only
-  --throughput-only  skip the idle-client, slow-client and classifier parts
+  --throughput-only  skip the idle-client, slow-client, classifier and write-then-read parts
+  --no-write-then-read  skip the write-then-read loop and lag estimate (its headline rows say "not measured")
   --idle 1000,5000   idle-client counts for the memory measurement
   --publish          write the report to bench/results/ (the committed summary the README links)
   --out DIR          write the report to DIR
@@ -58,7 +64,7 @@ export function parseBenchArgs(argv: readonly string[], now: Date = new Date()):
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (['--full', '--smoke', '--throughput-only', '--publish'].includes(a)) flags.add(a);
+    if (['--full', '--smoke', '--throughput-only', '--publish', '--no-write-then-read'].includes(a)) flags.add(a);
     else if (['--only', '--idle', '--out'].includes(a)) {
       const v = argv[i + 1];
       if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
@@ -82,6 +88,7 @@ export function parseBenchArgs(argv: readonly string[], now: Date = new Date()):
     throughputOnly: only !== undefined || flags.has('--throughput-only'),
   };
   if (only !== undefined) options.only = only;
+  if (flags.has('--no-write-then-read')) options.skipWriteThenRead = true;
   if (idleCounts !== undefined) options.idleCounts = idleCounts;
   return { help: false, options };
 }
@@ -116,8 +123,10 @@ export interface BenchOptions {
   outDir?: string;
   /** Idle-client counts for the memory measurement, instead of the mode's. */
   idleCounts?: readonly number[];
-  /** Skip the idle-connection, slow-client and classifier parts. */
+  /** Skip the idle-connection, slow-client, classifier and write-then-read parts. */
   throughputOnly?: boolean;
+  /** Skip the write-then-read loop and lag estimate. */
+  skipWriteThenRead?: boolean;
   log?: (line: string) => void;
 }
 
@@ -150,12 +159,27 @@ export interface BenchReport {
   idle: { pgsplit: IdleMemory[]; pgbouncer: IdleMemory[] };
   slowClient: SlowClientResult | null;
   classifier: Array<{ workload: string; mode: string; opsPerSec: number }>;
+  /** The write-then-read loop and lag estimate; null when skipped. */
+  writeThenRead: WriteThenReadResult | null;
 }
 
+/** The write-then-read part's settings per mode (npm run bench:write-then-read's defaults are 5 rounds). */
+const WTR: Pick<WriteThenReadOptions, 'heartbeatMs' | 'monitor'> = { heartbeatMs: 1, monitor: {} };
+// Smoke runs the cells the headline reads (-S simple and extended at 1 and 16 clients), so that a smoke
+// run proves the headline is complete.
 const PLAN = {
-  smoke: { rounds: 1, seconds: 1, clients: [1], loads: ['-S'], modes: ['simple'], idle: [50], idleSettle: 1, slowBytes: 16 << 20, warm: 1 },
-  quick: { rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 1 << 30, warm: 3 },
-  full: { rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 3 * (1 << 30), warm: 5 },
+  smoke: {
+    rounds: 1, seconds: 1, clients: [1, 16], loads: ['-S'], modes: ['simple', 'extended'], idle: [50], idleSettle: 1, slowBytes: 16 << 20, warm: 1,
+    wtr: { ...WTR, rounds: 1, iterations: 20, lagSeconds: 2 },
+  },
+  quick: {
+    rounds: 3, seconds: 3, clients: [1, 16], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 1 << 30, warm: 3,
+    wtr: { ...WTR, rounds: 3, iterations: 300, lagSeconds: 10 },
+  },
+  full: {
+    rounds: 5, seconds: 10, clients: [1, 16, 64], loads: ['-S', '-N'], modes: ['simple', 'extended', 'prepared'], idle: [1000, 5000], idleSettle: 60, slowBytes: 3 * (1 << 30), warm: 5,
+    wtr: { ...WTR, rounds: 5, iterations: 300, lagSeconds: 10 },
+  },
 } as const;
 
 interface Target {
@@ -329,6 +353,17 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     for (const p of peers) await p.stop();
     peers.length = 0;
     await stopChild(proxy);
+    // The write-then-read loop and lag estimate run here, on a cluster of their own, rather than the
+    // headline reading the newest bench/results/runs/write-then-read-*/results.json: every headline
+    // figure then comes from the same run (same code, same machine state), and a fresh checkout with no
+    // earlier runs still gets a complete headline. They take ~1 minute in quick mode.
+    let writeThenRead: WriteThenReadResult | null = null;
+    if (!opts.throughputOnly && !opts.skipWriteThenRead) {
+      writeThenRead = await runWriteThenRead({ ...plan.wtr, monitor: { ...plan.wtr.monitor } }, log);
+      const w = writeThenRead.loop;
+      log(`  write-then-read medians: direct ${w.directMedianMs.toFixed(0)} ms, relay ${w.relayMedianMs.toFixed(0)} ms, untagged ${w.untaggedMedianMs.toFixed(0)} ms, ` +
+        `tagged ${w.taggedMedianMs.toFixed(0)} ms (${w.ratio.toFixed(2)}× direct, ${w.ratioToRelay.toFixed(2)}× relay)`);
+    }
     if (!opts.throughputOnly) idle = await idleClients(opts.idleCounts ?? plan.idle, log, '', plan.idleSettle);
     const report: BenchReport = {
       date: new Date().toISOString(),
@@ -341,6 +376,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       idle,
       slowClient: slow,
       classifier,
+      writeThenRead,
     };
     await writeReport(report, opts.outDir ?? path.join(root, 'bench/results/runs', report.date.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')));
     return report;

@@ -1,8 +1,10 @@
 /**
- * The benchmark harness still works end to end (a tiny run: one 1 s round of pgbench -S at 1 client
- * against every target, 50 idle clients, a 16 MiB slow read, the classifier figures) and writes its
- * report; so does `npm run bench:pool` at its smallest (4 clients, 1 s per case, 20 idle clients).
- * Nothing here asserts a speed: benchmarks are not tests (bench/ holds the speed goals).
+ * The benchmark harness still works end to end (a tiny run: one 1 s round of pgbench -S, simple and
+ * extended, at 1 and 16 clients against every target, 50 idle clients, a 16 MiB slow read, the
+ * classifier figures, a short write-then-read) and writes its report, opening with a complete headline;
+ * so does `npm run bench:pool` at its smallest (4 clients, 1 s per case, 20 idle clients).
+ * Nothing here asserts a speed: benchmarks are not tests (bench/ holds the speed goals); the headline is
+ * checked for its shape and that every figure is a number, never for whether a goal holds.
  */
 import t from 'tap';
 import fs from 'node:fs';
@@ -11,6 +13,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { runBench } from '../bench/bench-suite.js';
 import { poolSupport, runPoolBench } from '../bench/pool-bench.js';
+import { headline } from '../bench/headline.js';
 
 t.test('npm run bench -- --smoke writes a report with every target measured', async (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsplit-bench-smoke-'));
@@ -19,16 +22,19 @@ t.test('npm run bench -- --smoke writes a report with every target measured', as
   const r = await runBench({ mode: 'smoke', outDir: out, log: (l) => lines.push(l) });
   t.comment(lines.join('\n'));
 
-  t.equal(r.cells.length, 1, 'one cell: -S simple, 1 client');
-  const cell = r.cells[0]!;
+  t.same(r.cells.map((c) => `${c.load} ${c.mode} ${c.clients}`), ['-S simple 1', '-S simple 16', '-S extended 1', '-S extended 16'],
+    'the cells the headline reads: -S simple and extended at 1 and 16 clients');
   const expected = ['direct', 'node-relay', 'pgsplit-untagged', 'pgsplit-tagged'];
   const peers = ['pgbouncer', 'pgpool'].filter((p) => existsSync(`/usr/sbin/${p}`));
   expected.push(...peers);
-  for (const name of expected) {
-    const f = cell.targets[name];
-    t.ok(f && f.tps > 0, `${name} ran transactions`);
-    t.ok(f && f.p50 !== undefined && f.p99 !== undefined && f.p50 > 0 && f.p99 >= f.p50, `${name} has latency percentiles`);
-    if (name !== 'direct') t.ok(f && f.cpuUsPerTx !== undefined && f.cpuUsPerTx > 0, `${name}: proxy CPU per transaction measured`);
+  for (const cell of r.cells) {
+    for (const name of expected) {
+      const f = cell.targets[name];
+      const at = `${name} (${cell.mode}, ${cell.clients} clients)`;
+      t.ok(f && f.tps > 0, `${at} ran transactions`);
+      if (cell.clients === 1) t.ok(f && f.p50 !== undefined && f.p99 !== undefined && f.p50 > 0 && f.p99 >= f.p50, `${at} has latency percentiles`);
+      if (name !== 'direct') t.ok(f && f.cpuUsPerTx !== undefined && f.cpuUsPerTx > 0, `${at}: proxy CPU per transaction measured`);
+    }
   }
   t.same(r.peersLeftOut.length, 2 - peers.length, 'a missing peer is reported as left out');
 
@@ -37,8 +43,47 @@ t.test('npm run bench -- --smoke writes a report with every target measured', as
   t.ok(r.slowClient !== null && r.slowClient.bytes >= 16 << 20, 'the slow client read the whole result');
   t.equal(r.slowClient?.error, undefined, 'without an error');
   t.ok(r.classifier.length > 0, 'classifier figures included');
+  const w = r.writeThenRead;
+  t.ok(w !== null, 'the write-then-read part ran');
+  const loopMs = w ? [w.loop.directMedianMs, w.loop.relayMedianMs, w.loop.untaggedMedianMs, w.loop.taggedMedianMs] : [];
+  t.ok(loopMs.length === 4 && loopMs.every((ms) => Number.isFinite(ms) && ms > 0), `direct, relay, untagged and tagged loops timed (${loopMs.map((x) => x.toFixed(0)).join(', ')} ms)`);
+  t.ok(w && Number.isFinite(w.loop.ratio) && Number.isFinite(w.loop.ratioToRelay), 'tagged / direct and tagged / relay computed');
+  t.ok(w && w.loop.taggedReads === 20 && w.lag.replicas.length === 2 && w.lag.maxLag50.reads > 0, 'reads counted, lag sampled on both replicas');
+
+  // The headline: every goal with a number, a goal and a verdict; the figures without a goal with a number.
+  const h = headline(r);
+  const goals = h.rows.filter((x) => x.goal !== undefined);
+  t.equal(goals.length, 13, 'CPU (4), latency (4), write-then-read (3), lag (2) goals');
+  t.equal(h.rows.length, 18, 'and tagged / relay and four idle-memory readings without a goal');
+  for (const x of h.rows) {
+    t.ok(typeof x.measured === 'number' && Number.isFinite(x.measured), `${x.what}: measured (${x.measured})`);
+    t.ok(x.goal ? ['holds', 'does not hold'].includes(x.verdict) : x.verdict === 'no goal', `${x.what}: ${x.verdict}`);
+  }
+  t.same(h.cpu.map((c) => c.mode), ['simple', 'extended']);
+  for (const c of h.cpu) {
+    const ratios = [c.untaggedToRelay, c.taggedToRelay, ...(peers.includes('pgbouncer') ? [c.untaggedToPgbouncer, c.taggedToPgbouncer] : [])];
+    t.ok(ratios.every((v) => typeof v === 'number' && Number.isFinite(v) && v > 0), `${c.mode}: CPU ratios to the relay${peers.includes('pgbouncer') ? ' and PgBouncer' : ''}`);
+  }
+  for (const l of h.latency) {
+    const vs = [l.relay?.p50, l.relay?.p99, l.untagged?.p50, l.untagged?.p99, l.tagged?.p50, l.tagged?.p99, l.untaggedP50DiffUs, l.untaggedP99DiffUs, l.taggedP50DiffUs, l.taggedP99DiffUs];
+    t.ok(vs.every((v) => typeof v === 'number' && Number.isFinite(v)), `${l.mode}: p50/p99 of relay and pgsplit, and the differences`);
+  }
 
   const md = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+  t.equal(md.match(/^## .*/m)?.[0], '## Headline', 'the report opens with the headline');
+  const section = md.slice(md.indexOf('## Headline'), md.indexOf('\n## ', md.indexOf('## Headline') + 1));
+  // The goal table: from its header to the first blank line.
+  const after = section.slice(section.indexOf('| figure | measured | goal | verdict |')).split('\n');
+  const goalLines = after.slice(2, after.indexOf(''));
+  t.equal(goalLines.length, h.rows.length, 'a table row per headline figure');
+  for (const [i, l] of goalLines.entries()) {
+    const [what, measured, goal, verdict] = l.slice(2, -2).split(' | ');
+    t.equal(what, h.rows[i]?.what, `row ${i + 1} is ${h.rows[i]?.what}`);
+    t.match(measured, /^[+−]?[\d,.]+( ?(×|µs|ms|%|KiB))?$/, `${what}: measured shown as a number`);
+    t.match(`${goal} ${verdict}`, h.rows[i]?.goal ? /^[≤≥=] [+\d.]+.* \*\*(holds|does not hold)\*\*$/ : /^— no goal$/, `${what}: goal and verdict`);
+  }
+  t.match(section, /\| simple \| [\d.]+ \| /, 'CPU per transaction of relay and pgsplit at 16 clients');
+  t.match(md, /## Write-then-read loop/);
   t.match(md, /## Throughput/);
   t.match(md, /## Latency at 1 client/);
   t.match(md, /## Memory with idle clients/);
