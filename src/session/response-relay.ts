@@ -145,6 +145,8 @@ export class ResponseRelay {
           link.tracker.shift();
           this.events.guard('passed');
           session.guardPassed(link, head.guard);
+          // What the client sent behind the read may go now (see Session.pump).
+          finishedUnit = true;
         }
         continue;
       }

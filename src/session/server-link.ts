@@ -79,6 +79,12 @@ export class ServerLink {
    * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
    */
   replayFailed = false;
+  /** A guard sent ahead of a read here has not answered yet (see Expect.guard). */
+  guardPending(): boolean {
+    for (const e of this.tracker.queue) if (e.guard !== undefined) return true;
+    return false;
+  }
+
   /**
    * The connection's answers and events stop reaching the session (server-attach's bind pointed them
    * at it). Called once, when the session lets the link go, before the connection goes back.

@@ -546,7 +546,9 @@ export class Session implements RelaySession, ChooserState {
         continue;
       }
       if (choice instanceof ServerLink) {
-        if (this.anyBusy(choice)) return;
+        // Nothing goes behind a read whose guard has not answered: if it fails, the read runs again
+        // first (see ResponseRelay.guardFailed), and what followed it must not have run before.
+        if (this.anyBusy(choice) || choice.guardPending()) return;
         this.input.shift();
         send(this, u, choice);
         continue;
