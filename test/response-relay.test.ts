@@ -85,7 +85,7 @@ class FakeSession implements RelaySession {
   }
   readonly guardsPassed: bigint[] = [];
   readonly guardsRefused: Array<string | undefined> = [];
-  guardPassed(_link: ServerLink, lsn: bigint): void {
+  guardPassed(_link: ServerLink, lsn: bigint, _u: Unit | undefined): void {
     this.guardsPassed.push(lsn);
   }
   guardRefused(_link: ServerLink, code: string | undefined): void {

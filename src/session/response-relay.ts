@@ -67,8 +67,8 @@ export interface RelaySession {
   serverLost(link: ServerLink, why: string, frame: Buffer | undefined): void;
   /** A chunk of `link`'s answers ended something (a unit, a COPY start, an error): what waits may go now. */
   answered(link: ServerLink): void;
-  /** The guard ahead of a read on `link` passed: that replica has replayed `lsn`. */
-  guardPassed(link: ServerLink, lsn: bigint): void;
+  /** The guard ahead of read `u` on `link` passed: that replica has replayed `lsn`, and the read runs there. */
+  guardPassed(link: ServerLink, lsn: bigint, u: Unit | undefined): void;
   /** A replica refused a guard for another reason than being behind (`code`): the session sends no more. */
   guardRefused(link: ServerLink, code: string | undefined): void;
 }
@@ -144,7 +144,7 @@ export class ResponseRelay {
         else if (f.type === Backend.CommandComplete) {
           link.tracker.shift();
           this.events.guard('passed');
-          session.guardPassed(link, head.guard);
+          session.guardPassed(link, head.guard, this.heldUnit(link));
           // What the client sent behind the read may go now (see Session.pump).
           finishedUnit = true;
         }

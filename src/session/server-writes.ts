@@ -82,7 +82,8 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
     settlePosition = session.consistency.positionBehind(d !== undefined && mayAskPositionBehind(session, u, link, d.classifications));
   }
   if (d) {
-    session.ctx.events.routed(link.name, d.reason);
+    // A guarded read is counted where it runs: once its guard passed (Session.guardPassed), or when it is sent again.
+    if (guard === undefined) session.ctx.events.routed(link.name, d.reason);
     for (const c of d.classifications) {
       notePins(session, c, link);
       const h = c.hints;

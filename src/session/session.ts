@@ -214,9 +214,10 @@ export class Session implements RelaySession, ChooserState {
     if (this.perTransaction) giveBackIdle(this);
   }
 
-  guardPassed(link: ServerLink, lsn: bigint): void {
+  guardPassed(link: ServerLink, lsn: bigint, u: Unit | undefined): void {
     // A fact about the replica worth the monitor's knowing: the session's next reads there need no guard.
     this.ctx.monitor.replayedAtLeast(link.node, lsn);
+    if (u?.decision !== undefined) this.ctx.events.routed(link.name, u.decision.reason);
   }
 
   guardRefused(link: ServerLink, code: string | undefined): void {
