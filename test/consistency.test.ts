@@ -233,6 +233,38 @@ t.test('a position asked right behind a tagged session\'s unit on the primary is
   t.equal(alone.consistency({ maxLagMs: null, afterLsn: null, tagged: true }).positionBehind(true), null, 'nor does one with no replicas to read from');
 });
 
+t.test('stayNow: the session\'s replica at once when the floor needs no raising or its position is in hand; a guard for what the replica lacks', async (t) => {
+  const w = new World(2, 0x3000n);
+  const c = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
+  const r1 = w.replica('r1');
+  t.equal(c.stayNow(r1, read(), true), null, 'no floor: stay, no guard');
+  c.raiseFloor = true;
+  const settle = c.positionBehind(true);
+  t.equal(c.stayNow(r1, read(), true), undefined, 'the position is not in hand yet: choose decides');
+  t.equal(c.raiseFloor, true, 'and the floor still needs raising');
+  settle?.('0/4000');
+  t.equal(c.stayNow(r1, read(), false), undefined, 'in hand, but the replica lacks it and the read cannot carry a guard: choose waits');
+  t.equal(c.raiseFloor, false, 'the floor was raised from the position in hand');
+  t.equal(c.requirement(read()).minLsn, 0x4000n);
+  t.equal(c.stayNow(r1, read(), true), 0x4000n, 'with a guard: stay, guarded at the floor');
+  t.equal(w.positionAsked, 0, 'nobody was asked');
+  r1.replayedLsn = 0x4000n;
+  t.equal(c.stayNow(r1, read(), true), null, 'the replica has it: no guard');
+  w.lagMs.set(r1, 5000);
+  t.equal(c.stayNow(r1, read(), true), undefined, 'past the lag bound: choose moves');
+
+  // A position the monitor was asked for when the unit ended counts too, once answered.
+  const d = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
+  await d.choose(r1, read(), undefined);
+  w.lagMs.set(r1, 10);
+  w.primaryLsn = 0x5000n;
+  d.raiseFloor = true;
+  d.answered('primary', 1);
+  t.equal(d.stayNow(r1, read(), true), undefined, 'asked, not answered yet');
+  await new Promise((r) => setImmediate(r));
+  t.equal(d.stayNow(r1, read(), true), 0x5000n, 'answered: in hand');
+});
+
 t.test('an attached replica behind the floor is waited for, up to routing.read_your_writes_timeout, and kept as causal-wait', async (t) => {
   const w = new World(2, 0x1000n);
   w.ctx.readYourWritesTimeoutMs = 350;

@@ -92,6 +92,8 @@ export class Consistency {
    * none is pending. It fails to null (the read then asks again).
    */
   private prefetched: Promise<bigint | null> | null = null;
+  /** The position `prefetched` resolved to, once it has (read synchronously by stayNow); null before. */
+  private inHand: bigint | null = null;
   /** Prefetching pays: the last prefetch was used by a read (false after a write followed a write). */
   private prefetchPays = true;
   /** The replica the session last read from or chose: where a prefetched position is awaited. */
@@ -126,17 +128,20 @@ export class Consistency {
   private prefetchFloor(): void {
     if (this.prefetched !== null) this.prefetchPays = false;
     this.prefetched = null;
+    this.inHand = null;
     if (!this.prefetchPays) return;
     const monitor = this.ctx.monitor;
     const replica = this.lastReplica;
     const waitMs = this.ctx.readYourWritesTimeoutMs;
-    this.prefetched = monitor.primaryLsnNow().then(
+    const asked: Promise<bigint | null> = monitor.primaryLsnNow().then(
       (lsn) => {
+        if (this.prefetched === asked) this.inHand = lsn;
         if (replica !== null) void monitor.waitForReplay(replica, lsn, waitMs);
         return lsn;
       },
       () => null,
     );
+    this.prefetched = asked;
   }
 
   /**
@@ -153,21 +158,50 @@ export class Consistency {
     if (this.bounds.tagged !== true) return null;
     if (this.prefetched !== null) this.prefetchPays = false;
     this.prefetched = null;
+    this.inHand = null;
     this.settlePosition = null;
     if (!canFollow || !this.prefetchPays || this.ctx.nodes.replicas.length === 0) return null;
     let resolve!: (lsn: bigint | null) => void;
-    this.prefetched = new Promise<bigint | null>((r) => {
+    const asked = new Promise<bigint | null>((r) => {
       resolve = r;
     });
+    this.prefetched = asked;
     const monitor = this.ctx.monitor;
     // No check of the replica from here: the read checks it itself (a guard ahead of it, see choose).
     const settle = (insert: string | null): void => {
       if (this.settlePosition === settle) this.settlePosition = null;
       const at = insert === null ? null : parseLsn(insert);
-      resolve(at === null ? null : monitor.recordEnd(at));
+      const lsn = at === null ? null : monitor.recordEnd(at);
+      if (this.prefetched === asked) this.inHand = lsn;
+      resolve(lsn);
     };
     this.settlePosition = settle;
     return settle;
+  }
+
+  /**
+   * The synchronous part of choose, for the session's replica `node` (server-attach's attachReplicaNow):
+   * when the floor needs no raising, or the position to raise it to is in hand already (the answer asked
+   * behind the session's write came with it), decides at once: null, the read may stay there; a position,
+   * it may stay there with a guard for it (`guard`: the read can carry one); undefined, choose must decide
+   * (ask, wait, move). No promise, no turn of the event loop, on a tagged session's every read after a write.
+   */
+  stayNow(node: NodeEntry, d: RouteDecision, guard: boolean): bigint | null | undefined {
+    if (this.raiseFloor) {
+      const lsn = this.inHand;
+      if (lsn === null) return undefined;
+      // As raiseFloorFromPrimary does with a prefetched position.
+      this.prefetched = null;
+      this.inHand = null;
+      this.prefetchPays = true;
+      if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+      this.raiseFloor = false;
+    }
+    this.lastReplica = node;
+    const req = this.requirement(d);
+    const why = this.ctx.nodes.ineligibility(node, req);
+    if (why === null) return null;
+    return why === 'position' && guard && req.minLsn !== null ? req.minLsn : undefined;
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
@@ -284,6 +318,7 @@ export class Consistency {
     let lsn: bigint | null = null;
     const prefetched = this.prefetched;
     this.prefetched = null;
+    this.inHand = null;
     if (prefetched !== null) {
       // Asked for after the session's last unit on the primary ended: it covers everything the session saw.
       lsn = await prefetched;

@@ -135,17 +135,24 @@ export function attachPrimaryNow(session: Session): ServerLink | null {
 }
 
 /**
- * The session's replica at once, when the read may stay there (Consistency.mayStayOn: no floor to
- * raise, and the replica meets the read's requirement now) and the session's source can lend an idle
- * connection there now; null otherwise (attachFor then decides, waits or moves). In pool.mode
+ * The session's replica at once, when the read may stay there (Consistency.stayNow: no floor to raise,
+ * or its position in hand, and the replica meets the read's requirement now, or all but the floor with a
+ * guard) and the session's source can lend an idle connection there now; null otherwise (attachFor then
+ * decides, waits or moves). In pool.mode
  * transaction a tagged session keeps its replica with no link between reads: most of its reads borrow
  * this way, as attachPrimaryNow does for the primary (no promise, no turn of the event loop).
  */
 export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
   const node = session.binding.replica;
   const d = u.decision;
-  if (node === null || d === undefined || u.avoid !== undefined || !session.consistency.mayStayOn(node, d)) return null;
-  return attachNow(session, node);
+  if (node === null || d === undefined || u.avoid !== undefined) return null;
+  // A read right after the session's write usually lands here too: its floor is in hand, and a guard
+  // ahead of it stands for the wait (see Consistency.stayNow).
+  const guard = session.consistency.stayNow(node, d, mayGuard(session, u));
+  if (guard === undefined) return null;
+  const link = attachNow(session, node);
+  if (link !== null && guard !== null) u.guardLsn = guard;
+  return link;
 }
 
 /** The session's link to `node`, or one over a connection its source lends at once; null when it must be waited for. */
