@@ -9,21 +9,13 @@
  */
 import t, { type Test } from 'tap';
 import type pg from 'pg';
+import { until } from './fixtures/until.js';
 import { startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
 
 t.setTimeout(180_000);
 
 const TAGGED = '-c pgsplit.route=replica';
 const READ = 'SELECT (SELECT val FROM fast_rw WHERE id = $1) AS val, pg_is_in_recovery() AS on_replica';
-
-async function until(what: () => boolean, ms = 20_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
 
 async function setup(t: Test, monitor: Record<string, string>, timeout: string): Promise<{ fx: ProxyFixture; c: pg.Client }> {
   const fx = await startProxy(t, {

@@ -11,6 +11,7 @@
  */
 import t, { type Test } from 'tap';
 import type pg from 'pg';
+import { until } from './fixtures/until.js';
 import { startCluster, startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
 import { RawPgClient, describeAll, fe } from './fixtures/raw-pg-client.js';
 
@@ -22,15 +23,6 @@ type Row = { val: string | null; on_replica: boolean };
 const READ_EXTENDED = 'SELECT (SELECT val FROM guard_rw WHERE id = $1) AS val, pg_is_in_recovery() AS on_replica';
 /** Without one: a simple Query. */
 const readSimple = (id: number): string => `SELECT (SELECT val FROM guard_rw WHERE id = ${id}) AS val, pg_is_in_recovery() AS on_replica`;
-
-async function until(what: () => boolean, ms = 20_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
 
 async function setup(t: Test, monitor: Record<string, string> = { interval: '30s', lag_interval: '30s' }): Promise<ProxyFixture> {
   const fx = await startProxy(t, {
