@@ -58,9 +58,10 @@ t.test('each read after a write is guarded once, runs on the replica and sees th
   const got = await pairs(c, 1, 20);
   t.equal(got.missed, 0, 'every read saw its own write');
   t.equal(got.onReplica, 20, 'every read ran on the replica');
-  t.equal(g.passed + g.behind, 20, 'one guard per read (simple and extended alike)');
+  // Each read ran behind one guard that passed, or waited after three that found the replica behind.
+  t.ok(g.passed <= 20 && g.passed >= 20 - Math.floor(g.behind / 3), `every read behind a guard that passed, or after three that did not (${g.passed} passed, ${g.behind} behind)`);
+  t.ok(g.passed > 0, 'simple and extended reads alike');
   t.equal(g.refused, 0);
-  t.ok(g.passed > 0, `guards passed (${g.passed}; ${g.behind} found the replica behind and waited)`);
 
   const before = g.passed + g.behind;
   const again = (await c.query<Row>(READ_EXTENDED, [20])).rows[0]!;
@@ -85,7 +86,7 @@ t.test('a replica with paused replay fails the guard: the read never ran there, 
   const behind = g.behind;
   await c.query("INSERT INTO guard_rw VALUES (2, 'during the pause')");
   t.same((await c.query<Row>(READ_EXTENDED, [2])).rows[0], { val: 'during the pause', on_replica: false }, 'the read sees its write, on the primary');
-  t.equal(g.behind, behind + 1, 'the guard found the replica behind');
+  t.equal(g.behind, behind + 3, 'three guards in a row found the replica behind (then the read waited, and gave up on the stalled replay)');
   await node.query('SELECT pg_wal_replay_resume()');
   t.ok(await until(() => (fx.proxy.nodes.replicas[0]!.replayedLsn ?? 0n) > 0n && fx.proxy.monitor.lagMs(fx.proxy.nodes.replicas[0]!) === 0), 'the replica caught up');
   await c.query("INSERT INTO guard_rw VALUES (3, 'after the pause')");

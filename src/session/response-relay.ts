@@ -345,9 +345,9 @@ export class ResponseRelay {
     }
   }
 
-  /** A unit skipped after its guard failed: back to the front of the queue, to wait for the replica (or go elsewhere) without a guard. */
+  /** A unit skipped after its guard failed: back to the front of the queue, for another guard or a wait for the replica (see mayGuard). */
   private rerunAfterGuard(u: Unit): void {
-    u.guardFailed = true;
+    u.guardFailures++;
     u.retryable = false;
     undoRegistry(u);
     this.session.requeue(u);

@@ -64,6 +64,13 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
 }
 
 /**
+ * Guards a read may carry in a row. A replica mostly replays a commit within a fraction of a millisecond:
+ * a read that found it behind usually finds it there one round trip later, and a guard costs no more
+ * than that round trip, where a wait costs a question of the monitor's and then the read's own.
+ */
+const MAX_GUARD_TRIES = 3;
+
+/**
  * Whether a read can carry a guard (see Consistency.choose, RequestWriter.guard): the guard is an extended
  * statement that fails when the replica is behind, so that the server skips the read up to the next Sync
  * and the read runs again after a wait. So: a whole unit (a Query, or extended messages with their Sync)
@@ -75,7 +82,7 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
  * snapshot would be the guard's, taken before the check ran.
  */
 function mayGuard(session: Session, u: Unit): boolean {
-  if (u.guardFailed || session.guardsRefused || !u.complete || u.forcePrimary !== undefined) return false;
+  if (u.guardFailures >= MAX_GUARD_TRIES || session.guardsRefused || !u.complete || u.forcePrimary !== undefined) return false;
   if (session.txStatus !== 'I' || session.tx !== null || u.txOpen !== undefined || u.txBegin !== undefined || session.binding.openBatch !== null) return false;
   if (session.isolation !== 'read committed' && session.isolation !== 'read uncommitted') return false;
   return (u.kind === 'simple' || u.kind === 'extended') && u.decision !== undefined && onlyReads(u.decision.classifications);

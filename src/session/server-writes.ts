@@ -56,7 +56,7 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
     session.binding.openBatch !== null || !u.complete || (u.kind !== 'simple' && u.kind !== 'extended') || u.forcePrimary !== undefined)) {
     // Chosen for a guard it can no longer carry (never expected: mayGuard asked the same): nothing sent,
     // the unit goes back to wait for the replica instead.
-    u.guardFailed = true;
+    u.guardFailures = Number.MAX_SAFE_INTEGER;
     session.requeue(u);
     return;
   }

@@ -40,8 +40,11 @@ export interface Unit {
    * a guard goes ahead of the unit there (see RequestWriter.guard). Set per attempt, read once by send.
    */
   guardLsn: bigint | undefined;
-  /** A guard ahead of this unit failed (the replica was behind, so the unit did not run): its next attempt waits instead. */
-  guardFailed: boolean;
+  /**
+   * Guards ahead of this unit that failed (the replica was behind, so the unit did not run); past
+   * MAX_GUARD_TRIES its next attempt waits for the replica instead (see server-attach's mayGuard).
+   */
+  guardFailures: number;
 }
 
 /** A unit with every field present from the start, so all units share one object shape (hot path). */
@@ -49,6 +52,6 @@ export function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries
   return {
     kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined,
     avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined, guardLsn: undefined,
-    guardFailed: false,
+    guardFailures: 0,
   };
 }
