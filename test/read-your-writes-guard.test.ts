@@ -152,6 +152,35 @@ t.test('behind a guard: a write the classifier missed is still re-run on the pri
   t.equal(g.passed + g.behind, guarded + 1, 'with a guard');
 });
 
+t.test('a named statement another client left on the pooled connection survives a failed guard (its Close was skipped too)', async (t) => {
+  const fx = await startProxy(t, {
+    replicas: 1,
+    cluster: { settings: { synchronous_commit: 'on' } },
+    config: { routing: { max_lag: '1h', read_your_writes_timeout: '300ms' }, monitor: { interval: '50ms', lag_interval: '5ms' }, pool: { mode: 'transaction', size: 1 } },
+  });
+  await fx.cluster.primary.query('CREATE TABLE guard_rw (id int PRIMARY KEY, val text)');
+  await fx.cluster.primary.query("INSERT INTO guard_rw VALUES (0, 'zero')");
+  await fx.cluster.waitForReplication();
+  await until(() => fx.proxy.nodes.replicas[0]!.health === 'up');
+  const text = 'SELECT val, pg_is_in_recovery() AS on_replica FROM guard_rw WHERE id = $1';
+  // Client a prepares "rd" on the replica's one pooled connection; client b has another "rd" of its own.
+  const a = await fx.client({ options: TAGGED });
+  t.same((await a.query({ name: 'rd', text, values: [0] })).rows, [{ val: 'zero', on_replica: true }]);
+  const b = await fx.client({ options: TAGGED });
+  const node = fx.cluster.replicas[0]!;
+  await node.query('SELECT pg_wal_replay_pause()');
+  t.teardown(() => node.query('SELECT pg_wal_replay_resume()').then(() => undefined, () => undefined));
+  const behind = fx.proxy.stats.guards.behind;
+  await b.query("INSERT INTO guard_rw VALUES (1, 'one')");
+  const bText = `${text} AND true`;
+  t.same((await b.query({ name: 'rd', text: bText, values: [1] })).rows, [{ val: 'one', on_replica: false }], 'b\'s read: guards fail (a\'s "rd" closed and b\'s prepared behind them, all skipped), then the primary');
+  t.ok(fx.proxy.stats.guards.behind > behind, 'the guards found the replica behind');
+  await node.query('SELECT pg_wal_replay_resume()');
+  await until(() => fx.proxy.monitor.lagMs(fx.proxy.nodes.replicas[0]!) === 0);
+  t.same((await a.query({ name: 'rd', text, values: [0] })).rows, [{ val: 'zero', on_replica: true }], 'a\'s "rd" still runs there');
+  t.same((await b.query({ name: 'rd', text: bText, values: [1] })).rows, [{ val: 'one', on_replica: true }], 'b\'s "rd" is prepared there again, with no 42P05');
+});
+
 t.test('a server login that may not call pg_last_wal_replay_lsn(): the session stops guarding after the first refusal, and its reads stay right', async (t) => {
   const cluster = await startCluster(t, { replicas: 1, settings: { synchronous_commit: 'on' } });
   await cluster.primary.query('CREATE TABLE guard_rw (id int PRIMARY KEY, val text)');

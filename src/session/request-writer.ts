@@ -294,7 +294,9 @@ export class RequestWriter {
 
   private injectClose(link: ServerLink, name: string, out: FrameCoalescer): void {
     out.add(serialize.close({ type: 'S', name }));
-    link.tracker.push({ kind: 'close', swallow: true });
+    // Skipped (an error before it, a guard that failed), the server keeps the statement: so must the books.
+    const had = link.prepared.get(name);
+    link.tracker.push({ kind: 'close', swallow: true, undo: had === undefined ? undefined : () => link.prepared.set(name, had) });
     link.prepared.delete(name);
   }
 }
