@@ -146,6 +146,23 @@ t.test('after an error in a batch: queued units are dropped up to the client\'s 
   t.same(r.drain().map((u) => u.local?.kind), ['ready']);
 });
 
+t.test('after an error in a batch: a Terminate is never dropped, queued or still to come', async (t) => {
+  const r = rig();
+  r.reader.read(Buffer.concat([bind(), serialize.query('SELEC 1'), execute(), serialize.end(), sync(), serialize.query('SELECT 2')]));
+  r.reader.shift();
+  t.notOk(r.reader.skipToSync(), 'the Sync behind the Terminate is not reached');
+  t.same(r.drain().map(shape), ['terminate+:', 'extended+:S', 'simple+:Q'], 'the Terminate is first in line');
+
+  r.reader.read(Buffer.concat([parse('SELECT 1'), flush(), bind()]));
+  t.notOk(r.reader.skipToSync(), 'no Sync yet');
+  r.reader.read(Buffer.concat([execute(), serialize.query('SELECT 3'), serialize.end(), sync()]));
+  t.same(r.drain().map(shape).slice(0, 1), ['terminate+:'], 'a Terminate among the messages dropped is kept');
+
+  r.reader.discardUntilSync();
+  r.reader.read(Buffer.concat([execute(), serialize.end()]));
+  t.same(r.drain().map(shape), ['terminate+:'], 'and after an unsynced batch that could not be sent');
+});
+
 t.test('backpressure: reading stops past max_pending_bytes and resumes below a quarter of it', async (t) => {
   const q = serialize.query('SELECT 1'); // 14 bytes
   const r = rig(40);

@@ -68,8 +68,11 @@ class FakeSession implements RelaySession {
     }
     return false;
   }
+  /** What the session writes to the client itself when its own query is answered (the Session's answer to a Sync after a failed batch). */
+  ownAnswer: Buffer | null = null;
   ownQueryAnswered(_link: ServerLink, head: Expect): void {
     this.own.push(head);
+    if (this.ownAnswer !== null) this.client.write(this.ownAnswer);
   }
   mayRunAgain(): boolean {
     return this.mayRun;
@@ -397,4 +400,20 @@ t.test('a guard behind replayed settings: their answers are swallowed as theirs,
   t.same(r.session.client.bytes(), Buffer.concat([cols(), row('7'), commandComplete('SELECT 1'), readyForQuery('I')]));
   t.same(r.session.guardsPassed, [0x5000n], 'the guard passed (the replay\'s CommandComplete was not taken for the guard\'s)');
   t.equal(r.link.tracker.busy, false);
+});
+
+t.test('a replica batch ended by pgsplit\'s Sync fails: its error reaches the client before what the session answers then', async (t) => {
+  const r = rig();
+  // The client's Bind went unsynced (RequestWriter.endBatch then ended the batch: a probe and a Sync of pgsplit's).
+  r.link.tracker.nextUnit(false);
+  r.link.tracker.extendedSent();
+  r.link.tracker.nextUnit(false);
+  r.link.tracker.pushProbe({ kind: 'parse', swallow: true, probe: true });
+  r.link.tracker.push({ kind: 'sync', swallow: true, extended: true, endsBatch: true, endsReplicaBatch: true });
+  // The session answers the client's Sync it skipped to when it settles the failed batch (skipToClientSync).
+  r.session.ownAnswer = readyForQuery('I');
+  const error = errorResponse({ severity: 'ERROR', code: '26000', message: 'unnamed prepared statement does not exist' });
+  r.server(error, readyForQuery('I'));
+  t.same(r.session.client.bytes(), Buffer.concat([error, readyForQuery('I')]), 'the error, then the session\'s ReadyForQuery');
+  t.equal(r.session.own[0]?.failed, true, 'the batch failed');
 });

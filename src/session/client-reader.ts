@@ -119,11 +119,13 @@ export class ClientReader {
   /**
    * After an error in the client's extended messages, as a server does: the units up to the client's
    * next Sync are dropped. True when that Sync was among them (the caller answers it with
-   * ReadyForQuery); else the messages still to come are dropped up to it.
+   * ReadyForQuery); else the messages still to come are dropped up to it. A Terminate is not dropped:
+   * a server skipping to a Sync still obeys it, so it stays first in line and ends the session.
    */
   skipToSync(): boolean {
     while (this.units.length > 0) {
       const next = this.units[0] as Unit;
+      if (next.kind === 'terminate') return false;
       this.shift();
       const synced = next.kind === 'extended' ? next.complete : next.kind === 'local' && next.local?.kind === 'extended' && next.local.sync;
       if (synced) return true;
@@ -161,7 +163,9 @@ export class ClientReader {
         this.discarding = false;
         this.enqueue(unit('local', [], true, [], 0, { kind: 'ready' }));
       }
-      return true;
+      // A Terminate is not dropped: a server skipping to a Sync still obeys it (below), and the session ends.
+      if (t !== Frontend.Terminate) return true;
+      this.building = null;
     }
     switch (t) {
       case Frontend.Query: {

@@ -170,7 +170,9 @@ export class ResponseRelay {
             }
             this.writeToClient(link, out.take());
           } else if (head.endsReplicaBatch === true) {
-            // The session's to settle (ownQueryAnswered): the client's batch failed or not.
+            // The session's to settle (ownQueryAnswered): the client's batch failed or not. What the batch
+            // answered (its error) goes first: after a failure the session may answer the client's Sync now.
+            this.writeToClient(link, out.take());
           } else if (head.rerun) {
             if (head.rerunWhy === 'rerun-guard') this.rerunAfterGuard(head.rerun);
             else this.rerunOnPrimary(head.rerun, head.rerunWhy ?? 'rerun-25006');
