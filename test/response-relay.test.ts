@@ -417,3 +417,17 @@ t.test('a replica batch ended by pgsplit\'s Sync fails: its error reaches the cl
   t.same(r.session.client.bytes(), Buffer.concat([error, readyForQuery('I')]), 'the error, then the session\'s ReadyForQuery');
   t.equal(r.session.own[0]?.failed, true, 'the batch failed');
 });
+
+t.test('a read whose guard failed, its replica lost before the Sync\'s answer: it never ran, so it goes round again elsewhere; nothing goes behind it meanwhile', async (t) => {
+  for (const kind of ['simple', 'extended'] as const) {
+    const r = rig();
+    const u = guarded(r, kind, 0x5000n);
+    t.equal(r.link.guardPending(), true, `${kind}: the guard is pending`);
+    r.server(parseComplete(), bindComplete(), behind());
+    t.equal(r.link.guardPending(), true, `${kind}: failed, its read not yet sent round again: still nothing behind it`);
+    t.equal(r.relay.retryElsewhere(r.link), true, `${kind}: handed back`);
+    t.same(r.session.requeued, [u]);
+    t.equal(u.avoid, r.link.node, `${kind}: to run elsewhere`);
+    t.same(r.session.client.bytes(), Buffer.alloc(0), `${kind}: nothing reached the client`);
+  }
+});

@@ -263,6 +263,19 @@ export class ResponseRelay {
    * is outside a transaction, lets the link go and sends what waits. Returns false when it cannot be so.
    */
   retryElsewhere(link: ServerLink): boolean {
+    const skipped = link.tracker.queue.find((e) => e.kind === 'sync');
+    if (skipped?.rerunWhy === 'rerun-guard' && skipped.rerun !== undefined) {
+      // Its guard failed: the server skipped the read, which goes round again (nothing is behind it: guardPending).
+      const unit = skipped.rerun;
+      this.events.retry(link.name);
+      undoRegistry(unit);
+      link.held = null;
+      link.tracker.clear();
+      unit.avoid = link.node;
+      unit.retryable = false;
+      this.session.requeue(unit);
+      return true;
+    }
     if (link.held === null) return false;
     const unit = this.heldUnit(link);
     const syncs = link.tracker.queue.reduce((n, e) => n + (e.kind === 'sync' && !e.swallow ? 1 : 0), 0);

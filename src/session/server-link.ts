@@ -79,9 +79,9 @@ export class ServerLink {
    * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
    */
   replayFailed = false;
-  /** A guard sent ahead of a read here has not answered yet (see Expect.guard). */
+  /** A guard sent ahead of a read here has not answered yet, or failed and its read waits to go round again (see Expect.guard). */
   guardPending(): boolean {
-    for (const e of this.tracker.queue) if (e.guard !== undefined) return true;
+    for (const e of this.tracker.queue) if (e.guard !== undefined || e.rerunWhy === 'rerun-guard') return true;
     return false;
   }
 
