@@ -194,7 +194,7 @@ export class Consistency {
       this.prefetched = null;
       this.inHand = null;
       this.prefetchPays = true;
-      if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+      this.raiseFloorTo(lsn);
       this.raiseFloor = false;
     }
     this.lastReplica = node;
@@ -313,6 +313,11 @@ export class Consistency {
     return choice;
   }
 
+  /** The floor only rises: a read must never go back in time. */
+  private raiseFloorTo(lsn: bigint): void {
+    if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+  }
+
   /** Raises the session's floor to the primary's position now; false when the primary cannot tell. */
   private async raiseFloorFromPrimary(): Promise<boolean> {
     let lsn: bigint | null = null;
@@ -324,7 +329,7 @@ export class Consistency {
       lsn = await prefetched;
       this.prefetchPays = true;
       if (lsn !== null) {
-        if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+        this.raiseFloorTo(lsn);
         return true;
       }
     } else this.prefetchPays = true;
@@ -339,7 +344,7 @@ export class Consistency {
       lsn = this.ctx.nodes.primary.health === 'down' && fresh ? lag.primaryLsn : null;
       if (lsn === null) return false;
     }
-    if (this.floorLsn === null || lsn > this.floorLsn) this.floorLsn = lsn;
+    this.raiseFloorTo(lsn);
     return true;
   }
 
