@@ -37,6 +37,17 @@ export class FrameCoalescer {
     this.owner = null;
   }
 
+  /**
+   * Forgets anything collected and not taken. A coalescer shared by every session (one thread: see
+   * ResponseRelay.onServerData and server-writes' send) starts each use with this, so that nothing one
+   * use left behind, even after an exception, can reach another's output.
+   */
+  reset(): this {
+    this.parts.length = 0;
+    this.owner = null;
+    return this;
+  }
+
   /** Takes the collected buffers (empty when nothing was added). */
   take(): Buffer[] {
     this.flush();

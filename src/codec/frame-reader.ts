@@ -1,4 +1,5 @@
 import { errors } from '../errors.js';
+import type { BindFields, ParseFields } from './message-fields.js';
 
 /** One protocol message: `raw` is the whole message (type byte and length included), `payload` the body. */
 export interface Frame {
@@ -6,6 +7,11 @@ export interface Frame {
   readonly type: number;
   readonly payload: Buffer;
   readonly raw: Buffer;
+  /**
+   * A Parse's or Bind's fields once read (see parseOf / bindOf in message-fields.ts): the client reader,
+   * the router and the request writer each need them, and the message is decoded once.
+   */
+  memo?: ParseFields | BindFields | null;
 }
 
 /**
@@ -131,8 +137,7 @@ export class FrameReader {
 
   /** The message the cursor is on, as a Frame (views into the chunk, no copy). */
   frame(type: number): Frame {
-    const header = this.startupPhase ? 4 : 5;
-    return { type, payload: this.buf.subarray(this.start + header, this.end), raw: this.buf.subarray(this.start, this.end) };
+    return new ChunkFrame(type, this.buf.subarray(this.start, this.end), this.startupPhase ? 4 : 5);
   }
 
   /** Returns the complete frames in `chunk` (plus any held-back prefix); throws as {@link next} does. */
@@ -155,3 +160,26 @@ export class FrameReader {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A Frame read from a chunk. Its body view is made when first asked for: most messages are forwarded
+ * whole (`raw`) and never looked into (Describe, Execute, Sync; ParseComplete, BindComplete), and each
+ * view is an object of its own.
+ */
+class ChunkFrame implements Frame {
+  readonly type: number;
+  readonly raw: Buffer;
+  memo: ParseFields | BindFields | null | undefined = undefined;
+  private readonly header: number;
+  private body: Buffer | undefined = undefined;
+
+  constructor(type: number, raw: Buffer, header: number) {
+    this.type = type;
+    this.raw = raw;
+    this.header = header;
+  }
+
+  get payload(): Buffer {
+    return (this.body ??= this.raw.subarray(this.header));
+  }
+}

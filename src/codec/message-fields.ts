@@ -1,3 +1,5 @@
+import type { Frame } from './frame-reader.js';
+
 /**
  * The few message bodies routing needs to read. Each reader takes a payload (no type, no length) and
  * returns only what the caller uses; anything malformed yields null so the caller can answer with a
@@ -11,8 +13,20 @@ export function readCString(buf: Buffer, off: number): [string, number] | null {
   return [buf.toString('utf8', off, end), end + 1];
 }
 
+/** A Parse's statement name and query text. */
+export interface ParseFields {
+  name: string;
+  query: string;
+}
+
+/** A Bind's portal and statement names. */
+export interface BindFields {
+  portal: string;
+  statement: string;
+}
+
 /** Parse ('P'): statement name and query text. */
-export function readParse(payload: Buffer): { name: string; query: string } | null {
+export function readParse(payload: Buffer): ParseFields | null {
   const a = readCString(payload, 0);
   if (!a) return null;
   const b = readCString(payload, a[1]);
@@ -21,12 +35,24 @@ export function readParse(payload: Buffer): { name: string; query: string } | nu
 }
 
 /** Bind ('B'): portal and statement names. */
-export function readBind(payload: Buffer): { portal: string; statement: string } | null {
+export function readBind(payload: Buffer): BindFields | null {
   const a = readCString(payload, 0);
   if (!a) return null;
   const b = readCString(payload, a[1]);
   if (!b) return null;
   return { portal: a[0], statement: b[0] };
+}
+
+/** A client's Parse frame's fields, decoded at most once per frame (see Frame.memo). */
+export function parseOf(f: Frame): ParseFields | null {
+  if (f.memo === undefined) f.memo = readParse(f.payload);
+  return f.memo as ParseFields | null;
+}
+
+/** A client's Bind frame's portal and statement names, decoded at most once per frame (see Frame.memo). */
+export function bindOf(f: Frame): BindFields | null {
+  if (f.memo === undefined) f.memo = readBind(f.payload);
+  return f.memo as BindFields | null;
 }
 
 /** Describe ('D') and Close ('C'): kind 'S' (statement) or 'P' (portal) and the name. */

@@ -18,6 +18,8 @@ export interface PooledServer {
   readonly createdAt: number;
   /** performance.now() when it last became idle (pool.server_idle_timeout counts from here). */
   idleSince: number;
+  /** What its data goes to while idle (ServerConnection.onData): the pool closes it. */
+  whileIdle: (chunk: Buffer) => void;
 }
 
 /** One client's hold on one server connection, from acquire until it is given back. */

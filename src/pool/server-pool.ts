@@ -23,7 +23,7 @@
 import type { PgsplitConfig } from '../config/config.js';
 import { errors, PgsplitError } from '../errors.js';
 import { ServerConnection, type ServerTarget } from '../server/server-connection.js';
-import { ServerState } from '../server/server-state.js';
+import { ServerState, type CleanupPlan } from '../server/server-state.js';
 import { runInternalQuery } from '../server/server-query.js';
 import { Lease, type PooledServer } from './lease.js';
 
@@ -107,6 +107,11 @@ interface Waiter {
 }
 
 /** How often idle timeouts, lifetimes and min_idle are looked after, at most. */
+/** What a leased connection's data goes to until its holder points it elsewhere. */
+function noop(): void {}
+
+/** What release returns when the connection is back at once (no cleanup to wait for). */
+const RELEASED: Promise<void> = Promise.resolve();
 const MAINTENANCE_MS = 1000;
 
 /**
@@ -274,33 +279,46 @@ export class ServerPool {
    * (left in a transaction, out of step), whose cleanup fails, or past pool.server_lifetime is closed.
    * Resolves once the connection is back (or closed); the client need not wait for it.
    */
-  async release(lease: Lease): Promise<void> {
-    if (!this.end(lease)) return;
+  release(lease: Lease): Promise<void> {
+    if (!this.end(lease)) return RELEASED;
     const server = lease.server;
     // Part of a server message still unread: whatever comes next is out of step with any new client.
     if (server.conn.reader.bufferedBytes > 0) server.state.unusable ??= 'part of a server message was still unread';
     const plan = server.state.cleanupPlan();
-    if (plan.kind === 'close' || this.closedWith !== null) return this.dispose(server);
-    if (plan.sql !== null) {
-      this.pending++;
-      this.cleaning++;
-      let ok = false;
-      try {
-        const result = await runInternalQuery(server.conn, server.state, plan.sql, this.settings.connectTimeoutMs);
-        ok = result.error === null && result.status === 'I';
-      } catch {
-        ok = false;
-      }
-      this.pending--;
-      this.cleaning--;
-      if (!ok || this.closedWith !== null) return this.dispose(server);
-      server.state.cleaned(plan.kind);
-      // The statements clients prepared under their own names went with it.
-      if (plan.kind === 'deallocate-all' || plan.kind === 'discard-all') server.conn.prepared.clear();
+    if (plan.kind === 'close' || this.closedWith !== null) {
+      this.dispose(server);
+      return RELEASED;
     }
-    // Past its lifetime, or beyond a pool.size lowered by a reload.
-    if (this.expired(server, performance.now()) || this.total >= this.settings.size) return this.dispose(server);
-    this.giveBack(server);
+    // Most releases need no cleanup (transaction mode, nothing changed): no promise of their own.
+    if (plan.sql !== null) return this.cleanThenGiveBack(server, plan.kind, plan.sql);
+    this.giveBackUnlessDone(server);
+    return RELEASED;
+  }
+
+  /** Runs a connection's cleanup, then gives it back (closed instead when the cleanup failed). */
+  private async cleanThenGiveBack(server: PooledServer, kind: CleanupPlan['kind'], sql: string): Promise<void> {
+    this.pending++;
+    this.cleaning++;
+    let ok = false;
+    try {
+      const result = await runInternalQuery(server.conn, server.state, sql, this.settings.connectTimeoutMs);
+      ok = result.error === null && result.status === 'I';
+    } catch {
+      ok = false;
+    }
+    this.pending--;
+    this.cleaning--;
+    if (!ok || this.closedWith !== null) return this.dispose(server);
+    server.state.cleaned(kind);
+    // The statements clients prepared under their own names went with it.
+    if (kind === 'deallocate-all' || kind === 'discard-all') server.conn.prepared.clear();
+    this.giveBackUnlessDone(server);
+  }
+
+  /** Idle again (or to a waiter), unless past its lifetime or beyond a pool.size lowered by a reload. */
+  private giveBackUnlessDone(server: PooledServer): void {
+    if (this.expired(server, performance.now()) || this.total >= this.settings.size) this.dispose(server);
+    else this.giveBack(server);
   }
 
   /** The connection failed, or its state cannot be known (client gone mid-statement): closed, not reused. */
@@ -410,7 +428,10 @@ export class ServerPool {
       const server: PooledServer = {
         id: this.nextId++, conn, login: login.key, createdAt: now, idleSince: now,
         state: new ServerState(conn.parameters, this.settings.preparedStatements, login.settings),
+        whileIdle: noop,
       };
+      // Made once per connection, not at every return to idle (transaction mode: every transaction).
+      server.whileIdle = () => this.sentWhileIdle(server);
       // For its whole life: a socket error without a listener would end the process.
       conn.socket.on('error', () => undefined);
       conn.socket.on('close', () => this.lost(server));
@@ -453,14 +474,16 @@ export class ServerPool {
       return;
     }
     server.idleSince = now;
-    // Anything a server sends to an idle connection means it is going away (a FATAL, a shutdown).
-    server.conn.onData = () => {
-      server.state.unusable = 'the server sent something while idle';
-      const i = this.idle.indexOf(server);
-      if (i >= 0) this.idle.splice(i, 1);
-      this.dispose(server);
-    };
+    server.conn.onData = server.whileIdle;
     this.idle.push(server);
+  }
+
+  /** Anything a server sends to an idle connection means it is going away (a FATAL, a shutdown). */
+  private sentWhileIdle(server: PooledServer): void {
+    server.state.unusable = 'the server sent something while idle';
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.dispose(server);
   }
 
   /** The newest idle connection logged in with `login` (the last one, most often); spent ones met are closed. */
@@ -479,7 +502,7 @@ export class ServerPool {
   }
 
   private lease(server: PooledServer, identity: string, since: number, now: number): Lease {
-    server.conn.onData = () => {};
+    server.conn.onData = noop;
     const lease = new Lease(server, identity, Math.round(now - since), now);
     this.leased.add(lease);
     this.onWaited?.(now - since);

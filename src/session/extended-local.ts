@@ -1,6 +1,6 @@
 import type { Frame } from '../codec/frame-reader.js';
 import { Frontend } from '../codec/message-types.js';
-import { readBind, readCString, readParse, readTarget } from '../codec/message-fields.js';
+import { bindOf, parseOf, readCString, readTarget } from '../codec/message-fields.js';
 import { parseLocalCommand, type LocalCommand } from './local-command.js';
 
 /**
@@ -61,7 +61,7 @@ export class LocalStatements {
   private localCommandOf(f: Frame): LocalCommand | undefined | null {
     switch (f.type) {
       case Frontend.Parse: {
-        const p = readParse(f.payload);
+        const p = parseOf(f);
         if (p === null) return null;
         const cmd = parseLocalCommand(p.query);
         if (cmd === null) {
@@ -74,7 +74,7 @@ export class LocalStatements {
       }
       case Frontend.Bind: {
         if (this.statements.size === 0 && this.portals.size === 0) return null;
-        const b = readBind(f.payload);
+        const b = bindOf(f);
         if (b === null) return null;
         const cmd = this.statements.get(b.statement);
         if (cmd === undefined) {

@@ -2,7 +2,7 @@ import { serialize } from '../codec/frontend-messages.js';
 import type { Frame } from '../codec/frame-reader.js';
 import type { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Frontend } from '../codec/message-types.js';
-import { readBind, readParse, readTarget } from '../codec/message-fields.js';
+import { bindOf, parseOf, readTarget } from '../codec/message-fields.js';
 import { formatLsn } from '../monitor/lsn.js';
 import type { LocalCommand } from './local-command.js';
 import type { Expect, ServerLink } from './server-link.js';
@@ -198,7 +198,7 @@ export class RequestWriter {
       if (u.kind === 'extended' && f.type !== Frontend.Sync) link.tracker.extendedSent();
       switch (f.type) {
         case Frontend.Parse: {
-          const p = readParse(f.payload);
+          const p = parseOf(f);
           if (p && p.name !== '') {
             if (this.statements.has(p.name)) {
               // Re-parsing an existing name is the client's error (42P05): make this server see the
@@ -226,7 +226,7 @@ export class RequestWriter {
           break;
         }
         case Frontend.Bind: {
-          const b = readBind(f.payload);
+          const b = bindOf(f);
           if (b) this.ensurePrepared(link, b.statement, out);
           break;
         }

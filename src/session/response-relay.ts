@@ -16,6 +16,12 @@ const HOLDABLE = new Set<number>([
 /** At most this much is held back per unit; past it the answer streams and can no longer be re-run. */
 const HOLD_LIMIT = 64 * 1024;
 
+/**
+ * What a chunk's answers to the client are gathered in: one for every session (they run on one thread,
+ * and a chunk is relayed to the end before another is read), reset at each chunk.
+ */
+const RELAY_OUT = new FrameCoalescer();
+
 /** Server message types the relay must look at (the rest are relayed by position): 1 = tracked. */
 const TRACKED = new Uint8Array(256);
 for (const t of [Backend.ParseComplete, Backend.CloseComplete, Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CopyInResponse,
@@ -100,7 +106,7 @@ export class ResponseRelay {
     if (!session.serves(link)) return;
     link.lastDataAt = performance.now();
     const reader = link.conn.reader;
-    const out = new FrameCoalescer();
+    const out = RELAY_OUT.reset();
     let finishedUnit = false;
     let lost: string | null = null;
     let lostFrame: Buffer | undefined;

@@ -2,7 +2,7 @@
  * What a session writes to its servers: a unit (the settings replay first, the transaction pgsplit
  * opens, pins and COPY noted, its frames with re-prepares), COPY data, the end of a replica's batch.
  * (local-run.ts sends the probe that stands for a statement pgsplit answers itself behind a batch.)
- * Module-level functions taking the session: no object or closure per session; one coalescer per unit.
+ * Module-level functions taking the session: no object or closure per session.
  */
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Frontend } from '../codec/message-types.js';
@@ -13,6 +13,9 @@ import type { Session } from './session.js';
 import { TaggedTransaction } from './tagged-transaction.js';
 import type { Unit } from './unit.js';
 import { endsTransaction, hasEffects, startsCopyFrom } from './statement-effects.js';
+
+/** What a unit's bytes are gathered in: one for every session (one thread; send does not call itself), reset at each unit. */
+const SEND_OUT = new FrameCoalescer();
 
 /** Ends `link`'s unsynced batch with a probe and a Sync of pgsplit's (see Expect.endsReplicaBatch). */
 export function endReplicaBatch(session: Session, link: ServerLink): void {
@@ -61,7 +64,7 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
     return;
   }
   // Frames of one client chunk are adjacent in memory: the coalescer sends them as one buffer, one write.
-  const out = new FrameCoalescer();
+  const out = SEND_OUT.reset();
   const idle = !link.tracker.busy;
   // A unit with an Execute may start a COPY too: the frame loop below marks it (no second pass here).
   link.tracker.nextUnit(u.kind === 'simple');

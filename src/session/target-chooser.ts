@@ -1,5 +1,5 @@
 import { Frontend } from '../codec/message-types.js';
-import { readBind, readParse } from '../codec/message-fields.js';
+import { bindOf, parseOf, readParse } from '../codec/message-fields.js';
 import type { Router, RouteDecision } from '../router/router.js';
 import {
   isTransactionNeutral, movableIsolation, parseBeginModes, statementsOf, transactionCharacteristics, type Isolation,
@@ -271,13 +271,13 @@ export class TargetChooser {
     const parsedHere = new Map<string, string>();
     for (const f of u.frames) {
       if (f.type === Frontend.Parse) {
-        const p = readParse(f.payload);
+        const p = parseOf(f);
         if (p) {
           out.push(p.query);
           parsedHere.set(p.name, p.query);
         }
       } else if (f.type === Frontend.Bind) {
-        const b = readBind(f.payload);
+        const b = bindOf(f);
         if (b && b.portal !== '') u.namedPortal = true;
         if (b && !parsedHere.has(b.statement)) {
           const stored = this.statements.statement(b.statement);
