@@ -137,6 +137,9 @@ export function headline(r: BenchReport): Headline {
   rows.push(row('Write-then-read loop: tagged ÷ direct', w?.ratio, '×', { op: '≤', value: 1.3 }, wtrDetail));
   rows.push(row('Write-then-read loop: tagged ÷ bare relay (the hop itself excluded)', w?.ratioToRelay, '×', undefined,
     w ? `bare relay ÷ direct: ${num(w.relayMedianMs / w.directMedianMs, 2)}×` : wtrDetail));
+  rows.push(row('Write-then-read loop: reading one\'s write on a replica without pgsplit ÷ direct (this machine\'s floor)',
+    w?.replicaDirectMedianMs !== undefined ? w.replicaDirectMedianMs / w.directMedianMs : undefined, '×', undefined,
+    w?.replicaDirectMedianMs !== undefined ? `replica-direct ${num(w.replicaDirectMedianMs)} ms, ${num(w.replicaDirectRetries, 2)} early reads per INSERT; tagged ÷ replica-direct ${num(w.ratioToReplicaDirect, 2)}×` : wtrDetail));
   rows.push(row('Write-then-read loop: tagged reads on replicas', w ? 100 * w.replicaShare : undefined, '%', { op: '≥', value: 90 },
     w ? `${num(w.taggedOnReplica)} of ${num(w.taggedReads)}` : wtrDetail));
   rows.push(row('Write-then-read loop: reads missing their own write', w?.missedOwnWrite, 'reads', { op: '=', value: 0 },

@@ -62,14 +62,21 @@ export interface WriteThenReadResult {
     relayMs: number[];
     untaggedMs: number[];
     taggedMs: number[];
+    /** The machine's floor for reading one's write on a replica, without pgsplit (see loopOnReplica). */
+    replicaDirectMs?: number[];
     directMedianMs: number;
     relayMedianMs: number;
     untaggedMedianMs: number;
     taggedMedianMs: number;
+    replicaDirectMedianMs?: number;
+    /** Reads of the replica-direct loop that did not see the row yet and were asked again, per INSERT (median round). */
+    replicaDirectRetries?: number;
     /** tagged / direct. */
     ratio: number;
     /** tagged / relay: what pgsplit's tagged path costs beyond the hop itself. */
     ratioToRelay: number;
+    /** tagged / replica-direct: what pgsplit adds to reading one's write on a replica at all. */
+    ratioToReplicaDirect?: number;
     taggedReads: number;
     taggedOnReplica: number;
     replicaShare: number;
@@ -110,6 +117,32 @@ async function loop(c: pg.Client, table: string, tag: string, iterations: number
     r.reads++;
     if (row.r) r.onReplica++;
     if (row.n !== 1) r.missed++;
+  }
+  r.ms = performance.now() - t0;
+  return r;
+}
+
+/**
+ * The floor of reading one's write on a replica on this machine, with no proxy: INSERT on a direct
+ * connection to the primary, then SELECT it on a direct connection to a replica, asked again until the
+ * row is there (the replica replays it a moment after the commit). A tagged pgsplit read cannot be faster
+ * than this and still see its write on a replica; `retries` counts the reads that came too early.
+ */
+async function loopOnReplica(primary: pg.Client, replica: pg.Client, table: string, tag: string, iterations: number): Promise<LoopResult & { retries: number }> {
+  const r = { ms: 0, reads: 0, onReplica: 0, missed: 0, retries: 0 };
+  const t0 = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    const val = `${tag}-${i}`;
+    await primary.query(`INSERT INTO ${table} (val) VALUES ($1)`, [val]);
+    for (;;) {
+      const row = (await replica.query<{ n: number; r: boolean }>(`SELECT count(*)::int AS n, pg_is_in_recovery() AS r FROM ${table} WHERE val = $1`, [val])).rows[0]!;
+      if (row.n === 1) {
+        r.reads++;
+        if (row.r) r.onReplica++;
+        break;
+      }
+      r.retries++;
+    }
   }
   r.ms = performance.now() - t0;
   return r;
@@ -183,13 +216,18 @@ export async function runWriteThenRead(opts: WriteThenReadOptions, log: (line: s
       { name: 'tagged', client: await connect(viaProxy, '-c pgsplit.route=replica'), runs: [] as LoopResult[] },
     ] as const;
     clients.push(...loops.map((l) => l.client));
+    const floor = { primary: await connect(cluster.primary.url()), replica: await connect(cluster.replicas[0]!.url()), runs: [] as Array<LoopResult & { retries: number }> };
+    clients.push(floor.primary, floor.replica);
 
     // 1. The loop, interleaved: direct, relay, untagged, tagged, direct, ... (one warm-up loop each first).
     for (const l of loops) await loop(l.client, 'wtr', `warm-${l.name}`, 50);
+    await loopOnReplica(floor.primary, floor.replica, 'wtr', 'warm-floor', 50);
     for (let round = 0; round < opts.rounds; round++) {
       for (const l of loops) l.runs.push(await loop(l.client, 'wtr', `${l.name}${round}`, opts.iterations));
+      floor.runs.push(await loopOnReplica(floor.primary, floor.replica, 'wtr', `floor${round}`, opts.iterations));
       const t = loops[3].runs.at(-1)!;
       log(`write-then-read round ${round + 1}: ${loops.map((l) => `${l.name} ${l.runs.at(-1)!.ms.toFixed(0)} ms`).join(', ')}, ` +
+        `replica-direct ${floor.runs.at(-1)!.ms.toFixed(0)} ms, ` +
         `${t.onReplica}/${t.reads} tagged reads on replicas, ${loops.reduce((s, l) => s + l.runs.at(-1)!.missed, 0)} missed`);
     }
     const [direct, viaRelay, untagged, tagged] = loops;
@@ -198,6 +236,8 @@ export async function runWriteThenRead(opts: WriteThenReadOptions, log: (line: s
     const reads = tagged.runs.reduce((s, r) => s + r.reads, 0);
     const onReplica = tagged.runs.reduce((s, r) => s + r.onReplica, 0);
     const missed = loops.reduce((s, l) => s + l.runs.reduce((m, r) => m + r.missed, 0), 0);
+    const floorMs = quantile(floor.runs.map((r) => r.ms), 0.5);
+    const floorRetries = quantile(floor.runs.map((r) => r.retries / opts.iterations), 0.5);
 
     // 2. Lag estimate against a heartbeat, and tagged reads under max_lag 50 ms, under steady writes.
     const beatClient = await connect(cluster.primary.url());
@@ -272,12 +312,16 @@ export async function runWriteThenRead(opts: WriteThenReadOptions, log: (line: s
         relayMs: viaRelay.runs.map((r) => r.ms),
         untaggedMs: untagged.runs.map((r) => r.ms),
         taggedMs: tagged.runs.map((r) => r.ms),
+        replicaDirectMs: floor.runs.map((r) => r.ms),
         directMedianMs: medianMs(direct),
         relayMedianMs: medianMs(viaRelay),
         untaggedMedianMs: medianMs(untagged),
         taggedMedianMs: taggedMs,
+        replicaDirectMedianMs: floorMs,
+        replicaDirectRetries: floorRetries,
         ratio: taggedMs / medianMs(direct),
         ratioToRelay: taggedMs / medianMs(viaRelay),
+        ratioToReplicaDirect: taggedMs / floorMs,
         taggedReads: reads,
         taggedOnReplica: onReplica,
         replicaShare: onReplica / reads,
@@ -319,13 +363,17 @@ export function writeThenReadSections(result: WriteThenReadResult): string[] {
     `## Write-then-read loop (${l.iterations} INSERT + SELECT, ${l.rounds} interleaved rounds, medians)`,
     '',
     'The bare Node relay (bench/node-relay.ts) only forwards bytes to the primary: relay / direct is what the extra hop ' +
-      'costs by itself, tagged / relay what pgsplit adds beyond it.',
+      'costs by itself, tagged / relay what pgsplit adds beyond it. Replica-direct is the floor of reading one\'s write on a ' +
+      'replica here, without pgsplit: INSERT on the primary, then SELECT on a replica directly, asked again until the row is there.',
     '',
-    '| direct | bare relay | untagged via pgsplit | tagged via pgsplit | relay / direct | tagged / direct | tagged / relay | tagged reads on replicas | reads missing own write |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| direct | bare relay | untagged via pgsplit | tagged via pgsplit | replica-direct | relay / direct | replica-direct / direct | tagged / direct | tagged / relay | tagged / replica-direct | tagged reads on replicas | reads missing own write |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     `| ${f(l.directMedianMs, 0)} ms | ${f(l.relayMedianMs, 0)} ms | ${f(l.untaggedMedianMs, 0)} ms | ${f(l.taggedMedianMs, 0)} ms | ` +
-      `${f(l.relayMedianMs / l.directMedianMs, 2)}× | ${f(l.ratio, 2)}× | ${f(l.ratioToRelay, 2)}× | ` +
+      `${l.replicaDirectMedianMs === undefined ? 'n/a' : `${f(l.replicaDirectMedianMs, 0)} ms`} | ` +
+      `${f(l.relayMedianMs / l.directMedianMs, 2)}× | ${l.replicaDirectMedianMs === undefined ? 'n/a' : `${f(l.replicaDirectMedianMs / l.directMedianMs, 2)}×`} | ${f(l.ratio, 2)}× | ${f(l.ratioToRelay, 2)}× | ` +
+      `${l.ratioToReplicaDirect === undefined ? 'n/a' : `${f(l.ratioToReplicaDirect, 2)}×`} | ` +
       `${l.taggedOnReplica}/${l.taggedReads} (${f(100 * l.replicaShare)} %) | ${l.missedOwnWrite} |`,
+    ...(l.replicaDirectRetries === undefined ? [] : ['', `Replica-direct asked again ${f(l.replicaDirectRetries, 2)} times per INSERT before the row was there (median round).`]),
     '',
     `## Lag estimate under steady writes (heartbeat every ${lag.heartbeatMs} ms, ${result.args.lagSeconds} s)`,
     '',
