@@ -317,8 +317,9 @@ export class ServerPool {
 
   /** Idle again (or to a waiter), unless past its lifetime or beyond a pool.size lowered by a reload. */
   private giveBackUnlessDone(server: PooledServer): void {
-    if (this.expired(server, performance.now()) || this.total >= this.settings.size) this.dispose(server);
-    else this.giveBack(server);
+    const now = performance.now();
+    if (this.expired(server, now) || this.total >= this.settings.size) this.dispose(server);
+    else this.giveBack(server, now);
   }
 
   /** The connection failed, or its state cannot be known (client gone mid-statement): closed, not reused. */
@@ -460,8 +461,7 @@ export class ServerPool {
    * A usable connection: to the longest waiter with its login, or idle. When clients of other logins
    * wait, it is closed instead so that one can be opened for them.
    */
-  private giveBack(server: PooledServer): void {
-    const now = performance.now();
+  private giveBack(server: PooledServer, now = performance.now()): void {
     if (this.waiters.length > 0) {
       const i = this.waiters.findIndex((w) => w.login.key === server.login);
       const w = this.waiters[i];

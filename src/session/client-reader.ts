@@ -1,6 +1,6 @@
 import { FrameReader, type Frame } from '../codec/frame-reader.js';
 import { Frontend, typeChar } from '../codec/message-types.js';
-import { readQuery } from '../codec/message-fields.js';
+import { parseOf, readQuery, type ParseFields } from '../codec/message-fields.js';
 import { PgsplitError, errors } from '../errors.js';
 import { LocalStatements } from './extended-local.js';
 import { parseLocalCommand } from './local-command.js';
@@ -49,6 +49,8 @@ export class ClientReader {
   private pausedForServers = 0;
   /** The client's statement and portal names that hold pgsplit's own statements (extended protocol). */
   private readonly localStatements = new LocalStatements();
+  /** The client's last Parse (see recallParse); null until its first one. */
+  private lastParse: { body: Buffer; fields: ParseFields } | null = null;
   private readonly client: ClientInput;
   /** Read at each use: a reload changes limits.max_pending_bytes for running sessions too. */
   private readonly limits: { readonly maxPendingBytes: number };
@@ -187,6 +189,7 @@ export class ClientReader {
       case Frontend.Describe:
       case Frontend.Execute:
       case Frontend.Close: {
+        if (t === Frontend.Parse) this.recallParse(f);
         const b = this.building ?? (this.building = unit('extended', [], false, [], 0));
         b.frames.push(f);
         b.bytes += f.raw.length;
@@ -224,6 +227,23 @@ export class ClientReader {
     }
   }
 
+  /**
+   * A Parse the same as the client's previous one (a driver's unnamed statements: the same text at every
+   * execution) gets that one's fields, already decoded, and the same query string, whose hash the router's
+   * look-ups computed already. Kept for bodies up to RECALL_LIMIT bytes: one copy per session at most.
+   */
+  private recallParse(f: Frame): void {
+    const body = f.payload;
+    const last = this.lastParse;
+    if (last !== null && last.body.equals(body)) {
+      f.memo = last.fields;
+      return;
+    }
+    if (body.length > RECALL_LIMIT) return;
+    const fields = parseOf(f);
+    if (fields !== null) this.lastParse = { body: Buffer.from(body), fields };
+  }
+
   /** A Query or FunctionCall arriving inside an unfinished extended batch: send what was built first. */
   private closeBuilding(complete: boolean): void {
     if (!this.building) return;
@@ -259,6 +279,9 @@ export class ClientReader {
     }
   }
 }
+
+/** Parse bodies longer than this are decoded each time rather than kept for the next (see recallParse). */
+const RECALL_LIMIT = 2048;
 
 function sumBytes(frames: readonly Frame[]): number {
   let n = 0;

@@ -211,8 +211,9 @@ export class RequestWriter {
           }
           let undo: (() => void) | undefined;
           if (p) {
-            const copy = Buffer.from(f.payload);
             const before = this.statements.get(p.name);
+            // The same statement again (a driver's unnamed one at each execution): its copy serves.
+            const copy = before !== undefined && before.equals(f.payload) ? before : Buffer.from(f.payload);
             const linkBefore = link.prepared.get(p.name);
             (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
             this.statements.set(p.name, copy);

@@ -137,7 +137,8 @@ function afterUnit(session: Session, link: ServerLink, done: Expect | undefined,
   session.txStatus = status;
   session.binding.tx = status === 'I' ? null : link;
   if (status === 'I') session.tx = null;
-  const now = performance.now();
+  // This ReadyForQuery came in the chunk being relayed, whose arrival time the relay just noted.
+  const now = link.lastDataAt;
   session.consistency.answered(link.node.role, now);
   copyEnded(session, link);
   const unit = done?.unit;

@@ -208,7 +208,8 @@ export class Session implements RelaySession, ChooserState {
   }
 
   answered(link: ServerLink): void {
-    this.lastActivityAt = performance.now();
+    // The relay noted when the chunk that ended the unit arrived: the same moment.
+    this.lastActivityAt = link.lastDataAt;
     if (link.node.retiring) letGoIfRetired(this, link);
     this.pump();
     if (this.perTransaction) giveBackIdle(this);
