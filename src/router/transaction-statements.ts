@@ -107,3 +107,31 @@ export function transactionCharacteristics(s: StatementInfo): 'read-write' | 'ot
   if (/\bread\s+write\b/i.test(s.text) || (name === 'transaction_read_only' && /\b(off|false|0|no)\b/i.test(s.setting?.value ?? ''))) return 'read-write';
   return 'other';
 }
+
+/**
+ * Whether a Query's text may start with BEGIN, START, COMMIT, END, ROLLBACK or ABORT, judged by its first
+ * two characters without classifying it (a tagged session's every Query is asked this, and most are
+ * reads). False is exact: the first keyword is none of those. Text that opens with a comment (it may
+ * hold a hint), a quote, a parenthesis or anything but an ASCII letter says true, and is classified.
+ */
+export function mayBeTransactionControl(sql: string): boolean {
+  const n = sql.length;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = sql.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c) break;
+  }
+  if (i + 1 >= n) return true;
+  const a = sql.charCodeAt(i) | 0x20;
+  const b = sql.charCodeAt(i + 1) | 0x20;
+  if (a < 0x61 || a > 0x7a) return true;
+  switch (a) {
+    case 0x62: return b === 0x65; // be(gin)
+    case 0x73: return b === 0x74; // st(art)
+    case 0x63: return b === 0x6f; // co(mmit)
+    case 0x65: return b === 0x6e; // en(d)
+    case 0x72: return b === 0x6f; // ro(llback)
+    case 0x61: return b === 0x62; // ab(ort)
+    default: return false;
+  }
+}

@@ -7,7 +7,7 @@
 import { commandComplete, readyForQuery } from '../codec/backend-messages.js';
 import { isAmbiguousEncoding } from '../router/router.js';
 import { CAPTURE_SEQUENCES_SQL, SEQUENCE_ROW } from '../router/sequence-catalog.js';
-import { isolationOf, movableIsolation, parseBeginModes, type Isolation } from '../router/transaction-statements.js';
+import { isolationOf, mayBeTransactionControl, movableIsolation, parseBeginModes, type Isolation } from '../router/transaction-statements.js';
 import type { ServerLink } from './server-link.js';
 import type { Session } from './session.js';
 import { TaggedTransaction } from './tagged-transaction.js';
@@ -29,6 +29,8 @@ export function deferredTag(session: Session, u: Unit): 'BEGIN' | 'COMMIT' | 'RO
   const tx = session.tx;
   if (tx === null ? session.txStatus !== 'I' || !session.local.tagged || session.pinned !== null : tx.phase !== 'deferred') return null;
   if (u.queries.length !== 1 || session.binding.copy !== null || isAmbiguousEncoding(session.clientEncoding)) return null;
+  // Most of a tagged session's Queries are reads: not classified twice (here, then to be routed).
+  if (!mayBeTransactionControl(u.queries[0] as string)) return null;
   const c = session.ctx.router.classify(u.queries[0] as string, session.standardConformingStrings);
   const s = c.statements[0];
   if (s === undefined || c.statements.length !== 1 || c.hints.route !== undefined) return null;
