@@ -109,8 +109,10 @@ t.test('under repeatable read no read carries a guard (it would read with the gu
   t.equal(g.passed + g.behind, before, 'no guard ahead of any of them');
   await c.query('RESET default_transaction_isolation');
   await c.query("INSERT INTO guard_rw VALUES (8, 'row 8')");
+  const passed = g.passed;
   t.same((await c.query<Row>(readSimple(8))).rows[0], { val: 'row 8', on_replica: true });
-  t.equal(g.passed + g.behind, before + 1, 'back under read committed: guarded again');
+  // Exactly one guard passed (a busy machine's replica may have made an earlier one fail: it goes round again).
+  t.equal(g.passed, passed + 1, 'back under read committed: guarded again');
 });
 
 t.test('behind a guard: a write the classifier missed is still re-run on the primary once, a BEGIN...COMMIT Query runs as sent, and a Bind of the client\'s unnamed statement finds it', async (t) => {
@@ -133,7 +135,8 @@ t.test('behind a guard: a write the classifier missed is still re-run on the pri
   await c.query("INSERT INTO guard_rw VALUES (2, 'two')");
   t.same((await c.query('SELECT note_it($1) AS n, pg_is_in_recovery() AS r', ['extended'])).rows, [{ n: 1, r: false }], 'extended too');
   t.equal(fx.proxy.stats.rerunsOnPrimary, reruns + 2, 'each re-run once');
-  t.equal(g.passed + g.behind, 2, 'both went with a guard');
+  // Each read's guard passed once (a failed one, on a busy machine, goes round again before it).
+  t.equal(g.passed, 2, 'both went with a guard');
   t.same((await fx.cluster.primary.query<{ val: string }>('SELECT val FROM guard_rw WHERE id > 1000 ORDER BY id')).map((r) => r.val), ['simple', 'extended'], 'each ran exactly once');
 
   await c.query("INSERT INTO guard_rw VALUES (3, 'three')");
@@ -146,10 +149,11 @@ t.test('behind a guard: a write the classifier missed is still re-run on the pri
   t.same(describeAll(await raw.untilReady(1)), ['ParseComplete', 'Ready:I']);
   raw.send(fe.parse('ins', 'INSERT INTO guard_rw VALUES ($1::int, $2)'), fe.bind('', 'ins', ['4', 'four']), fe.execute(), fe.sync());
   t.same(describeAll(await raw.untilReady(1)), ['ParseComplete', 'BindComplete', 'Complete:INSERT 0 1', 'Ready:I']);
-  const guarded = g.passed + g.behind;
+  const passed = g.passed;
   raw.send(fe.bind('', '', ['4']), fe.execute(), fe.sync());
   t.same(describeAll(await raw.untilReady(1)), ['BindComplete', 'Row:four,t', 'Complete:SELECT 1', 'Ready:I'], 'the unnamed statement the guard displaced is prepared again: the read sees its write on the replica');
-  t.equal(g.passed + g.behind, guarded + 1, 'with a guard');
+  // One guard passed; a busy machine's replica may have been behind at the first tries (each failed guard goes round again).
+  t.equal(g.passed, passed + 1, 'with a guard');
 });
 
 t.test('a named statement another client left on the pooled connection survives a failed guard (its Close was skipped too)', async (t) => {

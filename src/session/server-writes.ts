@@ -82,7 +82,8 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
   let settlePosition: ((insert: string | null) => void) | null = null;
   if (link.node.role === 'primary' && (d !== undefined || u.kind === 'function')) {
     session.consistency.raiseFloor = true;
-    settlePosition = session.consistency.positionBehind(d !== undefined && mayAskPositionBehind(session, u, link, d.classifications));
+    // Only a tagged session's next read needs the position (positionBehind says so too): untagged units skip the checks.
+    if (session.local.tagged) settlePosition = session.consistency.positionBehind(d !== undefined && mayAskPositionBehind(session, u, link, d.classifications));
   }
   if (d) {
     // A guarded read is counted where it runs: once its guard passed (Session.guardPassed), or when it is sent again.
