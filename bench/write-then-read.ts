@@ -17,7 +17,7 @@ interface Args extends WriteThenReadOptions {
 }
 
 const USAGE = `usage: node dist/bench/write-then-read.js [options]
-  --rounds N        interleaved rounds of the loop: direct, relay, untagged, tagged (default 5)
+  --rounds N        interleaved rounds of the loop: direct, relay, untagged, tagged, replica-direct (default 5)
   --iterations N    INSERT-then-SELECT pairs per loop (default 300)
   --lag-seconds N   length of the lag-estimate phase (default 10)
   --heartbeat-ms N  heartbeat period on the primary during that phase (default 1: steady writes)

@@ -48,13 +48,15 @@ t.test('npm run bench -- --smoke writes a report with every target measured', as
   const loopMs = w ? [w.loop.directMedianMs, w.loop.relayMedianMs, w.loop.untaggedMedianMs, w.loop.taggedMedianMs] : [];
   t.ok(loopMs.length === 4 && loopMs.every((ms) => Number.isFinite(ms) && ms > 0), `direct, relay, untagged and tagged loops timed (${loopMs.map((x) => x.toFixed(0)).join(', ')} ms)`);
   t.ok(w && Number.isFinite(w.loop.ratio) && Number.isFinite(w.loop.ratioToRelay), 'tagged / direct and tagged / relay computed');
+  t.ok(w && (w.loop.replicaDirectMedianMs ?? 0) > 0 && Number.isFinite(w.loop.ratioToReplicaDirect) && (w.loop.replicaDirectRetries ?? -1) >= 0,
+    `the replica-direct floor timed (${w?.loop.replicaDirectMedianMs?.toFixed(0)} ms, ${w?.loop.replicaDirectRetries} early reads per INSERT)`);
   t.ok(w && w.loop.taggedReads === 20 && w.lag.replicas.length === 2 && w.lag.maxLag50.reads > 0, 'reads counted, lag sampled on both replicas');
 
   // The headline: every goal with a number, a goal and a verdict; the figures without a goal with a number.
   const h = headline(r);
   const goals = h.rows.filter((x) => x.goal !== undefined);
   t.equal(goals.length, 13, 'CPU (4), latency (4), write-then-read (3), lag (2) goals');
-  t.equal(h.rows.length, 18, 'and tagged / relay and four idle-memory readings without a goal');
+  t.equal(h.rows.length, 19, 'and tagged / relay, the replica-direct floor and four idle-memory readings without a goal');
   for (const x of h.rows) {
     t.ok(typeof x.measured === 'number' && Number.isFinite(x.measured), `${x.what}: measured (${x.measured})`);
     t.ok(x.goal ? ['holds', 'does not hold'].includes(x.verdict) : x.verdict === 'no goal', `${x.what}: ${x.verdict}`);
