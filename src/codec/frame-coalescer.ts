@@ -6,22 +6,28 @@
  */
 export class FrameCoalescer {
   private parts: Buffer[] = [];
-  /** The current run: bytes [from, to) of `owner.buffer`. */
+  /** The current run: bytes [from, to) of the memory under `owner` (absolute offsets). */
   private owner: Buffer | null = null;
+  /** owner.buffer, read only when needed: reading a view's ArrayBuffer is a call into the runtime. */
+  private memory: ArrayBufferLike | null = null;
   private from = 0;
   private to = 0;
 
   /** Adds bytes [start, end) of `buf`. */
   addRange(buf: Buffer, start: number, end: number): void {
-    const from = buf.byteOffset + start;
     const o = this.owner;
-    if (o !== null && o.buffer === buf.buffer && this.to === from) {
-      this.to = buf.byteOffset + end;
-      return;
+    if (o !== null) {
+      const at = buf.byteOffset + start;
+      // The same view (the relay's chunk, a client chunk's frames): adjacency is a matter of offsets.
+      if (this.to === at && (o === buf || (this.memory ??= o.buffer) === buf.buffer)) {
+        this.to = buf.byteOffset + end;
+        return;
+      }
     }
     this.flush();
     this.owner = buf;
-    this.from = from;
+    this.memory = null;
+    this.from = buf.byteOffset + start;
     this.to = buf.byteOffset + end;
   }
 
@@ -33,8 +39,9 @@ export class FrameCoalescer {
   private flush(): void {
     const o = this.owner;
     if (o === null) return;
-    this.parts.push(this.from === o.byteOffset && this.to === o.byteOffset + o.length ? o : Buffer.from(o.buffer, this.from, this.to - this.from));
+    this.parts.push(this.from === o.byteOffset && this.to === o.byteOffset + o.length ? o : Buffer.from(this.memory ?? o.buffer, this.from, this.to - this.from));
     this.owner = null;
+    this.memory = null;
   }
 
   /**
@@ -45,6 +52,7 @@ export class FrameCoalescer {
   reset(): this {
     this.parts.length = 0;
     this.owner = null;
+    this.memory = null;
     return this;
   }
 

@@ -137,7 +137,7 @@ export class FrameReader {
 
   /** The message the cursor is on, as a Frame (views into the chunk, no copy). */
   frame(type: number): Frame {
-    return new ChunkFrame(type, this.buf.subarray(this.start, this.end), this.startupPhase ? 4 : 5);
+    return new ChunkFrame(type, this.buf, this.start, this.end, this.startupPhase ? 4 : 5);
   }
 
   /** Returns the complete frames in `chunk` (plus any held-back prefix); throws as {@link next} does. */
@@ -166,16 +166,21 @@ const EMPTY = Buffer.alloc(0);
  * whole (`raw`) and never looked into (Describe, Execute, Sync; ParseComplete, BindComplete), and each
  * view is an object of its own.
  */
-class ChunkFrame implements Frame {
+export class ChunkFrame implements Frame {
   readonly type: number;
   readonly raw: Buffer;
+  /** The chunk the message was read from, and where it starts there: a FrameCoalescer joins a chunk's frames by offsets alone. */
+  readonly chunk: Buffer;
+  readonly start: number;
   memo: ParseFields | BindFields | null | undefined = undefined;
   private readonly header: number;
   private body: Buffer | undefined = undefined;
 
-  constructor(type: number, raw: Buffer, header: number) {
+  constructor(type: number, chunk: Buffer, start: number, end: number, header: number) {
     this.type = type;
-    this.raw = raw;
+    this.raw = chunk.subarray(start, end);
+    this.chunk = chunk;
+    this.start = start;
     this.header = header;
   }
 

@@ -1,5 +1,5 @@
 import { serialize } from '../codec/frontend-messages.js';
-import type { Frame } from '../codec/frame-reader.js';
+import { ChunkFrame, type Frame } from '../codec/frame-reader.js';
 import type { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Frontend } from '../codec/message-types.js';
 import { bindOf, parseOf, readTarget } from '../codec/message-fields.js';
@@ -272,7 +272,9 @@ export class RequestWriter {
         default:
           break;
       }
-      out.add(f.raw);
+      // Frames of one client chunk: joined by their offsets in it (see FrameCoalescer.addRange).
+      if (f instanceof ChunkFrame) out.addRange(f.chunk, f.start, f.start + f.raw.length);
+      else out.add(f.raw);
     }
     if (flush) out.add(FLUSH);
   }
