@@ -67,6 +67,9 @@ export class Router {
   private readonly cacheSize: number;
   private readonly classifyOptions: ClassifyOptions;
   private readonly policy: CommonShapePolicy;
+  /** The last text classified (standard strings) and its classification: see classify. */
+  private lastSql: string | null = null;
+  private lastClassification: QueryClassification | null = null;
 
   /** Throws an Error for a function name that does not parse (resolveConfig has checked config values). */
   constructor(opts: RouterOptions = {}) {
@@ -81,6 +84,20 @@ export class Router {
       // Rare (a legacy setting): classified each time, never cached beside the standard reading.
       return classifyQuery(sql, { ...this.classifyOptions, standardConformingStrings: false });
     }
+    // The same text as the last one asked (a driver's unnamed statement at each execution, pgbench's):
+    // answered without hashing it or running the fast path again.
+    if (sql === this.lastSql) return this.lastClassification as QueryClassification;
+    const c = this.classifyStandard(sql);
+    // Not a huge text: it would be held until the next one.
+    if (sql.length <= 16384) {
+      this.lastSql = sql;
+      this.lastClassification = c;
+    }
+    return c;
+  }
+
+  /** classify under standard_conforming_strings = on: the cache, else the fast path, else the full classifier. */
+  private classifyStandard(sql: string): QueryClassification {
     const hit = this.cache.get(sql);
     if (hit) return hit;
     const old = this.older.get(sql);
