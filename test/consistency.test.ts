@@ -237,21 +237,21 @@ t.test('stayNow: the session\'s replica at once when the floor needs no raising 
   const w = new World(2, 0x3000n);
   const c = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
   const r1 = w.replica('r1');
-  t.equal(c.stayNow(r1, read(), true), null, 'no floor: stay, no guard');
+  t.equal(c.stayNow(r1, read(), 'guard'), null, 'no floor: stay, no guard');
   c.raiseFloor = true;
   const settle = c.positionBehind(true);
-  t.equal(c.stayNow(r1, read(), true), undefined, 'the position is not in hand yet: choose decides');
+  t.equal(c.stayNow(r1, read(), 'guard'), undefined, 'the position is not in hand yet: choose decides');
   t.equal(c.raiseFloor, true, 'and the floor still needs raising');
   settle?.('0/4000');
-  t.equal(c.stayNow(r1, read(), false), undefined, 'in hand, but the replica lacks it and the read cannot carry a guard: choose waits');
+  t.equal(c.stayNow(r1, read(), 'wait'), undefined, 'in hand, but the replica lacks it and the read cannot carry a guard: choose waits');
   t.equal(c.raiseFloor, false, 'the floor was raised from the position in hand');
   t.equal(c.requirement(read()).minLsn, 0x4000n);
-  t.equal(c.stayNow(r1, read(), true), 0x4000n, 'with a guard: stay, guarded at the floor');
+  t.equal(c.stayNow(r1, read(), 'guard'), 0x4000n, 'with a guard: stay, guarded at the floor');
   t.equal(w.positionAsked, 0, 'nobody was asked');
   r1.replayedLsn = 0x4000n;
-  t.equal(c.stayNow(r1, read(), true), null, 'the replica has it: no guard');
+  t.equal(c.stayNow(r1, read(), 'guard'), null, 'the replica has it: no guard');
   w.lagMs.set(r1, 5000);
-  t.equal(c.stayNow(r1, read(), true), undefined, 'past the lag bound: choose moves');
+  t.equal(c.stayNow(r1, read(), 'guard'), undefined, 'past the lag bound: choose moves');
 
   // A position the monitor was asked for when the unit ended counts too, once answered.
   const d = w.consistency({ maxLagMs: null, afterLsn: null, tagged: true });
@@ -260,9 +260,9 @@ t.test('stayNow: the session\'s replica at once when the floor needs no raising 
   w.primaryLsn = 0x5000n;
   d.raiseFloor = true;
   d.answered('primary', 1);
-  t.equal(d.stayNow(r1, read(), true), undefined, 'asked, not answered yet');
+  t.equal(d.stayNow(r1, read(), 'guard'), undefined, 'asked, not answered yet');
   await new Promise((r) => setImmediate(r));
-  t.equal(d.stayNow(r1, read(), true), 0x5000n, 'answered: in hand');
+  t.equal(d.stayNow(r1, read(), 'guard'), 0x5000n, 'answered: in hand');
 });
 
 t.test('an attached replica behind the floor is waited for, up to routing.read_your_writes_timeout, and kept as causal-wait', async (t) => {
@@ -278,6 +278,34 @@ t.test('an attached replica behind the floor is waited for, up to routing.read_y
   t.equal(name(choice.node), 'r1');
   t.equal(choice.kept, true);
   t.equal(choice.reason, 'causal-wait');
+});
+
+t.test("'later' (a BEGIN alone): a replica behind only the floor is taken at once with the floor it lacks; the floor is still raised, the other requirements still hold", async (t) => {
+  const w = new World(2, 0x1000n);
+  const c = w.consistency();
+  const r1 = w.replica('r1');
+  c.raiseFloor = true;
+  w.primaryLsn = 0x2000n;
+  let choice = await c.choose(r1, read('BEGIN'), undefined, 'later');
+  t.same(w.waits, [], 'no wait');
+  t.equal(w.positionAsked, 1, 'the floor was raised: the transaction\'s reads need it');
+  t.equal(name(choice.node), 'r1');
+  t.equal(choice.kept, true);
+  t.equal(choice.behindLsn, 0x2000n, 'the floor the replica lacks, for the transaction to record');
+  t.equal(choice.reason, null);
+  t.equal(c.stayNow(r1, read('BEGIN'), 'later'), 0x2000n, 'stayNow takes it too');
+  t.equal(c.stayNow(r1, read('BEGIN'), 'wait'), undefined, 'where a read would wait');
+
+  w.lagMs.set(r1, 5000);
+  t.equal(c.stayNow(r1, read('BEGIN'), 'later'), undefined, 'past the lag bound: not taken');
+  choice = await c.choose(r1, read('BEGIN'), undefined, 'later');
+  t.same(w.waits, [], 'still no wait');
+  t.equal(name(choice.node), 'r2', 'another replica behind only the floor');
+  t.equal(choice.behindLsn, 0x2000n);
+  w.lagMs.set(w.replica('r2'), 5000);
+  choice = await c.choose(r1, read('BEGIN'), undefined, 'later');
+  t.equal(choice.node, null, 'none within the lag bound: the primary');
+  t.equal(choice.reason, 'fallback-lag');
 });
 
 t.test('when the attached replica does not catch up in time, the read moves to one that has replayed the floor, raising it again first', async (t) => {

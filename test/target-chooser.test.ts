@@ -5,7 +5,9 @@
  * unit (decision and its reason, txOpen, txMoveFrom, txBegin), for an untagged session, a tagged read,
  * transaction affinity, a deferred tagged transaction opening on a replica for a read and on the primary
  * for a write, the move to the primary at the first write, an open batch, a sequence read, a re-run
- * forced to the primary, and the query texts of an extended unit (named statements, named portals).
+ * forced to the primary, the read-your-writes floor a transaction opened by a BEGIN alone owes its
+ * first read (wait, then follow or move), and the query texts of an extended unit (named statements,
+ * named portals).
  */
 import t from 'tap';
 import type { ServerEndpoint } from '../src/config/config.js';
@@ -51,6 +53,8 @@ class World {
   };
   /** Whether the attached replica still meets a read's requirement (Consistency.mayStayOn). */
   replicaQualifies = true;
+  /** The position the replica is known to have replayed (Consistency.hasReplayed). */
+  replayed = 0n;
   readonly sequences = new SequenceCatalog();
   readonly prepared = new Map<string, Buffer>();
   readonly chooser: TargetChooser;
@@ -61,7 +65,7 @@ class World {
       ctx: this.ctx,
       state: this.state,
       links: this.binding,
-      replicas: { mayStayOn: () => this.replicaQualifies },
+      replicas: { mayStayOn: () => this.replicaQualifies, hasReplayed: (_n: NodeEntry, lsn: bigint) => this.replayed >= lsn },
       sequences: this.sequences,
       statements: { statement: (name: string) => this.prepared.get(name) },
     });
@@ -170,6 +174,50 @@ t.test('a tagged transaction open on a replica: reads stay, the first write move
   const seq = simple('SELECT last_value FROM order_seq');
   t.equal(w.chooser.choose(seq), p, 'a sequence read moves it too');
   t.equal(seq.decision?.reason, 'tx-moved');
+});
+
+t.test('a replica transaction whose floor is pending: its first read waits, then follows or moves; writes and COMMIT do not wait', async (t) => {
+  const w = new World();
+  w.state.tagged = true;
+  const p = w.attach(w.primary);
+  const r = w.attach(w.replica);
+  const tx = new TaggedTransaction('replica', 'BEGIN', 0x5000n);
+  w.state.tx = tx;
+  w.state.txStatus = 'T';
+  w.binding.tx = r;
+
+  const neutral = simple('SAVEPOINT s1');
+  t.equal(w.chooser.choose(neutral), r, 'a savepoint stays');
+  t.equal(neutral.floorWait, undefined, 'and reads nothing: no wait');
+  const commit = simple('COMMIT');
+  t.equal(w.chooser.choose(commit), r);
+  t.equal(commit.floorWait, undefined, 'COMMIT of a transaction that only ran BEGIN needs no floor');
+
+  const read = simple('SELECT * FROM t');
+  t.equal(w.chooser.choose(read), r, 'the first read follows the replica');
+  t.equal(read.floorWait, 0x5000n, 'after a wait for the floor');
+  read.floorWaited = 'replayed';
+  t.equal(w.chooser.choose(read), r, 'replayed in time: it runs there');
+  t.equal(read.floorWait, undefined);
+  t.equal(read.decision?.reason, 'causal-wait', 'counted as a read-your-writes wait');
+
+  const late = simple('SELECT * FROM t');
+  late.floorWaited = 'missed';
+  t.equal(w.chooser.choose(late), p, 'not replayed in time: the transaction moves to the primary');
+  t.equal(late.decision?.reason, 'fallback-causal');
+  t.equal(late.txMoveFrom, r);
+  t.same(late.txOpen, ['BEGIN']);
+
+  const write = simple('UPDATE t SET a = 1');
+  t.equal(w.chooser.choose(write), p, 'a write moves it with no wait');
+  t.equal(write.floorWait, undefined);
+  t.equal(write.decision?.reason, 'tx-moved');
+
+  w.replayed = 0x5000n;
+  const known = simple('SELECT * FROM t');
+  t.equal(w.chooser.choose(known), r, 'the replica is known at the floor: the read follows at once');
+  t.equal(known.floorWait, undefined);
+  t.equal(known.decision?.reason, 'tx-read');
 });
 
 t.test('a deferred tagged transaction opens on a replica for a read, on the primary for a write', async (t) => {

@@ -62,11 +62,25 @@ export interface ReadChoice {
   /** routing.read_your_writes_timeout as it was when the choice began: each wait of one choice uses the same bound. */
   readonly waitMs: number;
   /**
-   * `node` has not been seen to replay this position (the floor), and the read carries a guard for it
-   * instead of waiting (see choose's `guard`); null: no guard needed.
+   * `node` has not been seen to replay this position (the floor), and was chosen without waiting for it
+   * (see BehindFloor: the read carries a guard for it, or the transaction the unit opens records it for
+   * its reads); null: the replica has it.
    */
-  guardLsn: bigint | null;
+  behindLsn: bigint | null;
 }
+
+/**
+ * What a choice does with a replica that meets everything a read needs but the floor (it has not been
+ * seen to replay the session's writes yet):
+ * - 'wait': waits for it to (up to routing.read_your_writes_timeout), or looks further;
+ * - 'guard': takes it at once, the read carrying a guard that checks the floor on the replica itself
+ *   (see server-attach's mayGuard);
+ * - 'later': takes it at once for a unit that reads nothing, a BEGIN alone that opens a transaction there
+ *   (as pgbench -M extended and several drivers send it): what needs the floor are the transaction's reads,
+ *   and its first read waits for it (see TaggedTransaction.floorLsn), or never does when a write moves the
+ *   transaction to the primary first. The floor is still raised: the reads need it.
+ */
+export type BehindFloor = 'wait' | 'guard' | 'later';
 
 /**
  * A session's read consistency: the position its replica reads must have replayed (its floor), raised
@@ -183,10 +197,11 @@ export class Consistency {
    * The synchronous part of choose, for the session's replica `node` (server-attach's attachReplicaNow):
    * when the floor needs no raising, or the position to raise it to is in hand already (the answer asked
    * behind the session's write came with it), decides at once: null, the read may stay there; a position,
-   * it may stay there with a guard for it (`guard`: the read can carry one); undefined, choose must decide
-   * (ask, wait, move). No promise, no turn of the event loop, on a tagged session's every read after a write.
+   * it may stay there without having replayed it (`behind`: 'guard', the read carries a guard for it;
+   * 'later', the unit only opens a transaction); undefined, choose must decide (ask, wait, move). No
+   * promise, no turn of the event loop, on a tagged session's every read after a write.
    */
-  stayNow(node: NodeEntry, d: RouteDecision, guard: boolean): bigint | null | undefined {
+  stayNow(node: NodeEntry, d: RouteDecision, behind: BehindFloor): bigint | null | undefined {
     if (this.raiseFloor) {
       const lsn = this.inHand;
       if (lsn === null) return undefined;
@@ -201,7 +216,7 @@ export class Consistency {
     const req = this.requirement(d);
     const why = this.ctx.nodes.ineligibility(node, req);
     if (why === null) return null;
-    return why === 'position' && guard && req.minLsn !== null ? req.minLsn : undefined;
+    return why === 'position' && behind !== 'wait' && req.minLsn !== null ? req.minLsn : undefined;
   }
 
   /** What a read needs of a replica: the lag bound (hint, session, config) and the minimum position. */
@@ -227,21 +242,31 @@ export class Consistency {
   }
 
   /**
+   * `node` is known to have replayed `lsn` (the floor a replica transaction opened by a BEGIN alone still
+   * owes its reads, see TaggedTransaction.floorLsn). Only the position: the transaction met the rest of
+   * the requirement when it opened, and stays where it opened.
+   */
+  hasReplayed(node: NodeEntry, lsn: bigint): boolean {
+    return node.replayedLsn !== null && node.replayedLsn >= lsn;
+  }
+
+  /**
    * The replica a read runs on, or the primary. In order: raise the floor if the session used the
    * primary since its last replica read (read-your-writes, monotonic reads); keep the attached replica
    * `current` if it qualifies, or wait up to routing.read_your_writes_timeout for it to replay the floor;
    * else move to another qualifying replica (raising the floor first, so reads never go back in time),
    * or wait for one; else the primary. `avoid` is never chosen (a replica that just failed the unit).
    *
-   * With `guard` (the read can carry one: see server-attach's mayGuard), a replica that meets everything
-   * but the floor is chosen at once, with `guardLsn` set: the replica itself checks, right before the
-   * read, that it has replayed the floor, and the read does not run there if not. Most of the time it has
-   * (replay follows a commit within a fraction of a millisecond), and the read costs no wait and no
-   * question of the monitor's.
+   * With `behind` 'guard' (the read can carry one: see server-attach's mayGuard), a replica that meets
+   * everything but the floor is chosen at once, with `behindLsn` set: the replica itself checks, right
+   * before the read, that it has replayed the floor, and the read does not run there if not. Most of the
+   * time it has (replay follows a commit within a fraction of a millisecond), and the read costs no wait
+   * and no question of the monitor's. With 'later' (a BEGIN alone), such a replica is chosen at once too,
+   * and the transaction's first read waits instead (see BehindFloor).
    */
-  async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined, guard = false): Promise<ReadChoice> {
+  async choose(current: NodeEntry | null, d: RouteDecision | undefined, avoid: NodeEntry | undefined, behind: BehindFloor = 'wait'): Promise<ReadChoice> {
     const choice: ReadChoice = {
-      node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs, guardLsn: null,
+      node: null, reason: null, kept: false, noReplica: false, req: NO_REQUIREMENT, tried: null, waitMs: this.ctx.readYourWritesTimeoutMs, behindLsn: null,
     };
     if (current !== null) this.lastReplica = current;
     if (this.raiseFloor) {
@@ -255,8 +280,8 @@ export class Consistency {
     if (current) {
       const why = nodes.ineligibility(current, req);
       if (why === null) return kept(choice, current);
-      if (why === 'position' && guard && req.minLsn !== null) {
-        choice.guardLsn = req.minLsn;
+      if (why === 'position' && behind !== 'wait' && req.minLsn !== null) {
+        choice.behindLsn = req.minLsn;
         return kept(choice, current);
       }
       if (why === 'position' && req.minLsn !== null && (await this.ctx.monitor.waitForReplay(current, req.minLsn, choice.waitMs))) {
@@ -271,14 +296,14 @@ export class Consistency {
       choice.req = req;
     }
     choice.tried = new Set<NodeEntry>(avoid !== undefined ? [avoid] : []);
-    return this.pick(choice, guard);
+    return this.pick(choice, behind);
   }
 
   /** The session could not reach `choice.node` (refused, unreachable, not accepting connections): the next choice, in place. */
   next(choice: ReadChoice): Promise<ReadChoice> {
     choice.node = null;
     choice.kept = false;
-    choice.guardLsn = null;
+    choice.behindLsn = null;
     return this.pick(choice);
   }
 
@@ -288,19 +313,19 @@ export class Consistency {
   }
 
   /** A qualifying replica not tried yet (the least loaded), or one behind only the floor once it has caught up; else the primary. */
-  private async pick(choice: ReadChoice, guard = false): Promise<ReadChoice> {
+  private async pick(choice: ReadChoice, behind: BehindFloor = 'wait'): Promise<ReadChoice> {
     const nodes = this.ctx.nodes;
     const req = choice.req;
     const tried = choice.tried ?? (choice.tried = new Set<NodeEntry>());
     let node = nodes.pickReplica(req, tried);
     if (!node && req.minLsn !== null) {
-      const behind = nodes.pickReplica(req, tried, true);
-      if (behind && guard) {
-        choice.guardLsn = req.minLsn;
-        node = behind;
-      } else if (behind && (await this.ctx.monitor.waitForReplay(behind, req.minLsn, choice.waitMs)) && nodes.ineligibility(behind, req) === null) {
+      const late = nodes.pickReplica(req, tried, true);
+      if (late && behind !== 'wait') {
+        choice.behindLsn = req.minLsn;
+        node = late;
+      } else if (late && (await this.ctx.monitor.waitForReplay(late, req.minLsn, choice.waitMs)) && nodes.ineligibility(late, req) === null) {
         choice.reason = 'causal-wait';
-        node = behind;
+        node = late;
       }
     }
     if (!node) {

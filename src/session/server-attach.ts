@@ -9,6 +9,7 @@ import { PgsplitError, SqlState, errors } from '../errors.js';
 import { ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import type { ServerHold } from '../server/server-source.js';
+import type { BehindFloor } from './consistency.js';
 import { ServerLink } from './server-link.js';
 import type { Session } from './session.js';
 import type { Unit } from './unit.js';
@@ -33,19 +34,24 @@ export async function attachFor(session: Session, role: 'primary' | 'replica', u
  */
 async function replicaFor(session: Session, u: Unit | undefined): Promise<ServerLink> {
   const d = u?.decision;
-  if (u !== undefined) u.guardLsn = undefined;
-  const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid, u !== undefined && mayGuard(session, u));
+  if (u !== undefined) u.guardLsn = u.txFloorLsn = undefined;
+  const behind = u !== undefined ? behindFloor(session, u) : 'wait';
+  const choice = await session.consistency.choose(session.binding.replica, d, u?.avoid, behind);
   for (let node = choice.node; node !== null; node = choice.node) {
     // Noted before connecting, as the reason of this attempt; a retry with the same reason needs no new decision.
     if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
-    // The guard is for this replica: the unit goes there now (or, failing to connect, the next choice has none).
-    if (u !== undefined && choice.guardLsn !== null) u.guardLsn = choice.guardLsn;
+    // The guard (or the floor the transaction owes its reads) is for this replica: the unit goes there
+    // now (or, failing to connect, the next choice has none).
+    if (u !== undefined && choice.behindLsn !== null) {
+      if (behind === 'guard') u.guardLsn = choice.behindLsn;
+      else u.txFloorLsn = choice.behindLsn;
+    }
     // The attached replica: its link exists already.
     if (choice.kept && session.binding.hasNode(node)) return connectReplica(session, node);
     try {
       return await connectReplica(session, node);
     } catch (e) {
-      if (u !== undefined) u.guardLsn = undefined;
+      if (u !== undefined) u.guardLsn = u.txFloorLsn = undefined;
       // Refused, unreachable, shutting down / starting up (57P03, or 57P01 while connecting), or a pooled
       // connection lost under pgsplit's own settings statement (nothing of the client's ran): try the next one.
       const notNow = e instanceof ServerStartupError && (e.fields.C === SqlState.cannotConnectNow || e.fields.C === SqlState.adminShutdown);
@@ -69,6 +75,25 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
  * than that round trip, where a wait costs a question of the monitor's and then the read's own.
  */
 const MAX_GUARD_TRIES = 3;
+
+/** What a replica choice for `u` does with a replica behind only the floor (see BehindFloor): a BEGIN alone takes it ('later'), a read that can carry a guard too ('guard'); else it waits. */
+function behindFloor(session: Session, u: Unit): BehindFloor {
+  if (opensOnly(u)) return 'later';
+  return mayGuard(session, u) ? 'guard' : 'wait';
+}
+
+/**
+ * A whole unit that only opens a transaction that may move off a replica (u.txBegin): its one statement
+ * is the BEGIN, so it reads nothing there and needs no floor of its own. Not a BEGIN followed by reads in
+ * the same unit (as pgjdbc sends it): those reads need the floor now. Not an unsynced piece either: what
+ * follows it in the batch would follow it to the replica unchecked.
+ */
+function opensOnly(u: Unit): boolean {
+  if (u.txBegin === undefined || !u.complete || u.decision === undefined) return false;
+  let n = 0;
+  for (const c of u.decision.classifications) n += c.statements.length;
+  return n === 1;
+}
 
 /**
  * Whether a read can carry a guard (see Consistency.choose, RequestWriter.guard): the guard is an extended
@@ -155,10 +180,15 @@ export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
   if (node === null || d === undefined || u.avoid !== undefined) return null;
   // A read right after the session's write usually lands here too: its floor is in hand, and a guard
   // ahead of it stands for the wait (see Consistency.stayNow).
-  const guard = session.consistency.stayNow(node, d, mayGuard(session, u));
-  if (guard === undefined) return null;
+  const behind = behindFloor(session, u);
+  const lsn = session.consistency.stayNow(node, d, behind);
+  if (lsn === undefined) return null;
   const link = attachNow(session, node);
-  if (link !== null && guard !== null) u.guardLsn = guard;
+  u.guardLsn = u.txFloorLsn = undefined;
+  if (link !== null && lsn !== null) {
+    if (behind === 'guard') u.guardLsn = lsn;
+    else u.txFloorLsn = lsn;
+  }
   return link;
 }
 

@@ -76,7 +76,9 @@ export function send(session: Session, u: Unit, link: ServerLink): void {
     session.writer.replay(link, replay, session.settings.version, out);
   }
   if (opening !== undefined) openTransaction(session, u, link, opening, out);
-  else if (u.txBegin !== undefined) session.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin) : null;
+  // A BEGIN alone may open on a replica behind the session's floor: the transaction's reads owe it (see TaggedTransaction.floorLsn).
+  else if (u.txBegin !== undefined) session.tx = link.node.role === 'replica' ? new TaggedTransaction('replica', u.txBegin, u.txFloorLsn ?? null) : null;
+  u.txFloorLsn = undefined;
   const d = u.decision;
   // What ran on the primary may be newer than any replica: later replica reads must catch up first.
   let settlePosition: ((insert: string | null) => void) | null = null;

@@ -31,6 +31,7 @@ import { noteParameter, observe, ownQueryAnswered } from './server-books.js';
 import { duringCopyIn, endReplicaBatch, send, sendCopy } from './server-writes.js';
 import { runLocal, sendLocalProbe } from './local-run.js';
 import { answerDeferred, captureSession, deferredTag } from './session-capture.js';
+import { awaitTransactionFloor } from './transaction-floor.js';
 import { failStartup, failUnit, letGoIfRetired, onServerLost, retire, serverDown } from './failure-policy.js';
 
 /** Lifecycle of a session. */
@@ -546,6 +547,12 @@ export class Session implements RelaySession, ChooserState {
         if (captureSession(this)) return;
         captureFailed = true;
         continue;
+      }
+      if (u.floorWait !== undefined && choice instanceof ServerLink) {
+        // A replica transaction's first read, on a replica not known to have replayed the session's writes.
+        if (this.anyBusy()) return;
+        awaitTransactionFloor(this, u, choice.node, u.floorWait);
+        return;
       }
       if (choice instanceof ServerLink) {
         // Nothing goes behind a read whose guard has not answered: if it fails, the read runs again

@@ -24,10 +24,18 @@ export class TaggedTransaction {
   readonly begin: string;
   /** Statements that ran on the replica and that the primary must run too if the transaction moves. */
   readonly replay: string[] = [];
+  /**
+   * The session's read-your-writes floor that the transaction's replica had not been seen to replay when
+   * a BEGIN alone opened the transaction there (it did not wait: a BEGIN reads nothing); null when none
+   * is pending. Its first read waits for it (routing.read_your_writes_timeout) and, if it does not come,
+   * moves the transaction to the primary as a write would; a write first moves it with no wait at all.
+   */
+  floorLsn: bigint | null;
 
-  constructor(phase: 'deferred' | 'replica', begin: string) {
+  constructor(phase: 'deferred' | 'replica', begin: string, floorLsn: bigint | null = null) {
     this.phase = phase;
     this.begin = begin;
+    this.floorLsn = floorLsn;
   }
 
   /**

@@ -48,8 +48,11 @@ export interface ChooserParts {
   readonly ctx: ChooserContext;
   readonly state: ChooserState;
   readonly links: ChooserLinks;
-  /** Whether the attached replica still meets a read's requirement (Consistency satisfies it). */
-  readonly replicas: { mayStayOn(node: NodeEntry, d: RouteDecision): boolean };
+  /**
+   * Whether the attached replica still meets a read's requirement, and whether a replica is known to have
+   * replayed a position (Consistency satisfies it).
+   */
+  readonly replicas: { mayStayOn(node: NodeEntry, d: RouteDecision): boolean; hasReplayed(node: NodeEntry, lsn: bigint): boolean };
   /** The sequences of the session's database: reads of them go to the primary (SequenceCatalog satisfies it). */
   readonly sequences: { mentions(text: string): boolean };
   /** The client's prepared statements by name, as Parse payloads (RequestWriter satisfies it). */
@@ -63,8 +66,8 @@ export type Target = ServerLink | 'primary' | 'replica';
  * Where each unit of a session must run. Transactions, open extended batches and COPY stay where they
  * began; a tagged session's transaction opens on a replica while it only reads and moves to the primary
  * at its first write (routing.transactions); otherwise the router decides. It only decides: no sockets,
- * and it changes nothing but the unit's decision fields (decision, txOpen, txMoveFrom, txBegin, and the
- * queries and namedPortal it reads from an extended unit's frames). Built once per session.
+ * and it changes nothing but the unit's decision fields (decision, txOpen, txMoveFrom, txBegin, floorWait,
+ * and the queries and namedPortal it reads from an extended unit's frames). Built once per session.
  */
 export class TargetChooser {
   private readonly ctx: ChooserContext;
@@ -86,12 +89,15 @@ export class TargetChooser {
   /**
    * Where `u` must run: an attached link, or the role of a server still to attach. Sets u.decision (the
    * route and its reason, with the unit's classifications), and u.txOpen / u.txMoveFrom / u.txBegin when
-   * the unit opens or moves the session's transaction.
+   * the unit opens or moves the session's transaction; u.floorWait when the unit must wait for its
+   * transaction's replica to replay the session's floor first.
    */
   choose(u: Unit): Target {
     u.txOpen = undefined;
     u.txMoveFrom = undefined;
     u.txBegin = undefined;
+    u.txFloorLsn = undefined;
+    u.floorWait = undefined;
     const st = this.state;
     const links = this.links;
     const queries = u.kind === 'function' ? [] : this.unitQueries(u);
@@ -118,12 +124,19 @@ export class TargetChooser {
     const tx = st.tx;
     if (st.txStatus !== 'I' && links.tx && links.tx.conn.state === 'ready') {
       const txLink = links.tx;
-      if (tx !== null && st.txStatus === 'T' && txLink.node.role === 'replica' && this.mustLeaveReplica(u, d)) {
+      if (tx !== null && st.txStatus === 'T' && txLink.node.role === 'replica') {
         // The transaction's first statement that may write: it moves to the primary (see TaggedTransaction).
-        u.txOpen = tx.opening(false);
-        u.txMoveFrom = txLink;
-        u.decision = { target: 'primary', reason: 'tx-moved', classifications: d?.classifications ?? [] };
-        return primary ?? 'primary';
+        if (this.mustLeaveReplica(u, d)) return moveTransaction(u, d, tx, txLink, primary, 'tx-moved');
+        const floor = tx.floorLsn;
+        if (floor !== null && readsData(d) && !this.replicas.hasReplayed(txLink.node, floor)) {
+          // Opened by a BEGIN alone on a replica behind the session's writes: its first read waits for them
+          // there (Session.pump, awaitTransactionFloor), or, when they do not come in time, moves the
+          // transaction to the primary as a write would (its replica side only ran BEGIN and neutral statements).
+          if (u.floorWaited === 'missed') return moveTransaction(u, d, tx, txLink, primary, 'fallback-causal');
+          if (u.floorWaited === undefined) u.floorWait = floor;
+        }
+        // Counted as a read-your-writes wait, as a read outside a transaction that waited is.
+        if (u.floorWaited === 'replayed') return follow(u, d, txLink, 'causal-wait');
       }
       return follow(u, d, txLink, tx !== null && d?.target === 'replica' ? 'tx-read' : 'transaction');
     }
@@ -295,6 +308,28 @@ export class TargetChooser {
 function follow(u: Unit, d: RouteDecision | null, link: ServerLink, reason: string): ServerLink {
   u.decision = { target: link.node.role, reason, classifications: d?.classifications ?? [] };
   return link;
+}
+
+/**
+ * The transaction open on replica `from` moves to the primary with `u` (for `reason`): the primary opens
+ * it (the client's BEGIN, then the statements to replay), the replica rolls its side back (it only read).
+ */
+function moveTransaction(u: Unit, d: RouteDecision | null, tx: TaggedTransaction, from: ServerLink, primary: ServerLink | undefined, reason: string): Target {
+  u.txOpen = tx.opening(false);
+  u.txMoveFrom = from;
+  u.decision = { target: 'primary', reason, classifications: d?.classifications ?? [] };
+  return primary ?? 'primary';
+}
+
+/**
+ * Whether a unit that stays in a replica transaction reads the database, so that it needs the session's
+ * floor: anything but COMMIT / ROLLBACK and transaction-neutral statements (savepoints, SET LOCAL, ...).
+ * A unit with no statement (a Sync, a Describe) reads nothing.
+ */
+function readsData(d: RouteDecision | null): boolean {
+  if (d === null) return false;
+  for (const c of d.classifications) for (const s of c.statements) if (!isTransactionNeutral(s)) return true;
+  return false;
 }
 
 /** The router sent the unit to the primary for a reason no replica transaction may override: a primary hint, a client encoding, a pin. */

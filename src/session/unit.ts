@@ -45,6 +45,19 @@ export interface Unit {
    * MAX_GUARD_TRIES its next attempt waits for the replica instead (see server-attach's mayGuard).
    */
   guardFailures: number;
+  /**
+   * A BEGIN alone (see server-attach's opensOnly) went to a replica not seen to replay this position (the
+   * session's floor) yet: the transaction records it for its reads (TaggedTransaction.floorLsn). Set per
+   * attempt, read by send.
+   */
+  txFloorLsn: bigint | undefined;
+  /**
+   * A read of a replica transaction whose floor is pending, on a replica not known to have replayed it:
+   * the session waits for it before sending the unit (see awaitTransactionFloor). Set by the chooser per choice.
+   */
+  floorWait: bigint | undefined;
+  /** How that wait ended: the next choice of the unit follows the replica ('replayed') or moves the transaction to the primary ('missed'). */
+  floorWaited: 'replayed' | 'missed' | undefined;
 }
 
 /** A unit with every field present from the start, so all units share one object shape (hot path). */
@@ -52,6 +65,6 @@ export function unit(kind: UnitKind, frames: Frame[], complete: boolean, queries
   return {
     kind, frames, complete, queries, bytes, local, decision: undefined, retryable: undefined, forcePrimary: undefined, registryUndo: undefined,
     avoid: undefined, sentAt: 0, namedPortal: false, txOpen: undefined, txMoveFrom: undefined, txBegin: undefined, guardLsn: undefined,
-    guardFailures: 0,
+    guardFailures: 0, txFloorLsn: undefined, floorWait: undefined, floorWaited: undefined,
   };
 }
