@@ -572,3 +572,27 @@ t.test('tagged clients: reads on the replica, writes on the primary, each node w
   t.ok(seenReplica.max <= 2, `most pgsplit backends on the replica at once: ${seenReplica.max} over ${seenReplica.samples} samples`);
   t.ok(seenPrimary.max <= 2, `most pgsplit backends on the primary at once: ${seenPrimary.max} over ${seenPrimary.samples} samples`);
 });
+
+t.test('a tagged transaction that moves to the primary gives its replica connection back for the next one (pool.size 2)', async (t) => {
+  // Each read after the previous write waits for the replica to replay it (however long): it runs there.
+  const fx = await startProxy(t, { replicas: 1, config: { ...transactionPool(2), routing: { read_your_writes_timeout: '30s' } } });
+  await fx.cluster.primary.query('CREATE TABLE moved_rows (k int)');
+  await fx.cluster.waitForReplication();
+  const c = await fx.client({ options: TAGGED });
+  const replicaPids = new Set<number>();
+  const wrong: string[] = [];
+  for (let k = 0; k < 10; k++) {
+    // Simple and extended BEGIN by turns: the transaction opens on the replica either way.
+    await (k % 2 === 0 ? c.query('BEGIN') : c.query({ text: 'BEGIN', queryMode: 'extended' } as { text: string }));
+    const r = (await c.query<{ rec: boolean; p: number }>('SELECT pg_is_in_recovery() AS rec, pg_backend_pid() AS p')).rows[0]!;
+    const w = (await c.query<{ rec: boolean }>('INSERT INTO moved_rows VALUES ($1) RETURNING pg_is_in_recovery() AS rec', [k])).rows[0]!;
+    await c.query('COMMIT');
+    if (!r.rec) wrong.push(`round ${k}: the read ran on the primary`);
+    if (w.rec) wrong.push(`round ${k}: the write ran on the replica`);
+    replicaPids.add(r.p);
+  }
+  t.same(wrong, [], 'each transaction read on the replica and moved to the primary to write');
+  t.same((await fx.cluster.primary.query<{ n: number }>('SELECT count(*)::int AS n FROM moved_rows'))[0], { n: 10 }, 'every write landed once');
+  // The replica side's ROLLBACK (swallowed) tells the pool the connection left its transaction: it is reused, not closed.
+  t.ok(replicaPids.size <= 2, `replica backends over 10 moved transactions: ${replicaPids.size} (at most pool.size 2)`);
+});

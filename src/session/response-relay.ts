@@ -166,6 +166,9 @@ export class ResponseRelay {
         // statement pgsplit answers: the client asked for none of it.
         if (f.type === Backend.ReadyForQuery) {
           link.tracker.shift();
+          // A pool keeps the connection's transaction status from what the server says: the ROLLBACK of a
+          // transaction that moved to the primary ends it here, and the connection goes back to be reused.
+          link.hold.observe?.(f.type, f.payload);
           const status = (f.payload[0] ?? 0x49) as number;
           if (head.local !== undefined) {
             // What the batch answered goes first, then pgsplit's own answer (ownQueryAnswered).
