@@ -548,10 +548,9 @@ export class Session implements RelaySession, ChooserState {
         captureFailed = true;
         continue;
       }
+      // A replica transaction's first read, on a replica not known to have replayed the session's writes.
       if (u.floorWait !== undefined && choice instanceof ServerLink) {
-        // A replica transaction's first read, on a replica not known to have replayed the session's writes.
-        if (this.anyBusy()) return;
-        awaitTransactionFloor(this, u, choice.node, u.floorWait);
+        if (!this.anyBusy()) awaitTransactionFloor(this, u, choice.node, u.floorWait);
         return;
       }
       if (choice instanceof ServerLink) {
