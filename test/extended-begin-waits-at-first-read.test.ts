@@ -9,7 +9,9 @@
  *   primary (with its SET LOCAL replayed there) and sees them; when replay resumes during the wait, it
  *   runs on the replica and sees them there;
  * - the same, pipelined (the read sent before the BEGIN is answered), and a BEGIN then COMMIT reaches
- *   the primary not at all; a REPEATABLE READ BEGIN still opens on the primary.
+ *   the primary not at all; a REPEATABLE READ BEGIN still opens on the primary;
+ * - a plain (deferred) BEGIN whose transaction opens with SET LOCAL: the SET LOCAL reads nothing and does
+ *   not wait either.
  * Observed through routing reasons (causal-wait, fallback-causal: the read-your-writes waits and their
  * fallbacks) and where each statement ran (pg_is_in_recovery()), never through time.
  */
@@ -137,6 +139,29 @@ t.test('with the replica\'s replay paused', async (t) => {
     t.equal(delta('tx-read'), BEGINS.length, 'each BEGIN opened on the replica');
     t.equal(delta('causal-wait') + delta('fallback-causal'), 0, 'without waiting');
     t.same(count(), { primary: 0, replica: 2 * BEGINS.length }, 'each COMMIT followed it there');
+  });
+
+  t.test('a plain BEGIN whose transaction opens with SET LOCAL: the SET LOCAL does not wait either; the read after it does', async (t) => {
+    const c = await taggedClient(fx);
+    const row = ++id;
+    await c.query('INSERT INTO ext_begin VALUES ($1, $2)', [row, 'local']);
+    let delta = reasons(fx);
+    await c.query('BEGIN');
+    await c.query('SET LOCAL statement_timeout = 4321');
+    const u = await c.query<{ r: boolean; st: string }>("UPDATE ext_begin SET v = 'local2' WHERE id = $1 RETURNING pg_is_in_recovery() AS r, current_setting('statement_timeout') AS st", [row]);
+    await c.query('COMMIT');
+    t.same(u.rows[0], { r: false, st: '4321ms' }, 'the write ran on the primary, with the SET LOCAL replayed there');
+    t.equal(delta('tx-moved'), 1, 'the write moved the transaction');
+    t.equal(delta('causal-wait') + delta('fallback-causal'), 0, 'nothing waited');
+
+    delta = reasons(fx);
+    await c.query('BEGIN');
+    await c.query('SET LOCAL statement_timeout = 4321');
+    const r = await c.query<{ v: string | null; r: boolean; st: string }>(
+      "SELECT (SELECT v FROM ext_begin WHERE id = $1) AS v, pg_is_in_recovery() AS r, current_setting('statement_timeout') AS st", [row]);
+    await c.query('COMMIT');
+    t.same(r.rows[0], { v: 'local2', r: false, st: '4321ms' }, 'the read saw the session\'s write, on the primary, with the SET LOCAL');
+    t.equal(delta('fallback-causal'), 1, 'after waiting for it on the replica');
   });
 
   t.test('REPEATABLE READ: the BEGIN opens on the primary, as before', async (t) => {

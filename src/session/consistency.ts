@@ -75,8 +75,9 @@ export interface ReadChoice {
  * - 'wait': waits for it to (up to routing.read_your_writes_timeout), or looks further;
  * - 'guard': takes it at once, the read carrying a guard that checks the floor on the replica itself
  *   (see server-attach's mayGuard);
- * - 'later': takes it at once for a unit that reads nothing, a BEGIN alone that opens a transaction there
- *   (as pgbench -M extended and several drivers send it): what needs the floor are the transaction's reads,
+ * - 'later': takes it at once for a unit that reads nothing and opens a transaction there (a BEGIN alone,
+ *   as pgbench -M extended and several drivers send it, or the SET LOCAL a deferred transaction opens
+ *   with): what needs the floor are the transaction's reads,
  *   and its first read waits for it (see TaggedTransaction.floorLsn), or never does when a write moves the
  *   transaction to the primary first. The floor is still raised: the reads need it.
  */

@@ -6,6 +6,7 @@
  * Module-level functions taking the session: no object or closure per session.
  */
 import { PgsplitError, SqlState, errors } from '../errors.js';
+import { isTransactionNeutral } from '../router/transaction-statements.js';
 import { ServerStartupError, isUnreachable } from '../server/server-connection.js';
 import type { NodeEntry } from '../server/server-nodes.js';
 import type { ServerHold } from '../server/server-source.js';
@@ -78,21 +79,27 @@ const MAX_GUARD_TRIES = 3;
 
 /** What a replica choice for `u` does with a replica behind only the floor (see BehindFloor): a BEGIN alone takes it ('later'), a read that can carry a guard too ('guard'); else it waits. */
 function behindFloor(session: Session, u: Unit): BehindFloor {
-  if (opensOnly(u)) return 'later';
+  if (opensOnly(session, u)) return 'later';
   return mayGuard(session, u) ? 'guard' : 'wait';
 }
 
 /**
- * A whole unit that only opens a transaction that may move off a replica (u.txBegin): its one statement
- * is the BEGIN, so it reads nothing there and needs no floor of its own. Not a BEGIN followed by reads in
- * the same unit (as pgjdbc sends it): those reads need the floor now. Not an unsynced piece either: what
- * follows it in the batch would follow it to the replica unchecked.
+ * A whole unit that only opens a transaction that may move off a replica, reading nothing there, so that
+ * it needs no floor of its own: a BEGIN alone (u.txBegin), or the transaction-neutral statement (SET LOCAL,
+ * SAVEPOINT) that opens a deferred one (u.txOpen; see TargetChooser.opensNeutral). Not a BEGIN followed by
+ * reads in the same unit (as pgjdbc sends it): those reads need the floor now. Not an unsynced piece
+ * either: what follows it in the batch would follow it to the replica unchecked.
  */
-function opensOnly(u: Unit): boolean {
-  if (u.txBegin === undefined || !u.complete || u.decision === undefined) return false;
-  let n = 0;
-  for (const c of u.decision.classifications) n += c.statements.length;
-  return n === 1;
+function opensOnly(session: Session, u: Unit): boolean {
+  if (!u.complete || u.decision === undefined) return false;
+  if (u.txBegin !== undefined) {
+    let n = 0;
+    for (const c of u.decision.classifications) n += c.statements.length;
+    return n === 1;
+  }
+  if (u.txOpen === undefined || session.tx === null || session.tx.phase !== 'deferred') return false;
+  for (const c of u.decision.classifications) for (const st of c.statements) if (!isTransactionNeutral(st)) return false;
+  return u.decision.classifications.length > 0;
 }
 
 /**

@@ -169,8 +169,11 @@ function openTransaction(session: Session, u: Unit, link: ServerLink, opening: s
   // What the replica's side changed is rolled back there; the replay makes it the primary's.
   if (from !== undefined && session.settingsFrom === from) session.settingsFrom = link;
   const tx = session.tx;
-  if (tx !== null && link.node.role === 'replica') tx.phase = 'replica';
-  else session.tx = null;
+  if (tx !== null && link.node.role === 'replica') {
+    tx.phase = 'replica';
+    // Opened by a statement that reads nothing, on a replica behind the session's floor: its reads owe it.
+    tx.floorLsn = u.txFloorLsn ?? null;
+  } else session.tx = null;
 }
 
 /**

@@ -26,8 +26,8 @@ export class TaggedTransaction {
   readonly replay: string[] = [];
   /**
    * The session's read-your-writes floor that the transaction's replica had not been seen to replay when
-   * a BEGIN alone opened the transaction there (it did not wait: a BEGIN reads nothing); null when none
-   * is pending. Its first read waits for it (routing.read_your_writes_timeout) and, if it does not come,
+   * a unit that reads nothing (a BEGIN alone, or the SET LOCAL or SAVEPOINT a deferred transaction opens
+   * with) opened the transaction there without waiting; null when none is pending. Its first read waits for it (routing.read_your_writes_timeout) and, if it does not come,
    * moves the transaction to the primary as a write would; a write first moves it with no wait at all.
    */
   floorLsn: bigint | null;

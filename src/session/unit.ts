@@ -46,9 +46,9 @@ export interface Unit {
    */
   guardFailures: number;
   /**
-   * A BEGIN alone (see server-attach's opensOnly) went to a replica not seen to replay this position (the
-   * session's floor) yet: the transaction records it for its reads (TaggedTransaction.floorLsn). Set per
-   * attempt, read by send.
+   * A unit that only opens a transaction (a BEGIN alone, or a deferred one's SET LOCAL: see server-attach's
+   * opensOnly) went to a replica not seen to replay this position (the session's floor) yet: the
+   * transaction records it for its reads (TaggedTransaction.floorLsn). Set per attempt, read by send.
    */
   txFloorLsn: bigint | undefined;
   /**
