@@ -270,7 +270,10 @@ t.test('pipelined: a write behind the ROLLBACK TO SAVEPOINT that repairs a faile
   // The statements after the error are sent before its answer comes: the failed status ('E') the
   // replica reports for SELECT 1/0 is over once ROLLBACK TO SAVEPOINT runs, so the INSERT behind it must
   // still move the transaction (it ran on the replica and failed with 25006 when it followed the 'E').
-  const fx = await startProxy(t, { replicas: 1, config: { routing: { max_lag: '5s' } } });
+  // Each round's first read follows the previous round's commit, which the replica replays only at the
+  // primary's WAL writer flush (synchronous_commit off, up to wal_writer_delay): it waits for it however
+  // long it takes, so that it always runs on the replica.
+  const fx = await startProxy(t, { replicas: 1, config: { routing: { max_lag: '5s', read_your_writes_timeout: '30s' } } });
   await fx.cluster.primary.query('CREATE TABLE piped (k text)');
   await fx.cluster.waitForReplication();
   const c = await RawPgClient.connect({ port: fx.port, options: TAGGED });
