@@ -32,6 +32,7 @@ import { duringCopyIn, endReplicaBatch, send, sendCopy } from './server-writes.j
 import { runLocal, sendLocalProbe } from './local-run.js';
 import { answerDeferred, captureSession, deferredTag } from './session-capture.js';
 import { awaitTransactionFloor } from './transaction-floor.js';
+import { leave, terminate } from './leaving.js';
 import { failStartup, failUnit, letGoIfRetired, onServerLost, retire, serverDown } from './failure-policy.js';
 
 /** Lifecycle of a session. */
@@ -349,22 +350,7 @@ export class Session implements RelaySession, ChooserState {
    * here, the caller has one). @internal
    */
   leave(last?: Buffer, destroyAfterMs: number | null = 5000): void {
-    const client = this.client;
-    if (!client.destroyed) {
-      if (destroyAfterMs !== null) {
-        const timer = setTimeout(() => client.destroy(), destroyAfterMs);
-        timer.unref();
-        client.once('close', () => clearTimeout(timer));
-      }
-      // Once all of it, the end included, is with the kernel, the socket need not wait for the client to
-      // close its side: a client that does not read, or keeps its half open, would hold it (and a drain).
-      client.once('finish', () => client.destroy());
-      if (last !== undefined) client.end(last);
-      else client.end();
-    }
-    this.state = 'closed';
-    for (const l of this.binding.attached()) detach(this, l);
-    this.binding.forgetReplica();
+    leave(this, last, destroyAfterMs);
   }
 
   /** Asks every server running something for this session to cancel it. */
@@ -455,22 +441,7 @@ export class Session implements RelaySession, ChooserState {
       }
       const batch = this.binding.openBatch;
       if (u.kind === 'terminate') {
-        // Answers up to the last Sync or Query sent still come, and go to the client first.
-        for (const l of this.binding.attached()) if (l.tracker.queue.some((e) => e.kind === 'sync')) return;
-        if (batch === null && this.anyBusy()) return;
-        this.input.shift();
-        if (batch === null) {
-          this.leave();
-          return;
-        }
-        // An unsynced batch: the Terminate goes to its server, as on a direct connection. What the server
-        // sends before it ends (answers a Flush asked for) still reaches the client; the server rolls the
-        // batch's implicit transaction back. The session leaves when that server has closed.
-        this.terminating = true;
-        batch.conn.close();
-        const timer = setTimeout(() => this.leave(), this.ctx.monitorTimeoutMs);
-        timer.unref();
-        batch.conn.socket.once('close', () => clearTimeout(timer));
+        terminate(this, batch);
         return;
       }
       if (batch !== null && batch.tracker.skipping && u.kind === 'local' && u.local?.kind === 'extended' && u.local.sync) {
