@@ -43,10 +43,7 @@ async function replicaFor(session: Session, u: Unit | undefined): Promise<Server
     if (u && d && choice.reason !== null && u.decision?.reason !== choice.reason) u.decision = { ...d, reason: choice.reason };
     // The guard (or the floor the transaction owes its reads) is for this replica: the unit goes there
     // now (or, failing to connect, the next choice has none).
-    if (u !== undefined && choice.behindLsn !== null) {
-      if (behind === 'guard') u.guardLsn = choice.behindLsn;
-      else u.txFloorLsn = choice.behindLsn;
-    }
+    if (u !== undefined && choice.behindLsn !== null) noteBehind(u, behind, choice.behindLsn);
     // The attached replica: its link exists already.
     if (choice.kept && session.binding.hasNode(node)) return connectReplica(session, node);
     try {
@@ -81,6 +78,12 @@ const MAX_GUARD_TRIES = 3;
 function behindFloor(session: Session, u: Unit): BehindFloor {
   if (opensOnly(session, u)) return 'later';
   return mayGuard(session, u) ? 'guard' : 'wait';
+}
+
+/** `u` goes to a replica not seen to replay `lsn`: a guard checks it there, or (a unit that only opens a transaction) its transaction's reads owe it. */
+function noteBehind(u: Unit, behind: BehindFloor, lsn: bigint): void {
+  if (behind === 'guard') u.guardLsn = lsn;
+  else u.txFloorLsn = lsn;
 }
 
 /**
@@ -192,10 +195,7 @@ export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
   if (lsn === undefined) return null;
   const link = attachNow(session, node);
   u.guardLsn = u.txFloorLsn = undefined;
-  if (link !== null && lsn !== null) {
-    if (behind === 'guard') u.guardLsn = lsn;
-    else u.txFloorLsn = lsn;
-  }
+  if (link !== null && lsn !== null) noteBehind(u, behind, lsn);
   return link;
 }
 
