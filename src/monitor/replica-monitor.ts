@@ -187,9 +187,16 @@ export class ReplicaMonitor {
     this.lsnProbe.retire('pgsplit is shutting down');
   }
 
-  /** Runs one round of checks now and resolves when every check of it has finished (for tests and startup). */
+  /**
+   * Runs one round of checks now and resolves when every check of it has finished (for tests and startup).
+   * A check already in flight started before this call, maybe with the login a reload just replaced, so
+   * it is waited for and another runs after it.
+   */
   async checkNow(): Promise<void> {
-    await Promise.all(this.probes.map((p) => this.check(p)));
+    await Promise.all(this.probes.map(async (p) => {
+      if (p.inFlight) await p.inFlight;
+      await this.check(p);
+    }));
   }
 
   /**
