@@ -297,25 +297,33 @@ t.test('named prepared statements of the protocol work across borrowed connectio
   t.test('a statement prepared on one backend runs when the client next borrows another (pool.size 2)', async (t) => {
     const fx = await startProxy(t, { replicas: 0, config: transactionPool(2) });
     const a = await fx.client();
-    const h = await fx.client();
+    const helpers = [await fx.client(), await fx.client(), await fx.client()];
     const run = async (i: number): Promise<{ x: number; p: number }> => {
       const r = await a.query<{ x: number; p: number }>({ name: 'moving', text: 'SELECT $1::int * 2 AS x, pg_backend_pid() AS p', values: [i] });
       return { x: Number(r.rows[0]?.x), p: Number(r.rows[0]?.p) };
     };
     const first = await run(3);
     t.equal(first.x, 6, 'the named statement answered where it was prepared');
-    // Another client takes the backend the statement was prepared on and keeps it (an open transaction).
-    let held = false;
-    for (let i = 0; i < 10 && !held; i++) {
+    // Other clients open transactions until one holds the backend the statement was prepared on: the
+    // connection stays with its client between transactions (parked) until the pool is full and another
+    // client needs one.
+    const holding: pg.Client[] = [];
+    let held: pg.Client | undefined;
+    for (const h of helpers) {
       await h.query('BEGIN');
-      if (await pid(h) === first.p) held = true;
-      else await h.query('COMMIT');
+      if (await pid(h) === first.p) {
+        held = h;
+        break;
+      }
+      holding.push(h);
     }
     t.ok(held, `another client's transaction holds backend ${first.p}, where the statement was prepared`);
-    const second = await run(4);
-    t.equal(second.x, 8, 'the named statement answered on the other backend');
-    t.not(second.p, first.p, 'it ran on another backend than the one it was prepared on');
-    await h.query('COMMIT');
+    const second = run(4);
+    for (const h of holding) await h.query('COMMIT');
+    const moved = await second;
+    t.equal(moved.x, 8, 'the named statement answered on the other backend');
+    t.not(moved.p, first.p, 'it ran on another backend than the one it was prepared on');
+    await held?.query('COMMIT');
   });
 
   t.test('pgbench -M prepared -S, 8 clients through pool.size 2', async (t) => {

@@ -135,8 +135,9 @@ t.test('behind a guard: a write the classifier missed is still re-run on the pri
   await c.query("INSERT INTO guard_rw VALUES (2, 'two')");
   t.same((await c.query('SELECT note_it($1) AS n, pg_is_in_recovery() AS r', ['extended'])).rows, [{ n: 1, r: false }], 'extended too');
   t.equal(fx.proxy.stats.rerunsOnPrimary, reruns + 2, 'each re-run once');
-  // Each read's guard passed once (a failed one, on a busy machine, goes round again before it).
-  t.equal(g.passed, 2, 'both went with a guard');
+  // Each read went behind a guard. One that failed (the replica behind, on a busy machine) may be followed
+  // by a wait for the replica's replay instead of another guard.
+  t.ok(g.passed + g.behind >= 2, `both went with a guard (${g.passed} passed, ${g.behind} behind)`);
   t.same((await fx.cluster.primary.query<{ val: string }>('SELECT val FROM guard_rw WHERE id > 1000 ORDER BY id')).map((r) => r.val), ['simple', 'extended'], 'each ran exactly once');
 
   await c.query("INSERT INTO guard_rw VALUES (3, 'three')");

@@ -26,6 +26,12 @@ export interface PooledServer {
 export class Lease {
   /** Whether release, releaseWithError or remove has taken it back. */
   ended = false;
+  /** Its place among the pool's parked leases (see ParkedLeases), or -1 while its holder uses it. */
+  parkIndex = -1;
+  /** performance.now() when it was last parked. */
+  parkedSince = 0;
+  /** While parked: tells its holder to let it go now. */
+  reclaim: (() => void) | null = null;
 
   constructor(
     readonly server: PooledServer,

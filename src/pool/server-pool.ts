@@ -11,7 +11,8 @@
  * connections are taken newest first (LIFO, PgBouncer's default), so the ones least used age out through
  * pool.server_idle_timeout, down to pool.min_idle, which the pool also keeps open ahead of demand.
  * A server that sends anything to an idle connection (a FATAL at shutdown, idle_session_timeout) has
- * its connection closed.
+ * its connection closed. In transaction mode a client parks its lease between transactions instead of
+ * releasing it, until another client needs a connection (ParkedLeases); parked ones count as idle.
  *
  * How sessions use it (through PooledSource): acquire with the client's login before a transaction's
  * (transaction mode) or the session's (session mode) first statement; run ServerState.settingsPlan for
@@ -26,6 +27,7 @@ import { ServerConnection, type ServerTarget } from '../server/server-connection
 import { ServerState, type CleanupPlan } from '../server/server-state.js';
 import { runInternalQuery } from '../server/server-query.js';
 import { Lease, type PooledServer } from './lease.js';
+import { ParkedLeases } from './parked-leases.js';
 
 /** What a pool is for: its key in the pool registry and in SHOW POOLS. */
 export interface PoolKey {
@@ -148,6 +150,8 @@ export class ServerPool {
   readonly key: PoolKey;
   private readonly idle: PooledServer[] = [];
   private readonly leased = new Set<Lease>();
+  /** Of `leased`, those parked by their holders between transactions (see ParkedLeases). */
+  private readonly parked = new ParkedLeases();
   private readonly waiters: Waiter[] = [];
   /** Connections being opened, and released ones running their cleanup: they count towards pool.size. */
   private pending = 0;
@@ -196,6 +200,8 @@ export class ServerPool {
       const oldest = this.idle.shift();
       if (oldest !== undefined) this.dispose(oldest);
     }
+    // Parked ones come back (and are closed) until the pool fits.
+    while (this.total > settings.size && this.parked.reclaimOldest(null)) { /* each pass gives one back */ }
     this.maintain();
   }
 
@@ -236,7 +242,7 @@ export class ServerPool {
     // Idle connections while clients wait are of logins none of them has (they would have been lent): an
     // idle one of this client's login is its to take without jumping the queue.
     if (this.waiters.length === 0 || this.idle.length > 0) {
-      const server = this.takeIdle(now, login.key);
+      const server = this.takeIdleOrParked(now, login.key);
       if (server !== undefined) return Promise.resolve(this.lease(server, identity, now, now));
     }
     return new Promise<Lease>((resolve, reject) => {
@@ -269,8 +275,27 @@ export class ServerPool {
   tryAcquire(identity: string, login: LoginParams = POOL_LOGIN): Lease | null {
     if (this.closedWith !== null || (this.waiters.length > 0 && this.idle.length === 0)) return null;
     const now = performance.now();
-    const server = this.takeIdle(now, login.key);
+    const server = this.takeIdleOrParked(now, login.key);
     return server === undefined ? null : this.lease(server, identity, now, now);
+  }
+
+  /**
+   * pool.mode transaction: the holder keeps `lease` between its transactions until another client needs a
+   * connection (see ParkedLeases); `reclaim` makes it let go then, synchronously. False when it must come
+   * back now: clients wait, the pool is closed, or the connection is not fit to lend (`now`: the holder's
+   * latest reading of performance.now(), for the lifetime and idle timeout).
+   */
+  park(lease: Lease, reclaim: () => void, now: number): boolean {
+    if (lease.ended || this.closedWith !== null || this.waiters.length > 0) return false;
+    const state = lease.state;
+    if (state.transactionStatus !== 'I' || state.unusable !== null || this.expired(lease.server, now)) return false;
+    this.parked.add(lease, reclaim, now);
+    return true;
+  }
+
+  /** The holder of a parked lease uses it again. */
+  unpark(lease: Lease): void {
+    this.parked.remove(lease);
   }
 
   /**
@@ -339,8 +364,9 @@ export class ServerPool {
     return lease.server.conn;
   }
 
-  /** Closes every idle connection now (the leased ones stay); for a benchmark between its phases. */
+  /** Closes every idle connection now, parked ones included (the leased ones stay); for a benchmark between its phases. */
   closeIdle(): void {
+    this.parked.reclaimAll();
     for (const s of this.idle.splice(0)) this.dispose(s);
   }
 
@@ -348,10 +374,11 @@ export class ServerPool {
   stats(): PoolStats {
     const now = performance.now();
     return {
-      clientsActive: this.leased.size,
+      // A parked connection holds nothing of its client's and goes to whoever needs it: idle.
+      clientsActive: this.leased.size - this.parked.size,
       clientsWaiting: this.waiters.length,
-      serversActive: this.leased.size,
-      serversIdle: this.idle.length,
+      serversActive: this.leased.size - this.parked.size,
+      serversIdle: this.idle.length + this.parked.size,
       serversPending: this.pending,
       serversCleaning: this.cleaning,
       longestWaitMs: this.waiters.length === 0 ? 0 : Math.round(now - (this.waiters[0]?.since ?? now)),
@@ -359,10 +386,12 @@ export class ServerPool {
     };
   }
 
-  /** SHOW SERVERS: the leased connections, then the idle ones. */
+  /** SHOW SERVERS: the leased connections, then the idle ones (parked ones first). */
   servers(): PoolServerRow[] {
+    const active = [...this.leased].filter((l) => l.parkIndex < 0);
     return [
-      ...[...this.leased].map((l): PoolServerRow => ({ id: l.server.id, state: 'active', client: l.identity, backendPid: l.conn.backendPid })),
+      ...active.map((l): PoolServerRow => ({ id: l.server.id, state: 'active', client: l.identity, backendPid: l.conn.backendPid })),
+      ...this.parked.all().map((l): PoolServerRow => ({ id: l.server.id, state: 'idle', client: null, backendPid: l.conn.backendPid })),
       ...this.idle.map((s): PoolServerRow => ({ id: s.id, state: 'idle', client: null, backendPid: s.conn.backendPid })),
     ];
   }
@@ -379,6 +408,8 @@ export class ServerPool {
       w.done();
       w.reject(why);
     }
+    // Their holders let them go now, and they are closed as they come back.
+    this.parked.reclaimAll();
     for (const s of this.idle.splice(0)) this.dispose(s);
   }
 
@@ -387,6 +418,11 @@ export class ServerPool {
     if (this.closedWith !== null) return;
     const now = performance.now();
     const { serverIdleTimeoutMs: idleMs, minIdle } = this.settings;
+    // A connection parked as long as pool.server_idle_timeout (its client idle that long), or past its
+    // lifetime, comes back: idle, it is closed like any other once it has been idle too long.
+    for (const l of this.parked.all()) {
+      if ((idleMs > 0 && now - l.parkedSince >= idleMs) || this.expired(l.server, now)) this.parked.reclaim(l);
+    }
     // Oldest idle first (the front of the list): those are the ones LIFO reuse leaves unused.
     for (const s of [...this.idle]) {
       const idleTooLong = idleMs > 0 && now - s.idleSince >= idleMs && this.idle.length > minIdle;
@@ -409,6 +445,9 @@ export class ServerPool {
       const forWaiter = this.waiters[this.pending];
       if (forWaiter === undefined && this.idle.length + this.pending >= this.settings.minIdle) return;
       if (this.total >= this.settings.size) {
+        // A parked connection is its client's only until someone needs one: this waiter does. One of its
+        // login comes back to it; else one of another login comes back and is closed to make room.
+        if (forWaiter !== undefined && (this.parked.reclaimOldest(forWaiter.login.key) || this.parked.reclaimOldest(null))) continue;
         const oldest = forWaiter === undefined ? undefined : this.idle.shift();
         if (oldest === undefined) return;
         this.closeConnection(oldest);
@@ -486,6 +525,18 @@ export class ServerPool {
     this.dispose(server);
   }
 
+  /**
+   * An idle connection logged in with `login`; in a full pool, else the one parked longest with that login,
+   * given back for it. Below pool.size a connection is opened instead (acquire): parked ones stay with their
+   * clients, so that a pool of busy clients grows to one connection each (up to pool.size), not to as many
+   * as run at one moment, and none of them borrows again at every transaction.
+   */
+  private takeIdleOrParked(now: number, login: string): PooledServer | undefined {
+    const idle = this.takeIdle(now, login);
+    if (idle !== undefined || this.total < this.settings.size) return idle;
+    return this.parked.reclaimOldest(login) ? this.takeIdle(now, login) : undefined;
+  }
+
   /** The newest idle connection logged in with `login` (the last one, most often); spent ones met are closed. */
   private takeIdle(now: number, login: string): PooledServer | undefined {
     for (let i = this.idle.length - 1; i >= 0; i--) {
@@ -514,6 +565,7 @@ export class ServerPool {
     if (lease.ended) return false;
     lease.ended = true;
     this.leased.delete(lease);
+    this.parked.remove(lease);
     return true;
   }
 

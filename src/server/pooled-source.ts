@@ -105,6 +105,14 @@ class PooledHold implements ServerHold {
   left(what: LeftOnConnection): void {
     this.lease.state.left(what);
   }
+
+  park(reclaim: () => void, now: number): boolean {
+    return this.pool.park(this.lease, reclaim, now);
+  }
+
+  unpark(): void {
+    this.pool.unpark(this.lease);
+  }
 }
 
 export class PooledSource implements ServerSource {

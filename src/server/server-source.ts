@@ -31,6 +31,14 @@ export interface ServerHold {
    * ignores it: it is closed on release.
    */
   left?(what: LeftOnConnection): void;
+  /**
+   * pool.mode transaction, between two transactions: the holder keeps the connection, idle, until its
+   * next transaction takes it back (unpark) or another client needs it, when the source calls `reclaim`
+   * and the holder must release it at once. False when it must be released now instead. `now`: the
+   * holder's latest reading of performance.now(). Optional: a connection of one's own is not shared.
+   */
+  park?(reclaim: () => void, now: number): boolean;
+  unpark?(): void;
 }
 
 /**

@@ -126,7 +126,7 @@ function mayGuard(session: Session, u: Unit): boolean {
 /** Attaches `node` as the session's replica (the previous one, if any, is let go). */
 async function connectReplica(session: Session, node: NodeEntry): Promise<ServerLink> {
   const existing = session.binding.linkTo(node);
-  if (existing) return existing;
+  if (existing) return claimed(existing);
   const link = await connect(session, node);
   const before = session.binding.replica;
   if (before !== null && before !== node) {
@@ -143,14 +143,14 @@ async function connectReplica(session: Session, node: NodeEntry): Promise<Server
 /** The session's link to the primary, attached if it has none. */
 async function attachPrimary(session: Session): Promise<ServerLink> {
   const existing = session.binding.linkTo(session.ctx.nodes.primary);
-  if (existing) return existing;
+  if (existing) return claimed(existing);
   return connect(session, session.ctx.nodes.primary);
 }
 
 /** A link to `node` (the session's own, if it has one), its answers relayed and its failures handled (onServerLost). */
 async function connect(session: Session, node: NodeEntry): Promise<ServerLink> {
   const existing = session.binding.linkTo(node);
-  if (existing) return existing;
+  if (existing) return claimed(existing);
   let hold: ServerHold;
   // Counted as in use while connecting, so that a reload removing the node waits for this link too.
   session.connectingTo = node;
@@ -202,9 +202,18 @@ export function attachReplicaNow(session: Session, u: Unit): ServerLink | null {
 /** The session's link to `node`, or one over a connection its source lends at once; null when it must be waited for. */
 function attachNow(session: Session, node: NodeEntry): ServerLink | null {
   const existing = session.binding.linkTo(node);
-  if (existing) return existing;
+  if (existing) return claimed(existing);
   const hold = session.source.acquireNow?.(node, session.login, session.serverParams) ?? null;
   return hold === null ? null : bind(session, node, hold);
+}
+
+/**
+ * `link`, taken back from its pool if it was parked there (see park): from here until it is idle again,
+ * nobody else can have its connection, whatever the session awaits before it writes.
+ */
+function claimed(link: ServerLink): ServerLink {
+  link.claim();
+  return link;
 }
 
 /** A link over `hold`: attached, its answers relayed, its failures handled (onServerLost). */
@@ -262,15 +271,37 @@ export function detach(session: Session, link: ServerLink, abort = false, keepRe
 export function giveBackIdle(session: Session): void {
   if (session.state !== 'ready' || session.awaitingProbe || session.awaitingInternal || session.terminating || session.binding.copyPending !== null) return;
   for (const l of session.binding.attached()) {
-    if (l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || session.binding.holdsState(l)) continue;
+    if (l.parked || l.tracker.busy || l.tracker.needsSync || l.tracker.skipping || l.held !== null || session.binding.holdsState(l)) continue;
     // LISTEN, a temporary table, SQL PREPARE, ...: the session keeps its primary connection (see server-writes.ts, notePins).
     if (session.pinned !== null && l.node.role === 'primary') continue;
     if (session.settingsFrom === l) {
       if (!session.anyBusy()) captureSession(session);
       return;
     }
-    detach(session, l, false, true);
+    if (!park(session, l)) detach(session, l, false, true);
   }
+}
+
+/**
+ * Instead of giving an idle link back: it stays attached, parked with its pool, and the session's next
+ * transaction there takes it back with no borrow (see ParkedLeases) unless another client needed it first,
+ * when the pool reclaims it (reclaimed). False when the pool wants it back now (clients wait) or the
+ * connection is the session's own.
+ */
+function park(session: Session, link: ServerLink): boolean {
+  const hold = link.hold;
+  if (hold.park === undefined) return false;
+  if (!hold.park(link.reclaimer ??= () => reclaimed(session, link), link.lastDataAt)) return false;
+  link.parked = true;
+  return true;
+}
+
+/** The pool needs a parked link's connection: let go now, as giveBackIdle would have (the session's replica stays). */
+function reclaimed(session: Session, link: ServerLink): void {
+  if (!link.parked) return;
+  link.parked = false;
+  // Parked only while idle, and taken back (claim) before anything is sent: nothing of the client's is on it.
+  if (!link.tracker.busy) detach(session, link, false, true);
 }
 
 /** Borrows the session's first server (its replica when tagged) for captureSession to ask; then sends what waits. */

@@ -79,6 +79,21 @@ export class ServerLink {
    * holds): the unit's answer, computed with other settings than the session's, must not reach the client.
    */
   replayFailed = false;
+  /**
+   * Parked with its pool between transactions (server-attach's giveBackIdle): still attached, idle, and
+   * the pool's to reclaim until the session uses it again (claim).
+   */
+  parked = false;
+  /** What the pool calls to reclaim it while parked: made once per link. */
+  reclaimer: (() => void) | null = null;
+
+  /** The session uses the link again: a parked one is no longer the pool's to reclaim. */
+  claim(): void {
+    if (!this.parked) return;
+    this.parked = false;
+    this.hold.unpark?.();
+  }
+
   /** A guard sent ahead of a read here has not answered yet, or failed and its read waits to go round again (see Expect.guard). */
   guardPending(): boolean {
     for (const e of this.tracker.queue) if (e.guard !== undefined || e.rerunWhy === 'rerun-guard') return true;

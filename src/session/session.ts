@@ -296,9 +296,12 @@ export class Session implements RelaySession, ChooserState {
     return this.txStatus === 'I' ? 'idle' : 'idle_in_transaction';
   }
 
-  /** Each attached server connection: its node, whether a statement is running on it, the server's backend pid. */
+  /**
+   * Each server connection the session holds: its node, whether a statement is running on it, the server's
+   * backend pid. Not a parked one (server-attach's park): that is its pool's idle connection until used.
+   */
   serverLinks(): Array<{ node: NodeEntry; busy: boolean; backendPid: number }> {
-    return [...this.binding.attached()].map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
+    return [...this.binding.attached()].filter((l) => !l.parked).map((l) => ({ node: l.node, busy: l.tracker.busy, backendPid: l.conn.backendPid }));
   }
 
   /** For the admin console: when the client connected and was last active (epoch ms), its startup application_name. */
