@@ -5,14 +5,13 @@
  * servers, real clients (pg); backends are told apart by pg_backend_pid() and counted in pg_stat_activity.
  */
 import t, { type Test } from 'tap';
-import pg from 'pg';
 import { startCluster, startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { clientBackendPid as pid, eventually } from './fixtures/pool-fixture.js';
 import type { LocalCluster, LocalNode } from '../src/cluster/local-cluster.js';
 
 t.setTimeout(180_000);
 
 const TAGGED = '-c pgsplit.route=replica';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** pgsplit's pooled connections to `node` (client backends but the counting one and the monitor's). */
 async function backends(node: LocalNode): Promise<number[]> {
@@ -20,18 +19,6 @@ async function backends(node: LocalNode): Promise<number[]> {
     AND datname = 'postgres' AND pid <> pg_backend_pid() AND application_name <> 'pgsplit-monitor' ORDER BY pid`)).map((r) => r.pid);
 }
 
-async function pid(c: pg.Client): Promise<number> {
-  return (await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p ?? -1;
-}
-
-/** Waits (up to 15 s) until `cond` holds; false if it never did. */
-async function eventually(cond: () => Promise<boolean>): Promise<boolean> {
-  for (let i = 0; i < 300; i++) {
-    if (await cond()) return true;
-    await sleep(50);
-  }
-  return false;
-}
 
 let cluster: LocalCluster;
 t.before(async () => {
@@ -104,7 +91,7 @@ t.test('a client of another login waiting for a full pool gets the room of a par
   const second = await pid(b);
   t.not(second, first, 'on a connection opened for its login');
   t.equal((await a.query<{ work_mem: string }>('SHOW work_mem')).rows[0]?.work_mem, '4MB', 'a runs again, on a connection of its own login');
-  t.ok(await eventually(async () => (await backends(cluster.primary)).length === 1), 'never more than pool.size connections stay open');
+  t.ok(await eventually(async () => (await backends(cluster.primary)).length === 1, 15_000), 'never more than pool.size connections stay open');
 });
 
 t.test('a parked connection the server ends: the next statement runs on another one', async (t) => {
@@ -112,7 +99,7 @@ t.test('a parked connection the server ends: the next statement runs on another 
   const a = await fx.client();
   const before = await pid(a);
   await cluster.primary.query('SELECT pg_terminate_backend($1)', [before]);
-  t.ok(await eventually(async () => !(await backends(cluster.primary)).includes(before)), 'the backend is gone');
+  t.ok(await eventually(async () => !(await backends(cluster.primary)).includes(before), 15_000), 'the backend is gone');
   const after = await pid(a);
   t.ok(after > 0 && after !== before, 'the client saw no error and runs on a new backend');
   t.equal(fx.proxy.pools.rows().find((r) => r.role === 'primary')?.serversIdle, 1, 'the ended one left the pool');
@@ -122,7 +109,7 @@ t.test('pool.server_idle_timeout closes a connection parked that long', async (t
   const fx = await proxyWith(t, { size: 2, server_idle_timeout: '200ms', min_idle: 0 });
   const a = await fx.client();
   const before = await pid(a);
-  t.ok(await eventually(async () => (await backends(cluster.primary)).length === 0), 'closed while its client stayed idle');
+  t.ok(await eventually(async () => (await backends(cluster.primary)).length === 0, 15_000), 'closed while its client stayed idle');
   const after = await pid(a);
   t.ok(after > 0 && after !== before, 'the client goes on with a new one');
 });

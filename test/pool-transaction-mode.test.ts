@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { sendCancel, startCluster, startProxy, type ProxyFixture } from './fixtures/proxy-fixture.js';
+import { clientBackendPid as pid } from './fixtures/pool-fixture.js';
 import type { LocalNode } from '../src/cluster/local-cluster.js';
 
 t.setTimeout(240_000);
@@ -96,10 +97,6 @@ async function waitsOrAnswers(fx: ProxyFixture, p: Pending<unknown>): Promise<'w
     if (waitingClients(fx) > 0 || Date.now() > giveUp) return 'waits';
     await sleep(5);
   }
-}
-
-async function pid(c: pg.Client): Promise<number> {
-  return Number((await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p);
 }
 
 /** The value of the metric sample `name` with `labels` on the proxy's /metrics, or undefined. */

@@ -15,7 +15,7 @@
 import type { Lease } from './lease.js';
 
 export class ParkedLeases {
-  /** In no particular order (removal swaps the last one in): each lease knows its index (Lease.parkedAt). */
+  /** In no particular order (removal swaps the last one in): each lease knows its index (Lease.parkIndex). */
   private readonly list: Lease[] = [];
 
   get size(): number {

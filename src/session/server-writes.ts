@@ -198,7 +198,7 @@ function notePins(session: Session, c: QueryClassification, link: ServerLink): v
 export function writeToServer(session: Session, link: ServerLink, bufs: Buffer[]): void {
   // A parked link written to without an attach (COPY data following the last unit, settings read back):
   // no longer the pool's to reclaim.
-  if (link.parked) link.claim();
+  link.claim();
   const s = link.conn.socket;
   if (s.destroyed) return;
   if (bufs.length === 1) s.write(bufs[0] as Buffer);
