@@ -35,7 +35,7 @@ export const root = path.resolve(here, path.basename(path.dirname(here)) === 'di
 export type BenchMode = 'smoke' | 'quick' | 'full';
 
 export const BENCH_USAGE = `usage: node dist/bench/run.js [--smoke | --full] [--only LOAD:MODE:CLIENTS] [--throughput-only]
-                             [--no-write-then-read] [--idle N,N] [--publish | --out DIR]
+                             [--no-write-then-read] [--idle N,N] [--rounds N] [--publish | --out DIR]
   (default)          quick mode: 3 rounds of 3 s, 1 and 16 clients, idle 1,000 and 5,000, slow read 1 GiB,
                      write-then-read 3 rounds of 300 pairs and 10 s of lag estimate (~16 min)
   --full             5 rounds of 10 s, 1/16/64 clients, idle 1,000 and 5,000, slow read 3 GiB, write-then-read 5 rounds
@@ -45,6 +45,8 @@ export const BENCH_USAGE = `usage: node dist/bench/run.js [--smoke | --full] [--
   --throughput-only  skip the idle-client, slow-client, classifier and write-then-read parts
   --no-write-then-read  skip the write-then-read loop and lag estimate (its headline rows say "not measured")
   --idle 1000,5000   idle-client counts for the memory measurement
+  --rounds N         interleaved rounds per cell and of the write-then-read loop, instead of the mode's
+                     (quick mode's 3 are noisy on a shared machine: a published run deserves 5 or more)
   --publish          write the report to bench/results/ (the committed summary the README links)
   --out DIR          write the report to DIR
   -h, --help         print this and exit
@@ -65,7 +67,7 @@ export function parseBenchArgs(argv: readonly string[], now: Date = new Date()):
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (['--full', '--smoke', '--throughput-only', '--publish', '--no-write-then-read'].includes(a)) flags.add(a);
-    else if (['--only', '--idle', '--out'].includes(a)) {
+    else if (['--only', '--idle', '--out', '--rounds'].includes(a)) {
       const v = argv[i + 1];
       if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
       values.set(a, v);
@@ -77,6 +79,9 @@ export function parseBenchArgs(argv: readonly string[], now: Date = new Date()):
   const idleText = values.get('--idle');
   const idleCounts = idleText?.split(',').map(Number);
   if (idleCounts !== undefined && idleCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--idle ${JSON.stringify(idleText)}: write whole numbers, e.g. --idle 1000,5000`);
+  const roundsText = values.get('--rounds');
+  const rounds = roundsText === undefined ? undefined : Number(roundsText);
+  if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 1)) throw new Error(`--rounds ${JSON.stringify(roundsText)}: write a whole number of rounds, e.g. --rounds 5`);
   const only = values.get('--only')?.split(':');
   const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   const outDir = flags.has('--publish') ? path.join(root, 'bench/results')
@@ -90,6 +95,7 @@ export function parseBenchArgs(argv: readonly string[], now: Date = new Date()):
   if (only !== undefined) options.only = only;
   if (flags.has('--no-write-then-read')) options.skipWriteThenRead = true;
   if (idleCounts !== undefined) options.idleCounts = idleCounts;
+  if (rounds !== undefined) options.rounds = rounds;
   return { help: false, options };
 }
 
@@ -127,6 +133,8 @@ export interface BenchOptions {
   throughputOnly?: boolean;
   /** Skip the write-then-read loop and lag estimate. */
   skipWriteThenRead?: boolean;
+  /** Interleaved rounds per cell and of the write-then-read loop, instead of the mode's. */
+  rounds?: number;
   log?: (line: string) => void;
 }
 
@@ -252,7 +260,8 @@ export function machineInfo(): BenchReport['machine'] {
 /** Runs the benchmark and writes the report; returns what it measured. */
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
-  const plan = PLAN[opts.mode];
+  const base = PLAN[opts.mode];
+  const plan = opts.rounds === undefined ? base : { ...base, rounds: opts.rounds, wtr: { ...base.wtr, rounds: opts.rounds } };
   const only = opts.only ?? [];
   const wanted = (i: number, v: string): boolean => only[i] === undefined || only[i] === '*' || only[i] === v;
   const clientCounts = plan.clients.filter((c) => wanted(2, String(c)));

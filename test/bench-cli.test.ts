@@ -66,6 +66,9 @@ t.test('reports go to bench/results/runs/<time>/ unless --publish or --out', asy
   t.ok(!o.help && o.options.outDir === path.resolve('x/y') && o.options.throughputOnly === true);
   t.throws(() => parseBenchArgs(['--publish', '--out', 'x']), /--publish writes to bench\/results\/; drop --out/);
   t.throws(() => parseBenchArgs(['--idle', 'lots']), /--idle "lots": write whole numbers/);
+  const r = parseBenchArgs(['--rounds', '5', '--publish'], now);
+  t.ok(!r.help && r.options.rounds === 5 && r.options.mode === 'quick', '--rounds: more rounds of the quick matrix');
+  t.throws(() => parseBenchArgs(['--rounds', '0']), /--rounds "0": write a whole number of rounds/);
   t.match(fs.readFileSync('.gitignore', 'utf8'), /^bench\/results\/runs\/$/m, 'run folders are not committed');
 });
 
