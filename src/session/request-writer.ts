@@ -210,10 +210,12 @@ export class RequestWriter {
             }
           }
           let undo: (() => void) | undefined;
-          if (p) {
-            const before = this.statements.get(p.name);
-            // The same statement again (a driver's unnamed one at each execution): its copy serves.
-            const copy = before !== undefined && before.equals(f.payload) ? before : Buffer.from(f.payload);
+          const before = p ? this.statements.get(p.name) : undefined;
+          // The same statement again (a driver's unnamed one at each execution): its copy serves.
+          const same = before !== undefined && before.equals(f.payload);
+          // Already what this server holds too: nothing changes, nothing to undo if the unit runs elsewhere.
+          if (p && !(same && link.prepared.get(p.name) === before)) {
+            const copy = same ? before : Buffer.from(f.payload);
             const linkBefore = link.prepared.get(p.name);
             (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
             this.statements.set(p.name, copy);
