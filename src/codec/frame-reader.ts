@@ -162,29 +162,39 @@ export class FrameReader {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * A Frame read from a chunk. Its body view is made when first asked for: most messages are forwarded
- * whole (`raw`) and never looked into (Describe, Execute, Sync; ParseComplete, BindComplete), and each
- * view is an object of its own.
+ * A Frame read from a chunk. Its views are made when first asked for: most messages are forwarded by
+ * their offsets in the chunk (FrameCoalescer.addRange) and never looked into (Describe, Execute, Sync;
+ * ParseComplete, BindComplete), and each view is an object of its own.
  */
 export class ChunkFrame implements Frame {
   readonly type: number;
-  readonly raw: Buffer;
-  /** The chunk the message was read from, and where it starts there: a FrameCoalescer joins a chunk's frames by offsets alone. */
+  /** The chunk the message was read from, and where it lies there: a FrameCoalescer joins a chunk's frames by offsets alone. */
   readonly chunk: Buffer;
   readonly start: number;
+  readonly end: number;
   memo: ParseFields | BindFields | null | undefined = undefined;
   private readonly header: number;
+  private whole: Buffer | undefined = undefined;
   private body: Buffer | undefined = undefined;
 
   constructor(type: number, chunk: Buffer, start: number, end: number, header: number) {
     this.type = type;
-    this.raw = chunk.subarray(start, end);
     this.chunk = chunk;
     this.start = start;
+    this.end = end;
     this.header = header;
   }
 
-  get payload(): Buffer {
-    return (this.body ??= this.raw.subarray(this.header));
+  get raw(): Buffer {
+    return (this.whole ??= this.chunk.subarray(this.start, this.end));
   }
+
+  get payload(): Buffer {
+    return (this.body ??= this.chunk.subarray(this.start + this.header, this.end));
+  }
+}
+
+/** A frame's length in bytes, type and length included, without making a view of it. */
+export function frameSize(f: Frame): number {
+  return f instanceof ChunkFrame ? f.end - f.start : f.raw.length;
 }

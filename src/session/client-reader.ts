@@ -1,4 +1,4 @@
-import { FrameReader, type Frame } from '../codec/frame-reader.js';
+import { FrameReader, frameSize, type Frame } from '../codec/frame-reader.js';
 import { Frontend, typeChar } from '../codec/message-types.js';
 import { parseOf, readQuery, type ParseFields } from '../codec/message-fields.js';
 import { PgsplitError, errors } from '../errors.js';
@@ -181,7 +181,7 @@ export class ClientReader {
         this.localStatements.forgetUnnamed();
         this.enqueue(local
           ? unit('local', [], true, [], 0, local)
-          : unit('simple', [f], true, [q], f.raw.length));
+          : unit('simple', [f], true, [q], frameSize(f)));
         return true;
       }
       case Frontend.Parse:
@@ -192,7 +192,7 @@ export class ClientReader {
         if (t === Frontend.Parse) this.recallParse(f);
         const b = this.building ?? (this.building = unit('extended', [], false, [], 0));
         b.frames.push(f);
-        b.bytes += f.raw.length;
+        b.bytes += frameSize(f);
         return true;
       }
       case Frontend.Sync:
@@ -200,14 +200,14 @@ export class ClientReader {
         const b = this.building ?? unit('extended', [], false, [], 0);
         this.building = null;
         b.frames.push(f);
-        b.bytes += f.raw.length;
+        b.bytes += frameSize(f);
         b.complete = t === Frontend.Sync;
         this.enqueue(b);
         return true;
       }
       case Frontend.FunctionCall:
         this.closeBuilding(false);
-        this.enqueue(unit('function', [f], true, [], f.raw.length));
+        this.enqueue(unit('function', [f], true, [], frameSize(f)));
         return true;
       case Frontend.CopyData:
       case Frontend.CopyDone:
@@ -215,7 +215,7 @@ export class ClientReader {
         // Behind an extended batch not yet ended (Parse/Bind/Execute of a COPY FROM STDIN, then its data):
         // the batch goes first, or the data would reach the server before the COPY that reads it.
         this.closeBuilding(false);
-        this.enqueue(unit('copy', [f], false, [], f.raw.length));
+        this.enqueue(unit('copy', [f], false, [], frameSize(f)));
         return true;
       case Frontend.Terminate:
         this.closeBuilding(false);
@@ -285,6 +285,6 @@ const RECALL_LIMIT = 2048;
 
 function sumBytes(frames: readonly Frame[]): number {
   let n = 0;
-  for (const f of frames) n += f.raw.length;
+  for (const f of frames) n += frameSize(f);
   return n;
 }

@@ -275,7 +275,7 @@ export class RequestWriter {
           break;
       }
       // Frames of one client chunk: joined by their offsets in it (see FrameCoalescer.addRange).
-      if (f instanceof ChunkFrame) out.addRange(f.chunk, f.start, f.start + f.raw.length);
+      if (f instanceof ChunkFrame) out.addRange(f.chunk, f.start, f.end);
       else out.add(f.raw);
     }
     if (flush) out.add(FLUSH);

@@ -1,4 +1,4 @@
-import type { Frame } from '../codec/frame-reader.js';
+import { frameSize, type Frame } from '../codec/frame-reader.js';
 import { FrameCoalescer } from '../codec/frame-coalescer.js';
 import { Backend } from '../codec/message-types.js';
 import { readDataRow, readErrorFields } from '../codec/message-fields.js';
@@ -226,7 +226,7 @@ export class ResponseRelay {
             continue;
           }
         }
-        if (!HOLDABLE.has(f.type) || link.heldBytes + f.raw.length > HOLD_LIMIT) {
+        if (!HOLDABLE.has(f.type) || link.heldBytes + frameSize(f) > HOLD_LIMIT) {
           for (const h of held) out.add(h);
           link.held = null;
           link.heldBytes = 0;
@@ -234,7 +234,7 @@ export class ResponseRelay {
           // A view for now: copied at the end of this chunk if still held (the chunk's memory is reused).
           heldViews = true;
           held.push(f.raw);
-          link.heldBytes += f.raw.length;
+          link.heldBytes += frameSize(f);
           this.trackHeld(link, f);
           if (f.type === Backend.ParameterStatus) session.observe(link, f, undefined);
           continue;

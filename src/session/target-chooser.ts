@@ -281,18 +281,21 @@ export class TargetChooser {
   private unitQueries(u: Unit): string[] {
     if (u.kind === 'simple') return u.queries;
     const out: string[] = [];
-    const parsedHere = new Map<string, string>();
+    // Names parsed in this unit: most units parse one statement or none, so a Set only from the second.
+    let parsedFirst: string | undefined;
+    let parsedMore: Set<string> | undefined;
     for (const f of u.frames) {
       if (f.type === Frontend.Parse) {
         const p = parseOf(f);
         if (p) {
           out.push(p.query);
-          parsedHere.set(p.name, p.query);
+          if (parsedFirst === undefined) parsedFirst = p.name;
+          else (parsedMore ??= new Set()).add(p.name);
         }
       } else if (f.type === Frontend.Bind) {
         const b = bindOf(f);
         if (b && b.portal !== '') u.namedPortal = true;
-        if (b && !parsedHere.has(b.statement)) {
+        if (b && b.statement !== parsedFirst && parsedMore?.has(b.statement) !== true) {
           const stored = this.statements.statement(b.statement);
           const q = stored ? readParse(stored)?.query : undefined;
           if (q !== undefined) out.push(q);
