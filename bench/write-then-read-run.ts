@@ -364,7 +364,9 @@ export function writeThenReadSections(result: WriteThenReadResult): string[] {
     '',
     'The bare Node relay (bench/node-relay.ts) only forwards bytes to the primary: relay / direct is what the extra hop ' +
       'costs by itself, tagged / relay what pgsplit adds beyond it. Replica-direct is the floor of reading one\'s write on a ' +
-      'replica here, without pgsplit: INSERT on the primary, then SELECT on a replica directly, asked again until the row is there.',
+      'replica here, without pgsplit: INSERT on the primary, then SELECT on a replica directly, asked again until the row is there. ' +
+      'The relay and pgsplit run inside the benchmark\'s own process, beside the clients: on a machine with few cores that is the ' +
+      'kinder setting for both (as processes of their own they each add a wake-up per hop).',
     '',
     '| direct | bare relay | untagged via pgsplit | tagged via pgsplit | replica-direct | relay / direct | replica-direct / direct | tagged / direct | tagged / relay | tagged / replica-direct | tagged reads on replicas | reads missing own write |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
