@@ -213,10 +213,10 @@ export class RequestWriter {
           const before = p ? this.statements.get(p.name) : undefined;
           // The same statement again (a driver's unnamed one at each execution): its copy serves.
           const same = before !== undefined && before.equals(f.payload);
+          const linkBefore = p ? link.prepared.get(p.name) : undefined;
           // Already what this server holds too: nothing changes, nothing to undo if the unit runs elsewhere.
-          if (p && !(same && link.prepared.get(p.name) === before)) {
+          if (p && !(same && linkBefore === before)) {
             const copy = same ? before : Buffer.from(f.payload);
-            const linkBefore = link.prepared.get(p.name);
             (u.registryUndo ??= []).push(() => restore(this.statements, p.name, before));
             this.statements.set(p.name, copy);
             link.prepared.set(p.name, copy);
